@@ -1,0 +1,41 @@
+// swift-tools-version: 6.0
+// SpecBench: an interactive terminal workbench for machine-learning experiments built from
+// backend-agnostic specs. See docs/architecture.md for the modules and their one-way arrows.
+import PackageDescription
+
+let package = Package(
+  name: "SpecBench",
+  products: [
+    .library(name: "SpecKit", targets: ["SpecKit"]),
+    .executable(name: "specbench", targets: ["specbench"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+  ],
+  targets: [
+    // The spec value types, validation, the seeded generator, safetensors and session files.
+    .target(
+      name: "SpecKit",
+      dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+    ),
+    // Argument parsing and nothing else: every verb calls into the library modules.
+    .executableTarget(
+      name: "specbench",
+      dependencies: [
+        "SpecKit",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+    .testTarget(
+      name: "SpecKitTests",
+      dependencies: ["SpecKit"],
+      resources: [.copy("Golden")]
+    ),
+    .testTarget(
+      name: "SpecBenchCLITests",
+      dependencies: ["SpecKit"]
+    ),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Everything SpecKit can refuse, each case with the context a user needs to act.
+public enum SpecError: Error, Sendable, CustomStringConvertible {
+  /// The text is not JSON; `file` is the path when it came from one.
+  case syntax(file: String?, JSONSyntaxError)
+  /// The JSON is a session but breaks the format's rules: every problem found, in file order.
+  case invalid(file: String?, [SpecIssue])
+  /// The file was written by a newer SpecBench.
+  case newerVersion(file: String?, found: Int, supported: Int)
+  /// A file could not be read.
+  case unreadable(path: String, reason: String)
+  /// A file could not be written; nothing was replaced.
+  case unwritable(path: String, reason: String)
+  /// A safetensors file is malformed.
+  case safetensors(path: String?, SafeTensorsProblem)
+  /// A session's state tensors do not belong to its spec (hash, names or shapes).
+  case stateMismatch(path: String, problems: [String])
+
+  public var description: String {
+    switch self {
+    case .syntax(let file, let error):
+      return "\(file.map { $0 + ":" } ?? "")\(error.location.line):\(error.location.column): not valid JSON: \(error.message)"
+    case .invalid(let file, let issues):
+      let lines = issues.map { "  " + $0.formatted(file: file) }
+      let count = issues.count == 1 ? "1 problem" : "\(issues.count) problems"
+      return "\(file ?? "the session") has \(count):\n" + lines.joined(separator: "\n")
+    case .newerVersion(let file, let found, let supported):
+      return "\(file.map { $0 + ": " } ?? "")version: this file is format version \(found), "
+        + "but this SpecBench reads versions up to \(supported); open it with a newer SpecBench"
+    case .unreadable(let path, let reason):
+      return "cannot read \(path): \(reason)"
+    case .unwritable(let path, let reason):
+      return "cannot write \(path): \(reason); nothing was replaced"
+    case .safetensors(let path, let problem):
+      return "\(path.map { $0 + ": " } ?? "")not a valid safetensors file: \(problem)"
+    case .stateMismatch(let path, let problems):
+      return "\(path): the state does not match the session:\n"
+        + problems.map { "  " + $0 }.joined(separator: "\n")
+    }
+  }
+
+  /// The issues of an `.invalid` error (empty for other cases); convenient in tests.
+  public var issues: [SpecIssue] {
+    if case .invalid(_, let issues) = self { return issues }
+    return []
+  }
+}

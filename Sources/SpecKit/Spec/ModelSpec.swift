@@ -1,0 +1,66 @@
+/// The model: the shape of one sample and the layers that run on it in order.
+public struct ModelSpec: Hashable, Sendable {
+  /// The shape of one sample, without the batch dimension.
+  public var input: [Int]
+  public var layers: [LayerSpec]
+
+  public init(input: [Int], layers: [LayerSpec]) {
+    self.input = input
+    self.layers = layers
+  }
+
+  /// A fresh name for a layer of `typeName` that no layer in `taken` has: `dense1`, `dense2`, …
+  public static func freshName(for typeName: String, avoiding taken: Set<String>, startingAt start: Int = 1) -> String {
+    var n = start
+    while taken.contains("\(typeName)\(n)") { n += 1 }
+    return "\(typeName)\(n)"
+  }
+
+  var json: JSONValue {
+    .object(["input": .array(input.map { .int($0) }), "layers": .array(layers.map(\.json))])
+  }
+
+  static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> ModelSpec? {
+    guard var reader = ObjectReader(value, at: path, log: log) else { return nil }
+    defer { reader.finish() }
+    var input: [Int] = []
+    if let raw = reader.required("input") {
+      if let dims = raw.arrayValue, !dims.isEmpty, dims.allSatisfy({ ($0.numberValue?.int ?? 0) > 0 }) {
+        input = dims.map { $0.numberValue!.int! }
+      } else {
+        reader.wrong("input", raw, expected: "a non-empty array of positive integers (the shape of one sample), such as [2]")
+      }
+    }
+    let read = reader.array("layers") { LayerSpec.read($0, at: $1, log: log) }
+    if let raw = reader.raw("layers"), raw.arrayValue?.isEmpty == true {
+      log.report(path + "layers", "must contain at least one layer", at: raw.location)
+    }
+    // Names: explicit ones must be unique; missing ones are TYPE + the first free number,
+    // counting layers of that type in order (dense1, dense2, …).
+    var firstUse: [String: Int] = [:]
+    for (index, layer) in read.enumerated() {
+      guard let name = layer.name else { continue }
+      if let first = firstUse[name] {
+        log.report(path + "layers" + index + "name", "\(JSONWriter.quoted(name)) is already the name of layers[\(first)]; layer names must be unique", at: layer.location)
+      } else {
+        firstUse[name] = index
+      }
+    }
+    var taken = Set(firstUse.keys)
+    var counters: [String: Int] = [:]
+    var layers: [LayerSpec] = []
+    for layer in read {
+      let type = layer.kind.typeName
+      let name: String
+      if let given = layer.name {
+        name = given
+      } else {
+        name = freshName(for: type, avoiding: taken, startingAt: counters[type, default: 0] + 1)
+        taken.insert(name)
+      }
+      counters[type, default: 0] += 1
+      layers.append(LayerSpec(name: name, kind: layer.kind))
+    }
+    return ModelSpec(input: input, layers: layers)
+  }
+}

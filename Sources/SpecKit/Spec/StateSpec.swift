@@ -1,0 +1,52 @@
+/// Where a session's training stands: counters, the tensor file and its hash, and the positions
+/// of the seeded generators, so that training resumes exactly.
+public struct StateSpec: Hashable, Sendable {
+  /// Updates made so far.
+  public var step: Int
+  /// Completed epochs.
+  public var epoch: Int
+  /// The safetensors file's name, relative to the spec file (normally `NAME.safetensors`).
+  public var tensors: String
+  /// SHA-256 of that file, lowercase hex.
+  public var sha256: String
+  /// The seed of the current epoch's sample order.
+  public var epochOrderSeed: UInt64
+  /// How many samples of the current epoch have been used.
+  public var index: Int
+  /// The dropout generator's state.
+  public var dropoutRNG: UInt64
+
+  public init(step: Int, epoch: Int, tensors: String, sha256: String, epochOrderSeed: UInt64, index: Int, dropoutRNG: UInt64) {
+    (self.step, self.epoch, self.tensors, self.sha256) = (step, epoch, tensors, sha256)
+    (self.epochOrderSeed, self.index, self.dropoutRNG) = (epochOrderSeed, index, dropoutRNG)
+  }
+
+  var json: JSONValue {
+    .object([
+      "step": .int(step), "epoch": .int(epoch), "tensors": .string(tensors), "sha256": .string(sha256),
+      "position": .object(["epoch_order_seed": .string(String(epochOrderSeed)), "index": .int(index)]),
+      "rng": .object(["dropout": .string(String(dropoutRNG))]),
+    ])
+  }
+
+  static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> StateSpec? {
+    guard var r = ObjectReader(value, at: path, log: log, what: "an object or null") else { return nil }
+    defer { r.finish() }
+    var state = StateSpec(step: 0, epoch: 0, tensors: "", sha256: "", epochOrderSeed: 0, index: 0, dropoutRNG: 0)
+    state.step = r.integer("step", .nonNegative)
+    state.epoch = r.integer("epoch", .nonNegative)
+    state.tensors = r.string(
+      "tensors", Rule("a file name ending in .safetensors, beside the spec file") { $0.hasSuffix(".safetensors") && !$0.contains("/") && $0.count > 12 })
+    state.sha256 = r.string("sha256", Rule("64 lowercase hexadecimal digits (SHA-256)") { $0.count == 64 && $0.allSatisfy { $0.isHexDigit && !$0.isUppercase } })
+    if let raw = r.required("position"), var p = ObjectReader(raw, at: path + "position", log: log) {
+      state.epochOrderSeed = p.decimalUInt64("epoch_order_seed")
+      state.index = p.integer("index", .nonNegative)
+      p.finish()
+    }
+    if let raw = r.required("rng"), var g = ObjectReader(raw, at: path + "rng", log: log) {
+      state.dropoutRNG = g.decimalUInt64("dropout")
+      g.finish()
+    }
+    return state
+  }
+}

@@ -1,0 +1,113 @@
+extension Activation {
+  /// `relu`, `leaky_relu(0.2)`.
+  public var summary: String {
+    if case .leakyReLU(let alpha) = self { return "leaky_relu(\(short(alpha)))" }
+    return name
+  }
+}
+
+extension Initializer {
+  /// `glorot_uniform`, `normal(0, 0.02)`.
+  public var summary: String {
+    switch self {
+    case .constant(let value): "constant(\(short(value)))"
+    case .uniform(let low, let high): "uniform(\(short(low)), \(short(high)))"
+    case .normal(let mean, let std): "normal(\(short(mean)), \(short(std)))"
+    default: name
+    }
+  }
+}
+
+extension OptimizerSpec {
+  /// `adam lr=0.003 beta1=0.9 …`: every field, as the REPL's `optimizer` command takes them.
+  public var summary: String {
+    guard let object = json.objectValue else { return name }
+    let fields = object.members.filter { $0.key != "type" }.map { "\($0.key)=\(JSONWriter.compact($0.value))" }
+    return ([name] + fields).joined(separator: " ")
+  }
+}
+
+extension ScheduleSpec {
+  public var summary: String { Self.fieldSummary(json) }
+
+  static func fieldSummary(_ json: JSONValue) -> String {
+    guard let object = json.objectValue else { return JSONWriter.compact(json) }
+    let type = object["type"]?.stringValue ?? ""
+    let fields = object.members.filter { $0.key != "type" }.map { "\($0.key)=\(JSONWriter.compact($0.value))" }
+    return ([type] + fields).joined(separator: " ")
+  }
+}
+
+extension DataSource {
+  public var summary: String { ScheduleSpec.fieldSummary(json) }
+}
+
+extension StopRule {
+  public var summary: String { ScheduleSpec.fieldSummary(json) }
+}
+
+extension SessionSpec {
+  /// The text `specbench inspect` prints: layers with shapes and parameter counts, loss,
+  /// optimizer, schedule, data, training plan, state and history.
+  ///
+  /// - Parameters:
+  ///   - file: where the session was read from, shown in the heading.
+  ///   - tensorsChecked: whether the state's tensors were loaded and checked (hash, names,
+  ///     shapes), to say so.
+  public func summary(file: String? = nil, tensorsChecked: Bool = false) -> String {
+    var lines: [String] = []
+    lines.append("Session \(JSONWriter.quoted(name))" + (file.map { "  (\($0), format version \(Self.currentVersion))" } ?? ""))
+    lines.append("")
+    lines.append("Model: input \(model.input)")
+    if let shapes = try? model.layerShapes() {
+      var table = TextTable(header: ["#", "name", "type", "output", "params", "details"], rightAligned: [0, 4])
+      for (i, shape) in shapes.enumerated() {
+        table.rows.append([String(i), shape.layer.name, shape.layer.kind.typeName, "\(shape.outputShape)", grouped(shape.parameterCount), details(shape.layer.kind)])
+      }
+      lines += table.render()
+      let buffers = shapes.flatMap(\.tensors).filter { $0.role == .buffer }.reduce(0) { $0 + $1.count }
+      lines.append("  trainable parameters: \(grouped(shapes.reduce(0) { $0 + $1.parameterCount }))" + (buffers > 0 ? "; non-trainable buffers: \(grouped(buffers))" : ""))
+    } else {
+      lines.append("  (the layer shapes do not chain; run `specbench validate` for details)")
+    }
+    lines.append("")
+    lines.append("Loss:       \(ScheduleSpec.fieldSummary(loss.json))")
+    let slots = optimizer.slots.map(\.name)
+    lines.append("Optimizer:  \(optimizer.summary)")
+    lines.append("            state slots per parameter: \(slots.isEmpty ? "none" : slots.joined(separator: ", "))")
+    lines.append("Schedule:   \(schedule.summary)")
+    var dataLine = "Data:       \(data.source.summary)"
+    if data.validationFraction > 0 { dataLine += "; validation \(short(data.validationFraction * 100))%" }
+    if let shape = data.source.knownShape { dataLine += "  → samples \(shape.input), \(shape.target)" }
+    lines.append(dataLine)
+    lines.append(
+      "Training:   batch \(training.batchSize), \(training.shuffle ? "shuffled" : "in order"), seed \(training.seed); record every \(training.record.every), histograms every \(training.record.histogramsEvery)"
+    )
+    lines.append("            stop at the first of: " + training.stop.map(\.summary).joined(separator: "; "))
+    lines.append("Backend:    \(backend)")
+    if let state {
+      lines.append(
+        "State:      step \(grouped(state.step)), epoch \(state.epoch), tensors in \(state.tensors)" + (tensorsChecked ? " (hash, names and shapes checked)" : ""))
+    } else {
+      lines.append("State:      none; training starts from the seeded initializers")
+    }
+    var historyLine = "History:    \(history.trainLoss.count) training-loss points"
+    if let last = history.trainLoss.last { historyLine += " (last \(last.value) at step \(last.step))" }
+    historyLine += ", \(history.valLoss.count) validation-loss points, \(history.events.count) events"
+    lines.append(historyLine)
+    lines.append("Journal:    \(journal.count) command\(journal.count == 1 ? "" : "s")")
+    return lines.joined(separator: "\n")
+  }
+
+  private func details(_ kind: LayerSpec.Kind) -> String {
+    switch kind {
+    case .dense(let dense):
+      "\(dense.activation.summary); init \(dense.initializer.weight.summary)" + (dense.useBias ? "/\(dense.initializer.bias.summary)" : ", no bias")
+    case .activation(let function): function.summary
+    case .dropout(let rate): "rate \(short(rate))"
+    case .flatten: ""
+    case .layerNorm(let eps): "eps \(short(eps))"
+    case .batchNorm(let eps, let momentum): "eps \(short(eps)), momentum \(short(momentum))"
+    }
+  }
+}

@@ -1,0 +1,100 @@
+/// One tensor a layer owns: a trainable parameter or a non-trainable buffer.
+public struct LayerTensor: Hashable, Sendable {
+  public enum Role: String, Hashable, Sendable {
+    /// Trained by the optimizer.
+    case parameter
+    /// Kept by the layer itself (batch_norm's running statistics); never touched by the optimizer.
+    case buffer
+  }
+
+  /// `LAYER.weight`, `LAYER.running_mean`, …
+  public var name: String
+  public var shape: [Int]
+  public var role: Role
+  /// How its initial values are drawn, with the fans the initializer uses.
+  public var initializer: Initializer
+  public var fanIn: Int
+  public var fanOut: Int
+
+  public var count: Int { shape.reduce(1, *) }
+}
+
+/// A layer with the shapes flowing through it and the tensors it owns.
+public struct LayerShape: Hashable, Sendable {
+  public var layer: LayerSpec
+  public var inputShape: [Int]
+  public var outputShape: [Int]
+  public var tensors: [LayerTensor]
+
+  /// Trainable values in this layer.
+  public var parameterCount: Int { tensors.filter { $0.role == .parameter }.reduce(0) { $0 + $1.count } }
+}
+
+extension ModelSpec {
+  /// Every layer with its input and output shapes and its tensors, from `input` through the
+  /// layers in order.
+  ///
+  /// - Throws: `SpecError.invalid` naming the first layer whose input it cannot take.
+  public func layerShapes() throws(SpecError) -> [LayerShape] {
+    let log = IssueLog()
+    guard let shapes = inferShapes(at: "model", log: log) else { throw .invalid(file: nil, log.issues) }
+    return shapes
+  }
+
+  /// Total trainable values.
+  public var parameterCount: Int { ((try? layerShapes()) ?? []).reduce(0) { $0 + $1.parameterCount } }
+
+  /// Shape inference: dense takes a 1-D sample (flatten first); layer_norm normalises the last
+  /// axis; batch_norm normalises per feature on the first sample axis (PyTorch's channel axis);
+  /// flatten joins all axes; activation and dropout keep the shape.
+  func inferShapes(at path: JSONPath, log: IssueLog) -> [LayerShape]? {
+    var shape = input
+    var result: [LayerShape] = []
+    for (index, layer) in layers.enumerated() {
+      let here = path + "layers" + index
+      var tensors: [LayerTensor] = []
+      let output: [Int]
+      switch layer.kind {
+      case .dense(let dense):
+        guard shape.count == 1 else {
+          log.report(here, "\(layer.name) is dense and needs a 1-D input, but its input has shape \(shape); add a flatten layer before it", at: nil)
+          return nil
+        }
+        let inputs = shape[0]
+        tensors.append(
+          LayerTensor(name: layer.name + ".weight", shape: [dense.units, inputs], role: .parameter, initializer: dense.initializer.weight, fanIn: inputs, fanOut: dense.units))
+        if dense.useBias {
+          tensors.append(
+            LayerTensor(name: layer.name + ".bias", shape: [dense.units], role: .parameter, initializer: dense.initializer.bias, fanIn: inputs, fanOut: dense.units))
+        }
+        output = [dense.units]
+      case .activation, .dropout:
+        output = shape
+      case .flatten:
+        output = [shape.reduce(1, *)]
+      case .layerNorm:
+        let features = shape.last!
+        tensors = Self.affine(layer.name, features)
+        output = shape
+      case .batchNorm:
+        let features = shape[0]
+        tensors = Self.affine(layer.name, features) + [
+          LayerTensor(name: layer.name + ".running_mean", shape: [features], role: .buffer, initializer: .zeros, fanIn: features, fanOut: features),
+          LayerTensor(name: layer.name + ".running_var", shape: [features], role: .buffer, initializer: .ones, fanIn: features, fanOut: features),
+        ]
+        output = shape
+      }
+      result.append(LayerShape(layer: layer, inputShape: shape, outputShape: output, tensors: tensors))
+      shape = output
+    }
+    return result
+  }
+
+  /// The per-feature scale (ones) and shift (zeros) of the normalisation layers.
+  private static func affine(_ name: String, _ features: Int) -> [LayerTensor] {
+    [
+      LayerTensor(name: name + ".weight", shape: [features], role: .parameter, initializer: .ones, fanIn: features, fanOut: features),
+      LayerTensor(name: name + ".bias", shape: [features], role: .parameter, initializer: .zeros, fanIn: features, fanOut: features),
+    ]
+  }
+}

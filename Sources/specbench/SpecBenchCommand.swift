@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import SpecKit
+
+/// The `specbench` command: argument parsing only; every verb calls into the library.
+@main
+struct SpecBenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "specbench",
+    abstract: "A terminal workbench for machine-learning experiments built from backend-agnostic specs.",
+    discussion: """
+      Session files (NAME.json, plus NAME.safetensors once trained) describe a whole \
+      experiment; see docs/spec-format.md. Example sessions are in sessions/.
+      """,
+    version: SpecBenchVersion.current,
+    subcommands: [Validate.self, Inspect.self, Init.self, Backends.self]
+  )
+}
+
+/// The release of this build.
+enum SpecBenchVersion {
+  static let current = "0.1.0"
+}
+
+/// Prints a SpecKit error to standard error and exits with status 1.
+func fail(_ error: SpecError) -> ExitCode {
+  FileHandle.standardError.write(Data((error.description + "\n").utf8))
+  return ExitCode(1)
+}
