@@ -27,14 +27,21 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
+    // Helpers shared by the test targets: running processes, finding the built binary and the
+    // repository, checking for the Python peers.
+    .target(
+      name: "SpecBenchTestSupport",
+      dependencies: ["SpecKit"],
+      path: "Tests/Support"
+    ),
     .testTarget(
       name: "SpecKitTests",
-      dependencies: ["SpecKit"],
-      resources: [.copy("Golden")]
+      dependencies: ["SpecKit", "SpecBenchTestSupport"],
+      exclude: ["Golden"]
     ),
     .testTarget(
       name: "SpecBenchCLITests",
-      dependencies: ["SpecKit"]
+      dependencies: ["SpecKit", "SpecBenchTestSupport"]
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -263,6 +263,7 @@ public struct JSONParser {
         return String(scalars)
       case UInt8(ascii: "\\"):
         try flushRun(self, upTo: index, into: &scalars)
+        let escapeStart = here
         advance()
         guard let escape = peek else { throw fail("unterminated escape sequence") }
         advance()
@@ -291,7 +292,7 @@ public struct JSONParser {
           guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
           scalars.append(scalar)
         default:
-          throw fail("invalid escape '\\\(Character(Unicode.Scalar(escape)))' in a string")
+          throw fail("invalid escape '\\\(Character(Unicode.Scalar(escape)))' in a string", at: escapeStart)
         }
         runStart = index
       case 0x00..<0x20:

@@ -152,3 +152,24 @@ public struct JSONObject: Sendable, Equatable {
 
   public var keys: [String] { members.map(\.key) }
 }
+
+extension JSONValue {
+  /// The location of the value at `path`, or of its deepest ancestor that exists.
+  public func location(of path: JSONPath) -> SourceLocation? {
+    var node = self
+    var found = location
+    for component in path.components {
+      switch (component, node.kind) {
+      case (.key(let key), .object(let object)):
+        guard let member = object.members.first(where: { $0.key == key }) else { return found }
+        node = member.value
+      case (.index(let index), .array(let elements)) where elements.indices.contains(index):
+        node = elements[index]
+      default:
+        return found
+      }
+      found = node.location ?? found
+    }
+    return found
+  }
+}

@@ -16,7 +16,7 @@ final class IssueLog {
   }
 
   /// The issues ordered as they appear in the text (unlocated ones last, in report order).
-  var sortedByLocation: [SpecIssue] {
+  static func sortedByLocation(_ issues: [SpecIssue]) -> [SpecIssue] {
     issues.enumerated().sorted { a, b in
       switch (a.element.location, b.element.location) {
       case let (la?, lb?): (la.line, la.column, a.offset) < (lb.line, lb.column, b.offset)

@@ -3,10 +3,13 @@
 public enum Suggestion {
   public static func nearest(to word: String, in candidates: some Sequence<String>) -> String? {
     let lowered = word.lowercased()
-    var best: (candidate: String, distance: Int)?
+    // Ties go to the candidate sharing the longest prefix with the word ("unit" → "units").
+    var best: (candidate: String, distance: Int, prefix: Int)?
     for candidate in candidates {
       let distance = editDistance(lowered, candidate.lowercased())
-      if distance < (best?.distance ?? .max) { best = (candidate, distance) }
+      let prefix = zip(lowered, candidate.lowercased()).prefix { $0 == $1 }.count
+      if let b = best, (distance, -prefix) >= (b.distance, -b.prefix) { continue }
+      best = (candidate, distance, prefix)
     }
     guard let best, best.distance > 0 || word != best.candidate else { return best?.candidate }
     let allowed = min(3, max(1, (max(word.count, best.candidate.count) + 2) / 3))

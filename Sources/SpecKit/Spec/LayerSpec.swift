@@ -87,10 +87,10 @@ extension LayerSpec {
 
   /// Reads one layer; `name` is nil in the result's name when the file omits it (the model
   /// assigns one afterwards).
-  static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> (name: String?, kind: Kind, location: SourceLocation?)? {
+  static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> (name: String?, kind: Kind, nameLocation: SourceLocation?)? {
     guard var reader = ObjectReader(value, at: path, log: log, what: "a layer object such as {\"type\": \"dense\", \"units\": 8}") else { return nil }
-    defer { reader.finish() }
     var name: String?
+    let nameLocation = reader.raw("name")?.location ?? value.location
     if let raw = reader.raw("name") {
       if let text = raw.stringValue, isValidName(text) {
         name = text
@@ -98,7 +98,9 @@ extension LayerSpec {
         reader.wrong("name", raw, expected: "a name of letters, digits, '_' and '-' starting with a letter or '_'")
       }
     }
+    // With no known type, the other keys cannot be judged: report the type alone.
     guard let type = reader.choice("type", typeNames.map { ($0, $0) }, what: "layer type") else { return nil }
+    defer { reader.finish() }
     let kind: Kind
     switch type {
     case "dense":
@@ -123,7 +125,7 @@ extension LayerSpec {
         eps: reader.number("eps", default: defaultEps, .positive),
         momentum: reader.number("momentum", default: defaultBatchNormMomentum, .closed(0, 1)))
     }
-    return (name, kind, value.location)
+    return (name, kind, nameLocation)
   }
 
   /// Layer names: letters, digits, `_` and `-`, starting with a letter or `_` (they become parts

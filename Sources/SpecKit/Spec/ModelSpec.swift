@@ -31,17 +31,23 @@ public struct ModelSpec: Hashable, Sendable {
         reader.wrong("input", raw, expected: "a non-empty array of positive integers (the shape of one sample), such as [2]")
       }
     }
-    let read = reader.array("layers") { LayerSpec.read($0, at: $1, log: log) }
-    if let raw = reader.raw("layers"), raw.arrayValue?.isEmpty == true {
-      log.report(path + "layers", "must contain at least one layer", at: raw.location)
+    // Keep failed layers as nil so that indices in later messages match the file.
+    var read: [(name: String?, kind: LayerSpec.Kind, nameLocation: SourceLocation?)?] = []
+    if let raw = reader.required("layers") {
+      if let elements = raw.arrayValue {
+        read = elements.enumerated().map { LayerSpec.read($0.element, at: path + "layers" + $0.offset, log: log) }
+        if elements.isEmpty { log.report(path + "layers", "must contain at least one layer", at: raw.location) }
+      } else {
+        reader.wrong("layers", raw, expected: "an array of layer objects")
+      }
     }
     // Names: explicit ones must be unique; missing ones are TYPE + the first free number,
     // counting layers of that type in order (dense1, dense2, …).
     var firstUse: [String: Int] = [:]
     for (index, layer) in read.enumerated() {
-      guard let name = layer.name else { continue }
+      guard let name = layer?.name else { continue }
       if let first = firstUse[name] {
-        log.report(path + "layers" + index + "name", "\(JSONWriter.quoted(name)) is already the name of layers[\(first)]; layer names must be unique", at: layer.location)
+        log.report(path + "layers" + index + "name", "\(JSONWriter.quoted(name)) is already the name of layers[\(first)]; layer names must be unique", at: layer?.nameLocation)
       } else {
         firstUse[name] = index
       }
@@ -49,7 +55,7 @@ public struct ModelSpec: Hashable, Sendable {
     var taken = Set(firstUse.keys)
     var counters: [String: Int] = [:]
     var layers: [LayerSpec] = []
-    for layer in read {
+    for case let layer? in read {
       let type = layer.kind.typeName
       let name: String
       if let given = layer.name {

@@ -74,7 +74,15 @@ public struct SessionSpec: Hashable, Sendable {
     }
     let spec = read(document, log: log, defaultName: defaultName)
     spec?.checkConsistency(log: log)
-    guard let spec, log.isEmpty else { throw .invalid(file: file, log.sortedByLocation) }
+    guard let spec, log.isEmpty else {
+      // Cross-field problems are found on values, not text: place them by their path.
+      let placed = log.issues.map { issue in
+        var issue = issue
+        if issue.location == nil { issue.location = document.location(of: issue.path) }
+        return issue
+      }
+      throw .invalid(file: file, IssueLog.sortedByLocation(placed))
+    }
     return spec
   }
 

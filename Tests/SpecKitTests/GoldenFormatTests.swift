@@ -1,0 +1,111 @@
+import Foundation
+import SpecBenchTestSupport
+import Testing
+
+@testable import SpecKit
+
+/// Golden files pin the canonical format: a change to how sessions are written shows up here as
+/// a diff. Re-record with `SPECBENCH_RECORD_GOLDEN=1 swift test --filter GoldenFormat` and review
+/// the diff before committing.
+@Suite("Golden format files")
+struct GoldenFormatTests {
+  static let goldenFolder = repositoryPath("Tests/SpecKitTests/Golden")
+  static let recording = ProcessInfo.processInfo.environment["SPECBENCH_RECORD_GOLDEN"] == "1"
+  static let exampleNames = ["blobs", "circles", "iris", "moons", "sine", "spirals", "xor"]
+
+  func compare(_ text: String, golden name: String) throws {
+    let path = "\(Self.goldenFolder)/\(name)"
+    if Self.recording {
+      try text.write(toFile: path, atomically: true, encoding: .utf8)
+      return
+    }
+    let expected = try String(contentsOfFile: path, encoding: .utf8)
+    #expect(text == expected, "\(name) differs from its golden file; re-record with SPECBENCH_RECORD_GOLDEN=1 if the change is intended")
+  }
+
+  @Test(arguments: exampleNames)
+  func exampleSessionsHaveTheirCanonicalForm(name: String) throws {
+    let spec = try SessionFile.load(repositoryPath("sessions/\(name).json")).spec
+    try compare(spec.canonicalText, golden: "\(name).json")
+  }
+
+  @Test func everyTypeOfTheFormatHasItsCanonicalForm() throws {
+    try compare(Self.completeSpec.canonicalText, golden: "complete.json")
+  }
+
+  @Test(arguments: exampleNames)
+  func saveLoadSaveIsByteIdentical(name: String) throws {
+    let first = try SessionFile.load(repositoryPath("sessions/\(name).json")).spec.canonicalText
+    let second = try SessionSpec.decode(Array(first.utf8)).canonicalText
+    #expect(first == second)
+  }
+
+  @Test func completeSpecRoundTrips() throws {
+    let text = Self.completeSpec.canonicalText
+    let back = try SessionSpec.decode(Array(text.utf8))
+    #expect(back == Self.completeSpec)
+    #expect(back.canonicalText == text)
+  }
+
+  @Test func canonicalTextIsSortedTwoSpaceJSONThatPythonReadsTheSame() throws {
+    let text = Self.completeSpec.canonicalText
+    #expect(text.hasPrefix("{\n  \"backend\": \"fast\",\n  \"data\": {\n    \"centers\": 3,"))
+    #expect(text.hasSuffix("}\n"))
+  }
+
+  @Test(.enabled(if: PythonPeer.isAvailable, "python3 with numpy and safetensors is not installed: skipped"))
+  func pythonReadsTheCanonicalTextAsTheSameData() throws {
+    let text = Self.completeSpec.canonicalText
+    // Python's json reads it, and re-dumping with sort_keys gives the same data.
+    let script = """
+      import json, sys
+      a = json.loads(sys.argv[1])
+      assert list(a.keys()) == sorted(a.keys()), "keys are not sorted"
+      print(json.dumps(a, sort_keys=True))
+      """
+    let result = try PythonPeer.run(script, [text])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(JSONWriter.canonical(try JSONParser.parse(result.stdout)) == text)
+  }
+
+  /// A session using every layer type, activation, initializer, a non-default of most fields,
+  /// state and history.
+  static let completeSpec: SessionSpec = {
+    let layers: [LayerSpec] = [
+      LayerSpec(name: "flat", kind: .flatten),
+      LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-3, momentum: 0.2)),
+      LayerSpec(
+        name: "d1",
+        kind: .dense(DenseLayer(units: 6, activation: .leakyReLU(alpha: 0.2), useBias: true, initializer: DenseInit(weight: .uniform(low: -0.5, high: 0.5), bias: .constant(value: 0.1))))),
+      LayerSpec(name: "d2", kind: .dense(DenseLayer(units: 6, activation: .gelu, useBias: false, initializer: DenseInit(weight: .normal(mean: 0, std: 0.02), bias: .zeros)))),
+      LayerSpec(name: "ln", kind: .layerNorm(eps: 1e-6)),
+      LayerSpec(name: "drop", kind: .dropout(rate: 0.25)),
+      LayerSpec(name: "a1", kind: .activation(function: .silu)),
+      LayerSpec(name: "d3", kind: .dense(DenseLayer(units: 6, activation: .elu, initializer: DenseInit(weight: .heNormal, bias: .ones)))),
+      LayerSpec(name: "d4", kind: .dense(DenseLayer(units: 6, activation: .softplus, initializer: DenseInit(weight: .heUniform, bias: .zeros)))),
+      LayerSpec(name: "d5", kind: .dense(DenseLayer(units: 6, activation: .tanh, initializer: DenseInit(weight: .lecunNormal, bias: .zeros)))),
+      LayerSpec(name: "d6", kind: .dense(DenseLayer(units: 6, activation: .sigmoid, initializer: DenseInit(weight: .glorotNormal, bias: .zeros)))),
+      LayerSpec(name: "a2", kind: .activation(function: .relu)),
+      LayerSpec(name: "a3", kind: .activation(function: .identity)),
+      LayerSpec(name: "out", kind: .dense(DenseLayer(units: 3))),
+      LayerSpec(name: "a4", kind: .activation(function: .softmax)),
+    ]
+    return SessionSpec(
+      name: "complete",
+      model: ModelSpec(input: [2], layers: layers),
+      loss: .mse,
+      optimizer: .adamw(.init(lr: 0.002, beta1: 0.85, beta2: 0.995, eps: 1e-7, weightDecay: 0.02, amsgrad: true)),
+      schedule: .warmupCosine(warmupSteps: 10, tMax: 100, etaMin: 1e-5),
+      data: DataSpec(source: .blobs(samples: 60, centers: 3, features: 2, std: 0.5, seed: 18_446_744_073_709_551_615), validationFraction: 0.2),
+      training: TrainingSpec(
+        batchSize: 8, shuffle: false, seed: 12_345_678_901_234_567_890,
+        stop: [.maxSteps(steps: 100), .maxEpochs(epochs: 9), .timeLimit(seconds: 2.5), .targetLoss(value: 0.01), .converged(tol: 1e-6, patience: 20), .earlyStopping(patience: 5, minDelta: 0.001)],
+        record: RecordSpec(every: 2, histogramsEvery: 0)),
+      backend: "fast",
+      state: StateSpec(step: 40, epoch: 5, tensors: "complete.safetensors", sha256: String(repeating: "ab", count: 32), epochOrderSeed: 18_446_744_073_709_551_615, index: 16, dropoutRNG: 42),
+      journal: ["new complete --input 2", "add flatten"],
+      history: HistorySpec(
+        trainLoss: [MetricPoint(step: 2, value: 0.6931472), MetricPoint(step: 4, value: 0.5)], valLoss: [MetricPoint(step: 4, value: 0.55)],
+        events: [HistoryEvent(step: 3, kind: "optimizer", detail: "adam -> adamw"), HistoryEvent(step: 4, kind: "backend", detail: "reference -> fast")]))
+  }()
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// The repository's root folder (where Package.swift is).
+public let repositoryRoot: URL = {
+  var url = URL(fileURLWithPath: #filePath)
+  while url.path != "/" {
+    url.deleteLastPathComponent()
+    if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+  }
+  fatalError("Package.swift not found above \(#filePath)")
+}()
+
+/// A path inside the repository.
+public func repositoryPath(_ relative: String) -> String { repositoryRoot.appendingPathComponent(relative).path }
+
+/// The result of running a program.
+public struct ProcessResult: Sendable {
+  public var status: Int32
+  public var stdout: String
+  public var stderr: String
+}
+
+/// Runs `executable` with `arguments` and waits; standard input is empty.
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, currentDirectory: String? = nil) throws -> ProcessResult {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: executable)
+  process.arguments = arguments
+  if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+  if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+  let out = Pipe(), err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  process.standardInput = FileHandle.nullDevice
+  try process.run()
+  // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+  let group = DispatchGroup()
+  nonisolated(unsafe) var errData = Data()
+  group.enter()
+  DispatchQueue.global().async {
+    errData = err.fileHandleForReading.readDataToEndOfFile()
+    group.leave()
+  }
+  let outData = out.fileHandleForReading.readDataToEndOfFile()
+  group.wait()
+  process.waitUntilExit()
+  return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Finds a program on PATH.
+public func which(_ name: String) -> String? {
+  for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+    let candidate = "\(folder)/\(name)"
+    if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+  }
+  return nil
+}
+
+/// The Python peers the interop tests use (python3 with numpy and safetensors).
+public enum PythonPeer {
+  /// python3's path when it can import numpy and safetensors.
+  public static let interpreter: String? = {
+    guard let python = which("python3"),
+      let result = try? runProcess(python, ["-c", "import numpy, safetensors.numpy"]), result.status == 0
+    else { return nil }
+    return python
+  }()
+
+  /// True when the interop tests can run. When they cannot and SPECBENCH_REQUIRE_PYTHON=1 (set
+  /// by .ci/run after installing the packages), this is still true so the tests run and fail
+  /// loudly instead of being skipped.
+  public static var isAvailable: Bool {
+    interpreter != nil || ProcessInfo.processInfo.environment["SPECBENCH_REQUIRE_PYTHON"] == "1"
+  }
+
+  /// Runs a Python script with arguments; throws when Python is missing.
+  public static func run(_ script: String, _ arguments: [String] = []) throws -> ProcessResult {
+    guard let python = interpreter else {
+      throw TestFailure("python3 with numpy and safetensors is required (pip install numpy safetensors)")
+    }
+    return try runProcess(python, ["-c", script] + arguments)
+  }
+}
+
+/// A failure raised by a helper, with the reason.
+public struct TestFailure: Error, CustomStringConvertible {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// A fresh empty folder under the system's temporary folder.
+public func temporaryFolder(_ label: String = "specbench-test") -> String {
+  let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString)"
+  try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  return path
+}
