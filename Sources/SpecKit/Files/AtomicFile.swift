@@ -61,4 +61,19 @@ enum AtomicFile {
   static func write(_ bytes: [UInt8], to path: String) throws(SpecError) {
     try stage(bytes, for: path).commit()
   }
+
+  /// A hard link to `path` under a temporary name (no data is copied), or nil when there is no
+  /// file at `path`.
+  static func keepCopy(of path: String) -> String? {
+    let backup = path + ".\(getpid()).backup.tmp"
+    unlink(backup)
+    return link(path, backup) == 0 ? backup : nil
+  }
+
+  /// Puts a kept copy back under its name.
+  static func restore(_ backup: String, to path: String) {
+    _ = rename(backup, path)
+  }
+
+  static func remove(_ path: String) { unlink(path) }
 }

@@ -91,11 +91,18 @@ public enum SessionFile {
       stagedTensors.discard()
       throw error
     }
+    // Keep the previous tensor file under a second name until the spec is in place, so that a
+    // failed rename of the spec puts it back and the old pair stays consistent.
+    let backup = AtomicFile.keepCopy(of: tensorPath)
+    defer { backup.map(AtomicFile.remove) }
     do { try stagedTensors.commit() } catch {
       stagedSpec.discard()
       throw error
     }
-    try stagedSpec.commit()
+    do { try stagedSpec.commit() } catch {
+      if let backup { AtomicFile.restore(backup, to: tensorPath) } else { AtomicFile.remove(tensorPath) }
+      throw error
+    }
     return spec
   }
 
