@@ -93,3 +93,19 @@ public func temporaryFolder(_ label: String = "specbench-test") -> String {
   try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   return path
 }
+
+/// The `specbench` executable that `swift test` built beside the test bundle.
+public let specbenchExecutable: String = {
+  let beside = Bundle.main.bundleURL.appendingPathComponent("specbench").path
+  if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+  for folder in [".build/debug", ".build/release"] {
+    let path = repositoryPath("\(folder)/specbench")
+    if FileManager.default.isExecutableFile(atPath: path) { return path }
+  }
+  fatalError("the specbench executable was not found beside \(Bundle.main.bundleURL.path); run `swift build` first")
+}()
+
+/// Runs `specbench` with arguments from the repository root.
+public func specbench(_ arguments: String...) throws -> ProcessResult {
+  try runProcess(specbenchExecutable, arguments, currentDirectory: repositoryRoot.path)
+}

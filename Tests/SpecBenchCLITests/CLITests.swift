@@ -1,0 +1,228 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+@Suite("specbench command line")
+struct CLITests {
+  @Test func noArgumentsPrintsUsage() throws {
+    let result = try runProcess(specbenchExecutable, [])
+    #expect(result.status == 0)
+    #expect(result.stdout.contains("USAGE: specbench <subcommand>"))
+    for verb in ["validate", "inspect", "init", "backends"] { #expect(result.stdout.contains(verb)) }
+  }
+
+  @Test(arguments: ["blobs", "circles", "iris", "moons", "sine", "spirals", "xor"])
+  func exampleSessionsValidate(name: String) throws {
+    let result = try specbench("validate", "sessions/\(name).json")
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stdout.hasPrefix("sessions/\(name).json: valid"))
+  }
+
+  @Test func validateListsEveryProblemWithPathAndPosition() throws {
+    let folder = temporaryFolder()
+    let text = """
+      {"format": "specbench/session", "version": 1,
+       "model": {"input": [2], "layers": [{"type": "dense", "units": -3, "activation": "rleu"}]},
+       "loss": {"type": "mse"}, "optimizer": {"type": "sgd", "lr": 0.1},
+       "data": {"type": "moons", "samples": 10}, "training": {"batch_size": 0}}
+      """
+    try text.write(toFile: folder + "/bad.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", folder + "/bad.json"])
+    #expect(result.status == 1)
+    #expect(result.stdout.isEmpty)
+    let lines = result.stderr.split(separator: "\n").map(String.init)
+    #expect(lines.first == "\(folder)/bad.json has 3 problems:")
+    #expect(lines.contains("  \(folder)/bad.json:2:64: model.layers[0].units: must be a positive integer, got -3"))
+    #expect(lines.contains { $0.contains("2:82: model.layers[0].activation: unknown activation \"rleu\"") && $0.hasSuffix("(did you mean \"relu\"?)") })
+    #expect(lines.contains("  \(folder)/bad.json:4:71: training.batch_size: must be a positive integer, got 0"))
+  }
+
+  @Test func validateJSONOutputIsMachineReadable() throws {
+    let folder = temporaryFolder()
+    try "{\"format\": \"specbench/session\", \"version\": 1, \"model\": 3}".write(toFile: folder + "/b.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", "--json", folder + "/b.json"])
+    #expect(result.status == 1)
+    let report = try JSONParser.parse(result.stdout)
+    #expect(report.objectValue?["valid"] == .bool(false))
+    let problems = try #require(report.objectValue?["problems"]?.arrayValue)
+    let paths = problems.compactMap { $0.objectValue?["path"]?.stringValue }
+    // Missing keys are placed at the object that lacks them (1:1), so they come first.
+    #expect(paths == ["loss", "optimizer", "data", "model"])
+    #expect(problems[3].objectValue?["line"] == .int(1) && problems[3].objectValue?["column"] == .int(56))
+    #expect(problems[3].objectValue?["message"]?.stringValue == "must be an object, got 3")
+  }
+
+  @Test func validateReportsMalformedJSONWithLineAndColumn() throws {
+    let folder = temporaryFolder()
+    try "{\n  \"format\": \"specbench/session\",\n  \"version\": 1,\n  \"model\": {\"input\": [2],, }\n}".write(toFile: folder + "/m.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", folder + "/m.json"])
+    #expect(result.status == 1)
+    #expect(result.stderr == "\(folder)/m.json:4:26: not valid JSON: expected a member name in double quotes, found ','\n")
+  }
+
+  @Test func validateRefusesANewerVersion() throws {
+    let folder = temporaryFolder()
+    let text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+    try text.write(toFile: folder + "/v2.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v2.json"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("format version 2, but this SpecBench reads versions up to 1"))
+  }
+
+  @Test func missingFileIsNamed() throws {
+    let result = try specbench("inspect", "sessions/nope.json")
+    #expect(result.status == 1)
+    #expect(result.stderr == "cannot read sessions/nope.json: no such file\n")
+  }
+
+  @Test func inspectShowsLayersShapesAndCounts() throws {
+    let result = try specbench("inspect", "sessions/spirals.json")
+    #expect(result.status == 0, "\(result.stderr)")
+    let text = result.stdout
+    #expect(text.contains("Session \"spirals\""))
+    #expect(text.contains("  0  dense1  dense  [64]       192  relu; init he_uniform/zeros"))
+    #expect(text.contains("  1  dense2  dense  [64]     4,160  relu; init he_uniform/zeros"))
+    #expect(text.contains("  2  dense3  dense  [3]        195  identity; init glorot_uniform/zeros"))
+    #expect(text.contains("trainable parameters: 4,547"))
+    #expect(text.contains("Optimizer:  adam lr=0.01 beta1=0.9 beta2=0.999 eps=1e-08 weight_decay=0.0 amsgrad=false"))
+    #expect(text.contains("Schedule:   cosine t_max=3000 eta_min=0.0005"))
+    #expect(text.contains("State:      none"))
+  }
+
+  @Test func initWritesTheDocumentedInitialStateAndItValidates() throws {
+    let folder = temporaryFolder()
+    let result = try specbench("init", "sessions/spirals.json", "--save", folder + "/x/spirals")
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stdout == "wrote \(folder)/x/spirals.json and \(folder)/x/spirals.safetensors (18 tensors, step 0)\n")
+    let bundle = try SessionFile.load(folder + "/x/spirals.json")
+    #expect(bundle.spec.state?.step == 0)
+    #expect(bundle.spec.state?.tensors == "spirals.safetensors")
+    let tensors = try #require(bundle.tensors)
+    #expect(tensors.count == 18)
+    // he_uniform for dense1.weight [64, 2] with training.seed 1, computed here from the generator.
+    var g = SplitMix64(seed: 1, stream: "dense1.weight")
+    let limit = (6.0 / 2).squareRoot()
+    #expect(tensors["param/dense1.weight"]?.scalars == (0..<128).map { _ in Float(-limit + 2 * limit * Double(g.nextUniform())) })
+    #expect(tensors["opt/dense3.weight/exp_avg_sq"]?.scalars.allSatisfy { $0 == 0 } == true)
+    let check = try specbench("validate", folder + "/x/spirals.json")
+    #expect(check.status == 0 && check.stdout.contains("state at step 0"), "\(check.stderr)")
+    let inspect = try specbench("inspect", folder + "/x/spirals.json")
+    #expect(inspect.stdout.contains("State:      step 0, epoch 0, tensors in spirals.safetensors (hash, names and shapes checked)"))
+  }
+
+  @Test func initNeedsSave() throws {
+    let result = try specbench("init", "sessions/spirals.json")
+    #expect(result.status != 0)
+    #expect(result.stderr.contains("Missing expected argument '--save <save>'"))
+  }
+
+  @Test func backendsDoesNotCrash() throws {
+    let result = try specbench("backends")
+    #expect(result.status == 0)
+    #expect(!result.stdout.isEmpty)
+  }
+}
+
+/// `specbench init` checked by an independent implementation of the format's generator and
+/// initializers in Python, reading the file with the safetensors package.
+@Suite("init checked from Python", .enabled(if: PythonPeer.isAvailable, "python3 with numpy and safetensors is not installed: skipped"))
+struct InitFromPythonTests {
+  static let script = #"""
+    import json, math, sys
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    M = (1 << 64) - 1
+    def fnv1a64(s):
+        h = 0xcbf29ce484222325
+        for b in s.encode():
+            h = ((h ^ b) * 0x100000001b3) & M
+        return h
+
+    class SplitMix:
+        def __init__(self, seed, name):
+            self.s = seed ^ fnv1a64(name)
+        def next(self):
+            self.s = (self.s + 0x9e3779b97f4a7c15) & M
+            z = self.s
+            z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
+            z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
+            return z ^ (z >> 31)
+        def uniform(self):
+            return float(np.float32(self.next() >> 40) * np.float32(2.0 ** -24))
+        def normal(self):
+            u1 = 1.0 - self.uniform(); u2 = self.uniform()
+            return float(np.float32(math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)))
+
+    def values(init, n, fan_in, fan_out, seed, name):
+        g = SplitMix(seed, name); t = init["type"]
+        uni = lambda lo, hi: [lo + (hi - lo) * g.uniform() for _ in range(n)]
+        nor = lambda mu, sd: [mu + sd * g.normal() for _ in range(n)]
+        if t == "zeros": return [0.0] * n
+        if t == "ones": return [1.0] * n
+        if t == "constant": return [init["value"]] * n
+        if t == "uniform": return uni(init["low"], init["high"])
+        if t == "normal": return nor(init["mean"], init["std"])
+        if t == "glorot_uniform": a = math.sqrt(6 / (fan_in + fan_out)); return uni(-a, a)
+        if t == "glorot_normal": return nor(0, math.sqrt(2 / (fan_in + fan_out)))
+        if t == "he_uniform": a = math.sqrt(6 / fan_in); return uni(-a, a)
+        if t == "he_normal": return nor(0, math.sqrt(2 / fan_in))
+        if t == "lecun_normal": return nor(0, math.sqrt(1 / fan_in))
+        raise SystemExit("unknown init " + t)
+
+    spec = json.load(open(sys.argv[1]))
+    tensors = load_file(sys.argv[2])
+    seed = spec["training"]["seed"]
+    width = spec["model"]["input"][0]
+    checked = 0
+    for layer in spec["model"]["layers"]:
+        if layer["type"] != "dense":
+            continue
+        name, units = layer["name"], layer["units"]
+        for part, shape in (("weight", (units, width)), ("bias", (units,))):
+            if part == "bias" and not layer["use_bias"]:
+                continue
+            n = int(np.prod(shape))
+            want = np.array(values(layer["init"][part], n, width, units, seed, f"{name}.{part}"), dtype=np.float32).reshape(shape)
+            got = tensors[f"param/{name}.{part}"]
+            assert got.dtype == np.float32 and got.shape == shape, (name, part, got.dtype, got.shape)
+            assert np.array_equal(got, want), (name, part, np.abs(got - want).max())
+            checked += 1
+        width = units
+    print(checked)
+    """#
+
+  @Test(arguments: ["spirals", "blobs", "circles", "moons"])
+  func initialWeightsMatchAnIndependentImplementation(name: String) throws {
+    let folder = temporaryFolder()
+    let result = try specbench("init", "sessions/\(name).json", "--save", folder + "/\(name)")
+    #expect(result.status == 0, "\(result.stderr)")
+    let python = try PythonPeer.run(Self.script, [folder + "/\(name).json", folder + "/\(name).safetensors"])
+    #expect(python.status == 0, "\(python.stderr)")
+    #expect((Int(python.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 2, "\(python.stdout)")
+  }
+
+  @Test func initialWeightsForEveryInitializerMatch() throws {
+    let folder = temporaryFolder()
+    let layers = [
+      #"{"type": "dense", "units": 5, "init": {"weight": {"type": "uniform", "low": -0.3, "high": 0.7}, "bias": {"type": "constant", "value": 0.1}}}"#,
+      #"{"type": "dense", "units": 6, "init": {"weight": {"type": "normal", "mean": 0.5, "std": 0.02}, "bias": {"type": "ones"}}}"#,
+      #"{"type": "dense", "units": 7, "init": {"weight": {"type": "glorot_normal"}, "bias": {"type": "he_uniform"}}}"#,
+      #"{"type": "dense", "units": 4, "init": {"weight": {"type": "he_normal"}, "bias": {"type": "lecun_normal"}}}"#,
+      #"{"type": "dense", "units": 3, "use_bias": false, "init": {"weight": {"type": "lecun_normal"}}}"#,
+    ]
+    let text = """
+      {"format": "specbench/session", "version": 1, "name": "inits",
+       "model": {"input": [4], "layers": [\(layers.joined(separator: ", "))]},
+       "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
+       "data": {"type": "builtin", "name": "iris"}, "training": {"seed": 9876543210123}}
+      """
+    try text.write(toFile: folder + "/inits.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["init", folder + "/inits.json", "--save", folder + "/out"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let python = try PythonPeer.run(Self.script, [folder + "/out.json", folder + "/out.safetensors"])
+    #expect(python.status == 0, "\(python.stderr)")
+    #expect(python.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "9")
+  }
+}
