@@ -44,14 +44,21 @@ struct Validate: ParsableCommand {
     switch error {
     case .invalid(_, let issues):
       return issues.map { issue in
-        var members: [JSONObject.Member] = [.init(key: "path", value: .string(issue.path.description)), .init(key: "message", value: .string(issue.message))]
+        var members: [JSONObject.Member] = [
+          .init(key: "path", value: .string(issue.path.description)), .init(key: "message", value: .string(issue.message)),
+        ]
         if let location = issue.location {
           members += [.init(key: "line", value: .int(location.line)), .init(key: "column", value: .int(location.column))]
         }
         return .object(members)
       }
     case .syntax(_, let syntax):
-      return [.object(["path": .string(""), "message": .string("not valid JSON: " + syntax.message), "line": .int(syntax.location.line), "column": .int(syntax.location.column)])]
+      return [
+        .object([
+          "path": .string(""), "message": .string("not valid JSON: " + syntax.message), "line": .int(syntax.location.line),
+          "column": .int(syntax.location.column),
+        ])
+      ]
     default:
       return [.object(["path": .string(""), "message": .string(error.description)])]
     }

@@ -34,13 +34,17 @@ struct CLITests {
     let lines = result.stderr.split(separator: "\n").map(String.init)
     #expect(lines.first == "\(folder)/bad.json has 3 problems:")
     #expect(lines.contains("  \(folder)/bad.json:2:64: model.layers[0].units: must be a positive integer, got -3"))
-    #expect(lines.contains { $0.contains("2:82: model.layers[0].activation: unknown activation \"rleu\"") && $0.hasSuffix("(did you mean \"relu\"?)") })
+    #expect(
+      lines.contains {
+        $0.contains("2:82: model.layers[0].activation: unknown activation \"rleu\"") && $0.hasSuffix("(did you mean \"relu\"?)")
+      })
     #expect(lines.contains("  \(folder)/bad.json:4:71: training.batch_size: must be a positive integer, got 0"))
   }
 
   @Test func validateJSONOutputIsMachineReadable() throws {
     let folder = temporaryFolder()
-    try "{\"format\": \"specbench/session\", \"version\": 1, \"model\": 3}".write(toFile: folder + "/b.json", atomically: true, encoding: .utf8)
+    try "{\"format\": \"specbench/session\", \"version\": 1, \"model\": 3}".write(
+      toFile: folder + "/b.json", atomically: true, encoding: .utf8)
     let result = try runProcess(specbenchExecutable, ["validate", "--json", folder + "/b.json"])
     #expect(result.status == 1)
     let report = try JSONParser.parse(result.stdout)
@@ -55,7 +59,8 @@ struct CLITests {
 
   @Test func validateReportsMalformedJSONWithLineAndColumn() throws {
     let folder = temporaryFolder()
-    try "{\n  \"format\": \"specbench/session\",\n  \"version\": 1,\n  \"model\": {\"input\": [2],, }\n}".write(toFile: folder + "/m.json", atomically: true, encoding: .utf8)
+    try "{\n  \"format\": \"specbench/session\",\n  \"version\": 1,\n  \"model\": {\"input\": [2],, }\n}".write(
+      toFile: folder + "/m.json", atomically: true, encoding: .utf8)
     let result = try runProcess(specbenchExecutable, ["validate", folder + "/m.json"])
     #expect(result.status == 1)
     #expect(result.stderr == "\(folder)/m.json:4:26: not valid JSON: expected a member name in double quotes, found ','\n")
@@ -63,7 +68,8 @@ struct CLITests {
 
   @Test func validateRefusesANewerVersion() throws {
     let folder = temporaryFolder()
-    let text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8).replacingOccurrences(of: "\"version\": 1", with: "\"version\": 2")
+    let text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8).replacingOccurrences(
+      of: "\"version\": 1", with: "\"version\": 2")
     try text.write(toFile: folder + "/v2.json", atomically: true, encoding: .utf8)
     let result = try runProcess(specbenchExecutable, ["validate", folder + "/v2.json"])
     #expect(result.status == 1)

@@ -79,16 +79,24 @@ struct InitializerTests {
     let u = uniforms(7, "l.weight", 15)
     let glorot = (6.0 / Double(fanIn + fanOut)).squareRoot()
     let he = (6.0 / Double(fanIn)).squareRoot()
-    #expect(Initializer.uniform(low: -2, high: 3).values(count: 15, fanIn: fanIn, fanOut: fanOut, seed: 7, tensorName: "l.weight") == u.map { Float(-2 + 5 * $0) })
-    #expect(Initializer.glorotUniform.values(count: 15, fanIn: fanIn, fanOut: fanOut, seed: 7, tensorName: "l.weight") == u.map { Float(-glorot + 2 * glorot * $0) })
-    #expect(Initializer.heUniform.values(count: 15, fanIn: fanIn, fanOut: fanOut, seed: 7, tensorName: "l.weight") == u.map { Float(-he + 2 * he * $0) })
+    #expect(
+      Initializer.uniform(low: -2, high: 3).values(count: 15, fanIn: fanIn, fanOut: fanOut, seed: 7, tensorName: "l.weight")
+        == u.map { Float(-2 + 5 * $0) })
+    #expect(
+      Initializer.glorotUniform.values(count: 15, fanIn: fanIn, fanOut: fanOut, seed: 7, tensorName: "l.weight")
+        == u.map { Float(-glorot + 2 * glorot * $0) })
+    #expect(
+      Initializer.heUniform.values(count: 15, fanIn: fanIn, fanOut: fanOut, seed: 7, tensorName: "l.weight")
+        == u.map { Float(-he + 2 * he * $0) })
   }
 
   @Test func normalFamilies() {
     let (fanIn, fanOut) = (8, 2)
     let z = normals(3, "h.weight", 16)
     func check(_ initializer: Initializer, mean: Double, std: Double) {
-      #expect(initializer.values(count: 16, fanIn: fanIn, fanOut: fanOut, seed: 3, tensorName: "h.weight") == z.map { Float(mean + std * $0) }, "\(initializer)")
+      #expect(
+        initializer.values(count: 16, fanIn: fanIn, fanOut: fanOut, seed: 3, tensorName: "h.weight") == z.map { Float(mean + std * $0) },
+        "\(initializer)")
     }
     check(.normal(mean: 1, std: 0.5), mean: 1, std: 0.5)
     check(.glorotNormal, mean: 0, std: (2.0 / 10).squareRoot())

@@ -76,15 +76,25 @@ struct GoldenFormatTests {
       LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-3, momentum: 0.2)),
       LayerSpec(
         name: "d1",
-        kind: .dense(DenseLayer(units: 6, activation: .leakyReLU(alpha: 0.2), useBias: true, initializer: DenseInit(weight: .uniform(low: -0.5, high: 0.5), bias: .constant(value: 0.1))))),
-      LayerSpec(name: "d2", kind: .dense(DenseLayer(units: 6, activation: .gelu, useBias: false, initializer: DenseInit(weight: .normal(mean: 0, std: 0.02), bias: .zeros)))),
+        kind: .dense(
+          DenseLayer(
+            units: 6, activation: .leakyReLU(alpha: 0.2), useBias: true,
+            initializer: DenseInit(weight: .uniform(low: -0.5, high: 0.5), bias: .constant(value: 0.1))))),
+      LayerSpec(
+        name: "d2",
+        kind: .dense(
+          DenseLayer(units: 6, activation: .gelu, useBias: false, initializer: DenseInit(weight: .normal(mean: 0, std: 0.02), bias: .zeros))
+        )),
       LayerSpec(name: "ln", kind: .layerNorm(eps: 1e-6)),
       LayerSpec(name: "drop", kind: .dropout(rate: 0.25)),
       LayerSpec(name: "a1", kind: .activation(function: .silu)),
       LayerSpec(name: "d3", kind: .dense(DenseLayer(units: 6, activation: .elu, initializer: DenseInit(weight: .heNormal, bias: .ones)))),
-      LayerSpec(name: "d4", kind: .dense(DenseLayer(units: 6, activation: .softplus, initializer: DenseInit(weight: .heUniform, bias: .zeros)))),
-      LayerSpec(name: "d5", kind: .dense(DenseLayer(units: 6, activation: .tanh, initializer: DenseInit(weight: .lecunNormal, bias: .zeros)))),
-      LayerSpec(name: "d6", kind: .dense(DenseLayer(units: 6, activation: .sigmoid, initializer: DenseInit(weight: .glorotNormal, bias: .zeros)))),
+      LayerSpec(
+        name: "d4", kind: .dense(DenseLayer(units: 6, activation: .softplus, initializer: DenseInit(weight: .heUniform, bias: .zeros)))),
+      LayerSpec(
+        name: "d5", kind: .dense(DenseLayer(units: 6, activation: .tanh, initializer: DenseInit(weight: .lecunNormal, bias: .zeros)))),
+      LayerSpec(
+        name: "d6", kind: .dense(DenseLayer(units: 6, activation: .sigmoid, initializer: DenseInit(weight: .glorotNormal, bias: .zeros)))),
       LayerSpec(name: "a2", kind: .activation(function: .relu)),
       LayerSpec(name: "a3", kind: .activation(function: .identity)),
       LayerSpec(name: "out", kind: .dense(DenseLayer(units: 3))),
@@ -96,16 +106,25 @@ struct GoldenFormatTests {
       loss: .mse,
       optimizer: .adamw(.init(lr: 0.002, beta1: 0.85, beta2: 0.995, eps: 1e-7, weightDecay: 0.02, amsgrad: true)),
       schedule: .warmupCosine(warmupSteps: 10, tMax: 100, etaMin: 1e-5),
-      data: DataSpec(source: .blobs(samples: 60, centers: 3, features: 2, std: 0.5, seed: 18_446_744_073_709_551_615), validationFraction: 0.2),
+      data: DataSpec(
+        source: .blobs(samples: 60, centers: 3, features: 2, std: 0.5, seed: 18_446_744_073_709_551_615), validationFraction: 0.2),
       training: TrainingSpec(
         batchSize: 8, shuffle: false, seed: 12_345_678_901_234_567_890,
-        stop: [.maxSteps(steps: 100), .maxEpochs(epochs: 9), .timeLimit(seconds: 2.5), .targetLoss(value: 0.01), .converged(tol: 1e-6, patience: 20), .earlyStopping(patience: 5, minDelta: 0.001)],
+        stop: [
+          .maxSteps(steps: 100), .maxEpochs(epochs: 9), .timeLimit(seconds: 2.5), .targetLoss(value: 0.01),
+          .converged(tol: 1e-6, patience: 20), .earlyStopping(patience: 5, minDelta: 0.001),
+        ],
         record: RecordSpec(every: 2, histogramsEvery: 0)),
       backend: "fast",
-      state: StateSpec(step: 40, epoch: 5, tensors: "complete.safetensors", sha256: String(repeating: "ab", count: 32), epochOrderSeed: 18_446_744_073_709_551_615, index: 16, dropoutRNG: 42),
+      state: StateSpec(
+        step: 40, epoch: 5, tensors: "complete.safetensors", sha256: String(repeating: "ab", count: 32),
+        epochOrderSeed: 18_446_744_073_709_551_615, index: 16, dropoutRNG: 42),
       journal: ["new complete --input 2", "add flatten"],
       history: HistorySpec(
         trainLoss: [MetricPoint(step: 2, value: 0.6931472), MetricPoint(step: 4, value: 0.5)], valLoss: [MetricPoint(step: 4, value: 0.55)],
-        events: [HistoryEvent(step: 3, kind: "optimizer", detail: "adam -> adamw"), HistoryEvent(step: 4, kind: "backend", detail: "reference -> fast")]))
+        events: [
+          HistoryEvent(step: 3, kind: "optimizer", detail: "adam -> adamw"),
+          HistoryEvent(step: 4, kind: "backend", detail: "reference -> fast"),
+        ]))
   }()
 }

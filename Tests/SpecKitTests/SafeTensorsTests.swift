@@ -47,21 +47,70 @@ struct SafeTensorsTests {
     ("truncated length", [1, 0, 0], .tooShort(bytes: 3)),
     ("length past the end", [200, 0, 0, 0, 0, 0, 0, 0] + Array("{}".utf8), .headerLength(declared: 200, available: 2)),
     ("huge length", [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7B], .headerLength(declared: UInt64.max, available: 1)),
-    ("header not JSON", file(header: "{\"a\": ", dataBytes: 0), .header("line 1, column 9: expected a JSON value, found the end of the text")),
+    (
+      "header not JSON", file(header: "{\"a\": ", dataBytes: 0),
+      .header("line 1, column 9: expected a JSON value, found the end of the text")
+    ),
     ("header an array", file(header: "[1]", dataBytes: 0), .header("it must be a JSON object starting with '{'")),
-    ("wrong dtype", file(header: #"{"a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}}"#, dataBytes: 4), .unsupportedDType(name: "a", dtype: "F16")),
-    ("unknown dtype", file(header: #"{"a": {"dtype": "F99", "shape": [2], "data_offsets": [0, 8]}}"#, dataBytes: 8), .unknownDType(name: "a", dtype: "F99")),
-    ("size mismatch", file(header: #"{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}"#, dataBytes: 8), .sizeMismatch(name: "a", shape: [3], dtype: "F32", expectedBytes: 12, spanBytes: 8)),
-    ("huge declared shape", file(header: #"{"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}}"#, dataBytes: 8), .shapeTooLarge(name: "a", shape: [4_294_967_296, 4_294_967_296])),
-    ("offsets past the end", file(header: #"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#, dataBytes: 8), .offsetsOutOfBounds(name: "a", begin: 0, end: 16, dataBytes: 8)),
-    ("end before begin", file(header: #"{"a": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}}"#, dataBytes: 8), .offsetsOutOfBounds(name: "a", begin: 8, end: 4, dataBytes: 8)),
-    ("negative offset", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}}"#, dataBytes: 8), .offsetsOutOfBounds(name: "a", begin: -4, end: 0, dataBytes: 8)),
-    ("overlapping", file(header: #"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#, dataBytes: 12), .notContiguous(name: "b", begin: 4, expected: 8)),
-    ("gap", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#, dataBytes: 8), .notContiguous(name: "a", begin: 4, expected: 0)),
-    ("trailing bytes", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#, dataBytes: 8), .trailingBytes(count: 4)),
-    ("duplicate name", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#, dataBytes: 8), .duplicateName("a")),
-    ("missing shape", file(header: #"{"a": {"dtype": "F32", "data_offsets": [0, 4]}}"#, dataBytes: 4), .entry(name: "a", reason: "shape must be an array of non-negative integers")),
-    ("extra field", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "x": 1}}"#, dataBytes: 4), .entry(name: "a", reason: "unknown field \"x\"")),
+    (
+      "wrong dtype", file(header: #"{"a": {"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}}"#, dataBytes: 4),
+      .unsupportedDType(name: "a", dtype: "F16")
+    ),
+    (
+      "unknown dtype", file(header: #"{"a": {"dtype": "F99", "shape": [2], "data_offsets": [0, 8]}}"#, dataBytes: 8),
+      .unknownDType(name: "a", dtype: "F99")
+    ),
+    (
+      "size mismatch", file(header: #"{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}"#, dataBytes: 8),
+      .sizeMismatch(name: "a", shape: [3], dtype: "F32", expectedBytes: 12, spanBytes: 8)
+    ),
+    (
+      "huge declared shape",
+      file(header: #"{"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 8]}}"#, dataBytes: 8),
+      .shapeTooLarge(name: "a", shape: [4_294_967_296, 4_294_967_296])
+    ),
+    (
+      "offsets past the end", file(header: #"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#, dataBytes: 8),
+      .offsetsOutOfBounds(name: "a", begin: 0, end: 16, dataBytes: 8)
+    ),
+    (
+      "end before begin", file(header: #"{"a": {"dtype": "F32", "shape": [0], "data_offsets": [8, 4]}}"#, dataBytes: 8),
+      .offsetsOutOfBounds(name: "a", begin: 8, end: 4, dataBytes: 8)
+    ),
+    (
+      "negative offset", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}}"#, dataBytes: 8),
+      .offsetsOutOfBounds(name: "a", begin: -4, end: 0, dataBytes: 8)
+    ),
+    (
+      "overlapping",
+      file(
+        header:
+          #"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#,
+        dataBytes: 12), .notContiguous(name: "b", begin: 4, expected: 8)
+    ),
+    (
+      "gap", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#, dataBytes: 8),
+      .notContiguous(name: "a", begin: 4, expected: 0)
+    ),
+    (
+      "trailing bytes", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#, dataBytes: 8),
+      .trailingBytes(count: 4)
+    ),
+    (
+      "duplicate name",
+      file(
+        header:
+          #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#,
+        dataBytes: 8), .duplicateName("a")
+    ),
+    (
+      "missing shape", file(header: #"{"a": {"dtype": "F32", "data_offsets": [0, 4]}}"#, dataBytes: 4),
+      .entry(name: "a", reason: "shape must be an array of non-negative integers")
+    ),
+    (
+      "extra field", file(header: #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "x": 1}}"#, dataBytes: 4),
+      .entry(name: "a", reason: "unknown field \"x\"")
+    ),
     ("bad metadata", file(header: #"{"__metadata__": {"k": 1}}"#, dataBytes: 0), .header("__metadata__.k must be a string")),
   ]
 

@@ -77,7 +77,10 @@ struct SessionFileTests {
         t["param/extra"] = StoredTensor(shape: [1], scalars: [0])
         t["opt/dense2.bias/exp_avg"] = StoredTensor(shape: [3], scalars: [0, 0, 0])
       })
-    guard case .stateMismatch(_, let problems) = error else { Issue.record("wrong error \(error)"); return }
+    guard case .stateMismatch(_, let problems) = error else {
+      Issue.record("wrong error \(error)")
+      return
+    }
     #expect(problems.contains("missing tensor param/dense1.weight of shape [64, 2]"))
     #expect(problems.contains("unexpected tensor param/extra: the model and optimizer have no such tensor"))
     #expect(problems.contains("opt/dense2.bias/exp_avg has shape [3], but the model needs [64]"))
@@ -98,7 +101,10 @@ struct SessionFileTests {
     try spec.canonicalText.write(toFile: folder + "/s.json", atomically: true, encoding: .utf8)
     #expect(throws: SpecError.self) { try SessionFile.load(folder + "/s.json") }
     do { _ = try SessionFile.load(folder + "/s.json") } catch {
-      guard case .safetensors = error else { Issue.record("wrong error: \(error)"); return }
+      guard case .safetensors = error else {
+        Issue.record("wrong error: \(error)")
+        return
+      }
       #expect(error.description.contains("not a valid safetensors file"))
     }
   }
@@ -229,17 +235,19 @@ struct ShapeTests {
     var spec = try SessionSpec.decode(baseDocument())
     spec.model.layers.insert(LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), at: 0)
     let names = try spec.stateLayout().map(\.name)
-    #expect(names == [
-      "param/bn.weight", "param/bn.bias", "buffer/bn.running_mean", "buffer/bn.running_var",
-      "param/dense1.weight", "param/dense1.bias", "param/dense2.weight", "param/dense2.bias",
-      "opt/bn.weight/exp_avg", "opt/bn.weight/exp_avg_sq", "opt/bn.bias/exp_avg", "opt/bn.bias/exp_avg_sq",
-      "opt/dense1.weight/exp_avg", "opt/dense1.weight/exp_avg_sq", "opt/dense1.bias/exp_avg", "opt/dense1.bias/exp_avg_sq",
-      "opt/dense2.weight/exp_avg", "opt/dense2.weight/exp_avg_sq", "opt/dense2.bias/exp_avg", "opt/dense2.bias/exp_avg_sq",
-    ])
+    #expect(
+      names == [
+        "param/bn.weight", "param/bn.bias", "buffer/bn.running_mean", "buffer/bn.running_var",
+        "param/dense1.weight", "param/dense1.bias", "param/dense2.weight", "param/dense2.bias",
+        "opt/bn.weight/exp_avg", "opt/bn.weight/exp_avg_sq", "opt/bn.bias/exp_avg", "opt/bn.bias/exp_avg_sq",
+        "opt/dense1.weight/exp_avg", "opt/dense1.weight/exp_avg_sq", "opt/dense1.bias/exp_avg", "opt/dense1.bias/exp_avg_sq",
+        "opt/dense2.weight/exp_avg", "opt/dense2.weight/exp_avg_sq", "opt/dense2.bias/exp_avg", "opt/dense2.bias/exp_avg_sq",
+      ])
   }
 
   @Test func initialTensorsUseTheDocumentedInitializers() throws {
-    var spec = try SessionSpec.decode(baseDocument().setting("optimizer", to: json(#"{"type": "adagrad", "initial_accumulator_value": 0.5}"#)))
+    var spec = try SessionSpec.decode(
+      baseDocument().setting("optimizer", to: json(#"{"type": "adagrad", "initial_accumulator_value": 0.5}"#)))
     spec.training.seed = 77
     let tensors = try spec.initialTensors()
     let expected = Initializer.glorotUniform.values(count: 16, fanIn: 2, fanOut: 8, seed: 77, tensorName: "dense1.weight")

@@ -11,15 +11,25 @@ struct SpecDecodingTests {
     #expect(spec.backend == "reference")
     #expect(spec.state == nil && spec.journal.isEmpty && spec.history.isEmpty)
     #expect(spec.optimizer == .adam(.init(lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, amsgrad: false)))
-    #expect(spec.training == TrainingSpec(batchSize: 16, shuffle: true, seed: 0, stop: [.maxSteps(steps: 1000)], record: RecordSpec(every: 1, histogramsEvery: 50)))
+    #expect(
+      spec.training
+        == TrainingSpec(
+          batchSize: 16, shuffle: true, seed: 0, stop: [.maxSteps(steps: 1000)], record: RecordSpec(every: 1, histogramsEvery: 50)))
     #expect(spec.data == DataSpec(source: .spirals(samples: 90, classes: 3, noise: 0.1, seed: 0), validationFraction: 0))
-    guard case .dense(let dense) = spec.model.layers[1].kind else { Issue.record("not dense"); return }
-    #expect(dense == DenseLayer(units: 3, activation: .identity, useBias: true, initializer: DenseInit(weight: .glorotUniform, bias: .zeros)))
+    guard case .dense(let dense) = spec.model.layers[1].kind else {
+      Issue.record("not dense")
+      return
+    }
+    #expect(
+      dense == DenseLayer(units: 3, activation: .identity, useBias: true, initializer: DenseInit(weight: .glorotUniform, bias: .zeros)))
   }
 
   /// Every documented default, field by field, read from a minimal object.
   @Test(arguments: [
-    ("optimizer", #"{"type": "sgd", "lr": 0.5}"#, OptimizerSpec.sgd(.init(lr: 0.5, momentum: 0, dampening: 0, nesterov: false, weightDecay: 0))),
+    (
+      "optimizer", #"{"type": "sgd", "lr": 0.5}"#,
+      OptimizerSpec.sgd(.init(lr: 0.5, momentum: 0, dampening: 0, nesterov: false, weightDecay: 0))
+    ),
     ("optimizer", #"{"type": "adamw"}"#, .adamw(.init(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, amsgrad: false))),
     ("optimizer", #"{"type": "rmsprop"}"#, .rmsprop(.init(lr: 0.01, alpha: 0.99, eps: 1e-8, momentum: 0, centered: false, weightDecay: 0))),
     ("optimizer", #"{"type": "adagrad"}"#, .adagrad(.init(lr: 0.01, lrDecay: 0, eps: 1e-10, initialAccumulatorValue: 0, weightDecay: 0))),
@@ -31,13 +41,21 @@ struct SpecDecodingTests {
 
   @Test func otherDefaults() throws {
     var doc = baseDocument()
-    doc = doc.setting("model.layers", to: json(#"[{"type": "batch_norm"}, {"type": "layer_norm"}, {"type": "dropout", "rate": 0}, {"type": "activation", "function": "leaky_relu"}, {"type": "dense", "units": 3}]"#))
+    doc = doc.setting(
+      "model.layers",
+      to: json(
+        #"[{"type": "batch_norm"}, {"type": "layer_norm"}, {"type": "dropout", "rate": 0}, {"type": "activation", "function": "leaky_relu"}, {"type": "dense", "units": 3}]"#
+      ))
     doc = doc.setting("schedule", to: json(#"{"type": "step", "step_size": 10}"#))
     doc = doc.setting("loss", to: json(#"{"type": "huber"}"#))
     doc = doc.setting("data", to: json(#"{"type": "circles", "samples": 10}"#))
     doc = doc.setting("model.layers[4].units", to: .int(2))
     let spec = try SessionSpec.decode(doc)
-    #expect(spec.model.layers.map(\.kind) == [.batchNorm(eps: 1e-5, momentum: 0.1), .layerNorm(eps: 1e-5), .dropout(rate: 0), .activation(function: .leakyReLU(alpha: 0.01)), .dense(DenseLayer(units: 2))])
+    #expect(
+      spec.model.layers.map(\.kind) == [
+        .batchNorm(eps: 1e-5, momentum: 0.1), .layerNorm(eps: 1e-5), .dropout(rate: 0), .activation(function: .leakyReLU(alpha: 0.01)),
+        .dense(DenseLayer(units: 2)),
+      ])
     #expect(spec.model.layers.map(\.name) == ["batch_norm1", "layer_norm1", "dropout1", "activation1", "dense1"])
     #expect(spec.schedule == .step(stepSize: 10, gamma: 0.1))
     #expect(spec.loss == .huber(delta: 1))
@@ -56,13 +74,19 @@ struct SpecDecodingTests {
     #expect(try source(#"{"type": "moons", "samples": 9}"#) == .moons(samples: 9, noise: 0.1, seed: 0))
     #expect(try source(#"{"type": "xor", "samples": 9}"#) == .xor(samples: 9, noise: 0, seed: 0))
     #expect(try source(#"{"type": "blobs", "samples": 9}"#) == .blobs(samples: 9, centers: 3, features: 2, std: 1, seed: 0))
-    #expect(try source(#"{"type": "csv", "path": "a.csv", "target": "y", "task": "regression"}"#) == .csv(.init(path: "a.csv", target: .name("y"), header: true, delimiter: ",", task: .regression, normalize: false)))
+    #expect(
+      try source(#"{"type": "csv", "path": "a.csv", "target": "y", "task": "regression"}"#)
+        == .csv(.init(path: "a.csv", target: .name("y"), header: true, delimiter: ",", task: .regression, normalize: false)))
     #expect(try source(#"{"type": "idx", "images": "i", "labels": "l"}"#) == .idx(images: "i", labels: "l"))
     #expect(try source(#"{"type": "builtin", "name": "iris"}"#) == .builtin(name: "iris"))
   }
 
   @Test func omittedNamesSkipNamesTakenExplicitly() throws {
-    let doc = baseDocument().setting("model.layers", to: json(#"[{"type": "dense", "units": 8, "name": "dense1"}, {"type": "dense", "units": 8}, {"type": "dense", "units": 3, "name": "dense2"}]"#))
+    let doc = baseDocument().setting(
+      "model.layers",
+      to: json(
+        #"[{"type": "dense", "units": 8, "name": "dense1"}, {"type": "dense", "units": 8}, {"type": "dense", "units": 3, "name": "dense2"}]"#
+      ))
     #expect(try SessionSpec.decode(doc).model.layers.map(\.name) == ["dense1", "dense3", "dense2"])
   }
 
@@ -95,10 +119,16 @@ struct SpecDecodingTests {
     ("model.layers[0].name", "\"a.b\"", "model.layers[0].name", "letters, digits"),
     ("model", "[1]", "model", "must be an object, got [1]"),
     // unknown keys and names
-    ("model.layers[0].unit", "3", "model.layers[0].unit", "unknown key; expected one of activation, init, name, type, units, use_bias (did you mean \"units\"?)"),
+    (
+      "model.layers[0].unit", "3", "model.layers[0].unit",
+      "unknown key; expected one of activation, init, name, type, units, use_bias (did you mean \"units\"?)"
+    ),
     ("optimizer.learning_rate", "0.1", "optimizer.learning_rate", "unknown key"),
     ("extra", "1", "extra", "unknown key"),
-    ("model.layers[0].activation", "\"rleu\"", "model.layers[0].activation", "unknown activation \"rleu\"; expected one of identity, relu, leaky_relu, sigmoid, tanh, gelu, silu, softplus, elu, softmax (did you mean \"relu\"?)"),
+    (
+      "model.layers[0].activation", "\"rleu\"", "model.layers[0].activation",
+      "unknown activation \"rleu\"; expected one of identity, relu, leaky_relu, sigmoid, tanh, gelu, silu, softplus, elu, softmax (did you mean \"relu\"?)"
+    ),
     ("model.layers[0].type", "\"desne\"", "model.layers[0].type", "unknown layer type \"desne\""),
     ("optimizer.type", "\"adma\"", "optimizer.type", "(did you mean \"adam\"?)"),
     ("loss.type", "\"cross_entropy\"", "loss.type", "unknown loss"),
@@ -117,7 +147,10 @@ struct SpecDecodingTests {
     // values and rules across fields
     ("format", "\"specbench/other\"", "format", "must be \"specbench/session\""),
     ("version", "0", "version", "must be the integer 1, got 0"),
-    ("model.layers", #"[{"type": "dense", "units": 8, "name": "a"}, {"type": "dense", "units": 3, "name": "a"}]"#, "model.layers[1].name", "\"a\" is already the name of layers[0]"),
+    (
+      "model.layers", #"[{"type": "dense", "units": 8, "name": "a"}, {"type": "dense", "units": 3, "name": "a"}]"#, "model.layers[1].name",
+      "\"a\" is already the name of layers[0]"
+    ),
     ("model.input", "[3]", "model.input", "must be [2] to match the samples of data \"spirals\", got [3]"),
     ("model.layers[1].units", "4", "loss.type", "softmax_cross_entropy over 3 classes needs the last layer to output [3]"),
     ("loss.type", "\"sigmoid_binary_cross_entropy\"", "loss.type", "has 3 classes; use softmax_cross_entropy"),
@@ -128,10 +161,21 @@ struct SpecDecodingTests {
     ("training.stop", "[]", "training.stop", "at least one rule"),
     ("model.layers[0].init", #"{"weight": {"type": "uniform", "low": 1, "high": 0}}"#, "model.layers[0].init.weight.high", "must be ≥ low"),
     ("data", #"{"type": "csv", "path": "a.csv", "target": "y", "header": false, "task": "regression"}"#, "data.target", "header is false"),
-    ("data", #"{"type": "csv", "path": "a.csv", "target": 0, "delimiter": ";;", "task": "regression"}"#, "data.delimiter", "a single character"),
+    (
+      "data", #"{"type": "csv", "path": "a.csv", "target": 0, "delimiter": ";;", "task": "regression"}"#, "data.delimiter",
+      "a single character"
+    ),
     ("state", #"{"step": 1}"#, "state.epoch", "is required but missing"),
-    ("state", #"{"step": 0, "epoch": 0, "tensors": "t.safetensors", "sha256": "xyz", "position": {"epoch_order_seed": "1", "index": 0}, "rng": {"dropout": "2"}}"#, "state.sha256", "64 lowercase hexadecimal digits"),
-    ("state", #"{"step": 0, "epoch": 0, "tensors": "../t.safetensors", "sha256": "0000000000000000000000000000000000000000000000000000000000000000", "position": {"epoch_order_seed": 1, "index": 0}, "rng": {"dropout": "2"}}"#, "state.position.epoch_order_seed", "decimal string"),
+    (
+      "state",
+      #"{"step": 0, "epoch": 0, "tensors": "t.safetensors", "sha256": "xyz", "position": {"epoch_order_seed": "1", "index": 0}, "rng": {"dropout": "2"}}"#,
+      "state.sha256", "64 lowercase hexadecimal digits"
+    ),
+    (
+      "state",
+      #"{"step": 0, "epoch": 0, "tensors": "../t.safetensors", "sha256": "0000000000000000000000000000000000000000000000000000000000000000", "position": {"epoch_order_seed": 1, "index": 0}, "rng": {"dropout": "2"}}"#,
+      "state.position.epoch_order_seed", "decimal string"
+    ),
     ("history", #"{"train_loss": [[1, 0.5], [0, 0.4]]}"#, "history.train_loss[1]", "steps must not decrease"),
     ("history", #"{"train_loss": [[1]]}"#, "history.train_loss[0]", "must be a pair [step, value]"),
     ("journal", #"["new x", 3]"#, "journal[1]", "must be a command line (a string)"),
@@ -161,13 +205,14 @@ struct SpecDecodingTests {
       Issue.record("expected problems")
     } catch {
       let lines = error.issues.map { $0.formatted(file: "f.json") }
-      #expect(lines == [
-        "f.json:2:64: model.layers[0].units: must be a positive integer, got -1",
-        "f.json:3:62: optimizer.lr: must be a number > 0, got -1",
-        "f.json:4:39: data.samples: must be a positive integer, got 0",
-        "f.json:4:70: training.batch_size: must be a positive integer, got 0",
-        "f.json:4:73: training.sede: unknown key; expected one of batch_size, record, seed, shuffle, stop (did you mean \"seed\"?)",
-      ])
+      #expect(
+        lines == [
+          "f.json:2:64: model.layers[0].units: must be a positive integer, got -1",
+          "f.json:3:62: optimizer.lr: must be a number > 0, got -1",
+          "f.json:4:39: data.samples: must be a positive integer, got 0",
+          "f.json:4:70: training.batch_size: must be a positive integer, got 0",
+          "f.json:4:73: training.sede: unknown key; expected one of batch_size, record, seed, shuffle, stop (did you mean \"seed\"?)",
+        ])
       #expect(error.description.hasPrefix("f.json has 5 problems:"))
     }
   }
@@ -186,7 +231,10 @@ struct SpecDecodingTests {
       _ = try SessionSpec.decode(baseDocument().setting("version", to: .int(7)), file: "n.json")
       Issue.record("expected a refusal")
     } catch {
-      guard case .newerVersion(_, let found, let supported) = error else { Issue.record("wrong error \(error)"); return }
+      guard case .newerVersion(_, let found, let supported) = error else {
+        Issue.record("wrong error \(error)")
+        return
+      }
       #expect(found == 7 && supported == 1)
       #expect(error.description.contains("version 7") && error.description.contains("up to 1"))
     }
@@ -220,7 +268,8 @@ struct SpecDecodingTests {
         return JSONValue(.object(object))
       }
     ]
-    let old = baseDocument().setting("loss", to: nil).setting("objective", to: json(#"{"type": "softmax_cross_entropy"}"#)).setting("version", to: .int(0))
+    let old = baseDocument().setting("loss", to: nil).setting("objective", to: json(#"{"type": "softmax_cross_entropy"}"#)).setting(
+      "version", to: .int(0))
     // Version 0 is below the first real version, so the reader refuses it without the hook…
     #expect(!issues(of: old).isEmpty)
     // …and reads it through the hook. (The hook only runs for versions ≥ 1 in files, so call it.)
@@ -231,7 +280,10 @@ struct SpecDecodingTests {
   @Test func leakyReluAcceptsStringOrObject() throws {
     let a = try SessionSpec.decode(baseDocument().setting("model.layers[0].activation", to: .string("leaky_relu")))
     let b = try SessionSpec.decode(baseDocument().setting("model.layers[0].activation", to: json(#"{"type": "leaky_relu", "alpha": 0.2}"#)))
-    guard case .dense(let da) = a.model.layers[0].kind, case .dense(let db) = b.model.layers[0].kind else { Issue.record(); return }
+    guard case .dense(let da) = a.model.layers[0].kind, case .dense(let db) = b.model.layers[0].kind else {
+      Issue.record()
+      return
+    }
     #expect(da.activation == .leakyReLU(alpha: 0.01))
     #expect(db.activation == .leakyReLU(alpha: 0.2))
   }

@@ -21,7 +21,9 @@ public struct ProcessResult: Sendable {
 }
 
 /// Runs `executable` with `arguments` and waits; standard input is empty.
-public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, currentDirectory: String? = nil) throws -> ProcessResult {
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, currentDirectory: String? = nil)
+  throws -> ProcessResult
+{
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
   process.arguments = arguments
@@ -43,7 +45,8 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
   let outData = out.fileHandleForReading.readDataToEndOfFile()
   group.wait()
   process.waitUntilExit()
-  return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+  return ProcessResult(
+    status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
 }
 
 /// Finds a program on PATH.
@@ -58,11 +61,16 @@ public func which(_ name: String) -> String? {
 /// The Python peers the interop tests use (python3 with numpy and safetensors).
 public enum PythonPeer {
   /// python3's path when it can import numpy and safetensors.
+  /// The project's venv (made by scripts/setup.sh where the system Python refuses pip) first,
+  /// then python3 on PATH.
   public static let interpreter: String? = {
-    guard let python = which("python3"),
-      let result = try? runProcess(python, ["-c", "import numpy, safetensors.numpy"]), result.status == 0
-    else { return nil }
-    return python
+    let candidates = [repositoryPath(".venv/bin/python3"), which("python3")].compactMap { $0 }
+    return candidates.first { python in
+      guard FileManager.default.isExecutableFile(atPath: python),
+        let result = try? runProcess(python, ["-c", "import numpy, safetensors.numpy"])
+      else { return false }
+      return result.status == 0
+    }
   }()
 
   /// True when the interop tests can run. When they cannot and SPECBENCH_REQUIRE_PYTHON=1 (set

@@ -1,9 +1,10 @@
+import Foundation
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Foundation
 
 /// Whole-file writes that never leave a half-written file under the real name: the bytes go to a
 /// temporary file in the same folder, are flushed to disk, and only then renamed over the target.

@@ -85,9 +85,15 @@ public struct JSONParser {
     case UInt8(ascii: "{"): return try parseObject(start)
     case UInt8(ascii: "["): return try parseArray(start)
     case UInt8(ascii: "\""): return JSONValue(.string(try parseString()), location: start)
-    case UInt8(ascii: "t"): try literal("true"); return JSONValue(.bool(true), location: start)
-    case UInt8(ascii: "f"): try literal("false"); return JSONValue(.bool(false), location: start)
-    case UInt8(ascii: "n"): try literal("null"); return JSONValue(.null, location: start)
+    case UInt8(ascii: "t"):
+      try literal("true")
+      return JSONValue(.bool(true), location: start)
+    case UInt8(ascii: "f"):
+      try literal("false")
+      return JSONValue(.bool(false), location: start)
+    case UInt8(ascii: "n"):
+      try literal("null")
+      return JSONValue(.null, location: start)
     case let byte? where byte == UInt8(ascii: "-") || (byte >= 0x30 && byte <= 0x39):
       return JSONValue(.number(try parseNumber()), location: start)
     case UInt8(ascii: "N"), UInt8(ascii: "I"):

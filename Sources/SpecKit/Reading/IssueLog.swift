@@ -19,7 +19,7 @@ final class IssueLog {
   static func sortedByLocation(_ issues: [SpecIssue]) -> [SpecIssue] {
     issues.enumerated().sorted { a, b in
       switch (a.element.location, b.element.location) {
-      case let (la?, lb?): (la.line, la.column, a.offset) < (lb.line, lb.column, b.offset)
+      case (let la?, let lb?): (la.line, la.column, a.offset) < (lb.line, lb.column, b.offset)
       case (.some, .none): true
       case (.none, .some): false
       case (.none, .none): a.offset < b.offset

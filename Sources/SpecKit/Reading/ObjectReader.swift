@@ -121,7 +121,8 @@ struct ObjectReader {
     }
     if let match = options.first(where: { $0.0 == word }) { return match.1 }
     log.report(
-      path, "unknown \(what) \(JSONWriter.quoted(word)); expected one of \(names.joined(separator: ", "))"
+      path,
+      "unknown \(what) \(JSONWriter.quoted(word)); expected one of \(names.joined(separator: ", "))"
         + Suggestion.hint(for: word, in: names), at: value.location)
     return nil
   }

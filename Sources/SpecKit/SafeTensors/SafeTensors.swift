@@ -121,20 +121,27 @@ public enum SafeTensors {
     return Contents(tensors: tensors, metadata: metadata)
   }
 
-  private static func entry(_ member: JSONObject.Member, dataBytes: Int) throws(SafeTensorsProblem) -> (name: String, shape: [Int], begin: Int, end: Int) {
+  private static func entry(_ member: JSONObject.Member, dataBytes: Int) throws(SafeTensorsProblem) -> (
+    name: String, shape: [Int], begin: Int, end: Int
+  ) {
     let name = member.key
-    guard let fields = member.value.objectValue else { throw .entry(name: name, reason: "must be an object with dtype, shape and data_offsets") }
+    guard let fields = member.value.objectValue else {
+      throw .entry(name: name, reason: "must be an object with dtype, shape and data_offsets")
+    }
     for key in fields.keys where !["dtype", "shape", "data_offsets"].contains(key) {
       throw .entry(name: name, reason: "unknown field \(JSONWriter.quoted(key))")
     }
     guard let dtype = fields["dtype"]?.stringValue else { throw .entry(name: name, reason: "dtype must be a string such as \"F32\"") }
     guard let size = dtypeSizes[dtype] else { throw .unknownDType(name: name, dtype: dtype) }
-    guard let dims = fields["shape"]?.arrayValue, let shape = Optional(dims.compactMap { $0.numberValue?.int }), shape.count == dims.count, shape.allSatisfy({ $0 >= 0 })
+    guard let dims = fields["shape"]?.arrayValue, let shape = Optional(dims.compactMap { $0.numberValue?.int }), shape.count == dims.count,
+      shape.allSatisfy({ $0 >= 0 })
     else { throw .entry(name: name, reason: "shape must be an array of non-negative integers") }
     guard let offsets = fields["data_offsets"]?.arrayValue, offsets.count == 2, let begin = offsets[0].numberValue?.int,
       let end = offsets[1].numberValue?.int
     else { throw .entry(name: name, reason: "data_offsets must be [begin, end] integers") }
-    guard begin >= 0, end >= begin, end <= dataBytes else { throw .offsetsOutOfBounds(name: name, begin: begin, end: end, dataBytes: dataBytes) }
+    guard begin >= 0, end >= begin, end <= dataBytes else {
+      throw .offsetsOutOfBounds(name: name, begin: begin, end: end, dataBytes: dataBytes)
+    }
     var needed = size
     for dim in shape {
       let (product, overflow) = needed.multipliedReportingOverflow(by: dim)

@@ -71,7 +71,9 @@ public enum Activation: Hashable, Sendable {
       return ObjectReader.choice(value, at: path, names.map { ($0, Activation(name: $0)!) }, what: "activation", log: log)
     }
     guard value.objectValue != nil else {
-      log.report(path, "must be an activation name such as \"relu\", or {\"type\": \"leaky_relu\", \"alpha\": 0.01}, got \(value.excerpt())", at: value.location)
+      log.report(
+        path, "must be an activation name such as \"relu\", or {\"type\": \"leaky_relu\", \"alpha\": 0.01}, got \(value.excerpt())",
+        at: value.location)
       return nil
     }
     var reader = ObjectReader(value, at: path, log: log)!

@@ -16,7 +16,9 @@ public struct DataSpec: Hashable, Sendable {
   }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> DataSpec? {
-    guard var r = ObjectReader(value, at: path, log: log, what: "a data object such as {\"type\": \"spirals\", \"samples\": 600}") else { return nil }
+    guard var r = ObjectReader(value, at: path, log: log, what: "a data object such as {\"type\": \"spirals\", \"samples\": 600}") else {
+      return nil
+    }
     defer { r.finish() }
     let fraction = r.number("validation_fraction", default: 0, .halfOpen(0, 1))
     guard let source = DataSource.read(&r, at: path, log: log) else { return nil }
@@ -133,10 +135,11 @@ public enum DataSource: Hashable, Sendable {
         ("seed", .seed(seed)),
       ]
     case .csv(let csv):
-      let target: JSONValue = switch csv.target {
-      case .name(let name): .string(name)
-      case .index(let index): .int(index)
-      }
+      let target: JSONValue =
+        switch csv.target {
+        case .name(let name): .string(name)
+        case .index(let index): .int(index)
+        }
       members = [
         ("path", .string(csv.path)), ("target", target), ("header", .bool(csv.header)),
         ("delimiter", .string(String(csv.delimiter))), ("task", .string(csv.task.rawValue)), ("normalize", .bool(csv.normalize)),
@@ -178,7 +181,9 @@ public enum DataSource: Hashable, Sendable {
         if let name = raw.stringValue, !name.isEmpty {
           target = .name(name)
           if !header {
-            log.report(path + "target", "names a column, but header is false so columns have no names; give the column's 0-based index", at: raw.location)
+            log.report(
+              path + "target", "names a column, but header is false so columns have no names; give the column's 0-based index",
+              at: raw.location)
           }
         } else if let index = raw.numberValue?.int, index >= 0 {
           target = .index(index)
@@ -186,10 +191,13 @@ public enum DataSource: Hashable, Sendable {
           r.wrong("target", raw, expected: "a column name (string) or a 0-based column index")
         }
       }
-      let delimiter = r.string("delimiter", default: ",", Rule("a single character such as \",\" or \"\\t\"") { $0.count == 1 && $0 != "\"" && $0 != "\n" })
+      let delimiter = r.string(
+        "delimiter", default: ",", Rule("a single character such as \",\" or \"\\t\"") { $0.count == 1 && $0 != "\"" && $0 != "\n" })
       let task = r.choice("task", [("classification", CSVSource.Task.classification), ("regression", .regression)], what: "task")
       return .csv(
-        CSVSource(path: file, target: target, header: header, delimiter: delimiter.first ?? ",", task: task ?? .classification, normalize: r.boolean("normalize", default: false)))
+        CSVSource(
+          path: file, target: target, header: header, delimiter: delimiter.first ?? ",", task: task ?? .classification,
+          normalize: r.boolean("normalize", default: false)))
     case "idx":
       return .idx(images: r.string("images", .nonEmpty), labels: r.string("labels", .nonEmpty))
     default:

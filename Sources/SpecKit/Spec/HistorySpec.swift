@@ -51,7 +51,9 @@ public struct MetricPoint: Hashable, Sendable {
     guard let pair = value.arrayValue, pair.count == 2, let step = pair[0].numberValue?.int, step >= 0,
       let number = pair[1].numberValue?.double, Float(number).isFinite
     else {
-      log.report(path, "must be a pair [step, value] of a non-negative integer and a finite float32 number, got \(value.excerpt())", at: value.location)
+      log.report(
+        path, "must be a pair [step, value] of a non-negative integer and a finite float32 number, got \(value.excerpt())",
+        at: value.location)
       return nil
     }
     return MetricPoint(step: step, value: Float(number))
@@ -72,7 +74,9 @@ public struct HistoryEvent: Hashable, Sendable {
   var json: JSONValue { .object(["step": .int(step), "kind": .string(kind), "detail": .string(detail)]) }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> HistoryEvent? {
-    guard var r = ObjectReader(value, at: path, log: log, what: "an event object {\"step\": …, \"kind\": …, \"detail\": …}") else { return nil }
+    guard var r = ObjectReader(value, at: path, log: log, what: "an event object {\"step\": …, \"kind\": …, \"detail\": …}") else {
+      return nil
+    }
     defer { r.finish() }
     return HistoryEvent(step: r.integer("step", .nonNegative), kind: r.string("kind", .nonEmpty), detail: r.string("detail", default: ""))
   }

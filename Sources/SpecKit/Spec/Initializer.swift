@@ -58,12 +58,16 @@ public enum Initializer: Hashable, Sendable {
         ("he_uniform", .heUniform), ("he_normal", .heNormal), ("lecun_normal", .lecunNormal),
       ]
       if ["constant", "uniform", "normal"].contains(word) {
-        log.report(path, "initializer \(JSONWriter.quoted(word)) needs fields; write it as an object such as {\"type\": \"\(word)\", ...}", at: value.location)
+        log.report(
+          path, "initializer \(JSONWriter.quoted(word)) needs fields; write it as an object such as {\"type\": \"\(word)\", ...}",
+          at: value.location)
         return nil
       }
       return ObjectReader.choice(value, at: path, simple, what: "initializer", log: log)
     }
-    guard var reader = ObjectReader(value, at: path, log: log, what: "an initializer object such as {\"type\": \"zeros\"}") else { return nil }
+    guard var reader = ObjectReader(value, at: path, log: log, what: "an initializer object such as {\"type\": \"zeros\"}") else {
+      return nil
+    }
     defer { reader.finish() }
     let options = names.map { ($0, $0) }
     guard let type = reader.choice("type", options, what: "initializer") else { return nil }

@@ -88,7 +88,9 @@ extension LayerSpec {
   /// Reads one layer; `name` is nil in the result's name when the file omits it (the model
   /// assigns one afterwards).
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> (name: String?, kind: Kind, nameLocation: SourceLocation?)? {
-    guard var reader = ObjectReader(value, at: path, log: log, what: "a layer object such as {\"type\": \"dense\", \"units\": 8}") else { return nil }
+    guard var reader = ObjectReader(value, at: path, log: log, what: "a layer object such as {\"type\": \"dense\", \"units\": 8}") else {
+      return nil
+    }
     var name: String?
     let nameLocation = reader.raw("name")?.location ?? value.location
     if let raw = reader.raw("name") {
@@ -132,6 +134,8 @@ extension LayerSpec {
   /// of tensor names such as `param/dense1.weight`, so `.` and `/` are not allowed).
   public static func isValidName(_ name: String) -> Bool {
     guard let first = name.unicodeScalars.first, first.properties.isAlphabetic || first == "_" else { return false }
-    return name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }
+    return name.unicodeScalars.allSatisfy {
+      $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-")
+    }
   }
 }

@@ -47,7 +47,9 @@ public struct ModelSpec: Hashable, Sendable {
     for (index, layer) in read.enumerated() {
       guard let name = layer?.name else { continue }
       if let first = firstUse[name] {
-        log.report(path + "layers" + index + "name", "\(JSONWriter.quoted(name)) is already the name of layers[\(first)]; layer names must be unique", at: layer?.nameLocation)
+        log.report(
+          path + "layers" + index + "name",
+          "\(JSONWriter.quoted(name)) is already the name of layers[\(first)]; layer names must be unique", at: layer?.nameLocation)
       } else {
         firstUse[name] = index
       }

@@ -31,7 +31,9 @@ public enum OptimizerSpec: Hashable, Sendable {
     public var weightDecay: Double
     public var amsgrad = false
 
-    public init(lr: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8, weightDecay: Double, amsgrad: Bool = false) {
+    public init(
+      lr: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8, weightDecay: Double, amsgrad: Bool = false
+    ) {
       (self.lr, self.beta1, self.beta2, self.eps, self.weightDecay, self.amsgrad) = (lr, beta1, beta2, eps, weightDecay, amsgrad)
     }
   }
@@ -45,7 +47,9 @@ public enum OptimizerSpec: Hashable, Sendable {
     public var centered = false
     public var weightDecay = 0.0
 
-    public init(lr: Double = 0.01, alpha: Double = 0.99, eps: Double = 1e-8, momentum: Double = 0, centered: Bool = false, weightDecay: Double = 0) {
+    public init(
+      lr: Double = 0.01, alpha: Double = 0.99, eps: Double = 1e-8, momentum: Double = 0, centered: Bool = false, weightDecay: Double = 0
+    ) {
       (self.lr, self.alpha, self.eps, self.momentum, self.centered, self.weightDecay) = (lr, alpha, eps, momentum, centered, weightDecay)
     }
   }
@@ -59,7 +63,9 @@ public enum OptimizerSpec: Hashable, Sendable {
     public var weightDecay = 0.0
 
     public init(lr: Double = 0.01, lrDecay: Double = 0, eps: Double = 1e-10, initialAccumulatorValue: Double = 0, weightDecay: Double = 0) {
-      (self.lr, self.lrDecay, self.eps, self.initialAccumulatorValue, self.weightDecay) = (lr, lrDecay, eps, initialAccumulatorValue, weightDecay)
+      (self.lr, self.lrDecay, self.eps, self.initialAccumulatorValue, self.weightDecay) = (
+        lr, lrDecay, eps, initialAccumulatorValue, weightDecay
+      )
     }
   }
 
@@ -85,11 +91,21 @@ public enum OptimizerSpec: Hashable, Sendable {
     }
     set {
       switch self {
-      case .sgd(var o): o.lr = newValue; self = .sgd(o)
-      case .adam(var o): o.lr = newValue; self = .adam(o)
-      case .adamw(var o): o.lr = newValue; self = .adamw(o)
-      case .rmsprop(var o): o.lr = newValue; self = .rmsprop(o)
-      case .adagrad(var o): o.lr = newValue; self = .adagrad(o)
+      case .sgd(var o):
+        o.lr = newValue
+        self = .sgd(o)
+      case .adam(var o):
+        o.lr = newValue
+        self = .adam(o)
+      case .adamw(var o):
+        o.lr = newValue
+        self = .adamw(o)
+      case .rmsprop(var o):
+        o.lr = newValue
+        self = .rmsprop(o)
+      case .adagrad(var o):
+        o.lr = newValue
+        self = .adagrad(o)
       }
     }
   }
@@ -135,7 +151,9 @@ public enum OptimizerSpec: Hashable, Sendable {
   }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> OptimizerSpec? {
-    guard var r = ObjectReader(value, at: path, log: log, what: "an optimizer object such as {\"type\": \"adam\", \"lr\": 0.001}") else { return nil }
+    guard var r = ObjectReader(value, at: path, log: log, what: "an optimizer object such as {\"type\": \"adam\", \"lr\": 0.001}") else {
+      return nil
+    }
     defer { r.finish() }
     guard let type = r.choice("type", names.map { ($0, $0) }, what: "optimizer") else { return nil }
     switch type {
@@ -145,7 +163,9 @@ public enum OptimizerSpec: Hashable, Sendable {
         dampening: r.number("dampening", default: 0, .closed(0, 1)), nesterov: r.boolean("nesterov", default: false),
         weightDecay: r.number("weight_decay", default: 0, .nonNegative))
       if o.nesterov && (o.momentum <= 0 || o.dampening != 0) {
-        log.report(path + "nesterov", "needs momentum > 0 and dampening 0 (as in PyTorch), got momentum \(o.momentum) and dampening \(o.dampening)", at: r.raw("nesterov")?.location)
+        log.report(
+          path + "nesterov", "needs momentum > 0 and dampening 0 (as in PyTorch), got momentum \(o.momentum) and dampening \(o.dampening)",
+          at: r.raw("nesterov")?.location)
       }
       return .sgd(o)
     case "adam", "adamw":

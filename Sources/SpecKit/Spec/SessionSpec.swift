@@ -53,23 +53,35 @@ public struct SessionSpec: Hashable, Sendable {
   ///   - defaultName: the name to use when the file has no `name` (the file's base name).
   /// - Throws: `SpecError.syntax` with line and column for text that is not JSON;
   ///   `.newerVersion` for a file from a newer SpecBench; `.invalid` with every problem found.
-  public static func decode(_ text: some Collection<UInt8>, file: String? = nil, defaultName: String = "session") throws(SpecError) -> SessionSpec {
+  public static func decode(_ text: some Collection<UInt8>, file: String? = nil, defaultName: String = "session") throws(SpecError)
+    -> SessionSpec
+  {
     let root: JSONValue
     do { root = try JSONParser.parse(text) } catch { throw .syntax(file: file, error) }
     return try decode(root, file: file, defaultName: defaultName)
   }
 
   /// Reads a session from a parsed JSON value (see `decode(_:file:defaultName:)`).
-  public static func decode(_ root: JSONValue, file: String? = nil, defaultName: String = "session", migrations: [Int: Migration] = SpecMigrations.steps) throws(SpecError) -> SessionSpec {
+  public static func decode(
+    _ root: JSONValue, file: String? = nil, defaultName: String = "session", migrations: [Int: Migration] = SpecMigrations.steps
+  ) throws(SpecError) -> SessionSpec {
     let log = IssueLog()
     guard let object = root.objectValue else {
-      throw .invalid(file: file, [SpecIssue(path: .root, message: "must be a session object {\"format\": \"specbench/session\", ...}, got \(root.excerpt())", location: root.location)])
+      throw .invalid(
+        file: file,
+        [
+          SpecIssue(
+            path: .root, message: "must be a session object {\"format\": \"specbench/session\", ...}, got \(root.excerpt())",
+            location: root.location)
+        ])
     }
     var document = root
     if let version = object["version"], let number = version.numberValue?.int, number >= 1 {
       if number > currentVersion { throw .newerVersion(file: file, found: number, supported: currentVersion) }
       if number < currentVersion {
-        do { document = try SpecMigrations.migrate(root, from: number, to: currentVersion, steps: migrations) } catch { throw .invalid(file: file, [error]) }
+        do { document = try SpecMigrations.migrate(root, from: number, to: currentVersion, steps: migrations) } catch {
+          throw .invalid(file: file, [error])
+        }
       }
     }
     let spec = read(document, log: log, defaultName: defaultName)
@@ -130,7 +142,9 @@ public enum SpecMigrations {
     var document = root
     for v in version..<target {
       guard let step = steps[v] else {
-        throw SpecIssue(path: "version", message: "version \(v) files cannot be read by this SpecBench (no migration from \(v) to \(v + 1))", location: root.objectValue?["version"]?.location)
+        throw SpecIssue(
+          path: "version", message: "version \(v) files cannot be read by this SpecBench (no migration from \(v) to \(v + 1))",
+          location: root.objectValue?["version"]?.location)
       }
       document = try step(document)
       guard case .object(var object) = document.kind else {

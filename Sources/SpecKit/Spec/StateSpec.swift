@@ -36,8 +36,12 @@ public struct StateSpec: Hashable, Sendable {
     state.step = r.integer("step", .nonNegative)
     state.epoch = r.integer("epoch", .nonNegative)
     state.tensors = r.string(
-      "tensors", Rule("a file name ending in .safetensors, beside the spec file") { $0.hasSuffix(".safetensors") && !$0.contains("/") && $0.count > 12 })
-    state.sha256 = r.string("sha256", Rule("64 lowercase hexadecimal digits (SHA-256)") { $0.count == 64 && $0.allSatisfy { $0.isHexDigit && !$0.isUppercase } })
+      "tensors",
+      Rule("a file name ending in .safetensors, beside the spec file") {
+        $0.hasSuffix(".safetensors") && !$0.contains("/") && $0.count > 12
+      })
+    state.sha256 = r.string(
+      "sha256", Rule("64 lowercase hexadecimal digits (SHA-256)") { $0.count == 64 && $0.allSatisfy { $0.isHexDigit && !$0.isUppercase } })
     if let raw = r.required("position"), var p = ObjectReader(raw, at: path + "position", log: log) {
       state.epochOrderSeed = p.decimalUInt64("epoch_order_seed")
       state.index = p.integer("index", .nonNegative)

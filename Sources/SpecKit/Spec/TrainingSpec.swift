@@ -10,7 +10,10 @@ public struct TrainingSpec: Hashable, Sendable {
   public var stop: [StopRule] = [.maxSteps(steps: 1000)]
   public var record = RecordSpec()
 
-  public init(batchSize: Int = 32, shuffle: Bool = true, seed: UInt64 = 0, stop: [StopRule] = [.maxSteps(steps: 1000)], record: RecordSpec = RecordSpec()) {
+  public init(
+    batchSize: Int = 32, shuffle: Bool = true, seed: UInt64 = 0, stop: [StopRule] = [.maxSteps(steps: 1000)],
+    record: RecordSpec = RecordSpec()
+  ) {
     (self.batchSize, self.shuffle, self.seed, self.stop, self.record) = (batchSize, shuffle, seed, stop, record)
   }
 
@@ -78,7 +81,9 @@ public enum StopRule: Hashable, Sendable {
   }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> StopRule? {
-    guard var r = ObjectReader(value, at: path, log: log, what: "a stop rule such as {\"type\": \"max_steps\", \"steps\": 1000}") else { return nil }
+    guard var r = ObjectReader(value, at: path, log: log, what: "a stop rule such as {\"type\": \"max_steps\", \"steps\": 1000}") else {
+      return nil
+    }
     defer { r.finish() }
     guard let type = r.choice("type", names.map { ($0, $0) }, what: "stop rule") else { return nil }
     switch type {
@@ -109,6 +114,7 @@ public struct RecordSpec: Hashable, Sendable {
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> RecordSpec {
     guard var r = ObjectReader(value, at: path, log: log) else { return RecordSpec() }
     defer { r.finish() }
-    return RecordSpec(every: r.integer("every", default: 1, .positive), histogramsEvery: r.integer("histograms_every", default: 50, .nonNegative))
+    return RecordSpec(
+      every: r.integer("every", default: 1, .positive), histogramsEvery: r.integer("histograms_every", default: 50, .nonNegative))
   }
 }

@@ -62,11 +62,16 @@ extension SessionSpec {
     if let shapes = try? model.layerShapes() {
       var table = TextTable(header: ["#", "name", "type", "output", "params", "details"], rightAligned: [0, 4])
       for (i, shape) in shapes.enumerated() {
-        table.rows.append([String(i), shape.layer.name, shape.layer.kind.typeName, "\(shape.outputShape)", grouped(shape.parameterCount), details(shape.layer.kind)])
+        table.rows.append([
+          String(i), shape.layer.name, shape.layer.kind.typeName, "\(shape.outputShape)", grouped(shape.parameterCount),
+          details(shape.layer.kind),
+        ])
       }
       lines += table.render()
       let buffers = shapes.flatMap(\.tensors).filter { $0.role == .buffer }.reduce(0) { $0 + $1.count }
-      lines.append("  trainable parameters: \(grouped(shapes.reduce(0) { $0 + $1.parameterCount }))" + (buffers > 0 ? "; non-trainable buffers: \(grouped(buffers))" : ""))
+      lines.append(
+        "  trainable parameters: \(grouped(shapes.reduce(0) { $0 + $1.parameterCount }))"
+          + (buffers > 0 ? "; non-trainable buffers: \(grouped(buffers))" : ""))
     } else {
       lines.append("  (the layer shapes do not chain; run `specbench validate` for details)")
     }
@@ -87,7 +92,8 @@ extension SessionSpec {
     lines.append("Backend:    \(backend)")
     if let state {
       lines.append(
-        "State:      step \(grouped(state.step)), epoch \(state.epoch), tensors in \(state.tensors)" + (tensorsChecked ? " (hash, names and shapes checked)" : ""))
+        "State:      step \(grouped(state.step)), epoch \(state.epoch), tensors in \(state.tensors)"
+          + (tensorsChecked ? " (hash, names and shapes checked)" : ""))
     } else {
       lines.append("State:      none; training starts from the seeded initializers")
     }
@@ -102,7 +108,8 @@ extension SessionSpec {
   private func details(_ kind: LayerSpec.Kind) -> String {
     switch kind {
     case .dense(let dense):
-      "\(dense.activation.summary); init \(dense.initializer.weight.summary)" + (dense.useBias ? "/\(dense.initializer.bias.summary)" : ", no bias")
+      "\(dense.activation.summary); init \(dense.initializer.weight.summary)"
+        + (dense.useBias ? "/\(dense.initializer.bias.summary)" : ", no bias")
     case .activation(let function): function.summary
     case .dropout(let rate): "rate \(short(rate))"
     case .flatten: ""

@@ -57,15 +57,20 @@ extension ModelSpec {
       switch layer.kind {
       case .dense(let dense):
         guard shape.count == 1 else {
-          log.report(here, "\(layer.name) is dense and needs a 1-D input, but its input has shape \(shape); add a flatten layer before it", at: nil)
+          log.report(
+            here, "\(layer.name) is dense and needs a 1-D input, but its input has shape \(shape); add a flatten layer before it", at: nil)
           return nil
         }
         let inputs = shape[0]
         tensors.append(
-          LayerTensor(name: layer.name + ".weight", shape: [dense.units, inputs], role: .parameter, initializer: dense.initializer.weight, fanIn: inputs, fanOut: dense.units))
+          LayerTensor(
+            name: layer.name + ".weight", shape: [dense.units, inputs], role: .parameter, initializer: dense.initializer.weight,
+            fanIn: inputs, fanOut: dense.units))
         if dense.useBias {
           tensors.append(
-            LayerTensor(name: layer.name + ".bias", shape: [dense.units], role: .parameter, initializer: dense.initializer.bias, fanIn: inputs, fanOut: dense.units))
+            LayerTensor(
+              name: layer.name + ".bias", shape: [dense.units], role: .parameter, initializer: dense.initializer.bias, fanIn: inputs,
+              fanOut: dense.units))
         }
         output = [dense.units]
       case .activation, .dropout:
@@ -78,10 +83,13 @@ extension ModelSpec {
         output = shape
       case .batchNorm:
         let features = shape[0]
-        tensors = Self.affine(layer.name, features) + [
-          LayerTensor(name: layer.name + ".running_mean", shape: [features], role: .buffer, initializer: .zeros, fanIn: features, fanOut: features),
-          LayerTensor(name: layer.name + ".running_var", shape: [features], role: .buffer, initializer: .ones, fanIn: features, fanOut: features),
-        ]
+        tensors =
+          Self.affine(layer.name, features) + [
+            LayerTensor(
+              name: layer.name + ".running_mean", shape: [features], role: .buffer, initializer: .zeros, fanIn: features, fanOut: features),
+            LayerTensor(
+              name: layer.name + ".running_var", shape: [features], role: .buffer, initializer: .ones, fanIn: features, fanOut: features),
+          ]
         output = shape
       }
       result.append(LayerShape(layer: layer, inputShape: shape, outputShape: output, tensors: tensors))

@@ -23,11 +23,14 @@ extension SessionSpec {
   public func stateLayout() throws(SpecError) -> [StateTensorInfo] {
     let tensors = try model.layerShapes().flatMap(\.tensors)
     var layout: [StateTensorInfo] = tensors.map {
-      StateTensorInfo(name: ($0.role == .parameter ? "param/" : "buffer/") + $0.name, shape: $0.shape, kind: $0.role == .parameter ? .parameter : .buffer)
+      StateTensorInfo(
+        name: ($0.role == .parameter ? "param/" : "buffer/") + $0.name, shape: $0.shape, kind: $0.role == .parameter ? .parameter : .buffer)
     }
     for tensor in tensors where tensor.role == .parameter {
       for slot in optimizer.slots {
-        layout.append(StateTensorInfo(name: "opt/\(tensor.name)/\(slot.name)", shape: tensor.shape, kind: .optimizerSlot(parameter: tensor.name, slot: slot.name)))
+        layout.append(
+          StateTensorInfo(
+            name: "opt/\(tensor.name)/\(slot.name)", shape: tensor.shape, kind: .optimizerSlot(parameter: tensor.name, slot: slot.name)))
       }
     }
     return layout
@@ -40,7 +43,8 @@ extension SessionSpec {
     let slotStart = Dictionary(optimizer.slots.map { ($0.name, $0.initialValue) }, uniquingKeysWith: { a, _ in a })
     var result: [String: StoredTensor] = [:]
     for tensor in try model.layerShapes().flatMap(\.tensors) {
-      let values = tensor.initializer.values(count: tensor.count, fanIn: tensor.fanIn, fanOut: tensor.fanOut, seed: training.seed, tensorName: tensor.name)
+      let values = tensor.initializer.values(
+        count: tensor.count, fanIn: tensor.fanIn, fanOut: tensor.fanOut, seed: training.seed, tensorName: tensor.name)
       result[(tensor.role == .parameter ? "param/" : "buffer/") + tensor.name] = StoredTensor(shape: tensor.shape, scalars: values)
       if tensor.role == .parameter {
         for (slot, start) in slotStart { result["opt/\(tensor.name)/\(slot)"] = StoredTensor(shape: tensor.shape, repeating: start) }

@@ -18,7 +18,8 @@ extension SessionSpec {
 
     if modelClean, let dataShape, model.input != dataShape.input {
       log.report(
-        "model.input", "must be \(dataShape.input) to match the samples of data \(JSONWriter.quoted(data.source.typeName)), got \(model.input)", at: nil)
+        "model.input",
+        "must be \(dataShape.input) to match the samples of data \(JSONWriter.quoted(data.source.typeName)), got \(model.input)", at: nil)
     }
     if let shapes, let last = shapes.last, log.isClean(under: "loss") {
       checkLoss(output: last, layerIndex: shapes.count - 1, target: dataShape?.target, log: log)
@@ -27,7 +28,9 @@ extension SessionSpec {
       for (i, rule) in training.stop.enumerated() {
         if case .earlyStopping = rule {
           log.report(
-            JSONPath("training.stop") + i, "early_stopping watches the validation loss, but data.validation_fraction is 0; hold out some samples (e.g. 0.2) or use another rule", at: nil)
+            JSONPath("training.stop") + i,
+            "early_stopping watches the validation loss, but data.validation_fraction is 0; hold out some samples (e.g. 0.2) or use another rule",
+            at: nil)
         }
       }
     }
@@ -44,13 +47,17 @@ extension SessionSpec {
     switch (loss, target) {
     case (.softmaxCrossEntropy, .classes(let classes)?):
       if width != classes {
-        log.report("loss.type", "softmax_cross_entropy over \(classes) classes needs the last layer to output [\(classes)], but \(where_)", at: nil)
+        log.report(
+          "loss.type", "softmax_cross_entropy over \(classes) classes needs the last layer to output [\(classes)], but \(where_)", at: nil)
       }
     case (.softmaxCrossEntropy, nil):
       if width < 2 { log.report("loss.type", "softmax_cross_entropy needs at least 2 outputs (one per class), but \(where_)", at: nil) }
     case (.sigmoidBinaryCrossEntropy, .classes(let classes)?):
       if classes != 2 {
-        log.report("loss.type", "sigmoid_binary_cross_entropy needs targets in {0, 1}, but data \(source) has \(classes) classes; use softmax_cross_entropy", at: nil)
+        log.report(
+          "loss.type",
+          "sigmoid_binary_cross_entropy needs targets in {0, 1}, but data \(source) has \(classes) classes; use softmax_cross_entropy",
+          at: nil)
       } else if width != 1 {
         log.report("loss.type", "sigmoid_binary_cross_entropy needs the last layer to output [1] (one logit), but \(where_)", at: nil)
       }
@@ -58,12 +65,16 @@ extension SessionSpec {
       log.report("loss.type", "\(loss.name) needs class labels, but data \(source) gives \(target!); use mse or huber", at: nil)
     case (.mse, .values(let targetWidth)?), (.huber, .values(let targetWidth)?):
       if width != targetWidth {
-        log.report("loss.type", "\(loss.name) needs the last layer to output [\(targetWidth)] like the targets of data \(source), but \(where_)", at: nil)
+        log.report(
+          "loss.type", "\(loss.name) needs the last layer to output [\(targetWidth)] like the targets of data \(source), but \(where_)",
+          at: nil)
       }
     case (.mse, .classes(let classes)?), (.huber, .classes(let classes)?):
       // Class targets are compared one-hot.
       if width != classes {
-        log.report("loss.type", "\(loss.name) on \(classes) classes compares one-hot targets, so the last layer must output [\(classes)], but \(where_)", at: nil)
+        log.report(
+          "loss.type",
+          "\(loss.name) on \(classes) classes compares one-hot targets, so the last layer must output [\(classes)], but \(where_)", at: nil)
       }
     case (.sigmoidBinaryCrossEntropy, nil), (.mse, nil), (.huber, nil):
       break

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what SpecBench needs to build, run and test, checking first so that a second run does
+# nothing. Used by the README's two commands and by .ci/run.
+#   - Debian packages (apt): the C libraries the package links, and Python for the interop tests.
+#   - Python packages (pip): numpy and safetensors, which the interop tests run for real. Where the
+#     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
+# Prints what it installs; exits non-zero only when the Swift build itself cannot work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- Swift ---------------------------------------------------------------------------------
+if ! command -v swift >/dev/null 2>&1; then
+  say "swift is not on PATH: install Swift 6.0 or newer from swift.org, then run this again"
+  exit 1
+fi
+
+# --- Debian packages ---------------------------------------------------------------------------
+# Each entry: a command or file whose presence shows the package is there, then the package.
+apt_needed=()
+need_apt() { apt_needed+=("$1"); }
+command -v python3 >/dev/null 2>&1 || need_apt python3
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt python3-venv
+python3 -m pip --version >/dev/null 2>&1 || need_apt python3-pip
+
+if ((${#apt_needed[@]})); then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      say "missing Debian packages: ${apt_needed[*]}; install them as root (apt-get install ${apt_needed[*]})"
+      apt_needed=()
+    fi
+  fi
+  if ((${#apt_needed[@]})); then
+    say "installing Debian packages: ${apt_needed[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_needed[@]}" >/dev/null
+  fi
+fi
+
+# --- Python packages for the interop tests ------------------------------------------------------
+python_packages=(numpy safetensors)
+check='import numpy, safetensors.numpy'
+if [ -x .venv/bin/python3 ] && .venv/bin/python3 -c "$check" >/dev/null 2>&1; then
+  exit 0
+fi
+if command -v python3 >/dev/null 2>&1 && python3 -c "$check" >/dev/null 2>&1; then
+  exit 0
+fi
+if command -v python3 >/dev/null 2>&1; then
+  say "installing Python packages: ${python_packages[*]}"
+  if python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" >/dev/null 2>&1 && python3 -c "$check" >/dev/null 2>&1; then
+    exit 0
+  fi
+  say "the system Python refused; installing into .venv/ instead"
+  if python3 -m venv .venv >/dev/null 2>&1 && .venv/bin/python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" >/dev/null 2>&1 \
+    && .venv/bin/python3 -c "$check" >/dev/null 2>&1; then
+    exit 0
+  fi
+fi
+say "could not install ${python_packages[*]}; the Python interop tests will be skipped (and say so)"
+exit 0
