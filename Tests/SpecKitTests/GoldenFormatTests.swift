@@ -128,3 +128,24 @@ struct GoldenFormatTests {
         ]))
   }()
 }
+
+@Suite("Codable bridge")
+struct CodableBridgeTests {
+  @Test func jsonDecoderAndEncoderRoundTripThroughTheStrictReader() throws {
+    let spec = GoldenFormatTests.completeSpec
+    let data = try JSONEncoder().encode(spec)
+    #expect(try JSONDecoder().decode(SessionSpec.self, from: data) == spec)
+  }
+
+  @Test func jsonDecoderReportsEveryProblem() throws {
+    let text = baseSessionText.replacingOccurrences(of: "\"units\": 8", with: "\"units\": -8").replacingOccurrences(
+      of: "\"lr\": 0.01", with: "\"lr\": 0")
+    do {
+      _ = try JSONDecoder().decode(SessionSpec.self, from: Data(text.utf8))
+      Issue.record("expected an error")
+    } catch let DecodingError.dataCorrupted(context) {
+      #expect(context.debugDescription.contains("model.layers[0].units: must be a positive integer, got -8"))
+      #expect(context.debugDescription.contains("optimizer.lr: must be a number > 0, got 0"))
+    }
+  }
+}
