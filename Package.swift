@@ -7,6 +7,9 @@ let package = Package(
   name: "SpecBench",
   products: [
     .library(name: "SpecKit", targets: ["SpecKit"]),
+    .library(name: "TensorCore", targets: ["TensorCore"]),
+    .library(name: "Datasets", targets: ["Datasets"]),
+    .library(name: "Backends", targets: ["Backends"]),
     .executable(name: "specbench", targets: ["specbench"]),
   ],
   dependencies: [
@@ -19,11 +22,20 @@ let package = Package(
       name: "SpecKit",
       dependencies: [.product(name: "Crypto", package: "swift-crypto")]
     ),
+    // Float32 tensors, plain kernels, the layers' forward and backward passes, losses, and the
+    // optimizers' update rules.
+    .target(name: "TensorCore", dependencies: ["SpecKit"]),
+    // Datasets: the synthetic generators, CSV, IDX, built-ins; the validation split and batching.
+    .target(name: "Datasets", dependencies: ["SpecKit", "TensorCore"]),
+    // The Backend protocol, capabilities, and the backends (reference).
+    .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets"]),
+    // The engine both front ends share; for now the headless training run.
+    .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends"]),
     // Argument parsing and nothing else: every verb calls into the library modules.
     .executableTarget(
       name: "specbench",
       dependencies: [
-        "SpecKit",
+        "SpecKit", "Backends", "Session",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),

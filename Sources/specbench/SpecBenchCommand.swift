@@ -13,7 +13,7 @@ struct SpecBenchCommand: ParsableCommand {
       experiment; see docs/spec-format.md. Example sessions are in sessions/.
       """,
     version: SpecBenchVersion.current,
-    subcommands: [Validate.self, Inspect.self, Init.self, Backends.self]
+    subcommands: [Run.self, Validate.self, Inspect.self, Init.self, BackendsCommand.self]
   )
 }
 
@@ -23,7 +23,10 @@ enum SpecBenchVersion {
 }
 
 /// Prints a SpecKit error to standard error and exits with status 1.
-func fail(_ error: SpecError) -> ExitCode {
-  FileHandle.standardError.write(Data((error.description + "\n").utf8))
+func fail(_ error: SpecError) -> ExitCode { failWith(error.description) }
+
+/// Prints a message to standard error and exits with status 1.
+func failWith(_ message: String) -> ExitCode {
+  FileHandle.standardError.write(Data((message + "\n").utf8))
   return ExitCode(1)
 }

@@ -6,10 +6,14 @@ public struct SessionBundle: Hashable, Sendable {
   public var spec: SessionSpec
   /// The state tensors by their file names (`param/dense1.weight`, …); nil when `spec.state` is.
   public var tensors: [String: StoredTensor]?
+  /// The optimizer's own update count, kept in the safetensors header's metadata
+  /// (`optimizer_steps`); nil means "equal to `state.step`", as for files written elsewhere.
+  public var optimizerSteps: Int?
 
-  public init(spec: SessionSpec, tensors: [String: StoredTensor]? = nil) {
+  public init(spec: SessionSpec, tensors: [String: StoredTensor]? = nil, optimizerSteps: Int? = nil) {
     self.spec = spec
     self.tensors = tensors
+    self.optimizerSteps = optimizerSteps
   }
 }
 
@@ -47,9 +51,18 @@ public enum SessionFile {
     }
     let contents: SafeTensors.Contents
     do { contents = try SafeTensors.decode(tensorBytes) } catch { throw .safetensors(path: tensorPath, error) }
-    let problems = spec.stateProblems(contents.tensors)
+    var problems = spec.stateProblems(contents.tensors)
+    var optimizerSteps: Int?
+    if let text = contents.metadata[SessionBundle.optimizerStepsKey] {
+      if let value = Int(text), value >= 0, value <= state.step {
+        optimizerSteps = value
+      } else {
+        problems.append(
+          "the metadata \(SessionBundle.optimizerStepsKey) must be a whole number from 0 to state.step (\(state.step)), got \"\(text)\"")
+      }
+    }
     guard problems.isEmpty else { throw .stateMismatch(path: file, problems: problems) }
-    return SessionBundle(spec: spec, tensors: contents.tensors)
+    return SessionBundle(spec: spec, tensors: contents.tensors, optimizerSteps: optimizerSteps)
   }
 
   /// Writes a session atomically, creating missing folders.
@@ -81,7 +94,8 @@ public enum SessionFile {
     let problems = spec.stateProblems(tensors)
     guard problems.isEmpty else { throw .stateMismatch(path: jsonPath, problems: problems) }
     var state = spec.state ?? spec.initialStateRecord()
-    let tensorBytes = SafeTensors.encode(SafeTensors.Contents(tensors: tensors))
+    let metadata = [SessionBundle.optimizerStepsKey: String(bundle.optimizerSteps ?? state.step)]
+    let tensorBytes = SafeTensors.encode(SafeTensors.Contents(tensors: tensors, metadata: metadata))
     state.tensors = (tensorPath as NSString).lastPathComponent
     state.sha256 = sha256Hex(tensorBytes)
     spec.state = state

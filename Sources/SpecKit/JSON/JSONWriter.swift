@@ -92,7 +92,7 @@ public enum JSONWriter {
   }
 
   /// Code-point order, as Python's `sort_keys` uses (Swift's `<` on String is not it).
-  static func codePointsPrecede(_ a: String, _ b: String) -> Bool {
+  public static func codePointsPrecede(_ a: String, _ b: String) -> Bool {
     a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars) { $0.value < $1.value }
   }
 }

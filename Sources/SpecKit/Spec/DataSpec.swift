@@ -45,6 +45,11 @@ public enum TargetKind: Hashable, Sendable, CustomStringConvertible {
 public struct DataShape: Hashable, Sendable {
   public var input: [Int]
   public var target: TargetKind
+
+  public init(input: [Int], target: TargetKind) {
+    self.input = input
+    self.target = target
+  }
 }
 
 /// A data source: the synthetic generators, files, or a dataset shipped with SpecBench.

@@ -9,12 +9,20 @@ extension SessionSpec {
     return log.issues
   }
 
+  /// The cross-field problems against data whose shapes are known only once it is read (csv,
+  /// idx): the model's input and the loss against the data's samples and targets.
+  public func problems(with dataShape: DataShape) -> [SpecIssue] {
+    let log = IssueLog()
+    checkConsistency(log: log, dataShape: dataShape)
+    return log.issues
+  }
+
   /// The cross-field checks; each runs only when the fields it reads had no problem of their
   /// own, so one mistake is reported once.
-  func checkConsistency(log: IssueLog) {
+  func checkConsistency(log: IssueLog, dataShape knownShape: DataShape? = nil) {
     let modelClean = log.isClean(under: "model")
     let shapes = modelClean ? model.inferShapes(at: "model", log: log) : nil
-    let dataShape = log.isClean(under: "data") ? data.source.knownShape : nil
+    let dataShape = log.isClean(under: "data") ? knownShape ?? data.source.knownShape : nil
 
     if modelClean, let dataShape, model.input != dataShape.input {
       log.report(

@@ -1,0 +1,101 @@
+import Datasets
+import SpecKit
+import TensorCore
+
+/// A compute engine: turns a spec and a state into a trainer. Backends share the spec's meaning
+/// and differ only in how they compute.
+public protocol Backend: Sendable {
+  /// The name used in specs and on the command line (`reference`).
+  var name: String { get }
+  /// One line for `specbench backends`.
+  var summary: String { get }
+  /// What it can train; anything else is refused before training.
+  var capabilities: Capabilities { get }
+
+  /// A trainer for `spec` starting from `state`, training on `data.train`.
+  ///
+  /// - Throws: `BackendError.unsupported` naming every field this backend cannot do by its JSON
+  ///   path, or `.invalidState` when the state does not belong to the spec.
+  func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer
+}
+
+/// A model being trained: it owns its parameters, optimizer slots, batches and generators, and
+/// is driven from one thread at a time.
+public protocol Trainer: AnyObject {
+  /// Updates made so far.
+  var step: Int { get }
+  /// Completed epochs.
+  var epoch: Int { get }
+
+  /// One update on the next batch.
+  ///
+  /// - Returns: the batch's loss computed before the update, and the rate used.
+  /// - Throws: `BackendError.diverged` when the loss or a gradient is not finite; nothing is
+  ///   updated then (parameters, slots, running statistics, batch position and generators stay
+  ///   as they were after the previous step).
+  func trainStep() throws(BackendError) -> StepResult
+
+  /// Mean loss and accuracy over `data` in evaluation mode (dropout off, batch_norm on its
+  /// running statistics). Changes nothing.
+  func evaluate(_ data: Dataset) -> Evaluation
+
+  /// The model's outputs for `inputs` (`[N, sample shape…]`) in evaluation mode.
+  func predict(_ inputs: Tensor) -> Tensor
+
+  /// The complete state, in the format's names, to save or to hand to another backend.
+  func exportState() -> TrainingState
+}
+
+/// What one update did.
+public struct StepResult: Hashable, Sendable {
+  /// The update's number (the state's `step` after it), from 1.
+  public var step: Int
+  /// The batch's loss, computed before the update.
+  public var loss: Float
+  /// The scheduled learning rate the update used.
+  public var learningRate: Double
+  /// True when this batch was the last of an epoch.
+  public var endedEpoch: Bool
+
+  public init(step: Int, loss: Float, learningRate: Double, endedEpoch: Bool) {
+    (self.step, self.loss, self.learningRate, self.endedEpoch) = (step, loss, learningRate, endedEpoch)
+  }
+}
+
+/// Loss and (for class targets) accuracy over a dataset.
+public struct Evaluation: Hashable, Sendable {
+  public var loss: Float
+  /// Fraction of samples classified correctly; nil for regression.
+  public var accuracy: Double?
+
+  public init(loss: Float, accuracy: Double?) {
+    self.loss = loss
+    self.accuracy = accuracy
+  }
+}
+
+/// Why a backend refused or stopped.
+public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// Fields of the spec this backend cannot do, each by its JSON path.
+  case unsupported(backend: String, [SpecIssue])
+  /// The state does not fit the spec.
+  case invalidState([String])
+  /// The loss or a gradient became non-finite at `step`; the state is the previous step's.
+  case diverged(step: Int, loss: Float, reason: String)
+  /// No backend of that name.
+  case unknownBackend(name: String, known: [String])
+
+  public var description: String {
+    switch self {
+    case .unsupported(let backend, let issues):
+      return "the \(backend) backend cannot train this session:\n" + issues.map { "  \($0)" }.joined(separator: "\n")
+    case .invalidState(let problems):
+      return "the state does not match the session:\n" + problems.map { "  \($0)" }.joined(separator: "\n")
+    case .diverged(let step, _, let reason):
+      return "training diverged at step \(step): \(reason); the state is kept from step \(step - 1)"
+    case .unknownBackend(let name, let known):
+      return "no backend named \"\(name)\"; backends: \(known.joined(separator: ", "))"
+        + (Suggestion.nearest(to: name, in: known).map { " (did you mean \"\($0)\"?)" } ?? "")
+    }
+  }
+}

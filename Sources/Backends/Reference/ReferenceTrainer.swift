@@ -1,0 +1,214 @@
+import Datasets
+import SpecKit
+import TensorCore
+
+/// Trains a spec with TensorCore's plain kernels: forward through the layers keeping what each
+/// backward pass needs, the loss and its gradient, backward through the layers, then the
+/// optimizer's rule on every parameter.
+final class ReferenceTrainer: Trainer {
+  let spec: SessionSpec
+  let layers: [LayerShape]
+  let train: Dataset
+  /// Trainable parameters and buffers by tensor name (`dense1.weight`, `bn.running_mean`).
+  var parameters: [String: Tensor] = [:]
+  var buffers: [String: Tensor] = [:]
+  /// Optimizer slots: parameter name → slot name → values.
+  var slots: [String: [String: [Float]]] = [:]
+  var sampler: EpochSampler
+  var dropout: SplitMix64
+  private(set) var step: Int
+  var optimizerSteps: Int
+
+  var epoch: Int { sampler.epoch }
+
+  init(spec: SessionSpec, state: TrainingState, train: Dataset) throws(BackendError) {
+    self.spec = spec
+    do { layers = try spec.model.layerShapes() } catch { throw .invalidState([error.description]) }
+    self.train = train
+    for tensor in layers.flatMap(\.tensors) {
+      switch tensor.role {
+      case .parameter:
+        parameters[tensor.name] = Tensor(state.tensors["param/" + tensor.name]!)
+        var own: [String: [Float]] = [:]
+        for slot in spec.optimizer.slots { own[slot.name] = state.tensors["opt/\(tensor.name)/\(slot.name)"]!.scalars }
+        slots[tensor.name] = own
+      case .buffer:
+        buffers[tensor.name] = Tensor(state.tensors["buffer/" + tensor.name]!)
+      }
+    }
+    sampler = EpochSampler(
+      sampleCount: train.count, batchSize: spec.training.batchSize, shuffle: spec.training.shuffle, epochOrderSeed: state.epochOrderSeed,
+      index: state.index, epoch: state.epoch)
+    dropout = SplitMix64(state: state.dropoutRNG)
+    step = state.step
+    optimizerSteps = state.optimizerSteps
+  }
+
+  // MARK: forward and backward
+
+  /// What one layer's forward pass kept for its backward pass.
+  enum Cache {
+    case dense(input: Tensor, preActivation: Tensor, output: Tensor)
+    case activation(input: Tensor, output: Tensor)
+    case dropout(mask: [Float])
+    case flatten(inputShape: [Int])
+    case layerNorm(LayerMath.NormCache)
+    case batchNorm(LayerMath.NormCache)
+  }
+
+  /// Runs the layers on a batch. In training mode, dropout draws from the trainer's generator and
+  /// batch_norm updates its running statistics.
+  func forward(_ input: Tensor, training: Bool) -> (output: Tensor, caches: [Cache]) {
+    var x = input
+    var caches: [Cache] = []
+    for shape in layers {
+      let name = shape.layer.name
+      switch shape.layer.kind {
+      case .dense(let dense):
+        let z = LayerMath.denseForward(x, weight: parameters[name + ".weight"]!, bias: dense.useBias ? parameters[name + ".bias"] : nil)
+        let y = dense.activation == .identity ? z : dense.activation.forward(z)
+        caches.append(.dense(input: x, preActivation: z, output: y))
+        x = y
+      case .activation(let function):
+        let y = function.forward(x)
+        caches.append(.activation(input: x, output: y))
+        x = y
+      case .dropout(let rate):
+        if training {
+          let (y, mask) = LayerMath.dropoutForward(x, rate: Float(rate), generator: &dropout)
+          caches.append(.dropout(mask: mask))
+          x = y
+        } else {
+          caches.append(.dropout(mask: []))
+        }
+      case .flatten:
+        caches.append(.flatten(inputShape: x.shape))
+        x = x.reshaped([x.rows, x.rowWidth])
+      case .layerNorm(let eps):
+        let (y, cache) = LayerMath.layerNormForward(
+          x, weight: parameters[name + ".weight"]!, bias: parameters[name + ".bias"]!, eps: Float(eps))
+        caches.append(.layerNorm(cache))
+        x = y
+      case .batchNorm(let eps, let momentum):
+        var mean = buffers[name + ".running_mean"]!, variance = buffers[name + ".running_var"]!
+        let (y, cache) = LayerMath.batchNormForward(
+          x, weight: parameters[name + ".weight"]!, bias: parameters[name + ".bias"]!, runningMean: &mean, runningVar: &variance,
+          eps: Float(eps), momentum: Float(momentum), training: training)
+        if training {
+          buffers[name + ".running_mean"] = mean
+          buffers[name + ".running_var"] = variance
+        }
+        caches.append(.batchNorm(cache))
+        x = y
+      }
+    }
+    return (x, caches)
+  }
+
+  /// The gradients of every parameter, by name, from the output gradient.
+  func backward(_ outputGradient: Tensor, caches: [Cache]) -> [String: Tensor] {
+    var g = outputGradient
+    var gradients: [String: Tensor] = [:]
+    for (shape, cache) in zip(layers, caches).reversed() {
+      let name = shape.layer.name
+      switch (shape.layer.kind, cache) {
+      case (.dense(let dense), .dense(let input, let z, let y)):
+        let dz = dense.activation == .identity ? g : dense.activation.backward(input: z, output: y, gradient: g)
+        let (dx, dw, db) = LayerMath.denseBackward(dz, input: input, weight: parameters[name + ".weight"]!, hasBias: dense.useBias)
+        gradients[name + ".weight"] = dw
+        if let db { gradients[name + ".bias"] = db }
+        g = dx
+      case (.activation(let function), .activation(let input, let output)):
+        g = function.backward(input: input, output: output, gradient: g)
+      case (.dropout, .dropout(let mask)):
+        var scaled = g
+        for i in 0..<scaled.count { scaled.scalars[i] *= mask[i] }
+        g = scaled
+      case (.flatten, .flatten(let inputShape)):
+        g = g.reshaped(inputShape)
+      case (.layerNorm, .layerNorm(let normCache)):
+        let (dx, dw, db) = LayerMath.layerNormBackward(g, cache: normCache, weight: parameters[name + ".weight"]!)
+        (gradients[name + ".weight"], gradients[name + ".bias"]) = (dw, db)
+        g = dx
+      case (.batchNorm, .batchNorm(let normCache)):
+        let (dx, dw, db) = LayerMath.batchNormBackward(g, cache: normCache, weight: parameters[name + ".weight"]!)
+        (gradients[name + ".weight"], gradients[name + ".bias"]) = (dw, db)
+        g = dx
+      default:
+        preconditionFailure("cache \(cache) does not belong to layer \(name)")
+      }
+    }
+    return gradients
+  }
+
+  /// The loss of a batch and the gradients of every parameter (training mode; updates running
+  /// statistics and draws dropout masks).
+  func lossAndGradients(_ inputs: Tensor, _ targets: Targets) -> (loss: Float, gradients: [String: Tensor]) {
+    let (output, caches) = forward(inputs, training: true)
+    let (loss, gradient) = spec.loss.evaluate(output: output.reshaped([output.rows, output.rowWidth]), targets: targets)
+    guard loss.isFinite else { return (loss, [:]) }
+    return (loss, backward(gradient.reshaped(output.shape), caches: caches))
+  }
+
+  // MARK: Trainer
+
+  func trainStep() throws(BackendError) -> StepResult {
+    // Keep what a failed step would change, to put it back.
+    let (savedSampler, savedDropout, savedBuffers) = (sampler, dropout, buffers)
+    let batch = train.subset(sampler.nextBatch())
+    let endedEpoch = sampler.isAtEpochStart
+    let (loss, gradients) = lossAndGradients(batch.inputs, batch.targets)
+    let badGradient = gradients.first { !$0.value.isFinite }?.key
+    guard loss.isFinite, badGradient == nil else {
+      (sampler, dropout, buffers) = (savedSampler, savedDropout, savedBuffers)
+      let reason = loss.isFinite ? "the gradient of \(badGradient!) is not finite" : "the loss is \(loss)"
+      throw .diverged(step: step + 1, loss: loss, reason: reason)
+    }
+    let learningRate = spec.schedule.learningRate(at: step + 1, base: spec.optimizer.learningRate)
+    for (name, gradient) in gradients {
+      var values = parameters[name]!.scalars
+      OptimizerMath.update(
+        spec.optimizer, param: &values, grad: gradient.scalars, slots: &slots[name]!, step: optimizerSteps + 1, learningRate: learningRate)
+      parameters[name]!.scalars = values
+    }
+    step += 1
+    optimizerSteps += 1
+    return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
+  }
+
+  /// Evaluates in chunks of 4096 samples, weighting each chunk's mean by its size.
+  func evaluate(_ data: Dataset) -> Evaluation {
+    guard data.count > 0 else { return Evaluation(loss: .nan, accuracy: nil) }
+    var total = 0.0
+    var correct = 0
+    var hasClasses = false
+    for start in stride(from: 0, to: data.count, by: 4096) {
+      let chunk = data.subset(start..<min(start + 4096, data.count))
+      let output = predict(chunk.inputs)
+      let flat = output.reshaped([output.rows, output.rowWidth])
+      total += Double(spec.loss.evaluate(output: flat, targets: chunk.targets).loss) * Double(chunk.count)
+      if let right = spec.loss.correctCount(output: flat, targets: chunk.targets) {
+        correct += right
+        hasClasses = true
+      }
+    }
+    return Evaluation(loss: Float(total / Double(data.count)), accuracy: hasClasses ? Double(correct) / Double(data.count) : nil)
+  }
+
+  func predict(_ inputs: Tensor) -> Tensor {
+    // Evaluation mode leaves buffers and generators untouched; `forward` only writes them when training.
+    forward(inputs, training: false).output
+  }
+
+  func exportState() -> TrainingState {
+    var tensors: [String: StoredTensor] = [:]
+    for (name, tensor) in parameters {
+      tensors["param/" + name] = tensor.stored
+      for (slot, values) in slots[name]! { tensors["opt/\(name)/\(slot)"] = StoredTensor(shape: tensor.shape, scalars: values) }
+    }
+    for (name, tensor) in buffers { tensors["buffer/" + name] = tensor.stored }
+    return TrainingState(
+      step: step, epoch: sampler.epoch, epochOrderSeed: sampler.epochOrderSeed, index: sampler.index, dropoutRNG: dropout.state,
+      optimizerSteps: optimizerSteps, tensors: tensors)
+  }
+}

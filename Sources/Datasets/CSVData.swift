@@ -1,0 +1,157 @@
+import Foundation
+import SpecKit
+import TensorCore
+
+/// Delimited text files: one sample per line, one column the target, the others the inputs.
+///
+/// Empty lines are skipped; fields may be quoted with `"` (a doubled `""` inside is a quote).
+/// Classification targets are mapped to class indices in sorted order of their distinct values
+/// — numerically when every value is a number, otherwise by code point — so `"setosa"`,
+/// `"versicolor"`, `"virginica"` become 0, 1, 2 and `"1"`, `"2"`, `"10"` become 0, 1, 2.
+public enum CSVData {
+  public static func load(text: String, source: DataSource.CSVSource, path: String) throws(DataError) -> (Dataset, classNames: [String]?) {
+    var rows: [(line: Int, fields: [String])] = []
+    for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+      let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+      if line.allSatisfy(\.isWhitespace) { continue }
+      rows.append((number + 1, try fields(of: line, delimiter: source.delimiter, path: path, line: number + 1)))
+    }
+    var names: [String]?
+    if source.header {
+      guard !rows.isEmpty else { throw .csv(path: path, line: 1, column: nil, message: "the file is empty; expected a header line") }
+      names = rows.removeFirst().fields.map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+    guard let first = rows.first else { throw .csv(path: path, line: 1, column: nil, message: "the file has no data rows") }
+    let width = names?.count ?? first.fields.count
+    guard width >= 2 else {
+      throw .csv(path: path, line: first.line, column: nil, message: "needs at least two columns (inputs and a target), found \(width)")
+    }
+    let target: Int
+    switch source.target {
+    case .index(let index):
+      guard index < width else {
+        throw .mismatch("\(path): data.target is column \(index), but the file has \(width) columns (0 to \(width - 1))")
+      }
+      target = index
+    case .name(let name):
+      guard let index = names?.firstIndex(of: name) else {
+        let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \"\($0)\"?)" } ?? ""
+        throw .mismatch("\(path): data.target names column \"\(name)\", but the header has \((names ?? []).joined(separator: ", "))\(hint)")
+      }
+      target = index
+    }
+    var inputs: [Float] = []
+    inputs.reserveCapacity(rows.count * (width - 1))
+    var targetCells: [(line: Int, text: String)] = []
+    for row in rows {
+      guard row.fields.count == width else {
+        throw .csv(
+          path: path, line: row.line, column: nil,
+          message: "has \(row.fields.count) fields, but the \(source.header ? "header" : "first row") has \(width)")
+      }
+      for (column, cell) in row.fields.enumerated() {
+        let trimmed = cell.trimmingCharacters(in: .whitespaces)
+        if column == target {
+          targetCells.append((row.line, trimmed))
+          continue
+        }
+        guard let value = Float(trimmed), value.isFinite else {
+          let label = names.map { " (\($0[column]))" } ?? ""
+          throw .csv(
+            path: path, line: row.line, column: column + 1,
+            message: "column \(column + 1)\(label) must be a finite number, got \"\(trimmed)\"")
+        }
+        inputs.append(value)
+      }
+    }
+    let count = rows.count, features = width - 1
+    if source.normalize { standardize(&inputs, rows: count, columns: features) }
+    let inputTensor = Tensor(shape: [count, features], scalars: inputs)
+    switch source.task {
+    case .regression:
+      var values: [Float] = []
+      for cell in targetCells {
+        guard let value = Float(cell.text), value.isFinite else {
+          throw .csv(
+            path: path, line: cell.line, column: target + 1,
+            message: "the target must be a finite number for regression, got \"\(cell.text)\"")
+        }
+        values.append(value)
+      }
+      return (
+        Dataset(
+          inputs: inputTensor, targets: .values(Tensor(shape: [count, 1], scalars: values)),
+          shape: DataShape(input: [features], target: .values(width: 1))), nil
+      )
+    case .classification:
+      let distinct = Set(targetCells.map(\.text))
+      let numeric = distinct.allSatisfy { Double($0) != nil }
+      let classes = distinct.sorted { numeric ? Double($0)! < Double($1)! : JSONWriter.codePointsPrecede($0, $1) }
+      guard classes.count >= 2 else {
+        throw .mismatch("\(path): the target column has a single value (\(classes.first ?? "")); classification needs at least 2 classes")
+      }
+      let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+      let labels = targetCells.map { index[$0.text]! }
+      return (
+        Dataset(inputs: inputTensor, targets: .classes(labels), shape: DataShape(input: [features], target: .classes(classes.count))),
+        classes
+      )
+    }
+  }
+
+  /// Standardises each column to mean 0 and (population) standard deviation 1; a constant
+  /// column becomes 0.
+  static func standardize(_ values: inout [Float], rows: Int, columns: Int) {
+    for c in 0..<columns {
+      var mean = 0.0
+      for r in 0..<rows { mean += Double(values[r * columns + c]) }
+      mean /= Double(rows)
+      var variance = 0.0
+      for r in 0..<rows {
+        let d = Double(values[r * columns + c]) - mean
+        variance += d * d
+      }
+      let std = (variance / Double(rows)).squareRoot()
+      for r in 0..<rows {
+        let centred = Double(values[r * columns + c]) - mean
+        values[r * columns + c] = Float(std > 0 ? centred / std : centred)
+      }
+    }
+  }
+
+  static func fields(of line: Substring, delimiter: Character, path: String, line number: Int) throws(DataError) -> [String] {
+    var fields: [String] = []
+    var current = ""
+    var quoted = false
+    var iterator = line.makeIterator()
+    var atFieldStart = true
+    while let ch = iterator.next() {
+      if quoted {
+        if ch == "\"" {
+          var lookahead = iterator
+          if lookahead.next() == "\"" {
+            current.append("\"")
+            iterator = lookahead
+          } else {
+            quoted = false
+          }
+        } else {
+          current.append(ch)
+        }
+      } else if ch == "\"" && atFieldStart {
+        quoted = true
+        atFieldStart = false
+      } else if ch == delimiter {
+        fields.append(current)
+        current = ""
+        atFieldStart = true
+      } else {
+        current.append(ch)
+        if !ch.isWhitespace { atFieldStart = false }
+      }
+    }
+    if quoted { throw .csv(path: path, line: number, column: fields.count + 1, message: "a quoted field is not closed") }
+    fields.append(current)
+    return fields
+  }
+}

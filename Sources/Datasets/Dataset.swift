@@ -1,0 +1,111 @@
+import Foundation
+import SpecKit
+import TensorCore
+
+/// Samples with their targets: inputs `[N, sample shape…]` and one target per sample.
+public struct Dataset: Hashable, Sendable {
+  public var inputs: Tensor
+  public var targets: Targets
+  /// The shapes this data has, to check against the model and loss.
+  public var shape: DataShape
+
+  public init(inputs: Tensor, targets: Targets, shape: DataShape) {
+    self.inputs = inputs
+    self.targets = targets
+    self.shape = shape
+  }
+
+  public var count: Int { inputs.rows }
+
+  /// The samples at `indices`, in that order.
+  public func subset(_ indices: some Collection<Int>) -> Dataset {
+    Dataset(inputs: inputs.gatherRows(indices), targets: targets.gather(indices), shape: shape)
+  }
+}
+
+/// Training and validation samples.
+public struct DataSplit: Hashable, Sendable {
+  public var train: Dataset
+  /// Nil when `validation_fraction` is 0.
+  public var validation: Dataset?
+
+  /// Holds out `fraction` of `data` for validation: a Fisher–Yates permutation of all indices
+  /// drawn from `SplitMix64(seed: seed, stream: "data.split")`; its first round(N·fraction)
+  /// indices (at least 1 and at most N − 1 when fraction > 0) are the validation samples; both
+  /// parts keep the data's order.
+  public init(_ data: Dataset, validationFraction fraction: Double, seed: UInt64) {
+    guard fraction > 0, data.count > 1 else {
+      train = data
+      validation = nil
+      return
+    }
+    var generator = SplitMix64(seed: seed, stream: "data.split")
+    let order = Shuffle.permutation(data.count, generator: &generator)
+    let held = min(max(Int((Double(data.count) * fraction).rounded()), 1), data.count - 1)
+    validation = data.subset(order[..<held].sorted())
+    train = data.subset(order[held...].sorted())
+  }
+}
+
+/// The one shuffle of SpecBench, so any program can reproduce sample orders.
+public enum Shuffle {
+  /// 0..<n permuted by Fisher–Yates from the end: for i = n−1 down to 1, swap i with
+  /// j = next() mod (i + 1).
+  public static func permutation(_ n: Int, generator: inout SplitMix64) -> [Int] {
+    var order = Array(0..<n)
+    var i = n - 1
+    while i > 0 {
+      let j = Int(generator.next() % UInt64(i + 1))
+      order.swapAt(i, j)
+      i -= 1
+    }
+    return order
+  }
+}
+
+/// Which samples make the next batch: the epoch's order (shuffled by the epoch's seed, or the
+/// data's order), a position in it, and the epoch count. Its state is the format's
+/// `state.position` and `state.epoch`.
+public struct EpochSampler: Hashable, Sendable {
+  public let sampleCount: Int
+  public let batchSize: Int
+  public let shuffle: Bool
+  public private(set) var epochOrderSeed: UInt64
+  public private(set) var index: Int
+  public private(set) var epoch: Int
+  private var order: [Int]
+
+  public init(sampleCount: Int, batchSize: Int, shuffle: Bool, epochOrderSeed: UInt64, index: Int, epoch: Int) {
+    (self.sampleCount, self.batchSize, self.shuffle) = (sampleCount, batchSize, shuffle)
+    (self.epochOrderSeed, self.index, self.epoch) = (epochOrderSeed, min(index, sampleCount), epoch)
+    order = Self.order(sampleCount, shuffle: shuffle, seed: epochOrderSeed)
+  }
+
+  static func order(_ n: Int, shuffle: Bool, seed: UInt64) -> [Int] {
+    guard shuffle else { return Array(0..<n) }
+    var generator = SplitMix64(state: seed)
+    return Shuffle.permutation(n, generator: &generator)
+  }
+
+  /// The next batch's sample indices: up to `batchSize` from the epoch's order (the last batch of
+  /// an epoch may be short). When the epoch is used up, the epoch count advances and the next
+  /// epoch's order is drawn from the next seed.
+  public mutating func nextBatch() -> ArraySlice<Int> {
+    if index >= sampleCount { startNextEpoch() }
+    let end = min(index + batchSize, sampleCount)
+    let batch = order[index..<end]
+    index = end
+    if index >= sampleCount { startNextEpoch() }
+    return batch
+  }
+
+  /// True when the last batch taken ended an epoch.
+  public var isAtEpochStart: Bool { index == 0 }
+
+  private mutating func startNextEpoch() {
+    epoch += 1
+    index = 0
+    epochOrderSeed = SeedStreams.nextEpochOrderSeed(after: epochOrderSeed)
+    order = Self.order(sampleCount, shuffle: shuffle, seed: epochOrderSeed)
+  }
+}

@@ -1,0 +1,46 @@
+import SpecKit
+import TensorCore
+
+/// MNIST-style IDX files: an images file of unsigned bytes `[N, rows, cols]` (magic 0x00000803)
+/// and a labels file `[N]` (magic 0x00000801). Inputs are scaled to [0, 1] (value / 255);
+/// the class count is the largest label + 1.
+public enum IDXData {
+  public static func load(images: [UInt8], labels: [UInt8], imagesPath: String, labelsPath: String) throws(DataError) -> Dataset {
+    let (imageDims, pixels) = try parse(images, path: imagesPath, rank: 3)
+    let (labelDims, labelBytes) = try parse(labels, path: labelsPath, rank: 1)
+    guard imageDims[0] == labelDims[0] else {
+      throw .idx(path: labelsPath, message: "has \(labelDims[0]) labels, but \(imagesPath) has \(imageDims[0]) images")
+    }
+    let classes = Int(labelBytes.max() ?? 0) + 1
+    guard classes >= 2 else { throw .idx(path: labelsPath, message: "every label is 0; classification needs at least 2 classes") }
+    return Dataset(
+      inputs: Tensor(shape: imageDims, scalars: pixels.map { Float($0) / 255 }), targets: .classes(labelBytes.map(Int.init)),
+      shape: DataShape(input: Array(imageDims.dropFirst()), target: .classes(classes)))
+  }
+
+  static func parse(_ bytes: [UInt8], path: String, rank: Int) throws(DataError) -> ([Int], ArraySlice<UInt8>) {
+    guard bytes.count >= 4 else { throw .idx(path: path, message: "has \(bytes.count) bytes, too few for an IDX header") }
+    guard bytes[0] == 0, bytes[1] == 0 else { throw .idx(path: path, message: "is not an IDX file (its first two bytes must be 0)") }
+    guard bytes[2] == 0x08 else {
+      throw .idx(path: path, message: "holds IDX type 0x\(String(bytes[2], radix: 16)); SpecBench reads unsigned bytes (type 0x08)")
+    }
+    guard Int(bytes[3]) == rank else {
+      throw .idx(path: path, message: "has \(bytes[3]) dimensions, expected \(rank) (\(rank == 3 ? "images × rows × columns" : "labels"))")
+    }
+    let headerEnd = 4 + 4 * rank
+    guard bytes.count >= headerEnd else { throw .idx(path: path, message: "is truncated inside its header") }
+    var dims: [Int] = []
+    var total = 1
+    for d in 0..<rank {
+      let o = 4 + 4 * d
+      let dim = Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3])
+      guard dim > 0 else { throw .idx(path: path, message: "dimension \(d) is 0") }
+      dims.append(dim)
+      total *= dim
+    }
+    guard bytes.count == headerEnd + total else {
+      throw .idx(path: path, message: "declares \(dims) = \(total) values, but holds \(bytes.count - headerEnd) bytes of data")
+    }
+    return (dims, bytes[headerEnd...])
+  }
+}

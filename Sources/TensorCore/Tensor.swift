@@ -1,0 +1,52 @@
+import SpecKit
+
+/// A float32 tensor: a shape and its values in row-major order, with value semantics.
+///
+/// The first axis is the batch wherever a tensor holds a batch (`[batch, features…]`).
+public struct Tensor: Hashable, Sendable, CustomStringConvertible {
+  public var shape: [Int]
+  public var scalars: [Float]
+
+  /// A tensor of `shape` with `scalars` (their count must be the product of `shape`).
+  public init(shape: [Int], scalars: [Float]) {
+    precondition(shape.reduce(1, *) == scalars.count, "\(scalars.count) values do not fill shape \(shape)")
+    self.shape = shape
+    self.scalars = scalars
+  }
+
+  /// A tensor of `shape` filled with `value`.
+  public init(shape: [Int], repeating value: Float = 0) {
+    self.shape = shape
+    scalars = Array(repeating: value, count: shape.reduce(1, *))
+  }
+
+  public init(_ stored: StoredTensor) { self.init(shape: stored.shape, scalars: stored.scalars) }
+
+  /// The stored form, for state files.
+  public var stored: StoredTensor { StoredTensor(shape: shape, scalars: scalars) }
+
+  public var count: Int { scalars.count }
+  public var rank: Int { shape.count }
+
+  /// Rows of a batch: the first axis.
+  public var rows: Int { shape.first ?? 1 }
+  /// Values per row: the product of all axes after the first.
+  public var rowWidth: Int { rows == 0 ? 0 : count / rows }
+
+  /// The same values under another shape of equal size.
+  public func reshaped(_ newShape: [Int]) -> Tensor { Tensor(shape: newShape, scalars: scalars) }
+
+  /// The rows at `indices`, in that order (a batch gathered from a dataset).
+  public func gatherRows(_ indices: some Collection<Int>) -> Tensor {
+    let width = rowWidth
+    var out = [Float]()
+    out.reserveCapacity(indices.count * width)
+    for row in indices { out.append(contentsOf: scalars[row * width..<(row + 1) * width]) }
+    return Tensor(shape: [indices.count] + shape.dropFirst(), scalars: out)
+  }
+
+  /// True when every value is finite.
+  public var isFinite: Bool { scalars.allSatisfy(\.isFinite) }
+
+  public var description: String { "Tensor(\(shape), \(scalars.prefix(8))\(count > 8 ? "…" : ""))" }
+}

@@ -1,0 +1,190 @@
+import ArgumentParser
+import Backends
+import Foundation
+import Session
+import SpecKit
+import Synchronization
+
+/// Set by Ctrl-C; the run stops at the next step boundary.
+let interruptRequested = Atomic<Bool>(false)
+
+struct Run: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a session (from its state, if it has one) until a stop rule fires.",
+    discussion: """
+      With --json, standard output is one JSON object per line: {"event":"step",...} for every \
+      recorded step (the batch loss before the update), {"event":"eval",...} after each epoch when \
+      the data has a validation split, and last {"event":"done","step":N,"reason":...}. Ctrl-C \
+      stops at the next step boundary (and still saves with --save). Exit status 1 when training \
+      diverged (the state saved is the last finite one).
+      """
+  )
+
+  @Argument(help: "The session file (NAME.json).")
+  var file: String
+
+  @Option(help: "Train exactly this many more steps, in place of the max_steps and max_epochs rules.")
+  var steps: Int?
+
+  @Option(help: "The backend to train on (default: the session's backend).")
+  var backend: String?
+
+  @Flag(help: "Print one JSON object per line instead of progress.")
+  var json = false
+
+  @Option(help: "Save the session and its state here when training ends (PATH.json and PATH.safetensors).")
+  var save: String?
+
+  func validate() throws {
+    if let steps, steps < 0 { throw ValidationError("--steps must be 0 or more, got \(steps)") }
+  }
+
+  func run() throws {
+    let bundle: SessionBundle
+    do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
+    let training: TrainingRun
+    do {
+      let engine = try BackendRegistry.named(backend ?? bundle.spec.backend)
+      training = try TrainingRun(bundle: bundle, folder: (file as NSString).deletingLastPathComponent, backend: engine)
+    } catch let error as BackendError {
+      throw failWith(error.description)
+    } catch let error as SessionError {
+      throw failWith(error.description)
+    }
+    installInterruptHandler()
+    var reporter = RunReporter(json: json, planned: plannedStep(bundle.spec, from: training.trainer.step))
+    let summary = training.run(extraSteps: steps, shouldStop: { interruptRequested.load(ordering: .relaxed) }) { reporter.report($0) }
+    if let save {
+      do {
+        try SessionFile.save(training.bundle, to: save)
+        if !json { FileHandle.standardOutput.write(Data("saved \(SessionFile.paths(for: save).json) at step \(summary.step)\n".utf8)) }
+      } catch {
+        throw fail(error)
+      }
+    }
+    if summary.reason == .diverged {
+      FileHandle.standardError.write(Data((summary.message + "\n").utf8))
+      throw ExitCode(1)
+    }
+  }
+
+  /// The step the run will stop at, when a step limit says so (for the ETA).
+  private func plannedStep(_ spec: SessionSpec, from start: Int) -> Int? {
+    if let steps { return start + steps }
+    return spec.training.stop.compactMap { rule -> Int? in
+      if case .maxSteps(let n) = rule { return max(n, start) }
+      return nil
+    }.min()
+  }
+
+  private func installInterruptHandler() {
+    signal(SIGINT, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    source.setEventHandler { interruptRequested.store(true, ordering: .relaxed) }
+    source.resume()
+    interruptSource = source
+  }
+}
+
+/// Keeps the signal source alive for the life of the process.
+nonisolated(unsafe) var interruptSource: (any DispatchSourceSignal)?
+
+/// Prints a run's events: JSON lines, a live line on a terminal, or plain lines now and then.
+struct RunReporter {
+  let json: Bool
+  let planned: Int?
+  let live = isatty(STDOUT_FILENO) == 1
+  let clock = ContinuousClock()
+  var lastDraw: ContinuousClock.Instant?
+  var rateMark: (instant: ContinuousClock.Instant, step: Int)?
+  var stepsPerSecond: Double?
+  var lastPlainStep = 0
+
+  init(json: Bool, planned: Int?) {
+    self.json = json
+    self.planned = planned
+  }
+
+  /// Writes straight to standard output (unbuffered), so every JSON line reaches a reader at once.
+  private func write(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
+
+  mutating func report(_ event: RunEvent) {
+    switch event {
+    case .step(let result):
+      if json {
+        emit(["event": .string("step"), "step": .int(result.step), "loss": number(result.loss), "lr": .double(result.learningRate)])
+        return
+      }
+      updateRate(result.step)
+      let line = ProgressLine.format(
+        step: result.step, planned: planned, loss: result.loss, learningRate: result.learningRate, stepsPerSecond: stepsPerSecond)
+      if live {
+        let now = clock.now
+        if lastDraw == nil || now - lastDraw! >= .milliseconds(100) {
+          write("\r\u{1B}[K" + line)
+          lastDraw = now
+        }
+      } else {
+        let every = max(1, (planned.map { $0 / 10 }) ?? 100)
+        if result.step - lastPlainStep >= every {
+          write(line + "\n")
+          lastPlainStep = result.step
+        }
+      }
+    case .evaluation(let step, let evaluation):
+      if json {
+        var members: [JSONObject.Member] = [
+          .init(key: "event", value: .string("eval")), .init(key: "step", value: .int(step)),
+          .init(key: "val_loss", value: number(evaluation.loss)),
+        ]
+        if let accuracy = evaluation.accuracy { members.append(.init(key: "val_accuracy", value: .double(accuracy))) }
+        write(JSONWriter.compact(.object(members)) + "\n")
+      }
+    case .done(let summary):
+      if json {
+        var members: [JSONObject.Member] = [
+          .init(key: "event", value: .string("done")), .init(key: "step", value: .int(summary.step)),
+          .init(key: "reason", value: .string(summary.reason.rawValue)),
+          .init(key: "message", value: .string(summary.message)), .init(key: "steps_run", value: .int(summary.stepsRun)),
+          .init(key: "seconds", value: .double(summary.seconds)), .init(key: "train_loss", value: number(summary.train.loss)),
+        ]
+        if let accuracy = summary.train.accuracy { members.append(.init(key: "train_accuracy", value: .double(accuracy))) }
+        if let validation = summary.validation {
+          members.append(.init(key: "val_loss", value: number(validation.loss)))
+          if let accuracy = validation.accuracy { members.append(.init(key: "val_accuracy", value: .double(accuracy))) }
+        }
+        write(JSONWriter.compact(.object(members)) + "\n")
+        return
+      }
+      if live && lastDraw != nil { write("\r\u{1B}[K") }
+      let rate = summary.seconds > 0 ? Double(summary.stepsRun) / summary.seconds : 0
+      var text =
+        "\(summary.message) (\(summary.stepsRun) steps in \(ProgressLine.significant(summary.seconds)) s, \(Int(rate.rounded())) steps/s)\n"
+      text += "train:      " + describe(summary.train) + "\n"
+      if let validation = summary.validation { text += "validation: " + describe(validation) + "\n" }
+      write(text)
+    }
+  }
+
+  private mutating func updateRate(_ step: Int) {
+    let now = clock.now
+    guard let mark = rateMark else {
+      rateMark = (now, step)
+      return
+    }
+    let seconds = Double((now - mark.instant).components.attoseconds) * 1e-18 + Double((now - mark.instant).components.seconds)
+    if seconds >= 0.5 {
+      stepsPerSecond = Double(step - mark.step) / seconds
+      rateMark = (now, step)
+    }
+  }
+
+  private func describe(_ evaluation: Evaluation) -> String {
+    "loss \(ProgressLine.significant(Double(evaluation.loss)))"
+      + (evaluation.accuracy.map { String(format: ", accuracy %.1f%%", $0 * 100) } ?? "")
+  }
+
+  private func number(_ value: Float) -> JSONValue { value.isFinite ? .float(value) : .null }
+
+  private func emit(_ pairs: KeyValuePairs<String, JSONValue>) { write(JSONWriter.compact(.object(pairs)) + "\n") }
+}
