@@ -52,6 +52,10 @@ let package = Package(
       exclude: ["Golden"]
     ),
     .testTarget(
+      name: "TrainingTests",
+      dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "SpecBenchTestSupport"]
+    ),
+    .testTarget(
       name: "SpecBenchCLITests",
       dependencies: ["SpecKit", "SpecBenchTestSupport"]
     ),

@@ -11,8 +11,8 @@ import TensorCore
 public enum CSVData {
   public static func load(text: String, source: DataSource.CSVSource, path: String) throws(DataError) -> (Dataset, classNames: [String]?) {
     var rows: [(line: Int, fields: [String])] = []
-    for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+    // Split on newline Characters: Swift reads "\r\n" as one Character, so this handles LF and CRLF.
+    for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
       if line.allSatisfy(\.isWhitespace) { continue }
       rows.append((number + 1, try fields(of: line, delimiter: source.delimiter, path: path, line: number + 1)))
     }

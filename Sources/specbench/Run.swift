@@ -53,7 +53,8 @@ struct Run: ParsableCommand {
     }
     installInterruptHandler()
     var reporter = RunReporter(json: json, planned: plannedStep(bundle.spec, from: training.trainer.step))
-    let summary = training.run(extraSteps: steps, shouldStop: { interruptRequested.load(ordering: .relaxed) }) { reporter.report($0) }
+    let summary = training.run(
+      extraSteps: steps, shouldStop: { interruptRequested.load(ordering: .relaxed) }, onEvent: { reporter.report($0) })
     if let save {
       do {
         try SessionFile.save(training.bundle, to: save)

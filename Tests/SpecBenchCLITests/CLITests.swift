@@ -123,11 +123,6 @@ struct CLITests {
     #expect(result.stderr.contains("Missing expected argument '--save <save>'"))
   }
 
-  @Test func backendsDoesNotCrash() throws {
-    let result = try specbench("backends")
-    #expect(result.status == 0)
-    #expect(!result.stdout.isEmpty)
-  }
 }
 
 /// `specbench init` checked by an independent implementation of the format's generator and

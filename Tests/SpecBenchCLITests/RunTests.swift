@@ -1,0 +1,137 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+/// Parses `specbench run --json` output: one JSON object per line.
+func events(_ stdout: String) throws -> [JSONObject] {
+  try stdout.split(separator: "\n").map { line in
+    guard let object = try JSONParser.parse(String(line)).objectValue else { throw TestFailure("not an object: \(line)") }
+    return object
+  }
+}
+
+@Suite("specbench run")
+struct RunTests {
+  @Test func jsonOutputIsOneParsableObjectPerLine() throws {
+    let result = try specbench("run", "sessions/spirals.json", "--json")
+    #expect(result.status == 0, "\(result.stderr)")
+    let lines = try events(result.stdout)
+    let steps = lines.filter { $0["event"]?.stringValue == "step" }
+    #expect(!steps.isEmpty)
+    #expect(steps.map { $0["step"]?.numberValue?.int } == Array(1...steps.count).map { $0 })  // record.every is 1
+    for step in steps {
+      #expect(step.keys == ["event", "step", "loss", "lr"])
+      #expect(step["loss"]?.numberValue != nil && step["lr"]?.numberValue != nil)
+    }
+    let done = try #require(lines.last)
+    #expect(done["event"]?.stringValue == "done")
+    #expect(done["step"]?.numberValue?.int == steps.count)
+    #expect(["max_steps", "target_loss"].contains(done["reason"]?.stringValue ?? ""))
+  }
+
+  @Test func savingThenRunningAgainContinuesFromTheSavedStep() throws {
+    let folder = temporaryFolder()
+    let first = try specbench("run", "sessions/iris.json", "--steps", "500", "--save", folder + "/iris", "--json")
+    #expect(first.status == 0, "\(first.stderr)")
+    #expect(try events(first.stdout).last?["step"]?.numberValue?.int == 500)
+    let second = try runProcess(specbenchExecutable, ["run", folder + "/iris.json", "--steps", "500", "--json"])
+    #expect(second.status == 0, "\(second.stderr)")
+    let lines = try events(second.stdout)
+    #expect(lines.first?["step"]?.numberValue?.int == 501)
+    #expect(lines.last?["step"]?.numberValue?.int == 1000)
+    #expect(lines.last?["reason"]?.stringValue == "steps")
+    // The same 1000 steps straight give the same last losses (exact resume through the files).
+    let straight = try events(try specbench("run", "sessions/iris.json", "--steps", "1000", "--json").stdout)
+    #expect(
+      straight.filter { $0["event"]?.stringValue == "step" }.suffix(500).map { $0["loss"] }
+        == lines.filter { $0["event"]?.stringValue == "step" }.map { $0["loss"] })
+    // The saved session holds the history and a state at step 500.
+    let saved = try SessionFile.load(folder + "/iris.json")
+    #expect(saved.spec.state?.step == 500)
+    #expect(saved.spec.history.trainLoss.count == 500)
+    #expect(saved.spec.history.valLoss.count > 0)
+  }
+
+  /// The results sessions/README.md promises.
+  static let promised: [(String, String, Double)] = [
+    ("spirals", "train_accuracy", 0.95), ("iris", "val_accuracy", 0.93), ("moons", "val_accuracy", 0.95), ("xor", "train_accuracy", 0.95),
+    ("circles", "train_accuracy", 0.97), ("blobs", "train_accuracy", 0.97), ("sine", "val_loss", -0.02),
+  ]
+
+  @Test(arguments: promised)
+  func exampleSessionsReachTheirDocumentedResults(name: String, metric: String, bound: Double) throws {
+    let result = try specbench("run", "sessions/\(name).json", "--json")
+    #expect(result.status == 0, "\(result.stderr)")
+    let done = try #require(try events(result.stdout).last)
+    let value = try #require(done[metric]?.numberValue?.double, "\(done)")
+    // A negative bound is an upper bound on a loss.
+    if bound < 0 {
+      #expect(value <= -bound, "\(name) \(metric) = \(value)")
+    } else {
+      #expect(value >= bound, "\(name) \(metric) = \(value)")
+    }
+  }
+
+  @Test func plainProgressLinesWhenNotATerminal() throws {
+    let result = try specbench("run", "sessions/xor.json", "--steps", "300")
+    #expect(result.status == 0, "\(result.stderr)")
+    let lines = result.stdout.split(separator: "\n")
+    #expect(lines.first?.hasPrefix("step 30/300  loss ") == true, "\(lines)")
+    #expect(lines.contains { $0.hasPrefix("stopped by steps at step 300 (300 steps in ") })
+    #expect(lines.contains { $0.hasPrefix("train:      loss ") && $0.contains("accuracy") })
+    #expect(!result.stdout.contains("\u{1B}"))
+  }
+
+  @Test func aDivergingRunStopsWithStatus1AndSavesTheLastFiniteState() throws {
+    let folder = temporaryFolder()
+    let text = try String(contentsOfFile: repositoryPath("sessions/sine.json"), encoding: .utf8)
+      .replacingOccurrences(
+        of: "\"optimizer\": {\"type\": \"adamw\", \"lr\": 0.005, \"weight_decay\": 0.0001}",
+        with: "\"optimizer\": {\"type\": \"sgd\", \"lr\": 1000000}"
+      )
+      .replacingOccurrences(of: "{\"type\": \"layer_norm\"},", with: "")
+    #expect(text.contains("\"lr\": 1000000"))
+    try text.write(toFile: folder + "/boom.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["run", folder + "/boom.json", "--save", folder + "/after"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("training diverged at step "))
+    #expect(result.stderr.contains("; the state is kept from step "))
+    let saved = try SessionFile.load(folder + "/after.json")
+    #expect(saved.tensors!.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) })
+    #expect(saved.spec.history.events.contains { $0.kind == "diverged" })
+  }
+
+  @Test func unknownBackendsAreNamedWithTheKnownOnes() throws {
+    let result = try specbench("run", "sessions/xor.json", "--backend", "refrence")
+    #expect(result.status == 1)
+    #expect(result.stderr == "no backend named \"refrence\"; backends: reference (did you mean \"reference\"?)\n")
+  }
+
+  @Test func csvDataThatDoesNotFitTheModelIsExplained() throws {
+    let folder = temporaryFolder()
+    try "a,b,c,label\n1,2,3,x\n4,5,6,y\n".write(toFile: folder + "/d.csv", atomically: true, encoding: .utf8)
+    let spec = """
+      {"format": "specbench/session", "version": 1, "model": {"input": [2], "layers": [{"type": "dense", "units": 2}]},
+       "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
+       "data": {"type": "csv", "path": "d.csv", "target": "label", "task": "classification"}}
+      """
+    try spec.write(toFile: folder + "/s.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["run", folder + "/s.json"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("model.input: must be [3] to match the samples of data \"csv\", got [2]"))
+    // Fixed, it trains.
+    try spec.replacingOccurrences(of: "[2]", with: "[3]").write(toFile: folder + "/s.json", atomically: true, encoding: .utf8)
+    let fixed = try runProcess(specbenchExecutable, ["run", folder + "/s.json", "--steps", "3"])
+    #expect(fixed.status == 0, "\(fixed.stderr)")
+  }
+
+  @Test func backendsPrintsTheCapabilityMatrix() throws {
+    let result = try specbench("backends")
+    #expect(result.status == 0)
+    #expect(result.stdout.contains("reference: plain, readable loops"))
+    for row in ["layer batch_norm", "activation gelu", "loss huber", "optimizer adagrad", "schedule warmup_cosine"] {
+      #expect(result.stdout.split(separator: "\n").contains { $0.hasPrefix(row) && $0.hasSuffix("yes") }, "\(row)")
+    }
+  }
+}

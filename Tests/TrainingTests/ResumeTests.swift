@@ -1,0 +1,129 @@
+import Datasets
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import TensorCore
+import Testing
+
+@testable import Backends
+@testable import Session
+
+/// Trains `spec` (or continues `bundle`) for `steps` steps on the reference backend.
+func train(_ bundle: SessionBundle, steps: Int) throws -> (SessionBundle, RunSummary) {
+  let run = try TrainingRun(bundle: bundle, folder: "", backend: ReferenceBackend())
+  let summary = run.run(extraSteps: steps)
+  return (run.bundle, summary)
+}
+
+@Suite("Exact resume and divergence")
+struct ResumeTests {
+  /// A model with every source of state: dropout (generator), batch_norm (buffers), slots.
+  static func spec(_ optimizer: OptimizerSpec) -> SessionSpec {
+    makeSpec(
+      layers: [
+        dense("d1", 8, .relu), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)),
+        LayerSpec(name: "drop", kind: .dropout(rate: 0.25)), LayerSpec(name: "ln", kind: .layerNorm(eps: 1e-5)), dense("d2", 3),
+      ], optimizer: optimizer, schedule: .cosine(tMax: 20, etaMin: 0.001), validationFraction: 0.2)
+  }
+
+  @Test(arguments: OptimizerTests.cases)
+  func trainSaveLoadTrainEqualsTrainingStraight(optimizer: OptimizerSpec) throws {
+    let spec = Self.spec(optimizer)
+    let (straight, _) = try train(SessionBundle(spec: spec), steps: 17)
+    let (half, _) = try train(SessionBundle(spec: spec), steps: 7)
+    let folder = temporaryFolder()
+    try SessionFile.save(half, to: folder + "/half")
+    let loaded = try SessionFile.load(folder + "/half.json")
+    let (resumed, _) = try train(loaded, steps: 10)
+    let (a, b) = (try straight.trainingState(), try resumed.trainingState())
+    #expect(a.step == 17 && b.step == 17)
+    #expect(a.epoch == b.epoch && a.index == b.index && a.epochOrderSeed == b.epochOrderSeed)
+    #expect(a.dropoutRNG == b.dropoutRNG && a.optimizerSteps == b.optimizerSteps)
+    #expect(Set(a.tensors.keys) == Set(b.tensors.keys))
+    for (name, tensor) in a.tensors {
+      // Bit for bit: compare bit patterns, so -0.0 vs 0.0 or NaN payloads would show.
+      #expect(tensor.scalars.map(\.bitPattern) == b.tensors[name]!.scalars.map(\.bitPattern), "\(optimizer): \(name)")
+    }
+    // The steps ran over epoch boundaries (24 training samples, batches of 8).
+    #expect(a.epoch >= 5)
+  }
+
+  @Test func theLossesAfterResumingAreTheLossesOfTheStraightRun() throws {
+    let spec = Self.spec(.adam(.init(lr: 0.01, weightDecay: 0)))
+    let (straight, _) = try train(SessionBundle(spec: spec), steps: 12)
+    let (half, _) = try train(SessionBundle(spec: spec), steps: 5)
+    let (resumed, _) = try train(half, steps: 7)
+    #expect(straight.spec.history.trainLoss == resumed.spec.history.trainLoss)
+  }
+
+  @Test func aNonFiniteLossStopsAndKeepsTheLastFiniteState() throws {
+    // A learning rate that makes the loss blow up within a few steps.
+    let spec = makeSpec(
+      input: [1], layers: [dense("d1", 8, .relu), dense("d2", 1)], loss: .mse, optimizer: .sgd(.init(lr: 1e6)),
+      data: .sine(samples: 40, noise: 0, seed: 2))
+    let (bundle, summary) = try train(SessionBundle(spec: spec), steps: 100)
+    #expect(summary.reason == .diverged)
+    let lastGood = summary.step
+    #expect(lastGood >= 1 && lastGood < 100)
+    #expect(summary.message.contains("training diverged at step \(lastGood + 1)"))
+    #expect(summary.message.contains("the state is kept from step \(lastGood)"))
+    let state = try bundle.trainingState()
+    #expect(state.step == lastGood)
+    #expect(state.tensors.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) })
+    // It is exactly the state of a run that stopped at that step.
+    let (reference, _) = try train(SessionBundle(spec: spec), steps: lastGood)
+    let expected = try reference.trainingState()
+    #expect(state.tensors == expected.tensors)
+    #expect((state.index, state.epoch, state.epochOrderSeed) == (expected.index, expected.epoch, expected.epochOrderSeed))
+    #expect(bundle.spec.history.events.contains { $0.kind == "diverged" && $0.step == lastGood + 1 })
+    // And it can be saved: no NaN reaches the file.
+    let folder = temporaryFolder()
+    try SessionFile.save(bundle, to: folder + "/d")
+    #expect(try SessionFile.load(folder + "/d.json").tensors == state.tensors)
+  }
+
+  @Test func stopRulesFire() throws {
+    var spec = Self.spec(.adam(.init(lr: 0.01, weightDecay: 0)))
+    func reason(_ rules: [StopRule]) throws -> (StopReason, Int) {
+      spec.training.stop = rules
+      let run = try TrainingRun(bundle: SessionBundle(spec: spec), folder: "", backend: ReferenceBackend())
+      let summary = run.run()
+      return (summary.reason, summary.step)
+    }
+    #expect(try reason([.maxSteps(steps: 9)]) == (.maxSteps, 9))
+    #expect(try reason([.maxEpochs(epochs: 2)]) == (.maxEpochs, 6))  // 24 samples / 8 = 3 steps per epoch
+    #expect(try reason([.maxSteps(steps: 500), .targetLoss(value: 100)]) == (.targetLoss, 1))
+    #expect(try reason([.maxSteps(steps: 500), .converged(tol: 100, patience: 3)]) == (.converged, 4))
+    #expect(try reason([.maxSteps(steps: 500), .earlyStopping(patience: 1, minDelta: 100)]).0 == .earlyStopping)
+    #expect(try reason([.maxSteps(steps: 100_000), .timeLimit(seconds: 0.05)]).0 == .timeLimit)
+    var stops = 0
+    let run = try TrainingRun(bundle: SessionBundle(spec: spec), folder: "", backend: ReferenceBackend())
+    #expect(
+      run.run(shouldStop: {
+        stops += 1
+        return stops > 4
+      }).reason == .interrupted)
+  }
+
+  @Test func historyRecordsEveryNthStepAndValidationAtEpochEnds() throws {
+    var spec = Self.spec(.sgd(.init(lr: 0.05)))
+    spec.training.record.every = 2
+    let (bundle, _) = try train(SessionBundle(spec: spec), steps: 9)
+    #expect(bundle.spec.history.trainLoss.map(\.step) == [2, 4, 6, 8])
+    #expect(bundle.spec.history.valLoss.map(\.step) == [3, 6, 9])
+    #expect(bundle.spec.history.events.last?.kind == "stop")
+  }
+
+  @Test func anUnsupportedFeatureIsNamedByItsPath() {
+    let limited = Capabilities(
+      layers: ["dense"], activations: ["relu", "identity"], losses: ["mse"], optimizers: ["sgd"], schedules: ["constant"])
+    let spec = Self.spec(.adam(.init(weightDecay: 0)))
+    let paths = limited.unsupported(in: spec).map(\.description)
+    #expect(paths.contains("model.layers[1].type: layer type \"batch_norm\" is not supported by this backend"))
+    #expect(paths.contains("loss.type: loss \"softmax_cross_entropy\" is not supported by this backend"))
+    #expect(paths.contains("optimizer.type: optimizer \"adam\" is not supported by this backend"))
+    #expect(paths.contains("schedule.type: schedule \"cosine\" is not supported by this backend"))
+    #expect(Capabilities.everything.unsupported(in: spec).isEmpty)
+    #expect(ReferenceBackend().capabilities == .everything)
+  }
+}
