@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what SpecBench needs to build, run and test, checking first so that a second run does
 # nothing. Used by the README's two commands and by .ci/run.
-#   - Debian packages (apt): the C libraries the package links, and Python for the interop tests.
+#   - Debian packages (apt): tmux for the terminal tests, Python for the interop tests.
 #   - Python packages (pip): numpy and safetensors, which the interop tests run for real. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero only when the Swift build itself cannot work.
@@ -20,6 +20,7 @@ fi
 # Each entry: a command or file whose presence shows the package is there, then the package.
 apt_needed=()
 need_apt() { apt_needed+=("$1"); }
+command -v tmux >/dev/null 2>&1 || need_apt tmux   # the terminal tests drive the real program in tmux
 command -v python3 >/dev/null 2>&1 || need_apt python3
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt python3-venv
 python3 -m pip --version >/dev/null 2>&1 || need_apt python3-pip

@@ -117,3 +117,53 @@ public let specbenchExecutable: String = {
 public func specbench(_ arguments: String...) throws -> ProcessResult {
   try runProcess(specbenchExecutable, arguments, currentDirectory: repositoryRoot.path)
 }
+
+/// The real program in a detached tmux session, for tests of what a person sees.
+public final class TmuxSession {
+  /// True when tmux can run here (or SPECBENCH_REQUIRE_TMUX=1, set by .ci/run after installing
+  /// it, so the terminal tests fail loudly rather than skip).
+  public static var isAvailable: Bool {
+    which("tmux") != nil || ProcessInfo.processInfo.environment["SPECBENCH_REQUIRE_TMUX"] == "1"
+  }
+
+  public let name: String
+  let tmux: String
+
+  /// Starts `command` (run by sh) in a new session of the given size.
+  public init(_ command: String, width: Int = 120, height: Int = 30) throws {
+    guard let tmux = which("tmux") else { throw TestFailure("tmux is required (apt-get install tmux)") }
+    self.tmux = tmux
+    name = "specbench-test-\(UUID().uuidString.prefix(8))"
+    // The first new-session forks the tmux server, which would hold a captured pipe open for
+    // ever: start it with its output on /dev/null.
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tmux)
+    process.arguments = ["new-session", "-d", "-s", name, "-x", String(width), "-y", String(height), command]
+    (process.standardInput, process.standardOutput, process.standardError) = (
+      FileHandle.nullDevice, FileHandle.nullDevice, FileHandle.nullDevice
+    )
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw TestFailure("tmux new-session failed with status \(process.terminationStatus)") }
+  }
+
+  deinit { _ = try? runProcess(tmux, ["kill-session", "-t", name]) }
+
+  /// The visible screen as text.
+  public func capture() throws -> String { try runProcess(tmux, ["capture-pane", "-p", "-t", name]).stdout }
+
+  /// Sends keys as tmux names them (`C-c`, `Enter`, or literal text).
+  public func send(_ keys: String...) throws { _ = try runProcess(tmux, ["send-keys", "-t", name] + keys) }
+
+  /// Polls the screen until `condition` holds (or `seconds` pass); returns the last screen.
+  @discardableResult
+  public func waitFor(seconds: Double = 20, _ condition: (String) -> Bool) throws -> String {
+    let deadline = Date().addingTimeInterval(seconds)
+    var screen = try capture()
+    while !condition(screen) && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.05)
+      screen = try capture()
+    }
+    return screen
+  }
+}
