@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The repository's root folder (where Package.swift is).
 public let repositoryRoot: URL = {
   var url = URL(fileURLWithPath: #filePath)
@@ -118,6 +122,22 @@ public func specbench(_ arguments: String...) throws -> ProcessResult {
   try runProcess(specbenchExecutable, arguments, currentDirectory: repositoryRoot.path)
 }
 
+/// Runs a program with its standard streams on /dev/null and waits for it (not for any daemon
+/// it leaves behind); returns its exit status, or -1 when it could not start.
+func spawnAndWait(_ path: String, _ arguments: [String]) -> Int32 {
+  var actions = posix_spawn_file_actions_t()
+  posix_spawn_file_actions_init(&actions)
+  defer { posix_spawn_file_actions_destroy(&actions) }
+  for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+  let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+  defer { argv.forEach { free($0) } }
+  var pid: pid_t = 0
+  guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return -1 }
+  var status: Int32 = 0
+  while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+  return (status >> 8) & 0xff
+}
+
 /// The real program in a detached tmux session, for tests of what a person sees.
 public final class TmuxSession {
   /// True when tmux can run here (or SPECBENCH_REQUIRE_TMUX=1, set by .ci/run after installing
@@ -134,17 +154,14 @@ public final class TmuxSession {
     guard let tmux = which("tmux") else { throw TestFailure("tmux is required (apt-get install tmux)") }
     self.tmux = tmux
     name = "specbench-test-\(UUID().uuidString.prefix(8))"
-    // The first new-session forks the tmux server, which would hold a captured pipe open for
-    // ever: start it with its output on /dev/null.
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tmux)
-    process.arguments = ["new-session", "-d", "-s", name, "-x", String(width), "-y", String(height), command]
-    (process.standardInput, process.standardOutput, process.standardError) = (
-      FileHandle.nullDevice, FileHandle.nullDevice, FileHandle.nullDevice
-    )
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw TestFailure("tmux new-session failed with status \(process.terminationStatus)") }
+    // The first new-session forks the tmux server, a daemon that keeps every descriptor it
+    // inherits: Foundation's Process then never sees its child finish, and a pipe of another
+    // test running in parallel would never reach end-of-file. So spawn it directly, with
+    // standard streams on /dev/null and every other descriptor closed first.
+    let closeAndRun = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@""#
+    let status = spawnAndWait(
+      "/bin/bash", ["-c", closeAndRun, "bash", tmux, "new-session", "-d", "-s", name, "-x", String(width), "-y", String(height), command])
+    guard status == 0 else { throw TestFailure("tmux new-session failed with status \(status)") }
   }
 
   deinit { _ = try? runProcess(tmux, ["kill-session", "-t", name]) }
