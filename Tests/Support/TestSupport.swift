@@ -130,7 +130,7 @@ func spawnAndWait(_ path: String, _ arguments: [String]) -> Int32 {
   defer { posix_spawn_file_actions_destroy(&actions) }
   for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
   let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-  defer { argv.forEach { free($0) } }
+  defer { for pointer in argv { free(pointer) } }
   var pid: pid_t = 0
   guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return -1 }
   var status: Int32 = 0
