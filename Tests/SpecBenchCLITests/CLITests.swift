@@ -233,7 +233,7 @@ struct ReadmeExampleTests {
   /// The README shows the output of validating docs/examples/broken.json; keep them in step.
   @Test func theReadmesValidateOutputIsWhatTheProgramPrints() throws {
     let readme = try String(contentsOfFile: repositoryPath("README.md"), encoding: .utf8)
-    let marker = "$ swift run specbench validate docs/examples/broken.json\n"
+    let marker = "$ swift run -c release specbench validate docs/examples/broken.json\n"
     let start = try #require(readme.range(of: marker)).upperBound
     let end = try #require(readme.range(of: "\n```", range: start..<readme.endIndex)).lowerBound
     let shown = String(readme[start..<end]) + "\n"

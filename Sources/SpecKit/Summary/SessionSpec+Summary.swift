@@ -1,3 +1,5 @@
+import Foundation
+
 extension Activation {
   /// `relu`, `leaky_relu(0.2)`.
   public var summary: String {
@@ -97,13 +99,16 @@ extension SessionSpec {
     } else {
       lines.append("State:      none; training starts from the seeded initializers")
     }
-    var historyLine = "History:    \(history.trainLoss.count) training-loss points"
-    if let last = history.trainLoss.last { historyLine += " (last \(last.value) at step \(last.step))" }
-    historyLine += ", \(history.valLoss.count) validation-loss points, \(history.events.count) events"
+    var historyLine = "History:    \(counted(history.trainLoss.count, "training-loss point"))"
+    if let last = history.trainLoss.last { historyLine += " (last \(String(format: "%.4g", last.value)) at step \(last.step))" }
+    historyLine += ", \(counted(history.valLoss.count, "validation-loss point")), \(counted(history.events.count, "event"))"
     lines.append(historyLine)
-    lines.append("Journal:    \(journal.count) command\(journal.count == 1 ? "" : "s")")
+    lines.append("Journal:    \(counted(journal.count, "command"))")
     return lines.joined(separator: "\n")
   }
+
+  /// `1 event`, `3 events`.
+  private func counted(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
   private func details(_ kind: LayerSpec.Kind) -> String {
     switch kind {
