@@ -4,56 +4,53 @@ public enum Kernels {
   /// `a · bᵀ`: a is `[m, k]`, b is `[n, k]`, the result `[m, n]` (a dense layer's forward pass
   /// with PyTorch's `[out, in]` weight).
   public static func matmulTransposedB(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
-    var c = [Float](repeating: 0, count: m * n)
-    a.withUnsafeBufferPointer { a in
-      b.withUnsafeBufferPointer { b in
-        c.withUnsafeMutableBufferPointer { c in
-          for i in 0..<m {
-            for j in 0..<n {
-              var sum: Float = 0
-              for p in 0..<k { sum += a[i * k + p] * b[j * k + p] }
-              c[i * n + j] = sum
-            }
-          }
+    product(a, b, count: m * n) { a, b, c in
+      for i in 0..<m {
+        for j in 0..<n {
+          var sum: Float = 0
+          for p in 0..<k { sum += a[i * k + p] * b[j * k + p] }
+          c[i * n + j] = sum
         }
       }
     }
-    return c
   }
 
   /// `a · b`: a is `[m, k]`, b is `[k, n]`, the result `[m, n]` (the input gradient
   /// `dY · W`).
   public static func matmul(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
-    var c = [Float](repeating: 0, count: m * n)
-    a.withUnsafeBufferPointer { a in
-      b.withUnsafeBufferPointer { b in
-        c.withUnsafeMutableBufferPointer { c in
-          for i in 0..<m {
-            for p in 0..<k {
-              let x = a[i * k + p]
-              for j in 0..<n { c[i * n + j] += x * b[p * n + j] }
-            }
-          }
+    product(a, b, count: m * n) { a, b, c in
+      for i in 0..<m {
+        for p in 0..<k {
+          let x = a[i * k + p]
+          for j in 0..<n { c[i * n + j] += x * b[p * n + j] }
         }
       }
     }
-    return c
   }
 
   /// `aᵀ · b`: a is `[m, k]`, b is `[m, n]`, the result `[k, n]` (the weight gradient
   /// `dYᵀ · X`).
   public static func matmulTransposedA(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
-    var c = [Float](repeating: 0, count: k * n)
+    product(a, b, count: k * n) { a, b, c in
+      for i in 0..<m {
+        for p in 0..<k {
+          let x = a[i * k + p]
+          for j in 0..<n { c[p * n + j] += x * b[i * n + j] }
+        }
+      }
+    }
+  }
+
+  /// A zeroed result of `count` values, filled by `body` from raw views of the two operands
+  /// (so the loops above run without bounds checks or copy-on-write checks).
+  private static func product(
+    _ a: [Float], _ b: [Float], count: Int,
+    _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void
+  ) -> [Float] {
+    var c = [Float](repeating: 0, count: count)
     a.withUnsafeBufferPointer { a in
       b.withUnsafeBufferPointer { b in
-        c.withUnsafeMutableBufferPointer { c in
-          for i in 0..<m {
-            for p in 0..<k {
-              let x = a[i * k + p]
-              for j in 0..<n { c[p * n + j] += x * b[i * n + j] }
-            }
-          }
-        }
+        c.withUnsafeMutableBufferPointer { c in body(a, b, c) }
       }
     }
     return c

@@ -12,6 +12,9 @@ public enum OptimizerMath {
   ///   - step: the optimizer's update count including this one (t ≥ 1): Adam's bias correction,
   ///     Adagrad's decay, and SGD's first momentum step (where the buffer is set to the gradient).
   ///   - learningRate: the scheduled rate for this update.
+  ///
+  /// Slots are taken out of `slots` while they are updated and put back, so that each is
+  /// modified in place rather than copied.
   public static func update(
     _ optimizer: OptimizerSpec, param: inout [Float], grad gradIn: [Float], slots: inout [String: [Float]], step: Int,
     learningRate lr: Double
@@ -21,7 +24,7 @@ public enum OptimizerMath {
     case .sgd(let o):
       var g = coupledDecay(gradIn, param, o.weightDecay)
       if o.momentum != 0 {
-        var buffer = slots["momentum_buffer"]!
+        var buffer = slots.removeValue(forKey: "momentum_buffer")!
         if step == 1 {
           buffer = g
         } else {
@@ -47,7 +50,7 @@ public enum OptimizerMath {
       } else {
         g = coupledDecay(gradIn, param, o.weightDecay)
       }
-      var m = slots["exp_avg"]!, v = slots["exp_avg_sq"]!
+      var m = slots.removeValue(forKey: "exp_avg")!, v = slots.removeValue(forKey: "exp_avg_sq")!
       lerp(&m, toward: g, weight: 1 - o.beta1)
       let (beta2, oneMinusBeta2) = (Float(o.beta2), Float(1 - o.beta2))
       for i in 0..<count { v[i] = v[i] * beta2 + oneMinusBeta2 * g[i] * g[i] }
@@ -57,7 +60,7 @@ public enum OptimizerMath {
       let eps = Float(o.eps)
       var second = v
       if o.amsgrad {
-        var peak = slots["max_exp_avg_sq"]!
+        var peak = slots.removeValue(forKey: "max_exp_avg_sq")!
         for i in 0..<count { peak[i] = max(peak[i], v[i]) }
         second = peak
         slots["max_exp_avg_sq"] = peak
@@ -71,12 +74,12 @@ public enum OptimizerMath {
 
     case .rmsprop(let o):
       let g = coupledDecay(gradIn, param, o.weightDecay)
-      var square = slots["square_avg"]!
+      var square = slots.removeValue(forKey: "square_avg")!
       let (alpha, oneMinusAlpha) = (Float(o.alpha), Float(1 - o.alpha))
       for i in 0..<count { square[i] = square[i] * alpha + oneMinusAlpha * g[i] * g[i] }
       var average = [Float](repeating: 0, count: count)
       if o.centered {
-        var mean = slots["grad_avg"]!
+        var mean = slots.removeValue(forKey: "grad_avg")!
         lerp(&mean, toward: g, weight: 1 - o.alpha)
         for i in 0..<count { average[i] = (square[i] - mean[i] * mean[i]).squareRoot() }
         slots["grad_avg"] = mean
@@ -86,7 +89,7 @@ public enum OptimizerMath {
       let eps = Float(o.eps)
       for i in 0..<count { average[i] += eps }
       if o.momentum > 0 {
-        var buffer = slots["momentum_buffer"]!
+        var buffer = slots.removeValue(forKey: "momentum_buffer")!
         let momentum = Float(o.momentum)
         for i in 0..<count { buffer[i] = buffer[i] * momentum + g[i] / average[i] }
         let rate = Float(-lr)
@@ -101,7 +104,7 @@ public enum OptimizerMath {
     case .adagrad(let o):
       let g = coupledDecay(gradIn, param, o.weightDecay)
       let clr = Float(-(lr / (1 + Double(step - 1) * o.lrDecay)))
-      var sum = slots["sum"]!
+      var sum = slots.removeValue(forKey: "sum")!
       for i in 0..<count { sum[i] = sum[i] + g[i] * g[i] }
       let eps = Float(o.eps)
       for i in 0..<count { param[i] = param[i] + clr * (g[i] / (sum[i].squareRoot() + eps)) }

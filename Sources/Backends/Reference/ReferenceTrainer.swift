@@ -166,10 +166,9 @@ final class ReferenceTrainer: Trainer {
     }
     let learningRate = spec.schedule.learningRate(at: step + 1, base: spec.optimizer.learningRate)
     for (name, gradient) in gradients {
-      var values = parameters[name]!.scalars
       OptimizerMath.update(
-        spec.optimizer, param: &values, grad: gradient.scalars, slots: &slots[name]!, step: optimizerSteps + 1, learningRate: learningRate)
-      parameters[name]!.scalars = values
+        spec.optimizer, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &slots[name]!, step: optimizerSteps + 1,
+        learningRate: learningRate)
     }
     step += 1
     optimizerSteps += 1
