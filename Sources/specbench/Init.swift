@@ -21,8 +21,8 @@ struct Init: ParsableCommand {
     do {
       var spec = try SessionFile.load(file).spec
       spec.history = HistorySpec()
-      spec.state = spec.initialStateRecord()
-      let written = try SessionFile.save(SessionBundle(spec: spec, tensors: try spec.initialTensors()), to: save)
+      spec.state = nil
+      let written = try SessionFile.save(SessionBundle(spec: spec, state: try spec.initialTrainingState()), to: save)
       let paths = SessionFile.paths(for: save)
       let count = (try? written.stateLayout().count) ?? 0
       print("wrote \(paths.json) and \(paths.tensors) (\(count) tensors, step 0)")
