@@ -10,6 +10,7 @@ let package = Package(
     .library(name: "TensorCore", targets: ["TensorCore"]),
     .library(name: "Datasets", targets: ["Datasets"]),
     .library(name: "Backends", targets: ["Backends"]),
+    .library(name: "TermPlot", targets: ["TermPlot"]),
     .executable(name: "specbench", targets: ["specbench"]),
   ],
   dependencies: [
@@ -30,7 +31,10 @@ let package = Package(
     // The Backend protocol, capabilities, and the backends (reference).
     .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets"]),
     // The engine both front ends share; for now the headless training run.
-    .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends"]),
+    .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "TermPlot"]),
+    // Pure text rendering: braille line charts, histograms, sparklines, tables, into a grid of
+    // cells with colour roles. No terminal library.
+    .target(name: "TermPlot"),
     // Argument parsing and nothing else: every verb calls into the library modules.
     .executableTarget(
       name: "specbench",
@@ -54,6 +58,11 @@ let package = Package(
     .testTarget(
       name: "TrainingTests",
       dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "SpecBenchTestSupport"]
+    ),
+    .testTarget(
+      name: "TermPlotTests",
+      dependencies: ["TermPlot", "SpecBenchTestSupport"],
+      exclude: ["Golden"]
     ),
     .testTarget(
       name: "SpecBenchCLITests",

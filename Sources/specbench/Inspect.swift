@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Session
 import SpecKit
 
 struct Inspect: ParsableCommand {
@@ -13,6 +15,14 @@ struct Inspect: ParsableCommand {
     do {
       let bundle = try SessionFile.load(file)
       print(bundle.spec.summary(file: file, tensorsChecked: bundle.tensors != nil))
+      // On a colour terminal: smoothed, with the raw line faint behind it. Plain text cannot
+      // tell the two apart, so it shows the raw values only.
+      let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+      if let chart = HistoryPlots.lossChart(bundle.spec.history, smoothing: colour ? 0.6 : 0) {
+        let grid = chart.render(width: 72, height: 14)
+        print("")
+        print(colour ? grid.ansiText() : grid.plainText)
+      }
     } catch {
       throw fail(error)
     }

@@ -46,6 +46,11 @@ struct RunTests {
     #expect(
       straight.filter { $0["event"]?.stringValue == "step" }.suffix(500).map { $0["loss"] }
         == lines.filter { $0["event"]?.stringValue == "step" }.map { $0["loss"] })
+    // inspect draws the recorded losses.
+    let inspect = try runProcess(specbenchExecutable, ["inspect", folder + "/iris.json"])
+    #expect(inspect.stdout.contains("loss  ━ train  ━ validation"))
+    #expect(inspect.stdout.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille dots")
+    #expect(!inspect.stdout.contains("\u{1B}"), "no colour codes when not a terminal")
     // The saved session holds the history and a state at step 500.
     let saved = try SessionFile.load(folder + "/iris.json")
     #expect(saved.spec.state?.step == 500)

@@ -1,0 +1,192 @@
+import Foundation
+
+/// A line chart of one or more series over a shared x axis, drawn in braille with a y axis of
+/// nice ticks on the left and an x axis below.
+///
+/// ```
+/// loss  ━ train  ━ val
+///   1.2┤⢇
+///      │⠈⢆⡀
+///   0.8┤  ⠑⠢⣀
+///      ...
+///      └──────────────
+///       0      500
+/// ```
+public struct LineChart: Sendable {
+  public struct Point: Hashable, Sendable {
+    public var x: Double
+    public var y: Double
+    public init(_ x: Double, _ y: Double) {
+      self.x = x
+      self.y = y
+    }
+  }
+
+  public struct Series: Sendable {
+    public var name: String
+    public var points: [Point]
+    public init(name: String, points: [Point]) {
+      self.name = name
+      self.points = points
+    }
+  }
+
+  public var title: String
+  public var series: [Series]
+  /// x positions of vertical dotted lines: events such as a backend swap or an optimizer change.
+  public var markers: [Double] = []
+  /// Plot log10(y); values ≤ 0 are left out.
+  public var logScale = false
+  /// TensorBoard smoothing weight in [0, 1); the raw series is drawn faintly behind.
+  public var smoothing = 0.0
+  public var charset = Charset.unicode
+
+  public init(
+    title: String, series: [Series], markers: [Double] = [], logScale: Bool = false, smoothing: Double = 0, charset: Charset = .unicode
+  ) {
+    (self.title, self.series, self.markers, self.logScale, self.smoothing, self.charset) = (
+      title, series, markers, logScale, smoothing, charset
+    )
+  }
+
+  /// The smallest size that holds a readable chart.
+  public static let minimumSize = (width: 20, height: 6)
+
+  public func render(width: Int, height: Int) -> Grid {
+    var grid = Grid(width: width, height: height)
+    guard width >= Self.minimumSize.width, height >= Self.minimumSize.height else {
+      grid.writeTooSmall("plot", needs: Self.minimumSize.width, Self.minimumSize.height)
+      return grid
+    }
+    let unicode = charset == .unicode
+    // Title and legend.
+    var legend = title
+    grid.write(legend, x: 0, y: 0, role: .title)
+    for (i, s) in series.enumerated() {
+      let entry = "  " + (unicode ? "━ " : "- ") + s.name
+      grid.write(entry, x: legend.count, y: 0, role: .series(i))
+      legend += entry
+    }
+
+    // Values as plotted: log-transformed if asked. A non-finite value (or one ≤ 0 on a log
+    // axis) is left out and breaks the line, so gaps show as gaps.
+    let segments: [[[Point]]] = series.map { s in
+      var runs: [[Point]] = [[]]
+      for p in s.points {
+        let y = logScale ? (p.y > 0 ? log10(p.y) : .nan) : p.y
+        if y.isFinite && p.x.isFinite {
+          runs[runs.count - 1].append(Point(p.x, y))
+        } else if !runs[runs.count - 1].isEmpty {
+          runs.append([])
+        }
+      }
+      return runs.filter { !$0.isEmpty }
+    }
+    let all = segments.flatMap { $0.flatMap { $0 } }
+    let plotTop = 1, plotHeight = height - 3
+    guard let first = all.first else {
+      drawFrame(&grid, left: 1, top: plotTop, plotHeight: plotHeight, labels: [:])
+      grid.write("no data yet", x: max(2, (width - 11) / 2), y: plotTop + plotHeight / 2, role: .label)
+      return grid
+    }
+    var (yLow, yHigh) = all.reduce((first.y, first.y)) { (min($0.0, $1.y), max($0.1, $1.y)) }
+    if yHigh - yLow < 1e-12 {
+      let pad = max(abs(yLow) * 0.1, logScale ? 0.5 : 1e-3)
+      (yLow, yHigh) = (yLow - pad, yHigh + pad)
+    }
+    var (xLow, xHigh) = all.reduce((first.x, first.x)) { (min($0.0, $1.x), max($0.1, $1.x)) }
+    if xHigh == xLow { (xLow, xHigh) = (xLow - 1, xHigh + 1) }
+
+    // Y ticks and the left margin their labels need.
+    let yTicks = logTicksOrNice(low: yLow, high: yHigh, count: max(2, plotHeight / 2))
+    let tickLabels = yTicks.map { Ticks.label(logScale ? pow(10, $0) : $0) }
+    let left = (tickLabels.map(\.count).max() ?? 1) + 1
+    let plotWidth = width - left - 1
+    guard plotWidth >= 8 else {
+      grid = Grid(width: width, height: height)
+      grid.writeTooSmall("plot", needs: left + 9, Self.minimumSize.height)
+      return grid
+    }
+    var canvas = BrailleCanvas(width: plotWidth, height: plotHeight)
+    func pixel(_ p: Point) -> (x: Int, y: Int) {
+      let px = (p.x - xLow) / (xHigh - xLow) * Double(canvas.pixelWidth - 1)
+      let py = (yHigh - p.y) / (yHigh - yLow) * Double(canvas.pixelHeight - 1)
+      return (Int(px.rounded()), Int(py.rounded()))
+    }
+    func draw(_ points: [Point], _ role: ColorRole) {
+      guard let first = points.first else { return }
+      var previous = pixel(first)
+      canvas.set(x: previous.x, y: previous.y, role: role)
+      for point in points.dropFirst() {
+        let next = pixel(point)
+        canvas.line(from: previous, to: next, role: role)
+        previous = next
+      }
+    }
+    for (i, runs) in segments.enumerated() {
+      guard smoothing > 0 else {
+        for run in runs { draw(run, .series(i)) }
+        continue
+      }
+      // Smooth the series as a whole (the average carries over gaps), then draw it run by run.
+      for run in runs { draw(run, .faint(i)) }
+      var smoothed = Smoothing.tensorBoard(runs.flatMap { $0.map(\.y) }, weight: smoothing)[...]
+      for run in runs {
+        draw(zip(run, smoothed.prefix(run.count)).map { Point($0.x, $1) }, .series(i))
+        smoothed = smoothed.dropFirst(run.count)
+      }
+    }
+
+    var labels: [Int: String] = [:]
+    for (tick, label) in zip(yTicks, tickLabels) {
+      let row = Int(((yHigh - tick) / (yHigh - yLow) * Double(canvas.pixelHeight - 1)).rounded()) / 4
+      labels[plotTop + row] = label
+    }
+    drawFrame(&grid, left: left, top: plotTop, plotHeight: plotHeight, labels: labels)
+    grid.paste(canvas.grid(charset: charset), x: left + 1, y: plotTop)
+
+    // Markers: a dotted column wherever the canvas has no dots.
+    for marker in markers where marker >= xLow && marker <= xHigh {
+      let column = pixel(Point(marker, yLow)).x / 2
+      for row in 0..<plotHeight where !canvas.isMarked(column: column, row: row) {
+        grid[left + 1 + column, plotTop + row] = Cell(unicode ? "┊" : ":", .marker)
+      }
+      grid[left + 1 + column, plotTop + plotHeight] = Cell(unicode ? "┴" : "+", .marker)
+    }
+
+    // X tick labels, left out where they would overlap.
+    var nextFree = left + 1
+    for tick in Ticks.nice(low: xLow, high: xHigh, count: max(2, plotWidth / 12)) {
+      let label = Ticks.label(tick)
+      let column = left + 1 + pixel(Point(tick, yLow)).x / 2 - label.count / 2
+      let start = max(column, left + 1)
+      guard start >= nextFree, start + label.count <= width else { continue }
+      grid.write(label, x: start, y: plotTop + plotHeight + 1, role: .label)
+      nextFree = start + label.count + 1
+    }
+    return grid
+  }
+
+  /// Whole decades on a log axis when the range spans at least one; nice ticks otherwise.
+  private func logTicksOrNice(low: Double, high: Double, count: Int) -> [Double] {
+    guard logScale, high - low >= 1 else { return Ticks.nice(low: low, high: high, count: count) }
+    let decades = Array(Int(ceil(low))...Int(floor(high))).map(Double.init)
+    let stride = max(1, decades.count / count)
+    return decades.enumerated().filter { $0.offset % stride == 0 }.map(\.element)
+  }
+
+  /// The y axis with its labels and the x axis line.
+  private func drawFrame(_ grid: inout Grid, left: Int, top: Int, plotHeight: Int, labels: [Int: String]) {
+    let unicode = charset == .unicode
+    for row in top..<(top + plotHeight) {
+      if let label = labels[row] {
+        grid.write(String(repeating: " ", count: max(0, left - label.count)) + label, x: 0, y: row, role: .label)
+        grid[left, row] = Cell(unicode ? "┤" : "+", .axis)
+      } else {
+        grid[left, row] = Cell(unicode ? "│" : "|", .axis)
+      }
+    }
+    grid[left, top + plotHeight] = Cell(unicode ? "└" : "+", .axis)
+    for column in (left + 1)..<grid.width { grid[column, top + plotHeight] = Cell(unicode ? "─" : "-", .axis) }
+  }
+}
