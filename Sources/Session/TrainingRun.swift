@@ -41,13 +41,29 @@ public struct RunSummary: Sendable {
 
 /// Trains one session from its current state with one backend until a stop rule fires:
 /// steps on the trainer, records the history and events into the spec, evaluates the validation
-/// split at the end of every epoch. Synchronous; the caller chooses the thread.
+/// split at the end of every epoch. Synchronous and single-threaded: `run` loops on its own;
+/// a background worker calls `begin`, then `advance` between its control requests, then `finish`.
 public final class TrainingRun {
   /// The spec with the history and events recorded so far.
   public private(set) var spec: SessionSpec
-  public let backend: any Backend
-  public let trainer: any Trainer
+  public private(set) var backend: any Backend
+  public private(set) var trainer: any Trainer
   public let data: DataSplit
+
+  /// Receives every recorded step, every evaluation, and the summary.
+  public var onEvent: (RunEvent) -> Void = { _ in }
+
+  // What the stop rules remember during one run.
+  private var start = 0
+  private var extraSteps: Int?
+  private let clock = ContinuousClock()
+  private var began = ContinuousClock.now
+  private var lastRecorded: Float?
+  private var calmSteps = 0
+  private var bestValidation = Float.infinity
+  private var staleEvaluations = 0
+  private var lastEvaluationStep = -1
+  private var divergence: String?
 
   /// Prepares a run: reads the data (relative to `folder`), checks it against the spec, and
   /// builds the backend's trainer from the bundle's state (or the seeded initial state).
@@ -70,7 +86,13 @@ public final class TrainingRun {
   /// The session as it stands: the spec with its history and the trainer's state.
   public var bundle: SessionBundle { SessionBundle(spec: spec, state: trainer.exportState()) }
 
-  /// Trains until a stop rule fires.
+  /// Seconds since `begin`.
+  public var elapsedSeconds: Double {
+    let d = clock.now - began
+    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+  }
+
+  /// Trains until a stop rule fires (`begin`, `advance` until it answers, `finish`).
   ///
   /// - Parameters:
   ///   - extraSteps: train exactly this many more steps, in place of the `max_steps` and
@@ -78,104 +100,124 @@ public final class TrainingRun {
   ///   - shouldStop: asked before each step; true ends the run as `interrupted`.
   ///   - onEvent: every recorded step, every evaluation, and last the summary.
   @discardableResult
-  public func run(extraSteps: Int? = nil, shouldStop: () -> Bool = { false }, onEvent: (RunEvent) -> Void = { _ in }) -> RunSummary {
-    let start = trainer.step
-    let clock = ContinuousClock()
-    let began = clock.now
-    func elapsed() -> Double {
-      let d = clock.now - began
-      return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+  public func run(extraSteps: Int? = nil, shouldStop: () -> Bool = { false }, onEvent: @escaping (RunEvent) -> Void = { _ in })
+    -> RunSummary
+  {
+    self.onEvent = onEvent
+    begin(extraSteps: extraSteps)
+    while true {
+      if shouldStop() { return finish(.interrupted) }
+      if let reason = advance() { return finish(reason) }
     }
+  }
+
+  /// Starts counting a run: its steps, time and the stop rules' memory.
+  public func begin(extraSteps: Int?) {
+    start = trainer.step
+    self.extraSteps = extraSteps
+    began = clock.now
+    (lastRecorded, calmSteps, bestValidation, staleEvaluations, lastEvaluationStep, divergence) = (nil, 0, .infinity, 0, -1, nil)
+  }
+
+  /// The step this run will stop at, when a step limit says so.
+  public var plannedStep: Int? { Self.plannedStep(spec: spec, from: start, extraSteps: extraSteps) }
+
+  /// The step a run from `start` will stop at: `start + extraSteps`, or the `max_steps` rule.
+  public static func plannedStep(spec: SessionSpec, from start: Int, extraSteps: Int?) -> Int? {
+    if let extraSteps { return start + extraSteps }
+    return spec.training.stop.compactMap { rule -> Int? in
+      if case .maxSteps(let n) = rule { return max(n, start) }
+      return nil
+    }.min()
+  }
+
+  /// Checks the limits, makes one step, records it, and checks the rules that look at losses.
+  /// Returns why the run must stop, or nil to go on.
+  public func advance() -> StopReason? {
     let rules = spec.training.stop
-    var lastRecorded: Float?
-    var calmSteps = 0
-    var bestValidation = Float.infinity
-    var staleEvaluations = 0
-    var lastEvaluationStep = -1
+    if let extraSteps {
+      if trainer.step - start >= extraSteps { return .steps }
+    } else {
+      for rule in rules {
+        switch rule {
+        case .maxSteps(let steps) where trainer.step >= steps: return .maxSteps
+        case .maxEpochs(let epochs) where trainer.epoch >= epochs: return .maxEpochs
+        default: continue
+        }
+      }
+    }
+    for case .timeLimit(let seconds) in rules where elapsedSeconds >= seconds { return .timeLimit }
+
+    let result: StepResult
+    do { result = try trainer.trainStep() } catch {
+      divergence = error.description
+      if case .diverged(let step, _, let why) = error {
+        spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(step - 1)"))
+      }
+      return .diverged
+    }
+
     var reason: StopReason?
-    var message = ""
-
-    func evaluateValidation() -> Evaluation? {
-      guard let validation = data.validation else { return nil }
-      let result = trainer.evaluate(validation)
-      lastEvaluationStep = trainer.step
-      if result.loss.isFinite { spec.history.valLoss.append(MetricPoint(step: trainer.step, value: result.loss)) }
-      onEvent(.evaluation(step: trainer.step, result))
-      return result
+    if result.step % spec.training.record.every == 0 {
+      spec.history.trainLoss.append(MetricPoint(step: result.step, value: result.loss))
+      onEvent(.step(result))
+      for case .targetLoss(let value) in rules where Double(result.loss) <= value { reason = .targetLoss }
+      for case .converged(let tol, let patience) in rules {
+        if let last = lastRecorded, Double(abs(result.loss - last)) < tol { calmSteps += 1 } else { calmSteps = 0 }
+        if calmSteps >= patience { reason = .converged }
+      }
+      lastRecorded = result.loss
     }
-
-    loop: while true {
-      // Limits on steps, epochs and time, checked before each step.
-      if let extraSteps {
-        if trainer.step - start >= extraSteps {
-          reason = .steps
-          break
-        }
-      } else {
-        for rule in rules {
-          switch rule {
-          case .maxSteps(let steps) where trainer.step >= steps: reason = .maxSteps
-          case .maxEpochs(let epochs) where trainer.epoch >= epochs: reason = .maxEpochs
-          default: continue
-          }
-          break loop
+    if result.endedEpoch, let evaluation = evaluateValidation() {
+      for case .earlyStopping(let patience, let minDelta) in rules {
+        if Double(evaluation.loss) < Double(bestValidation) - minDelta {
+          bestValidation = evaluation.loss
+          staleEvaluations = 0
+        } else {
+          staleEvaluations += 1
+          if staleEvaluations >= patience { reason = .earlyStopping }
         }
       }
-      for case .timeLimit(let seconds) in rules where elapsed() >= seconds {
-        reason = .timeLimit
-        break loop
-      }
-      if shouldStop() {
-        reason = .interrupted
-        break
-      }
-
-      let result: StepResult
-      do { result = try trainer.trainStep() } catch {
-        reason = .diverged
-        message = error.description
-        if case .diverged(let step, _, let why) = error {
-          spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(step - 1)"))
-        }
-        break
-      }
-
-      if result.step % spec.training.record.every == 0 {
-        spec.history.trainLoss.append(MetricPoint(step: result.step, value: result.loss))
-        onEvent(.step(result))
-        for case .targetLoss(let value) in rules where Double(result.loss) <= value { reason = .targetLoss }
-        for case .converged(let tol, let patience) in rules {
-          if let last = lastRecorded, Double(abs(result.loss - last)) < tol { calmSteps += 1 } else { calmSteps = 0 }
-          if calmSteps >= patience { reason = .converged }
-        }
-        lastRecorded = result.loss
-      }
-      if result.endedEpoch, let evaluation = evaluateValidation() {
-        for case .earlyStopping(let patience, let minDelta) in rules {
-          if Double(evaluation.loss) < Double(bestValidation) - minDelta {
-            bestValidation = evaluation.loss
-            staleEvaluations = 0
-          } else {
-            staleEvaluations += 1
-            if staleEvaluations >= patience { reason = .earlyStopping }
-          }
-        }
-      }
-      if reason != nil { break }
     }
+    return reason
+  }
 
-    let stopReason = reason ?? .steps
+  /// Ends the run: a last validation, the final losses, a `stop` event, the summary.
+  @discardableResult
+  public func finish(_ reason: StopReason) -> RunSummary {
     if lastEvaluationStep != trainer.step, trainer.step > start { _ = evaluateValidation() }
     let validation = data.validation.map { trainer.evaluate($0) }
     let train = trainer.evaluate(data.train)
-    if message.isEmpty { message = "stopped by \(stopReason.rawValue) at step \(trainer.step)" }
+    let message = divergence ?? "stopped by \(reason.rawValue) at step \(trainer.step)"
     spec.history.events.append(
-      HistoryEvent(
-        step: trainer.step, kind: "stop", detail: "\(stopReason.rawValue) after \(trainer.step - start) steps on \(backend.name)"))
+      HistoryEvent(step: trainer.step, kind: "stop", detail: "\(reason.rawValue) after \(trainer.step - start) steps on \(backend.name)"))
     let summary = RunSummary(
-      step: trainer.step, stepsRun: trainer.step - start, reason: stopReason, message: message, train: train, validation: validation,
-      seconds: elapsed())
+      step: trainer.step, stepsRun: trainer.step - start, reason: reason, message: message, train: train, validation: validation,
+      seconds: elapsedSeconds)
     onEvent(.done(summary))
     return summary
+  }
+
+  /// Continues with another spec, state or backend at this step boundary (an optimizer change,
+  /// a backend swap), keeping the history and the stop rules' memory.
+  public func replace(spec newSpec: SessionSpec, state: TrainingState, backend newBackend: any Backend) throws(SessionError) {
+    do { trainer = try newBackend.makeTrainer(spec: newSpec, state: state, data: data) } catch { throw .backend(error) }
+    var history = spec.history
+    history.events.append(contentsOf: newSpec.history.events.filter { !spec.history.events.contains($0) })
+    spec = newSpec
+    spec.history = history
+    backend = newBackend
+  }
+
+  /// Appends an event to the history.
+  public func record(_ event: HistoryEvent) { spec.history.events.append(event) }
+
+  private func evaluateValidation() -> Evaluation? {
+    guard let validation = data.validation else { return nil }
+    let result = trainer.evaluate(validation)
+    lastEvaluationStep = trainer.step
+    if result.loss.isFinite { spec.history.valLoss.append(MetricPoint(step: trainer.step, value: result.loss)) }
+    onEvent(.evaluation(step: trainer.step, result))
+    return result
   }
 }

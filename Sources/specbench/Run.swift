@@ -52,7 +52,8 @@ struct Run: ParsableCommand {
       throw failWith(error.description)
     }
     installInterruptHandler()
-    var reporter = RunReporter(json: json, planned: plannedStep(bundle.spec, from: training.trainer.step))
+    var reporter = RunReporter(
+      json: json, planned: TrainingRun.plannedStep(spec: bundle.spec, from: training.trainer.step, extraSteps: steps))
     let summary = training.run(
       extraSteps: steps, shouldStop: { interruptRequested.load(ordering: .relaxed) }, onEvent: { reporter.report($0) })
     if let save {
@@ -67,15 +68,6 @@ struct Run: ParsableCommand {
       FileHandle.standardError.write(Data((summary.message + "\n").utf8))
       throw ExitCode(1)
     }
-  }
-
-  /// The step the run will stop at, when a step limit says so (for the ETA).
-  private func plannedStep(_ spec: SessionSpec, from start: Int) -> Int? {
-    if let steps { return start + steps }
-    return spec.training.stop.compactMap { rule -> Int? in
-      if case .maxSteps(let n) = rule { return max(n, start) }
-      return nil
-    }.min()
   }
 
   private func installInterruptHandler() {
