@@ -60,6 +60,10 @@ let package = Package(
       dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "SpecBenchTestSupport"]
     ),
     .testTarget(
+      name: "SessionTests",
+      dependencies: ["SpecKit", "Backends", "Session", "TermPlot", "SpecBenchTestSupport"]
+    ),
+    .testTarget(
       name: "TermPlotTests",
       dependencies: ["TermPlot", "SpecBenchTestSupport"],
       exclude: ["Golden"]

@@ -67,7 +67,10 @@ public final class TrainingRun {
 
   /// Prepares a run: reads the data (relative to `folder`), checks it against the spec, and
   /// builds the backend's trainer from the bundle's state (or the seeded initial state).
-  public init(bundle: SessionBundle, folder: String, backend: any Backend) throws(SessionError) {
+  ///
+  /// - Parameter recordLoad: add a `load` event when the bundle has state (a run resumed from a
+  ///   file); the workbench turns it off, since its state never left memory.
+  public init(bundle: SessionBundle, folder: String, backend: any Backend, recordLoad: Bool = true) throws(SessionError) {
     spec = bundle.spec
     self.backend = backend
     let dataset: Dataset
@@ -78,7 +81,7 @@ public final class TrainingRun {
     let state: TrainingState
     do { state = try bundle.trainingState() } catch { throw .spec(error) }
     do { trainer = try backend.makeTrainer(spec: spec, state: state, data: data) } catch { throw .backend(error) }
-    if bundle.spec.state != nil {
+    if recordLoad && bundle.spec.state != nil {
       spec.history.events.append(HistoryEvent(step: state.step, kind: "load", detail: "resumed at step \(state.step) on \(backend.name)"))
     }
   }

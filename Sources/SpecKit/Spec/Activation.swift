@@ -59,7 +59,7 @@ public enum Activation: Hashable, Sendable {
     }
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     if case .leakyReLU(let alpha) = self {
       return .object(["type": .string("leaky_relu"), "alpha": .double(alpha)])
     }

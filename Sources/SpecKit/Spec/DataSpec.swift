@@ -9,7 +9,7 @@ public struct DataSpec: Hashable, Sendable {
     self.validationFraction = validationFraction
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     guard case .object(var object) = source.json.kind else { return source.json }
     object.members.append(.init(key: "validation_fraction", value: .double(validationFraction)))
     return JSONValue(.object(object))
@@ -125,7 +125,7 @@ public enum DataSource: Hashable, Sendable {
     }
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     var members: [(String, JSONValue)] = []
     switch self {
     case .spirals(let samples, let classes, let noise, let seed):

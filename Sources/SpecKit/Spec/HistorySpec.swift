@@ -12,7 +12,7 @@ public struct HistorySpec: Hashable, Sendable {
 
   public var isEmpty: Bool { trainLoss.isEmpty && valLoss.isEmpty && events.isEmpty }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     .object([
       "train_loss": .array(trainLoss.map(\.json)), "val_loss": .array(valLoss.map(\.json)),
       "events": .array(events.map(\.json)),
@@ -45,7 +45,7 @@ public struct MetricPoint: Hashable, Sendable {
     self.value = value
   }
 
-  var json: JSONValue { .array([.int(step), .float(value)]) }
+  public var json: JSONValue { .array([.int(step), .float(value)]) }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> MetricPoint? {
     guard let pair = value.arrayValue, pair.count == 2, let step = pair[0].numberValue?.int, step >= 0,
@@ -71,7 +71,7 @@ public struct HistoryEvent: Hashable, Sendable {
     (self.step, self.kind, self.detail) = (step, kind, detail)
   }
 
-  var json: JSONValue { .object(["step": .int(step), "kind": .string(kind), "detail": .string(detail)]) }
+  public var json: JSONValue { .object(["step": .int(step), "kind": .string(kind), "detail": .string(detail)]) }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> HistoryEvent? {
     guard var r = ObjectReader(value, at: path, log: log, what: "an event object {\"step\": …, \"kind\": …, \"detail\": …}") else {

@@ -41,7 +41,7 @@ public enum Initializer: Hashable, Sendable {
     }
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     switch self {
     case .constant(let value): .object(["type": .string(name), "value": .double(value)])
     case .uniform(let low, let high): .object(["type": .string(name), "low": .double(low), "high": .double(high)])
@@ -100,7 +100,7 @@ public struct DenseInit: Hashable, Sendable {
     self.bias = bias
   }
 
-  var json: JSONValue { .object(["weight": weight.json, "bias": bias.json]) }
+  public var json: JSONValue { .object(["weight": weight.json, "bias": bias.json]) }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> DenseInit {
     guard var reader = ObjectReader(value, at: path, log: log) else { return DenseInit() }

@@ -61,7 +61,7 @@ public struct DenseLayer: Hashable, Sendable {
 }
 
 extension LayerSpec {
-  var json: JSONValue {
+  public var json: JSONValue {
     var members: [JSONObject.Member] = [.init(key: "type", value: .string(kind.typeName)), .init(key: "name", value: .string(name))]
     switch kind {
     case .dense(let dense):

@@ -20,7 +20,7 @@ public enum LossSpec: Hashable, Sendable {
     }
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     if case .huber(let delta) = self { return .object(["type": .string(name), "delta": .double(delta)]) }
     return .object(["type": .string(name)])
   }

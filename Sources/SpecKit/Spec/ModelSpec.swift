@@ -16,7 +16,7 @@ public struct ModelSpec: Hashable, Sendable {
     return "\(typeName)\(n)"
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     .object(["input": .array(input.map { .int($0) }), "layers": .array(layers.map(\.json))])
   }
 

@@ -122,7 +122,7 @@ public enum OptimizerSpec: Hashable, Sendable {
     }
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     func object(_ pairs: [(String, JSONValue)]) -> JSONValue {
       .object([JSONObject.Member(key: "type", value: .string(name))] + pairs.map { JSONObject.Member(key: $0.0, value: $0.1) })
     }

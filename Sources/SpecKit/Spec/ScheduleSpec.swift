@@ -43,7 +43,7 @@ public enum ScheduleSpec: Hashable, Sendable {
     }
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     switch self {
     case .constant: .object(["type": .string(name)])
     case .step(let stepSize, let gamma): .object(["type": .string(name), "step_size": .int(stepSize), "gamma": .double(gamma)])

@@ -21,7 +21,7 @@ public struct StateSpec: Hashable, Sendable {
     (self.epochOrderSeed, self.index, self.dropoutRNG) = (epochOrderSeed, index, dropoutRNG)
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     .object([
       "step": .int(step), "epoch": .int(epoch), "tensors": .string(tensors), "sha256": .string(sha256),
       "position": .object(["epoch_order_seed": .string(String(epochOrderSeed)), "index": .int(index)]),

@@ -17,7 +17,7 @@ public struct TrainingSpec: Hashable, Sendable {
     (self.batchSize, self.shuffle, self.seed, self.stop, self.record) = (batchSize, shuffle, seed, stop, record)
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     .object([
       "batch_size": .int(batchSize), "shuffle": .bool(shuffle), "seed": .seed(seed),
       "stop": .array(stop.map(\.json)), "record": record.json,
@@ -65,7 +65,7 @@ public enum StopRule: Hashable, Sendable {
     }
   }
 
-  var json: JSONValue {
+  public var json: JSONValue {
     let type = JSONObject.Member(key: "type", value: .string(name))
     let fields: [JSONObject.Member] =
       switch self {
@@ -109,7 +109,7 @@ public struct RecordSpec: Hashable, Sendable {
     self.histogramsEvery = histogramsEvery
   }
 
-  var json: JSONValue { .object(["every": .int(every), "histograms_every": .int(histogramsEvery)]) }
+  public var json: JSONValue { .object(["every": .int(every), "histograms_every": .int(histogramsEvery)]) }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> RecordSpec {
     guard var r = ObjectReader(value, at: path, log: log) else { return RecordSpec() }

@@ -1,0 +1,237 @@
+import SpecKit
+
+/// Turns one line of the command language into a `Command`. Pure: no session needed.
+///
+/// Words are separated by spaces; `"…"` or `'…'` quote a word; `#` starts a comment.
+/// `key=value` words become fields of the spec part; a value is read as JSON when it is JSON
+/// (`0.003`, `true`, `[2, 3]`, `"x y"`), otherwise as a plain string (`relu`).
+public enum CommandParser {
+  public static func parse(_ line: String) throws(CommandError) -> Command? {
+    let words = try split(line)
+    guard let head = words.first else { return nil }
+    let args = Array(words.dropFirst())
+    switch head.lowercased() {
+    case "new":
+      guard let name = args.first, !name.hasPrefix("-") else { throw usage("new") }
+      var input: [Int]?
+      var rest = args.dropFirst()
+      while let word = rest.first {
+        rest = rest.dropFirst()
+        guard word == "--input", let dims = rest.first else {
+          throw CommandError("new: unknown option \(word); usage: \(CommandTable.info("new")!.usage)")
+        }
+        rest = rest.dropFirst()
+        let parsed = dims.split(separator: ",").compactMap { Int($0) }
+        guard !parsed.isEmpty, parsed.count == dims.split(separator: ",").count, parsed.allSatisfy({ $0 > 0 }) else {
+          throw CommandError("new: --input must be positive sizes separated by commas, such as 2 or 1,28,28; got \(dims)")
+        }
+        input = parsed
+      }
+      return .new(name: name, input: input)
+    case "data":
+      return .data(try typed(args, command: "data"))
+    case "add":
+      return .add(layer: try layer(args), index: nil)
+    case "insert":
+      guard let first = args.first, let index = Int(first), index >= 0 else { throw usage("insert") }
+      return .add(layer: try layer(Array(args.dropFirst())), index: index)
+    case "remove":
+      guard args.count == 1 else { throw usage("remove") }
+      return .remove(layer: args[0])
+    case "set":
+      guard args.count >= 2 else { throw usage("set") }
+      return .set(layer: args[0], fields: try fields(Array(args.dropFirst()), command: "set"))
+    case "loss":
+      return .loss(try typed(args, command: "loss"))
+    case "optimizer":
+      guard !args.isEmpty else { throw usage("optimizer") }
+      return .optimizer(args[0].contains("=") ? try fields(args, command: "optimizer") : try typed(args, command: "optimizer"))
+    case "schedule":
+      return .schedule(try typed(args, command: "schedule"))
+    case "stop":
+      guard !args.isEmpty else { return .stopTraining }
+      return .stopRules(try stopRules(args))
+    case "batch":
+      guard args.count == 1, let size = Int(args[0]), size > 0 else {
+        throw CommandError("batch: the size must be a positive integer, such as batch 64")
+      }
+      return .batch(size)
+    case "seed":
+      guard args.count == 1, let seed = UInt64(args[0]) else {
+        throw CommandError("seed: the seed must be an integer from 0 to 2^64 − 1, such as seed 7")
+      }
+      return .seed(seed)
+    case "train":
+      var steps: Int?
+      var wait = false
+      for word in args {
+        if word == "--wait" {
+          wait = true
+        } else if let n = Int(word), n > 0, steps == nil {
+          steps = n
+        } else {
+          throw CommandError("train: expected a number of steps and/or --wait, got \(word); usage: train [STEPS] [--wait]")
+        }
+      }
+      return .train(steps: steps, wait: wait)
+    case "pause": return try bare(.pause, "pause", args)
+    case "resume": return try bare(.resume, "resume", args)
+    case "status": return try bare(.status, "status", args)
+    case "show":
+      let targets = ["model", "optimizer", "data", "training", "spec"]
+      guard args.count == 1, targets.contains(args[0]) else {
+        throw CommandError(
+          "show: expected one of \(targets.joined(separator: ", "))"
+            + (args.first.flatMap { Suggestion.nearest(to: $0, in: targets) }.map { " — did you mean \"\($0)\"?" } ?? ""))
+      }
+      return .show(args[0])
+    case "plot":
+      guard let what = args.first, ["loss", "lr"].contains(what) else {
+        throw CommandError(
+          "plot: expected loss or lr"
+            + (args.first.flatMap { Suggestion.nearest(to: $0, in: ["loss", "lr"]) }.map { " — did you mean \"\($0)\"?" } ?? ""))
+      }
+      var logScale = false
+      var smoothing: Double?
+      var rest = args.dropFirst()
+      while let word = rest.first {
+        rest = rest.dropFirst()
+        switch word {
+        case "--log": logScale = true
+        case "--smooth":
+          guard let text = rest.first, let value = Double(text), value >= 0, value < 1 else {
+            throw CommandError("plot: --smooth needs a weight in [0, 1), such as --smooth 0.6")
+          }
+          smoothing = value
+          rest = rest.dropFirst()
+        default: throw CommandError("plot: unknown option \(word); usage: \(CommandTable.info("plot")!.usage)")
+        }
+      }
+      return .plot(what: what, logScale: logScale, smoothing: smoothing)
+    case "hist":
+      guard args.count == 1 else { throw usage("hist") }
+      return .hist(tensor: args[0])
+    case "backend":
+      guard args.count == 1 else { throw usage("backend") }
+      return .backend(args[0])
+    case "backends": return try bare(.backends, "backends", args)
+    case "save":
+      guard args.count <= 1 else { throw usage("save") }
+      return .save(path: args.first)
+    case "load":
+      guard args.count == 1 else { throw usage("load") }
+      return .load(path: args[0])
+    case "undo": return try bare(.undo, "undo", args)
+    case "redo": return try bare(.redo, "redo", args)
+    case "history": return try bare(.history, "history", args)
+    case "help":
+      guard args.count <= 1 else { throw usage("help") }
+      return .help(topic: args.first)
+    case "quit", "exit": return try bare(.quit, head, args)
+    default:
+      throw CommandError("unknown command \"\(head)\"" + CommandTable.hint(head))
+    }
+  }
+
+  // MARK: words
+
+  /// Splits a line into words: quotes group, `#` outside quotes ends the line.
+  static func split(_ line: String) throws(CommandError) -> [String] {
+    var words: [String] = []
+    var current = ""
+    var quote: Character?
+    var inWord = false
+    for ch in line {
+      if let q = quote {
+        if ch == q { quote = nil } else { current.append(ch) }
+      } else if ch == "\"" || ch == "'" {
+        quote = ch
+        inWord = true
+      } else if ch == "#" {
+        break
+      } else if ch.isWhitespace {
+        if inWord { words.append(current) }
+        current = ""
+        inWord = false
+      } else {
+        current.append(ch)
+        inWord = true
+      }
+    }
+    if quote != nil { throw CommandError("a quote is not closed") }
+    if inWord { words.append(current) }
+    return words
+  }
+
+  /// A `key=value` word's value: JSON when it parses as JSON, otherwise the text itself.
+  static func value(_ text: String) -> JSONValue {
+    (try? JSONParser.parse(text)).map { JSONValue($0.kind) } ?? .string(text)
+  }
+
+  static func fields(_ words: [String], command: String, into members: [JSONObject.Member] = []) throws(CommandError) -> JSONValue {
+    var members = members
+    for word in words {
+      guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
+        throw CommandError("\(command): expected key=value, got \(word); usage: \(CommandTable.info(command)?.usage ?? command)")
+      }
+      let key = String(word[..<equals])
+      let member = JSONObject.Member(key: key, value: value(String(word[word.index(after: equals)...])))
+      if let i = members.firstIndex(where: { $0.key == key }) { members[i] = member } else { members.append(member) }
+    }
+    return .object(members)
+  }
+
+  /// `TYPE key=value ...` as `{"type": TYPE, key: value, ...}`.
+  static func typed(_ words: [String], command: String) throws(CommandError) -> JSONValue {
+    guard let type = words.first, !type.contains("=") else { throw usage(command) }
+    return try fields(Array(words.dropFirst()), command: command, into: [.init(key: "type", value: .string(type))])
+  }
+
+  /// A layer: `dense 64 relu`, `dropout 0.2`, `activation tanh`, or `TYPE key=value ...`.
+  static func layer(_ words: [String]) throws(CommandError) -> JSONValue {
+    guard let type = words.first else { throw usage("add") }
+    var members: [JSONObject.Member] = [.init(key: "type", value: .string(type))]
+    var rest = Array(words.dropFirst())
+    let positional: [String] =
+      switch type {
+      case "dense": ["units", "activation"]
+      case "dropout": ["rate"]
+      case "activation": ["function"]
+      default: []
+      }
+    for key in positional {
+      guard let word = rest.first, !word.contains("=") else { break }
+      members.append(.init(key: key, value: value(word)))
+      rest.removeFirst()
+    }
+    return try fields(rest, command: "add", into: members)
+  }
+
+  /// `max_steps 2000, target_loss value=0.02`: rules separated by commas; the first value of
+  /// max_steps, max_epochs, time_limit and target_loss may be given without its key.
+  static func stopRules(_ words: [String]) throws(CommandError) -> [JSONValue] {
+    var groups: [[String]] = [[]]
+    for word in words {
+      var piece = word
+      let endsGroup = piece.hasSuffix(",")
+      if endsGroup { piece.removeLast() }
+      if !piece.isEmpty { groups[groups.count - 1].append(piece) }
+      if endsGroup { groups.append([]) }
+    }
+    let firstKey = ["max_steps": "steps", "max_epochs": "epochs", "time_limit": "seconds", "target_loss": "value"]
+    return try groups.filter { !$0.isEmpty }.map { group throws(CommandError) -> JSONValue in
+      var words = group
+      if words.count >= 2, let key = firstKey[words[0]], !words[1].contains("=") { words[1] = "\(key)=\(words[1])" }
+      return try typed(words, command: "stop")
+    }
+  }
+
+  static func bare(_ command: Command, _ name: String, _ args: [String]) throws(CommandError) -> Command {
+    guard args.isEmpty else { throw CommandError("\(name) takes no arguments, got \(args.joined(separator: " "))") }
+    return command
+  }
+
+  static func usage(_ name: String) -> CommandError {
+    CommandError("\(name): usage: \(CommandTable.info(name)?.usage ?? name)")
+  }
+}

@@ -1,0 +1,92 @@
+import SpecKit
+
+/// Every command with its usage, a one-line summary and an example: the one table that the
+/// parser's errors, `help` and tab completion all read.
+public struct CommandInfo: Sendable {
+  public var name: String
+  public var usage: String
+  public var summary: String
+  public var example: String
+}
+
+public enum CommandTable {
+  public static let all: [CommandInfo] = [
+    .init(
+      name: "new", usage: "new NAME [--input D1,D2,...]", summary: "start a new session (a spirals MLP skeleton without layers)",
+      example: "new spirals --input 2"),
+    .init(
+      name: "data", usage: "data TYPE [key=value ...]",
+      summary: "choose the data: spirals, moons, circles, xor, blobs, sine, csv, idx, builtin",
+      example: "data spirals samples=600 classes=3 noise=0.15 seed=7"),
+    .init(
+      name: "add", usage: "add TYPE [ARGS] [key=value ...]",
+      summary: "append a layer: dense UNITS [ACTIVATION], activation FUNCTION, dropout RATE, flatten, layer_norm, batch_norm",
+      example: "add dense 64 relu"),
+    .init(
+      name: "insert", usage: "insert INDEX TYPE [ARGS] [key=value ...]", summary: "insert a layer before position INDEX (0 is the first)",
+      example: "insert 1 dropout 0.2"),
+    .init(name: "remove", usage: "remove NAME|INDEX", summary: "remove a layer", example: "remove dense2"),
+    .init(
+      name: "set", usage: "set NAME|INDEX key=value ...", summary: "change fields of a layer",
+      example: "set dense1 units=32 activation=tanh"),
+    .init(
+      name: "loss", usage: "loss TYPE [key=value ...]",
+      summary: "choose the loss: mse, softmax_cross_entropy, sigmoid_binary_cross_entropy, huber", example: "loss softmax_cross_entropy"),
+    .init(
+      name: "optimizer", usage: "optimizer [TYPE] [key=value ...]",
+      summary: "choose the optimizer (sgd, adam, adamw, rmsprop, adagrad) or change its fields; works while training",
+      example: "optimizer adam lr=0.003"),
+    .init(
+      name: "schedule", usage: "schedule TYPE [key=value ...]",
+      summary: "the learning-rate schedule: constant, step, exponential, cosine, warmup_cosine", example: "schedule cosine t_max=2000"),
+    .init(
+      name: "stop", usage: "stop | stop RULE [VALUE] [key=value ...], RULE ...",
+      summary: "stop training; with rules, set when training stops", example: "stop max_steps 2000, target_loss 0.02"),
+    .init(name: "batch", usage: "batch SIZE", summary: "samples per step", example: "batch 64"),
+    .init(name: "seed", usage: "seed N", summary: "the seed of initializers, shuffling and dropout", example: "seed 7"),
+    .init(
+      name: "train", usage: "train [STEPS] [--wait]",
+      summary: "train in the background (STEPS more steps, or until a stop rule); --wait blocks until done", example: "train 2000"),
+    .init(name: "pause", usage: "pause", summary: "pause training at the next step boundary", example: "pause"),
+    .init(name: "resume", usage: "resume", summary: "resume paused training", example: "resume"),
+    .init(name: "status", usage: "status", summary: "what training is doing: step, loss, speed, ETA", example: "status"),
+    .init(name: "show", usage: "show model|optimizer|data|training|spec", summary: "show part of the session", example: "show model"),
+    .init(
+      name: "plot", usage: "plot loss|lr [--log] [--smooth S]",
+      summary: "chart the loss (training and validation) or the learning-rate schedule", example: "plot loss --smooth 0.6"),
+    .init(name: "hist", usage: "hist TENSOR", summary: "histogram of a tensor's values, e.g. dense1.weight", example: "hist dense1.weight"),
+    .init(
+      name: "backend", usage: "backend NAME", summary: "train on another backend; works while training, the state carried across",
+      example: "backend reference"),
+    .init(name: "backends", usage: "backends", summary: "list the backends and what they support", example: "backends"),
+    .init(name: "save", usage: "save [PATH]", summary: "save the session (PATH.json and PATH.safetensors)", example: "save sessions/mine"),
+    .init(name: "load", usage: "load PATH", summary: "load a session file", example: "load sessions/spirals.json"),
+    .init(name: "undo", usage: "undo", summary: "undo the last change to the session", example: "undo"),
+    .init(name: "redo", usage: "redo", summary: "redo what undo undid", example: "redo"),
+    .init(name: "history", usage: "history", summary: "the commands that built this session", example: "history"),
+    .init(name: "help", usage: "help [COMMAND]", summary: "list the commands, or explain one", example: "help optimizer"),
+    .init(name: "quit", usage: "quit", summary: "leave SpecBench (asks first when there are unsaved changes)", example: "quit"),
+  ]
+
+  public static var names: [String] { all.map(\.name) }
+
+  public static func info(_ name: String) -> CommandInfo? { all.first { $0.name == name } }
+
+  /// `help` text: every command, or one in detail.
+  public static func help(_ topic: String?) throws(CommandError) -> String {
+    guard let topic else {
+      let width = all.map(\.name.count).max()!
+      return
+        (["Commands (help COMMAND for more):"]
+        + all.map { "  " + $0.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary })
+        .joined(separator: "\n")
+    }
+    guard let info = info(topic) else { throw CommandError("no command \"\(topic)\"" + hint(topic)) }
+    return "\(info.usage)\n  \(info.summary)\n  example: \(info.example)"
+  }
+
+  /// ` — did you mean "train"?` or nothing.
+  static func hint(_ word: String) -> String {
+    Suggestion.nearest(to: word, in: names + ["exit"]).map { " — did you mean \"\($0)\"?" } ?? "; type help for the list"
+  }
+}

@@ -1,0 +1,229 @@
+import Backends
+import Foundation
+import SpecKit
+import TermPlot
+
+extension SessionEngine {
+  /// Runs a command that does not change the spec.
+  func run(_ command: Command) throws(CommandError) -> CommandOutcome {
+    switch command {
+    case .train(let steps, let wait):
+      let text = try startTraining(extraSteps: steps)
+      return wait ? .waiting(text) : .done(text)
+    case .pause:
+      guard let worker else { throw CommandError(status == .paused ? "already paused; resume or stop" : "not training; train starts it") }
+      worker.request(.pause)
+      return .done("pausing at the next step boundary")
+    case .resume:
+      guard status == .paused, worker == nil else {
+        throw CommandError(worker != nil ? "already training" : "nothing to resume; train starts training")
+      }
+      return .done(try startTraining(extraSteps: pausedTarget.map { max(0, $0 - (state?.step ?? 0)) }, resuming: true))
+    case .stopTraining:
+      if let worker {
+        worker.request(.stop)
+        return .done("stopping at the next step boundary")
+      }
+      guard status == .paused else { throw CommandError("not training") }
+      status = .idle
+      pausedTarget = nil
+      return .done("stopped at step \(state?.step ?? 0)")
+    case .status:
+      return .done(statusText())
+    case .show(let what):
+      return .done(show(what))
+    case .plot(let what, let logScale, let smoothing):
+      return .grid(plot(what, logScale: logScale, smoothing: smoothing))
+    case .hist(let tensor):
+      return .grid(try histogram(tensor))
+    case .backend(let name):
+      let backend: any Backend
+      do { backend = try BackendRegistry.named(name) } catch { throw CommandError(error.description) }
+      let old = spec.backend
+      spec.backend = backend.name
+      hasUnsavedChanges = true
+      if let worker {
+        worker.request(.change(spec, backend: backend.name))
+        return .done("swapping \(old) -> \(backend.name) at the next step boundary")
+      }
+      return .done("backend \(backend.name)")
+    case .backends:
+      return .done(BackendRegistry.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))
+    case .save(let target):
+      return .done(try save(to: target))
+    case .load(let file):
+      guard worker == nil else { throw CommandError("training is running; stop it before loading another session") }
+      let bundle: SessionBundle
+      do { bundle = try SessionFile.load(file) } catch { throw CommandError(error.description) }
+      undoStack.append((spec, state))
+      redoStack.removeAll()
+      spec = bundle.spec
+      state = bundle.spec.state == nil ? nil : try? bundle.trainingState()
+      path = SessionFile.paths(for: file).json
+      status = .idle
+      pausedTarget = nil
+      hasUnsavedChanges = false
+      return .done(
+        "loaded \(spec.name) from \(path!)" + (state.map { " at step \($0.step)" } ?? "") + " (undo goes back to the previous session)")
+    case .undo, .redo:
+      guard worker == nil else { throw CommandError("training is running; pause it before undo or redo") }
+      let isUndo = command == .undo
+      guard let previous = isUndo ? undoStack.popLast() : redoStack.popLast() else {
+        throw CommandError("nothing to \(isUndo ? "undo" : "redo")")
+      }
+      if isUndo { redoStack.append((spec, state)) } else { undoStack.append((spec, state)) }
+      let history = spec.history
+      (spec, state) = previous
+      spec.history = history.trainLoss.count >= spec.history.trainLoss.count ? history : spec.history
+      hasUnsavedChanges = true
+      return .done("\(isUndo ? "undid" : "redid"): now \(spec.journal.last ?? "the empty session")")
+    case .history:
+      return .done(
+        spec.journal.enumerated().map { String(format: "%3d  ", $0.offset + 1) + $0.element }.joined(separator: "\n").nonEmpty
+          ?? "no commands yet")
+    case .help(let topic):
+      return .done(try CommandTable.help(topic))
+    case .quit:
+      return .quit
+    default:
+      throw CommandError("not a command to run")
+    }
+  }
+
+  /// Starts the worker from the current state.
+  func startTraining(extraSteps: Int?, resuming: Bool = false) throws(CommandError) -> String {
+    guard worker == nil else { throw CommandError("already training; pause, stop, or wait for it") }
+    let problems = SpecParts.problems(of: spec)
+    guard problems.isEmpty else {
+      throw CommandError("the session cannot train yet:\n" + problems.map { "  \($0)" }.joined(separator: "\n"))
+    }
+    let run: TrainingRun
+    do {
+      let backend = try BackendRegistry.named(spec.backend)
+      let bundle = state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec)
+      run = try TrainingRun(bundle: bundle, folder: folder, backend: backend, recordLoad: false)
+    } catch let error as BackendError {
+      throw CommandError(error.description)
+    } catch let error as SessionError {
+      throw CommandError(error.description)
+    } catch {
+      throw CommandError("\(error)")
+    }
+    let start = run.trainer.step
+    let target = TrainingRun.plannedStep(spec: spec, from: start, extraSteps: extraSteps)
+    if let target, target <= start, extraSteps == nil {
+      throw CommandError("already at step \(start), where the stop rules end training; train N trains N more steps")
+    }
+    if !resuming { pausedTarget = nil }
+    worker = TrainingWorker(run: run, extraSteps: extraSteps)
+    status = .running
+    pausedTarget = target
+    return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")
+  }
+
+  func statusText() -> String {
+    let s = snapshot
+    var parts = [
+      "\(s.status.rawValue) at step \(s.step)" + (s.plannedStep.map { "/\($0)" } ?? ""), "epoch \(s.epoch)", "backend \(s.backend)",
+    ]
+    if let loss = s.lastLoss ?? s.history.trainLoss.last?.value { parts.append("loss \(ProgressLine.significant(Double(loss)))") }
+    if let lr = s.learningRate { parts.append("lr \(ProgressLine.significant(lr))") }
+    if s.status == .running, let rate = s.stepsPerSecond {
+      parts.append("\(Int(rate.rounded())) steps/s")
+      if let planned = s.plannedStep, planned > s.step, rate > 0 {
+        parts.append("ETA \(ProgressLine.duration(Double(planned - s.step) / rate))")
+      }
+    }
+    return parts.joined(separator: ", ")
+  }
+
+  func show(_ what: String) -> String {
+    let summary = spec.summary().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    func lines(from prefix: String, through end: (String) -> Bool) -> String {
+      guard let first = summary.firstIndex(where: { $0.hasPrefix(prefix) }) else { return "" }
+      let rest = summary[first...]
+      let last = rest.firstIndex(where: end) ?? rest.endIndex
+      return rest[first..<last].joined(separator: "\n")
+    }
+    switch what {
+    case "model":
+      return spec.model.layers.isEmpty
+        ? "Model: input \(spec.model.input), no layers yet (add dense 64 relu)" : lines(from: "Model:") { $0.isEmpty }
+    case "optimizer": return lines(from: "Optimizer:") { $0.hasPrefix("Data:") }
+    case "data": return lines(from: "Data:") { $0.hasPrefix("Training:") }
+    case "training": return lines(from: "Training:") { $0.hasPrefix("State:") }
+    default: return spec.canonicalText.trimmingCharacters(in: .newlines)
+    }
+  }
+
+  func plot(_ what: String, logScale: Bool, smoothing: Double?) -> Grid {
+    let height = 16
+    if what == "lr" {
+      let s = snapshot
+      let last = max(s.plannedStep ?? 0, s.step, 100)
+      let stride = max(1, last / 400)
+      let points = Swift.stride(from: 1, through: last, by: stride).map {
+        LineChart.Point(Double($0), spec.schedule.learningRate(at: $0, base: spec.optimizer.learningRate))
+      }
+      let chart = LineChart(
+        title: "learning rate (\(spec.schedule.summary))", series: [.init(name: "lr", points: points)],
+        markers: s.step > 0 ? [Double(s.step)] : [], logScale: logScale)
+      return chart.render(width: width, height: height)
+    }
+    guard let chart = HistoryPlots.lossChart(snapshot.history, logScale: logScale, smoothing: smoothing ?? 0) else {
+      var grid = Grid(width: width, height: 1)
+      grid.write("no losses recorded yet; train first", x: 0, y: 0, role: .label)
+      return grid
+    }
+    return chart.render(width: width, height: height)
+  }
+
+  func histogram(_ tensor: String) throws(CommandError) -> Grid {
+    var values = snapshot.tensorValues
+    if values.isEmpty {
+      var tensors = state?.tensors ?? [:]
+      if state == nil {
+        do { tensors = try spec.initialTensors() } catch {
+          throw CommandError("the model's shapes do not chain yet: \(error.issues.first?.message ?? "\(error)")")
+        }
+      }
+      for (name, t) in tensors where !name.hasPrefix("opt/") { values[String(name.drop { $0 != "/" }.dropFirst())] = t.scalars }
+    }
+    guard let found = values[tensor] else {
+      let names = values.keys.sorted()
+      throw CommandError(
+        "no tensor \"\(tensor)\"; tensors: \(names.joined(separator: ", "))"
+          + (Suggestion.nearest(to: tensor, in: names).map { " — did you mean \"\($0)\"?" } ?? ""))
+    }
+    return Histogram.render(found.map(Double.init), title: tensor, width: width, height: 12)
+  }
+
+  /// Saves (while training, the worker publishes the session at a step boundary first).
+  func save(to target: String?) throws(CommandError) -> String {
+    guard let destination = target ?? path else { throw CommandError("save: give a path the first time, such as save sessions/mine") }
+    var bundle = state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec)
+    if let worker {
+      worker.request(.export)
+      let deadline = Date().addingTimeInterval(30)
+      var exported: SessionBundle?
+      while exported == nil && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.002)
+        exported = worker.shared.withLock { s in
+          defer { s.exported = nil }
+          return s.exported
+        }
+      }
+      guard let exported else { throw CommandError("save: training did not reach a step boundary in 30 s; pause, then save") }
+      bundle = exported
+      bundle.spec.journal = spec.journal
+    }
+    do {
+      let written = try SessionFile.save(bundle, to: destination)
+      path = SessionFile.paths(for: destination).json
+      hasUnsavedChanges = worker != nil
+      return "saved \(path!)" + (written.state.map { " with its state at step \($0.step)" } ?? "")
+    } catch {
+      throw CommandError(error.description)
+    }
+  }
+}

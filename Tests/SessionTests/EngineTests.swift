@@ -1,0 +1,276 @@
+import Backends
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+@testable import Session
+
+extension CommandOutcome {
+  var text: String {
+    switch self {
+    case .done(let t), .failed(let t), .waiting(let t): t
+    case .grid(let g): g.plainText
+    case .quit: "quit"
+    }
+  }
+  var failed: Bool { if case .failed = self { true } else { false } }
+}
+
+/// Runs lines, failing the test on any command error.
+@discardableResult
+func run(_ engine: SessionEngine, _ lines: String..., sourceLocation: Testing.SourceLocation = #_sourceLocation) -> [CommandOutcome] {
+  lines.map { line in
+    let outcome = engine.execute(line)
+    #expect(!outcome.failed, "\(line): \(outcome.text)", sourceLocation: sourceLocation)
+    return outcome
+  }
+}
+
+/// Waits for the worker to finish (polling, bounded).
+func waitIdle(_ engine: SessionEngine) {
+  let deadline = Date().addingTimeInterval(60)
+  while engine.isTraining && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+}
+
+@Suite("Session engine", .serialized)
+struct EngineTests {
+  static let build = [
+    "new t --input 2", "data spirals samples=120 classes=3 noise=0.1 seed=3", "add dense 16 relu", "add dropout 0.1", "add dense 3",
+    "loss softmax_cross_entropy", "optimizer adam lr=0.01", "batch 16", "seed 4", "stop max_steps 40",
+  ]
+
+  func built() -> SessionEngine {
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "x", input: [2])))
+    for line in Self.build { run(engine, line) }
+    return engine
+  }
+
+  @Test func commandsBuildTheSpec() throws {
+    let engine = built()
+    #expect(engine.spec.model.layers.map(\.name) == ["dense1", "dropout1", "dense2"])
+    #expect(engine.spec.training.batchSize == 16 && engine.spec.training.seed == 4)
+    #expect(engine.spec.training.stop == [.maxSteps(steps: 40)])
+    #expect(engine.spec.optimizer == .adam(.init(lr: 0.01, weightDecay: 0)))
+    #expect(engine.spec.journal == Self.build)
+  }
+
+  @Test func theJournalReplaysToTheSameSpec() {
+    let engine = built()
+    let replay = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "other", input: [5])))
+    for line in engine.spec.journal { run(replay, line) }
+    #expect(replay.spec == engine.spec)
+  }
+
+  @Test func undoAndRedoAreInverses() {
+    let engine = built()
+    let before = engine.spec
+    run(engine, "add dense 8 tanh", "set dense1 units=32")
+    let after = engine.spec
+    run(engine, "undo", "undo")
+    #expect(engine.spec == before)
+    run(engine, "redo", "redo")
+    #expect(engine.spec == after)
+    #expect(engine.execute("redo").failed)
+    run(engine, "undo")
+    run(engine, "batch 8")  // a new change clears the redo list
+    #expect(engine.execute("redo").text == "nothing to redo")
+  }
+
+  @Test func aFailedCommandChangesNothing() {
+    let engine = built()
+    let before = engine.spec
+    for line in [
+      "add dense -3", "optimizer adam lr=0", "remove nope", "loss cross", "set dense1 activation=rleu", "data spirals samples=0",
+    ] {
+      #expect(engine.execute(line).failed, "\(line)")
+      #expect(engine.spec == before, "\(line)")
+    }
+  }
+
+  @Test(arguments: [
+    ("trian", "unknown command \"trian\" — did you mean \"train\"?"),
+    (
+      "add dense 8 rleu",
+      "layer.activation: unknown activation \"rleu\"; expected one of identity, relu, leaky_relu, sigmoid, tanh, gelu, silu, softplus, elu, softmax (did you mean \"relu\"?)"
+    ),
+    (
+      "optimizer adma",
+      "optimizer.type: unknown optimizer \"adma\"; expected one of sgd, adam, adamw, rmsprop, adagrad (did you mean \"adam\"?)"
+    ),
+    ("optimizer adam lr=0", "optimizer.lr: must be a number > 0, got 0"),
+    ("remove dense9", "no layer \"dense9\"; layers: dense1, dropout1, dense2 — did you mean \"dense1\"?"),
+    ("show modle", "show: expected one of model, optimizer, data, training, spec — did you mean \"model\"?"),
+    ("plot los", "plot: expected loss or lr — did you mean \"loss\"?"),
+    ("hist dense1.wieght", "did you mean \"dense1.weight\"?"),
+    ("batch zero", "batch: the size must be a positive integer, such as batch 64"),
+    ("stop max_steps -1", "training.stop[0].steps: must be a positive integer, got -1"),
+    ("backend refernce", "no backend named \"refernce\"; backends: reference (did you mean \"reference\"?)"),
+    ("resume", "nothing to resume; train starts training"),
+    ("pause", "not training; train starts it"),
+  ])
+  func errorsNameTheWrongWordAndSuggestTheNearest(line: String, message: String) {
+    let outcome = built().execute(line)
+    #expect(outcome.failed)
+    #expect(outcome.text.contains(message), "\(outcome.text)")
+  }
+
+  @Test func trainingRunsInTheBackgroundAndItsStateComesBack() throws {
+    let engine = built()
+    #expect(engine.execute("train").text == "training in the background from step 0 to step 40")
+    waitIdle(engine)
+    #expect(engine.state?.step == 40)
+    #expect(engine.spec.history.trainLoss.count == 40)
+    let events = engine.takeEvents()
+    #expect(events.first?.kind == "started")
+    #expect(events.last?.kind == "stopped" && events.last!.text.hasPrefix("stopped by max_steps at step 40"))
+    #expect(engine.execute("train").text.contains("already at step 40"))
+    run(engine, "train 10")
+    waitIdle(engine)
+    #expect(engine.state?.step == 50)
+  }
+
+  @Test func trainingInTheWorkbenchEqualsTrainingHeadless() throws {
+    let engine = built()
+    run(engine, "train")
+    waitIdle(engine)
+    let headless = TrainingRunTestSupport.train(engine.spec, steps: 40)
+    #expect(engine.state?.tensors == headless.tensors)
+  }
+
+  @Test func changingOnlyTheLearningRateKeepsTheMoments() throws {
+    let engine = built()
+    run(engine, "train 20")
+    waitIdle(engine)
+    let before = try #require(engine.state)
+    run(engine, "optimizer lr=0.001")
+    let after = try #require(engine.state)
+    #expect(engine.spec.optimizer.learningRate == 0.001)
+    for (name, tensor) in before.tensors { #expect(after.tensors[name] == tensor, "\(name)") }
+    #expect(after.optimizerSteps == 20)
+    #expect(engine.takeEvents().contains { $0.kind == "optimizer" && $0.text.contains("kept exp_avg, exp_avg_sq and the update count") })
+    // adam -> adamw keeps the moments; adam -> sgd starts fresh.
+    run(engine, "optimizer adamw lr=0.001")
+    #expect(engine.state?.tensors["opt/dense1.weight/exp_avg"] == before.tensors["opt/dense1.weight/exp_avg"])
+    run(engine, "optimizer sgd lr=0.05 momentum=0.9")
+    #expect(engine.state?.optimizerSteps == 0)
+    #expect(engine.state?.tensors["opt/dense1.weight/momentum_buffer"]?.scalars.allSatisfy { $0 == 0 } == true)
+    #expect(engine.state?.tensors["opt/dense1.weight/exp_avg"] == nil)
+    #expect(engine.state?.tensors["param/dense1.weight"] == before.tensors["param/dense1.weight"])
+  }
+
+  @Test func hotSwappingTheOptimizerWhileTrainingKeepsTheMomentsAtAStepBoundary() throws {
+    let engine = built()
+    run(engine, "stop max_steps 100000", "train")
+    let deadline = Date().addingTimeInterval(30)
+    while engine.snapshot.step < 20 && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+    run(engine, "optimizer lr=0.002")
+    while !engine.snapshot.history.events.contains(where: { $0.kind == "optimizer" }) && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.002)
+    }
+    run(engine, "stop")
+    waitIdle(engine)
+    let events = engine.takeEvents()
+    let change = try #require(events.first { $0.kind == "optimizer" })
+    #expect(change.text.contains("adam settings changed: kept exp_avg, exp_avg_sq and the update count"))
+    #expect(engine.state!.optimizerSteps == engine.state!.step, "the update count went on without a restart")
+    #expect(engine.spec.history.events.contains { $0.kind == "optimizer" })
+  }
+
+  @Test func architectureEditsKeepTheTensorsWhoseNameAndShapeAreUnchanged() throws {
+    let engine = built()
+    run(engine, "train 10")
+    waitIdle(engine)
+    let before = try #require(engine.state)
+    run(engine, "set dense1 units=24")
+    let after = try #require(engine.state)
+    #expect(after.tensors["param/dense1.weight"]?.shape == [24, 2])
+    #expect(after.tensors["param/dense1.weight"] != before.tensors["param/dense1.weight"])
+    #expect(after.tensors["param/dense2.bias"] == before.tensors["param/dense2.bias"])
+    #expect(after.tensors["opt/dense2.bias/exp_avg"] == before.tensors["opt/dense2.bias/exp_avg"])
+    let event = try #require(engine.takeEvents().last { $0.kind == "model" })
+    #expect(event.text == "kept param/dense2.bias; fresh param/dense1.weight, param/dense1.bias, param/dense2.weight")
+  }
+
+  @Test func pauseResumeAndSaveWhileTraining() throws {
+    let folder = temporaryFolder()
+    let engine = built()
+    run(engine, "stop max_steps 100000", "train")
+    let deadline = Date().addingTimeInterval(30)
+    while engine.snapshot.step < 5 && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+    let saved = engine.execute("save \(folder)/live")
+    #expect(saved.text.hasPrefix("saved \(folder)/live.json with its state at step "))
+    run(engine, "pause")
+    waitIdle(engine)
+    #expect(engine.snapshot.status == .paused)
+    let pausedAt = try #require(engine.state?.step)
+    #expect(engine.execute("add dense 3").failed == false)  // edits are allowed while paused
+    run(engine, "undo", "resume")
+    while engine.snapshot.step < pausedAt + 5 && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+    run(engine, "stop")
+    waitIdle(engine)
+    #expect(try #require(engine.state?.step) >= pausedAt + 5)
+    #expect(try SessionFile.load(folder + "/live.json").spec.state != nil)
+  }
+
+  @Test func saveAndLoad() throws {
+    let folder = temporaryFolder()
+    let engine = built()
+    run(engine, "train 5")
+    waitIdle(engine)
+    #expect(engine.hasUnsavedChanges)
+    run(engine, "save \(folder)/s")
+    #expect(!engine.hasUnsavedChanges)
+    let other = SessionEngine.withDefaultSession()
+    run(other, "load \(folder)/s.json")
+    #expect(other.state == engine.state)
+    #expect(other.spec.journal == engine.spec.journal)
+    run(other, "undo")
+    #expect(other.spec.name == "spirals")
+  }
+
+  @Test func plotsHistogramsAndHelp() throws {
+    let engine = built()
+    #expect(engine.execute("plot loss").text.contains("no losses recorded yet"))
+    run(engine, "train 30")
+    waitIdle(engine)
+    let plot = engine.execute("plot loss --smooth 0.6").text
+    #expect(plot.contains("loss  ━ train") && plot.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) })
+    #expect(engine.execute("plot lr").text.contains("learning rate (constant)"))
+    #expect(engine.execute("hist dense1.weight").text.hasPrefix("dense1.weight  (32 values)"))
+    let help = engine.execute("help").text
+    for name in CommandTable.names { #expect(help.contains("  \(name) ")) }
+    #expect(engine.execute("help optimizer").text.contains("example: optimizer adam lr=0.003"))
+    #expect(engine.execute("status").text.hasPrefix("idle at step 30"))
+  }
+
+  @Test func theDefaultSessionTrains() {
+    let engine = SessionEngine.withDefaultSession()
+    #expect(engine.spec.model.layers.count == 3)
+    #expect(SpecParts.problems(of: engine.spec).isEmpty)
+    #expect(!engine.hasUnsavedChanges)
+  }
+
+  @Test func anUnfinishedSessionSaysWhatIsMissing() {
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "x", input: [2])))
+    let outcome = engine.execute("train")
+    #expect(outcome.failed)
+    #expect(outcome.text.contains("model.layers: must contain at least one layer"))
+  }
+}
+
+/// Headless training of a spec, for comparisons.
+enum TrainingRunTestSupport {
+  static func train(_ spec: SessionSpec, steps: Int) -> TrainingState {
+    var clean = spec
+    clean.history = HistorySpec()
+    clean.state = nil
+    let run = try! TrainingRun(bundle: SessionBundle(spec: clean), folder: "", backend: ReferenceBackendForTests.make())
+    run.run(extraSteps: steps)
+    return try! run.bundle.trainingState()
+  }
+}
+
+enum ReferenceBackendForTests {
+  static func make() -> any Backend { ReferenceBackend() }
+}
