@@ -35,11 +35,16 @@ let package = Package(
     // Pure text rendering: braille line charts, histograms, sparklines, tables, into a grid of
     // cells with colour roles. No terminal library.
     .target(name: "TermPlot"),
+    // GNU readline (GPL-3.0): a system library with a C shim, linked only by the REPL and the
+    // executable, never by the library modules above.
+    .systemLibrary(name: "CReadline", path: "Sources/CReadline"),
+    // The readline front end: prompt, completion, history, events above the line, script mode.
+    .target(name: "REPL", dependencies: ["Session", "SpecKit", "TermPlot", "CReadline"]),
     // Argument parsing and nothing else: every verb calls into the library modules.
     .executableTarget(
       name: "specbench",
       dependencies: [
-        "SpecKit", "Backends", "Session",
+        "SpecKit", "Backends", "Session", "REPL",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),

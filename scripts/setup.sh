@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what SpecBench needs to build, run and test, checking first so that a second run does
 # nothing. Used by the README's two commands and by .ci/run.
-#   - Debian packages (apt): tmux for the terminal tests, Python for the interop tests.
+#   - Debian packages (apt): GNU readline (the REPL links it), tmux for the terminal tests, Python
+#     for the interop tests.
 #   - Python packages (pip): numpy and safetensors, which the interop tests run for real. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero only when the Swift build itself cannot work.
@@ -20,6 +21,7 @@ fi
 # Each entry: a command or file whose presence shows the package is there, then the package.
 apt_needed=()
 need_apt() { apt_needed+=("$1"); }
+[ -f /usr/include/readline/readline.h ] || need_apt libreadline-dev   # the REPL's line editor
 command -v tmux >/dev/null 2>&1 || need_apt tmux   # the terminal tests drive the real program in tmux
 command -v python3 >/dev/null 2>&1 || need_apt python3
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt python3-venv

@@ -13,7 +13,8 @@ struct SpecBenchCommand: ParsableCommand {
       experiment; see docs/spec-format.md. Example sessions are in sessions/.
       """,
     version: SpecBenchVersion.current,
-    subcommands: [Run.self, Validate.self, Inspect.self, Init.self, BackendsCommand.self]
+    subcommands: [Repl.self, Run.self, Validate.self, Inspect.self, Init.self, BackendsCommand.self],
+    defaultSubcommand: Repl.self
   )
 }
 

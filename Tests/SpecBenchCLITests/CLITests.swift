@@ -5,11 +5,11 @@ import Testing
 
 @Suite("specbench command line")
 struct CLITests {
-  @Test func noArgumentsPrintsUsage() throws {
-    let result = try runProcess(specbenchExecutable, [])
+  @Test func helpListsTheVerbs() throws {
+    let result = try runProcess(specbenchExecutable, ["--help"])
     #expect(result.status == 0)
     #expect(result.stdout.contains("USAGE: specbench <subcommand>"))
-    for verb in ["validate", "inspect", "init", "backends"] { #expect(result.stdout.contains(verb)) }
+    for verb in ["repl", "run", "validate", "inspect", "init", "backends"] { #expect(result.stdout.contains(verb)) }
   }
 
   @Test(arguments: ["blobs", "circles", "iris", "moons", "sine", "spirals", "xor"])

@@ -1,0 +1,230 @@
+import CReadline
+import Foundation
+import Session
+import SpecKit
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Set by signal handlers; read by the REPL's loop on its one thread.
+let interruptFlag = Atomic<Bool>(false)
+let terminateFlag = Atomic<Bool>(false)
+
+/// The REPL the readline callbacks talk to. Readline's callbacks are C functions without
+/// context, so they reach the REPL through this global; only the main thread, inside
+/// `rl_callback_read_char`, touches it.
+nonisolated(unsafe) var activeRepl: InteractiveRepl?
+/// Completion candidates of the current completion, for readline's generator function.
+nonisolated(unsafe) var completionCandidates: [String] = []
+
+/// The interactive front end over GNU readline's callback interface: a prompt that shows the
+/// session, backend and training state; completion; a history file; events printed above the
+/// line being typed.
+public final class InteractiveRepl {
+  let engine: SessionEngine
+  var finished = false
+  var quitWarned = false
+  var lastPrompt = ""
+  var signalSources: [any DispatchSourceSignal] = []
+
+  public init(engine: SessionEngine) { self.engine = engine }
+
+  /// Runs until quit; returns the exit status.
+  public func run() -> Int32 {
+    activeRepl = self
+    installSignalHandlers()
+    let history = HistoryFile()
+    history.load()
+    specbench_rl_set_readline_name("specbench")
+    specbench_rl_set_catch_signals(0)
+    specbench_rl_set_completion(completeLine)
+    Terminal.write(
+      "SpecBench — session \(engine.spec.name) (\(engine.spec.model.layers.count) layers). Type help for the commands, Tab to complete, Ctrl-D to quit.\n"
+    )
+    lastPrompt = prompt()
+    rl_callback_handler_install(lastPrompt, acceptLine)
+    while !finished {
+      var descriptor = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+      if poll(&descriptor, 1, 100) > 0 { rl_callback_read_char() }
+      if interruptFlag.exchange(false, ordering: .relaxed) { cancelLine() }
+      if terminateFlag.load(ordering: .relaxed) { break }
+      showEvents()
+    }
+    rl_callback_handler_remove()
+    if engine.isTraining {
+      _ = engine.execute("stop")
+      while engine.isTraining { Thread.sleep(forTimeInterval: 0.01) }
+    }
+    history.save()
+    activeRepl = nil
+    return 0
+  }
+
+  /// `spirals [reference idle]> `
+  func prompt() -> String {
+    let status = engine.snapshot.status.rawValue
+    return "\(engine.spec.name) [\(engine.spec.backend) \(status)\(engine.hasUnsavedChanges ? " *" : "")]> "
+  }
+
+  /// Prints text above the line being typed, then redraws the prompt and the line.
+  func printAbove(_ text: String) {
+    // Erase the prompt's row ourselves: readline's own clearing misses a prompt it drew after
+    // the line handler returned. Then readline redraws the prompt and the half-typed line.
+    Terminal.write("\r\u{1B}[K" + (text.hasSuffix("\n") ? text : text + "\n"))
+    rl_on_new_line()
+    rl_forced_update_display()
+  }
+
+  func showEvents() {
+    let events = engine.takeEvents()
+    for event in events { printAbove(EventText.line(event)) }
+    let next = prompt()
+    if next != lastPrompt {
+      lastPrompt = next
+      rl_set_prompt(next)
+      rl_redisplay()
+    }
+  }
+
+  /// Ctrl-C at the prompt drops the line being typed.
+  func cancelLine() {
+    rl_replace_line("", 0)
+    Terminal.write("^C\n")
+    rl_on_new_line()
+    rl_redisplay()
+  }
+
+  /// A whole line was entered (nil: Ctrl-D on an empty line).
+  func handle(_ line: String?) {
+    guard let line else {
+      Terminal.write("\n")
+      requestQuit()
+      return
+    }
+    if !line.trimmingCharacters(in: .whitespaces).isEmpty { add_history(line) }
+    engine.width = Terminal.width
+    let outcome = engine.execute(line)
+    if case .quit = outcome {
+      requestQuit()
+      return
+    }
+    quitWarned = false
+    switch outcome {
+    case .done(let text): if !text.isEmpty { Terminal.write(text + "\n") }
+    case .grid(let grid): Terminal.write(Terminal.render(grid) + "\n")
+    case .failed(let message): Terminal.writeError("error: " + message + "\n")
+    case .waiting(let text):
+      Terminal.write(text + " (Ctrl-C stops it)\n")
+      waitForTraining()
+    case .quit: break
+    }
+    showEventsWithoutPrompt()
+    lastPrompt = prompt()
+    rl_set_prompt(lastPrompt)
+  }
+
+  /// `train --wait`: prints events until training ends; Ctrl-C stops training, not the REPL.
+  func waitForTraining() {
+    var stopping = false
+    while engine.isTraining {
+      if interruptFlag.exchange(false, ordering: .relaxed), !stopping {
+        _ = engine.execute("stop")
+        stopping = true
+      }
+      showEventsWithoutPrompt()
+      Thread.sleep(forTimeInterval: 0.02)
+    }
+    showEventsWithoutPrompt()
+  }
+
+  func showEventsWithoutPrompt() {
+    for event in engine.takeEvents() { Terminal.write(EventText.line(event) + "\n") }
+  }
+
+  /// Quits, or first warns once about unsaved changes.
+  func requestQuit() {
+    if engine.hasUnsavedChanges && !quitWarned {
+      quitWarned = true
+      Terminal.write("unsaved changes in \(engine.spec.name): save PATH keeps them; quit (or Ctrl-D) again discards them\n")
+      return
+    }
+    finished = true
+  }
+
+  func installSignalHandlers() {
+    for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
+      signal(signalNumber, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+      source.setEventHandler {
+        if signalNumber == SIGINT { interruptFlag.store(true, ordering: .relaxed) } else { terminateFlag.store(true, ordering: .relaxed) }
+      }
+      source.resume()
+      signalSources.append(source)
+    }
+  }
+}
+
+/// readline's line handler.
+private let acceptLine: @convention(c) (UnsafeMutablePointer<CChar>?) -> Void = { pointer in
+  let line = pointer.map { String(cString: $0) }
+  free(pointer)
+  activeRepl?.handle(line)
+}
+
+/// readline's completion hook: candidates for the word at the cursor, or nil for file names.
+private let completeLine: @convention(c) (UnsafePointer<CChar>?, Int32, Int32) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = {
+  text, start, _ in
+  guard let repl = activeRepl, let buffer = specbench_rl_line_buffer() else { return nil }
+  let before = String(String(cString: buffer).utf8.prefix(Int(start))) ?? ""
+  let word = text.map { String(cString: $0) } ?? ""
+  guard let candidates = Completion.candidates(before: before + word, spec: repl.engine.spec) else {
+    specbench_rl_set_completion_over(0)
+    return nil
+  }
+  specbench_rl_set_completion_over(1)
+  specbench_rl_set_append_character(candidates.count == 1 && candidates[0].hasSuffix("=") ? 0 : 32)
+  completionCandidates = candidates
+  return rl_completion_matches(text, nextCandidate)
+}
+
+/// readline's generator: the state-th candidate, as a string readline frees.
+private let nextCandidate: @convention(c) (UnsafePointer<CChar>?, Int32) -> UnsafeMutablePointer<CChar>? = { _, state in
+  let index = Int(state)
+  return index < completionCandidates.count ? strdup(completionCandidates[index]) : nil
+}
+
+/// The persistent history: `$XDG_STATE_HOME/specbench/history` (or
+/// `~/.local/state/specbench/history`), read at start and written at exit, 1000 lines kept.
+/// A file that cannot be read or written gives a warning and never stops the REPL.
+struct HistoryFile {
+  let path: String
+
+  init() {
+    let environment = ProcessInfo.processInfo.environment
+    let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/state")
+    path = base + "/specbench/history"
+  }
+
+  func load() {
+    guard FileManager.default.fileExists(atPath: path) else { return }
+    let status = read_history(path)
+    if status != 0 { Terminal.writeError("warning: cannot read the history file \(path): \(String(cString: strerror(status)))\n") }
+  }
+
+  func save() {
+    do {
+      try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    } catch {
+      Terminal.writeError("warning: cannot create the folder of \(path); history not saved\n")
+      return
+    }
+    let status = write_history(path)
+    if status != 0 {
+      Terminal.writeError("warning: cannot write the history file \(path): \(String(cString: strerror(status)))\n")
+    } else {
+      _ = history_truncate_file(path, 1000)
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import Backends
+import SpecKit
+
+/// Tab-completion candidates for the command language, from the line before the cursor: command
+/// names, subcommands, layer types, activations, optimizer and schedule names and fields,
+/// layer and tensor names, backend names. Nil means "complete a file path".
+public enum Completion {
+  public static func candidates(before line: String, spec: SessionSpec) -> [String]? {
+    let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+    let typingNewWord = line.isEmpty || line.hasSuffix(" ")
+    let done = typingNewWord ? words : Array(words.dropLast())
+    let current = typingNewWord ? "" : words.last ?? ""
+    guard let command = done.first else { return filter(CommandTable.names + ["exit"], current) }
+    let position = done.count  // 1 = first argument
+    let layerNames = spec.model.layers.map(\.name)
+
+    // key=value: complete the value of a known key.
+    if let equals = current.firstIndex(of: "=") {
+      let key = String(current[..<equals])
+      let values: [String] =
+        switch key {
+        case "activation", "function": Activation.names
+        case "nesterov", "amsgrad", "centered", "use_bias", "shuffle", "header", "normalize": ["true", "false"]
+        case "task": ["classification", "regression"]
+        case "name" where command == "data": Array(DataSource.builtinCatalog.keys)
+        default: []
+        }
+      return filter(values.map { "\(key)=\($0)" }, current)
+    }
+    func typed(_ types: [String], fields: (String) -> [String]) -> [String] {
+      position == 1 ? filter(types, current) : filter(fields(done[1]).map { $0 + "=" }, current)
+    }
+    switch command {
+    case "help": return position == 1 ? filter(CommandTable.names, current) : []
+    case "add", "insert":
+      let offset = command == "insert" ? 1 : 0
+      if position == 1 + offset { return filter(LayerSpec.typeNames, current) }
+      if position == 3 + offset, done[1 + offset] == "dense" { return filter(Activation.names, current) }
+      if position == 2 + offset, done[1 + offset] == "activation" { return filter(Activation.names, current) }
+      return filter(layerFields(done.count > 1 + offset ? done[1 + offset] : "").map { $0 + "=" }, current)
+    case "remove": return position == 1 ? filter(layerNames, current) : []
+    case "set":
+      if position == 1 { return filter(layerNames, current) }
+      let type = spec.model.layers.first { $0.name == done[1] }?.kind.typeName ?? ""
+      return filter(layerFields(type).map { $0 + "=" }, current)
+    case "optimizer":
+      if position == 1 && !current.contains("=") {
+        return filter(OptimizerSpec.names + optimizerFields(spec.optimizer.name).map { $0 + "=" }, current)
+      }
+      let type = OptimizerSpec.names.contains(done.count > 1 ? done[1] : "") ? done[1] : spec.optimizer.name
+      return filter(optimizerFields(type).map { $0 + "=" }, current)
+    case "loss": return typed(LossSpec.names) { $0 == "huber" ? ["delta"] : [] }
+    case "schedule": return typed(ScheduleSpec.names) { scheduleFields($0) }
+    case "data": return typed(DataSource.names) { dataFields($0) }
+    case "stop": return filter(StopRule.names, current)
+    case "show": return position == 1 ? filter(["model", "optimizer", "data", "training", "spec"], current) : []
+    case "plot": return position == 1 ? filter(["loss", "lr"], current) : filter(["--log", "--smooth"], current)
+    case "train": return filter(["--wait"], current)
+    case "hist":
+      guard position == 1, let tensors = try? spec.model.layerShapes().flatMap(\.tensors).map(\.name) else { return [] }
+      return filter(tensors, current)
+    case "backend": return position == 1 ? filter(BackendRegistry.names, current) : []
+    case "save", "load": return nil
+    default: return []
+    }
+  }
+
+  static func filter(_ options: [String], _ prefix: String) -> [String] {
+    options.filter { $0.hasPrefix(prefix) }.sorted()
+  }
+
+  static func layerFields(_ type: String) -> [String] {
+    switch type {
+    case "dense": ["units", "activation", "use_bias", "name"]
+    case "activation": ["function", "name"]
+    case "dropout": ["rate", "name"]
+    case "layer_norm": ["eps", "name"]
+    case "batch_norm": ["eps", "momentum", "name"]
+    default: ["name"]
+    }
+  }
+
+  static func optimizerFields(_ type: String) -> [String] {
+    switch type {
+    case "sgd": ["lr", "momentum", "dampening", "nesterov", "weight_decay"]
+    case "adam", "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"]
+    case "rmsprop": ["lr", "alpha", "eps", "momentum", "centered", "weight_decay"]
+    case "adagrad": ["lr", "lr_decay", "eps", "initial_accumulator_value", "weight_decay"]
+    default: []
+    }
+  }
+
+  static func scheduleFields(_ type: String) -> [String] {
+    switch type {
+    case "step": ["step_size", "gamma"]
+    case "exponential": ["gamma"]
+    case "cosine": ["t_max", "eta_min"]
+    case "warmup_cosine": ["warmup_steps", "t_max", "eta_min"]
+    default: []
+    }
+  }
+
+  static func dataFields(_ type: String) -> [String] {
+    let common = ["validation_fraction"]
+    switch type {
+    case "spirals": return ["samples", "classes", "noise", "seed"] + common
+    case "moons", "xor", "sine": return ["samples", "noise", "seed"] + common
+    case "circles": return ["samples", "noise", "factor", "seed"] + common
+    case "blobs": return ["samples", "centers", "features", "std", "seed"] + common
+    case "csv": return ["path", "target", "header", "delimiter", "task", "normalize"] + common
+    case "idx": return ["images", "labels"] + common
+    case "builtin": return ["name"] + common
+    default: return common
+    }
+  }
+}

@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import REPL
+import Session
+import SpecKit
+
+struct Repl: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "The interactive workbench (the default): build, train, plot and save sessions.",
+    discussion: """
+      With no FILE, a built-in session (three spirals, a 2-64-64-3 MLP, Adam) is loaded so that \
+      train works at once. When standard input is not a terminal, commands are read from it line \
+      by line (specbench < script.txt); the exit status is 1 if any command failed.
+      """
+  )
+
+  @Argument(help: "A session file to open (NAME.json).")
+  var file: String?
+
+  func run() throws {
+    let engine: SessionEngine
+    if let file {
+      do { engine = SessionEngine(bundle: try SessionFile.load(file), path: SessionFile.paths(for: file).json) } catch { throw fail(error) }
+    } else {
+      engine = SessionEngine.withDefaultSession()
+    }
+    let status = isatty(STDIN_FILENO) == 1 ? InteractiveRepl(engine: engine).run() : ScriptRunner.run(engine)
+    if status != 0 { throw ExitCode(status) }
+  }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+@Suite("The REPL on a terminal", .enabled(if: TmuxSession.isAvailable, "tmux is not installed: skipped"))
+struct ReplTerminalTests {
+  @Test func buildTrainHotSwapPlotSaveQuitAndReload() throws {
+    let folder = temporaryFolder()
+    let start = "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable); echo EXIT=$?; sleep 60"
+    let terminal = try TmuxSession(start, width: 200, height: 50)
+    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    // Build a model by typing, completing an activation with Tab.
+    try terminal.send("new mine --input 2", "Enter")
+    try terminal.send("data spirals samples=300 classes=3 noise=0.1 seed=5", "Enter")
+    try terminal.send("add dense 32 re", "Tab")
+    // (capture-pane trims trailing spaces, so the space Tab adds after "relu" is not seen.)
+    var screen = try terminal.waitFor { $0.contains("add dense 32 relu") }
+    #expect(screen.contains("mine [reference idle *]> add dense 32 relu"), "tab completed the activation: \(screen)")
+    for line in ["", "add dense 3", "optimizer adam lr=0.01", "stop max_steps 1000000", "train"] { try terminal.send(line, "Enter") }
+    screen = try terminal.waitFor { $0.contains("[started] training on reference") }
+    #expect(screen.contains("mine [reference running *]>"))
+    // status while it trains
+    // (The first steps may not be recorded yet: ask again until a loss shows.)
+    let statusLine = #"running at step \d+/1000000, epoch \d+, backend reference, loss [0-9.e-]+, lr 0.01"#
+    for _ in 0..<20 {
+      try terminal.send("status", "Enter")
+      screen = try terminal.waitFor(seconds: 1) { $0.range(of: statusLine, options: .regularExpression) != nil }
+      if screen.range(of: statusLine, options: .regularExpression) != nil { break }
+    }
+    #expect(screen.range(of: statusLine, options: .regularExpression) != nil, "\(screen)")
+    // hot-swap the optimizer
+    try terminal.send("optimizer sgd lr=0.05 momentum=0.9", "Enter")
+    screen = try terminal.waitFor { $0.contains("[optimizer] optimizer at step ") }
+    #expect(screen.contains("adam -> sgd: fresh optimizer state (momentum_buffer), counting from update 1"))
+    // plot the loss: braille appears
+    try terminal.send("plot loss", "Enter")
+    screen = try terminal.waitFor { $0.contains("loss  ━ train") }
+    #expect(screen.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille dots in \(screen)")
+    try terminal.send("stop", "Enter")
+    try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
+    try terminal.send("save mine", "Enter")
+    screen = try terminal.waitFor { $0.contains("saved \(folder)/mine.json with its state at step ") }
+    try terminal.send("quit", "Enter")
+    screen = try terminal.waitFor { $0.contains("EXIT=") }
+    #expect(screen.contains("EXIT=0"))
+
+    // Reload: the session is there, with its state and history.
+    let saved = try SessionFile.load(folder + "/mine.json")
+    #expect(saved.spec.name == "mine")
+    #expect(saved.spec.model.layers.map(\.name) == ["dense1", "dense2"])
+    #expect(saved.spec.optimizer == .sgd(.init(lr: 0.05, momentum: 0.9)))
+    #expect(saved.spec.journal.first == "new mine --input 2")
+    #expect(saved.spec.history.events.contains { $0.kind == "optimizer" })
+    let step = try #require(saved.spec.state?.step)
+    let reopened = try TmuxSession(
+      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) mine.json; echo EXIT=$?; sleep 60", width: 110, height: 45)
+    try reopened.waitFor { $0.contains("mine [reference idle]>") }
+    try reopened.send("status", "Enter")
+    screen = try reopened.waitFor { $0.contains("idle at step \(step)") }
+    #expect(screen.contains("idle at step \(step)"))
+    // The history file kept what was typed.
+    let history = try String(contentsOfFile: folder + "/state/specbench/history", encoding: .utf8)
+    #expect(history.contains("optimizer sgd lr=0.05 momentum=0.9"))
+  }
+
+  @Test func eventsArriveAboveTheLineBeingTyped() throws {
+    let folder = temporaryFolder()
+    let terminal = try TmuxSession(
+      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable); sleep 60", width: 110, height: 30)
+    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    try terminal.send("train 300", "Enter")
+    try terminal.send("half typed")
+    let screen = try terminal.waitFor { $0.contains("[stopped] stopped by steps at step 300") }
+    let lines = screen.split(separator: "\n").map(String.init)
+    let stopped = try #require(lines.firstIndex { $0.hasPrefix("[stopped]") })
+    #expect(lines[(stopped + 1)...].contains { $0.hasSuffix("> half typed") }, "the typed text is redrawn below the event: \(screen)")
+    // Ctrl-C drops the line, not the REPL.
+    try terminal.send("C-c")
+    try terminal.send("status", "Enter")
+    #expect(try terminal.waitFor { $0.contains("idle at step 300") }.contains("^C"))
+  }
+}
+
+@Suite("The REPL reading a script")
+struct ReplScriptTests {
+  @Test func aScriptRunsAndABadLineSaysWhereAndFailsTheRun() throws {
+    let folder = temporaryFolder()
+    let script = """
+      # a first session
+      new demo --input 2
+      data moons samples=200 noise=0.1 seed=1
+      add dense 16 tanh
+      add dense 2 rleu
+      add dense 2
+      loss softmax_cross_entropy
+      optimizer adam lr=0.02
+      stop max_steps 100
+      train
+      save \(folder)/demo
+      """
+    try script.write(toFile: folder + "/script.txt", atomically: true, encoding: .utf8)
+    let result = try runProcess("/bin/sh", ["-c", "\(specbenchExecutable) < \(folder)/script.txt"])
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("line 5: add dense 2 rleu\n  layer.activation: unknown activation \"rleu\""))
+    #expect(result.stderr.contains("(did you mean \"relu\"?)"))
+    #expect(result.stderr.hasSuffix("1 command failed\n"))
+    #expect(result.stdout.contains("[stopped] stopped by max_steps at step 100"))
+    #expect(result.stdout.contains("saved \(folder)/demo.json with its state at step 100"))
+    let saved = try SessionFile.load(folder + "/demo.json")
+    #expect(saved.spec.model.layers.count == 2)
+    #expect(!saved.spec.journal.contains("add dense 2 rleu"))
+  }
+
+  @Test func aCleanScriptExitsZero() throws {
+    let result = try runProcess("/bin/sh", ["-c", "printf 'status\\nshow optimizer\\nhelp train\\n' | \(specbenchExecutable)"])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stdout.contains("idle at step 0, epoch 0, backend reference"))
+    #expect(result.stdout.contains("Optimizer:  adam lr=0.01"))
+    #expect(result.stdout.contains("train [STEPS] [--wait]"))
+  }
+}
