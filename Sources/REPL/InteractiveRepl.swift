@@ -47,8 +47,10 @@ public final class InteractiveRepl {
     rl_callback_handler_install(lastPrompt, acceptLine)
     while !finished {
       var descriptor = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
-      if poll(&descriptor, 1, 100) > 0 { rl_callback_read_char() }
+      let ready = poll(&descriptor, 1, 100)
+      // A Ctrl-C comes before any key typed after it: act on it before reading input.
       if interruptFlag.exchange(false, ordering: .relaxed) { cancelLine() }
+      if ready > 0 { rl_callback_read_char() }
       if terminateFlag.load(ordering: .relaxed) { break }
       showEvents()
     }
@@ -153,13 +155,24 @@ public final class InteractiveRepl {
     finished = true
   }
 
+  /// Ctrl-C through `sigaction`, so the flag is set the moment the signal arrives (and `poll`
+  /// returns); SIGTERM and SIGHUP end the loop so the terminal and history are restored.
   func installSignalHandlers() {
-    for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = { _ in interruptFlag.store(true, ordering: .relaxed) }
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = 0
+    sigaction(SIGINT, &action, nil)
+    // A parent may have started us with SIGINT blocked (the mask is inherited): unblock it on
+    // this thread, the one in poll, so Ctrl-C interrupts the wait for input.
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+    for signalNumber in [SIGTERM, SIGHUP] {
       signal(signalNumber, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-      source.setEventHandler {
-        if signalNumber == SIGINT { interruptFlag.store(true, ordering: .relaxed) } else { terminateFlag.store(true, ordering: .relaxed) }
-      }
+      source.setEventHandler { terminateFlag.store(true, ordering: .relaxed) }
       source.resume()
       signalSources.append(source)
     }

@@ -198,8 +198,8 @@ struct EngineTests {
     run(engine, "stop max_steps 100000", "train")
     let deadline = Date().addingTimeInterval(30)
     while engine.snapshot.step < 5 && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
-    let saved = engine.execute("save \(folder)/live")
-    #expect(saved.text.hasPrefix("saved \(folder)/live.json with its state at step "))
+    run(engine, "save \(folder)/live")
+    #expect(engine.takeEvents().contains { $0.kind == "saved" && $0.text.hasPrefix("saved \(folder)/live.json with its state at step ") })
     run(engine, "pause")
     waitIdle(engine)
     #expect(engine.snapshot.status == .paused)

@@ -79,6 +79,20 @@ struct ReplTerminalTests {
     try terminal.send("C-c")
     try terminal.send("status", "Enter")
     #expect(try terminal.waitFor { $0.contains("idle at step 300") }.contains("^C"))
+    // Ctrl-C stops a train --wait, and the REPL goes on.
+    try terminal.send("train 100000000 --wait", "Enter")
+    try terminal.waitFor { $0.contains("(Ctrl-C stops it)") }
+    try terminal.send("C-c")
+    var after = try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
+    #expect(after.contains("[stopped] stopped by interrupted at step "))
+    try terminal.send("status", "Enter")
+    after = try terminal.waitFor { $0.components(separatedBy: "idle at step").count >= 3 }
+    #expect(after.components(separatedBy: "idle at step").count >= 3, "a second status answered: \(after)")
+    // Ctrl-R searches the history.
+    try terminal.send("C-r", "train 1")
+    after = try terminal.waitFor { $0.contains("(reverse-i-search)`train 1': train 100000000 --wait") }
+    #expect(after.contains("(reverse-i-search)`train 1': train 100000000 --wait"))
+    try terminal.send("C-g")
   }
 }
 

@@ -131,8 +131,20 @@ func spawnAndWait(_ path: String, _ arguments: [String]) -> Int32 {
   for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
   let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
   defer { for pointer in argv { free(pointer) } }
+  // Start with no signal blocked and default handlers, as from a terminal: the test runner's
+  // threads block signals, and a spawned program would inherit that mask.
+  var attributes = posix_spawnattr_t()
+  posix_spawnattr_init(&attributes)
+  defer { posix_spawnattr_destroy(&attributes) }
+  var none = sigset_t()
+  sigemptyset(&none)
+  posix_spawnattr_setsigmask(&attributes, &none)
+  var all = sigset_t()
+  sigfillset(&all)
+  posix_spawnattr_setsigdefault(&attributes, &all)
+  posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
   var pid: pid_t = 0
-  guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return -1 }
+  guard posix_spawn(&pid, path, &actions, &attributes, argv, environ) == 0 else { return -1 }
   var status: Int32 = 0
   while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
   return (status >> 8) & 0xff

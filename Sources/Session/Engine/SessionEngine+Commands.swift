@@ -50,7 +50,8 @@ extension SessionEngine {
     case .backends:
       return .done(BackendRegistry.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))
     case .save(let target):
-      return .done(try save(to: target))
+      pendingEvents.append(EngineEvent("saved", try save(to: target)))
+      return .done("")
     case .load(let file):
       guard worker == nil else { throw CommandError("training is running; stop it before loading another session") }
       let bundle: SessionBundle
