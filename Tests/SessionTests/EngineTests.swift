@@ -274,3 +274,14 @@ enum TrainingRunTestSupport {
 enum ReferenceBackendForTests {
   static func make() -> any Backend { ReferenceBackend() }
 }
+
+@Suite("REPL documentation")
+struct ReplDocumentationTests {
+  @Test func docsReplHasEveryCommandOfTheTable() throws {
+    let doc = try String(contentsOfFile: repositoryPath("docs/repl.md"), encoding: .utf8)
+    for info in CommandTable.all {
+      #expect(doc.contains("\n### \(info.name)\n"), "docs/repl.md lacks a section for \(info.name)")
+      #expect((try? CommandParser.parse(info.example)) != nil, "the example of \(info.name) parses: \(info.example)")
+    }
+  }
+}
