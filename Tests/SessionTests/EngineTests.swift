@@ -27,11 +27,14 @@ func run(_ engine: SessionEngine, _ lines: String..., sourceLocation: Testing.So
   }
 }
 
-/// Waits for the worker to finish (polling, bounded).
-func waitIdle(_ engine: SessionEngine) {
-  let deadline = Date().addingTimeInterval(60)
-  while engine.isTraining && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+/// Polls until `condition` holds or `seconds` pass (the worker runs on its own queue).
+func waitUntil(seconds: Double = 30, _ condition: () -> Bool) {
+  let deadline = Date().addingTimeInterval(seconds)
+  while !condition() && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
 }
+
+/// Waits for the worker to finish.
+func waitIdle(_ engine: SessionEngine) { waitUntil(seconds: 60) { !engine.isTraining } }
 
 @Suite("Session engine", .serialized)
 struct EngineTests {
@@ -75,6 +78,29 @@ struct EngineTests {
     run(engine, "undo")
     run(engine, "batch 8")  // a new change clears the redo list
     #expect(engine.execute("redo").text == "nothing to redo")
+  }
+
+  @Test func undoAfterTrainingRevertsTheChangeNotTheTraining() throws {
+    let engine = built()
+    run(engine, "train 10")
+    waitIdle(engine)
+    let trained = try #require(engine.state)
+    // Right after a change, undo restores exactly (the reshaped tensors come back as trained).
+    run(engine, "set dense1 units=24", "undo")
+    #expect(engine.state == trained)
+    // After more training, undo reverts the layer change on the newer state.
+    run(engine, "add dense 3 name=extra", "train 10")
+    waitIdle(engine)
+    let later = try #require(engine.state)
+    run(engine, "undo")
+    #expect(engine.spec.model.layers.map(\.name) == ["dense1", "dropout1", "dense2"])
+    #expect(engine.state?.step == 20)
+    #expect(engine.state?.tensors["param/dense1.weight"] == later.tensors["param/dense1.weight"])
+    #expect(engine.state?.tensors["param/extra.weight"] == nil)
+    #expect(engine.spec.history.trainLoss.count == 20, "the recorded losses stay")
+    // new and load switch sessions: undo brings the whole session back.
+    run(engine, "new other", "undo")
+    #expect(engine.spec.model.layers.count == 3 && engine.state?.step == 20 && engine.spec.history.trainLoss.count == 20)
   }
 
   @Test func aFailedCommandChangesNothing() {
@@ -162,12 +188,9 @@ struct EngineTests {
   @Test func hotSwappingTheOptimizerWhileTrainingKeepsTheMomentsAtAStepBoundary() throws {
     let engine = built()
     run(engine, "stop max_steps 100000", "train")
-    let deadline = Date().addingTimeInterval(30)
-    while engine.snapshot.step < 20 && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+    waitUntil { engine.snapshot.step >= 20 }
     run(engine, "optimizer lr=0.002")
-    while !engine.snapshot.history.events.contains(where: { $0.kind == "optimizer" }) && Date() < deadline {
-      Thread.sleep(forTimeInterval: 0.002)
-    }
+    waitUntil { engine.snapshot.history.events.contains { $0.kind == "optimizer" } }
     run(engine, "stop")
     waitIdle(engine)
     let events = engine.takeEvents()
@@ -196,8 +219,7 @@ struct EngineTests {
     let folder = temporaryFolder()
     let engine = built()
     run(engine, "stop max_steps 100000", "train")
-    let deadline = Date().addingTimeInterval(30)
-    while engine.snapshot.step < 5 && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+    waitUntil { engine.snapshot.step >= 5 }
     run(engine, "save \(folder)/live")
     #expect(engine.takeEvents().contains { $0.kind == "saved" && $0.text.hasPrefix("saved \(folder)/live.json with its state at step ") })
     run(engine, "pause")
@@ -206,7 +228,7 @@ struct EngineTests {
     let pausedAt = try #require(engine.state?.step)
     #expect(engine.execute("add dense 3").failed == false)  // edits are allowed while paused
     run(engine, "undo", "resume")
-    while engine.snapshot.step < pausedAt + 5 && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+    waitUntil { engine.snapshot.step >= pausedAt + 5 }
     run(engine, "stop")
     waitIdle(engine)
     #expect(try #require(engine.state?.step) >= pausedAt + 5)

@@ -56,7 +56,7 @@ extension SessionEngine {
       guard worker == nil else { throw CommandError("training is running; stop it before loading another session") }
       let bundle: SessionBundle
       do { bundle = try SessionFile.load(file) } catch { throw CommandError(error.description) }
-      undoStack.append((spec, state))
+      undoStack.append(UndoEntry(spec: spec, state: state, stepAfter: bundle.spec.state?.step ?? 0, replacesSession: true))
       redoStack.removeAll()
       spec = bundle.spec
       state = bundle.spec.state == nil ? nil : try? bundle.trainingState()
@@ -69,13 +69,11 @@ extension SessionEngine {
     case .undo, .redo:
       guard worker == nil else { throw CommandError("training is running; pause it before undo or redo") }
       let isUndo = command == .undo
-      guard let previous = isUndo ? undoStack.popLast() : redoStack.popLast() else {
+      guard let entry = isUndo ? undoStack.popLast() : redoStack.popLast() else {
         throw CommandError("nothing to \(isUndo ? "undo" : "redo")")
       }
-      if isUndo { redoStack.append((spec, state)) } else { undoStack.append((spec, state)) }
-      let history = spec.history
-      (spec, state) = previous
-      spec.history = history.trainLoss.count >= spec.history.trainLoss.count ? history : spec.history
+      let back = restore(entry)
+      if isUndo { redoStack.append(back) } else { undoStack.append(back) }
       hasUnsavedChanges = true
       return .done("\(isUndo ? "undid" : "redid"): now \(spec.journal.last ?? "the empty session")")
     case .history:

@@ -26,8 +26,8 @@ public final class SessionEngine {
   /// Where the session was loaded from or last saved.
   public internal(set) var path: String?
   public internal(set) var hasUnsavedChanges = false
-  var undoStack: [(SessionSpec, TrainingState?)] = []
-  var redoStack: [(SessionSpec, TrainingState?)] = []
+  var undoStack: [UndoEntry] = []
+  var redoStack: [UndoEntry] = []
   var worker: TrainingWorker?
   /// The step a paused run was heading for.
   var pausedTarget: Int?
@@ -145,7 +145,7 @@ public final class SessionEngine {
     if worker != nil && !hotCommands {
       throw CommandError("training is running; pause it (pause) or stop it (stop) before changing the model, data or loss")
     }
-    let before = (spec, state)
+    let before = (spec: spec, state: state)
     var next = spec
     var nextState = state
     var message = ""
@@ -253,7 +253,10 @@ public final class SessionEngine {
     }
     if let worker { worker.request(.change(next, backend: next.backend)) }
     if case .new = command { next.journal = [line] } else { next.journal = spec.journal + [line] }
-    undoStack.append(before)
+    undoStack.append(
+      UndoEntry(
+        spec: before.spec, state: before.state, stepAfter: nextState?.step ?? 0,
+        replacesSession: { if case .new = command { true } else { false } }()))
     redoStack.removeAll()
     spec = next
     state = nextState
@@ -276,6 +279,43 @@ public final class SessionEngine {
     throw CommandError(
       "no layer \"\(reference)\"; layers: \(names.isEmpty ? "none yet" : names.joined(separator: ", "))"
         + (Suggestion.nearest(to: reference, in: names).map { " — did you mean \"\($0)\"?" } ?? ""))
+  }
+}
+
+/// What `undo` (or `redo`) goes back to: the spec and state before a change, the training step
+/// right after it, and whether it switched to another session (`new`, `load`).
+struct UndoEntry {
+  var spec: SessionSpec
+  var state: TrainingState?
+  var stepAfter: Int
+  var replacesSession: Bool
+}
+
+extension SessionEngine {
+  /// Goes back to `entry` and returns the entry that comes back here. With no training since
+  /// the change (or for a whole other session), the spec and state are restored exactly;
+  /// otherwise the spec change is reverted on the current state — training is not undone, and
+  /// tensors are kept as any edit keeps them.
+  func restore(_ entry: UndoEntry) -> UndoEntry {
+    let (oldSpec, oldState) = (spec, state)
+    let trainedSince = (state?.step ?? 0) != entry.stepAfter
+    if entry.replacesSession || !trainedSince {
+      let history = spec.history
+      (spec, state) = (entry.spec, entry.state)
+      if !entry.replacesSession { spec.history = history }
+    } else {
+      var target = entry.spec
+      target.history = spec.history
+      if let current = state {
+        if target.model != spec.model {
+          state = (try? StateMapping.architectureChange(to: target, state: current))?.0
+        } else if target.optimizer != spec.optimizer {
+          state = (try? StateMapping.optimizerChange(from: spec, to: target, state: current))?.0
+        }
+      }
+      spec = target
+    }
+    return UndoEntry(spec: oldSpec, state: oldState, stepAfter: state?.step ?? 0, replacesSession: entry.replacesSession)
   }
 }
 
