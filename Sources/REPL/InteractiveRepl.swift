@@ -50,6 +50,8 @@ public final class InteractiveRepl {
       let ready = poll(&descriptor, 1, 100)
       // A Ctrl-C comes before any key typed after it: act on it before reading input.
       if interruptFlag.exchange(false, ordering: .relaxed) { cancelLine() }
+      // The terminal went away (hang-up, closed): nobody is left to answer, so end.
+      if ready > 0 && descriptor.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { break }
       if ready > 0 { rl_callback_read_char() }
       if terminateFlag.load(ordering: .relaxed) { break }
       showEvents()
@@ -131,7 +133,8 @@ public final class InteractiveRepl {
   func waitForTraining() {
     var stopping = false
     while engine.isTraining {
-      if interruptFlag.exchange(false, ordering: .relaxed), !stopping {
+      let terminating = terminateFlag.load(ordering: .relaxed)
+      if interruptFlag.exchange(false, ordering: .relaxed) || terminating, !stopping {
         _ = engine.execute("stop")
         stopping = true
       }

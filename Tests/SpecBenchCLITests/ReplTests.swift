@@ -96,6 +96,31 @@ struct ReplTerminalTests {
   }
 }
 
+@Suite("The REPL when its terminal goes away", .enabled(if: TmuxSession.isAvailable, "tmux is not installed: skipped"))
+struct ReplHangupTests {
+  /// Closing the terminal (tmux kills the pane: SIGHUP, then a hung-up tty) ends the REPL, also
+  /// in the middle of `train --wait` or with unsaved changes: no process is left training.
+  @Test(arguments: ["train 100000000 --wait", "train 100000000", "batch 8"])
+  func theProcessEndsWhenItsTerminalCloses(command: String) throws {
+    let folder = temporaryFolder("specbench-hangup")
+    try FileManager.default.copyItem(atPath: repositoryPath("sessions/xor.json"), toPath: folder + "/marker.json")
+    var terminal: TmuxSession? = try TmuxSession(
+      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) \(folder)/marker.json", width: 100, height: 20)
+    try terminal!.waitFor { $0.contains("xor [reference idle]>") }
+    try terminal!.send(command, "Enter")
+    try terminal!.waitFor { $0.contains(command.hasPrefix("train") ? "[started]" : "batch size 8") }
+    terminal = nil  // kills the session
+    let deadline = Date().addingTimeInterval(10)
+    var alive = true
+    while alive && Date() < deadline {
+      alive = (try runProcess("/usr/bin/pgrep", ["-f", "\(folder)/marker.json"])).status == 0
+      if alive { Thread.sleep(forTimeInterval: 0.05) }
+    }
+    #expect(!alive, "specbench still runs after its terminal closed")
+    if alive { _ = try? runProcess("/usr/bin/pkill", ["-9", "-f", "\(folder)/marker.json"]) }
+  }
+}
+
 @Suite("The REPL reading a script")
 struct ReplScriptTests {
   @Test func aScriptRunsAndABadLineSaysWhereAndFailsTheRun() throws {
