@@ -3,7 +3,7 @@ import SpecKit
 /// The backends built into SpecBench, by name.
 public enum BackendRegistry {
   /// Every backend, in the order `specbench backends` shows them.
-  public static let all: [any Backend] = [ReferenceBackend()]
+  public static let all: [any Backend] = [ReferenceBackend(), FastBackend()]
 
   public static var names: [String] { all.map(\.name) }
 

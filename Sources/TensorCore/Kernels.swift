@@ -72,3 +72,26 @@ public enum Kernels {
     }
   }
 }
+
+/// The three matrix products a dense layer needs, so that backends can bring faster ones while
+/// the layers' arithmetic stays in one place (`LayerMath`).
+public protocol MatrixKernels: Sendable {
+  /// `a · bᵀ`: a `[m, k]`, b `[n, k]` → `[m, n]`.
+  func matmulTransposedB(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float]
+  /// `a · b`: a `[m, k]`, b `[k, n]` → `[m, n]`.
+  func matmul(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float]
+  /// `aᵀ · b`: a `[m, k]`, b `[m, n]` → `[k, n]`.
+  func matmulTransposedA(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float]
+}
+
+/// The plain loops of `Kernels`: the reference backend's arithmetic.
+public struct PlainKernels: MatrixKernels {
+  public init() {}
+  public func matmulTransposedB(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
+    Kernels.matmulTransposedB(a, b, m: m, k: k, n: n)
+  }
+  public func matmul(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] { Kernels.matmul(a, b, m: m, k: k, n: n) }
+  public func matmulTransposedA(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
+    Kernels.matmulTransposedA(a, b, m: m, k: k, n: n)
+  }
+}

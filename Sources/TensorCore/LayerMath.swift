@@ -8,20 +8,20 @@ public enum LayerMath {
   // MARK: dense
 
   /// `z = x·Wᵀ + b` for x `[B, in]`, W `[out, in]`, b `[out]` (nil without bias).
-  public static func denseForward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+  public static func denseForward(_ x: Tensor, weight: Tensor, bias: Tensor?, kernels: some MatrixKernels = PlainKernels()) -> Tensor {
     let (batch, inputs, outputs) = (x.rows, x.rowWidth, weight.shape[0])
-    var z = Kernels.matmulTransposedB(x.scalars, weight.scalars, m: batch, k: inputs, n: outputs)
+    var z = kernels.matmulTransposedB(x.scalars, weight.scalars, m: batch, k: inputs, n: outputs)
     if let bias { Kernels.addRowVector(&z, bias.scalars, rows: batch, width: outputs) }
     return Tensor(shape: [batch, outputs], scalars: z)
   }
 
   /// Gradients of the dense map given dz: dx = dz·W, dW = dzᵀ·x, db = Σ_rows dz.
-  public static func denseBackward(_ dz: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool) -> (
-    input: Tensor, weight: Tensor, bias: Tensor?
-  ) {
+  public static func denseBackward(
+    _ dz: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool, kernels: some MatrixKernels = PlainKernels()
+  ) -> (input: Tensor, weight: Tensor, bias: Tensor?) {
     let (batch, inputs, outputs) = (x.rows, x.rowWidth, weight.shape[0])
-    let dx = Kernels.matmul(dz.scalars, weight.scalars, m: batch, k: outputs, n: inputs)
-    let dw = Kernels.matmulTransposedA(dz.scalars, x.scalars, m: batch, k: outputs, n: inputs)
+    let dx = kernels.matmul(dz.scalars, weight.scalars, m: batch, k: outputs, n: inputs)
+    let dw = kernels.matmulTransposedA(dz.scalars, x.scalars, m: batch, k: outputs, n: inputs)
     let db = hasBias ? Tensor(shape: [outputs], scalars: Kernels.sumRows(dz.scalars, rows: batch, width: outputs)) : nil
     return (Tensor(shape: x.shape, scalars: dx), Tensor(shape: weight.shape, scalars: dw), db)
   }

@@ -307,3 +307,51 @@ struct ReplDocumentationTests {
     }
   }
 }
+
+@Suite("Live backend swap", .serialized)
+struct LiveSwapTests {
+  /// A run that swaps reference → fast at step k follows a reference-only run over the next 100
+  /// steps within 1e-4 relative (the criterion), the state carried across the swap.
+  @Test func swappingBackendsWhileTrainingKeepsTheLossCurve() throws {
+    let lines = [
+      "new swap --input 2", "data spirals samples=240 classes=3 noise=0.1 seed=3", "add dense 32 relu", "add dense 32 relu", "add dense 3",
+      "optimizer adam lr=0.003", "batch 32", "stop max_steps 150",
+    ]
+    func engine() -> SessionEngine {
+      let e = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "x", input: [2])))
+      for line in lines { run(e, line) }
+      return e
+    }
+    let straight = engine()
+    run(straight, "train")
+    waitIdle(straight)
+
+    let swapped = engine()
+    run(swapped, "train 50")
+    waitIdle(swapped)
+    run(swapped, "backend fast", "train")
+    waitIdle(swapped)
+    #expect(swapped.spec.backend == "fast")
+    #expect(swapped.state?.step == 150)
+
+    let a = straight.spec.history.trainLoss.filter { $0.step > 50 }, b = swapped.spec.history.trainLoss.filter { $0.step > 50 }
+    #expect(a.count == 100 && b.count == 100)
+    let worst = zip(a, b).map { Double(abs($0.value - $1.value)) / Double(abs($0.value)) }.max() ?? 1
+    #expect(worst < 1e-4, "largest relative difference over 100 steps: \(worst)")
+  }
+
+  @Test func swappingAtAStepBoundaryInTheMiddleOfARun() throws {
+    let e = SessionEngine.withDefaultSession()
+    run(e, "stop max_steps 100000", "train")
+    waitUntil { e.snapshot.step >= 30 }
+    run(e, "backend fast")
+    waitUntil { e.snapshot.history.events.contains { $0.kind == "backend" } }
+    let stepAtSwap = try #require(e.snapshot.history.events.first { $0.kind == "backend" }?.step)
+    waitUntil { e.snapshot.step >= stepAtSwap + 30 }
+    run(e, "stop")
+    waitIdle(e)
+    #expect(e.takeEvents().contains { $0.kind == "backend" && $0.text.contains("reference -> fast, state carried across") })
+    #expect(e.snapshot.backend == "fast")
+    #expect(e.spec.history.trainLoss.allSatisfy { $0.value.isFinite })
+  }
+}

@@ -25,7 +25,7 @@ func dense(_ name: String, _ units: Int, _ activation: Activation = .identity, b
 func makeTrainer(_ spec: SessionSpec, state: TrainingState? = nil) throws -> ReferenceTrainer {
   let data = try DatasetLoader.load(spec.data, relativeTo: "")
   let split = DataSplit(data, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
-  return try ReferenceTrainer(spec: spec, state: state ?? spec.initialTrainingState(), train: split.train)
+  return try ReferenceTrainer(spec: spec, state: state ?? spec.initialTrainingState(), train: split.train, kernels: PlainKernels())
 }
 
 /// Checks analytic gradients against central finite differences (the quotient in double).

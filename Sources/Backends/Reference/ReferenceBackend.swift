@@ -16,6 +16,6 @@ public struct ReferenceBackend: Backend {
     guard unsupported.isEmpty else { throw .unsupported(backend: name, unsupported) }
     let problems = spec.stateProblems(state.tensors)
     guard problems.isEmpty else { throw .invalidState(problems) }
-    return try ReferenceTrainer(spec: spec, state: state, train: data.train)
+    return try ReferenceTrainer(spec: spec, state: state, train: data.train, kernels: PlainKernels())
   }
 }

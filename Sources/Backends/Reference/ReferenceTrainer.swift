@@ -2,10 +2,15 @@ import Datasets
 import SpecKit
 import TensorCore
 
-/// Trains a spec with TensorCore's plain kernels: forward through the layers keeping what each
-/// backward pass needs, the loss and its gradient, backward through the layers, then the
-/// optimizer's rule on every parameter.
-final class ReferenceTrainer: Trainer {
+/// The reference backend's trainer: the sequential trainer on the plain loops.
+typealias ReferenceTrainer = SequentialTrainer<PlainKernels>
+
+/// Trains a spec layer by layer: forward through the layers keeping what each backward pass
+/// needs, the loss and its gradient, backward through the layers, then the optimizer's rule on
+/// every parameter. The matrix products come from `K`; everything else is TensorCore's, so
+/// backends that differ only in their kernels compute the same thing.
+final class SequentialTrainer<K: MatrixKernels>: Trainer {
+  let kernels: K
   let spec: SessionSpec
   let layers: [LayerShape]
   let train: Dataset
@@ -21,8 +26,9 @@ final class ReferenceTrainer: Trainer {
 
   var epoch: Int { sampler.epoch }
 
-  init(spec: SessionSpec, state: TrainingState, train: Dataset) throws(BackendError) {
+  init(spec: SessionSpec, state: TrainingState, train: Dataset, kernels: K) throws(BackendError) {
     self.spec = spec
+    self.kernels = kernels
     do { layers = try spec.model.layerShapes() } catch { throw .invalidState([error.description]) }
     self.train = train
     for tensor in layers.flatMap(\.tensors) {
@@ -65,7 +71,8 @@ final class ReferenceTrainer: Trainer {
       let name = shape.layer.name
       switch shape.layer.kind {
       case .dense(let dense):
-        let z = LayerMath.denseForward(x, weight: parameters[name + ".weight"]!, bias: dense.useBias ? parameters[name + ".bias"] : nil)
+        let z = LayerMath.denseForward(
+          x, weight: parameters[name + ".weight"]!, bias: dense.useBias ? parameters[name + ".bias"] : nil, kernels: kernels)
         let y = dense.activation == .identity ? z : dense.activation.forward(z)
         caches.append(.dense(input: x, preActivation: z, output: y))
         x = y
@@ -114,7 +121,8 @@ final class ReferenceTrainer: Trainer {
       switch (shape.layer.kind, cache) {
       case (.dense(let dense), .dense(let input, let z, let y)):
         let dz = dense.activation == .identity ? g : dense.activation.backward(input: z, output: y, gradient: g)
-        let (dx, dw, db) = LayerMath.denseBackward(dz, input: input, weight: parameters[name + ".weight"]!, hasBias: dense.useBias)
+        let (dx, dw, db) = LayerMath.denseBackward(
+          dz, input: input, weight: parameters[name + ".weight"]!, hasBias: dense.useBias, kernels: kernels)
         gradients[name + ".weight"] = dw
         if let db { gradients[name + ".bias"] = db }
         g = dx

@@ -1,0 +1,125 @@
+import Datasets
+import Foundation
+import SpecKit
+import TensorCore
+import Testing
+
+@testable import Backends
+
+/// Every backend against `reference`, over the whole capability matrix: each feature a backend
+/// claims is trained for a few steps and must give the reference's parameters within float
+/// tolerance, so a capability table cannot claim what the backend does not do.
+@Suite("Backends agree with reference")
+struct AgreementTests {
+  /// One spec per feature of the format.
+  static var cases: [(String, SessionSpec)] {
+    var cases: [(String, SessionSpec)] = []
+    for activation in Activation.names.map({ Activation(name: $0)! }) {
+      cases.append(
+        (
+          "activation \(activation.name)",
+          makeSpec(layers: [
+            dense("a", 8, activation == .softmax ? .tanh : activation), LayerSpec(name: "f", kind: .activation(function: activation)),
+            dense("b", 3),
+          ])
+        ))
+    }
+    cases.append(
+      ("layer dropout", makeSpec(layers: [dense("a", 12, .relu), LayerSpec(name: "d", kind: .dropout(rate: 0.3)), dense("b", 3)])))
+    cases.append(("layer flatten", makeSpec(layers: [LayerSpec(name: "f", kind: .flatten), dense("a", 9, .relu), dense("b", 3)])))
+    cases.append(
+      ("layer layer_norm", makeSpec(layers: [dense("a", 10, .relu), LayerSpec(name: "n", kind: .layerNorm(eps: 1e-5)), dense("b", 3)])))
+    cases.append(
+      (
+        "layer batch_norm",
+        makeSpec(layers: [dense("a", 10, .relu), LayerSpec(name: "n", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), dense("b", 3)])
+      ))
+    cases.append(("layer dense without bias", makeSpec(layers: [dense("a", 33, .relu, bias: false), dense("b", 3)])))
+    cases.append(
+      (
+        "loss mse",
+        makeSpec(input: [1], layers: [dense("a", 16, .tanh), dense("b", 1)], loss: .mse, data: .sine(samples: 40, noise: 0.1, seed: 1))
+      ))
+    cases.append(
+      (
+        "loss huber",
+        makeSpec(
+          input: [1], layers: [dense("a", 16, .tanh), dense("b", 1)], loss: .huber(delta: 0.5),
+          data: .sine(samples: 40, noise: 0.1, seed: 1))
+      ))
+    cases.append(
+      (
+        "loss sigmoid_binary_cross_entropy",
+        makeSpec(
+          layers: [dense("a", 16, .tanh), dense("b", 1)], loss: .sigmoidBinaryCrossEntropy, data: .moons(samples: 40, noise: 0.1, seed: 1))
+      ))
+    for optimizer in OptimizerTests.cases {
+      cases.append(("optimizer \(optimizer.summary)", makeSpec(layers: [dense("a", 20, .relu), dense("b", 3)], optimizer: optimizer)))
+    }
+    for schedule: ScheduleSpec in [
+      .step(stepSize: 3, gamma: 0.5), .exponential(gamma: 0.9), .cosine(tMax: 10, etaMin: 0.01),
+      .warmupCosine(warmupSteps: 3, tMax: 12, etaMin: 0),
+    ] {
+      cases.append(
+        (
+          "schedule \(schedule.name)",
+          makeSpec(layers: [dense("a", 20, .relu), dense("b", 3)], optimizer: .adam(.init(lr: 0.02, weightDecay: 0)), schedule: schedule)
+        ))
+    }
+    // Large enough for the fast kernels' threaded path (a million multiply-adds or more).
+    cases.append(
+      (
+        "wide layers",
+        makeSpec(
+          input: [4], layers: [dense("a", 256, .relu), dense("b", 300, .relu), dense("c", 3)],
+          data: .blobs(samples: 200, centers: 3, features: 4, std: 1, seed: 2), batchSize: 64)
+      ))
+    return cases
+  }
+
+  static func train(_ spec: SessionSpec, on backend: any Backend, steps: Int) throws -> TrainingState {
+    let data = try DatasetLoader.load(spec.data, relativeTo: "")
+    let split = DataSplit(data, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
+    let trainer = try backend.makeTrainer(spec: spec, state: spec.initialTrainingState(), data: split)
+    for _ in 0..<steps { _ = try trainer.trainStep() }
+    return trainer.exportState()
+  }
+
+  @Test(arguments: BackendRegistry.all.filter { $0.name != "reference" }.map(\.name))
+  func everyClaimedFeatureMatchesReference(backendName: String) throws {
+    let backend = try BackendRegistry.named(backendName)
+    for (label, spec) in Self.cases {
+      #expect(backend.capabilities.unsupported(in: spec).isEmpty, "\(backendName) claims \(label)")
+      let expected = try Self.train(spec, on: ReferenceBackend(), steps: 12)
+      let actual = try Self.train(spec, on: backend, steps: 12)
+      #expect(Set(actual.tensors.keys) == Set(expected.tensors.keys))
+      #expect(
+        (actual.step, actual.epoch, actual.index, actual.dropoutRNG) == (expected.step, expected.epoch, expected.index, expected.dropoutRNG)
+      )
+      var worst = (0.0, "")
+      for (name, tensor) in expected.tensors {
+        for (x, y) in zip(tensor.scalars, actual.tensors[name]!.scalars) {
+          let error = Double(abs(x - y)) / max(1e-3, Double(abs(x)))
+          if error > worst.0 { worst = (error, name) }
+        }
+      }
+      #expect(worst.0 < 2e-3, "\(backendName), \(label): \(worst.1) differs by \(worst.0) relative")
+    }
+  }
+
+  @Test func fastKernelsMatchThePlainOnesOnAwkwardSizes() {
+    let plain = PlainKernels(), fast = FastKernels()
+    for (m, k, n) in [(1, 1, 1), (3, 5, 7), (2, 8, 4), (9, 17, 5), (64, 2, 64), (128, 784, 256), (5, 300, 1)] {
+      var g = SplitMix64(state: UInt64(m * 1000 + k * 10 + n))
+      let a = (0..<m * k).map { _ in g.nextUniform() - 0.5 }, b = (0..<n * k).map { _ in g.nextUniform() - 0.5 }
+      let bn = (0..<k * n).map { _ in g.nextUniform() - 0.5 }, am = (0..<m * n).map { _ in g.nextUniform() - 0.5 }
+      func close(_ x: [Float], _ y: [Float]) -> Bool {
+        x.count == y.count && zip(x, y).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) }
+      }
+      #expect(close(plain.matmulTransposedB(a, b, m: m, k: k, n: n), fast.matmulTransposedB(a, b, m: m, k: k, n: n)), "A·Bᵀ \(m)×\(k)×\(n)")
+      #expect(close(plain.matmul(a, bn, m: m, k: k, n: n), fast.matmul(a, bn, m: m, k: k, n: n)), "A·B \(m)×\(k)×\(n)")
+      #expect(
+        close(plain.matmulTransposedA(a, am, m: m, k: k, n: n), fast.matmulTransposedA(a, am, m: m, k: k, n: n)), "Aᵀ·B \(m)×\(k)×\(n)")
+    }
+  }
+}
