@@ -111,13 +111,25 @@ struct ReplHangupTests {
     try terminal!.waitFor { $0.contains(command.hasPrefix("train") ? "[started]" : "batch size 8") }
     terminal = nil  // kills the session
     let deadline = Date().addingTimeInterval(10)
-    var alive = true
-    while alive && Date() < deadline {
-      alive = (try runProcess("/usr/bin/pgrep", ["-f", "\(folder)/marker.json"])).status == 0
-      if alive { Thread.sleep(forTimeInterval: 0.05) }
+    var running = Self.specbenchProcesses(opening: folder + "/marker.json")
+    while !running.isEmpty && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.05)
+      running = Self.specbenchProcesses(opening: folder + "/marker.json")
     }
-    #expect(!alive, "specbench still runs after its terminal closed")
-    if alive { _ = try? runProcess("/usr/bin/pkill", ["-9", "-f", "\(folder)/marker.json"]) }
+    #expect(running.isEmpty, "specbench still runs after its terminal closed")
+    for pid in running { kill(pid, SIGKILL) }
+  }
+
+  /// Processes whose program is the specbench binary and whose first argument is `file`. (Not
+  /// `pgrep -f`: a tmux server keeps the command line of the client that started it, which
+  /// names the file too.)
+  static func specbenchProcesses(opening file: String) -> [pid_t] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> pid_t? in
+      guard let pid = pid_t(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+      let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+      return arguments.count >= 2 && arguments[0] == specbenchExecutable && arguments[1] == file ? pid : nil
+    }
   }
 }
 

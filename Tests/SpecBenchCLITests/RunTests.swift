@@ -110,7 +110,7 @@ struct RunTests {
   @Test func unknownBackendsAreNamedWithTheKnownOnes() throws {
     let result = try specbench("run", "sessions/xor.json", "--backend", "refrence")
     #expect(result.status == 1)
-    #expect(result.stderr == "no backend named \"refrence\"; backends: reference (did you mean \"reference\"?)\n")
+    #expect(result.stderr == "no backend named \"refrence\"; backends: reference, fast (did you mean \"reference\"?)\n")
   }
 
   @Test func csvDataThatDoesNotFitTheModelIsExplained() throws {
