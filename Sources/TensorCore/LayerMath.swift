@@ -16,11 +16,16 @@ public enum LayerMath {
   }
 
   /// Gradients of the dense map given dz: dx = dz·W, dW = dzᵀ·x, db = Σ_rows dz.
+  ///
+  /// With `needsInputGradient` false (the first layer: nothing uses the gradient of the data),
+  /// dx is not computed and comes back empty.
   public static func denseBackward(
-    _ dz: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool, kernels: some MatrixKernels = PlainKernels()
+    _ dz: Tensor, input x: Tensor, weight: Tensor, hasBias: Bool, kernels: some MatrixKernels = PlainKernels(),
+    needsInputGradient: Bool = true
   ) -> (input: Tensor, weight: Tensor, bias: Tensor?) {
     let (batch, inputs, outputs) = (x.rows, x.rowWidth, weight.shape[0])
-    let dx = kernels.matmul(dz.scalars, weight.scalars, m: batch, k: outputs, n: inputs)
+    let dx =
+      needsInputGradient ? kernels.matmul(dz.scalars, weight.scalars, m: batch, k: outputs, n: inputs) : Array(repeating: 0, count: x.count)
     let dw = kernels.matmulTransposedA(dz.scalars, x.scalars, m: batch, k: outputs, n: inputs)
     let db = hasBias ? Tensor(shape: [outputs], scalars: Kernels.sumRows(dz.scalars, rows: batch, width: outputs)) : nil
     return (Tensor(shape: x.shape, scalars: dx), Tensor(shape: weight.shape, scalars: dw), db)

@@ -116,13 +116,13 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   func backward(_ outputGradient: Tensor, caches: [Cache]) -> [String: Tensor] {
     var g = outputGradient
     var gradients: [String: Tensor] = [:]
-    for (shape, cache) in zip(layers, caches).reversed() {
+    for (index, (shape, cache)) in zip(layers, caches).enumerated().reversed() {
       let name = shape.layer.name
       switch (shape.layer.kind, cache) {
       case (.dense(let dense), .dense(let input, let z, let y)):
         let dz = dense.activation == .identity ? g : dense.activation.backward(input: z, output: y, gradient: g)
         let (dx, dw, db) = LayerMath.denseBackward(
-          dz, input: input, weight: parameters[name + ".weight"]!, hasBias: dense.useBias, kernels: kernels)
+          dz, input: input, weight: parameters[name + ".weight"]!, hasBias: dense.useBias, kernels: kernels, needsInputGradient: index > 0)
         gradients[name + ".weight"] = dw
         if let db { gradients[name + ".bias"] = db }
         g = dx
