@@ -140,3 +140,30 @@ struct RunTests {
     }
   }
 }
+
+@Suite("specbench bench")
+struct BenchTests {
+  @Test func benchReportsEveryBackendOnAPreset() throws {
+    let result = try specbench("bench", "--preset", "spirals", "--steps", "20", "--warmup", "2", "--repeats", "3", "--json")
+    #expect(result.status == 0, "\(result.stderr)")
+    let lines = try events(result.stdout)
+    #expect(lines.compactMap { $0["backend"]?.stringValue } == ["reference", "fast"])
+    for line in lines {
+      #expect(line["preset"]?.stringValue == "spirals")
+      for key in ["steps_per_sec", "ms_per_step", "samples_per_sec", "gflops"] {
+        #expect((line[key]?.numberValue?.double ?? 0) > 0, "\(key) in \(line)")
+      }
+      #expect(line["runs"]?.arrayValue?.count == 3)
+      let rate = line["steps_per_sec"]!.numberValue!.double
+      #expect(abs(line["ms_per_step"]!.numberValue!.double - 1000 / rate) < 1e-6 * 1000 / rate)
+      #expect(abs(line["samples_per_sec"]!.numberValue!.double - 64 * rate) < 1e-6 * 64 * rate)
+    }
+  }
+
+  @Test func benchRefusesUnknownPresetsAndBackends() throws {
+    let preset = try specbench("bench", "--preset", "mnist")
+    #expect(preset.status != 0 && preset.stderr.contains("unknown preset mnist; presets: mlp-mnist, spirals, all"))
+    let backend = try specbench("bench", "--backend", "gpu")
+    #expect(backend.status == 1 && backend.stderr.contains("no backend named \"gpu\""))
+  }
+}

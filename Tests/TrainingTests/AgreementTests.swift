@@ -123,3 +123,16 @@ struct AgreementTests {
     }
   }
 }
+
+@Suite("Benchmark presets")
+struct BenchmarkPresetTests {
+  @Test func flopsCountTheMatrixProducts() throws {
+    let mnist = try #require(Benchmark.Preset.named("mlp-mnist"))
+    let products = 784.0 * 256 + 256 * 128 + 128 * 10
+    #expect(mnist.flopsPerStep == 2 * 128 * (3 * products - 784 * 256))
+    let spec = mnist.spec
+    #expect(spec.validate().isEmpty)
+    #expect(spec.model.parameterCount == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
+    #expect(mnist.data.train.inputs.shape == [1024, 784])
+  }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Backends
+import Foundation
+import SpecKit
+
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "The built-in benchmark: steps/s, ms/step, samples/s and GFLOP/s of a preset on each backend.",
+    discussion: """
+      Presets: mlp-mnist (784-256-128-10, batch 128) and spirals (2-64-64-3, batch 64), both Adam \
+      on seeded random data, like ../shared/peers/numpy_mlp.py. Warm-up steps first, then the \
+      median of several timed runs. Benchmarks/peers.sh runs the peers beside it.
+      """
+  )
+
+  @Option(help: "mlp-mnist, spirals, or all.")
+  var preset = "all"
+
+  @Option(help: "A backend name, or all.")
+  var backend = "all"
+
+  @Option(help: "Steps in each timed run (default: 300 for mlp-mnist, 3000 for spirals).")
+  var steps: Int?
+
+  @Option(help: "Untimed steps first.")
+  var warmup = 20
+
+  @Option(help: "Timed runs; the median is reported.")
+  var repeats = 5
+
+  @Flag(help: "One JSON object per line.")
+  var json = false
+
+  func validate() throws {
+    if preset != "all" && Benchmark.Preset.named(preset) == nil {
+      throw ValidationError("unknown preset \(preset); presets: \(Benchmark.Preset.all.map(\.name).joined(separator: ", ")), all")
+    }
+    if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+    if repeats < 1 || warmup < 0 { throw ValidationError("--repeats must be at least 1 and --warmup at least 0") }
+  }
+
+  func run() throws {
+    let presets = preset == "all" ? Benchmark.Preset.all : [Benchmark.Preset.named(preset)!]
+    let backends: [any Backend]
+    if backend == "all" {
+      backends = BackendRegistry.all
+    } else {
+      do { backends = [try BackendRegistry.named(backend)] } catch { throw failWith(error.description) }
+    }
+    if !json { print("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
+    for p in presets {
+      for b in backends {
+        let count = steps ?? (p.name == "mlp-mnist" ? 300 : 3000)
+        let result: Benchmark.Result
+        do { result = try Benchmark.run(p, on: b, steps: count, warmup: warmup, repeats: repeats) } catch {
+          throw failWith(error.description)
+        }
+        if json {
+          print(
+            JSONWriter.compact(
+              .object([
+                "preset": .string(p.name), "backend": .string(b.name), "steps_per_sec": .double(result.stepsPerSecond),
+                "ms_per_step": .double(result.millisecondsPerStep), "samples_per_sec": .double(result.samplesPerSecond),
+                "gflops": .double(result.gigaflopsPerSecond), "runs": .array(result.runs.map { .double($0) }),
+              ])))
+        } else {
+          print(
+            p.name.padding(toLength: 11, withPad: " ", startingAt: 0) + b.name.padding(toLength: 11, withPad: " ", startingAt: 0)
+              + String(
+                format: "%9.1f  %10.3f  %10.0f  %8.2f", result.stepsPerSecond, result.millisecondsPerStep, result.samplesPerSecond,
+                result.gigaflopsPerSecond))
+        }
+      }
+    }
+  }
+}
