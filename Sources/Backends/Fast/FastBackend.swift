@@ -12,10 +12,6 @@ public struct FastBackend: Backend {
   public var capabilities: Capabilities { .everything }
 
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
-    let unsupported = capabilities.unsupported(in: spec)
-    guard unsupported.isEmpty else { throw .unsupported(backend: name, unsupported) }
-    let problems = spec.stateProblems(state.tensors)
-    guard problems.isEmpty else { throw .invalidState(problems) }
-    return try SequentialTrainer(spec: spec, state: state, train: data.train, kernels: FastKernels())
+    try sequentialTrainer(spec: spec, state: state, data: data, kernels: FastKernels())
   }
 }

@@ -12,10 +12,6 @@ public struct ReferenceBackend: Backend {
   public var capabilities: Capabilities { .everything }
 
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
-    let unsupported = capabilities.unsupported(in: spec)
-    guard unsupported.isEmpty else { throw .unsupported(backend: name, unsupported) }
-    let problems = spec.stateProblems(state.tensors)
-    guard problems.isEmpty else { throw .invalidState(problems) }
-    return try ReferenceTrainer(spec: spec, state: state, train: data.train, kernels: PlainKernels())
+    try sequentialTrainer(spec: spec, state: state, data: data, kernels: PlainKernels())
   }
 }
