@@ -3,14 +3,23 @@
 # run: for each preset, the peer and `specbench bench` alternate ROUNDS times, so the machine's
 # noise falls on both; the ratios are of the medians.
 #   usage: Benchmarks/peers.sh [ROUNDS] [STEPS_SCALE]   (defaults 3 and 1; a scale of 0.1 runs
-#   a tenth of the steps, for a quick look)
+#   a tenth of the steps, for a quick look). The peers are looked for in ../shared/peers, or in
+#   $SPECBENCH_PEERS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 scale=${2:-1}
-peers=../shared/peers
+peers=${SPECBENCH_PEERS:-../shared/peers}
 python=python3
 [ -x .venv/bin/python3 ] && python=.venv/bin/python3
+if [ ! -f "$peers/numpy_mlp.py" ]; then
+  echo "peers.sh: $peers/numpy_mlp.py not found; set SPECBENCH_PEERS to the folder of the peer programs" >&2
+  exit 1
+fi
+if ! $python -c 'import numpy' 2>/dev/null; then
+  echo "peers.sh: the NumPy peer needs numpy (scripts/setup.sh installs it)" >&2
+  exit 1
+fi
 swift build -c release >&2
 specbench=.build/release/specbench
 
