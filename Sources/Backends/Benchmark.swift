@@ -79,7 +79,7 @@ public enum Benchmark {
       let start = clock.now
       for _ in 0..<steps { _ = try trainer.trainStep() }
       let elapsed = clock.now - start
-      let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+      let seconds = elapsed / .seconds(1)
       rates.append(Double(steps) / seconds)
     }
     let median = rates.sorted()[rates.count / 2]

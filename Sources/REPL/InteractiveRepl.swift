@@ -68,7 +68,7 @@ public final class InteractiveRepl {
 
   /// `spirals [reference idle]> `
   func prompt() -> String {
-    let status = engine.snapshot.status.rawValue
+    let status = engine.trainingStatus.rawValue
     return "\(engine.spec.name) [\(engine.spec.backend) \(status)\(engine.hasUnsavedChanges ? " *" : "")]> "
   }
 

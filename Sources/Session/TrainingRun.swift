@@ -90,10 +90,7 @@ public final class TrainingRun {
   public var bundle: SessionBundle { SessionBundle(spec: spec, state: trainer.exportState()) }
 
   /// Seconds since `begin`.
-  public var elapsedSeconds: Double {
-    let d = clock.now - began
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-  }
+  public var elapsedSeconds: Double { (clock.now - began) / .seconds(1) }
 
   /// Trains until a stop rule fires (`begin`, `advance` until it answers, `finish`).
   ///

@@ -165,7 +165,7 @@ struct RunReporter {
       rateMark = (now, step)
       return
     }
-    let seconds = Double((now - mark.instant).components.attoseconds) * 1e-18 + Double((now - mark.instant).components.seconds)
+    let seconds = (now - mark.instant) / .seconds(1)
     if seconds >= 0.5 {
       stepsPerSecond = Double(step - mark.step) / seconds
       rateMark = (now, step)

@@ -220,11 +220,13 @@ struct EngineTests {
     let engine = built()
     run(engine, "stop max_steps 100000", "train")
     waitUntil { engine.snapshot.step >= 5 }
+    #expect(engine.trainingStatus == .running)
     run(engine, "save \(folder)/live")
     #expect(engine.takeEvents().contains { $0.kind == "saved" && $0.text.hasPrefix("saved \(folder)/live.json with its state at step ") })
     run(engine, "pause")
     waitIdle(engine)
     #expect(engine.snapshot.status == .paused)
+    #expect(engine.trainingStatus == .paused)
     let pausedAt = try #require(engine.state?.step)
     #expect(engine.execute("add dense 3").failed == false)  // edits are allowed while paused
     run(engine, "undo", "resume")
@@ -232,6 +234,7 @@ struct EngineTests {
     run(engine, "stop")
     waitIdle(engine)
     #expect(try #require(engine.state?.step) >= pausedAt + 5)
+    #expect(engine.trainingStatus == .idle)
     #expect(try SessionFile.load(folder + "/live.json").spec.state != nil)
   }
 

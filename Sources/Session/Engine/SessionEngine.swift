@@ -109,6 +109,13 @@ public final class SessionEngine {
     return snapshot
   }
 
+  /// What training is doing, without copying the snapshot: a front end's redraw loop asks for it
+  /// often, and holding a copy of the history would make the worker copy it on its next append.
+  public var trainingStatus: TrainingStatus {
+    collectWorker()
+    return worker?.shared.withLock { $0.snapshot.status } ?? status
+  }
+
   public var isTraining: Bool {
     collectWorker()
     return worker != nil

@@ -110,7 +110,7 @@ final class TrainingWorker: Sendable {
       let now = clock.now
       let elapsed = now - rateMark.0
       if elapsed >= .milliseconds(500) {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = elapsed / .seconds(1)
         let rate = Double(step - rateMark.1) / seconds
         rateMark = (now, step)
         shared.withLock { $0.snapshot.stepsPerSecond = rate }
