@@ -28,8 +28,10 @@ let package = Package(
     .target(name: "TensorCore", dependencies: ["SpecKit"]),
     // Datasets: the synthetic generators, CSV, IDX, built-ins; the validation split and batching.
     .target(name: "Datasets", dependencies: ["SpecKit", "TensorCore"]),
-    // The Backend protocol, capabilities, and the backends (reference).
-    .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets"]),
+    // OpenBLAS (BSD-3-Clause): a system library whose sgemm the fast backend's products call.
+    .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+    // The Backend protocol, capabilities, and the backends (reference, fast).
+    .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets", "COpenBLAS"]),
     // The engine both front ends share; for now the headless training run.
     .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "TermPlot"]),
     // Pure text rendering: braille line charts, histograms, sparklines, tables, into a grid of

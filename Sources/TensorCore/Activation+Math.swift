@@ -62,47 +62,84 @@ extension Activation {
   /// Softmax over each row of a `[rows, width]` matrix (max subtracted first, for stability).
   public static func softmaxRows(_ x: [Float], rows: Int, width: Int) -> [Float] {
     var out = [Float](repeating: 0, count: x.count)
-    for i in 0..<rows {
-      let row = x[i * width..<(i + 1) * width]
-      let top = row.max() ?? 0
-      var sum: Float = 0
-      for j in 0..<width {
-        let e = exp(x[i * width + j] - top)
-        out[i * width + j] = e
-        sum += e
-      }
-      for j in 0..<width { out[i * width + j] /= sum }
-    }
+    x.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { softmaxRows(x, rows: rows, width: width, into: $0) } }
     return out
   }
 
-  /// The gradient through a row softmax: dx = s ⊙ (g − Σ g ⊙ s), per row.
-  public static func softmaxBackwardRows(output s: [Float], gradient g: [Float], rows: Int, width: Int) -> [Float] {
-    var out = [Float](repeating: 0, count: s.count)
+  /// Softmax over each row, written to `out` (which may be `x` itself).
+  public static func softmaxRows(_ x: UnsafeBufferPointer<Float>, rows: Int, width: Int, into out: UnsafeMutableBufferPointer<Float>) {
     for i in 0..<rows {
-      var dot: Float = 0
-      for j in 0..<width { dot += g[i * width + j] * s[i * width + j] }
-      for j in 0..<width { out[i * width + j] = s[i * width + j] * (g[i * width + j] - dot) }
+      let row = i * width
+      var top = -Float.infinity
+      for j in 0..<width { top = max(top, x[row + j]) }
+      var sum: Float = 0
+      for j in 0..<width {
+        let e = exp(x[row + j] - top)
+        out[row + j] = e
+        sum += e
+      }
+      for j in 0..<width { out[row + j] /= sum }
     }
-    return out
+  }
+
+  /// The gradient through a row softmax: dx = s ⊙ (g − Σ g ⊙ s), per row, written to `out`
+  /// (which may be `g` itself).
+  public static func softmaxBackwardRows(
+    output s: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, rows: Int, width: Int,
+    into out: UnsafeMutableBufferPointer<Float>
+  ) {
+    for i in 0..<rows {
+      let row = i * width
+      var dot: Float = 0
+      for j in 0..<width { dot += g[row + j] * s[row + j] }
+      for j in 0..<width { out[row + j] = s[row + j] * (g[row + j] - dot) }
+    }
   }
 
   /// f over a batch: elementwise, or softmax over the last axis.
   public func forward(_ x: Tensor) -> Tensor {
-    if isElementwise { return Tensor(shape: x.shape, scalars: x.scalars.map(value)) }
+    var y = [Float](repeating: 0, count: x.count)
     let width = x.shape.last ?? 1
-    return Tensor(shape: x.shape, scalars: Self.softmaxRows(x.scalars, rows: x.count / width, width: width))
+    x.scalars.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { forward(x, into: $0, width: width) } }
+    return Tensor(shape: x.shape, scalars: y)
+  }
+
+  /// f of `x.count` values written to `y` (which may be `x` itself); softmax acts on rows of
+  /// `width` values.
+  public func forward(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>, width: Int) {
+    switch self {
+    case .identity: for i in 0..<x.count { y[i] = x[i] }
+    case .relu: for i in 0..<x.count { y[i] = x[i] > 0 ? x[i] : 0 }
+    case .softmax: Self.softmaxRows(x, rows: x.count / width, width: width, into: y)
+    default: for i in 0..<x.count { y[i] = value(x[i]) }
+    }
   }
 
   /// The input gradient given the input `x`, the output `y = f(x)` and the output gradient.
   public func backward(input x: Tensor, output y: Tensor, gradient g: Tensor) -> Tensor {
-    if isElementwise {
-      var out = [Float](repeating: 0, count: x.count)
-      for i in 0..<x.count { out[i] = g.scalars[i] * derivative(x.scalars[i]) }
-      return Tensor(shape: x.shape, scalars: out)
-    }
+    var dx = [Float](repeating: 0, count: x.count)
     let width = x.shape.last ?? 1
-    return Tensor(
-      shape: x.shape, scalars: Self.softmaxBackwardRows(output: y.scalars, gradient: g.scalars, rows: x.count / width, width: width))
+    x.scalars.withUnsafeBufferPointer { x in
+      y.scalars.withUnsafeBufferPointer { y in
+        g.scalars.withUnsafeBufferPointer { g in
+          dx.withUnsafeMutableBufferPointer { backward(input: x, output: y, gradient: g, into: $0, width: width) }
+        }
+      }
+    }
+    return Tensor(shape: x.shape, scalars: dx)
+  }
+
+  /// The input gradient written to `dx` (which may be `g` itself) from the input `x`, the output
+  /// `y` and the output gradient `g`; softmax acts on rows of `width` values.
+  public func backward(
+    input x: UnsafeBufferPointer<Float>, output y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
+    into dx: UnsafeMutableBufferPointer<Float>, width: Int
+  ) {
+    switch self {
+    case .identity: for i in 0..<g.count { dx[i] = g[i] }
+    case .relu: for i in 0..<g.count { dx[i] = g[i] * (x[i] > 0 ? 1 : 0) }
+    case .softmax: Self.softmaxBackwardRows(output: y, gradient: g, rows: g.count / width, width: width, into: dx)
+    default: for i in 0..<g.count { dx[i] = g[i] * derivative(x[i]) }
+    }
   }
 }

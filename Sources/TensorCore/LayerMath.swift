@@ -43,56 +43,82 @@ public enum LayerMath {
   /// the biased variance, as PyTorch's `LayerNorm`.
   public static func layerNormForward(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> (Tensor, NormCache) {
     let features = x.shape.last!
-    let groups = x.count / features
     var y = [Float](repeating: 0, count: x.count)
-    var normalized = [Float](repeating: 0, count: x.count)
-    var inverseStd = [Float](repeating: 0, count: groups)
-    for g in 0..<groups {
+    var cache = NormCache(normalized: Array(repeating: 0, count: x.count), inverseStd: Array(repeating: 0, count: x.count / features))
+    withViews(x.scalars, weight.scalars, bias.scalars) { x, w, b in
+      withMutableViews(&y, &cache.normalized, &cache.inverseStd) { y, normalized, inverseStd in
+        layerNormForward(x, features: features, weight: w, bias: b, eps: eps, into: y, normalized: normalized, inverseStd: inverseStd)
+      }
+    }
+    return (Tensor(shape: x.shape, scalars: y), cache)
+  }
+
+  /// Layer normalisation on views: `y`, the cache's x̂ and 1/σ per group written in place.
+  public static func layerNormForward(
+    _ x: UnsafeBufferPointer<Float>, features: Int, weight: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>, eps: Float,
+    into y: UnsafeMutableBufferPointer<Float>, normalized: UnsafeMutableBufferPointer<Float>, inverseStd: UnsafeMutableBufferPointer<Float>
+  ) {
+    for g in 0..<x.count / features {
       let base = g * features
       var mean: Float = 0
-      for j in 0..<features { mean += x.scalars[base + j] }
+      for j in 0..<features { mean += x[base + j] }
       mean /= Float(features)
       var variance: Float = 0
       for j in 0..<features {
-        let d = x.scalars[base + j] - mean
+        let d = x[base + j] - mean
         variance += d * d
       }
       variance /= Float(features)
       let inv = 1 / (variance + eps).squareRoot()
       inverseStd[g] = inv
       for j in 0..<features {
-        let n = (x.scalars[base + j] - mean) * inv
+        let n = (x[base + j] - mean) * inv
         normalized[base + j] = n
-        y[base + j] = n * weight.scalars[j] + bias.scalars[j]
+        y[base + j] = n * weight[j] + bias[j]
       }
     }
-    return (Tensor(shape: x.shape, scalars: y), NormCache(normalized: normalized, inverseStd: inverseStd))
   }
 
   /// dx = (inv/F)·(F·ĝ − Σĝ − x̂·Σ(ĝ·x̂)) with ĝ = dy·γ; dγ = Σ dy·x̂; dβ = Σ dy.
   public static func layerNormBackward(_ dy: Tensor, cache: NormCache, weight: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor) {
-    let features = weight.count
-    let groups = dy.count / features
     var dx = [Float](repeating: 0, count: dy.count)
-    var dw = [Float](repeating: 0, count: features)
-    var db = [Float](repeating: 0, count: features)
-    for g in 0..<groups {
-      let base = g * features
-      var sumG: Float = 0, sumGX: Float = 0
-      for j in 0..<features {
-        let gh = dy.scalars[base + j] * weight.scalars[j]
-        sumG += gh
-        sumGX += gh * cache.normalized[base + j]
-        dw[j] += dy.scalars[base + j] * cache.normalized[base + j]
-        db[j] += dy.scalars[base + j]
-      }
-      let scale = cache.inverseStd[g] / Float(features)
-      for j in 0..<features {
-        let gh = dy.scalars[base + j] * weight.scalars[j]
-        dx[base + j] = scale * (Float(features) * gh - sumG - cache.normalized[base + j] * sumGX)
+    var dw = [Float](repeating: 0, count: weight.count), db = dw
+    withViews(dy.scalars, cache.normalized, cache.inverseStd) { dy, normalized, inverseStd in
+      weight.scalars.withUnsafeBufferPointer { weight in
+        withMutableViews(&dx, &dw, &db) { dx, dw, db in
+          layerNormBackward(
+            dy, normalized: normalized, inverseStd: inverseStd, weight: weight, into: dx, weightGradient: dw, biasGradient: db)
+        }
       }
     }
     return (Tensor(shape: dy.shape, scalars: dx), Tensor(shape: weight.shape, scalars: dw), Tensor(shape: weight.shape, scalars: db))
+  }
+
+  /// The layer-norm backward pass on views; `dx` may be `dy` itself, dγ and dβ are overwritten.
+  public static func layerNormBackward(
+    _ dy: UnsafeBufferPointer<Float>, normalized: UnsafeBufferPointer<Float>, inverseStd: UnsafeBufferPointer<Float>,
+    weight: UnsafeBufferPointer<Float>, into dx: UnsafeMutableBufferPointer<Float>, weightGradient dw: UnsafeMutableBufferPointer<Float>,
+    biasGradient db: UnsafeMutableBufferPointer<Float>
+  ) {
+    let features = weight.count
+    dw.update(repeating: 0)
+    db.update(repeating: 0)
+    for g in 0..<dy.count / features {
+      let base = g * features
+      var sumG: Float = 0, sumGX: Float = 0
+      for j in 0..<features {
+        let gh = dy[base + j] * weight[j]
+        sumG += gh
+        sumGX += gh * normalized[base + j]
+        dw[j] += dy[base + j] * normalized[base + j]
+        db[j] += dy[base + j]
+      }
+      let scale = inverseStd[g] / Float(features)
+      for j in 0..<features {
+        let gh = dy[base + j] * weight[j]
+        dx[base + j] = scale * (Float(features) * gh - sumG - normalized[base + j] * sumGX)
+      }
+    }
   }
 
   /// Where a batch_norm feature's values sit in a batch `[B, C, rest…]`: `C` channels, each with
@@ -111,75 +137,111 @@ public enum LayerMath {
     training: Bool
   ) -> (Tensor, NormCache) {
     let (batch, channels, inner) = channelLayout(x.shape)
-    let n = batch * inner
     var y = [Float](repeating: 0, count: x.count)
-    var normalized = [Float](repeating: 0, count: x.count)
-    var inverseStd = [Float](repeating: 0, count: channels)
+    var cache = NormCache(normalized: Array(repeating: 0, count: x.count), inverseStd: Array(repeating: 0, count: channels))
+    withViews(x.scalars, weight.scalars, bias.scalars) { x, w, b in
+      withMutableViews(&y, &cache.normalized, &cache.inverseStd) { y, normalized, inverseStd in
+        withMutableViews(&runningMean.scalars, &runningVar.scalars) { mean, variance in
+          batchNormForward(
+            x, batch: batch, channels: channels, inner: inner, weight: w, bias: b, runningMean: mean, runningVar: variance, eps: eps,
+            momentum: momentum, training: training, into: y, normalized: normalized, inverseStd: inverseStd)
+        }
+      }
+    }
+    return (Tensor(shape: x.shape, scalars: y), cache)
+  }
+
+  /// Batch normalisation on views of a `[batch, channels, inner]` layout; the running statistics
+  /// are updated in place when training.
+  public static func batchNormForward(
+    _ x: UnsafeBufferPointer<Float>, batch: Int, channels: Int, inner: Int, weight: UnsafeBufferPointer<Float>,
+    bias: UnsafeBufferPointer<Float>, runningMean: UnsafeMutableBufferPointer<Float>, runningVar: UnsafeMutableBufferPointer<Float>,
+    eps: Float, momentum: Float, training: Bool, into y: UnsafeMutableBufferPointer<Float>, normalized: UnsafeMutableBufferPointer<Float>,
+    inverseStd: UnsafeMutableBufferPointer<Float>
+  ) {
+    let n = batch * inner
     for c in 0..<channels {
       var mean: Float, variance: Float
       if training {
         var sum: Float = 0
-        for b in 0..<batch { for l in 0..<inner { sum += x.scalars[(b * channels + c) * inner + l] } }
+        for b in 0..<batch { for l in 0..<inner { sum += x[(b * channels + c) * inner + l] } }
         mean = sum / Float(n)
         var squares: Float = 0
         for b in 0..<batch {
           for l in 0..<inner {
-            let d = x.scalars[(b * channels + c) * inner + l] - mean
+            let d = x[(b * channels + c) * inner + l] - mean
             squares += d * d
           }
         }
         variance = squares / Float(n)
         if n > 1 {
-          runningMean.scalars[c] = (1 - momentum) * runningMean.scalars[c] + momentum * mean
-          runningVar.scalars[c] = (1 - momentum) * runningVar.scalars[c] + momentum * (squares / Float(n - 1))
+          runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean
+          runningVar[c] = (1 - momentum) * runningVar[c] + momentum * (squares / Float(n - 1))
         }
       } else {
-        mean = runningMean.scalars[c]
-        variance = runningVar.scalars[c]
+        mean = runningMean[c]
+        variance = runningVar[c]
       }
       let inv = 1 / (variance + eps).squareRoot()
       inverseStd[c] = inv
       for b in 0..<batch {
         for l in 0..<inner {
           let i = (b * channels + c) * inner + l
-          let v = (x.scalars[i] - mean) * inv
+          let v = (x[i] - mean) * inv
           normalized[i] = v
-          y[i] = v * weight.scalars[c] + bias.scalars[c]
+          y[i] = v * weight[c] + bias[c]
         }
       }
     }
-    return (Tensor(shape: x.shape, scalars: y), NormCache(normalized: normalized, inverseStd: inverseStd))
   }
 
   /// The training-mode backward pass of batch normalisation (the layer-norm formula per channel
   /// over its B·L values).
   public static func batchNormBackward(_ dy: Tensor, cache: NormCache, weight: Tensor) -> (input: Tensor, weight: Tensor, bias: Tensor) {
     let (batch, channels, inner) = channelLayout(dy.shape)
-    let n = Float(batch * inner)
     var dx = [Float](repeating: 0, count: dy.count)
-    var dw = [Float](repeating: 0, count: channels)
-    var db = [Float](repeating: 0, count: channels)
-    for c in 0..<channels {
-      var sumG: Float = 0, sumGX: Float = 0
-      for b in 0..<batch {
-        for l in 0..<inner {
-          let i = (b * channels + c) * inner + l
-          let gh = dy.scalars[i] * weight.scalars[c]
-          sumG += gh
-          sumGX += gh * cache.normalized[i]
-          dw[c] += dy.scalars[i] * cache.normalized[i]
-          db[c] += dy.scalars[i]
-        }
-      }
-      let scale = cache.inverseStd[c] / n
-      for b in 0..<batch {
-        for l in 0..<inner {
-          let i = (b * channels + c) * inner + l
-          dx[i] = scale * (n * dy.scalars[i] * weight.scalars[c] - sumG - cache.normalized[i] * sumGX)
+    var dw = [Float](repeating: 0, count: channels), db = dw
+    withViews(dy.scalars, cache.normalized, cache.inverseStd) { dy, normalized, inverseStd in
+      weight.scalars.withUnsafeBufferPointer { weight in
+        withMutableViews(&dx, &dw, &db) { dx, dw, db in
+          batchNormBackward(
+            dy, batch: batch, inner: inner, normalized: normalized, inverseStd: inverseStd, weight: weight, into: dx, weightGradient: dw,
+            biasGradient: db)
         }
       }
     }
     return (Tensor(shape: dy.shape, scalars: dx), Tensor(shape: weight.shape, scalars: dw), Tensor(shape: weight.shape, scalars: db))
+  }
+
+  /// The batch-norm backward pass on views; `dx` may be `dy` itself, dγ and dβ are overwritten.
+  public static func batchNormBackward(
+    _ dy: UnsafeBufferPointer<Float>, batch: Int, inner: Int, normalized: UnsafeBufferPointer<Float>,
+    inverseStd: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>, into dx: UnsafeMutableBufferPointer<Float>,
+    weightGradient dw: UnsafeMutableBufferPointer<Float>, biasGradient db: UnsafeMutableBufferPointer<Float>
+  ) {
+    let channels = weight.count
+    let n = Float(batch * inner)
+    for c in 0..<channels {
+      var sumG: Float = 0, sumGX: Float = 0, sumW: Float = 0, sumB: Float = 0
+      for b in 0..<batch {
+        for l in 0..<inner {
+          let i = (b * channels + c) * inner + l
+          let gh = dy[i] * weight[c]
+          sumG += gh
+          sumGX += gh * normalized[i]
+          sumW += dy[i] * normalized[i]
+          sumB += dy[i]
+        }
+      }
+      (dw[c], db[c]) = (sumW, sumB)
+      let scale = inverseStd[c] / n
+      for b in 0..<batch {
+        for l in 0..<inner {
+          let i = (b * channels + c) * inner + l
+          dx[i] = scale * (n * dy[i] * weight[c] - sumG - normalized[i] * sumGX)
+        }
+      }
+    }
   }
 
   // MARK: dropout
@@ -188,14 +250,52 @@ public enum LayerMath {
   /// order) is ≥ rate, and scaled by 1/(1 − rate). Returns the output and the scale per element
   /// (0 or 1/(1 − rate)) for the backward pass. Rate 0 draws nothing.
   public static func dropoutForward(_ x: Tensor, rate: Float, generator: inout SplitMix64) -> (Tensor, [Float]) {
-    guard rate > 0 else { return (x, Array(repeating: 1, count: x.count)) }
-    let keepScale = 1 / (1 - rate)
-    var mask = [Float](repeating: 0, count: x.count)
-    var y = [Float](repeating: 0, count: x.count)
-    for i in 0..<x.count where generator.nextUniform() >= rate {
-      mask[i] = keepScale
-      y[i] = x.scalars[i] * keepScale
+    var y = [Float](repeating: 0, count: x.count), mask = y
+    x.scalars.withUnsafeBufferPointer { x in
+      withMutableViews(&y, &mask) { y, mask in dropoutForward(x, rate: rate, generator: &generator, into: y, mask: mask) }
     }
     return (Tensor(shape: x.shape, scalars: y), mask)
+  }
+
+  /// Inverted dropout on views (`y` may be `x` itself).
+  public static func dropoutForward(
+    _ x: UnsafeBufferPointer<Float>, rate: Float, generator: inout SplitMix64, into y: UnsafeMutableBufferPointer<Float>,
+    mask: UnsafeMutableBufferPointer<Float>
+  ) {
+    guard rate > 0 else {
+      for i in 0..<x.count { (y[i], mask[i]) = (x[i], 1) }
+      return
+    }
+    let keepScale = 1 / (1 - rate)
+    for i in 0..<x.count {
+      let keep = generator.nextUniform() >= rate
+      mask[i] = keep ? keepScale : 0
+      y[i] = keep ? x[i] * keepScale : 0
+    }
+  }
+
+  // MARK: views
+
+  /// Read-only views of three arrays at once.
+  static func withViews<R>(
+    _ a: [Float], _ b: [Float], _ c: [Float],
+    _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) -> R
+  ) -> R {
+    a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeBufferPointer { c in body(a, b, c) } } }
+  }
+
+  /// Writable views of two arrays at once.
+  static func withMutableViews<R>(
+    _ a: inout [Float], _ b: inout [Float], _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> R
+  ) -> R {
+    a.withUnsafeMutableBufferPointer { a in b.withUnsafeMutableBufferPointer { b in body(a, b) } }
+  }
+
+  /// Writable views of three arrays at once.
+  static func withMutableViews<R>(
+    _ a: inout [Float], _ b: inout [Float], _ c: inout [Float],
+    _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> R
+  ) -> R {
+    a.withUnsafeMutableBufferPointer { a in withMutableViews(&b, &c) { b, c in body(a, b, c) } }
   }
 }

@@ -10,9 +10,47 @@ extension LossSpec {
   /// - sigmoid_binary_cross_entropy: mean of max(y, 0) − y·t + log(1 + e^(−|y|)); ∂ = (σ(y) − t)/N.
   /// - huber: mean of ½d² where |d| < δ, δ(|d| − ½δ) elsewhere, d = y − t; ∂ = d or δ·sign(d), over N.
   public func evaluate(output: Tensor, targets: Targets) -> (loss: Float, gradient: Tensor) {
-    let rows = output.rows, width = output.rowWidth
-    let y = output.scalars
-    var gradient = [Float](repeating: 0, count: y.count)
+    var gradient = [Float](repeating: 0, count: output.count)
+    let loss = output.scalars.withUnsafeBufferPointer { y in
+      gradient.withUnsafeMutableBufferPointer { gradient in
+        switch targets {
+        case .classes(let labels):
+          labels.withUnsafeBufferPointer { labels in
+            evaluate(output: y, rows: output.rows, width: output.rowWidth, targets: .classes(labels), gradient: gradient)
+          }
+        case .values(let values):
+          values.scalars.withUnsafeBufferPointer { values in
+            evaluate(output: y, rows: output.rows, width: output.rowWidth, targets: .values(values), gradient: gradient)
+          }
+        }
+      }
+    }
+    return (loss, Tensor(shape: output.shape, scalars: gradient))
+  }
+
+  /// The targets of a batch as a view, for `evaluate(output:rows:width:targets:gradient:)`.
+  public enum TargetView {
+    /// One class index per row.
+    case classes(UnsafeBufferPointer<Int>)
+    /// `rows × width` values.
+    case values(UnsafeBufferPointer<Float>)
+
+    /// The value compared with output (row, column): a class target is one-hot for a width above
+    /// 1, the index itself (0 or 1) for width 1.
+    @inline(__always)
+    func value(row: Int, column: Int, width: Int) -> Float {
+      switch self {
+      case .values(let values): return values[row * width + column]
+      case .classes(let labels): return width == 1 ? Float(labels[row]) : (labels[row] == column ? 1 : 0)
+      }
+    }
+  }
+
+  /// `evaluate(output:targets:)` on views: the mean loss of `rows × width` outputs, with its
+  /// gradient written to `gradient` (same size), allocating nothing.
+  public func evaluate(
+    output y: UnsafeBufferPointer<Float>, rows: Int, width: Int, targets: TargetView, gradient: UnsafeMutableBufferPointer<Float>
+  ) -> Float {
     var total = 0.0
     switch self {
     case .softmaxCrossEntropy:
@@ -29,12 +67,13 @@ extension LossSpec {
         for j in 0..<width { gradient[row + j] = exp(y[row + j] - logSum) * scale }
         gradient[row + labels[i]] -= scale
       }
-      return (Float(total / Double(rows)), Tensor(shape: output.shape, scalars: gradient))
+      return Float(total / Double(rows))
     case .mse, .huber, .sigmoidBinaryCrossEntropy:
-      let t = targets.asValues(width: width).scalars
-      let n = Float(y.count)
-      for i in 0..<y.count {
-        let d = y[i] - t[i]
+      let count = rows * width
+      let n = Float(count)
+      for i in 0..<count {
+        let t = targets.value(row: i / width, column: i % width, width: width)
+        let d = y[i] - t
         switch self {
         case .mse:
           total += Double(d * d)
@@ -49,11 +88,11 @@ extension LossSpec {
             gradient[i] = (d > 0 ? delta : -delta) / n
           }
         default:
-          total += Double(max(y[i], 0) - y[i] * t[i] + log1p(exp(-abs(y[i]))))
-          gradient[i] = (Activation.sigmoid(y[i]) - t[i]) / n
+          total += Double(max(y[i], 0) - y[i] * t + log1p(exp(-abs(y[i]))))
+          gradient[i] = (Activation.sigmoid(y[i]) - t) / n
         }
       }
-      return (Float(total / Double(y.count)), Tensor(shape: output.shape, scalars: gradient))
+      return Float(total / Double(count))
     }
   }
 

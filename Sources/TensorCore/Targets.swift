@@ -20,17 +20,4 @@ public enum Targets: Hashable, Sendable {
     case .values(let values): .values(values.gatherRows(indices))
     }
   }
-
-  /// Class targets as values the output's width can be compared with: one-hot rows for a
-  /// width above 1, the index itself (0 or 1) for width 1; value targets unchanged.
-  public func asValues(width: Int) -> Tensor {
-    switch self {
-    case .values(let values): return values
-    case .classes(let labels):
-      if width == 1 { return Tensor(shape: [labels.count, 1], scalars: labels.map(Float.init)) }
-      var out = [Float](repeating: 0, count: labels.count * width)
-      for (i, label) in labels.enumerated() { out[i * width + label] = 1 }
-      return Tensor(shape: [labels.count, width], scalars: out)
-    }
-  }
 }

@@ -12,6 +12,6 @@ public struct FastBackend: Backend {
   public var capabilities: Capabilities { .everything }
 
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
-    try sequentialTrainer(spec: spec, state: state, data: data, kernels: FastKernels())
+    try sequentialTrainer(spec: spec, state: state, data: data, kernels: BLASKernels())
   }
 }
