@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what SpecBench needs to build, run and test, checking first so that a second run does
 # nothing. Used by the README's two commands and by .ci/run.
-#   - Debian packages (apt): GNU readline (the REPL links it), tmux for the terminal tests, Python
+#   - Debian packages (apt): GNU readline (the REPL links it), OpenBLAS (the fast backend), tmux for the terminal tests, Python
 #     for the interop tests.
 #   - Python packages (pip): numpy and safetensors, which the interop tests run for real. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
@@ -22,6 +22,8 @@ fi
 apt_needed=()
 need_apt() { apt_needed+=("$1"); }
 [ -f /usr/include/readline/readline.h ] || need_apt libreadline-dev   # the REPL's line editor
+# The fast backend's matrix products (cblas.h sits in the multiarch include folder on Debian).
+{ compgen -G '/usr/lib/*/libopenblas.so' && compgen -G '/usr/include/*/cblas.h'; } >/dev/null || need_apt libopenblas-dev
 command -v tmux >/dev/null 2>&1 || need_apt tmux   # the terminal tests drive the real program in tmux
 command -v python3 >/dev/null 2>&1 || need_apt python3
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt python3-venv

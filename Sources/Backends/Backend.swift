@@ -101,15 +101,12 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension Backend {
-  /// The sequential trainer on `kernels`, after refusing what this backend cannot train (every
-  /// unsupported field by its JSON path) and a state that does not belong to the spec.
-  func sequentialTrainer<K: MatrixKernels>(spec: SessionSpec, state: TrainingState, data: DataSplit, kernels: K) throws(BackendError)
-    -> any Trainer
-  {
+  /// Refuses what this backend cannot train (every unsupported field by its JSON path) and a
+  /// state that does not belong to the spec.
+  func check(spec: SessionSpec, state: TrainingState) throws(BackendError) {
     let unsupported = capabilities.unsupported(in: spec)
     guard unsupported.isEmpty else { throw .unsupported(backend: name, unsupported) }
     let problems = spec.stateProblems(state.tensors)
     guard problems.isEmpty else { throw .invalidState(problems) }
-    return try SequentialTrainer(spec: spec, state: state, train: data.train, kernels: kernels)
   }
 }

@@ -19,6 +19,15 @@ public enum OptimizerMath {
 
     public init() {}
 
+    /// The views of the elements from `offset` on.
+    public func advanced(by offset: Int) -> SlotViews {
+      var views = self
+      for path in [\SlotViews.momentumBuffer, \.expAvg, \.expAvgSq, \.maxExpAvgSq, \.squareAvg, \.gradAvg, \.sum] {
+        views[keyPath: path] = self[keyPath: path].map { $0 + offset }
+      }
+      return views
+    }
+
     /// Sets the view of the slot with the format's name (`exp_avg`, …).
     public mutating func set(_ name: String, _ view: UnsafeMutablePointer<Float>) {
       switch name {
@@ -69,7 +78,8 @@ public enum OptimizerMath {
     for (name, values) in zip(names, [slot0, slot1, slot2]) { slots[name] = values }
   }
 
-  /// Updates `count` values of `param` from `grad` and the slots' views, in one pass.
+  /// Updates `count` values of `param` from `grad` and the slots' views, in one pass, eight
+  /// elements at a time (each lane's arithmetic is the scalar rule's, so the result is the same).
   public static func update(
     _ optimizer: OptimizerSpec, param p: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int, slots: SlotViews, step: Int,
     learningRate lr: Double
@@ -78,16 +88,19 @@ public enum OptimizerMath {
     case .sgd(let o):
       let (wd, momentum, keep, rate) = (Float(o.weightDecay), Float(o.momentum), Float(1 - o.dampening), Float(-lr))
       let decays = o.weightDecay != 0
-      guard o.momentum != 0, let buffer = slots.momentumBuffer else {
-        for i in 0..<count { p[i] = p[i] + rate * (decays ? grad[i] + wd * p[i] : grad[i]) }
-        return
-      }
+      let buffer = o.momentum != 0 ? slots.momentumBuffer : nil
       let first = step == 1
-      for i in 0..<count {
-        var g = decays ? grad[i] + wd * p[i] : grad[i]
-        buffer[i] = first ? g : buffer[i] * momentum + keep * g
-        g = o.nesterov ? g + momentum * buffer[i] : buffer[i]
-        p[i] = p[i] + rate * g
+      Lanes.forEach(count) { lanes in
+        var x = lanes.load(p)
+        var g = lanes.load(grad)
+        if decays { g = g + wd * x }
+        if let buffer {
+          let b = first ? g : lanes.load(buffer) * momentum + keep * g
+          lanes.store(b, buffer)
+          g = o.nesterov ? g + momentum * b : b
+        }
+        x = x + rate * g
+        lanes.store(x, p)
       }
 
     case .adam(let o), .adamw(let o):
@@ -101,54 +114,104 @@ public enum OptimizerMath {
       let stepSize = Float(-(lr / bias1))
       let eps = Float(o.eps)
       let lerp = Lerp(weight: 1 - o.beta1)
-      for i in 0..<count {
-        if decoupled { p[i] *= shrink }
-        let g = coupled ? grad[i] + wd * p[i] : grad[i]
-        m[i] = lerp(m[i], g)
-        v[i] = v[i] * beta2 + oneMinusBeta2 * g * g
-        var second = v[i]
+      Lanes.forEach(count) { lanes in
+        var x = lanes.load(p)
+        if decoupled { x *= shrink }
+        var g = lanes.load(grad)
+        if coupled { g = g + wd * x }
+        let mean = lerp(lanes.load(m), g)
+        lanes.store(mean, m)
+        let square = lanes.load(v) * beta2 + oneMinusBeta2 * g * g
+        lanes.store(square, v)
+        var second = square
         if let peak {
-          peak[i] = max(peak[i], v[i])
-          second = peak[i]
+          second = pointwiseMax(lanes.load(peak), square)
+          lanes.store(second, peak)
         }
         let denominator = second.squareRoot() / bias2Root + eps
-        p[i] = p[i] + stepSize * (m[i] / denominator)
+        x = x + stepSize * (mean / denominator)
+        lanes.store(x, p)
       }
 
     case .rmsprop(let o):
       let wd = Float(o.weightDecay), decays = o.weightDecay != 0
-      let square = slots.squareAvg!, mean = slots.gradAvg, buffer = slots.momentumBuffer
+      let square = slots.squareAvg!, mean = o.centered ? slots.gradAvg : nil, buffer = o.momentum > 0 ? slots.momentumBuffer : nil
       let (alpha, oneMinusAlpha) = (Float(o.alpha), Float(1 - o.alpha))
       let (eps, momentum, rate) = (Float(o.eps), Float(o.momentum), Float(-lr))
       let lerp = Lerp(weight: 1 - o.alpha)
-      for i in 0..<count {
-        let g = decays ? grad[i] + wd * p[i] : grad[i]
-        square[i] = square[i] * alpha + oneMinusAlpha * g * g
-        var average: Float
-        if o.centered, let mean {
-          mean[i] = lerp(mean[i], g)
-          average = (square[i] - mean[i] * mean[i]).squareRoot()
+      Lanes.forEach(count) { lanes in
+        var x = lanes.load(p)
+        var g = lanes.load(grad)
+        if decays { g = g + wd * x }
+        let s = lanes.load(square) * alpha + oneMinusAlpha * g * g
+        lanes.store(s, square)
+        var average: SIMD8<Float>
+        if let mean {
+          let mu = lerp(lanes.load(mean), g)
+          lanes.store(mu, mean)
+          average = (s - mu * mu).squareRoot()
         } else {
-          average = square[i].squareRoot()
+          average = s.squareRoot()
         }
         average += eps
-        if o.momentum > 0, let buffer {
-          buffer[i] = buffer[i] * momentum + g / average
-          p[i] = p[i] + rate * buffer[i]
+        if let buffer {
+          let b = lanes.load(buffer) * momentum + g / average
+          lanes.store(b, buffer)
+          x = x + rate * b
         } else {
-          p[i] = p[i] + rate * (g / average)
+          x = x + rate * (g / average)
         }
+        lanes.store(x, p)
       }
 
     case .adagrad(let o):
       let wd = Float(o.weightDecay), decays = o.weightDecay != 0
       let clr = Float(-(lr / (1 + Double(step - 1) * o.lrDecay)))
       let sum = slots.sum!, eps = Float(o.eps)
-      for i in 0..<count {
-        let g = decays ? grad[i] + wd * p[i] : grad[i]
-        sum[i] = sum[i] + g * g
-        p[i] = p[i] + clr * (g / (sum[i].squareRoot() + eps))
+      Lanes.forEach(count) { lanes in
+        var x = lanes.load(p)
+        var g = lanes.load(grad)
+        if decays { g = g + wd * x }
+        let total = lanes.load(sum) + g * g
+        lanes.store(total, sum)
+        x = x + clr * (g / (total.squareRoot() + eps))
+        lanes.store(x, p)
       }
+    }
+  }
+
+  /// Eight consecutive elements from `start`, of which the first `count` exist (the last chunk
+  /// of a tensor may be short; its missing lanes read as 0 and are never written).
+  struct Lanes {
+    let start: Int
+    let count: Int
+
+    /// Calls `body` on the chunks of `total` elements in order.
+    @inline(__always)
+    static func forEach(_ total: Int, _ body: (Lanes) -> Void) {
+      var start = 0
+      while start + 8 <= total {
+        body(Lanes(start: start, count: 8))
+        start += 8
+      }
+      if start < total { body(Lanes(start: start, count: total - start)) }
+    }
+
+    @inline(__always)
+    func load(_ base: UnsafePointer<Float>) -> SIMD8<Float> {
+      if count == 8 { return UnsafeRawPointer(base + start).loadUnaligned(as: SIMD8<Float>.self) }
+      var value = SIMD8<Float>()
+      for lane in 0..<count { value[lane] = base[start + lane] }
+      return value
+    }
+
+    @inline(__always)
+    func load(_ base: UnsafeMutablePointer<Float>) -> SIMD8<Float> { load(UnsafePointer(base)) }
+
+    @inline(__always)
+    func store(_ value: SIMD8<Float>, _ base: UnsafeMutablePointer<Float>) {
+      if count == 8 { return UnsafeMutableRawPointer(base + start).storeBytes(of: value, as: SIMD8<Float>.self) }
+      for lane in 0..<count { base[start + lane] = value[lane] }
     }
   }
 
@@ -162,6 +225,6 @@ public enum OptimizerMath {
     init(weight: Double) { (self.weight, rest, small) = (Float(weight), Float(1 - weight), weight < 0.5) }
 
     @inline(__always)
-    func callAsFunction(_ a: Float, _ b: Float) -> Float { small ? a + weight * (b - a) : b - (b - a) * rest }
+    func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { small ? a + weight * (b - a) : b - (b - a) * rest }
   }
 }

@@ -35,6 +35,8 @@ struct AgreementTests {
         makeSpec(layers: [dense("a", 10, .relu), LayerSpec(name: "n", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), dense("b", 3)])
       ))
     cases.append(("layer dense without bias", makeSpec(layers: [dense("a", 33, .relu, bias: false), dense("b", 3)])))
+    cases.append(("dense tanh without bias", makeSpec(layers: [dense("a", 7, .tanh, bias: false), dense("b", 3)])))
+    cases.append(("dense with its own softmax", makeSpec(layers: [dense("a", 6, .relu), dense("b", 3, .softmax)])))
     cases.append(
       (
         "loss mse",
@@ -66,7 +68,8 @@ struct AgreementTests {
           makeSpec(layers: [dense("a", 20, .relu), dense("b", 3)], optimizer: .adam(.init(lr: 0.02, weightDecay: 0)), schedule: schedule)
         ))
     }
-    // Large enough for the fast kernels' threaded path (a million multiply-adds or more).
+    // Large enough for OpenBLAS's threaded products and the optimizer update split over both cores
+    // (tensors of 32 Ki values or more).
     cases.append(
       (
         "wide layers",
@@ -77,12 +80,14 @@ struct AgreementTests {
     return cases
   }
 
-  static func train(_ spec: SessionSpec, on backend: any Backend, steps: Int) throws -> TrainingState {
+  static func train(_ spec: SessionSpec, on backend: any Backend, steps: Int) throws -> (
+    state: TrainingState, trainer: any Trainer, data: Dataset
+  ) {
     let data = try DatasetLoader.load(spec.data, relativeTo: "")
     let split = DataSplit(data, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
     let trainer = try backend.makeTrainer(spec: spec, state: spec.initialTrainingState(), data: split)
     for _ in 0..<steps { _ = try trainer.trainStep() }
-    return trainer.exportState()
+    return (trainer.exportState(), trainer, split.train)
   }
 
   @Test(arguments: BackendRegistry.all.filter { $0.name != "reference" }.map(\.name))
@@ -90,8 +95,8 @@ struct AgreementTests {
     let backend = try BackendRegistry.named(backendName)
     for (label, spec) in Self.cases {
       #expect(backend.capabilities.unsupported(in: spec).isEmpty, "\(backendName) claims \(label)")
-      let expected = try Self.train(spec, on: ReferenceBackend(), steps: 12)
-      let actual = try Self.train(spec, on: backend, steps: 12)
+      let (expected, referenceTrainer, data) = try Self.train(spec, on: ReferenceBackend(), steps: 12)
+      let (actual, trainer, _) = try Self.train(spec, on: backend, steps: 12)
       #expect(Set(actual.tensors.keys) == Set(expected.tensors.keys))
       #expect(
         (actual.step, actual.epoch, actual.index, actual.dropoutRNG) == (expected.step, expected.epoch, expected.index, expected.dropoutRNG)
@@ -104,6 +109,15 @@ struct AgreementTests {
         }
       }
       #expect(worst.0 < 2e-3, "\(backendName), \(label): \(worst.1) differs by \(worst.0) relative")
+      // Evaluation and prediction of the trained models agree too.
+      let (a, b) = (referenceTrainer.evaluate(data), trainer.evaluate(data))
+      #expect(abs(a.loss - b.loss) <= 2e-3 * max(1, abs(a.loss)), "\(backendName), \(label): evaluation loss \(b.loss) vs \(a.loss)")
+      #expect(
+        a.accuracy.map { $0 * Double(data.count) }?.rounded() == b.accuracy.map { $0 * Double(data.count) }?.rounded() || a.accuracy == nil)
+      let (p, q) = (referenceTrainer.predict(data.inputs), trainer.predict(data.inputs))
+      #expect(p.shape == q.shape, "\(backendName), \(label): prediction shape")
+      let farthest = zip(p.scalars, q.scalars).map { abs($0 - $1) / max(1e-2, abs($0)) }.max() ?? 0
+      #expect(farthest < 5e-3, "\(backendName), \(label): predictions differ by \(farthest) relative")
     }
   }
 

@@ -8,9 +8,9 @@ import Testing
 @testable import Backends
 @testable import Session
 
-/// Trains `spec` (or continues `bundle`) for `steps` steps on the reference backend.
-func train(_ bundle: SessionBundle, steps: Int) throws -> (SessionBundle, RunSummary) {
-  let run = try TrainingRun(bundle: bundle, folder: "", backend: ReferenceBackend())
+/// Trains `spec` (or continues `bundle`) for `steps` steps on `backend`.
+func train(_ bundle: SessionBundle, steps: Int, on backend: any Backend = ReferenceBackend()) throws -> (SessionBundle, RunSummary) {
+  let run = try TrainingRun(bundle: bundle, folder: "", backend: backend)
   let summary = run.run(extraSteps: steps)
   return (run.bundle, summary)
 }
@@ -26,15 +26,16 @@ struct ResumeTests {
       ], optimizer: optimizer, schedule: .cosine(tMax: 20, etaMin: 0.001), validationFraction: 0.2)
   }
 
-  @Test(arguments: OptimizerTests.cases)
-  func trainSaveLoadTrainEqualsTrainingStraight(optimizer: OptimizerSpec) throws {
+  @Test(arguments: OptimizerTests.cases, BackendRegistry.all.map(\.name))
+  func trainSaveLoadTrainEqualsTrainingStraight(optimizer: OptimizerSpec, backendName: String) throws {
     let spec = Self.spec(optimizer)
-    let (straight, _) = try train(SessionBundle(spec: spec), steps: 17)
-    let (half, _) = try train(SessionBundle(spec: spec), steps: 7)
+    let backend = try BackendRegistry.named(backendName)
+    let (straight, _) = try train(SessionBundle(spec: spec), steps: 17, on: backend)
+    let (half, _) = try train(SessionBundle(spec: spec), steps: 7, on: backend)
     let folder = temporaryFolder()
     try SessionFile.save(half, to: folder + "/half")
     let loaded = try SessionFile.load(folder + "/half.json")
-    let (resumed, _) = try train(loaded, steps: 10)
+    let (resumed, _) = try train(loaded, steps: 10, on: backend)
     let (a, b) = (try straight.trainingState(), try resumed.trainingState())
     #expect(a.step == 17 && b.step == 17)
     #expect(a.epoch == b.epoch && a.index == b.index && a.epochOrderSeed == b.epochOrderSeed)
@@ -56,12 +57,16 @@ struct ResumeTests {
     #expect(straight.spec.history.trainLoss == resumed.spec.history.trainLoss)
   }
 
-  @Test func aNonFiniteLossStopsAndKeepsTheLastFiniteState() throws {
-    // A learning rate that makes the loss blow up within a few steps.
+  @Test(arguments: BackendRegistry.all.map(\.name))
+  func aNonFiniteLossStopsAndKeepsTheLastFiniteState(backendName: String) throws {
+    // A learning rate that makes the loss blow up within a few steps; batch_norm's running
+    // statistics must come back from the failed step too.
     let spec = makeSpec(
-      input: [1], layers: [dense("d1", 8, .relu), dense("d2", 1)], loss: .mse, optimizer: .sgd(.init(lr: 1e6)),
-      data: .sine(samples: 40, noise: 0, seed: 2))
-    let (bundle, summary) = try train(SessionBundle(spec: spec), steps: 100)
+      input: [1],
+      layers: [dense("d1", 8, .relu), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), dense("d2", 1)], loss: .mse,
+      optimizer: .sgd(.init(lr: 1e6)), data: .sine(samples: 40, noise: 0, seed: 2))
+    let backend = try BackendRegistry.named(backendName)
+    let (bundle, summary) = try train(SessionBundle(spec: spec), steps: 100, on: backend)
     #expect(summary.reason == .diverged)
     let lastGood = summary.step
     #expect(lastGood >= 1 && lastGood < 100)
@@ -71,7 +76,7 @@ struct ResumeTests {
     #expect(state.step == lastGood)
     #expect(state.tensors.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) })
     // It is exactly the state of a run that stopped at that step.
-    let (reference, _) = try train(SessionBundle(spec: spec), steps: lastGood)
+    let (reference, _) = try train(SessionBundle(spec: spec), steps: lastGood, on: backend)
     let expected = try reference.trainingState()
     #expect(state.tensors == expected.tensors)
     #expect((state.index, state.epoch, state.epochOrderSeed) == (expected.index, expected.epoch, expected.epochOrderSeed))

@@ -12,6 +12,7 @@ public struct ReferenceBackend: Backend {
   public var capabilities: Capabilities { .everything }
 
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
-    try sequentialTrainer(spec: spec, state: state, data: data, kernels: PlainKernels())
+    try check(spec: spec, state: state)
+    return try ReferenceTrainer(spec: spec, state: state, train: data.train, kernels: PlainKernels())
   }
 }

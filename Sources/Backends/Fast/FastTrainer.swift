@@ -1,0 +1,295 @@
+import Datasets
+import Dispatch
+import SpecKit
+import TensorCore
+
+/// The fast backend's trainer: the same arithmetic as the sequential trainer, laid out for speed.
+/// Parameters, gradients, optimizer slots and every activation live in buffers allocated once;
+/// a step gathers its batch into them, runs the layers with OpenBLAS's sgemm for the products
+/// and one fused pass for bias and activation, and updates each parameter with the optimizer's
+/// rule in one pass. Nothing is allocated in the step loop (the sampler draws a new order once
+/// an epoch).
+final class FastTrainer: Trainer {
+  /// A trainable tensor: values, gradient and optimizer slots in the trainer's memory.
+  struct Parameter {
+    let name: String
+    let shape: [Int]
+    let values: UnsafeMutableBufferPointer<Float>
+    let gradient: UnsafeMutableBufferPointer<Float>
+    let slots: [(name: String, values: UnsafeMutableBufferPointer<Float>)]
+    let slotViews: OptimizerMath.SlotViews
+  }
+
+  /// A non-trainable tensor (batch_norm's running statistics), with room to put it back when a
+  /// step fails.
+  struct Buffer {
+    let name: String
+    let shape: [Int]
+    let values: UnsafeMutableBufferPointer<Float>
+    let saved: UnsafeMutableBufferPointer<Float>
+  }
+
+  let spec: SessionSpec
+  let train: Dataset
+  let stages: [FastStage]
+  /// Per-sample widths: the input's, then each stage's output.
+  let widths: [Int]
+  let outputShape: [Int]
+  let arena = Arena()
+  var parameters: [Parameter] = []
+  var buffers: [Buffer] = []
+  let workspace: FastWorkspace
+  /// A workspace for evaluation and prediction, made on first use.
+  var evaluationWorkspace: FastWorkspace?
+  var sampler: EpochSampler
+  var dropout: SplitMix64
+  private(set) var step: Int
+  var optimizerSteps: Int
+
+  var epoch: Int { sampler.epoch }
+
+  init(spec: SessionSpec, state: TrainingState, train: Dataset) throws(BackendError) {
+    self.spec = spec
+    self.train = train
+    let layers: [LayerShape]
+    do { layers = try spec.model.layerShapes() } catch { throw .invalidState([error.description]) }
+    var parameterIndex: [String: Int] = [:], bufferIndex: [String: Int] = [:]
+    for tensor in layers.flatMap(\.tensors) {
+      switch tensor.role {
+      case .parameter:
+        let values = arena.floats(tensor.count)
+        _ = values.update(fromContentsOf: state.tensors["param/" + tensor.name]!.scalars)
+        var slots: [(name: String, values: UnsafeMutableBufferPointer<Float>)] = []
+        var views = OptimizerMath.SlotViews()
+        for slot in spec.optimizer.slots {
+          let slotValues = arena.floats(tensor.count)
+          _ = slotValues.update(fromContentsOf: state.tensors["opt/\(tensor.name)/\(slot.name)"]!.scalars)
+          slots.append((slot.name, slotValues))
+          if tensor.count > 0 { views.set(slot.name, slotValues.baseAddress!) }
+        }
+        parameterIndex[tensor.name] = parameters.count
+        parameters.append(
+          Parameter(
+            name: tensor.name, shape: tensor.shape, values: values, gradient: arena.floats(tensor.count), slots: slots, slotViews: views))
+      case .buffer:
+        let values = arena.floats(tensor.count)
+        _ = values.update(fromContentsOf: state.tensors["buffer/" + tensor.name]!.scalars)
+        bufferIndex[tensor.name] = buffers.count
+        buffers.append(Buffer(name: tensor.name, shape: tensor.shape, values: values, saved: arena.floats(tensor.count)))
+      }
+    }
+    stages = layers.map { shape in
+      let name = shape.layer.name
+      switch shape.layer.kind {
+      case .dense(let dense):
+        return .dense(
+          weight: parameterIndex[name + ".weight"]!, bias: parameterIndex[name + ".bias"], inputs: shape.inputShape.reduce(1, *),
+          outputs: dense.units, activation: dense.activation)
+      case .activation(let function): return .activation(function, lastAxis: shape.outputShape.last ?? 1)
+      case .dropout(let rate): return .dropout(rate: Float(rate))
+      case .flatten: return .flatten
+      case .layerNorm(let eps):
+        return .layerNorm(
+          weight: parameterIndex[name + ".weight"]!, bias: parameterIndex[name + ".bias"]!, eps: Float(eps),
+          features: shape.outputShape.last!)
+      case .batchNorm(let eps, let momentum):
+        return .batchNorm(
+          weight: parameterIndex[name + ".weight"]!, bias: parameterIndex[name + ".bias"]!, mean: bufferIndex[name + ".running_mean"]!,
+          variance: bufferIndex[name + ".running_var"]!, eps: Float(eps), momentum: Float(momentum), channels: shape.inputShape[0],
+          inner: shape.inputShape.dropFirst().reduce(1, *))
+      }
+    }
+    widths = [spec.model.input.reduce(1, *)] + layers.map { $0.outputShape.reduce(1, *) }
+    outputShape = layers.last?.outputShape ?? spec.model.input
+    workspace = FastWorkspace(
+      stages: stages, widths: widths, targetWidth: train.targets.width, capacity: max(1, min(spec.training.batchSize, train.count)))
+    sampler = EpochSampler(
+      sampleCount: train.count, batchSize: spec.training.batchSize, shuffle: spec.training.shuffle, epochOrderSeed: state.epochOrderSeed,
+      index: state.index, epoch: state.epoch)
+    dropout = SplitMix64(state: state.dropoutRNG)
+    step = state.step
+    optimizerSteps = state.optimizerSteps
+  }
+
+  // MARK: Trainer
+
+  func trainStep() throws(BackendError) -> StepResult {
+    // Keep what a failed step would change, to put it back.
+    let (savedSampler, savedDropout) = (sampler, dropout)
+    for buffer in buffers { _ = buffer.saved.update(fromContentsOf: buffer.values) }
+    func restore() {
+      (sampler, dropout) = (savedSampler, savedDropout)
+      for buffer in buffers { _ = buffer.values.update(fromContentsOf: buffer.saved) }
+    }
+    let batch = sampler.nextBatch()
+    let endedEpoch = sampler.isAtEpochStart
+    let rows = batch.count
+    gather(batch, from: train, into: workspace)
+    forward(workspace, rows: rows, training: true)
+    let loss = lossAndGradient(workspace, rows: rows, targets: train.targets)
+    guard loss.isFinite else {
+      restore()
+      throw .diverged(step: step + 1, loss: loss, reason: "the loss is \(loss)")
+    }
+    backward(workspace, rows: rows)
+    if let bad = parameters.first(where: { !$0.gradient.allSatisfy(\.isFinite) }) {
+      restore()
+      throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
+    }
+    let learningRate = spec.schedule.learningRate(at: step + 1, base: spec.optimizer.learningRate)
+    for parameter in parameters where parameter.values.count > 0 {
+      Self.update(parameter, spec.optimizer, step: optimizerSteps + 1, learningRate: learningRate)
+    }
+    step += 1
+    optimizerSteps += 1
+    return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
+  }
+
+  /// Evaluates in chunks of up to 4096 samples, weighting each chunk's mean by its size.
+  func evaluate(_ data: Dataset) -> Evaluation {
+    guard data.count > 0 else { return Evaluation(loss: .nan, accuracy: nil) }
+    let space = evaluationSpace(count: data.count, targetWidth: data.targets.width)
+    var total = 0.0
+    var correct = 0
+    var hasClasses = false
+    for start in stride(from: 0, to: data.count, by: space.capacity) {
+      let chunk = start..<min(start + space.capacity, data.count)
+      gather(chunk, from: data, into: space)
+      forward(space, rows: chunk.count, training: false)
+      total += Double(lossAndGradient(space, rows: chunk.count, targets: data.targets)) * Double(chunk.count)
+      let output = Tensor(shape: [chunk.count, widths.last!], scalars: Array(prefix(space.output, chunk.count * widths.last!)))
+      if let right = spec.loss.correctCount(output: output, targets: data.targets.gather(chunk)) {
+        correct += right
+        hasClasses = true
+      }
+    }
+    return Evaluation(loss: Float(total / Double(data.count)), accuracy: hasClasses ? Double(correct) / Double(data.count) : nil)
+  }
+
+  func predict(_ inputs: Tensor) -> Tensor {
+    let count = inputs.rows
+    let space = evaluationSpace(count: count, targetWidth: 0)
+    let width = widths.last!
+    var out = [Float]()
+    out.reserveCapacity(count * width)
+    for start in stride(from: 0, to: count, by: space.capacity) {
+      let chunk = start..<min(start + space.capacity, count)
+      gatherInputs(chunk, from: inputs, into: space)
+      forward(space, rows: chunk.count, training: false)
+      out.append(contentsOf: prefix(space.output, chunk.count * width))
+    }
+    return Tensor(shape: [count] + outputShape, scalars: out)
+  }
+
+  func exportState() -> TrainingState {
+    var tensors: [String: StoredTensor] = [:]
+    for parameter in parameters {
+      tensors["param/" + parameter.name] = StoredTensor(shape: parameter.shape, scalars: Array(parameter.values))
+      for slot in parameter.slots {
+        tensors["opt/\(parameter.name)/\(slot.name)"] = StoredTensor(shape: parameter.shape, scalars: Array(slot.values))
+      }
+    }
+    for buffer in buffers { tensors["buffer/" + buffer.name] = StoredTensor(shape: buffer.shape, scalars: Array(buffer.values)) }
+    return TrainingState(
+      step: step, epoch: sampler.epoch, epochOrderSeed: sampler.epochOrderSeed, index: sampler.index, dropoutRNG: dropout.state,
+      optimizerSteps: optimizerSteps, tensors: tensors)
+  }
+
+  /// The optimizer's rule on one parameter; from 32 Ki values on, each core takes half (the
+  /// update is bound by memory traffic, which two cores share better than one).
+  static func update(_ parameter: Parameter, _ optimizer: OptimizerSpec, step: Int, learningRate: Double) {
+    let count = parameter.values.count
+    guard count >= 1 << 15 else {
+      OptimizerMath.update(
+        optimizer, param: parameter.values.baseAddress!, grad: parameter.gradient.baseAddress!, count: count, slots: parameter.slotViews,
+        step: step, learningRate: learningRate)
+      return
+    }
+    let shared = SharedParameter(parameter)
+    DispatchQueue.concurrentPerform(iterations: 2) { part in
+      let parameter = shared.parameter
+      // Halves on a multiple of 8, so that each half's chunks of eight start where the whole's would.
+      let start = part == 0 ? 0 : (count / 2) & ~7
+      let end = part == 0 ? (count / 2) & ~7 : count
+      OptimizerMath.update(
+        optimizer, param: parameter.values.baseAddress! + start, grad: parameter.gradient.baseAddress! + start, count: end - start,
+        slots: parameter.slotViews.advanced(by: start), step: step, learningRate: learningRate)
+    }
+  }
+
+  /// A parameter handed to the two halves of its update.
+  // @unchecked: the halves write disjoint ranges of the parameter's buffers, and both finish
+  // before `concurrentPerform` returns, while the trainer that owns the buffers is alive.
+  struct SharedParameter: @unchecked Sendable {
+    let parameter: Parameter
+    init(_ parameter: Parameter) { self.parameter = parameter }
+  }
+
+  // MARK: batches
+
+  /// A workspace for chunks of up to 4096 of `count` samples, kept for the next call.
+  func evaluationSpace(count: Int, targetWidth: Int) -> FastWorkspace {
+    let capacity = min(4096, max(1, count))
+    if let space = evaluationWorkspace, space.capacity >= capacity, space.targetValues.count >= space.capacity * targetWidth {
+      return space
+    }
+    let space = FastWorkspace(stages: stages, widths: widths, targetWidth: targetWidth, capacity: capacity)
+    evaluationWorkspace = space
+    return space
+  }
+
+  /// Copies the samples at `indices` (inputs and targets) into the front of the workspace.
+  func gather(_ indices: some Collection<Int>, from data: Dataset, into space: FastWorkspace) {
+    gatherInputs(indices, from: data.inputs, into: space)
+    switch data.targets {
+    case .classes(let labels):
+      for (row, sample) in indices.enumerated() { space.labels[row] = labels[sample] }
+    case .values(let values):
+      let targetWidth = values.rowWidth
+      values.scalars.withUnsafeBufferPointer { values in
+        for (row, sample) in indices.enumerated() {
+          (space.targetValues.baseAddress! + row * targetWidth).update(from: values.baseAddress! + sample * targetWidth, count: targetWidth)
+        }
+      }
+    }
+  }
+
+  /// Copies the input rows at `indices` into the front of the workspace.
+  func gatherInputs(_ indices: some Collection<Int>, from inputs: Tensor, into space: FastWorkspace) {
+    let width = widths[0]
+    inputs.scalars.withUnsafeBufferPointer { inputs in
+      for (row, sample) in indices.enumerated() {
+        (space.input.baseAddress! + row * width).update(from: inputs.baseAddress! + sample * width, count: width)
+      }
+    }
+  }
+
+  /// The loss of the batch in the workspace (whose targets are of the kind of `kind`); its
+  /// gradient goes to the workspace's gradient buffer.
+  func lossAndGradient(_ space: FastWorkspace, rows: Int, targets kind: Targets) -> Float {
+    let width = widths.last!
+    let output = UnsafeBufferPointer(prefix(space.output, rows * width))
+    let targets: LossSpec.TargetView =
+      switch kind {
+      case .classes: .classes(UnsafeBufferPointer(prefix(space.labels, rows)))
+      case .values: .values(UnsafeBufferPointer(prefix(space.targetValues, rows * width)))
+      }
+    return spec.loss.evaluate(output: output, rows: rows, width: width, targets: targets, gradient: prefix(space.gradient, rows * width))
+  }
+}
+
+/// The first `count` elements of a buffer.
+@inline(__always)
+func prefix<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ count: Int) -> UnsafeMutableBufferPointer<T> {
+  UnsafeMutableBufferPointer(start: buffer.baseAddress, count: count)
+}
+
+extension Targets {
+  /// Values per sample: 0 for class indices.
+  var width: Int {
+    switch self {
+    case .classes: 0
+    case .values(let values): values.rowWidth
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import SpecKit
+import TensorCore
+
+/// Float memory the fast trainer owns: zeroed buffers allocated when the trainer is built and
+/// freed with it, so that the step loop allocates nothing.
+final class Arena {
+  private var blocks: [UnsafeMutableRawPointer] = []
+
+  /// `count` zeroed floats that live as long as the arena.
+  func floats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+    let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
+    block.initialize(repeating: 0)
+    blocks.append(UnsafeMutableRawPointer(block.baseAddress!))
+    return UnsafeMutableBufferPointer(start: block.baseAddress, count: count)
+  }
+
+  /// `count` zeroed integers that live as long as the arena.
+  func integers(_ count: Int) -> UnsafeMutableBufferPointer<Int> {
+    let block = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(count, 1))
+    block.initialize(repeating: 0)
+    blocks.append(UnsafeMutableRawPointer(block.baseAddress!))
+    return UnsafeMutableBufferPointer(start: block.baseAddress, count: count)
+  }
+
+  deinit { for block in blocks { block.deallocate() } }
+}
+
+/// One step of the fast trainer's plan: a layer with its parameters and buffers by index and its
+/// sizes per sample.
+enum FastStage {
+  case dense(weight: Int, bias: Int?, inputs: Int, outputs: Int, activation: Activation)
+  /// `lastAxis`: the row width softmax acts on.
+  case activation(Activation, lastAxis: Int)
+  case dropout(rate: Float)
+  case flatten
+  case layerNorm(weight: Int, bias: Int, eps: Float, features: Int)
+  case batchNorm(weight: Int, bias: Int, mean: Int, variance: Int, eps: Float, momentum: Float, channels: Int, inner: Int)
+
+  /// Whether its output may share its input's memory (the values pass through unchanged).
+  var passesThrough: Bool { if case .flatten = self { true } else { false } }
+}
+
+/// The activations, caches and gradients of one forward and backward pass for up to `capacity`
+/// samples, allocated once.
+final class FastWorkspace {
+  let capacity: Int
+  let arena = Arena()
+  /// The batch's inputs, `[capacity, input width]`.
+  let input: UnsafeMutableBufferPointer<Float>
+  /// Each stage's output (a flatten's is its input's memory).
+  var outputs: [UnsafeMutableBufferPointer<Float>] = []
+  /// The last stage's output (the model's).
+  var output: UnsafeMutableBufferPointer<Float> { outputs.last ?? input }
+  /// Dense stages with an activation: the values before it.
+  var preActivations: [UnsafeMutableBufferPointer<Float>?] = []
+  /// Dropout stages: the kept-and-scaled mask. Normalisation stages: x̂ and 1/σ.
+  var masks: [UnsafeMutableBufferPointer<Float>?] = []
+  var normalized: [UnsafeMutableBufferPointer<Float>?] = []
+  var inverseStd: [UnsafeMutableBufferPointer<Float>?] = []
+  /// Two gradient buffers the backward pass alternates between, as wide as the widest layer.
+  let gradient: UnsafeMutableBufferPointer<Float>
+  let otherGradient: UnsafeMutableBufferPointer<Float>
+  /// The batch's targets: class indices, or values.
+  let labels: UnsafeMutableBufferPointer<Int>
+  let targetValues: UnsafeMutableBufferPointer<Float>
+
+  init(stages: [FastStage], widths: [Int], targetWidth: Int, capacity: Int) {
+    // widths[0] is the input's per-sample width, widths[i + 1] stage i's output width.
+    self.capacity = capacity
+    input = arena.floats(capacity * widths[0])
+    var previous = input
+    for (index, stage) in stages.enumerated() {
+      let width = widths[index + 1]
+      let output = stage.passesThrough ? previous : arena.floats(capacity * width)
+      outputs.append(output)
+      previous = output
+      switch stage {
+      case .dense(_, _, _, _, let activation):
+        preActivations.append(activation == .identity ? nil : arena.floats(capacity * width))
+      default: preActivations.append(nil)
+      }
+      if case .dropout = stage { masks.append(arena.floats(capacity * width)) } else { masks.append(nil) }
+      switch stage {
+      case .layerNorm(_, _, _, let features):
+        normalized.append(arena.floats(capacity * width))
+        inverseStd.append(arena.floats(capacity * width / features))
+      case .batchNorm(_, _, _, _, _, _, let channels, _):
+        normalized.append(arena.floats(capacity * width))
+        inverseStd.append(arena.floats(channels))
+      default:
+        normalized.append(nil)
+        inverseStd.append(nil)
+      }
+    }
+    let widest = widths.max()!
+    gradient = arena.floats(capacity * widest)
+    otherGradient = arena.floats(capacity * widest)
+    labels = arena.integers(capacity)
+    targetValues = arena.floats(capacity * targetWidth)
+  }
+}
