@@ -40,13 +40,18 @@ let package = Package(
     // GNU readline (GPL-3.0): a system library with a C shim, linked only by the REPL and the
     // executable, never by the library modules above.
     .systemLibrary(name: "CReadline", path: "Sources/CReadline"),
+    // ncursesw: a system library with a C shim, linked only by the dashboard.
+    .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
+    // The ncurses front end: pure layout and panes (snapshot + state + size → grid), themes, the
+    // key map, and a thin curses adapter with the redraw loop.
+    .target(name: "Dashboard", dependencies: ["Session", "SpecKit", "TermPlot", "Backends", "CNcurses"]),
     // The readline front end: prompt, completion, history, events above the line, script mode.
     .target(name: "REPL", dependencies: ["Session", "SpecKit", "TermPlot", "CReadline"]),
     // Argument parsing and nothing else: every verb calls into the library modules.
     .executableTarget(
       name: "specbench",
       dependencies: [
-        "SpecKit", "Backends", "Session", "REPL",
+        "SpecKit", "Backends", "Session", "REPL", "Dashboard", "TermPlot",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -73,6 +78,11 @@ let package = Package(
     .testTarget(
       name: "TermPlotTests",
       dependencies: ["TermPlot", "SpecBenchTestSupport"],
+      exclude: ["Golden"]
+    ),
+    .testTarget(
+      name: "DashboardTests",
+      dependencies: ["Dashboard", "Session", "SpecKit", "TermPlot", "SpecBenchTestSupport"],
       exclude: ["Golden"]
     ),
     .testTarget(

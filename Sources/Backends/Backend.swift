@@ -44,6 +44,15 @@ public protocol Trainer: AnyObject {
 
   /// The complete state, in the format's names, to save or to hand to another backend.
   func exportState() -> TrainingState
+
+  /// The L2 norm of every parameter's gradient in the last successful step, by tensor name;
+  /// empty before this trainer's first step.
+  func gradientNorms() -> [String: Float]
+}
+
+/// The L2 norm of `values`, summed in double precision.
+public func l2Norm(_ values: some Collection<Float>) -> Float {
+  Float(values.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
 }
 
 /// What one update did.

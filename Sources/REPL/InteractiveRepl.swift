@@ -28,11 +28,22 @@ public final class InteractiveRepl {
   var quitWarned = false
   var lastPrompt = ""
   var signalSources: [any DispatchSourceSignal] = []
+  /// Opens the dashboard on the engine and returns when it is closed, with lines to print then.
+  /// The executable provides it (the REPL does not link curses); nil: `dashboard` says it is
+  /// not available.
+  public var openDashboard: ((_ engine: SessionEngine, _ shouldStop: () -> Bool) -> [String])?
+  /// Set by the `dashboard` command; the loop opens it once readline's callback has returned.
+  var dashboardRequested = false
 
   public init(engine: SessionEngine) { self.engine = engine }
 
-  /// Runs until quit; returns the exit status.
-  public func run() -> Int32 {
+  /// Whether a SIGTERM or SIGHUP asked the REPL to end.
+  static func terminating() -> Bool { terminateFlag.load(ordering: .relaxed) }
+
+  /// Runs until quit; returns the exit status. With `startInDashboard`, the dashboard opens
+  /// first, and `q` comes to the prompt.
+  public func run(startInDashboard: Bool = false) -> Int32 {
+    dashboardRequested = startInDashboard
     activeRepl = self
     installSignalHandlers()
     let history = HistoryFile()
@@ -54,6 +65,7 @@ public final class InteractiveRepl {
       if ready > 0 && descriptor.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { break }
       if ready > 0 { rl_callback_read_char() }
       if terminateFlag.load(ordering: .relaxed) { break }
+      if dashboardRequested { showDashboard() }
       showEvents()
     }
     rl_callback_handler_remove()
@@ -70,6 +82,18 @@ public final class InteractiveRepl {
   func prompt() -> String {
     let status = engine.trainingStatus.rawValue
     return "\(engine.spec.name) [\(engine.spec.backend) \(status)\(engine.hasUnsavedChanges ? " *" : "")]> "
+  }
+
+  /// Hands the terminal to the dashboard: readline lets go of it first and takes it back after.
+  func showDashboard() {
+    dashboardRequested = false
+    guard let openDashboard else { return }
+    rl_callback_handler_remove()
+    let lines = openDashboard(engine, Self.terminating)
+    for line in lines { Terminal.write(line + "\n") }
+    showEventsWithoutPrompt()
+    lastPrompt = prompt()
+    rl_callback_handler_install(lastPrompt, acceptLine)
   }
 
   /// Prints text above the line being typed, then redraws the prompt and the line.
@@ -122,6 +146,9 @@ public final class InteractiveRepl {
     case .waiting(let text):
       Terminal.write(text + " (Ctrl-C stops it)\n")
       waitForTraining()
+    case .dashboard:
+      if openDashboard == nil { Terminal.writeError("error: the dashboard is not available in this program\n") }
+      dashboardRequested = true
     case .quit: break
     }
     showEventsWithoutPrompt()

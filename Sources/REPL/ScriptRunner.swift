@@ -25,6 +25,8 @@ public enum ScriptRunner {
           "line \(number): \(line.trimmingCharacters(in: .whitespaces))\n  " + message.replacingOccurrences(of: "\n", with: "\n  ") + "\n")
       case .waiting(let text):
         Terminal.write(text + "\n")
+      case .dashboard:
+        Terminal.write("line \(number): the dashboard needs a terminal; a script goes on without it\n")
       case .quit:
         break lines
       }

@@ -19,4 +19,19 @@ public enum HistoryPlots {
       title: "loss" + (logScale ? " (log)" : ""), series: series, markers: markers, logScale: logScale, smoothing: smoothing,
       charset: charset)
   }
+
+  /// The schedule's learning rate from step 1 through `last` (at least 100 steps, and past the
+  /// current step), with a marker at the current step.
+  public static func learningRateChart(
+    _ spec: SessionSpec, through last: Int?, current: Int, logScale: Bool = false, charset: Charset = .unicode
+  ) -> LineChart {
+    let end = max(last ?? 0, current, 100)
+    let stride = max(1, end / 400)
+    let points = Swift.stride(from: 1, through: end, by: stride).map {
+      LineChart.Point(Double($0), spec.schedule.learningRate(at: $0, base: spec.optimizer.learningRate))
+    }
+    return LineChart(
+      title: "learning rate (\(spec.schedule.summary))", series: [.init(name: "lr", points: points)],
+      markers: current > 0 ? [Double(current)] : [], logScale: logScale, charset: charset)
+  }
 }

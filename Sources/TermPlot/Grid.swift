@@ -12,6 +12,13 @@ public enum ColorRole: Hashable, Sendable {
   /// Event markers on a time axis.
   case marker
   case warning
+  /// Frames around panes; the frame of the pane that has the keyboard focus.
+  case border
+  case focus
+  /// A selected row (a layer or tensor chosen with the arrow keys).
+  case selected
+  /// The status bar across the top of a screen, and the command line.
+  case status
 }
 
 /// Which characters drawing may use.
@@ -71,6 +78,39 @@ public struct Grid: Hashable, Sendable {
     write(wordings.first { $0.count <= self.width } ?? need, x: 0, y: 0, role: .warning)
   }
 
+  /// A frame of `width`×`height` cells from (x, y) with `title` in its top edge:
+  /// `┌─ title ─────┐`, in `role`; the title in `.title` unless `titleRole` says otherwise.
+  public mutating func box(
+    x: Int, y: Int, width: Int, height: Int, title: String = "", role: ColorRole = .border, charset: Charset = .unicode
+  ) {
+    guard width >= 2, height >= 2 else { return }
+    let unicode = charset == .unicode
+    let (h, v) = unicode ? ("─", "│") : ("-", "|")
+    let corners: [Character] = unicode ? ["┌", "┐", "└", "┘"] : ["+", "+", "+", "+"]
+    for column in x + 1..<x + width - 1 {
+      self[column, y] = Cell(Character(h), role)
+      self[column, y + height - 1] = Cell(Character(h), role)
+    }
+    for row in y + 1..<y + height - 1 {
+      self[x, row] = Cell(Character(v), role)
+      self[x + width - 1, row] = Cell(Character(v), role)
+    }
+    self[x, y] = Cell(corners[0], role)
+    self[x + width - 1, y] = Cell(corners[1], role)
+    self[x, y + height - 1] = Cell(corners[2], role)
+    self[x + width - 1, y + height - 1] = Cell(corners[3], role)
+    if !title.isEmpty, width > 6 {
+      write(" " + String(title.prefix(width - 6)) + " ", x: x + 2, y: y, role: role == .focus ? .focus : .title)
+    }
+  }
+
+  /// Gives every cell of row `y` from `x` for `width` cells the role `role` (a highlighted row).
+  public mutating func highlight(x: Int, y: Int, width: Int, role: ColorRole) {
+    for column in x..<x + width where column >= 0 && column < self.width && y >= 0 && y < height {
+      self[column, y] = Cell(self[column, y].character, role)
+    }
+  }
+
   /// Copies `other` with its top-left corner at (x, y), cut at the edges.
   public mutating func paste(_ other: Grid, x: Int, y: Int) {
     for row in 0..<other.height {
@@ -112,12 +152,15 @@ public struct Grid: Hashable, Sendable {
 /// SGR parameters per role, for ANSI terminals.
 public struct AnsiPalette: Sendable {
   /// Parameter strings (`"36"`, `"1"`, `"2;36"`): text, title, axis, label, marker, warning,
-  /// then one per series colour.
+  /// border, focus, selected, status, then one per series colour, then the faint ones.
   public var codes: [String]
   public var seriesCount: Int
 
-  public init(text: String, title: String, axis: String, label: String, marker: String, warning: String, series: [String]) {
-    codes = [text, title, axis, label, marker, warning] + series + series.map { "2;" + $0 }
+  public init(
+    text: String, title: String, axis: String, label: String, marker: String, warning: String, border: String = "90",
+    focus: String = "1;36", selected: String = "7", status: String = "7", series: [String], faint: [String]? = nil
+  ) {
+    codes = [text, title, axis, label, marker, warning, border, focus, selected, status] + series + (faint ?? series.map { "2;" + $0 })
     seriesCount = series.count
   }
 
@@ -133,8 +176,12 @@ public struct AnsiPalette: Sendable {
     case .label: 3
     case .marker: 4
     case .warning: 5
-    case .series(let n): 6 + n % seriesCount
-    case .faint(let n): 6 + seriesCount + n % seriesCount
+    case .border: 6
+    case .focus: 7
+    case .selected: 8
+    case .status: 9
+    case .series(let n): 10 + n % seriesCount
+    case .faint(let n): 10 + seriesCount + n % seriesCount
     }
   }
 }

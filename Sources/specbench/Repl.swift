@@ -18,13 +18,8 @@ struct Repl: ParsableCommand {
   var file: String?
 
   func run() throws {
-    let engine: SessionEngine
-    if let file {
-      do { engine = SessionEngine(bundle: try SessionFile.load(file), path: SessionFile.paths(for: file).json) } catch { throw fail(error) }
-    } else {
-      engine = SessionEngine.withDefaultSession()
-    }
-    let status = isatty(STDIN_FILENO) == 1 ? InteractiveRepl(engine: engine).run() : ScriptRunner.run(engine)
+    let engine = try openEngine(file)
+    let status = isatty(STDIN_FILENO) == 1 ? makeRepl(engine).run() : ScriptRunner.run(engine)
     if status != 0 { throw ExitCode(status) }
   }
 }

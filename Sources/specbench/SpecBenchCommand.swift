@@ -13,7 +13,7 @@ struct SpecBenchCommand: ParsableCommand {
       experiment; see docs/spec-format.md. Example sessions are in sessions/.
       """,
     version: SpecBenchVersion.current,
-    subcommands: [Repl.self, Run.self, Validate.self, Inspect.self, Init.self, BackendsCommand.self, Bench.self],
+    subcommands: [Repl.self, DashboardCommand.self, Run.self, Validate.self, Inspect.self, Init.self, BackendsCommand.self, Bench.self],
     defaultSubcommand: Repl.self
   )
 }

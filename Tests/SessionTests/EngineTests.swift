@@ -12,6 +12,7 @@ extension CommandOutcome {
     case .done(let t), .failed(let t), .waiting(let t): t
     case .grid(let g): g.plainText
     case .quit: "quit"
+    case .dashboard: "dashboard"
     }
   }
   var failed: Bool { if case .failed = self { true } else { false } }

@@ -196,3 +196,18 @@ public final class TmuxSession {
     return screen
   }
 }
+
+/// Compares `text` with the golden file at `relativePath` (from the repository root); with
+/// `SPECBENCH_RECORD_GOLDEN=1` it writes the file instead and reports a match.
+public func matchesGolden(_ text: String, _ relativePath: String) throws -> Bool {
+  let path = repositoryPath(relativePath)
+  if ProcessInfo.processInfo.environment["SPECBENCH_RECORD_GOLDEN"] == "1" {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try (text + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    return true
+  }
+  guard let expected = try? String(contentsOfFile: path, encoding: .utf8) else {
+    throw TestFailure("\(relativePath) is missing; record it with SPECBENCH_RECORD_GOLDEN=1")
+  }
+  return text + "\n" == expected
+}

@@ -6,15 +6,9 @@ import Testing
 
 /// Compares rendered text with `Golden/NAME.txt`; `SPECBENCH_RECORD_GOLDEN=1` re-records.
 func expectGolden(_ text: String, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
-  let path = repositoryPath("Tests/TermPlotTests/Golden/\(name).txt")
-  if ProcessInfo.processInfo.environment["SPECBENCH_RECORD_GOLDEN"] == "1" {
-    try (text + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-    return
-  }
-  let expected = try String(contentsOfFile: path, encoding: .utf8)
   #expect(
-    text + "\n" == expected, "\(name) differs from its golden file; re-record with SPECBENCH_RECORD_GOLDEN=1 if intended",
-    sourceLocation: sourceLocation)
+    try matchesGolden(text, "Tests/TermPlotTests/Golden/\(name).txt"),
+    "\(name) differs from its golden file; re-record with SPECBENCH_RECORD_GOLDEN=1 if intended", sourceLocation: sourceLocation)
 }
 
 /// A loss-like curve: falling, with a wobble, from step 1 to `n`.

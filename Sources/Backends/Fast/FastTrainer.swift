@@ -45,6 +45,8 @@ final class FastTrainer: Trainer {
   var dropout: SplitMix64
   private(set) var step: Int
   var optimizerSteps: Int
+  /// Whether the gradient buffers hold a step's gradients.
+  var hasGradients = false
 
   var epoch: Int { sampler.epoch }
 
@@ -140,6 +142,7 @@ final class FastTrainer: Trainer {
     for parameter in parameters where parameter.values.count > 0 {
       Self.update(parameter, spec.optimizer, step: optimizerSteps + 1, learningRate: learningRate)
     }
+    hasGradients = true
     step += 1
     optimizerSteps += 1
     return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
@@ -179,6 +182,11 @@ final class FastTrainer: Trainer {
       out.append(contentsOf: prefix(space.output, chunk.count * width))
     }
     return Tensor(shape: [count] + outputShape, scalars: out)
+  }
+
+  func gradientNorms() -> [String: Float] {
+    guard hasGradients else { return [:] }
+    return Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, l2Norm($0.gradient)) })
   }
 
   func exportState() -> TrainingState {

@@ -23,6 +23,8 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   var dropout: SplitMix64
   private(set) var step: Int
   var optimizerSteps: Int
+  /// The last successful step's gradients, for `gradientNorms`.
+  var lastGradients: [String: Tensor] = [:]
 
   var epoch: Int { sampler.epoch }
 
@@ -178,6 +180,7 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
         spec.optimizer, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &slots[name]!, step: optimizerSteps + 1,
         learningRate: learningRate)
     }
+    lastGradients = gradients
     step += 1
     optimizerSteps += 1
     return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
@@ -206,6 +209,8 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
     // Evaluation mode leaves buffers and generators untouched; `forward` only writes them when training.
     forward(inputs, training: false).output
   }
+
+  func gradientNorms() -> [String: Float] { lastGradients.mapValues { l2Norm($0.scalars) } }
 
   func exportState() -> TrainingState {
     var tensors: [String: StoredTensor] = [:]

@@ -32,6 +32,8 @@ public enum Command: Equatable, Sendable {
   case redo
   case history
   case help(topic: String?)
+  /// Open the dashboard (a front end's business: the engine only says so).
+  case dashboard
   case quit
 
   /// Whether the command changes the spec (and so is journaled and can be undone).

@@ -128,6 +128,7 @@ public enum CommandParser {
       guard args.count <= 1 else { throw usage("help") }
       return .help(topic: args.first)
     case "quit", "exit": return try bare(.quit, head, args)
+    case "dashboard": return try bare(.dashboard, head, args)
     default:
       throw CommandError("unknown command \"\(head)\"" + CommandTable.hint(head))
     }

@@ -64,6 +64,10 @@ public enum CommandTable {
     .init(name: "undo", usage: "undo", summary: "undo the last change to the session", example: "undo"),
     .init(name: "redo", usage: "redo", summary: "redo what undo undid", example: "redo"),
     .init(name: "history", usage: "history", summary: "the commands that built this session", example: "history"),
+    .init(
+      name: "dashboard", usage: "dashboard",
+      summary: "open the full-screen dashboard: live loss, histograms, model, optimizer; q comes back here, training keeps running",
+      example: "dashboard"),
     .init(name: "help", usage: "help [COMMAND]", summary: "list the commands, or explain one", example: "help optimizer"),
     .init(name: "quit", usage: "quit", summary: "leave SpecBench (asks first when there are unsaved changes)", example: "quit"),
   ]

@@ -61,6 +61,7 @@ extension SessionEngine {
       spec = bundle.spec
       state = bundle.spec.state == nil ? nil : try? bundle.trainingState()
       path = SessionFile.paths(for: file).json
+      tensorHistory = ([:], [:])
       status = .idle
       pausedTarget = nil
       hasUnsavedChanges = false
@@ -84,6 +85,8 @@ extension SessionEngine {
       return .done(try CommandTable.help(topic))
     case .quit:
       return .quit
+    case .dashboard:
+      return .dashboard
     default:
       throw CommandError("not a command to run")
     }
@@ -114,7 +117,9 @@ extension SessionEngine {
       throw CommandError("already at step \(start), where the stop rules end training; train N trains N more steps")
     }
     if !resuming { pausedTarget = nil }
-    worker = TrainingWorker(run: run, extraSteps: extraSteps)
+    var previous = Snapshot()
+    (previous.distributions, previous.tensorStatistics) = tensorHistory
+    worker = TrainingWorker(run: run, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresTensorStatistics)
     status = .running
     pausedTarget = target
     return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")
@@ -159,15 +164,8 @@ extension SessionEngine {
     let height = 16
     if what == "lr" {
       let s = snapshot
-      let last = max(s.plannedStep ?? 0, s.step, 100)
-      let stride = max(1, last / 400)
-      let points = Swift.stride(from: 1, through: last, by: stride).map {
-        LineChart.Point(Double($0), spec.schedule.learningRate(at: $0, base: spec.optimizer.learningRate))
-      }
-      let chart = LineChart(
-        title: "learning rate (\(spec.schedule.summary))", series: [.init(name: "lr", points: points)],
-        markers: s.step > 0 ? [Double(s.step)] : [], logScale: logScale)
-      return chart.render(width: width, height: height)
+      return HistoryPlots.learningRateChart(spec, through: s.plannedStep, current: s.step, logScale: logScale)
+        .render(width: width, height: height)
     }
     guard let chart = HistoryPlots.lossChart(snapshot.history, logScale: logScale, smoothing: smoothing ?? 0) else {
       var grid = Grid(width: width, height: 1)
@@ -178,15 +176,11 @@ extension SessionEngine {
   }
 
   func histogram(_ tensor: String) throws(CommandError) -> Grid {
-    var values = snapshot.tensorValues
+    let values = snapshot.tensorValues
     if values.isEmpty {
-      var tensors = state?.tensors ?? [:]
-      if state == nil {
-        do { tensors = try spec.initialTensors() } catch {
-          throw CommandError("the model's shapes do not chain yet: \(error.issues.first?.message ?? "\(error)")")
-        }
+      do { _ = try spec.model.layerShapes() } catch {
+        throw CommandError("the model's shapes do not chain yet: \(error.issues.first?.message ?? "\(error)")")
       }
-      for (name, t) in tensors where !name.hasPrefix("opt/") { values[String(name.drop { $0 != "/" }.dropFirst())] = t.scalars }
     }
     guard let found = values[tensor] else {
       let names = values.keys.sorted()

@@ -13,6 +13,8 @@ public enum CommandOutcome: Sendable {
   case failed(String)
   /// Training was started with --wait: the front end waits for it (and may stop it).
   case waiting(String)
+  /// The dashboard was asked for: a front end on a terminal opens it.
+  case dashboard
   case quit
 }
 
@@ -35,6 +37,16 @@ public final class SessionEngine {
   var pendingEvents: [EngineEvent] = []
   /// Columns for charts.
   public var width = 80
+  /// Distributions and per-tensor statistics of this session's finished runs, which the next
+  /// run carries on (cleared by new and load).
+  var tensorHistory: (distributions: [String: [DistributionColumn]], statistics: [String: TensorStatistics]) = ([:], [:])
+  /// The seeded initial state of the current spec, for histograms before any training.
+  var initialStateCache: (spec: SessionSpec, state: TrainingState)?
+  /// Whether a front end shows per-tensor gradient norms and update ratios; measuring them
+  /// costs an extra export of the parameters at every histogram refresh, so only on demand.
+  public var measuresTensorStatistics = false {
+    didSet { worker?.measuresStatistics.store(measuresTensorStatistics, ordering: .relaxed) }
+  }
 
   public init(bundle: SessionBundle, path: String? = nil) {
     spec = bundle.spec
@@ -106,7 +118,23 @@ public final class SessionEngine {
     snapshot.epoch = state?.epoch ?? 0
     snapshot.history = spec.history
     snapshot.plannedStep = pausedTarget
+    snapshot.distributions = tensorHistory.distributions
+    snapshot.tensorStatistics = tensorHistory.statistics
+    if let current = state ?? initialState() {
+      snapshot.histogramStep = current.step
+      for (name, tensor) in current.tensors where !name.hasPrefix("opt/") {
+        snapshot.tensorValues[String(name.drop { $0 != "/" }.dropFirst())] = tensor.scalars
+      }
+    }
     return snapshot
+  }
+
+  /// The seeded initial state of the current spec (nil while the model cannot be built).
+  func initialState() -> TrainingState? {
+    if let cache = initialStateCache, cache.spec == spec { return cache.state }
+    guard let state = try? spec.initialTrainingState() else { return nil }
+    initialStateCache = (spec, state)
+    return state
   }
 
   /// What training is doing, without copying the snapshot: a front end's redraw loop asks for it
@@ -130,7 +158,10 @@ public final class SessionEngine {
     }
     pendingEvents.append(contentsOf: events)
     guard finished, let result else { return }
-    let paused = worker.shared.withLock { $0.snapshot.status == .paused }
+    let (paused, distributions, statistics) = worker.shared.withLock {
+      ($0.snapshot.status == .paused, $0.snapshot.distributions, $0.snapshot.tensorStatistics)
+    }
+    tensorHistory = (distributions, statistics)
     spec.history = result.spec.history
     state = try? result.trainingState()
     status = paused ? .paused : .idle
@@ -259,7 +290,12 @@ public final class SessionEngine {
       }
     }
     if let worker { worker.request(.change(next, backend: next.backend)) }
-    if case .new = command { next.journal = [line] } else { next.journal = spec.journal + [line] }
+    if case .new = command {
+      next.journal = [line]
+      tensorHistory = ([:], [:])
+    } else {
+      next.journal = spec.journal + [line]
+    }
     undoStack.append(
       UndoEntry(
         spec: before.spec, state: before.state, stepAfter: nextState?.step ?? 0,

@@ -35,6 +35,79 @@ public struct Snapshot: Sendable {
   /// `histogramStep`, refreshed every `record.histograms_every` steps.
   public var tensorValues: [String: [Float]] = [:]
   public var histogramStep = 0
+  /// Seconds since this training run started (nil when idle).
+  public var elapsedSeconds: Double?
+  /// Per parameter (by tensor name): the last measured gradient norm and update-to-weight
+  /// ratio, measured at the step after each histogram refresh while a front end asks for them
+  /// (`SessionEngine.wantsTensorStatistics`).
+  public var tensorStatistics: [String: TensorStatistics] = [:]
+  /// Per tensor: its distribution at every histogram refresh (TensorBoard's histogram mode),
+  /// at most `DistributionColumn.limit` columns, thinned evenly when full.
+  public var distributions: [String: [DistributionColumn]] = [:]
 
   public init() {}
+}
+
+/// How a parameter moved in one step.
+public struct TensorStatistics: Hashable, Sendable {
+  /// The L2 norm of its gradient in that step.
+  public var gradientNorm: Float
+  /// ‖w_after − w_before‖ / ‖w_before‖ for that step (0 when the weights were all zero).
+  public var updateRatio: Float
+  /// The step measured.
+  public var step: Int
+
+  public init(gradientNorm: Float, updateRatio: Float, step: Int) {
+    (self.gradientNorm, self.updateRatio, self.step) = (gradientNorm, updateRatio, step)
+  }
+}
+
+/// A tensor's distribution at one step: its values at the quantiles of `DistributionColumn.levels`.
+public struct DistributionColumn: Hashable, Sendable {
+  /// The quantile levels (per cent): min, ±1.5σ, ±1σ, ±0.5σ and the median of a normal, max.
+  public static let levels: [Double] = [0, 6.68, 15.87, 30.85, 50, 69.15, 84.13, 93.32, 100]
+  /// Columns kept per tensor.
+  public static let limit = 256
+  /// Values sampled for the inner quantiles (min and max are exact).
+  public static let sampleSize = 1024
+
+  public var step: Int
+  public var quantiles: [Float]
+
+  public init(step: Int, quantiles: [Float]) {
+    (self.step, self.quantiles) = (step, quantiles)
+  }
+
+  /// The column of `values` at `step`: min and max over all values; the inner quantiles from an
+  /// evenly strided sample of at most `sampleSize` values (linear interpolation between order
+  /// statistics), so that a large tensor costs little. Nil for an empty tensor.
+  public init?(step: Int, values: [Float]) {
+    guard let first = values.first else { return nil }
+    var (low, high) = (first, first)
+    for value in values {
+      low = min(low, value)
+      high = max(high, value)
+    }
+    let stride = max(1, values.count / Self.sampleSize)
+    var sample: [Float] = []
+    sample.reserveCapacity(min(values.count, Self.sampleSize + 1))
+    for index in Swift.stride(from: 0, to: values.count, by: stride) { sample.append(values[index]) }
+    sample.sort()
+    let inner = Self.levels.dropFirst().dropLast().map { level -> Float in
+      let position = level / 100 * Double(sample.count - 1)
+      let below = Int(position.rounded(.down))
+      let above = min(below + 1, sample.count - 1)
+      let fraction = Float(position - Double(below))
+      return sample[below] + (sample[above] - sample[below]) * fraction
+    }
+    self.init(step: step, quantiles: [low] + inner.map { min(max($0, low), high) } + [high])
+  }
+
+  /// Appends `column`, halving the columns (every other one kept, the newest always) when the
+  /// limit is reached, so a long run keeps its whole time range at a coarser resolution.
+  public static func append(_ column: DistributionColumn, to columns: inout [DistributionColumn]) {
+    columns.append(column)
+    guard columns.count > limit else { return }
+    columns = columns.enumerated().filter { $0.offset % 2 == 1 || $0.offset == columns.count - 1 }.map(\.element)
+  }
 }

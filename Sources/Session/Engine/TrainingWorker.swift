@@ -28,6 +28,9 @@ final class TrainingWorker: Sendable {
   }
 
   let shared = Mutex(Shared())
+  /// Whether a front end shows per-tensor statistics (they cost an extra export of the
+  /// parameters at every histogram refresh, so they are measured only while someone looks).
+  let measuresStatistics = Atomic<Bool>(false)
   private let controls = Mutex<[Control]>([])
   private let queue = DispatchQueue(label: "specbench.training", qos: .userInitiated)
 
@@ -39,9 +42,13 @@ final class TrainingWorker: Sendable {
   }
 
   /// Starts training on the worker's queue.
-  init(run: TrainingRun, extraSteps: Int?) {
+  init(run: TrainingRun, extraSteps: Int?, previous: Snapshot? = nil, measuresStatistics: Bool = false) {
     let box = RunBox(run)
+    self.measuresStatistics.store(measuresStatistics, ordering: .relaxed)
     shared.withLock { shared in
+      // Distributions and statistics carry on from earlier runs of the same session.
+      shared.snapshot.distributions = previous?.distributions ?? [:]
+      shared.snapshot.tensorStatistics = previous?.tensorStatistics ?? [:]
       shared.snapshot.status = .running
       shared.snapshot.backend = run.backend.name
       shared.snapshot.step = run.trainer.step
@@ -57,7 +64,10 @@ final class TrainingWorker: Sendable {
 
   private func loop(_ run: TrainingRun, extraSteps: Int?) {
     let clock = ContinuousClock()
+    let began = clock.now
     var rateMark = (clock.now, run.trainer.step)
+    /// The parameters after a histogram refresh, to measure the next step's update against.
+    var before: (step: Int, parameters: [String: [Float]])?
     let histogramsEvery = run.spec.training.record.histogramsEvery
     run.onEvent = { [self] event in
       switch event {
@@ -77,7 +87,7 @@ final class TrainingWorker: Sendable {
     }
     run.begin(extraSteps: extraSteps)
     shared.withLock { $0.snapshot.plannedStep = run.plannedStep }
-    publishTensors(run)
+    before = publishTensors(run)
     publish(
       EngineEvent(
         "started", "training on \(run.backend.name) from step \(run.trainer.step)" + (run.plannedStep.map { " to step \($0)" } ?? "")))
@@ -113,13 +123,21 @@ final class TrainingWorker: Sendable {
         let seconds = elapsed / .seconds(1)
         let rate = Double(step - rateMark.1) / seconds
         rateMark = (now, step)
-        shared.withLock { $0.snapshot.stepsPerSecond = rate }
+        let elapsedSeconds = (now - began) / .seconds(1)
+        shared.withLock { s in
+          s.snapshot.stepsPerSecond = rate
+          s.snapshot.elapsedSeconds = elapsedSeconds
+        }
       }
       shared.withLock { s in
         s.snapshot.step = step
         s.snapshot.epoch = run.trainer.epoch
       }
-      if histogramsEvery > 0 && step % histogramsEvery == 0 { publishTensors(run) }
+      if let measured = before, step == measured.step + 1 {
+        publishStatistics(run, before: measured.parameters)
+        before = nil
+      }
+      if histogramsEvery > 0 && step % histogramsEvery == 0 { before = publishTensors(run) }
     }
     if paused {
       let bundle = run.bundle
@@ -184,16 +202,41 @@ final class TrainingWorker: Sendable {
     }
   }
 
-  /// Publishes every parameter's and buffer's values, for histograms.
-  private func publishTensors(_ run: TrainingRun) {
+  /// Publishes every parameter's and buffer's values, for histograms, and appends their
+  /// distributions. Returns the parameters (and their step) when statistics are measured.
+  @discardableResult
+  private func publishTensors(_ run: TrainingRun) -> (step: Int, parameters: [String: [Float]])? {
     let state = run.trainer.exportState()
     var values: [String: [Float]] = [:]
+    var parameters: [String: [Float]] = [:]
     for (name, tensor) in state.tensors where !name.hasPrefix("opt/") {
-      values[String(name.drop { $0 != "/" }.dropFirst())] = tensor.scalars
+      let tensorName = String(name.drop { $0 != "/" }.dropFirst())
+      values[tensorName] = tensor.scalars
+      if name.hasPrefix("param/") { parameters[tensorName] = tensor.scalars }
     }
+    let columns = values.compactMap { name, values in DistributionColumn(step: state.step, values: values).map { (name, $0) } }
     shared.withLock { s in
       s.snapshot.tensorValues = values
       s.snapshot.histogramStep = state.step
+      for (name, column) in columns where s.snapshot.distributions[name]?.last?.step != column.step {
+        DistributionColumn.append(column, to: &s.snapshot.distributions[name, default: []])
+      }
     }
+    return measuresStatistics.load(ordering: .relaxed) ? (state.step, parameters) : nil
+  }
+
+  /// Publishes each parameter's gradient norm and update-to-weight ratio of the step just taken.
+  private func publishStatistics(_ run: TrainingRun, before: [String: [Float]]) {
+    let after = run.trainer.exportState()
+    let norms = run.trainer.gradientNorms()
+    var statistics: [String: TensorStatistics] = [:]
+    for (name, old) in before {
+      guard let new = after.tensors["param/" + name]?.scalars, new.count == old.count, let gradientNorm = norms[name] else { continue }
+      let weightNorm = l2Norm(old)
+      let updateNorm = l2Norm(zip(new, old).map { $0 - $1 })
+      statistics[name] = TensorStatistics(
+        gradientNorm: gradientNorm, updateRatio: weightNorm > 0 ? updateNorm / weightNorm : 0, step: after.step)
+    }
+    shared.withLock { $0.snapshot.tensorStatistics.merge(statistics) { $1 } }
   }
 }

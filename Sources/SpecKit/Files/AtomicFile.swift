@@ -8,7 +8,7 @@ import Foundation
 
 /// Whole-file writes that never leave a half-written file under the real name: the bytes go to a
 /// temporary file in the same folder, are flushed to disk, and only then renamed over the target.
-enum AtomicFile {
+public enum AtomicFile {
   /// A temporary file written and flushed, waiting to be renamed into place.
   struct Staged {
     let temporaryPath: String
@@ -58,8 +58,9 @@ enum AtomicFile {
     return Staged(temporaryPath: temporary, finalPath: path)
   }
 
-  /// Writes `bytes` to `path` atomically.
-  static func write(_ bytes: [UInt8], to path: String) throws(SpecError) {
+  /// Writes `bytes` to `path` through a temporary file and a rename: the old file, if any, stays
+  /// whole until the new one is complete.
+  public static func write(_ bytes: [UInt8], to path: String) throws(SpecError) {
     try stage(bytes, for: path).commit()
   }
 

@@ -1,0 +1,124 @@
+import Backends
+import Foundation
+import Session
+import SpecKit
+import TermPlot
+
+/// The dashboard's redraw loop: reads keys, runs their commands through the engine, and draws
+/// the latest snapshot about 15 times a second, on the calling thread (the only one that touches
+/// curses). Training runs on the engine's worker throughout and is never waited for.
+public enum DashboardLoop {
+  /// Time between frames.
+  static let frameInterval = Duration.milliseconds(66)
+
+  /// Runs until `q` (or `shouldStop` says so, for a hang-up or SIGTERM); the terminal is restored
+  /// before it returns. Returns lines for the REPL to print afterwards.
+  public static func run(
+    engine: SessionEngine, themes: ThemeLibrary, themeName: String? = nil, shouldStop: () -> Bool = { false }
+  ) -> [String] {
+    var state = DashboardState()
+    if let themeName, let index = themes.themes.firstIndex(where: { $0.name == themeName }) { state.themeIndex = index }
+    var afterwards: [String] = []
+    if let themeName, themes.named(themeName) == nil {
+      let names = themes.themes.map(\.name)
+      let line = "[theme] no theme named \"\(themeName)\"; themes: \(names.joined(separator: ", "))"
+      state.appendLog([line])
+      afterwards.append(line)
+    }
+    for problem in themes.problems {
+      state.appendLog(problem.split(separator: "\n").map { "[error] " + $0 })
+      state.message = "a theme file could not be used (see events); using the others"
+      state.messageIsError = true
+      afterwards.append(problem)
+    }
+    engine.measuresTensorStatistics = true
+    let screen = CursesScreen(theme: themes.themes[state.themeIndex])
+    defer {
+      screen.close()
+      engine.measuresTensorStatistics = false
+    }
+    let clock = ContinuousClock()
+    var lastFrame = clock.now - frameInterval
+    var themeIndex = state.themeIndex
+    loop: while !shouldStop() {
+      var keyed = false
+      // Every key waiting, then a frame when one is due (or a key changed something).
+      while case let input = screen.read(), !isNone(input) {
+        switch input {
+        case .resize:
+          screen.invalidate()
+          keyed = true
+        case .key(let key):
+          keyed = true
+          for action in state.handle(key, context: context(engine, themes)) {
+            switch action {
+            case .close: break loop
+            case .repaint: screen.invalidate()
+            case .execute(let command): run(command, on: engine, state: &state)
+            }
+          }
+        case .none: break
+        }
+        if case .key = input { continue }
+        break
+      }
+      if state.themeIndex != themeIndex {
+        themeIndex = state.themeIndex
+        screen.apply(themes.themes[themeIndex])
+      }
+      guard keyed || clock.now - lastFrame >= frameInterval else { continue }
+      lastFrame = clock.now
+      state.appendLog(engine.takeEvents().map { "[\($0.kind)] \($0.text)" })
+      let size = screen.size
+      let input = DashboardInput(
+        spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: engine.hasUnsavedChanges, themeName: themes.themes[themeIndex].name
+      )
+      screen.draw(DashboardView.render(input, state: state, width: size.width, height: size.height, charset: screen.charset))
+    }
+    return afterwards
+  }
+
+  static func isNone(_ input: CursesScreen.Input) -> Bool { if case .none = input { true } else { false } }
+
+  /// What the key map needs to know of the session now.
+  static func context(_ engine: SessionEngine, _ themes: ThemeLibrary) -> DashboardState.Context {
+    let spec = engine.spec
+    return DashboardState.Context(
+      status: engine.trainingStatus, backend: spec.backend, backends: BackendRegistry.all.map(\.name), themeCount: themes.themes.count,
+      layerTensors: ((try? spec.model.layerShapes()) ?? []).map { $0.tensors.map(\.name) },
+      optimizerCommand: "optimizer " + spec.optimizer.summary,
+      complete: { line in Completion.candidates(before: line, spec: spec) ?? [] })
+  }
+
+  /// Runs a command line as the REPL would, showing its result in the message line and the log.
+  static func run(_ command: String, on engine: SessionEngine, state: inout DashboardState) {
+    let outcome = engine.execute(command)
+    var lines = ["› " + command]
+    switch outcome {
+    case .done(let text):
+      let result = text.split(separator: "\n").map(String.init)
+      lines += result.prefix(40)
+      state.message = result.first.map { result.count > 1 ? $0 + "  (more in the event pane)" : $0 } ?? command
+      state.messageIsError = false
+    case .failed(let text):
+      let result = text.split(separator: "\n").map(String.init)
+      lines += result.map { "error: " + $0 }
+      state.message = "error: " + (result.first ?? text)
+      state.messageIsError = true
+    case .grid:
+      state.message = "charts of plot and hist are drawn in the REPL; here they are the loss and histogram panes"
+      state.messageIsError = false
+    case .waiting(let text):
+      state.message = text
+      state.messageIsError = false
+    case .dashboard:
+      state.message = "this is the dashboard"
+      state.messageIsError = false
+    case .quit:
+      state.message = "q goes back to the REPL, where quit leaves SpecBench"
+      state.messageIsError = false
+    }
+    state.appendLog(lines)
+    state.logScroll = 0
+  }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import Session
+import SpecKit
+
+/// A key as the dashboard understands it; the curses adapter translates curses' codes.
+public enum DashboardKey: Hashable, Sendable {
+  case character(Character)
+  case up, down, left, right
+  case tab, backTab
+  case enter, backspace, escape
+  /// Ctrl-C.
+  case interrupt
+  /// Ctrl-L: draw everything again.
+  case redraw
+}
+
+/// What a key asks the dashboard's loop to do beyond changing the state.
+public enum DashboardAction: Hashable, Sendable {
+  /// Run a session command (the same language as the REPL).
+  case execute(String)
+  /// Back to the REPL.
+  case close
+  /// Repaint the whole screen.
+  case repaint
+}
+
+/// The panes, in the order Tab moves the focus through them.
+public enum DashboardPane: String, CaseIterable, Sendable {
+  case loss, histogram, model, optimizer, events
+}
+
+/// Everything the dashboard shows besides the session itself: focus, selection, chart settings,
+/// theme, the help overlay, the command line, the event log. A value; keys change it through
+/// `handle(_:context:)`, which is pure, so the key map is tested without a terminal.
+public struct DashboardState: Sendable {
+  public var focus = DashboardPane.loss
+  /// The selected layer (index into the model's layers) and which of its tensors.
+  public var selectedLayer = 0
+  public var selectedTensor = 0
+  /// TensorBoard smoothing of the loss chart.
+  public var smoothing = 0.6
+  public var logScale = false
+  public var themeIndex = 0
+  public var showsHelp = false
+  /// The `:` command line while it is open (nil when closed).
+  public var commandLine: String?
+  /// Commands entered on the command line, oldest first, and the position while browsing them.
+  public var commandHistory: [String] = []
+  var historyPosition: Int?
+  /// The last command's result or a key's message, and whether it is an error.
+  public var message: String?
+  public var messageIsError = false
+  /// Engine events and command results, oldest first (the last 500).
+  public var log: [String] = []
+  /// Lines scrolled back from the newest in the event pane.
+  public var logScroll = 0
+
+  /// The smoothing stops `s` and `S` move between.
+  public static let smoothingStops = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99]
+
+  public init() {}
+
+  /// What a key handler needs to know about the session.
+  public struct Context: Sendable {
+    public var status: TrainingStatus
+    public var backend: String
+    public var backends: [String]
+    public var themeCount: Int
+    /// Tensors per layer, by layer index (`dense1.weight`, `dense1.bias`).
+    public var layerTensors: [[String]]
+    /// The optimizer as a command (`optimizer adam lr=0.001 …`), for `o`.
+    public var optimizerCommand: String
+    /// Completion of a partial command line: the candidates for its last word.
+    public var complete: @Sendable (String) -> [String]
+
+    public init(
+      status: TrainingStatus, backend: String, backends: [String], themeCount: Int, layerTensors: [[String]], optimizerCommand: String,
+      complete: @escaping @Sendable (String) -> [String] = { _ in [] }
+    ) {
+      (self.status, self.backend, self.backends, self.themeCount, self.layerTensors, self.optimizerCommand, self.complete) = (
+        status, backend, backends, themeCount, layerTensors, optimizerCommand, complete
+      )
+    }
+  }
+
+  /// The selected tensor's name, if the model has one there.
+  public func selectedTensorName(in layerTensors: [[String]]) -> String? {
+    guard layerTensors.indices.contains(selectedLayer) else { return nil }
+    let tensors = layerTensors[selectedLayer]
+    return tensors.isEmpty ? nil : tensors[min(selectedTensor, tensors.count - 1)]
+  }
+
+  /// Adds lines to the event log, keeping the last 500.
+  public mutating func appendLog(_ lines: [String]) {
+    log.append(contentsOf: lines)
+    if log.count > 500 { log.removeFirst(log.count - 500) }
+  }
+
+  /// Applies a key; returns what the loop must do.
+  public mutating func handle(_ key: DashboardKey, context: Context) -> [DashboardAction] {
+    if commandLine != nil { return handleCommandLine(key, context: context) }
+    if showsHelp {
+      // Any key closes the help; q and Ctrl-C go on to do their own job.
+      showsHelp = false
+      if key != .character("q") && key != .interrupt { return [] }
+    }
+    message = nil
+    messageIsError = false
+    switch key {
+    case .character(" "):
+      switch context.status {
+      case .running: return [.execute("pause")]
+      case .paused: return [.execute("resume")]
+      case .idle: return [.execute("train")]
+      }
+    case .character("b"):
+      guard let index = context.backends.firstIndex(of: context.backend), context.backends.count > 1 else {
+        message = "only one backend: \(context.backend)"
+        return []
+      }
+      return [.execute("backend " + context.backends[(index + 1) % context.backends.count])]
+    case .character("o"):
+      commandLine = context.optimizerCommand + " "
+      return []
+    case .character(":"):
+      commandLine = ""
+      historyPosition = nil
+      return []
+    case .character("s"), .character("S"):
+      let stops = Self.smoothingStops
+      let current = stops.firstIndex { $0 >= smoothing - 1e-9 } ?? stops.count - 1
+      smoothing = stops[key == .character("s") ? max(0, current - 1) : min(stops.count - 1, current + 1)]
+      message = "smoothing \(smoothing)"
+    case .character("l"):
+      logScale.toggle()
+      message = logScale ? "log scale" : "linear scale"
+    case .character("t"):
+      themeIndex = (themeIndex + 1) % max(1, context.themeCount)
+    case .character("?"):
+      showsHelp = true
+    case .character("q"), .interrupt:
+      return [.close]
+    case .redraw:
+      return [.repaint]
+    case .tab, .backTab:
+      let panes = DashboardPane.allCases
+      let index = panes.firstIndex(of: focus)!
+      focus = panes[(index + (key == .tab ? 1 : panes.count - 1)) % panes.count]
+    case .up, .down, .left, .right:
+      move(key, context: context)
+    default:
+      break
+    }
+    return []
+  }
+
+  /// Arrow keys act on the focused pane.
+  mutating func move(_ key: DashboardKey, context: Context) {
+    let layers = context.layerTensors
+    switch focus {
+    case .model, .histogram:
+      // Up and down choose the layer (among those with tensors, in the histogram pane), left and
+      // right the tensor within it.
+      let candidates = focus == .histogram ? layers.indices.filter { !layers[$0].isEmpty } : Array(layers.indices)
+      guard !candidates.isEmpty else { return }
+      switch key {
+      case .up, .down:
+        let position = candidates.firstIndex(of: selectedLayer) ?? 0
+        let next = key == .up ? max(0, position - 1) : min(candidates.count - 1, position + 1)
+        selectedLayer = candidates[next]
+        selectedTensor = 0
+      default:
+        let count = layers.indices.contains(selectedLayer) ? layers[selectedLayer].count : 0
+        guard count > 0 else { return }
+        selectedTensor = (selectedTensor + (key == .right ? 1 : count - 1)) % count
+      }
+    case .loss:
+      let stops = Self.smoothingStops
+      let current = stops.firstIndex { $0 >= smoothing - 1e-9 } ?? stops.count - 1
+      if key == .up || key == .right { smoothing = stops[min(stops.count - 1, current + 1)] }
+      if key == .down || key == .left { smoothing = stops[max(0, current - 1)] }
+    case .events:
+      if key == .up { logScroll = min(max(0, log.count - 1), logScroll + 1) }
+      if key == .down { logScroll = max(0, logScroll - 1) }
+    case .optimizer:
+      break
+    }
+  }
+
+  /// Keys while the command line is open: edit, complete, browse history, run or cancel.
+  mutating func handleCommandLine(_ key: DashboardKey, context: Context) -> [DashboardAction] {
+    var line = commandLine ?? ""
+    switch key {
+    case .enter:
+      commandLine = nil
+      let command = line.trimmingCharacters(in: .whitespaces)
+      guard !command.isEmpty else { return [] }
+      if commandHistory.last != command { commandHistory.append(command) }
+      historyPosition = nil
+      if ["q", "quit", "exit"].contains(command) { return [.close] }
+      return [.execute(command)]
+    case .escape, .interrupt:
+      commandLine = nil
+      historyPosition = nil
+      return []
+    case .backspace:
+      if line.isEmpty {
+        commandLine = nil
+        return []
+      }
+      line.removeLast()
+    case .tab:
+      let candidates = context.complete(line)
+      let word = String(line.reversed().prefix { $0 != " " }.reversed())
+      if candidates.count == 1 {
+        line = String(line.dropLast(word.count)) + candidates[0] + " "
+      } else if candidates.count > 1 {
+        let common = candidates.dropFirst().reduce(candidates[0]) { String(zip($0, $1).prefix { $0.0 == $0.1 }.map(\.0)) }
+        if common.count > word.count { line = String(line.dropLast(word.count)) + common }
+        message = candidates.prefix(12).joined(separator: "  ") + (candidates.count > 12 ? "  …" : "")
+        messageIsError = false
+      }
+    case .up, .down:
+      guard !commandHistory.isEmpty else { return [] }
+      var position = historyPosition ?? commandHistory.count
+      position = key == .up ? max(0, position - 1) : min(commandHistory.count, position + 1)
+      historyPosition = position
+      line = position < commandHistory.count ? commandHistory[position] : ""
+    case .character(let character):
+      line.append(character)
+    default:
+      break
+    }
+    commandLine = line
+    return []
+  }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Session
+import SpecKit
+import TermPlot
+
+extension DashboardView {
+  static func paneTitle(_ pane: DashboardPane, _ input: DashboardInput, _ state: DashboardState) -> String {
+    switch pane {
+    case .loss:
+      return "loss · smoothing \(state.smoothing)" + (state.logScale ? " · log" : "")
+    case .histogram:
+      guard let name = state.selectedTensorName(in: input.layerTensors) else { return "histogram" }
+      return "histogram · \(name) @ step \(grouped(input.snapshot.histogramStep))"
+    case .model:
+      return "model · \(grouped(input.spec.model.parameterCount)) parameters"
+    case .optimizer:
+      return "optimizer · \(input.spec.optimizer.name)"
+    case .events:
+      return "events" + (state.logScroll > 0 ? " · \(state.logScroll) newer below" : "")
+    }
+  }
+
+  static func lossPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, _ charset: Charset) -> Grid {
+    guard let chart = HistoryPlots.lossChart(input.snapshot.history, logScale: state.logScale, smoothing: state.smoothing, charset: charset)
+    else {
+      var grid = Grid(width: frame.width, height: frame.height)
+      grid.write("no losses recorded yet — space starts training", x: 1, y: frame.height / 2, role: .label)
+      return grid
+    }
+    return chart.render(width: frame.width, height: frame.height)
+  }
+
+  static func histogramPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, _ charset: Charset) -> Grid {
+    var grid = Grid(width: frame.width, height: frame.height)
+    guard let name = state.selectedTensorName(in: input.layerTensors), let values = input.snapshot.tensorValues[name] else {
+      grid.write("no tensor to show: the model has no parameters yet", x: 1, y: frame.height / 2, role: .label)
+      return grid
+    }
+    // Side by side when both fit; otherwise the histogram alone.
+    let sideBySide = frame.width >= 2 * DistributionChart.minimumSize.width + 4
+    let leftWidth = sideBySide ? (frame.width - 1) / 2 : frame.width
+    grid.paste(
+      Histogram.render(values.map(Double.init), title: "now", width: leftWidth, height: frame.height, charset: charset), x: 0, y: 0)
+    guard sideBySide else { return grid }
+    // Before any refresh while training, the tensor as it is now makes the first column.
+    let recorded = input.snapshot.distributions[name] ?? []
+    let columns = (recorded.isEmpty ? DistributionColumn(step: input.snapshot.histogramStep, values: values).map { [$0] } ?? [] : recorded)
+      .map { DistributionChart.Column(x: Double($0.step), quantiles: $0.quantiles.map(Double.init)) }
+    let chart = DistributionChart(title: "over time (quantiles)", columns: columns, charset: charset)
+    grid.paste(chart.render(width: frame.width - leftWidth - 1, height: frame.height), x: leftWidth + 1, y: 0)
+    return grid
+  }
+
+  /// A table of the layers (type, output shape, parameters, gradient norm, update ratio), the
+  /// selected one highlighted, and the selected tensor's line at the bottom.
+  static func modelPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, focused: Bool) -> Grid {
+    var grid = Grid(width: frame.width, height: frame.height)
+    let shapes: [LayerShape]
+    do { shapes = try input.spec.model.layerShapes() } catch {
+      grid.write("the model does not chain yet:", x: 0, y: 0, role: .warning)
+      grid.write(String((error.issues.first?.description ?? "\(error)").prefix(frame.width)), x: 0, y: 1, role: .label)
+      return grid
+    }
+    guard !shapes.isEmpty else {
+      grid.write("no layers yet — :add dense 64 relu", x: 0, y: 0, role: .label)
+      return grid
+    }
+    let statistics = input.snapshot.tensorStatistics
+    let rows: [[String]] = shapes.map { shape in
+      let parameters = shape.tensors.filter { $0.role == .parameter }.map(\.name)
+      let norms = parameters.compactMap { statistics[$0]?.gradientNorm }
+      let gradient: Float? = norms.isEmpty ? nil : norms.reduce(0) { $0 + $1 * $1 }.squareRoot()
+      let main = parameters.first { $0.hasSuffix(".weight") } ?? parameters.first
+      return [
+        shape.layer.name, typeText(shape.layer), "[" + shape.outputShape.map(String.init).joined(separator: ",") + "]",
+        grouped(shape.parameterCount), scientific(gradient), scientific(main.flatMap { statistics[$0]?.updateRatio }),
+      ]
+    }
+    let header = ["layer", "type", "output", "params", "‖grad‖", "upd/w"]
+    var widths = header.indices.map { column in max(header[column].count, rows.map { $0[column].count }.max() ?? 0) }
+    widths[0] = min(widths[0], 14)
+    widths[1] = min(widths[1], 16)
+    // Drop columns from the right until the table fits.
+    var columns = header.count
+    while columns > 2 && widths.prefix(columns).reduce(0, +) + columns - 1 > frame.width { columns -= 1 }
+    func line(_ cells: [String]) -> String {
+      (0..<columns).map { column in
+        let text = String(cells[column].prefix(widths[column]))
+        return column >= 3
+          ? String(repeating: " ", count: widths[column] - text.count) + text
+          : text.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+      }.joined(separator: " ")
+    }
+    grid.write(line(header), x: 0, y: 0, role: .title)
+    let visibleRows = max(1, frame.height - 4)
+    let first = max(0, min(state.selectedLayer - visibleRows + 1, rows.count - visibleRows))
+    for (offset, index) in (first..<min(rows.count, first + visibleRows)).enumerated() {
+      let y = 1 + offset
+      grid.write(line(rows[index]), x: 0, y: y, role: .text)
+      if index == state.selectedLayer { grid.highlight(x: 0, y: y, width: frame.width, role: focused ? .selected : .focus) }
+    }
+    if let name = state.selectedTensorName(in: input.layerTensors),
+      let tensor = shapes.flatMap(\.tensors).first(where: { $0.name == name })
+    {
+      var lines = ["› \(name) [" + tensor.shape.map(String.init).joined(separator: ", ") + "]"]
+      if let s = statistics[name] {
+        let numbers = "‖grad‖ \(scientific(s.gradientNorm))  upd/w \(scientific(s.updateRatio))"
+        if lines[0].count + 2 + numbers.count <= frame.width { lines[0] += "  " + numbers } else { lines.append("  " + numbers) }
+      }
+      for (offset, text) in lines.enumerated() {
+        grid.write(String(text.prefix(frame.width)), x: 0, y: frame.height - lines.count + offset, role: .label)
+      }
+    }
+    return grid
+  }
+
+  /// `dense relu`, `dropout 0.3`, `batch_norm`.
+  static func typeText(_ layer: LayerSpec) -> String {
+    switch layer.kind {
+    case .dense(let dense): return dense.activation == .identity ? "dense" : "dense \(dense.activation.summary)"
+    case .activation(let function): return "activation \(function.summary)"
+    case .dropout(let rate): return "dropout \(ProgressLine.significant(rate))"
+    default: return layer.kind.typeName
+    }
+  }
+
+  static func optimizerPane(_ input: DashboardInput, _ frame: Frame, _ charset: Charset) -> Grid {
+    var grid = Grid(width: frame.width, height: frame.height)
+    let spec = input.spec, s = input.snapshot
+    let optimizerLines = wrap(spec.optimizer.summary, width: frame.width)
+    let lines =
+      optimizerLines
+      + wrap(
+        "schedule \(spec.schedule.summary)" + (s.learningRate.map { " · lr now \(ProgressLine.significant($0))" } ?? ""), width: frame.width
+      )
+    for (row, text) in lines.prefix(frame.height).enumerated() {
+      grid.write(String(text.prefix(frame.width)), x: 0, y: row, role: row < optimizerLines.count ? .text : .label)
+    }
+    let chartHeight = frame.height - lines.count
+    if chartHeight >= LineChart.minimumSize.height {
+      let last = s.plannedStep ?? TrainingRun.plannedStep(spec: spec, from: s.step, extraSteps: nil)
+      let chart = HistoryPlots.learningRateChart(spec, through: last, current: s.step, charset: charset)
+      grid.paste(chart.render(width: frame.width, height: chartHeight), x: 0, y: lines.count)
+    }
+    return grid
+  }
+
+  static func eventsPane(_ state: DashboardState, _ frame: Frame) -> Grid {
+    var grid = Grid(width: frame.width, height: frame.height)
+    let end = max(0, state.log.count - state.logScroll)
+    let shown = state.log[max(0, end - frame.height)..<end]
+    for (row, text) in shown.enumerated() {
+      let role: ColorRole =
+        text.hasPrefix("[error]") || text.hasPrefix("[diverged]") || text.hasPrefix("error:")
+        ? .warning : text.hasPrefix("›") ? .label : .text
+      grid.write(String(text.prefix(frame.width)), x: 0, y: row, role: role)
+    }
+    if state.log.isEmpty {
+      grid.write("training events, command results and errors appear here", x: 0, y: 0, role: .label)
+    }
+    return grid
+  }
+
+  /// Words of `text` in lines of at most `width` characters.
+  static func wrap(_ text: String, width: Int) -> [String] {
+    var lines: [String] = [], current = ""
+    for word in text.split(separator: " ") {
+      if !current.isEmpty && current.count + 1 + word.count > width {
+        lines.append(current)
+        current = ""
+      }
+      current += (current.isEmpty ? "" : " ") + word
+    }
+    if !current.isEmpty { lines.append(current) }
+    return lines
+  }
+}

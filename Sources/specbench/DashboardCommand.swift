@@ -1,0 +1,90 @@
+import ArgumentParser
+import Dashboard
+import Foundation
+import REPL
+import Session
+import SpecKit
+import TermPlot
+
+struct DashboardCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "dashboard",
+    abstract: "The full-screen dashboard: live loss, weight histograms, model, optimizer and events.",
+    discussion: """
+      Opens the session (or the built-in one) in the dashboard; q leaves it for the REPL on the \
+      same session, where dashboard opens it again. With --snapshot, renders one frame to a text \
+      file instead, without a terminal. Themes come from themes/*.json (see docs/dashboard.md).
+      """
+  )
+
+  @Argument(help: "A session file to open (NAME.json).")
+  var file: String?
+
+  @Option(help: "Write one frame to this file as text and exit (no terminal needed).")
+  var snapshot: String?
+
+  @Option(help: "The frame's size for --snapshot, as WIDTHxHEIGHT.")
+  var size: String = "120x40"
+
+  @Option(help: "The theme to start with (a name from themes/).")
+  var theme: String?
+
+  @Option(help: "Colours in the --snapshot text: none, 8, 256 or truecolor (ANSI escape sequences).")
+  var color: String = "none"
+
+  func run() throws {
+    let engine = try openEngine(file)
+    let themes = ThemeLibrary.load(folders: ThemeLibrary.defaultFolders())
+    if let snapshot {
+      try writeSnapshot(engine, themes: themes, to: snapshot)
+      return
+    }
+    guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
+      throw failWith("the dashboard needs a terminal; --snapshot FILE renders a frame to a file without one")
+    }
+    let repl = makeRepl(engine, themes: themes, themeName: theme)
+    let status = repl.run(startInDashboard: true)
+    if status != 0 { throw ExitCode(status) }
+  }
+
+  func writeSnapshot(_ engine: SessionEngine, themes: ThemeLibrary, to path: String) throws {
+    let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+    guard parts.count == 2, parts.allSatisfy({ $0 > 0 && $0 <= 1000 }) else {
+      throw failWith("--size \(size): expected WIDTHxHEIGHT such as 120x40")
+    }
+    let depths = ["none": ColorDepth.none, "8": .basic, "256": .palette256, "truecolor": .direct]
+    guard let depth = depths[color] else { throw failWith("--color \(color): expected none, 8, 256 or truecolor") }
+    for problem in themes.problems { FileHandle.standardError.write(Data((problem + "\n").utf8)) }
+    var chosen = themes.themes[0]
+    if let theme {
+      guard let named = themes.named(theme) else {
+        throw failWith("no theme named \"\(theme)\"; themes: \(themes.themes.map(\.name).joined(separator: ", "))")
+      }
+      chosen = named
+    }
+    let input = DashboardInput(spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: false, themeName: chosen.name)
+    let grid = DashboardView.render(input, state: DashboardState(), width: parts[0], height: parts[1])
+    let text = depth == .none ? grid.plainText : grid.ansiText(palette: chosen.ansiPalette(depth: depth))
+    do { try AtomicFile.write(Array((text + "\n").utf8), to: path) } catch { throw fail(error) }
+  }
+}
+
+/// The session in FILE, or the built-in default session.
+func openEngine(_ file: String?) throws -> SessionEngine {
+  guard let file else { return SessionEngine.withDefaultSession() }
+  do { return SessionEngine(bundle: try SessionFile.load(file), path: SessionFile.paths(for: file).json) } catch { throw fail(error) }
+}
+
+/// The REPL, able to open the dashboard.
+func makeRepl(_ engine: SessionEngine, themes: ThemeLibrary? = nil, themeName: String? = nil) -> InteractiveRepl {
+  let repl = InteractiveRepl(engine: engine)
+  var library = themes
+  var first = themeName
+  repl.openDashboard = { engine, shouldStop in
+    let themes = library ?? ThemeLibrary.load(folders: ThemeLibrary.defaultFolders())
+    library = themes
+    defer { first = nil }
+    return DashboardLoop.run(engine: engine, themes: themes, themeName: first, shouldStop: shouldStop)
+  }
+  return repl
+}

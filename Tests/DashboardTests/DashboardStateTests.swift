@@ -1,0 +1,118 @@
+import Session
+import Testing
+
+@testable import Dashboard
+
+@Suite("Dashboard keys")
+struct DashboardStateTests {
+  static func context(_ status: TrainingStatus = .running, backend: String = "reference") -> DashboardState.Context {
+    DashboardState.Context(
+      status: status, backend: backend, backends: ["reference", "fast"], themeCount: 5,
+      layerTensors: [["dense1.weight", "dense1.bias"], [], ["dense2.weight", "dense2.bias", "bn.running_mean"]],
+      optimizerCommand: "optimizer adam lr=0.01",
+      complete: { line in ["adam", "adamw", "adagrad"].filter { $0.hasPrefix(line.split(separator: " ").last.map(String.init) ?? "") } })
+  }
+
+  @Test func spaceStartsPausesAndResumes() {
+    var state = DashboardState()
+    #expect(state.handle(.character(" "), context: Self.context(.running)) == [.execute("pause")])
+    #expect(state.handle(.character(" "), context: Self.context(.paused)) == [.execute("resume")])
+    #expect(state.handle(.character(" "), context: Self.context(.idle)) == [.execute("train")])
+  }
+
+  @Test func bCyclesTheBackends() {
+    var state = DashboardState()
+    #expect(state.handle(.character("b"), context: Self.context(backend: "reference")) == [.execute("backend fast")])
+    #expect(state.handle(.character("b"), context: Self.context(backend: "fast")) == [.execute("backend reference")])
+  }
+
+  @Test func oOpensTheCommandLineOnTheOptimizer() {
+    var state = DashboardState()
+    #expect(state.handle(.character("o"), context: Self.context()).isEmpty)
+    #expect(state.commandLine == "optimizer adam lr=0.01 ")
+    for character in "momentum=0.9" { _ = state.handle(.character(character), context: Self.context()) }
+    #expect(state.handle(.enter, context: Self.context()) == [.execute("optimizer adam lr=0.01 momentum=0.9")])
+    #expect(state.commandLine == nil)
+  }
+
+  @Test func theCommandLineEditsCompletesAndRemembers() {
+    var state = DashboardState()
+    let context = Self.context()
+    _ = state.handle(.character(":"), context: context)
+    for character in "optimizer ad" { _ = state.handle(.character(character), context: context) }
+    // Tab extends the word to what the candidates share and lists them; one candidate completes.
+    _ = state.handle(.tab, context: context)
+    #expect(state.commandLine == "optimizer ada")
+    #expect(state.message == "adam  adamw  adagrad")
+    _ = state.handle(.character("g"), context: context)
+    _ = state.handle(.tab, context: context)
+    #expect(state.commandLine == "optimizer adagrad ")
+    _ = state.handle(.backspace, context: context)
+    #expect(state.commandLine == "optimizer adagrad")
+    _ = state.handle(.escape, context: context)
+    #expect(state.commandLine == nil)
+    _ = state.handle(.character(":"), context: context)
+    for character in "status" { _ = state.handle(.character(character), context: context) }
+    #expect(state.handle(.enter, context: context) == [.execute("status")])
+    _ = state.handle(.character(":"), context: context)
+    _ = state.handle(.up, context: context)
+    #expect(state.commandLine == "status")
+    _ = state.handle(.down, context: context)
+    #expect(state.commandLine == "")
+    // Backspace on an empty line closes it; :q goes back to the REPL.
+    _ = state.handle(.backspace, context: context)
+    #expect(state.commandLine == nil)
+    _ = state.handle(.character(":"), context: context)
+    _ = state.handle(.character("q"), context: context)
+    #expect(state.handle(.enter, context: context) == [.close])
+  }
+
+  @Test func chartKeysThemesHelpAndQuit() {
+    var state = DashboardState()
+    let context = Self.context()
+    _ = state.handle(.character("S"), context: context)
+    #expect(state.smoothing == 0.8)
+    _ = state.handle(.character("s"), context: context)
+    _ = state.handle(.character("s"), context: context)
+    #expect(state.smoothing == 0.3)
+    _ = state.handle(.character("l"), context: context)
+    #expect(state.logScale)
+    for _ in 0..<5 { _ = state.handle(.character("t"), context: context) }
+    #expect(state.themeIndex == 0)
+    _ = state.handle(.character("t"), context: context)
+    #expect(state.themeIndex == 1)
+    _ = state.handle(.character("?"), context: context)
+    #expect(state.showsHelp)
+    // Any key closes the help without doing its job; q closes it and leaves.
+    #expect(state.handle(.character("b"), context: context).isEmpty && !state.showsHelp)
+    _ = state.handle(.character("?"), context: context)
+    #expect(state.handle(.character("q"), context: context) == [.close])
+    #expect(state.handle(.interrupt, context: context) == [.close])
+    #expect(state.handle(.redraw, context: context) == [.repaint])
+  }
+
+  @Test func tabMovesTheFocusAndArrowsChooseLayersAndTensors() {
+    var state = DashboardState()
+    let context = Self.context()
+    #expect(state.focus == .loss)
+    _ = state.handle(.tab, context: context)
+    #expect(state.focus == .histogram)
+    _ = state.handle(.backTab, context: context)
+    _ = state.handle(.backTab, context: context)
+    #expect(state.focus == .events)
+    state.focus = .model
+    _ = state.handle(.down, context: context)
+    #expect(state.selectedLayer == 1 && state.selectedTensorName(in: context.layerTensors) == nil)
+    state.focus = .histogram
+    // The histogram pane skips layers without tensors.
+    _ = state.handle(.down, context: context)
+    #expect(state.selectedLayer == 2)
+    _ = state.handle(.left, context: context)
+    #expect(state.selectedTensorName(in: context.layerTensors) == "bn.running_mean")
+    _ = state.handle(.up, context: context)
+    #expect(state.selectedLayer == 0 && state.selectedTensor == 0)
+    state.focus = .loss
+    _ = state.handle(.up, context: context)
+    #expect(state.smoothing == 0.8)
+  }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import TermPlot
+import Testing
+
+@testable import Dashboard
+
+func expectFrame(_ text: String, _ name: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+  #expect(
+    try matchesGolden(text, "Tests/DashboardTests/Golden/\(name).txt"),
+    "\(name) differs from its golden frame; re-record with SPECBENCH_RECORD_GOLDEN=1 if intended", sourceLocation: sourceLocation)
+}
+
+@Suite("Dashboard frames")
+struct DashboardViewTests {
+  @Test(arguments: [(120, 40), (100, 30), (80, 24)])
+  func framesAtSeveralSizes(width: Int, height: Int) throws {
+    let grid = DashboardView.render(Fixture.input, state: Fixture.state, width: width, height: height)
+    #expect(grid.width == width && grid.height == height)
+    try expectFrame(grid.plainText, "frame-\(width)x\(height)")
+    // Every pane is there, and the status bar says what training does.
+    let text = grid.plainText
+    for title in ["model", "loss", "histogram", "optimizer", "events"] {
+      #expect(text.contains("─ \(title)"), "\(title) pane at \(width)×\(height)")
+    }
+    #expect(text.hasPrefix(" spirals* │ fast │ running │ step 600/2,000 │ "))
+    #expect(text.contains("8,123 steps/s") && text.contains("ETA 0:01"))
+    // A narrower bar drops the least needed parts first.
+    #expect(text.split(separator: "\n")[0].contains("epoch 64") == (width >= 100))
+  }
+
+  @Test func asciiWhenTheLocaleIsNotUTF8() throws {
+    let grid = DashboardView.render(Fixture.input, state: Fixture.state, width: 100, height: 30, charset: .ascii)
+    try expectFrame(grid.plainText, "frame-100x30-ascii")
+    #expect(!grid.cells.contains { $0.character.unicodeScalars.contains { $0.value >= 0x2500 && $0.value < 0x2900 } })
+  }
+
+  @Test(arguments: [(79, 24), (80, 23), (40, 10), (20, 3)])
+  func aTerminalTooSmallSaysSo(width: Int, height: Int) throws {
+    let text = DashboardView.render(Fixture.input, state: Fixture.state, width: width, height: height).plainText
+    if width >= 40 {
+      #expect(text.contains("terminal too small for the dashboard"))
+      #expect(text.contains("needs 80×24, has \(width)×\(height)"))
+    }
+    #expect(!text.contains("┌"), "no pane is drawn at \(width)×\(height)")
+    if (width, height) == (40, 10) { try expectFrame(text, "frame-40x10-too-small") }
+  }
+
+  @Test func helpOverlayListsEveryKey() throws {
+    var state = Fixture.state
+    state.showsHelp = true
+    let text = DashboardView.render(Fixture.input, state: state, width: 100, height: 30).plainText
+    try expectFrame(text, "frame-100x30-help")
+    for (key, _) in DashboardView.keyHelp { #expect(text.contains(key), "help lists \(key)") }
+  }
+
+  @Test func theCommandLineAndMessagesShowAtTheBottom() throws {
+    var state = Fixture.state
+    state.commandLine = "optimizer sgd lr=0.1"
+    let open = DashboardView.render(Fixture.input, state: state, width: 80, height: 24).plainText
+    #expect(open.split(separator: "\n").last!.hasPrefix(":optimizer sgd lr=0.1█"))
+    try expectFrame(open, "frame-80x24-command")
+    state.commandLine = nil
+    state.message = "error: unknown command \"optimiser\" (did you mean \"optimizer\"?)"
+    state.messageIsError = true
+    let grid = DashboardView.render(Fixture.input, state: state, width: 80, height: 24)
+    #expect(grid[0, 23].role == .warning)
+  }
+
+  @Test(arguments: [
+    ("default-dark", ColorDepth.palette256, "38;5;38m"), ("light", .basic, ";34m"), ("solarized", .direct, "38;2;38;139;210m"),
+    ("high-contrast", .palette256, ";96m"), ("mono", .none, "[0;1m"),
+  ])
+  func themesColourTheFrame(name: String, depth: ColorDepth, seriesCode: String) throws {
+    let library = ThemeLibrary.load(folders: [repositoryPath("themes")])
+    let theme = try #require(library.named(name))
+    var input = Fixture.input
+    input.themeName = name
+    let grid = DashboardView.render(input, state: Fixture.state, width: 100, height: 30)
+    let ansi = grid.ansiText(palette: theme.ansiPalette(depth: depth))
+    try expectFrame(ansi, "theme-\(name)")
+    // The first series colour (or, without colours, the bold title) is in the text.
+    #expect(ansi.contains(seriesCode), "\(name)")
+    if depth == .none { #expect(!ansi.contains("38;") && ansi.range(of: #";(3|4|9|10)[0-7]m"#, options: .regularExpression) == nil) }
+  }
+
+  @Test func selectionAndStatisticsFollowTheState() {
+    var state = Fixture.state
+    state.selectedLayer = 0
+    let lines = DashboardView.render(Fixture.input, state: state, width: 120, height: 40).plainText.split(separator: "\n").map(String.init)
+    let selectedLine = lines.first { $0.contains("› dense1.weight") } ?? "none"
+    #expect(selectedLine.contains("› dense1.weight [64, 2]  ‖grad‖ 1.2e-2  upd/w 3.1e-3"), "\(selectedLine)")
+    #expect(lines.contains { $0.contains("histogram · dense1.weight @ step 600") })
+    state.selectedTensor = 1
+    let bias = DashboardView.render(Fixture.input, state: state, width: 120, height: 40).plainText
+    #expect(bias.contains("histogram · dense1.bias"))
+    // The layer's gradient norm combines its tensors: sqrt(0.0123² + 0.004²) = 1.3e-2; its
+    // update ratio is the weight's.
+    let row = lines.first { $0.contains("│dense1 ") } ?? "none"
+    #expect(row.contains("dense1 dense relu [64]      192 1.3e-2 3.1e-3"), "\(row)")
+  }
+}
