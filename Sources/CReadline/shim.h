@@ -16,6 +16,9 @@ static inline void specbench_rl_set_completion(specbench_completion_fn f) { rl_a
 static inline void specbench_rl_set_completion_over(int over) { rl_attempted_completion_over = over; }
 static inline void specbench_rl_set_append_character(int c) { rl_completion_append_character = c; }
 static inline void specbench_rl_set_catch_signals(int on) { rl_catch_signals = on; rl_catch_sigwinch = on; }
+/// Whether readline exports LINES and COLUMNS: off, or curses would take those frozen values
+/// for the terminal's size and never follow a resize.
+static inline void specbench_rl_set_change_environment(int on) { rl_change_environment = on; }
 static inline const char *specbench_rl_line_buffer(void) { return rl_line_buffer; }
 static inline void specbench_rl_set_readline_name(const char *name) { rl_readline_name = name; }
 static inline int specbench_history_length(void) { return history_length; }

@@ -20,6 +20,10 @@ final class CursesScreen {
   /// `NO_COLOR` is set or the terminal has none.
   init(theme: Theme, environment: [String: String] = ProcessInfo.processInfo.environment) {
     charset = specbench_setlocale_utf8() != 0 ? .unicode : .ascii
+    // Curses takes LINES and COLUMNS from the environment over the terminal's real size, and
+    // then never follows a resize; the dashboard always follows the window.
+    unsetenv("LINES")
+    unsetenv("COLUMNS")
     initscr()
     raw()
     noecho()

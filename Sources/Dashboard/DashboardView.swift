@@ -132,7 +132,7 @@ public enum DashboardView {
       (" " + input.spec.name + (input.hasUnsavedChanges ? "*" : ""), 0), (s.backend, 3), (s.status.rawValue, 0),
       ("step \(grouped(s.step))" + (s.plannedStep.map { "/\(grouped($0))" } ?? ""), 1), ("epoch \(s.epoch)", 5),
     ]
-    if let loss = s.lastLoss ?? s.history.trainLoss.last?.value { parts.append(("loss \(ProgressLine.significant(Double(loss)))", 4)) }
+    if let loss = s.lastLoss ?? s.trainLoss.last?.value { parts.append(("loss \(ProgressLine.significant(Double(loss)))", 4)) }
     if s.status == .running, let rate = s.stepsPerSecond {
       parts.append(("\(grouped(Int(rate.rounded()))) steps/s", 2))
     }

@@ -50,6 +50,7 @@ public final class InteractiveRepl {
     history.load()
     specbench_rl_set_readline_name("specbench")
     specbench_rl_set_catch_signals(0)
+    specbench_rl_set_change_environment(0)
     specbench_rl_set_completion(completeLine)
     Terminal.write(
       "SpecBench — session \(engine.spec.name) (\(engine.spec.model.layers.count) layers). Type help for the commands, Tab to complete, Ctrl-D to quit.\n"

@@ -108,20 +108,36 @@ public struct LineChart: Sendable {
       return grid
     }
     var canvas = BrailleCanvas(width: plotWidth, height: plotHeight)
+    let xScale = Double(canvas.pixelWidth - 1) / (xHigh - xLow)
+    let yScale = Double(canvas.pixelHeight - 1) / (yHigh - yLow)
+    /// The nearest pixel of a point in the chart's range (both offsets are ≥ 0 there, so adding
+    /// a half and truncating rounds, without a call to the C library's round).
     func pixel(_ p: Point) -> (x: Int, y: Int) {
-      let px = (p.x - xLow) / (xHigh - xLow) * Double(canvas.pixelWidth - 1)
-      let py = (yHigh - p.y) / (yHigh - yLow) * Double(canvas.pixelHeight - 1)
-      return (Int(px.rounded()), Int(py.rounded()))
+      (Int((p.x - xLow) * xScale + 0.5), Int((yHigh - p.y) * yScale + 0.5))
     }
+    /// A line through `points`. Lines between points of one pixel column are vertical, so each
+    /// column's points come down to one segment from their lowest to their highest pixel, joined
+    /// to the neighbouring columns by its first and last point: the same dots as a line through
+    /// every point, drawn once a column however many steps a long run puts in it.
     func draw(_ points: [Point], _ role: ColorRole) {
-      guard let first = points.first else { return }
-      var previous = pixel(first)
-      canvas.set(x: previous.x, y: previous.y, role: role)
-      for point in points.dropFirst() {
-        let next = pixel(point)
-        canvas.line(from: previous, to: next, role: role)
-        previous = next
+      var column: (x: Int, first: Int, low: Int, high: Int, last: Int)?
+      var previous: (x: Int, y: Int)?
+      func flush() {
+        guard let c = column else { return }
+        if let previous { canvas.line(from: previous, to: (c.x, c.first), role: role) }
+        canvas.line(from: (c.x, c.low), to: (c.x, c.high), role: role)
+        previous = (c.x, c.last)
       }
+      for point in points {
+        let p = pixel(point)
+        if let c = column, c.x == p.x {
+          column = (c.x, c.first, min(c.low, p.y), max(c.high, p.y), p.y)
+        } else {
+          flush()
+          column = (p.x, p.y, p.y, p.y, p.y)
+        }
+      }
+      flush()
     }
     for (i, runs) in segments.enumerated() {
       guard smoothing > 0 else {

@@ -9,12 +9,13 @@ public enum Smoothing {
     let finite = values.filter(\.isFinite)
     guard s > 0, let first = finite.first, !finite.allSatisfy({ $0 == first }) else { return values }
     var last = 0.0
-    var n = 0.0
+    // sⁿ, kept as a running product: a chart smooths every point of a long run each frame.
+    var decay = 1.0
     return values.map { y in
       guard y.isFinite else { return y }
       last = s * last + (1 - s) * y
-      n += 1
-      return last / (1 - pow(s, n))
+      decay *= s
+      return last / (1 - decay)
     }
   }
 }

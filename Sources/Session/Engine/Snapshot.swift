@@ -30,9 +30,13 @@ public struct Snapshot: Sendable {
   public var lastLoss: Float?
   public var learningRate: Double?
   public var stepsPerSecond: Double?
-  public var history = HistorySpec()
+  /// The training and validation losses recorded so far, and the events plots mark.
+  public var trainLoss = MetricLog()
+  public var valLoss = MetricLog()
+  public var events: [HistoryEvent] = []
   /// The values of every parameter and buffer (by tensor name, `dense1.weight`) at
-  /// `histogramStep`, refreshed every `record.histograms_every` steps.
+  /// `histogramStep`, refreshed every `record.histograms_every` steps (at most ten times a
+  /// second while training).
   public var tensorValues: [String: [Float]] = [:]
   public var histogramStep = 0
   /// Seconds since this training run started (nil when idle).
@@ -46,6 +50,13 @@ public struct Snapshot: Sendable {
   public var distributions: [String: [DistributionColumn]] = [:]
 
   public init() {}
+
+  /// The recorded history as the session file holds it. Reading it copies the losses (once the
+  /// log has more than one chunk), so a front end reads it once a frame.
+  public var history: HistorySpec {
+    get { HistorySpec(trainLoss: trainLoss.points, valLoss: valLoss.points, events: events) }
+    set { (trainLoss, valLoss, events) = (MetricLog(newValue.trainLoss), MetricLog(newValue.valLoss), newValue.events) }
+  }
 }
 
 /// How a parameter moved in one step.

@@ -27,6 +27,9 @@ final class TrainingWorker: Sendable {
     var finished = false
   }
 
+  /// The shortest time between two histogram refreshes.
+  static let tensorRefreshInterval = Duration.milliseconds(100)
+
   let shared = Mutex(Shared())
   /// Whether a front end shows per-tensor statistics (they cost an extra export of the
   /// parameters at every histogram refresh, so they are measured only while someone looks).
@@ -66,6 +69,7 @@ final class TrainingWorker: Sendable {
     let clock = ContinuousClock()
     let began = clock.now
     var rateMark = (clock.now, run.trainer.step)
+    var lastTensors = clock.now
     /// The parameters after a histogram refresh, to measure the next step's update against.
     var before: (step: Int, parameters: [String: [Float]])?
     let histogramsEvery = run.spec.training.record.histogramsEvery
@@ -73,13 +77,13 @@ final class TrainingWorker: Sendable {
       switch event {
       case .step(let result):
         shared.withLock { s in
-          s.snapshot.history.trainLoss.append(MetricPoint(step: result.step, value: result.loss))
+          s.snapshot.trainLoss.append(MetricPoint(step: result.step, value: result.loss))
           s.snapshot.lastLoss = result.loss
           s.snapshot.learningRate = result.learningRate
         }
       case .evaluation(let step, let evaluation):
         shared.withLock { s in
-          if evaluation.loss.isFinite { s.snapshot.history.valLoss.append(MetricPoint(step: step, value: evaluation.loss)) }
+          if evaluation.loss.isFinite { s.snapshot.valLoss.append(MetricPoint(step: step, value: evaluation.loss)) }
         }
       case .done:
         break
@@ -137,7 +141,12 @@ final class TrainingWorker: Sendable {
         publishStatistics(run, before: measured.parameters)
         before = nil
       }
-      if histogramsEvery > 0 && step % histogramsEvery == 0 { before = publishTensors(run) }
+      // Histograms at the steps `record.histograms_every` names, but at most ten a second: a
+      // fast backend reaches a multiple of 50 hundreds of times a second, and nobody sees more.
+      if histogramsEvery > 0 && step % histogramsEvery == 0 && now - lastTensors >= Self.tensorRefreshInterval {
+        lastTensors = now
+        before = publishTensors(run)
+      }
     }
     if paused {
       let bundle = run.bundle
@@ -155,6 +164,10 @@ final class TrainingWorker: Sendable {
     let bundle = run.bundle
     publishTensors(run)
     var text = summary.message
+    if summary.stepsRun > 0 && summary.seconds > 0 {
+      let rate = Double(summary.stepsRun) / summary.seconds
+      text += " (\(summary.stepsRun) steps in \(ProgressLine.significant(summary.seconds)) s, \(Int(rate.rounded())) steps/s)"
+    }
     text +=
       " — train loss \(ProgressLine.significant(Double(summary.train.loss)))"
       + (summary.train.accuracy.map { String(format: ", accuracy %.1f%%", $0 * 100) } ?? "")
@@ -194,7 +207,7 @@ final class TrainingWorker: Sendable {
       shared.withLock { s in
         s.snapshot.backend = backend.name
         s.snapshot.plannedStep = run.plannedStep
-        s.snapshot.history.events = run.spec.history.events
+        s.snapshot.events = run.spec.history.events
         s.events.append(contentsOf: details)
       }
     } catch {
