@@ -145,20 +145,45 @@ extension DashboardView {
     return grid
   }
 
+  /// The newest log entries that fit, each wrapped to the pane's width (continuation lines
+  /// indented), scrolled back by `logScroll` entries.
   static func eventsPane(_ state: DashboardState, _ frame: Frame) -> Grid {
     var grid = Grid(width: frame.width, height: frame.height)
     let end = max(0, state.log.count - state.logScroll)
-    let shown = state.log[max(0, end - frame.height)..<end]
-    for (row, text) in shown.enumerated() {
+    var rows: [(String, ColorRole)] = []
+    for text in state.log[..<end].reversed() {
       let role: ColorRole =
         text.hasPrefix("[error]") || text.hasPrefix("[diverged]") || text.hasPrefix("error:")
         ? .warning : text.hasPrefix("›") ? .label : .text
-      grid.write(String(text.prefix(frame.width)), x: 0, y: row, role: role)
+      rows.insert(contentsOf: wrapLine(text, width: frame.width).map { ($0, role) }, at: 0)
+      if rows.count >= frame.height { break }
+    }
+    for (row, (text, role)) in rows.suffix(frame.height).enumerated() {
+      grid.write(text, x: 0, y: row, role: role)
     }
     if state.log.isEmpty {
       grid.write("training events, command results and errors appear here", x: 0, y: 0, role: .label)
     }
     return grid
+  }
+
+  /// One log entry in lines of at most `width` characters: broken at spaces where it can be,
+  /// later lines indented by two.
+  static func wrapLine(_ text: String, width: Int) -> [String] {
+    guard text.count > width, width > 8 else { return [String(text.prefix(max(0, width)))] }
+    var lines: [String] = []
+    var rest = Substring(text)
+    var limit = width
+    while rest.count > limit {
+      let head = rest.prefix(limit)
+      let cut = head.lastIndex(of: " ").map { head.distance(from: head.startIndex, to: $0) } ?? limit
+      let breakAt = cut > limit / 2 ? cut : limit
+      lines.append((lines.isEmpty ? "" : "  ") + rest.prefix(breakAt))
+      rest = rest.dropFirst(breakAt).drop { $0 == " " }
+      limit = width - 2
+    }
+    if !rest.isEmpty { lines.append((lines.isEmpty ? "" : "  ") + rest) }
+    return lines
   }
 
   /// Words of `text` in lines of at most `width` characters.

@@ -70,6 +70,9 @@ public final class InteractiveRepl {
       showEvents()
     }
     rl_callback_handler_remove()
+    // Ended by SIGTERM or SIGHUP: leave the prompt's line, so what the shell prints next starts
+    // on a line of its own (on a terminal that is gone, the write fails harmlessly).
+    if Self.terminating() { Terminal.write("\n") }
     if engine.isTraining {
       _ = engine.execute("stop")
       while engine.isTraining { Thread.sleep(forTimeInterval: 0.01) }

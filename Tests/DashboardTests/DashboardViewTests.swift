@@ -85,6 +85,27 @@ struct DashboardViewTests {
     if depth == .none { #expect(!ansi.contains("38;") && ansi.range(of: #";(3|4|9|10)[0-7]m"#, options: .regularExpression) == nil) }
   }
 
+  /// A long event wraps at spaces, its later lines indented, and the newest lines stay in view.
+  @Test func longEventsWrapInTheEventPane() {
+    var state = Fixture.state
+    let long =
+      "[stopped] stopped by max_steps at step 30000 (30000 steps in 3.579 s, 8383 steps/s) — train loss 0.005945, accuracy 99.7%"
+    state.appendLog([long, "› status"])
+    let lines = DashboardView.render(Fixture.input, state: state, width: 80, height: 24).plainText.split(separator: "\n").map(String.init)
+    let wrapped = lines.firstIndex { $0.hasPrefix("│[stopped] stopped by max_steps at step 30000") }
+    #expect(wrapped != nil)
+    if let wrapped {
+      #expect(lines[wrapped].hasSuffix("│") && !lines[wrapped].contains("accuracy"), "\(lines[wrapped])")
+      #expect(lines[wrapped + 1].hasPrefix("│  ") && lines[wrapped + 1].contains("accuracy 99.7%"), "\(lines[wrapped + 1])")
+      #expect(lines[wrapped + 2].hasPrefix("│› status"))
+    }
+    #expect(DashboardView.wrapLine(long, width: 40).allSatisfy { $0.count <= 40 })
+    #expect(DashboardView.wrapLine(long, width: 40).joined(separator: " ").split(separator: " ") == long.split(separator: " "))
+    #expect(DashboardView.wrapLine(String(repeating: "x", count: 50), width: 20) == [
+      String(repeating: "x", count: 20), "  " + String(repeating: "x", count: 18), "  " + String(repeating: "x", count: 12),
+    ])
+  }
+
   @Test func selectionAndStatisticsFollowTheState() {
     var state = Fixture.state
     state.selectedLayer = 0

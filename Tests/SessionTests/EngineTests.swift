@@ -359,3 +359,63 @@ struct LiveSwapTests {
     #expect(e.spec.history.trainLoss.allSatisfy { $0.value.isFinite })
   }
 }
+
+@Suite("Snapshots")
+struct SnapshotTests {
+  static func point(_ step: Int) -> MetricPoint { MetricPoint(step: step, value: Float(step) * 0.5) }
+
+  /// The log keeps every point in order across chunks, and a copy taken mid-way (as a front end
+  /// takes one with each snapshot) keeps what it saw while the original grows.
+  @Test func aMetricLogKeepsEveryPointAndCopiesStayAsTheyWere() {
+    let base = (1...10).map(Self.point)
+    var log = MetricLog(base)
+    #expect(log.count == 10 && log.points == base)
+    var copies: [(Int, MetricLog)] = []
+    for step in 11...(3 * MetricLog.chunkSize + 7) {
+      log.append(Self.point(step))
+      if step % 1000 == 0 { copies.append((step, log)) }
+    }
+    #expect(log.count == 3 * MetricLog.chunkSize + 7)
+    #expect(log.points == (1...(3 * MetricLog.chunkSize + 7)).map(Self.point))
+    #expect(log.last == Self.point(3 * MetricLog.chunkSize + 7))
+    for (step, copy) in copies {
+      #expect(copy.count == step && copy.points == (1...step).map(Self.point), "the copy at \(step)")
+    }
+    #expect(MetricLog().points.isEmpty && MetricLog().last == nil)
+  }
+
+  @Test func historyGoesInAndOutUnchanged() {
+    var history = HistorySpec()
+    history.trainLoss = (1...5000).map(Self.point)
+    history.valLoss = [Self.point(100), Self.point(200)]
+    history.events = [HistoryEvent(step: 7, kind: "backend", detail: "reference -> fast")]
+    var snapshot = Snapshot()
+    snapshot.history = history
+    #expect(snapshot.history == history)
+    snapshot.trainLoss.append(Self.point(5001))
+    #expect(snapshot.history.trainLoss.count == 5001 && snapshot.trainLoss.last == Self.point(5001))
+  }
+
+  /// A backend swap while paused marks the loss chart where it happened, as one while running
+  /// does; on an untrained session there is nothing to mark.
+  @Test func aSwapWhilePausedIsAnEvent() throws {
+    let engine = SessionEngine.withDefaultSession()
+    run(engine, "backend fast")
+    #expect(engine.spec.history.events.isEmpty && engine.takeEvents().isEmpty)
+    run(engine, "backend reference", "stop max_steps 100000000", "train")
+    waitUntil { engine.snapshot.step > 5 }
+    run(engine, "pause")
+    waitUntil { engine.trainingStatus == .paused }
+    let step = engine.snapshot.step
+    _ = engine.takeEvents()
+    run(engine, "backend fast")
+    #expect(engine.spec.history.events.last == HistoryEvent(step: step, kind: "backend", detail: "reference -> fast"))
+    #expect(engine.takeEvents().contains { $0.kind == "backend" && $0.text.hasPrefix("backend at step \(step): reference -> fast") })
+    #expect(engine.snapshot.events.last?.kind == "backend")
+    run(engine, "resume")
+    waitUntil { engine.snapshot.step > step + 5 }
+    run(engine, "stop")
+    waitIdle(engine)
+    #expect(engine.spec.history.events.contains { $0.kind == "backend" && $0.step == step })
+  }
+}

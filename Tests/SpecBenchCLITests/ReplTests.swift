@@ -99,16 +99,25 @@ struct ReplTerminalTests {
 @Suite("The REPL when its terminal goes away", .enabled(if: TmuxSession.isAvailable, "tmux is not installed: skipped"))
 struct ReplHangupTests {
   /// Closing the terminal (tmux kills the pane: SIGHUP, then a hung-up tty) ends the REPL, also
-  /// in the middle of `train --wait` or with unsaved changes: no process is left training.
-  @Test(arguments: ["train 100000000 --wait", "train 100000000", "batch 8"])
+  /// in the middle of `train --wait`, with unsaved changes, or with the dashboard open while
+  /// training runs: no process is left training.
+  @Test(arguments: ["train 100000000 --wait", "train 100000000", "batch 8", "dashboard"])
   func theProcessEndsWhenItsTerminalCloses(command: String) throws {
     let folder = temporaryFolder("specbench-hangup")
     try FileManager.default.copyItem(atPath: repositoryPath("sessions/xor.json"), toPath: folder + "/marker.json")
     var terminal: TmuxSession? = try TmuxSession(
-      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) \(folder)/marker.json", width: 100, height: 20)
+      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) \(folder)/marker.json", width: 100, height: 30)
     try terminal!.waitFor { $0.contains("xor [reference idle]>") }
-    try terminal!.send(command, "Enter")
-    try terminal!.waitFor { $0.contains(command.hasPrefix("train") ? "[started]" : "batch size 8") }
+    if command == "dashboard" {
+      try terminal!.send("train 100000000", "Enter")
+      try terminal!.waitFor { $0.contains("[started]") }
+      try terminal!.send("dashboard", "Enter")
+      let screen = try terminal!.waitFor { $0.contains("─ events") && $0.contains("│ running │") }
+      #expect(screen.contains("│ running │"), "the dashboard is open while training runs: \(screen)")
+    } else {
+      try terminal!.send(command, "Enter")
+      try terminal!.waitFor { $0.contains(command.hasPrefix("train") ? "[started]" : "batch size 8") }
+    }
     terminal = nil  // kills the session
     let deadline = Date().addingTimeInterval(10)
     var running = Self.specbenchProcesses(opening: folder + "/marker.json")

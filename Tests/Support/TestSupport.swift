@@ -184,15 +184,25 @@ public final class TmuxSession {
   /// Sends keys as tmux names them (`C-c`, `Enter`, or literal text).
   public func send(_ keys: String...) throws { _ = try runProcess(tmux, ["send-keys", "-t", name] + keys) }
 
+  /// Resizes the window, as a person dragging the terminal's corner would (the program gets
+  /// SIGWINCH).
+  public func resize(width: Int, height: Int) throws {
+    _ = try runProcess(tmux, ["resize-window", "-t", name, "-x", String(width), "-y", String(height)])
+  }
+
+  /// The visible screen with colours and attributes as escape sequences.
+  public func captureWithColours() throws -> String { try runProcess(tmux, ["capture-pane", "-p", "-e", "-t", name]).stdout }
+
   /// Polls the screen until `condition` holds (or `seconds` pass); returns the last screen.
   @discardableResult
-  public func waitFor(seconds: Double = 20, _ condition: (String) -> Bool) throws -> String {
+  public func waitFor(seconds: Double = 20, file: String = #fileID, line: Int = #line, _ condition: (String) -> Bool) throws -> String {
     let deadline = Date().addingTimeInterval(seconds)
     var screen = try capture()
     while !condition(screen) && Date() < deadline {
       Thread.sleep(forTimeInterval: 0.05)
       screen = try capture()
     }
+    if !condition(screen) { print("waitFor: the condition did not hold within \(seconds) s (\(file):\(line)); the screen:\n\(screen)") }
     return screen
   }
 }

@@ -46,6 +46,12 @@ extension SessionEngine {
         worker.request(.change(spec, backend: backend.name))
         return .done("swapping \(old) -> \(backend.name) at the next step boundary")
       }
+      // A paused or trained session marks the swap where it happened, as a running one does.
+      if let state, old != backend.name {
+        let detail = "\(old) -> \(backend.name)"
+        spec.history.events.append(HistoryEvent(step: state.step, kind: "backend", detail: detail))
+        pendingEvents.append(EngineEvent("backend", "backend at step \(state.step): \(detail), state carried across"))
+      }
       return .done("backend \(backend.name)")
     case .backends:
       return .done(BackendRegistry.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))

@@ -1,0 +1,236 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+/// The real dashboard in tmux: opened from the REPL while training runs, steered with keys and
+/// `:` commands, resized, and left for a REPL that still works.
+@Suite("The dashboard on a terminal", .enabled(if: TmuxSession.isAvailable, "tmux is not installed: skipped"))
+struct DashboardTerminalTests {
+  /// The lines of a screen.
+  static func lines(_ screen: String) -> [String] { screen.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+
+  /// The rows of the pane whose title starts with `title`, from its top border to its bottom
+  /// border, cut to the pane's columns.
+  static func pane(_ title: String, in screen: String) -> [String] {
+    let rows = lines(screen).map { Array($0) }
+    let marker = Array("┌─ " + title)
+    for (top, row) in rows.enumerated() {
+      guard let left = (0..<max(0, row.count - marker.count + 1)).first(where: { Array(row[$0..<$0 + marker.count]) == marker }) else {
+        continue
+      }
+      var right = left + 1
+      while right < row.count && row[right] != "┐" { right += 1 }
+      var out: [String] = []
+      for next in rows[top...] {
+        guard next.count > left else { break }
+        out.append(String(next[left..<min(next.count, right + 1)]))
+        if next[left] == "└" { break }
+      }
+      return out
+    }
+    return []
+  }
+
+  /// The step in the status bar (`step 1,234/…`).
+  static func statusStep(_ screen: String) -> Int? {
+    guard let first = lines(screen).first, let range = first.range(of: #"step [0-9,]+"#, options: .regularExpression) else { return nil }
+    return Int(first[range].dropFirst(5).replacingOccurrences(of: ",", with: ""))
+  }
+
+  @Test func openFromTheReplWatchPauseSwapChangeOptimizerResizeAndGoBack() throws {
+    let folder = temporaryFolder()
+    let start = "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable); echo EXIT=$?; sleep 60"
+    let terminal = try TmuxSession(start, width: 120, height: 40)
+    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    // A long run on the slower backend, so that there is time to watch it.
+    try terminal.send("stop max_steps 100000000", "Enter")
+    try terminal.send("train", "Enter")
+    try terminal.waitFor { $0.contains("[started] training on reference") }
+    try terminal.send("dashboard", "Enter")
+
+    // The dashboard shows every pane and the loss chart moves while training runs.
+    var screen = try terminal.waitFor { $0.contains("─ loss · smoothing") && $0.contains("│ running │") }
+    for title in ["model ·", "loss ·", "histogram ·", "optimizer ·", "events"] {
+      #expect(!Self.pane(title, in: screen).isEmpty, "the \(title) pane is drawn: \(screen)")
+    }
+    #expect(screen.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille in the loss chart: \(screen)")
+    let firstChart = Self.pane("loss ·", in: screen)
+    let firstStep = try #require(Self.statusStep(screen))
+    screen = try terminal.waitFor { Self.pane("loss ·", in: $0) != firstChart && (Self.statusStep($0) ?? 0) > firstStep + 500 }
+    #expect(Self.pane("loss ·", in: screen) != firstChart, "the loss chart moved")
+    #expect((Self.statusStep(screen) ?? 0) > firstStep)
+
+    // Space pauses: the status says so, the event log too, and the step stays.
+    try terminal.send("Space")
+    screen = try terminal.waitFor { $0.contains("│ paused │") && $0.contains("[paused] paused at step ") }
+    #expect(screen.contains("│ paused │"), "\(screen)")
+    let pausedStep = try #require(Self.statusStep(screen))
+    Thread.sleep(forTimeInterval: 0.5)
+    #expect(Self.statusStep(try terminal.capture()) == pausedStep)
+
+    // Space again resumes, then b swaps the backend while it runs: the event, the status bar,
+    // and a marker in the loss chart at the swap.
+    try terminal.send("Space")
+    try terminal.waitFor { $0.contains("│ running │") }
+    let markersBefore = Self.pane("loss ·", in: try terminal.capture()).joined().filter { $0 == "┴" }.count
+    try terminal.send("b")
+    screen = try terminal.waitFor { $0.contains("reference -> fast, state carried across") && $0.contains("│ fast │") }
+    #expect(screen.contains("[backend] backend at step "), "\(screen)")
+    screen = try terminal.waitFor { Self.pane("loss ·", in: $0).joined().filter { $0 == "┴" }.count > markersBefore }
+    #expect(Self.pane("loss ·", in: screen).joined().filter { $0 == "┴" }.count > markersBefore, "a marker at the swap: \(screen)")
+    #expect(Self.pane("loss ·", in: screen).joined().contains("┊"))
+
+    // A `:` command changes the optimizer while training runs.
+    try terminal.send(":")
+    try terminal.send("-l", "optimizer sgd lr=0.1")
+    screen = try terminal.waitFor { $0.contains(":optimizer sgd lr=0.1") }
+    #expect(Self.lines(screen).last { !$0.isEmpty }?.hasPrefix(":optimizer sgd lr=0.1") == true, "the command line at the bottom")
+    try terminal.send("Enter")
+    screen = try terminal.waitFor { $0.contains("[optimizer] optimizer at step ") && $0.contains("─ optimizer · sgd") }
+    #expect(screen.contains("adam -> sgd"), "\(screen)")
+    #expect(Self.pane("optimizer · sgd", in: screen).joined().contains("sgd lr=0.1"))
+
+    // Resizing lays the panes out again for the new size.
+    try terminal.resize(width: 100, height: 30)
+    screen = try terminal.waitFor { screen in
+      let rows = Self.lines(screen)
+      return rows.count >= 30 && rows[28].hasPrefix("└") && rows[28].hasSuffix("┘") && Array(rows[28]).count == 100
+    }
+    var rows = Self.lines(screen)
+    #expect(Array(rows[28]).count == 100 && rows[28].hasSuffix("┘"), "the event pane's bottom border spans the new width: \(screen)")
+    #expect(Array(rows[0]).count <= 100 && rows[0].contains("│ running │"))
+    for title in ["model ·", "loss ·", "histogram ·", "optimizer ·", "events"] {
+      #expect(!Self.pane(title, in: screen).isEmpty, "the \(title) pane at 100×30")
+    }
+    // Too small: a message instead of panes; larger again: the panes come back.
+    try terminal.resize(width: 60, height: 20)
+    screen = try terminal.waitFor { $0.contains("terminal too small for the dashboard") }
+    #expect(screen.contains("needs 80×24, has 60×20"), "\(screen)")
+    #expect(!screen.contains("┌─"))
+    try terminal.resize(width: 120, height: 40)
+    screen = try terminal.waitFor { !Self.pane("events", in: $0).isEmpty && Self.lines($0).count >= 40 }
+    rows = Self.lines(screen)
+    #expect(rows[38].hasPrefix("└") && Array(rows[38]).count == 120, "\(screen)")
+
+    // q: back to the REPL, training still running, the prompt answers.
+    try terminal.send("q")
+    screen = try terminal.waitFor { $0.contains("spirals [fast running *]>") }
+    #expect(screen.contains("spirals [fast running *]>"), "\(screen)")
+    try terminal.send("status", "Enter")
+    screen = try terminal.waitFor { $0.range(of: #"running at step \d+/100000000, epoch \d+, backend fast"#, options: .regularExpression) != nil }
+    #expect(screen.range(of: #"running at step \d+/100000000, epoch \d+, backend fast"#, options: .regularExpression) != nil, "\(screen)")
+    try terminal.send("stop", "Enter")
+    screen = try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
+    #expect(screen.contains("[stopped] stopped by interrupted at step "), "\(screen)")
+    try terminal.send("save run", "Enter")
+    screen = try terminal.waitFor { $0.contains("[saved] saved run.json with its state at step ") }
+    #expect(screen.contains("[saved] saved run.json with its state at step "), "\(screen)")
+    try terminal.send("quit", "Enter")
+    screen = try terminal.waitFor { $0.contains("EXIT=") }
+    #expect(screen.contains("EXIT=0"))
+    // The saved history has the swap and the optimizer change the dashboard made.
+    let saved = try SessionFile.load(folder + "/run.json")
+    #expect(saved.spec.history.events.contains { $0.kind == "backend" && $0.detail == "reference -> fast" })
+    #expect(saved.spec.history.events.contains { $0.kind == "optimizer" && $0.detail.hasPrefix("adam -> sgd") })
+    #expect(saved.spec.optimizer == .sgd(.init(lr: 0.1)))
+    #expect(saved.spec.backend == "fast")
+  }
+
+  @Test func keysHelpThemesAndNoColor() throws {
+    let folder = temporaryFolder()
+    let start =
+      "cd \(repositoryRoot.path) && NO_COLOR=1 XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard sessions/iris.json; echo EXIT=$?; sleep 60"
+    let terminal = try TmuxSession(start, width: 120, height: 40)
+    var screen = try terminal.waitFor { $0.contains("─ model ·") && $0.contains("theme default-dark") }
+    #expect(screen.hasPrefix(" iris │ reference │ idle │ step 0"), "\(screen)")
+    // NO_COLOR: no colour in the escape sequences, but the status bar still stands out.
+    let coloured = try terminal.captureWithColours()
+    #expect(coloured.range(of: #"\u{1B}\[[0-9;]*(3[0-7]|9[0-7]|38;[25];[0-9;]+)m"#, options: .regularExpression) == nil, "no colour")
+    #expect(coloured.contains("\u{1B}[7m"), "the status bar in reverse video")
+
+    // ? lists every key; any key closes it.
+    try terminal.send("?")
+    screen = try terminal.waitFor { $0.contains("─ keys ─") }
+    for key in ["space", "Tab / Shift-Tab", "s / S", "Ctrl-L", "back to the REPL"] { #expect(screen.contains(key), "help lists \(key)") }
+    try terminal.send("Escape")
+    screen = try terminal.waitFor { !$0.contains("─ keys ─") }
+    #expect(!screen.contains("─ keys ─"))
+
+    // t cycles the themes; l and s change the loss chart's title.
+    try terminal.send("t")
+    screen = try terminal.waitFor { $0.contains("theme high-contrast") }
+    #expect(screen.contains("theme high-contrast"), "\(screen)")
+    try terminal.send("l")
+    try terminal.send("S")
+    screen = try terminal.waitFor { $0.contains("─ loss · smoothing 0.8 · log") }
+    #expect(screen.contains("─ loss · smoothing 0.8 · log"), "\(screen)")
+
+    // Focus on the model pane (loss → histogram → model), then ↓ chooses the next layer and →
+    // the next tensor of that layer.
+    #expect(screen.contains("› batch_norm1.weight [4]"), "the first layer's first tensor: \(screen)")
+    try terminal.send("Tab", "Tab", "Down")
+    screen = try terminal.waitFor { $0.contains("› dense1.weight [16, 4]") }
+    #expect(screen.contains("› dense1.weight [16, 4]"), "\(screen)")
+    #expect(screen.contains("─ histogram · dense1.weight @ step 0"))
+    try terminal.send("Right")
+    screen = try terminal.waitFor { $0.contains("› dense1.bias [16]") }
+    #expect(screen.contains("─ histogram · dense1.bias @ step 0"), "\(screen)")
+
+    // A bad command says why at the bottom and changes nothing.
+    try terminal.send(":")
+    try terminal.send("-l", "optimzer sgd")
+    try terminal.send("Enter")
+    screen = try terminal.waitFor { $0.contains("error: unknown command \"optimzer\"") }
+    #expect(screen.contains("did you mean \"optimizer\""), "\(screen)")
+    #expect(screen.contains("─ optimizer · adam"))
+
+    // q leaves for the REPL on the same session.
+    try terminal.send("q")
+    screen = try terminal.waitFor { $0.contains("iris [reference idle]>") }
+    try terminal.send("quit", "Enter")
+    screen = try terminal.waitFor { $0.contains("EXIT=") }
+    #expect(screen.contains("EXIT=0"))
+  }
+
+  /// SIGTERM while the dashboard is open and training runs: the terminal comes back as it was
+  /// (normal screen, line editing on) and the process ends.
+  @Test func sigtermRestoresTheTerminal() throws {
+    let folder = temporaryFolder()
+    let start =
+      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) \(repositoryPath("sessions/xor.json")); echo EXIT=$?; stty -a; sleep 60"
+    let terminal = try TmuxSession(start, width: 120, height: 40)
+    try terminal.waitFor { $0.contains("xor [reference idle]>") }
+    try terminal.send("train 100000000", "Enter")
+    try terminal.waitFor { $0.contains("[started]") }
+    try terminal.send("dashboard", "Enter")
+    var screen = try terminal.waitFor { $0.contains("─ events") && $0.contains("│ running │") }
+    let pids = ReplHangupTests.specbenchProcesses(opening: repositoryPath("sessions/xor.json"))
+    #expect(pids.count == 1)
+    for pid in pids { kill(pid, SIGTERM) }
+    screen = try terminal.waitFor { $0.contains("EXIT=") && $0.contains("icanon") }
+    #expect(screen.contains("EXIT=0"), "\(screen)")
+    #expect(!screen.contains("┌─"), "the dashboard's screen is gone: \(screen)")
+    #expect(screen.contains("xor [reference running]> dashboard"), "the REPL's lines are back: \(screen)")
+    #expect(screen.contains(" icanon") && screen.contains(" echo"), "line editing and echo restored: \(screen)")
+  }
+
+  @Test func aBrokenThemeFileIsReportedAndTheOthersStillWork() throws {
+    let folder = temporaryFolder()
+    try ##"{"specbench_theme": 1, "name": "broken", "roles": {"text": {"fg": "#12345"}}}"##.write(
+      toFile: folder + "/broken.json", atomically: true, encoding: .utf8)
+    let start =
+      "cd \(folder) && SPECBENCH_THEMES=\(folder) XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard; echo EXIT=$?; sleep 60"
+    let terminal = try TmuxSession(start, width: 120, height: 40)
+    var screen = try terminal.waitFor { $0.contains("─ events") && $0.contains("broken.json") }
+    #expect(screen.contains("a theme file could not be used"), "\(screen)")
+    #expect(Self.pane("events", in: screen).joined().contains("broken.json"), "\(screen)")
+    #expect(screen.contains("theme default-dark"))
+    try terminal.send("q")
+    screen = try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    // The REPL repeats the problem once the dashboard has gone, so it is not lost.
+    #expect(screen.contains("broken.json"), "\(screen)")
+    try terminal.send("quit", "Enter")
+    try terminal.waitFor { $0.contains("EXIT=") }
+  }
+}
