@@ -89,7 +89,7 @@ final class CursesScreen {
   /// The attributes and colour pair of a role in the current theme, made on first use.
   private func look(for role: ColorRole) -> (attributes: attr_t, pair: Int32) {
     if let known = looks[role] { return known }
-    let style = theme.style(for: role)
+    let style = theme.style(for: role).adapted(to: depth)
     var attributes = specbench_a_normal()
     if style.bold { attributes |= specbench_a_bold() }
     if style.dim { attributes |= specbench_a_dim() }

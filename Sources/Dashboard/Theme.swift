@@ -46,7 +46,8 @@ public struct Theme: Hashable, Sendable {
   /// SGR codes for `ansiText`, at a colour depth: how `--snapshot --color` and the golden
   /// frames show a theme without curses.
   public func ansiPalette(depth: ColorDepth) -> AnsiPalette {
-    func code(_ style: ThemeStyle) -> String {
+    func code(_ themed: ThemeStyle) -> String {
+      let style = themed.adapted(to: depth)
       var parts: [String] = []
       if style.bold { parts.append("1") }
       if style.dim { parts.append("2") }
@@ -80,6 +81,22 @@ public struct ThemeStyle: Hashable, Sendable {
     (self.foreground, self.background, self.bold, self.dim, self.underline, self.reverse) = (
       foreground, background, bold, dim, underline, reverse
     )
+  }
+}
+
+extension ThemeStyle {
+  /// The style as drawn at `depth`. With only the 8 basic colours, a mid grey foreground (a
+  /// border, an axis) would become black or white — invisible on a terminal of that colour — so
+  /// it is drawn in the terminal's own foreground colour, dimmed, instead.
+  public func adapted(to depth: ColorDepth) -> ThemeStyle {
+    guard depth == .basic, case .rgb(let r, let g, let b) = foreground else { return self }
+    let (high, low) = (max(r, g, b), min(r, g, b))
+    let luminance = (0.2126 * Double(r) + 0.7152 * Double(g) + 0.0722 * Double(b)) / 255
+    guard Int(high) - Int(low) <= 24, luminance > 0.2, luminance < 0.8 else { return self }
+    var style = self
+    style.foreground = .terminalDefault
+    style.dim = true
+    return style
   }
 }
 

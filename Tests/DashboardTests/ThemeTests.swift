@@ -87,6 +87,18 @@ struct ThemeTests {
     #expect(ThemeColor("orange") == nil && ThemeColor("#12") == nil)
   }
 
+  /// On 8 colours a mid grey foreground would turn black or white; it is drawn in the
+  /// terminal's colour, dimmed. Colours, near-black, near-white and other depths stay as they are.
+  @Test func midGreysOnEightColoursUseTheTerminalsColourDimmed() {
+    let border = ThemeStyle(foreground: ThemeColor("#585858")!)
+    #expect(border.adapted(to: .basic) == ThemeStyle(foreground: .terminalDefault, dim: true))
+    #expect(border.adapted(to: .palette256) == border && border.adapted(to: .direct) == border)
+    for kept in ["#000000", "#ffffff", "#00afd7", "#202020", "#e0e0e0", "red"] {
+      let style = ThemeStyle(foreground: ThemeColor(kept)!, background: ThemeColor("#a8a8a8")!)
+      #expect(style.adapted(to: .basic) == style, "\(kept)")
+    }
+  }
+
   @Test func searchFoldersFollowTheEnvironment() {
     let folders = ThemeLibrary.defaultFolders(
       environment: ["SPECBENCH_THEMES": "/a:/b", "XDG_CONFIG_HOME": "/cfg", "HOME": "/home/u"], executable: "/nowhere/bin/specbench")

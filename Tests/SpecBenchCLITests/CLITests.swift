@@ -117,6 +117,44 @@ struct CLITests {
     #expect(inspect.stdout.contains("State:      step 0, epoch 0, tensors in spirals.safetensors (hash, names and shapes checked)"))
   }
 
+  /// `dashboard --snapshot`: one frame as text, without a terminal, at the size asked; a
+  /// trained session shows its losses; colours as escape sequences on request; bad options say
+  /// what to write instead.
+  @Test func dashboardSnapshotRendersAFrameWithoutATerminal() throws {
+    let folder = temporaryFolder()
+    let trained = try specbench("run", "sessions/xor.json", "--steps", "300", "--save", folder + "/xor")
+    #expect(trained.status == 0, "\(trained.stderr)")
+    let result = try specbench("dashboard", folder + "/xor.json", "--snapshot", folder + "/frame.txt", "--size", "100x30")
+    #expect(result.status == 0, "\(result.stderr)")
+    let frame = try String(contentsOfFile: folder + "/frame.txt", encoding: .utf8)
+    let lines = frame.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    #expect(lines.count == 30 && lines.allSatisfy { $0.count <= 100 })
+    #expect(lines[0].hasPrefix(" xor │ reference │ idle │ step 300 │"), "\(lines[0])")
+    for title in ["─ model ·", "─ loss ·", "─ histogram · dense1.weight @ step 300", "─ optimizer · rmsprop", "─ events"] {
+      #expect(frame.contains(title), "\(title)")
+    }
+    #expect(frame.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "the loss chart's braille")
+    #expect(!frame.contains("\u{1B}"))
+    let coloured = try specbench(
+      "dashboard", folder + "/xor.json", "--snapshot", folder + "/c.txt", "--size", "80x24", "--color", "truecolor", "--theme", "solarized")
+    #expect(coloured.status == 0, "\(coloured.stderr)")
+    #expect(try String(contentsOfFile: folder + "/c.txt", encoding: .utf8).contains(";38;2;"))
+    for (arguments, message) in [
+      (["--size", "12by4"], "--size 12by4: expected WIDTHxHEIGHT such as 120x40"),
+      (["--color", "16"], "--color 16: expected none, 8, 256 or truecolor"),
+      (["--theme", "nope"], "no theme named \"nope\"; themes: default-dark, high-contrast, light, mono, solarized"),
+    ] {
+      let bad = try runProcess(
+        specbenchExecutable, ["dashboard", "sessions/xor.json", "--snapshot", folder + "/bad.txt"] + arguments,
+        currentDirectory: repositoryRoot.path)
+      #expect(bad.status != 0 && bad.stderr.contains(message), "\(bad.stderr)")
+      #expect(!FileManager.default.fileExists(atPath: folder + "/bad.txt"))
+    }
+    // Without a terminal and without --snapshot, it says how to get a frame anyway.
+    let noTerminal = try specbench("dashboard", "sessions/xor.json")
+    #expect(noTerminal.status != 0 && noTerminal.stderr.contains("the dashboard needs a terminal; --snapshot FILE renders a frame"))
+  }
+
   @Test func initNeedsSave() throws {
     let result = try specbench("init", "sessions/spirals.json")
     #expect(result.status != 0)

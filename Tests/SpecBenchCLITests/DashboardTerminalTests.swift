@@ -146,7 +146,7 @@ struct DashboardTerminalTests {
     #expect(screen.hasPrefix(" iris │ reference │ idle │ step 0"), "\(screen)")
     // NO_COLOR: no colour in the escape sequences, but the status bar still stands out.
     let coloured = try terminal.captureWithColours()
-    #expect(coloured.range(of: #"\u{1B}\[[0-9;]*(3[0-7]|9[0-7]|38;[25];[0-9;]+)m"#, options: .regularExpression) == nil, "no colour")
+    #expect(coloured.range(of: #"\x1B\[([0-9;]*;)?(3[0-7]|9[0-7]|38;[25];[0-9;]+)m"#, options: .regularExpression) == nil, "no colour")
     #expect(coloured.contains("\u{1B}[7m"), "the status bar in reverse video")
 
     // ? lists every key; any key closes it.
@@ -191,6 +191,27 @@ struct DashboardTerminalTests {
     try terminal.send("quit", "Enter")
     screen = try terminal.waitFor { $0.contains("EXIT=") }
     #expect(screen.contains("EXIT=0"))
+  }
+
+  /// The colours follow what the terminal's description says it shows: 256 colours, 8, or none
+  /// (then attributes alone, the status bar in reverse video).
+  @Test(arguments: [("xterm-256color", "256"), ("xterm", "8"), ("xterm-mono", "none")])
+  func coloursFollowTheTerminal(term: String, depth: String) throws {
+    let folder = temporaryFolder()
+    let start =
+      "cd \(repositoryRoot.path) && TERM=\(term) XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard sessions/xor.json; sleep 60"
+    let terminal = try TmuxSession(start, width: 100, height: 30)
+    try terminal.waitFor { $0.contains("─ events") }
+    let coloured = try terminal.captureWithColours()
+    let palette = coloured.contains("38;5;") || coloured.contains("48;5;")
+    let basic = coloured.range(of: #"\x1B\[([0-9;]*;)?(3[0-7]|9[0-7])m"#, options: .regularExpression) != nil
+    switch depth {
+    case "256": #expect(palette, "xterm-256color uses the 256-colour palette")
+    case "8": #expect(!palette && basic, "xterm uses the 8 basic colours")
+    default:
+      #expect(!palette && !basic, "no colours on a monochrome terminal")
+      #expect(coloured.contains("\u{1B}[7m"), "the status bar in reverse video")
+    }
   }
 
   /// SIGTERM while the dashboard is open and training runs: the terminal comes back as it was
