@@ -5,18 +5,29 @@ import SpecKit
 import TermPlot
 
 /// The dashboard's redraw loop: reads keys, runs their commands through the engine, and draws
-/// the latest snapshot about 15 times a second, on the calling thread (the only one that touches
-/// curses). Training runs on the engine's worker throughout and is never waited for.
+/// the latest snapshot about 15 times a second (less often when a frame takes long to draw), on
+/// the calling thread (the only one that touches curses). Training runs on the engine's worker
+/// throughout and is never waited for.
 public enum DashboardLoop {
   /// Time between frames.
   static let frameInterval = Duration.milliseconds(66)
+  /// A frame may take at most this share of the time between frames: a run with millions of
+  /// recorded steps, whose chart takes longer to draw, is drawn less often, so the dashboard's
+  /// thread never takes more than about an eighth of a core from training.
+  static let frameBudget = 8
 
   /// Runs until `q` (or `shouldStop` says so, for a hang-up or SIGTERM); the terminal is restored
-  /// before it returns. Returns lines for the REPL to print afterwards.
+  /// before it returns. `state` is where the dashboard starts (a fresh `DashboardState` the first
+  /// time) and holds, when it returns, where it was left — focus, selection, smoothing, theme,
+  /// log — for the next opening. Returns lines for the REPL to print afterwards.
   public static func run(
-    engine: SessionEngine, themes: ThemeLibrary, themeName: String? = nil, shouldStop: () -> Bool = { false }
+    engine: SessionEngine, themes: ThemeLibrary, themeName: String? = nil, state: inout DashboardState,
+    shouldStop: () -> Bool = { false }
   ) -> [String] {
-    var state = DashboardState()
+    let firstOpening = state.log.isEmpty && state.commandHistory.isEmpty
+    state.themeIndex = min(state.themeIndex, themes.themes.count - 1)
+    state.commandLine = nil
+    state.showsHelp = false
     if let themeName, let index = themes.themes.firstIndex(where: { $0.name == themeName }) { state.themeIndex = index }
     var afterwards: [String] = []
     if let themeName, themes.named(themeName) == nil {
@@ -25,7 +36,7 @@ public enum DashboardLoop {
       state.appendLog([line])
       afterwards.append(line)
     }
-    for problem in themes.problems {
+    for problem in themes.problems where firstOpening {
       state.appendLog(problem.split(separator: "\n").map { "[error] " + $0 })
       state.message = "a theme file could not be used (see events); using the others"
       state.messageIsError = true
@@ -39,6 +50,7 @@ public enum DashboardLoop {
     }
     let clock = ContinuousClock()
     var lastFrame = clock.now - frameInterval
+    var interval = frameInterval
     var themeIndex = state.themeIndex
     loop: while !shouldStop() {
       var keyed = false
@@ -66,7 +78,7 @@ public enum DashboardLoop {
         themeIndex = state.themeIndex
         screen.apply(themes.themes[themeIndex])
       }
-      guard keyed || clock.now - lastFrame >= frameInterval else { continue }
+      guard keyed || clock.now - lastFrame >= interval else { continue }
       lastFrame = clock.now
       state.appendLog(engine.takeEvents().map { "[\($0.kind)] \($0.text)" })
       let size = screen.size
@@ -74,6 +86,7 @@ public enum DashboardLoop {
         spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: engine.hasUnsavedChanges, themeName: themes.themes[themeIndex].name
       )
       screen.draw(DashboardView.render(input, state: state, width: size.width, height: size.height, charset: screen.charset))
+      interval = max(frameInterval, (clock.now - lastFrame) * frameBudget)
     }
     return afterwards
   }

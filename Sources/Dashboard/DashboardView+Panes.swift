@@ -21,7 +21,7 @@ extension DashboardView {
   }
 
   static func lossPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, _ charset: Charset) -> Grid {
-    guard let chart = HistoryPlots.lossChart(input.snapshot.history, logScale: state.logScale, smoothing: state.smoothing, charset: charset)
+    guard let chart = HistoryPlots.lossChart(input.snapshot, logScale: state.logScale, smoothing: state.smoothing, charset: charset)
     else {
       var grid = Grid(width: frame.width, height: frame.height)
       grid.write("no losses recorded yet — space starts training", x: 1, y: frame.height / 2, role: .label)

@@ -8,13 +8,32 @@ public enum HistoryPlots {
   public static func lossChart(_ history: HistorySpec, logScale: Bool = false, smoothing: Double = 0, charset: Charset = .unicode)
     -> LineChart?
   {
-    guard !history.trainLoss.isEmpty || !history.valLoss.isEmpty else { return nil }
-    var series = [LineChart.Series(name: "train", points: history.trainLoss.map { LineChart.Point(Double($0.step), Double($0.value)) })]
-    if !history.valLoss.isEmpty {
-      series.append(
-        LineChart.Series(name: "validation", points: history.valLoss.map { LineChart.Point(Double($0.step), Double($0.value)) }))
+    lossChart(
+      train: [history.trainLoss], validation: [history.valLoss], events: history.events, logScale: logScale, smoothing: smoothing,
+      charset: charset)
+  }
+
+  /// The same chart from a snapshot's logs, read chunk by chunk (a front end draws it every
+  /// frame, however long the run).
+  public static func lossChart(_ snapshot: Snapshot, logScale: Bool = false, smoothing: Double = 0, charset: Charset = .unicode)
+    -> LineChart?
+  {
+    lossChart(
+      train: snapshot.trainLoss.pointChunks, validation: snapshot.valLoss.pointChunks, events: snapshot.events, logScale: logScale,
+      smoothing: smoothing, charset: charset)
+  }
+
+  static func lossChart(
+    train: [[MetricPoint]], validation: [[MetricPoint]], events: [HistoryEvent], logScale: Bool, smoothing: Double, charset: Charset
+  ) -> LineChart? {
+    func chunks(_ points: [[MetricPoint]]) -> [[LineChart.Point]] {
+      points.map { $0.map { LineChart.Point(Double($0.step), Double($0.value)) } }
     }
-    let markers = history.events.filter { ["backend", "optimizer", "load"].contains($0.kind) }.map { Double($0.step) }
+    let (hasTrain, hasValidation) = (train.contains { !$0.isEmpty }, validation.contains { !$0.isEmpty })
+    guard hasTrain || hasValidation else { return nil }
+    var series = [LineChart.Series(name: "train", chunks: chunks(train))]
+    if hasValidation { series.append(LineChart.Series(name: "validation", chunks: chunks(validation))) }
+    let markers = events.filter { ["backend", "optimizer", "load"].contains($0.kind) }.map { Double($0.step) }
     return LineChart(
       title: "loss" + (logScale ? " (log)" : ""), series: series, markers: markers, logScale: logScale, smoothing: smoothing,
       charset: charset)

@@ -22,13 +22,21 @@ public struct LineChart: Sendable {
     }
   }
 
+  /// A named series: its points in order of x, in one array or in several consecutive chunks
+  /// (a long recorded history arrives in chunks, and is drawn without being joined).
   public struct Series: Sendable {
     public var name: String
-    public var points: [Point]
+    public var chunks: [[Point]]
     public init(name: String, points: [Point]) {
       self.name = name
-      self.points = points
+      self.chunks = [points]
     }
+    public init(name: String, chunks: [[Point]]) {
+      self.name = name
+      self.chunks = chunks
+    }
+    /// Every point, joined.
+    public var points: [Point] { chunks.count == 1 ? chunks[0] : Array(chunks.joined()) }
   }
 
   public var title: String
@@ -68,33 +76,37 @@ public struct LineChart: Sendable {
       legend += entry
     }
 
-    // Values as plotted: log-transformed if asked. A non-finite value (or one ≤ 0 on a log
-    // axis) is left out and breaks the line, so gaps show as gaps.
-    let segments: [[[Point]]] = series.map { s in
-      var runs: [[Point]] = [[]]
-      for p in s.points {
-        let y = logScale ? (p.y > 0 ? log10(p.y) : .nan) : p.y
-        if y.isFinite && p.x.isFinite {
-          runs[runs.count - 1].append(Point(p.x, y))
-        } else if !runs[runs.count - 1].isEmpty {
-          runs.append([])
+    // Values as plotted: log10 of y on a log axis. A non-finite value (or one ≤ 0 on a log
+    // axis) is left out and breaks the line, so gaps show as gaps. Two passes over the points,
+    // neither of which copies them: a long run's history is drawn every frame.
+    let logScale = self.logScale
+    func plotted(_ y: Double) -> Double { logScale ? (y > 0 ? log10(y) : .nan) : y }
+    var (xLow, xHigh, yLow, yHigh) = (Double.infinity, -Double.infinity, Double.infinity, -Double.infinity)
+    /// Each series' lowest and highest plotted value (equal: a constant series, not smoothed).
+    var seriesRange: [(low: Double, high: Double)] = []
+    for s in series {
+      var (low, high) = (Double.infinity, -Double.infinity)
+      for chunk in s.chunks {
+        for p in chunk {
+          let y = plotted(p.y)
+          guard y.isFinite && p.x.isFinite else { continue }
+          (low, high) = (min(low, y), max(high, y))
+          (xLow, xHigh) = (min(xLow, p.x), max(xHigh, p.x))
         }
       }
-      return runs.filter { !$0.isEmpty }
+      seriesRange.append((low, high))
+      (yLow, yHigh) = (min(yLow, low), max(yHigh, high))
     }
-    let all = segments.flatMap { $0.flatMap { $0 } }
     let plotTop = 1, plotHeight = height - 3
-    guard let first = all.first else {
+    guard xLow.isFinite else {
       drawFrame(&grid, left: 1, top: plotTop, plotHeight: plotHeight, labels: [:])
       grid.write("no data yet", x: max(2, (width - 11) / 2), y: plotTop + plotHeight / 2, role: .label)
       return grid
     }
-    var (yLow, yHigh) = all.reduce((first.y, first.y)) { (min($0.0, $1.y), max($0.1, $1.y)) }
     if yHigh - yLow < 1e-12 {
       let pad = max(abs(yLow) * 0.1, logScale ? 0.5 : 1e-3)
       (yLow, yHigh) = (yLow - pad, yHigh + pad)
     }
-    var (xLow, xHigh) = all.reduce((first.x, first.x)) { (min($0.0, $1.x), max($0.1, $1.x)) }
     if xHigh == xLow { (xLow, xHigh) = (xLow - 1, xHigh + 1) }
 
     // Y ticks and the left margin their labels need.
@@ -112,45 +124,31 @@ public struct LineChart: Sendable {
     let yScale = Double(canvas.pixelHeight - 1) / (yHigh - yLow)
     /// The nearest pixel of a point in the chart's range (both offsets are ≥ 0 there, so adding
     /// a half and truncating rounds, without a call to the C library's round).
-    func pixel(_ p: Point) -> (x: Int, y: Int) {
-      (Int((p.x - xLow) * xScale + 0.5), Int((yHigh - p.y) * yScale + 0.5))
+    func pixel(_ x: Double, _ y: Double) -> (x: Int, y: Int) {
+      (Int((x - xLow) * xScale + 0.5), Int((yHigh - y) * yScale + 0.5))
     }
-    /// A line through `points`. Lines between points of one pixel column are vertical, so each
-    /// column's points come down to one segment from their lowest to their highest pixel, joined
-    /// to the neighbouring columns by its first and last point: the same dots as a line through
-    /// every point, drawn once a column however many steps a long run puts in it.
-    func draw(_ points: [Point], _ role: ColorRole) {
-      var column: (x: Int, first: Int, low: Int, high: Int, last: Int)?
-      var previous: (x: Int, y: Int)?
-      func flush() {
-        guard let c = column else { return }
-        if let previous { canvas.line(from: previous, to: (c.x, c.first), role: role) }
-        canvas.line(from: (c.x, c.low), to: (c.x, c.high), role: role)
-        previous = (c.x, c.last)
-      }
-      for point in points {
-        let p = pixel(point)
-        if let c = column, c.x == p.x {
-          column = (c.x, c.first, min(c.low, p.y), max(c.high, p.y), p.y)
-        } else {
-          flush()
-          column = (p.x, p.y, p.y, p.y, p.y)
+    // Each series in one pass: the raw line (faint behind the smoothed one when smoothing), and
+    // the smoothed line, whose average carries over gaps. A faint dot never covers another
+    // colour, so drawing the two together colours every cell as drawing one after the other.
+    for (i, s) in series.enumerated() {
+      let smoothed = smoothing > 0 && seriesRange[i].high > seriesRange[i].low
+      var raw = ColumnTracer(role: smoothed ? .faint(i) : .series(i))
+      var smooth = ColumnTracer(role: .series(i))
+      var running = Smoothing.Running(weight: smoothing)
+      for chunk in s.chunks {
+        for p in chunk {
+          let y = plotted(p.y)
+          guard y.isFinite && p.x.isFinite else {
+            raw.breakLine(on: &canvas)
+            smooth.breakLine(on: &canvas)
+            continue
+          }
+          raw.add(pixel(p.x, y), on: &canvas)
+          if smoothed { smooth.add(pixel(p.x, running.next(y)), on: &canvas) }
         }
       }
-      flush()
-    }
-    for (i, runs) in segments.enumerated() {
-      guard smoothing > 0 else {
-        for run in runs { draw(run, .series(i)) }
-        continue
-      }
-      // Smooth the series as a whole (the average carries over gaps), then draw it run by run.
-      for run in runs { draw(run, .faint(i)) }
-      var smoothed = Smoothing.tensorBoard(runs.flatMap { $0.map(\.y) }, weight: smoothing)[...]
-      for run in runs {
-        draw(zip(run, smoothed.prefix(run.count)).map { Point($0.x, $1) }, .series(i))
-        smoothed = smoothed.dropFirst(run.count)
-      }
+      raw.breakLine(on: &canvas)
+      smooth.breakLine(on: &canvas)
     }
 
     var labels: [Int: String] = [:]
@@ -163,7 +161,7 @@ public struct LineChart: Sendable {
 
     // Markers: a dotted column wherever the canvas has no dots.
     for marker in markers where marker >= xLow && marker <= xHigh {
-      let column = pixel(Point(marker, yLow)).x / 2
+      let column = pixel(marker, yLow).x / 2
       for row in 0..<plotHeight where !canvas.isMarked(column: column, row: row) {
         grid[left + 1 + column, plotTop + row] = Cell(unicode ? "┊" : ":", .marker)
       }
@@ -174,7 +172,7 @@ public struct LineChart: Sendable {
     var nextFree = left + 1
     for tick in Ticks.nice(low: xLow, high: xHigh, count: max(2, plotWidth / 12)) {
       let label = Ticks.label(tick)
-      let column = left + 1 + pixel(Point(tick, yLow)).x / 2 - label.count / 2
+      let column = left + 1 + pixel(tick, yLow).x / 2 - label.count / 2
       let start = max(column, left + 1)
       guard start >= nextFree, start + label.count <= width else { continue }
       grid.write(label, x: start, y: plotTop + plotHeight + 1, role: .label)
@@ -204,5 +202,40 @@ public struct LineChart: Sendable {
     }
     grid[left, top + plotHeight] = Cell(unicode ? "└" : "+", .axis)
     for column in (left + 1)..<grid.width { grid[column, top + plotHeight] = Cell(unicode ? "─" : "-", .axis) }
+  }
+}
+
+/// Draws a line through points given one at a time. Lines between points of one pixel column
+/// are vertical, so each column's points come down to one segment from their lowest to their
+/// highest pixel, joined to the neighbouring columns by its first and last point: the same dots
+/// as a line through every point, drawn once a column however many steps a long run puts in it.
+struct ColumnTracer {
+  let role: ColorRole
+  private var column: (x: Int, first: Int, low: Int, high: Int, last: Int)?
+  private var previous: (x: Int, y: Int)?
+
+  init(role: ColorRole) { self.role = role }
+
+  mutating func add(_ p: (x: Int, y: Int), on canvas: inout BrailleCanvas) {
+    if let c = column, c.x == p.x {
+      column = (c.x, c.first, min(c.low, p.y), max(c.high, p.y), p.y)
+    } else {
+      flush(on: &canvas)
+      column = (p.x, p.y, p.y, p.y, p.y)
+    }
+  }
+
+  /// Ends the line here: the next point starts a new one (a gap in the data).
+  mutating func breakLine(on canvas: inout BrailleCanvas) {
+    flush(on: &canvas)
+    previous = nil
+  }
+
+  private mutating func flush(on canvas: inout BrailleCanvas) {
+    guard let c = column else { return }
+    if let previous { canvas.line(from: previous, to: (c.x, c.first), role: role) }
+    canvas.line(from: (c.x, c.low), to: (c.x, c.high), role: role)
+    previous = (c.x, c.last)
+    column = nil
   }
 }

@@ -8,13 +8,23 @@ public enum Smoothing {
   public static func tensorBoard(_ values: [Double], weight s: Double) -> [Double] {
     let finite = values.filter(\.isFinite)
     guard s > 0, let first = finite.first, !finite.allSatisfy({ $0 == first }) else { return values }
-    var last = 0.0
-    // sⁿ, kept as a running product: a chart smooths every point of a long run each frame.
-    var decay = 1.0
-    return values.map { y in
-      guard y.isFinite else { return y }
-      last = s * last + (1 - s) * y
-      decay *= s
+    var running = Running(weight: s)
+    return values.map { y in y.isFinite ? running.next(y) : y }
+  }
+
+  /// The same average one finite value at a time, for a chart that smooths as it draws.
+  public struct Running: Sendable {
+    public let weight: Double
+    private var last = 0.0
+    /// sⁿ, kept as a running product rather than a power per value.
+    private var decay = 1.0
+
+    public init(weight: Double) { self.weight = weight }
+
+    /// The smoothed value after `y` (finite).
+    public mutating func next(_ y: Double) -> Double {
+      last = weight * last + (1 - weight) * y
+      decay *= weight
       return last / (1 - decay)
     }
   }

@@ -80,11 +80,13 @@ func makeRepl(_ engine: SessionEngine, themes: ThemeLibrary? = nil, themeName: S
   let repl = InteractiveRepl(engine: engine)
   var library = themes
   var first = themeName
+  // The dashboard opens again as it was left.
+  var state = DashboardState()
   repl.openDashboard = { engine, shouldStop in
     let themes = library ?? ThemeLibrary.load(folders: ThemeLibrary.defaultFolders())
     library = themes
     defer { first = nil }
-    return DashboardLoop.run(engine: engine, themes: themes, themeName: first, shouldStop: shouldStop)
+    return DashboardLoop.run(engine: engine, themes: themes, themeName: first, state: &state, shouldStop: shouldStop)
   }
   return repl
 }

@@ -101,9 +101,10 @@ struct DashboardViewTests {
     }
     #expect(DashboardView.wrapLine(long, width: 40).allSatisfy { $0.count <= 40 })
     #expect(DashboardView.wrapLine(long, width: 40).joined(separator: " ").split(separator: " ") == long.split(separator: " "))
-    #expect(DashboardView.wrapLine(String(repeating: "x", count: 50), width: 20) == [
-      String(repeating: "x", count: 20), "  " + String(repeating: "x", count: 18), "  " + String(repeating: "x", count: 12),
-    ])
+    #expect(
+      DashboardView.wrapLine(String(repeating: "x", count: 50), width: 20) == [
+        String(repeating: "x", count: 20), "  " + String(repeating: "x", count: 18), "  " + String(repeating: "x", count: 12),
+      ])
   }
 
   @Test func selectionAndStatisticsFollowTheState() {

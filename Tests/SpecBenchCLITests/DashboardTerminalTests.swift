@@ -118,7 +118,9 @@ struct DashboardTerminalTests {
     screen = try terminal.waitFor { $0.contains("spirals [fast running *]>") }
     #expect(screen.contains("spirals [fast running *]>"), "\(screen)")
     try terminal.send("status", "Enter")
-    screen = try terminal.waitFor { $0.range(of: #"running at step \d+/100000000, epoch \d+, backend fast"#, options: .regularExpression) != nil }
+    screen = try terminal.waitFor {
+      $0.range(of: #"running at step \d+/100000000, epoch \d+, backend fast"#, options: .regularExpression) != nil
+    }
     #expect(screen.range(of: #"running at step \d+/100000000, epoch \d+, backend fast"#, options: .regularExpression) != nil, "\(screen)")
     try terminal.send("stop", "Enter")
     screen = try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
@@ -185,9 +187,16 @@ struct DashboardTerminalTests {
     #expect(screen.contains("did you mean \"optimizer\""), "\(screen)")
     #expect(screen.contains("─ optimizer · adam"))
 
-    // q leaves for the REPL on the same session.
+    // q leaves for the REPL on the same session; `dashboard` opens it again as it was left.
     try terminal.send("q")
     screen = try terminal.waitFor { $0.contains("iris [reference idle]>") }
+    #expect(screen.contains("iris [reference idle]>"), "\(screen)")
+    try terminal.send("dashboard", "Enter")
+    screen = try terminal.waitFor { $0.contains("─ loss · smoothing 0.8 · log") }
+    #expect(screen.contains("theme high-contrast") && screen.contains("› dense1.bias [16]"), "\(screen)")
+    #expect(Self.pane("events", in: screen).joined().contains("optimzer sgd"), "the event log is kept: \(screen)")
+    try terminal.send("q")
+    try terminal.waitFor { $0.contains("iris [reference idle]>") }
     try terminal.send("quit", "Enter")
     screen = try terminal.waitFor { $0.contains("EXIT=") }
     #expect(screen.contains("EXIT=0"))

@@ -32,6 +32,9 @@ public struct MetricLog: Sendable, Equatable {
 
   public var last: MetricPoint? { chunks.last?.last }
 
+  /// The points in their chunks, oldest first: to read a long log without joining it.
+  public var pointChunks: [[MetricPoint]] { chunks }
+
   /// Every point, oldest first (shared without copying when the log is one chunk).
   public var points: [MetricPoint] { chunks.count == 1 ? chunks[0] : Array(chunks.joined()) }
 

@@ -173,7 +173,7 @@ extension SessionEngine {
       return HistoryPlots.learningRateChart(spec, through: s.plannedStep, current: s.step, logScale: logScale)
         .render(width: width, height: height)
     }
-    guard let chart = HistoryPlots.lossChart(snapshot.history, logScale: logScale, smoothing: smoothing ?? 0) else {
+    guard let chart = HistoryPlots.lossChart(snapshot, logScale: logScale, smoothing: smoothing ?? 0) else {
       var grid = Grid(width: width, height: 1)
       grid.write("no losses recorded yet; train first", x: 0, y: 0, role: .label)
       return grid
