@@ -70,9 +70,10 @@ public final class InteractiveRepl {
       showEvents()
     }
     rl_callback_handler_remove()
-    // Ended by SIGTERM or SIGHUP: leave the prompt's line, so what the shell prints next starts
-    // on a line of its own (on a terminal that is gone, the write fails harmlessly).
-    if Self.terminating() { Terminal.write("\n") }
+    // Readline redraws the prompt after each line, `quit` too, and SIGTERM or SIGHUP leave it
+    // there: erase it, so that what the shell prints next starts on a clean line (on a terminal
+    // that is gone, the write fails harmlessly).
+    Terminal.write("\r\u{1B}[K")
     if engine.isTraining {
       _ = engine.execute("stop")
       while engine.isTraining { Thread.sleep(forTimeInterval: 0.01) }

@@ -40,7 +40,8 @@ struct ReplTerminalTests {
     try terminal.send("stop", "Enter")
     try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
     try terminal.send("save mine", "Enter")
-    screen = try terminal.waitFor { $0.contains("saved \(folder)/mine.json with its state at step ") }
+    screen = try terminal.waitFor { $0.contains("[saved] saved mine.json with its state at step ") }
+    #expect(screen.contains("[saved] saved mine.json with its state at step "), "\(screen)")
     try terminal.send("quit", "Enter")
     screen = try terminal.waitFor { $0.contains("EXIT=") }
     #expect(screen.contains("EXIT=0"))
