@@ -215,7 +215,7 @@ struct DashboardTerminalTests {
     let palette = coloured.contains("38;5;") || coloured.contains("48;5;")
     let basic = coloured.range(of: #"\x1B\[([0-9;]*;)?(3[0-7]|9[0-7])m"#, options: .regularExpression) != nil
     switch depth {
-    case "256": #expect(palette, "xterm-256color uses the 256-colour palette")
+    case "256": #expect(palette, "xterm-256color uses the 256-colour palette: \(coloured.prefix(400).debugDescription)")
     case "8": #expect(!palette && basic, "xterm uses the 8 basic colours")
     default:
       #expect(!palette && !basic, "no colours on a monochrome terminal")

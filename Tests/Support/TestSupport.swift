@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -124,7 +125,7 @@ public func specbench(_ arguments: String...) throws -> ProcessResult {
 
 /// Runs a program with its standard streams on /dev/null and waits for it (not for any daemon
 /// it leaves behind); returns its exit status, or -1 when it could not start.
-func spawnAndWait(_ path: String, _ arguments: [String]) -> Int32 {
+func spawnAndWait(_ path: String, _ arguments: [String], environment: [String]? = nil) -> Int32 {
   var actions = posix_spawn_file_actions_t()
   posix_spawn_file_actions_init(&actions)
   defer { posix_spawn_file_actions_destroy(&actions) }
@@ -144,7 +145,13 @@ func spawnAndWait(_ path: String, _ arguments: [String]) -> Int32 {
   posix_spawnattr_setsigdefault(&attributes, &all)
   posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
   var pid: pid_t = 0
-  guard posix_spawn(&pid, path, &actions, &attributes, argv, environ) == 0 else { return -1 }
+  let environmentStrings: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup($0) } + [nil] }
+  defer { for pointer in environmentStrings ?? [] { free(pointer) } }
+  let spawned =
+    environmentStrings.map { strings in
+      strings.withUnsafeBufferPointer { posix_spawn(&pid, path, &actions, &attributes, argv, $0.baseAddress) }
+    } ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+  guard spawned == 0 else { return -1 }
   var status: Int32 = 0
   while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
   return (status >> 8) & 0xff
@@ -160,6 +167,10 @@ public final class TmuxSession {
 
   public let name: String
   let tmux: String
+  /// The tests' own tmux server (`tmux -L specbench-tests`), apart from any server of the
+  /// person running them, started with the environment below.
+  static let socket = ["-L", "specbench-tests"]
+  static let starting = Mutex(())
 
   /// Starts `command` (run by sh) in a new session of the given size.
   public init(_ command: String, width: Int = 120, height: Int = 30) throws {
@@ -171,27 +182,43 @@ public final class TmuxSession {
     // test running in parallel would never reach end-of-file. So spawn it directly, with
     // standard streams on /dev/null and every other descriptor closed first.
     let closeAndRun = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@""#
-    let status = spawnAndWait(
-      "/bin/bash", ["-c", closeAndRun, "bash", tmux, "new-session", "-d", "-s", name, "-x", String(width), "-y", String(height), command])
+    // The programs in the panes get the server's environment: the test runner's, less what would
+    // change what they draw (the runner sets NO_COLOR when its output is not a terminal).
+    let environment = ProcessInfo.processInfo.environment.filter { $0.key != "NO_COLOR" }.map { "\($0.key)=\($0.value)" }
+    // Tests start sessions in parallel, and two clients starting the server at once make one of
+    // them fail: one at a time, and again after a moment if the server was still coming up.
+    let arguments =
+      ["-c", closeAndRun, "bash", tmux] + Self.socket + [
+        "new-session", "-d", "-s", name, "-x", String(width), "-y", String(height), "unset NO_COLOR; " + command,
+      ]
+    let status = Self.starting.withLock { _ in
+      var status: Int32 = -1
+      for attempt in 0..<5 {
+        if attempt > 0 { Thread.sleep(forTimeInterval: 0.2) }
+        status = spawnAndWait("/bin/bash", arguments, environment: environment)
+        if status == 0 { break }
+      }
+      return status
+    }
     guard status == 0 else { throw TestFailure("tmux new-session failed with status \(status)") }
   }
 
-  deinit { _ = try? runProcess(tmux, ["kill-session", "-t", name]) }
+  deinit { _ = try? runProcess(tmux, Self.socket + ["kill-session", "-t", name]) }
 
   /// The visible screen as text.
-  public func capture() throws -> String { try runProcess(tmux, ["capture-pane", "-p", "-t", name]).stdout }
+  public func capture() throws -> String { try runProcess(tmux, Self.socket + ["capture-pane", "-p", "-t", name]).stdout }
 
   /// Sends keys as tmux names them (`C-c`, `Enter`, or literal text).
-  public func send(_ keys: String...) throws { _ = try runProcess(tmux, ["send-keys", "-t", name] + keys) }
+  public func send(_ keys: String...) throws { _ = try runProcess(tmux, Self.socket + ["send-keys", "-t", name] + keys) }
 
   /// Resizes the window, as a person dragging the terminal's corner would (the program gets
   /// SIGWINCH).
   public func resize(width: Int, height: Int) throws {
-    _ = try runProcess(tmux, ["resize-window", "-t", name, "-x", String(width), "-y", String(height)])
+    _ = try runProcess(tmux, Self.socket + ["resize-window", "-t", name, "-x", String(width), "-y", String(height)])
   }
 
   /// The visible screen with colours and attributes as escape sequences.
-  public func captureWithColours() throws -> String { try runProcess(tmux, ["capture-pane", "-p", "-e", "-t", name]).stdout }
+  public func captureWithColours() throws -> String { try runProcess(tmux, Self.socket + ["capture-pane", "-p", "-e", "-t", name]).stdout }
 
   /// Polls the screen until `condition` holds (or `seconds` pass); returns the last screen.
   @discardableResult
