@@ -50,7 +50,9 @@ struct DashboardTerminalTests {
     try terminal.send("dashboard", "Enter")
 
     // The dashboard shows every pane and the loss chart moves while training runs.
-    var screen = try terminal.waitFor { $0.contains("─ loss · smoothing") && $0.contains("│ running │") }
+    var screen = try terminal.waitFor {
+      $0.contains("─ loss · smoothing") && $0.contains("│ running │") && $0.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }
+    }
     for title in ["model ·", "loss ·", "histogram ·", "optimizer ·", "events"] {
       #expect(!Self.pane(title, in: screen).isEmpty, "the \(title) pane is drawn: \(screen)")
     }

@@ -18,8 +18,8 @@ struct ReplTerminalTests {
     var screen = try terminal.waitFor { $0.contains("add dense 32 relu") }
     #expect(screen.contains("mine [reference idle *]> add dense 32 relu"), "tab completed the activation: \(screen)")
     for line in ["", "add dense 3", "optimizer adam lr=0.01", "stop max_steps 1000000", "train"] { try terminal.send(line, "Enter") }
-    screen = try terminal.waitFor { $0.contains("[started] training on reference") }
-    #expect(screen.contains("mine [reference running *]>"))
+    screen = try terminal.waitFor { $0.contains("[started] training on reference") && $0.contains("mine [reference running *]>") }
+    #expect(screen.contains("mine [reference running *]>"), "\(screen)")
     // status while it trains
     // (The first steps may not be recorded yet: ask again until a loss shows.)
     let statusLine = #"running at step \d+/1000000, epoch \d+, backend reference, loss [0-9.e-]+, lr 0.01"#
