@@ -28,10 +28,14 @@ let package = Package(
     .target(name: "TensorCore", dependencies: ["SpecKit"]),
     // Datasets: the synthetic generators, CSV, IDX, built-ins; the validation split and batching.
     .target(name: "Datasets", dependencies: ["SpecKit", "TensorCore"]),
-    // OpenBLAS (BSD-3-Clause): a system library whose sgemm the fast backend's products call.
-    .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+    // The fast backend's C parts: its optimizer rules, compiled for AVX-512, AVX2 and baseline
+    // x86-64 and chosen by the CPU when the program loads (Swift compiles for baseline x86-64
+    // only), and the loader of OpenBLAS (BSD-3-Clause), whose sgemm does the products. Optimised
+    // in debug builds too, so that the tests check the vectorised loops.
+    .target(
+      name: "CFastKernels", path: "Sources/CFastKernels", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
     // The Backend protocol, capabilities, and the backends (reference, fast).
-    .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets", "COpenBLAS"]),
+    .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets", "CFastKernels"]),
     // The engine both front ends share; for now the headless training run.
     .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "TermPlot"]),
     // Pure text rendering: braille line charts, histograms, sparklines, tables, into a grid of

@@ -93,6 +93,8 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
   case diverged(step: Int, loss: Float, reason: String)
   /// No backend of that name.
   case unknownBackend(name: String, known: [String])
+  /// The backend cannot run on this machine (a library it needs is missing): why, and what to do.
+  case unavailable(backend: String, reason: String)
 
   public var description: String {
     switch self {
@@ -105,6 +107,8 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
     case .unknownBackend(let name, let known):
       return "no backend named \"\(name)\"; backends: \(known.joined(separator: ", "))"
         + (Suggestion.nearest(to: name, in: known).map { " (did you mean \"\($0)\"?)" } ?? "")
+    case .unavailable(_, let reason):
+      return reason
     }
   }
 }

@@ -78,103 +78,183 @@ public enum OptimizerMath {
     for (name, values) in zip(names, [slot0, slot1, slot2]) { slots[name] = values }
   }
 
+  /// A rule's scalar coefficients for one update: computed in double precision from the spec,
+  /// the step and the learning rate, and rounded once to float32, as `torch.optim` does. The
+  /// elementwise passes here and the fast backend's vector kernels both start from these.
+  public enum Coefficients: Sendable {
+    case sgd(SGD)
+    case adam(Adam)
+    case rmsprop(RMSprop)
+    case adagrad(Adagrad)
+
+    public struct SGD: Sendable {
+      /// Weight decay, added to the gradient when `decays`.
+      public let wd: Float
+      public let decays: Bool
+      public let momentum: Float
+      /// 1 − dampening.
+      public let keep: Float
+      /// −lr.
+      public let rate: Float
+      /// Whether the momentum buffer is used (momentum > 0), and this is its first update.
+      public let usesMomentum: Bool
+      public let first: Bool
+      public let nesterov: Bool
+    }
+
+    public struct Adam: Sendable {
+      /// AdamW: `p ← p·shrink` first, with shrink = 1 − lr·wd.
+      public let decoupled: Bool
+      public let shrink: Float
+      /// Adam with weight decay: `g ← g + wd·p`.
+      public let coupled: Bool
+      public let wd: Float
+      public let beta2: Float
+      public let oneMinusBeta2: Float
+      /// −lr / (1 − β1ᵗ).
+      public let stepSize: Float
+      /// √(1 − β2ᵗ).
+      public let bias2Root: Float
+      public let eps: Float
+      /// `lerp_` toward the gradient with weight 1 − β1.
+      public let lerp: Lerp
+    }
+
+    public struct RMSprop: Sendable {
+      public let decays: Bool
+      public let wd: Float
+      public let alpha: Float
+      public let oneMinusAlpha: Float
+      public let eps: Float
+      public let momentum: Float
+      /// Whether the momentum buffer is used (momentum > 0), and whether the gradient's average
+      /// is (centered).
+      public let usesMomentum: Bool
+      public let centered: Bool
+      /// −lr.
+      public let rate: Float
+      /// `lerp_` of the gradient average (centered) with weight 1 − α.
+      public let lerp: Lerp
+    }
+
+    public struct Adagrad: Sendable {
+      public let decays: Bool
+      public let wd: Float
+      /// −lr / (1 + (t − 1)·lr_decay).
+      public let clr: Float
+      public let eps: Float
+    }
+
+    /// The coefficients of update `step` (t ≥ 1) at `learningRate`.
+    public init(_ optimizer: OptimizerSpec, step: Int, learningRate lr: Double) {
+      switch optimizer {
+      case .sgd(let o):
+        self = .sgd(
+          SGD(
+            wd: Float(o.weightDecay), decays: o.weightDecay != 0, momentum: Float(o.momentum), keep: Float(1 - o.dampening),
+            rate: Float(-lr), usesMomentum: o.momentum != 0, first: step == 1, nesterov: o.nesterov))
+      case .adam(let o), .adamw(let o):
+        let decoupled = if case .adamw = optimizer { true } else { false }
+        let bias1 = 1 - pow(o.beta1, Double(step))
+        self = .adam(
+          Adam(
+            decoupled: decoupled, shrink: Float(1 - lr * o.weightDecay), coupled: !decoupled && o.weightDecay != 0,
+            wd: Float(o.weightDecay), beta2: Float(o.beta2), oneMinusBeta2: Float(1 - o.beta2), stepSize: Float(-(lr / bias1)),
+            bias2Root: Float((1 - pow(o.beta2, Double(step))).squareRoot()), eps: Float(o.eps), lerp: Lerp(weight: 1 - o.beta1)))
+      case .rmsprop(let o):
+        self = .rmsprop(
+          RMSprop(
+            decays: o.weightDecay != 0, wd: Float(o.weightDecay), alpha: Float(o.alpha), oneMinusAlpha: Float(1 - o.alpha),
+            eps: Float(o.eps), momentum: Float(o.momentum), usesMomentum: o.momentum > 0, centered: o.centered, rate: Float(-lr),
+            lerp: Lerp(weight: 1 - o.alpha)))
+      case .adagrad(let o):
+        self = .adagrad(
+          Adagrad(
+            decays: o.weightDecay != 0, wd: Float(o.weightDecay), clr: Float(-(lr / (1 + Double(step - 1) * o.lrDecay))),
+            eps: Float(o.eps)))
+      }
+    }
+  }
+
   /// Updates `count` values of `param` from `grad` and the slots' views, in one pass, eight
   /// elements at a time (each lane's arithmetic is the scalar rule's, so the result is the same).
   public static func update(
     _ optimizer: OptimizerSpec, param p: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int, slots: SlotViews, step: Int,
     learningRate lr: Double
   ) {
-    switch optimizer {
-    case .sgd(let o):
-      let (wd, momentum, keep, rate) = (Float(o.weightDecay), Float(o.momentum), Float(1 - o.dampening), Float(-lr))
-      let decays = o.weightDecay != 0
-      let buffer = o.momentum != 0 ? slots.momentumBuffer : nil
-      let first = step == 1
+    switch Coefficients(optimizer, step: step, learningRate: lr) {
+    case .sgd(let c):
+      let buffer = c.usesMomentum ? slots.momentumBuffer : nil
       Lanes.forEach(count) { lanes in
         var x = lanes.load(p)
         var g = lanes.load(grad)
-        if decays { g = g + wd * x }
+        if c.decays { g = g + c.wd * x }
         if let buffer {
-          let b = first ? g : lanes.load(buffer) * momentum + keep * g
+          let b = c.first ? g : lanes.load(buffer) * c.momentum + c.keep * g
           lanes.store(b, buffer)
-          g = o.nesterov ? g + momentum * b : b
+          g = c.nesterov ? g + c.momentum * b : b
         }
-        x = x + rate * g
+        x = x + c.rate * g
         lanes.store(x, p)
       }
 
-    case .adam(let o), .adamw(let o):
-      let decoupled = if case .adamw = optimizer { true } else { false }
-      let shrink = Float(1 - lr * o.weightDecay), wd = Float(o.weightDecay)
-      let coupled = !decoupled && o.weightDecay != 0
+    case .adam(let c):
       let m = slots.expAvg!, v = slots.expAvgSq!, peak = slots.maxExpAvgSq
-      let (beta2, oneMinusBeta2) = (Float(o.beta2), Float(1 - o.beta2))
-      let bias1 = 1 - pow(o.beta1, Double(step))
-      let bias2Root = Float((1 - pow(o.beta2, Double(step))).squareRoot())
-      let stepSize = Float(-(lr / bias1))
-      let eps = Float(o.eps)
-      let lerp = Lerp(weight: 1 - o.beta1)
       Lanes.forEach(count) { lanes in
         var x = lanes.load(p)
-        if decoupled { x *= shrink }
+        if c.decoupled { x *= c.shrink }
         var g = lanes.load(grad)
-        if coupled { g = g + wd * x }
-        let mean = lerp(lanes.load(m), g)
+        if c.coupled { g = g + c.wd * x }
+        let mean = c.lerp(lanes.load(m), g)
         lanes.store(mean, m)
-        let square = lanes.load(v) * beta2 + oneMinusBeta2 * g * g
+        let square = lanes.load(v) * c.beta2 + c.oneMinusBeta2 * g * g
         lanes.store(square, v)
         var second = square
         if let peak {
           second = pointwiseMax(lanes.load(peak), square)
           lanes.store(second, peak)
         }
-        let denominator = second.squareRoot() / bias2Root + eps
-        x = x + stepSize * (mean / denominator)
+        let denominator = second.squareRoot() / c.bias2Root + c.eps
+        x = x + c.stepSize * (mean / denominator)
         lanes.store(x, p)
       }
 
-    case .rmsprop(let o):
-      let wd = Float(o.weightDecay), decays = o.weightDecay != 0
-      let square = slots.squareAvg!, mean = o.centered ? slots.gradAvg : nil, buffer = o.momentum > 0 ? slots.momentumBuffer : nil
-      let (alpha, oneMinusAlpha) = (Float(o.alpha), Float(1 - o.alpha))
-      let (eps, momentum, rate) = (Float(o.eps), Float(o.momentum), Float(-lr))
-      let lerp = Lerp(weight: 1 - o.alpha)
+    case .rmsprop(let c):
+      let square = slots.squareAvg!, average = c.centered ? slots.gradAvg : nil, buffer = c.usesMomentum ? slots.momentumBuffer : nil
       Lanes.forEach(count) { lanes in
         var x = lanes.load(p)
         var g = lanes.load(grad)
-        if decays { g = g + wd * x }
-        let s = lanes.load(square) * alpha + oneMinusAlpha * g * g
+        if c.decays { g = g + c.wd * x }
+        let s = lanes.load(square) * c.alpha + c.oneMinusAlpha * g * g
         lanes.store(s, square)
-        var average: SIMD8<Float>
-        if let mean {
-          let mu = lerp(lanes.load(mean), g)
-          lanes.store(mu, mean)
-          average = (s - mu * mu).squareRoot()
+        var denominator: SIMD8<Float>
+        if let average {
+          let mu = c.lerp(lanes.load(average), g)
+          lanes.store(mu, average)
+          denominator = (s - mu * mu).squareRoot()
         } else {
-          average = s.squareRoot()
+          denominator = s.squareRoot()
         }
-        average += eps
+        denominator += c.eps
         if let buffer {
-          let b = lanes.load(buffer) * momentum + g / average
+          let b = lanes.load(buffer) * c.momentum + g / denominator
           lanes.store(b, buffer)
-          x = x + rate * b
+          x = x + c.rate * b
         } else {
-          x = x + rate * (g / average)
+          x = x + c.rate * (g / denominator)
         }
         lanes.store(x, p)
       }
 
-    case .adagrad(let o):
-      let wd = Float(o.weightDecay), decays = o.weightDecay != 0
-      let clr = Float(-(lr / (1 + Double(step - 1) * o.lrDecay)))
-      let sum = slots.sum!, eps = Float(o.eps)
+    case .adagrad(let c):
+      let sum = slots.sum!
       Lanes.forEach(count) { lanes in
         var x = lanes.load(p)
         var g = lanes.load(grad)
-        if decays { g = g + wd * x }
+        if c.decays { g = g + c.wd * x }
         let total = lanes.load(sum) + g * g
         lanes.store(total, sum)
-        x = x + clr * (g / (total.squareRoot() + eps))
+        x = x + c.clr * (g / (total.squareRoot() + c.eps))
         lanes.store(x, p)
       }
     }
@@ -217,10 +297,12 @@ public enum OptimizerMath {
 
   /// PyTorch's `lerp_` toward b with weight w: `a + w·(b − a)` for w < 0.5,
   /// `b − (b − a)·(1 − w)` otherwise.
-  struct Lerp {
-    let weight: Float
-    let rest: Float
-    let small: Bool
+  public struct Lerp: Sendable {
+    public let weight: Float
+    /// 1 − weight.
+    public let rest: Float
+    /// Whether the weight is below one half (which of the two forms applies).
+    public let small: Bool
 
     init(weight: Double) { (self.weight, rest, small) = (Float(weight), Float(1 - weight), weight < 0.5) }
 

@@ -1,9 +1,10 @@
-import COpenBLAS
+import CFastKernels
 import TensorCore
 
 /// The three products of a dense layer through OpenBLAS's `cblas_sgemm`: row-major, with the
 /// transposes given as flags rather than made, blocked and vectorised for the CPU it runs on
 /// (AVX2/AVX-512 chosen at run time), and threaded by OpenBLAS itself for large products only.
+/// OpenBLAS is loaded on first use (`BLASLibrary`).
 public struct BLASKernels: MatrixKernels {
   public init() {}
 
@@ -36,9 +37,10 @@ public struct BLASKernels: MatrixKernels {
       if !accumulate { c.update(repeating: 0, count: m * n) }
       return
     }
-    cblas_sgemm(
-      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), 1,
-      a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), accumulate ? 1 : 0, c, Int32(n))
+    precondition(specbench_blas_load() == 1, "OpenBLAS is not loaded; FastBackend checks before it builds a trainer")
+    specbench_sgemm(
+      transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
+      accumulate ? 1 : 0, c, Int32(n))
   }
 
   static func gemm(
@@ -54,4 +56,24 @@ public struct BLASKernels: MatrixKernels {
       }
     }
   }
+}
+
+/// OpenBLAS as the fast backend finds it: loaded on first use (see `CFastKernels/blas_loader.h`).
+public enum BLASLibrary {
+  /// Nil when OpenBLAS is there; otherwise what to do about it.
+  public static var problem: String? {
+    guard specbench_blas_load() == 0 else { return nil }
+    let reason = specbench_blas_error().map { String(cString: $0) } ?? "not found"
+    return "the fast backend needs OpenBLAS, which could not be loaded (\(reason)); "
+      + "install it (Debian: apt-get install libopenblas0, or scripts/setup.sh), or use the reference backend"
+  }
+
+  /// `OpenBLAS Haswell kernels`, or why it is missing.
+  public static var description: String {
+    if let problem { return problem }
+    return "OpenBLAS \(String(cString: specbench_blas_core())) kernels"
+  }
+
+  /// The instruction set of the optimizer kernels on this CPU.
+  public static var optimizerInstructionSet: String { String(cString: specbench_fast_kernels_isa()) }
 }

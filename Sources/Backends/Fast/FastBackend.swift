@@ -9,10 +9,14 @@ public struct FastBackend: Backend {
   public init() {}
 
   public var name: String { "fast" }
-  public var summary: String { "OpenBLAS products, fused passes, no allocation per step; agrees with reference within float rounding" }
+  public var summary: String {
+    "\(BLASLibrary.description); optimizer rules in \(BLASLibrary.optimizerInstructionSet); fused passes, no allocation per step; "
+      + "agrees with reference within float rounding"
+  }
   public var capabilities: Capabilities { .everything }
 
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
+    if let problem = BLASLibrary.problem { throw .unavailable(backend: name, reason: problem) }
     try check(spec: spec, state: state)
     return try FastTrainer(spec: spec, state: state, train: data.train)
   }

@@ -1,3 +1,4 @@
+import CFastKernels
 import SpecKit
 import TensorCore
 
@@ -42,7 +43,8 @@ extension FastTrainer {
   }
 
   /// `z += bias` per row and `y = f(z)` in one pass (z and y are the same memory without an
-  /// activation); softmax normalises each row after the bias is added.
+  /// activation); softmax normalises each row after the bias is added. Bias alone and bias +
+  /// ReLU (the common case) run in the C kernels, at the CPU's vector width.
   static func biasAndActivation(
     _ z: UnsafeMutableBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?, _ activation: Activation,
     into y: UnsafeMutableBufferPointer<Float>, width: Int
@@ -51,17 +53,11 @@ extension FastTrainer {
     switch (bias, activation) {
     case (nil, .identity): return
     case (let bias?, .identity):
-      for r in 0..<rows { for j in 0..<width { z[r * width + j] += bias[j] } }
+      specbench_bias_add(z.baseAddress, bias.baseAddress, rows, width)
     case (let bias, .relu):
-      for r in 0..<rows {
-        for j in 0..<width {
-          let v = z[r * width + j] + (bias?[j] ?? 0)
-          z[r * width + j] = v
-          y[r * width + j] = v > 0 ? v : 0
-        }
-      }
+      specbench_bias_relu(z.baseAddress, bias?.baseAddress, y.baseAddress, rows, width)
     case (let bias, .softmax):
-      if let bias { for r in 0..<rows { for j in 0..<width { z[r * width + j] += bias[j] } } }
+      if let bias { specbench_bias_add(z.baseAddress, bias.baseAddress, rows, width) }
       Activation.softmaxRows(UnsafeBufferPointer(z), rows: rows, width: width, into: y)
     case (let bias, _):
       for r in 0..<rows {
@@ -127,19 +123,11 @@ extension FastTrainer {
   ) {
     let rows = g.count / max(1, width)
     if activation == .relu {
-      biasGradient?.update(repeating: 0)
-      for r in 0..<rows {
-        for j in 0..<width {
-          let d = g[r * width + j] * (z[r * width + j] > 0 ? 1 : 0)
-          g[r * width + j] = d
-          if let biasGradient { biasGradient[j] += d }
-        }
-      }
+      specbench_relu_backward(g.baseAddress, z.baseAddress, biasGradient?.baseAddress, rows, width)
       return
     }
     if activation != .identity { activation.backward(input: z, output: y, gradient: UnsafeBufferPointer(g), into: g, width: width) }
     guard let biasGradient else { return }
-    biasGradient.update(repeating: 0)
-    for r in 0..<rows { for j in 0..<width { biasGradient[j] += g[r * width + j] } }
+    specbench_bias_gradient(g.baseAddress, biasGradient.baseAddress, rows, width)
   }
 }

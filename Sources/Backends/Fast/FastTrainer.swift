@@ -208,7 +208,7 @@ final class FastTrainer: Trainer {
   static func update(_ parameter: Parameter, _ optimizer: OptimizerSpec, step: Int, learningRate: Double) {
     let count = parameter.values.count
     guard count >= 1 << 15 else {
-      OptimizerMath.update(
+      VectorOptimizer.update(
         optimizer, param: parameter.values.baseAddress!, grad: parameter.gradient.baseAddress!, count: count, slots: parameter.slotViews,
         step: step, learningRate: learningRate)
       return
@@ -219,7 +219,7 @@ final class FastTrainer: Trainer {
       // Halves on a multiple of 8, so that each half's chunks of eight start where the whole's would.
       let start = part == 0 ? 0 : (count / 2) & ~7
       let end = part == 0 ? (count / 2) & ~7 : count
-      OptimizerMath.update(
+      VectorOptimizer.update(
         optimizer, param: parameter.values.baseAddress! + start, grad: parameter.gradient.baseAddress! + start, count: end - start,
         slots: parameter.slotViews.advanced(by: start), step: step, learningRate: learningRate)
     }

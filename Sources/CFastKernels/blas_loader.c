@@ -1,0 +1,54 @@
+// See include/blas_loader.h.
+#define _GNU_SOURCE
+#include "blas_loader.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+// cblas.h's values: CblasRowMajor, CblasNoTrans, CblasTrans. `blasint` is int in the LP64
+// builds that distributions ship as libopenblas.so.0.
+enum { row_major = 101, no_transpose = 111, transpose = 112 };
+typedef void (*sgemm_function)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+typedef char *(*corename_function)(void);
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static sgemm_function sgemm;
+static corename_function corename;
+static const char *failure;
+
+static void load(void) {
+  const char *names[] = {"libopenblas.so.0", "libopenblas.so"};
+  void *library = NULL;
+  for (unsigned i = 0; i < sizeof names / sizeof names[0] && library == NULL; i++) library = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  if (library == NULL) {
+    const char *message = dlerror();
+    failure = message ? strdup(message) : "not found";
+    return;
+  }
+  sgemm = (sgemm_function)dlsym(library, "cblas_sgemm");
+  corename = (corename_function)dlsym(library, "openblas_get_corename");
+  if (sgemm == NULL) failure = "libopenblas has no cblas_sgemm";
+}
+
+int specbench_blas_load(void) {
+  pthread_once(&once, load);
+  return sgemm != NULL;
+}
+
+const char *specbench_blas_error(void) {
+  specbench_blas_load();
+  return failure;
+}
+
+const char *specbench_blas_core(void) {
+  if (!specbench_blas_load() || corename == NULL) return "unknown";
+  const char *name = corename();
+  return name ? name : "unknown";
+}
+
+void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc) {
+  sgemm(row_major, transpose_a ? transpose : no_transpose, transpose_b ? transpose : no_transpose, m, n, k, 1.0f, a, lda, b, ldb,
+        beta, c, ldc);
+}

@@ -1,0 +1,3 @@
+// The fast backend's C parts: vector optimizer kernels and the OpenBLAS loader.
+#include "fast_kernels.h"
+#include "blas_loader.h"

@@ -1,0 +1,30 @@
+// OpenBLAS (BSD-3-Clause), loaded when the fast backend first needs it rather than linked, so
+// that SpecBench starts, and the reference backend works, on a machine without it; the fast
+// backend then says what to install. OpenBLAS chooses its kernels for the CPU when it loads
+// (or as OPENBLAS_CORETYPE says).
+#ifndef SPECBENCH_BLAS_LOADER_H
+#define SPECBENCH_BLAS_LOADER_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Loads OpenBLAS once (thread-safe); 1 when its sgemm can be called, 0 otherwise.
+int specbench_blas_load(void);
+
+/// Why loading failed (the loader's message), or NULL.
+const char *specbench_blas_error(void);
+
+/// OpenBLAS's name for the kernels it uses ("SkylakeX", "Haswell", …), or "unknown".
+const char *specbench_blas_core(void);
+
+/// `c = op(a)·op(b) + beta·c`, row-major, c `[m, n]`: cblas_sgemm with alpha 1. Call only after
+/// `specbench_blas_load` returned 1.
+void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *c, int ldc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
