@@ -2,7 +2,7 @@
 # Installs what SpecBench needs to build, run and test, checking first so that a second run does
 # nothing. Used by the README's two commands and by .ci/run.
 #   - Debian packages (apt): GNU readline (the REPL links it), ncursesw (the dashboard), OpenBLAS
-#     (the fast backend), tmux for the terminal tests, Python for the interop tests.
+#     (the fast backend, loaded at run time), tmux for the terminal tests, Python for the interop tests.
 #   - Python packages (pip): numpy and safetensors, which the interop tests run for real. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero only when the Swift build itself cannot work.
@@ -23,8 +23,8 @@ apt_needed=()
 need_apt() { apt_needed+=("$1"); }
 [ -f /usr/include/readline/readline.h ] || need_apt libreadline-dev   # the REPL's line editor
 [ -f /usr/include/ncursesw/curses.h ] || need_apt libncurses-dev       # the dashboard (ncursesw)
-# The fast backend's matrix products (cblas.h sits in the multiarch include folder on Debian).
-{ compgen -G '/usr/lib/*/libopenblas.so' && compgen -G '/usr/include/*/cblas.h'; } >/dev/null || need_apt libopenblas-dev
+# The fast backend's matrix products: OpenBLAS, which SpecBench loads when the backend is first used.
+compgen -G '/usr/lib/*/libopenblas.so.0' >/dev/null || compgen -G '/lib/*/libopenblas.so.0' >/dev/null || need_apt libopenblas0
 command -v tmux >/dev/null 2>&1 || need_apt tmux   # the terminal tests drive the real program in tmux
 command -v python3 >/dev/null 2>&1 || need_apt python3
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt python3-venv

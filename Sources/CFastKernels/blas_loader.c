@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 // cblas.h's values: CblasRowMajor, CblasNoTrans, CblasTrans. `blasint` is int in the LP64
@@ -18,9 +19,11 @@ static corename_function corename;
 static const char *failure;
 
 static void load(void) {
-  const char *names[] = {"libopenblas.so.0", "libopenblas.so"};
+  // SPECBENCH_OPENBLAS names another build (a path, or a name the loader searches for).
+  const char *chosen = getenv("SPECBENCH_OPENBLAS");
+  const char *names[] = {chosen && *chosen ? chosen : "libopenblas.so.0", chosen && *chosen ? NULL : "libopenblas.so"};
   void *library = NULL;
-  for (unsigned i = 0; i < sizeof names / sizeof names[0] && library == NULL; i++) library = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  for (unsigned i = 0; i < 2 && names[i] != NULL && library == NULL; i++) library = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
   if (library == NULL) {
     const char *message = dlerror();
     failure = message ? strdup(message) : "not found";

@@ -155,6 +155,30 @@ struct CLITests {
     #expect(noTerminal.status != 0 && noTerminal.stderr.contains("the dashboard needs a terminal; --snapshot FILE renders a frame"))
   }
 
+  /// Without OpenBLAS (here: SPECBENCH_OPENBLAS names a library that is not there), SpecBench
+  /// still starts; the fast backend says what is missing and what to install, and the reference
+  /// backend trains as always.
+  @Test func withoutOpenBLASTheFastBackendSaysWhatToInstall() throws {
+    let environment = ProcessInfo.processInfo.environment.merging(["SPECBENCH_OPENBLAS": "/nonexistent/libopenblas.so.0"]) { $1 }
+    let fast = try runProcess(
+      specbenchExecutable, ["run", "sessions/xor.json", "--backend", "fast", "--steps", "10"], environment: environment,
+      currentDirectory: repositoryRoot.path)
+    #expect(fast.status == 1)
+    #expect(fast.stderr.hasPrefix("the fast backend needs OpenBLAS, which could not be loaded (/nonexistent/libopenblas.so.0: "))
+    #expect(fast.stderr.contains("install it (Debian: apt-get install libopenblas0, or scripts/setup.sh), or use the reference backend"))
+    let reference = try runProcess(
+      specbenchExecutable, ["run", "sessions/xor.json", "--backend", "reference", "--steps", "10"], environment: environment,
+      currentDirectory: repositoryRoot.path)
+    #expect(reference.status == 0 && reference.stdout.contains("stopped by steps at step 10"), "\(reference.stderr)")
+    let backends = try runProcess(specbenchExecutable, ["backends"], environment: environment)
+    #expect(backends.status == 0 && backends.stdout.contains("fast: the fast backend needs OpenBLAS"))
+    // With OpenBLAS there, `backends` names the kernels it chose.
+    let normal = try specbench("backends")
+    #expect(
+      normal.stdout.range(of: #"fast: OpenBLAS \w+ kernels; optimizer rules in (avx512f|avx2|baseline)"#, options: .regularExpression)
+        != nil)
+  }
+
   @Test func initNeedsSave() throws {
     let result = try specbench("init", "sessions/spirals.json")
     #expect(result.status != 0)

@@ -1,7 +1,8 @@
 // OpenBLAS (BSD-3-Clause), loaded when the fast backend first needs it rather than linked, so
 // that SpecBench starts, and the reference backend works, on a machine without it; the fast
 // backend then says what to install. OpenBLAS chooses its kernels for the CPU when it loads
-// (or as OPENBLAS_CORETYPE says).
+// (or as OPENBLAS_CORETYPE says). SPECBENCH_OPENBLAS, when set, names the library to load
+// instead of libopenblas.so.0 (another build, or a path).
 #ifndef SPECBENCH_BLAS_LOADER_H
 #define SPECBENCH_BLAS_LOADER_H
 
