@@ -3,7 +3,8 @@
 # nothing. Used by the README's two commands and by .ci/run.
 #   - Debian packages (apt): GNU readline (the REPL links it), ncursesw (the dashboard), OpenBLAS
 #     (the fast backend, loaded at run time), tmux for the terminal tests, Python for the interop tests.
-#   - Python packages (pip): numpy and safetensors, which the interop tests run for real. Where the
+#   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, which the interop tests
+#     run for real. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero only when the Swift build itself cannot work.
 set -euo pipefail
@@ -46,8 +47,8 @@ if ((${#apt_needed[@]})); then
 fi
 
 # --- Python packages for the interop tests ------------------------------------------------------
-python_packages=(numpy safetensors)
-check='import numpy, safetensors.numpy'
+python_packages=(numpy safetensors onnx onnxruntime)
+check='import numpy, safetensors.numpy, onnx, onnxruntime'
 if [ -x .venv/bin/python3 ] && .venv/bin/python3 -c "$check" >/dev/null 2>&1; then
   exit 0
 fi

@@ -13,14 +13,12 @@ struct SpecBenchCommand: ParsableCommand {
       experiment; see docs/spec-format.md. Example sessions are in sessions/.
       """,
     version: SpecBenchVersion.current,
-    subcommands: [Repl.self, DashboardCommand.self, Run.self, Validate.self, Inspect.self, Init.self, BackendsCommand.self, Bench.self],
+    subcommands: [
+      Repl.self, DashboardCommand.self, Run.self, Validate.self, Inspect.self, Init.self, Export.self, Import.self, BackendsCommand.self,
+      Bench.self,
+    ],
     defaultSubcommand: Repl.self
   )
-}
-
-/// The release of this build.
-enum SpecBenchVersion {
-  static let current = "0.1.0"
 }
 
 /// Prints a SpecKit error to standard error and exits with status 1.

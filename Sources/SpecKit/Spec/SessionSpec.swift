@@ -156,3 +156,8 @@ public enum SpecMigrations {
     return document
   }
 }
+
+/// This SpecBench's version, as `specbench --version` prints it and exporters record it.
+public enum SpecBenchVersion {
+  public static let current = "0.1.0"
+}

@@ -1,0 +1,29 @@
+/// Why a model could not go out to, or come in from, another format. Every case says where (a
+/// byte offset and field path, a node and its op, a layer) and what to do.
+public enum InterchangeError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// The file is not a well-formed ONNX protobuf.
+  case malformed(file: String, offset: Int, message: String)
+  /// A node the importer cannot map onto the format's layers.
+  case unsupportedNode(node: String, op: String, reason: String)
+  /// The graph as a whole does not fit (several inputs, a branch, a missing weight, …).
+  case unsupportedGraph(String)
+  /// The session cannot be exported to that format.
+  case cannotExport(format: String, reason: String)
+  /// No format of that name.
+  case unknownFormat(name: String, known: [String])
+
+  public var description: String {
+    switch self {
+    case .malformed(let file, let offset, let message):
+      return "\(file): not a readable ONNX model: \(message) (at byte \(offset))"
+    case .unsupportedNode(let node, let op, let reason):
+      return "node \(node.isEmpty ? "(unnamed)" : "\"\(node)\"") (\(op)): \(reason)"
+    case .unsupportedGraph(let reason):
+      return reason
+    case .cannotExport(let format, let reason):
+      return "cannot export to \(format): \(reason)"
+    case .unknownFormat(let name, let known):
+      return "no format named \"\(name)\"; formats: \(known.joined(separator: ", "))"
+    }
+  }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import SpecKit
+
+/// The inference graph of a session as an ONNX model (opset 17): its trained weights as
+/// initializers, one input `input` and one output `output`, each with a symbolic batch
+/// dimension. Dense layers are `Gemm` with `transB=1` (the format's `[out, in]` weights as they
+/// are), normalisations `LayerNormalization` and `BatchNormalization` (inference form, running
+/// statistics), activations their ONNX ops — GELU as `x·½·(1 + erf(x·√½))` and SiLU as
+/// `x·sigmoid(x)`, which opset 17 has no op for — and dropout left out (identity at inference).
+public enum ONNXExport {
+  public static let opset = 17
+  public static let inputName = "input"
+  public static let outputName = "output"
+
+  /// The `.onnx` bytes, and what the file leaves out (for the user to read).
+  ///
+  /// - Parameter softmax: end with a softmax over the last axis, so that the output is
+  ///   probabilities rather than logits.
+  public static func export(spec: SessionSpec, state: TrainingState, softmax: Bool = false) throws(InterchangeError) -> (
+    bytes: [UInt8], leftOut: [String]
+  ) {
+    let shapes: [LayerShape]
+    do { shapes = try spec.model.layerShapes() } catch {
+      throw .cannotExport(format: "onnx", reason: "the model's shapes do not chain: \(error.issues.first?.message ?? "\(error)")")
+    }
+    var builder = GraphBuilder(state: state)
+    var current = inputName
+    var leftOut: [String] = []
+    for shape in shapes {
+      let name = shape.layer.name
+      switch shape.layer.kind {
+      case .dense(let dense):
+        var inputs = [current, try builder.initializer(name + ".weight", role: "param")]
+        if dense.useBias { inputs.append(try builder.initializer(name + ".bias", role: "param")) }
+        let linear = dense.activation == .identity ? name : name + ".linear"
+        builder.node("Gemm", inputs, linear, name: name, [.int("transB", 1)])
+        current = builder.activation(dense.activation, from: linear, to: name, layer: name)
+      case .activation(let function):
+        current = builder.activation(function, from: current, to: name, layer: name, identityNode: true)
+      case .dropout:
+        leftOut.append("\(name) (dropout is the identity at inference)")
+      case .flatten:
+        builder.node("Flatten", [current], name, name: name, [.int("axis", 1)])
+        current = name
+      case .layerNorm(let eps):
+        builder.node(
+          "LayerNormalization",
+          [current, try builder.initializer(name + ".weight", role: "param"), try builder.initializer(name + ".bias", role: "param")], name,
+          name: name, [.int("axis", -1), .float("epsilon", Float(eps))])
+        current = name
+      case .batchNorm(let eps, let momentum):
+        // ONNX's momentum weighs the old running value: 1 − PyTorch's.
+        builder.node(
+          "BatchNormalization",
+          [
+            current, try builder.initializer(name + ".weight", role: "param"), try builder.initializer(name + ".bias", role: "param"),
+            try builder.initializer(name + ".running_mean", role: "buffer"), try builder.initializer(name + ".running_var", role: "buffer"),
+          ], name, name: name, [.float("epsilon", Float(eps)), .float("momentum", Float(1 - momentum))])
+        current = name
+      }
+    }
+    if softmax {
+      if case .activation(.softmax)? = shapes.last?.layer.kind {
+        throw .cannotExport(format: "onnx", reason: "the model ends with a softmax already; export without --softmax")
+      }
+      if case .dense(let dense)? = shapes.last?.layer.kind, dense.activation == .softmax {
+        throw .cannotExport(format: "onnx", reason: "the model ends with a softmax already; export without --softmax")
+      }
+      builder.node("Softmax", [current], "softmax", name: "softmax", [.int("axis", -1)])
+      current = "softmax"
+    }
+    // The last tensor is the graph's output: rename it (or pass the input through).
+    if current == inputName {
+      builder.node("Identity", [current], outputName, name: "output")
+    } else {
+      builder.rename(current, to: outputName)
+    }
+    let outputShape = shapes.last?.outputShape ?? spec.model.input
+    var model = ONNXModel()
+    model.opsets = [ONNXOpset(domain: "", version: opset)]
+    model.producerName = "SpecBench"
+    model.producerVersion = SpecBenchVersion.current
+    model.docString = "Session \(spec.name), exported at step \(state.step) (inference graph; see the session file for training)."
+    model.metadata = [
+      ("specbench.session", spec.name), ("specbench.step", String(state.step)), ("specbench.loss", spec.loss.name),
+      ("specbench.output", softmax ? "probabilities" : "the model's last layer (logits for a classifier)"),
+    ]
+    model.graph.name = spec.name
+    model.graph.nodes = builder.nodes
+    model.graph.initializers = builder.initializers
+    model.graph.inputs = [ONNXValueInfo(name: inputName, shape: [.symbol("batch")] + spec.model.input.map { .value($0) })]
+    model.graph.outputs = [ONNXValueInfo(name: outputName, shape: [.symbol("batch")] + outputShape.map { .value($0) })]
+    leftOut += [
+      "the optimizer (\(spec.optimizer.name)) and its state (ONNX holds an inference graph only)",
+      "the schedule, the data, the loss (\(spec.loss.name)) and the stop rules",
+    ]
+    return (model.encoded(), leftOut)
+  }
+
+  /// Nodes and initializers in the order they are made.
+  struct GraphBuilder {
+    let state: TrainingState
+    var nodes: [ONNXNode] = []
+    var initializers: [ONNXTensor] = []
+    private var constants: [Float: String] = [:]
+
+    init(state: TrainingState) { self.state = state }
+
+    /// The state tensor `role/name` as an initializer named `name`.
+    mutating func initializer(_ name: String, role: String) throws(InterchangeError) -> String {
+      guard let tensor = state.tensors["\(role)/\(name)"] else {
+        throw .cannotExport(format: "onnx", reason: "the state has no tensor \(role)/\(name)")
+      }
+      initializers.append(ONNXTensor(name: name, dims: tensor.shape, floats: tensor.scalars))
+      return name
+    }
+
+    /// A scalar constant initializer, made once per value.
+    mutating func constant(_ value: Float) -> String {
+      if let name = constants[value] { return name }
+      let name = "specbench.constant\(constants.count)"
+      constants[value] = name
+      initializers.append(ONNXTensor(name: name, dims: [], floats: [value]))
+      return name
+    }
+
+    mutating func node(_ op: String, _ inputs: [String], _ output: String, name: String, _ attributes: [ONNXAttribute] = []) {
+      nodes.append(ONNXNode(op, inputs: inputs, outputs: [output], name: name, attributes: attributes))
+    }
+
+    /// `function` applied to `input`, its result named `output`; returns that name. Identity
+    /// makes no node unless asked (an `activation identity` layer).
+    mutating func activation(_ function: Activation, from input: String, to output: String, layer: String, identityNode: Bool = false)
+      -> String
+    {
+      let simple: (String, [ONNXAttribute])? =
+        switch function {
+        case .identity: identityNode ? ("Identity", []) : nil
+        case .relu: ("Relu", [])
+        case .leakyReLU(let alpha): ("LeakyRelu", [.float("alpha", Float(alpha))])
+        case .sigmoid: ("Sigmoid", [])
+        case .tanh: ("Tanh", [])
+        case .softplus: ("Softplus", [])
+        case .elu: ("Elu", [.float("alpha", 1)])
+        case .softmax: ("Softmax", [.int("axis", -1)])
+        case .gelu, .silu: nil
+        }
+      if let (op, attributes) = simple {
+        node(op, [input], output, name: layer + "." + op.lowercased(), attributes)
+        return output
+      }
+      switch function {
+      case .gelu:
+        let scaled = layer + ".gelu.scaled", erf = layer + ".gelu.erf", plus = layer + ".gelu.plus", product = layer + ".gelu.product"
+        node("Mul", [input, constant(Float(0.5).squareRoot())], scaled, name: scaled)
+        node("Erf", [scaled], erf, name: erf)
+        node("Add", [erf, constant(1)], plus, name: plus)
+        node("Mul", [input, plus], product, name: product)
+        node("Mul", [product, constant(0.5)], output, name: layer + ".gelu")
+        return output
+      case .silu:
+        let gate = layer + ".silu.sigmoid"
+        node("Sigmoid", [input], gate, name: gate)
+        node("Mul", [input, gate], output, name: layer + ".silu")
+        return output
+      default:
+        return input
+      }
+    }
+
+    /// Renames a tensor everywhere (the last layer's output becomes `output`).
+    mutating func rename(_ old: String, to new: String) {
+      for index in nodes.indices {
+        nodes[index].inputs = nodes[index].inputs.map { $0 == old ? new : $0 }
+        nodes[index].outputs = nodes[index].outputs.map { $0 == old ? new : $0 }
+      }
+    }
+  }
+}

@@ -1,0 +1,417 @@
+import Foundation
+import SpecKit
+
+/// An ONNX model as a SpecBench session: graphs of the shapes that PyTorch's and Keras'
+/// exporters produce for MLPs — one float input, one output, and a chain of `Gemm` (either
+/// weight layout) or `MatMul` + `Add`, activations (`Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
+/// `Softplus`, `Elu`, `Gelu`, `Softmax`, and GELU and SiLU written out in elementary ops),
+/// `Flatten`, `Identity`, `Dropout`, `LayerNormalization` and `BatchNormalization`. Anything
+/// else is refused with the node and its op, before anything is written.
+public enum ONNXImport {
+  /// The session (its weights as state at step 0) and notes for the user.
+  public static func session(from bytes: [UInt8], file: String, name: String) throws(InterchangeError) -> (
+    bundle: SessionBundle, notes: [String]
+  ) {
+    let model: ONNXModel
+    do { model = try ONNXModel.decode(bytes) } catch { throw .malformed(file: file, offset: error.offset, message: error.message) }
+    var reader = try GraphReader(
+      model.graph, opsetVersion: model.opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 17)
+    try reader.read()
+    var spec = SessionSpec(
+      name: name, model: ModelSpec(input: reader.inputShape, layers: reader.layers),
+      loss: reader.outputWidth >= 2 && !reader.endsWithSoftmax ? .softmaxCrossEntropy : .mse,
+      optimizer: .adam(.init(weightDecay: 0)),
+      data: DataSpec(
+        source: .blobs(
+          samples: 300, centers: reader.endsWithSoftmax || reader.outputWidth < 2 ? 3 : reader.outputWidth,
+          features: reader.inputShape.count == 1 ? reader.inputShape[0] : 2, std: 1, seed: 0)),
+      journal: ["import \((file as NSString).lastPathComponent)"])
+    var state: TrainingState
+    do { state = try spec.initialTrainingState() } catch {
+      throw .unsupportedGraph("the imported layers do not chain: \(error.issues.first?.message ?? "\(error)")")
+    }
+    for (key, tensor) in reader.tensors {
+      guard let expected = state.tensors[key] else { throw .unsupportedGraph("internal: no tensor \(key) in the session's layout") }
+      guard expected.shape == tensor.shape else {
+        throw .unsupportedGraph("\(key) has shape \(tensor.shape) in the file, but the layers need \(expected.shape)")
+      }
+      state.tensors[key] = tensor
+    }
+    spec.state = nil
+    let bundle = SessionBundle(spec: spec, state: state)
+    var notes = [
+      "\(model.graph.nodes.count) nodes became \(reader.layers.count) layers: "
+        + reader.layers.map { "\($0.name) (\($0.kind.typeName))" }.joined(separator: ", "),
+      "from \(model.producerName.isEmpty ? "an unnamed producer" : model.producerName) \(model.producerVersion), opset \(reader.opsetVersion)",
+      "the data is a placeholder (blobs); set the session's own with `data …` before training",
+    ]
+    notes += reader.notes
+    return (bundle, notes)
+  }
+
+  /// Walks the graph's nodes as one chain from the input to the output.
+  struct GraphReader {
+    let graph: ONNXGraph
+    let opsetVersion: Int
+    var constants: [String: ONNXTensor] = [:]
+    var layers: [LayerSpec] = []
+    var tensors: [String: StoredTensor] = [:]
+    var notes: [String] = []
+    var inputShape: [Int] = []
+    var outputWidth = 0
+    var endsWithSoftmax = false
+    /// The tensor the chain has reached, and its shape (without the batch axis).
+    var current = ""
+    var shape: [Int] = []
+    /// Whether `current` is the output of the last dense layer with no activation yet (an
+    /// activation that follows becomes the layer's own).
+    var openDense: Int?
+
+    init(_ graph: ONNXGraph, opsetVersion: Int) throws(InterchangeError) {
+      self.graph = graph
+      self.opsetVersion = opsetVersion
+      for tensor in graph.initializers { constants[tensor.name] = tensor }
+      for node in graph.nodes where node.opType == "Constant" {
+        guard
+          let value = node.attribute("value")?.tensor
+            ?? node.attribute("value_float").map({ ONNXTensor(name: "", dims: [], floats: [$0.float ?? 0]) })
+        else {
+          throw .unsupportedNode(node: node.name, op: node.opType, reason: "only Constant nodes with a tensor value are read")
+        }
+        for output in node.outputs { constants[output] = value }
+      }
+      let inputs = graph.inputs.filter { constants[$0.name] == nil }
+      guard inputs.count == 1, let input = inputs.first else {
+        throw .unsupportedGraph(
+          "the graph has \(inputs.count) data inputs (\(inputs.map(\.name).joined(separator: ", "))); SpecBench imports models with one")
+      }
+      guard input.elementType == nil || input.elementType == ONNXTensor.float32 else {
+        throw .unsupportedGraph("the input \(input.name) has element type \(input.elementType!); SpecBench imports float32 models")
+      }
+      guard let dims = input.shape, dims.count >= 2 else {
+        throw .unsupportedGraph(
+          "the input \(input.name) needs a shape of [batch, features…] to import; it has \(input.shape.map { "\($0.count) axes" } ?? "none")"
+        )
+      }
+      let sample = dims.dropFirst().map { dimension -> Int? in if case .value(let v) = dimension, v > 0 { v } else { nil } }
+      guard sample.allSatisfy({ $0 != nil }) else {
+        throw .unsupportedGraph(
+          "the input \(input.name) has a symbolic or unknown axis after the batch axis; SpecBench needs fixed sample shapes")
+      }
+      inputShape = sample.map { $0! }
+      guard graph.outputs.count == 1 else {
+        throw .unsupportedGraph("the graph has \(graph.outputs.count) outputs; SpecBench imports models with one")
+      }
+      current = input.name
+      shape = inputShape
+    }
+
+    mutating func read() throws(InterchangeError) {
+      let nodes = graph.nodes.filter { $0.opType != "Constant" }
+      var index = 0
+      while index < nodes.count {
+        index += try readNode(at: index, in: nodes)
+      }
+      guard current == graph.outputs[0].name else {
+        throw .unsupportedGraph("the chain of nodes ends at \(current), but the graph's output is \(graph.outputs[0].name)")
+      }
+      outputWidth = shape.last ?? 0
+    }
+
+    func weight(_ name: String, node: ONNXNode) throws(InterchangeError) -> ONNXTensor {
+      guard let tensor = constants[name] else {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType,
+          reason: "\(name) is computed in the graph, not a stored weight; SpecBench imports stored weights")
+      }
+      guard tensor.dataType == ONNXTensor.float32, tensor.floats.count == tensor.elementCount else {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "\(name) is not float32 data (type \(tensor.dataType)); SpecBench reads float32 weights"
+        )
+      }
+      return tensor
+    }
+
+    func scalar(_ name: String) -> Float? {
+      guard let tensor = constants[name], tensor.elementCount == 1 else { return nil }
+      return tensor.dataType == ONNXTensor.float32 ? tensor.floats.first : tensor.ints.first.map(Float.init)
+    }
+
+    /// The node's data input must be where the chain is.
+    func requireChain(_ node: ONNXNode, _ input: String?) throws(InterchangeError) {
+      guard input == current else {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType,
+          reason: "it reads \(input ?? "nothing") where the chain is at \(current); SpecBench imports graphs that are one chain of layers")
+      }
+    }
+
+    mutating func addLayer(_ kind: LayerSpec.Kind, output: String) {
+      let name = ModelSpec.freshName(for: kind.typeName, avoiding: Set(layers.map(\.name)))
+      layers.append(LayerSpec(name: name, kind: kind))
+      current = output
+    }
+
+    mutating func addDense(weight: [Float], out: Int, inputs: Int, bias: [Float]?, output: String) {
+      addLayer(.dense(DenseLayer(units: out, useBias: bias != nil)), output: output)
+      let name = layers.last!.name
+      tensors["param/\(name).weight"] = StoredTensor(shape: [out, inputs], scalars: weight)
+      if let bias { tensors["param/\(name).bias"] = StoredTensor(shape: [out], scalars: bias) }
+      shape = [out]
+      openDense = layers.count - 1
+    }
+
+    /// The activation as the last dense layer's own when the chain is right after it, or as an
+    /// activation layer.
+    mutating func addActivation(_ function: Activation, output: String) {
+      if let open = openDense, case .dense(var dense) = layers[open].kind, dense.activation == .identity {
+        dense.activation = function
+        layers[open].kind = .dense(dense)
+        current = output
+      } else {
+        addLayer(.activation(function: function), output: output)
+      }
+      openDense = nil
+      endsWithSoftmax = function == .softmax
+    }
+
+    /// Reads the node at `index` (and the nodes a pattern takes with it); returns how many.
+    mutating func readNode(at index: Int, in nodes: [ONNXNode]) throws(InterchangeError) -> Int {
+      let node = nodes[index]
+      guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "operators of domain \(node.domain) are not imported")
+      }
+      guard let output = node.outputs.first else { throw .unsupportedNode(node: node.name, op: node.opType, reason: "it has no output") }
+      let wasOpen = openDense
+      endsWithSoftmax = false
+      switch node.opType {
+      case "Gemm":
+        try requireChain(node, node.inputs.first)
+        guard shape.count == 1 else {
+          throw .unsupportedNode(node: node.name, op: "Gemm", reason: "its input has shape \(shape) per sample; Gemm needs one axis")
+        }
+        if node.attribute("transA")?.int ?? 0 != 0 {
+          throw .unsupportedNode(node: node.name, op: "Gemm", reason: "transA=1 (the batch on the second axis) is not a dense layer")
+        }
+        let b = try weight(node.inputs[1], node: node)
+        let transB = (node.attribute("transB")?.int ?? 0) != 0
+        guard b.dims.count == 2, b.dims[transB ? 1 : 0] == shape[0] else {
+          throw .unsupportedNode(
+            node: node.name, op: "Gemm", reason: "its weight \(b.name) has shape \(b.dims), which does not take \(shape[0]) inputs")
+        }
+        let out = b.dims[transB ? 0 : 1]
+        let alpha = node.attribute("alpha")?.float ?? 1, beta = node.attribute("beta")?.float ?? 1
+        var w = transB ? b.floats : Self.transpose(b.floats, rows: b.dims[0], columns: b.dims[1])
+        if alpha != 1 { w = w.map { $0 * alpha } }
+        var bias: [Float]?
+        if node.inputs.count > 2, !node.inputs[2].isEmpty {
+          let c = try weight(node.inputs[2], node: node)
+          guard c.elementCount == out || c.elementCount == 1 else {
+            throw .unsupportedNode(
+              node: node.name, op: "Gemm", reason: "its bias \(c.name) has shape \(c.dims); a dense layer needs [\(out)]")
+          }
+          bias = (c.elementCount == 1 ? Array(repeating: c.floats[0], count: out) : c.floats).map { $0 * beta }
+        }
+        addDense(weight: w, out: out, inputs: shape[0], bias: bias, output: output)
+        return 1
+      case "MatMul":
+        try requireChain(node, node.inputs.first)
+        let b = try weight(node.inputs[1], node: node)
+        guard shape.count == 1, b.dims.count == 2, b.dims[0] == shape[0] else {
+          throw .unsupportedNode(
+            node: node.name, op: "MatMul",
+            reason: "a dense layer needs a [\(shape.first ?? 0), out] weight after a one-axis input; it has \(b.dims) after \(shape)")
+        }
+        let out = b.dims[1]
+        var bias: [Float]?
+        var taken = 1
+        if index + 1 < nodes.count, nodes[index + 1].opType == "Add", nodes[index + 1].inputs.contains(output) {
+          let add = nodes[index + 1]
+          let other = add.inputs.first { $0 != output } ?? ""
+          if let c = constants[other], c.dataType == ONNXTensor.float32, c.elementCount == out {
+            bias = c.floats
+            taken = 2
+          }
+        }
+        addDense(
+          weight: Self.transpose(b.floats, rows: b.dims[0], columns: out), out: out, inputs: shape[0], bias: bias,
+          output: taken == 2 ? nodes[index + 1].outputs[0] : output)
+        return taken
+      case "Add":
+        // A bias added after a dense layer without one (or with one: the two add up).
+        let other = node.inputs.first { $0 != current } ?? ""
+        try requireChain(node, node.inputs.contains(current) ? current : node.inputs.first)
+        guard let open = wasOpen, let c = constants[other], c.dataType == ONNXTensor.float32, c.elementCount == shape.last,
+          case .dense(var dense) = layers[open].kind
+        else {
+          throw .unsupportedNode(node: node.name, op: "Add", reason: "only a bias added right after a dense layer is imported")
+        }
+        let name = layers[open].name
+        let old = tensors["param/\(name).bias"]?.scalars ?? Array(repeating: 0, count: c.elementCount)
+        tensors["param/\(name).bias"] = StoredTensor(shape: [c.elementCount], scalars: zip(old, c.floats).map { $0 + $1 })
+        dense.useBias = true
+        layers[open].kind = .dense(dense)
+        current = output
+        openDense = open
+        return 1
+      case "Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Elu", "Gelu", "Softmax":
+        try requireChain(node, node.inputs.first)
+        if node.opType == "Sigmoid", let silu = silu(at: index, in: nodes) {
+          addActivation(.silu, output: silu)
+          return 2
+        }
+        addActivation(try activation(node), output: output)
+        return 1
+      case "Div", "Mul":
+        try requireChain(node, node.inputs.first)
+        guard let end = gelu(at: index, in: nodes) else {
+          throw .unsupportedNode(
+            node: node.name, op: node.opType,
+            reason: "elementwise \(node.opType) is imported only as part of GELU written out (x·½·(1 + erf(x/√2)))")
+        }
+        addActivation(.gelu, output: end)
+        return 5
+      case "Flatten":
+        try requireChain(node, node.inputs.first)
+        let axis = node.attribute("axis")?.int ?? 1
+        guard axis == 1 else {
+          throw .unsupportedNode(node: node.name, op: "Flatten", reason: "axis=\(axis); SpecBench flattens after the batch axis (axis=1)")
+        }
+        addLayer(.flatten, output: output)
+        shape = [shape.reduce(1, *)]
+        openDense = nil
+        return 1
+      case "Identity":
+        try requireChain(node, node.inputs.first)
+        current = output
+        openDense = wasOpen
+        return 1
+      case "Dropout":
+        try requireChain(node, node.inputs.first)
+        var rate = Double(node.attribute("ratio")?.float ?? 0.5)
+        if node.inputs.count > 1, !node.inputs[1].isEmpty, let ratio = scalar(node.inputs[1]) { rate = Double(ratio) }
+        guard rate >= 0 && rate < 1 else {
+          throw .unsupportedNode(node: node.name, op: "Dropout", reason: "ratio \(rate) is not in [0, 1)")
+        }
+        addLayer(.dropout(rate: rate), output: output)
+        openDense = nil
+        return 1
+      case "LayerNormalization":
+        try requireChain(node, node.inputs.first)
+        let axis = node.attribute("axis")?.int ?? -1
+        guard axis == -1 || axis == shape.count else {
+          throw .unsupportedNode(node: node.name, op: node.opType, reason: "axis=\(axis); SpecBench normalises the last axis (axis=-1)")
+        }
+        let features = shape.last ?? 0
+        let scale = try weight(node.inputs[1], node: node)
+        let bias =
+          node.inputs.count > 2 && !node.inputs[2].isEmpty
+          ? try weight(node.inputs[2], node: node).floats : Array(repeating: 0, count: features)
+        guard scale.elementCount == features, bias.count == features else {
+          throw .unsupportedNode(node: node.name, op: node.opType, reason: "scale and bias need \(features) values each")
+        }
+        addLayer(.layerNorm(eps: Double(node.attribute("epsilon")?.float ?? 1e-5)), output: output)
+        let name = layers.last!.name
+        tensors["param/\(name).weight"] = StoredTensor(shape: [features], scalars: scale.floats)
+        tensors["param/\(name).bias"] = StoredTensor(shape: [features], scalars: bias)
+        openDense = nil
+        return 1
+      case "BatchNormalization":
+        try requireChain(node, node.inputs.first)
+        if (node.attribute("training_mode")?.int ?? 0) != 0 {
+          throw .unsupportedNode(node: node.name, op: node.opType, reason: "training_mode=1; SpecBench imports the inference form")
+        }
+        let channels = shape.first ?? 0
+        let parts = try (1...4).map { (i: Int) throws(InterchangeError) -> [Float] in
+          guard node.inputs.count > i else {
+            throw .unsupportedNode(node: node.name, op: node.opType, reason: "it needs scale, bias, mean and variance")
+          }
+          let tensor = try weight(node.inputs[i], node: node)
+          guard tensor.elementCount == channels else {
+            throw .unsupportedNode(
+              node: node.name, op: node.opType, reason: "\(tensor.name) has \(tensor.elementCount) values for \(channels) channels")
+          }
+          return tensor.floats
+        }
+        let momentum = Double(node.attribute("momentum")?.float ?? 0.9)
+        addLayer(.batchNorm(eps: Double(node.attribute("epsilon")?.float ?? 1e-5), momentum: 1 - momentum), output: output)
+        let name = layers.last!.name
+        for (suffix, role, values) in [
+          ("weight", "param", parts[0]), ("bias", "param", parts[1]), ("running_mean", "buffer", parts[2]),
+          ("running_var", "buffer", parts[3]),
+        ] {
+          tensors["\(role)/\(name).\(suffix)"] = StoredTensor(shape: [channels], scalars: values)
+        }
+        openDense = nil
+        return 1
+      default:
+        throw .unsupportedNode(
+          node: node.name, op: node.opType,
+          reason:
+            "SpecBench imports MLPs: Gemm, MatMul + Add, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, Elu, Gelu, Softmax, Flatten, Identity, "
+            + "Dropout, LayerNormalization and BatchNormalization")
+      }
+    }
+
+    func activation(_ node: ONNXNode) throws(InterchangeError) -> Activation {
+      switch node.opType {
+      case "Relu": return .relu
+      case "Sigmoid": return .sigmoid
+      case "Tanh": return .tanh
+      case "Softplus": return .softplus
+      case "LeakyRelu": return .leakyReLU(alpha: Double(node.attribute("alpha")?.float ?? 0.01))
+      case "Elu":
+        let alpha = node.attribute("alpha")?.float ?? 1
+        guard alpha == 1 else { throw .unsupportedNode(node: node.name, op: "Elu", reason: "alpha=\(alpha); SpecBench's elu has alpha 1") }
+        return .elu
+      case "Gelu":
+        let approximate = node.attribute("approximate")?.string ?? "none"
+        guard approximate == "none" else {
+          throw .unsupportedNode(node: node.name, op: "Gelu", reason: "approximate=\(approximate); SpecBench's gelu is the exact one")
+        }
+        return .gelu
+      default:
+        // Softmax: over the last axis. Before opset 13 the axis (default 1) flattened the rest,
+        // which is the same thing for one axis per sample.
+        let last = shape.count
+        let axis = node.attribute("axis")?.int ?? (opsetVersion < 13 ? 1 : -1)
+        guard axis == -1 || axis == last else {
+          throw .unsupportedNode(node: node.name, op: "Softmax", reason: "axis=\(axis); SpecBench's softmax is over the last axis")
+        }
+        return .softmax
+      }
+    }
+
+    /// `Sigmoid(x)` then `Mul(x, that)`: SiLU. The Mul's output, or nil.
+    func silu(at index: Int, in nodes: [ONNXNode]) -> String? {
+      guard index + 1 < nodes.count else { return nil }
+      let sigmoid = nodes[index], mul = nodes[index + 1]
+      guard mul.opType == "Mul", Set(mul.inputs) == Set([current, sigmoid.outputs[0]]) else { return nil }
+      return mul.outputs.first
+    }
+
+    /// GELU written out, as PyTorch's exporter and SpecBench's write it: `Div(x, √2)` or
+    /// `Mul(x, √½)`, `Erf`, `Add(·, 1)`, `Mul(x, ·)`, `Mul(·, ½)`. The last output, or nil.
+    func gelu(at index: Int, in nodes: [ONNXNode]) -> String? {
+      guard index + 4 < nodes.count else { return nil }
+      let n = Array(nodes[index...index + 4])
+      let x = current
+      func close(_ name: String, _ value: Float) -> Bool { scalar(name).map { abs($0 - value) < 1e-6 } ?? false }
+      let scaled =
+        (n[0].opType == "Div" && n[0].inputs.count == 2 && close(n[0].inputs[1], Float(2).squareRoot()))
+        || (n[0].opType == "Mul" && n[0].inputs.count == 2 && close(n[0].inputs[1], Float(0.5).squareRoot()))
+      guard scaled, n[0].inputs[0] == x, n[1].opType == "Erf", n[1].inputs == [n[0].outputs[0]], n[2].opType == "Add",
+        n[2].inputs.contains(n[1].outputs[0]), close(n[2].inputs.first { $0 != n[1].outputs[0] } ?? "", 1), n[3].opType == "Mul",
+        Set(n[3].inputs) == Set([x, n[2].outputs[0]]), n[4].opType == "Mul", n[4].inputs.contains(n[3].outputs[0]),
+        close(n[4].inputs.first { $0 != n[3].outputs[0] } ?? "", 0.5)
+      else { return nil }
+      return n[4].outputs.first
+    }
+
+    static func transpose(_ values: [Float], rows: Int, columns: Int) -> [Float] {
+      var out = [Float](repeating: 0, count: values.count)
+      for r in 0..<rows { for c in 0..<columns { out[c * rows + r] = values[r * columns + c] } }
+      return out
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/// The part of ONNX's `onnx.proto` that SpecBench reads and writes (field numbers from ONNX's
+/// published schema, IR version 8 and later): a model with its operator sets and metadata, one
+/// graph of nodes, initializers (the weights) and typed inputs and outputs.
+struct ONNXModel: Equatable {
+  var irVersion = 8
+  /// (domain, version); "" is the default domain `ai.onnx`.
+  var opsets: [ONNXOpset] = [ONNXOpset(domain: "", version: 17)]
+  var producerName = ""
+  var producerVersion = ""
+  var docString = ""
+  var metadata: [(key: String, value: String)] = []
+  var graph = ONNXGraph()
+
+  static func == (a: ONNXModel, b: ONNXModel) -> Bool {
+    a.irVersion == b.irVersion && a.opsets == b.opsets && a.producerName == b.producerName
+      && a.producerVersion == b.producerVersion && a.docString == b.docString && a.metadata.map(\.key) == b.metadata.map(\.key)
+      && a.metadata.map(\.value) == b.metadata.map(\.value) && a.graph == b.graph
+  }
+}
+
+struct ONNXOpset: Equatable {
+  var domain: String
+  var version: Int
+}
+
+struct ONNXGraph: Equatable {
+  var name = ""
+  var nodes: [ONNXNode] = []
+  var initializers: [ONNXTensor] = []
+  var inputs: [ONNXValueInfo] = []
+  var outputs: [ONNXValueInfo] = []
+}
+
+struct ONNXNode: Equatable {
+  var inputs: [String]
+  var outputs: [String]
+  var name = ""
+  var opType: String
+  var domain = ""
+  var attributes: [ONNXAttribute] = []
+
+  init(_ opType: String, inputs: [String], outputs: [String], name: String = "", attributes: [ONNXAttribute] = []) {
+    (self.opType, self.inputs, self.outputs, self.name, self.attributes) = (opType, inputs, outputs, name, attributes)
+  }
+
+  func attribute(_ name: String) -> ONNXAttribute? { attributes.first { $0.name == name } }
+}
+
+/// An attribute of a node; one of its values is set, as `type` says.
+struct ONNXAttribute: Equatable {
+  /// AttributeProto.AttributeType.
+  enum Kind: Int {
+    case undefined = 0
+    case float = 1
+    case int = 2
+    case string = 3
+    case tensor = 4
+    case graph = 5
+    case floats = 6
+    case ints = 7
+    case strings = 8
+  }
+  var name: String
+  var kind: Kind = .undefined
+  var float: Float?
+  var int: Int?
+  var string: String?
+  var tensor: ONNXTensor?
+  var floats: [Float] = []
+  var ints: [Int] = []
+
+  static func float(_ name: String, _ value: Float) -> ONNXAttribute { ONNXAttribute(name: name, kind: .float, float: value) }
+  static func int(_ name: String, _ value: Int) -> ONNXAttribute { ONNXAttribute(name: name, kind: .int, int: value) }
+  static func string(_ name: String, _ value: String) -> ONNXAttribute { ONNXAttribute(name: name, kind: .string, string: value) }
+}
+
+/// A tensor: float32 (data type 1) or int64 (data type 7) values in row-major order.
+struct ONNXTensor: Equatable {
+  static let float32 = 1
+  static let int64 = 7
+
+  var name: String
+  var dims: [Int]
+  var dataType: Int
+  var floats: [Float] = []
+  var ints: [Int] = []
+
+  init(name: String, dims: [Int], floats: [Float]) {
+    (self.name, self.dims, self.dataType, self.floats) = (name, dims, Self.float32, floats)
+  }
+
+  init(name: String, dims: [Int], ints: [Int]) {
+    (self.name, self.dims, self.dataType, self.ints) = (name, dims, Self.int64, ints)
+  }
+
+  /// The number of elements its dimensions say.
+  var elementCount: Int { dims.reduce(1, *) }
+}
+
+/// A graph input or output: its name, element type and shape (a dimension is a number, a
+/// symbol such as `batch`, or unknown).
+struct ONNXValueInfo: Equatable {
+  enum Dimension: Equatable {
+    case value(Int)
+    case symbol(String)
+    case unknown
+  }
+  var name: String
+  var elementType: Int? = ONNXTensor.float32
+  var shape: [Dimension]?
+}

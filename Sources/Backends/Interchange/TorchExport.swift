@@ -1,0 +1,166 @@
+import Datasets
+import Foundation
+import SpecKit
+import TensorCore
+
+/// A session as PyTorch sees it: the `torch.nn.Sequential` its layers become, the `state_dict`
+/// names of its tensors, and a self-contained training script.
+public enum TorchExport {
+  /// One module of the `nn.Sequential`: its Python constructor, the layer it comes from, and
+  /// its tensors as (SpecBench state name, PyTorch name, shape).
+  struct Module {
+    var constructor: String
+    var layer: String
+    var tensors: [(state: String, torch: String, shape: [Int])]
+  }
+
+  /// The modules, in order; a dense layer with an activation is two (Linear, then the
+  /// activation), so indices do not follow layer numbers.
+  static func modules(_ spec: SessionSpec) throws(InterchangeError) -> [Module] {
+    let shapes: [LayerShape]
+    do { shapes = try spec.model.layerShapes() } catch {
+      throw .cannotExport(format: "pytorch", reason: "the model's shapes do not chain: \(error.issues.first?.message ?? "\(error)")")
+    }
+    var modules: [Module] = []
+    func add(_ constructor: String, _ layer: String, _ tensors: [(String, String, [Int])] = []) {
+      let index = modules.count
+      modules.append(Module(constructor: constructor, layer: layer, tensors: tensors.map { ($0.0, "\(index).\($0.1)", $0.2) }))
+    }
+    for shape in shapes {
+      let name = shape.layer.name
+      func tensor(_ role: String, _ suffix: String) -> (String, String, [Int]) {
+        ("\(role)/\(name).\(suffix)", suffix, shape.tensors.first { $0.name == "\(name).\(suffix)" }?.shape ?? [])
+      }
+      switch shape.layer.kind {
+      case .dense(let dense):
+        let inputs = shape.inputShape[0]
+        add(
+          "nn.Linear(\(inputs), \(dense.units), bias=\(dense.useBias ? "True" : "False"))", name,
+          [tensor("param", "weight")] + (dense.useBias ? [tensor("param", "bias")] : []))
+        if dense.activation != .identity { add(activationModule(dense.activation), name) }
+      case .activation(let function):
+        add(function == .identity ? "nn.Identity()" : activationModule(function), name)
+      case .dropout(let rate):
+        add("nn.Dropout(p=\(python(rate)))", name)
+      case .flatten:
+        add("nn.Flatten()", name)
+      case .layerNorm(let eps):
+        add("nn.LayerNorm(\(shape.inputShape.last!), eps=\(python(eps)))", name, [tensor("param", "weight"), tensor("param", "bias")])
+      case .batchNorm(let eps, let momentum):
+        // PyTorch's kind by the sample's rank: [C] and [C, L] are 1d, [C, H, W] 2d, [C, D, H, W] 3d.
+        let kind = shape.inputShape.count <= 2 ? "1d" : shape.inputShape.count == 3 ? "2d" : "3d"
+        add(
+          "nn.BatchNorm\(kind)(\(shape.inputShape[0]), eps=\(python(eps)), momentum=\(python(momentum)))", name,
+          [
+            tensor("param", "weight"), tensor("param", "bias"), tensor("buffer", "running_mean"), tensor("buffer", "running_var"),
+            ("step", "num_batches_tracked", []),
+          ])
+      }
+    }
+    return modules
+  }
+
+  static func activationModule(_ function: Activation) -> String {
+    switch function {
+    case .identity: "nn.Identity()"
+    case .relu: "nn.ReLU()"
+    case .leakyReLU(let alpha): "nn.LeakyReLU(negative_slope=\(python(alpha)))"
+    case .sigmoid: "nn.Sigmoid()"
+    case .tanh: "nn.Tanh()"
+    case .gelu: "nn.GELU()"
+    case .silu: "nn.SiLU()"
+    case .softplus: "nn.Softplus()"
+    case .elu: "nn.ELU(alpha=1.0)"
+    case .softmax: "nn.Softmax(dim=-1)"
+    }
+  }
+
+  /// The parameters and buffers under their `state_dict` names (`0.weight`, `2.running_mean`;
+  /// BatchNorm's `num_batches_tracked` as a float32 scalar, which `load_state_dict` converts).
+  static func stateDict(spec: SessionSpec, state: TrainingState) throws(InterchangeError) -> (SafeTensors.Contents, [String]) {
+    var tensors: [String: StoredTensor] = [:]
+    for module in try modules(spec) {
+      for tensor in module.tensors {
+        if tensor.state == "step" {
+          tensors[tensor.torch] = StoredTensor(shape: [], scalars: [Float(state.step)])
+          continue
+        }
+        guard let stored = state.tensors[tensor.state] else {
+          throw .cannotExport(format: "safetensors", reason: "the state has no tensor \(tensor.state)")
+        }
+        tensors[tensor.torch] = stored
+      }
+    }
+    let metadata = ["format": "pt", "specbench.session": spec.name, "specbench.step": String(state.step)]
+    return (
+      SafeTensors.Contents(tensors: tensors, metadata: metadata),
+      [
+        "the optimizer state, schedule, data and stop rules (the pytorch format carries them)",
+        "the model's structure beyond the names (the pytorch format's script builds it)",
+      ]
+    )
+  }
+
+  /// The script and its tensors: `model/NAME` (the state_dict), `optimizer/NAME/SLOT`, and the
+  /// training data (`data/inputs`, `data/targets`, and `data/val_*` with a validation split).
+  static func script(bundle: SessionBundle, state: TrainingState, tensorsFile: String, folder: String) throws -> (
+    script: String, tensors: SafeTensors.Contents, leftOut: [String]
+  ) {
+    let spec = bundle.spec
+    let modules = try modules(spec)
+    var tensors: [String: StoredTensor] = [:]
+    let (stateDict, _) = try stateDict(spec: spec, state: state)
+    for (name, tensor) in stateDict.tensors { tensors["model/" + name] = tensor }
+    // Optimizer slots under the parameter's PyTorch name.
+    for module in modules {
+      for tensor in module.tensors where tensor.state.hasPrefix("param/") {
+        for slot in spec.optimizer.slots {
+          let key = "opt/\(tensor.state.dropFirst(6))/\(slot.name)"
+          guard let stored = state.tensors[key] else {
+            throw InterchangeError.cannotExport(format: "pytorch", reason: "the state has no \(key)")
+          }
+          tensors["optimizer/\(tensor.torch)/\(slot.name)"] = stored
+        }
+      }
+    }
+    let dataset = try DatasetLoader.load(spec.data, relativeTo: folder)
+    let split = DataSplit(dataset, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
+    func store(_ data: Dataset, _ prefix: String) {
+      tensors[prefix + "inputs"] = StoredTensor(shape: data.inputs.shape, scalars: data.inputs.scalars)
+      switch data.targets {
+      case .classes(let labels): tensors[prefix + "targets"] = StoredTensor(shape: [labels.count], scalars: labels.map(Float.init))
+      case .values(let values): tensors[prefix + "targets"] = StoredTensor(shape: values.shape, scalars: values.scalars)
+      }
+    }
+    store(split.train, "data/")
+    if let validation = split.validation { store(validation, "data/val_") }
+    let classes: Int? = if case .classes = dataset.targets { spec.model.outputShape.last } else { nil }
+    let script = TorchScript(
+      spec: spec, state: state, modules: modules, tensorsFile: tensorsFile, classes: classes, hasValidation: split.validation != nil
+    ).text
+    let metadata = ["specbench.session": spec.name, "specbench.step": String(state.step)]
+    var leftOut = [
+      "SpecBench's shuffle and dropout draws (the script uses torch's generator, seeded with training.seed)"
+    ]
+    let rules = spec.training.stop.filter {
+      if case .maxSteps = $0 { return false }
+      if case .maxEpochs = $0 { return false }
+      return true
+    }
+    if !rules.isEmpty {
+      leftOut.append("the stop rules " + rules.map(\.summary).joined(separator: ", ") + " (the script stops at max_steps and max_epochs)")
+    }
+    return (script, SafeTensors.Contents(tensors: tensors, metadata: metadata), leftOut)
+  }
+
+  /// A Double as Python writes it.
+  static func python(_ value: Double) -> String {
+    if value == value.rounded() && abs(value) < 1e15 { return String(format: "%.1f", value) }
+    return "\(value)"
+  }
+}
+
+extension ModelSpec {
+  /// The shape of one sample's output (the input's when there are no layers).
+  var outputShape: [Int] { ((try? layerShapes()) ?? []).last?.outputShape ?? input }
+}

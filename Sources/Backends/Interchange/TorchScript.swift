@@ -1,0 +1,217 @@
+import SpecKit
+
+/// The text of the PyTorch script `TorchExport` writes: a program that needs only `torch` and
+/// `safetensors`, builds the session's `nn.Sequential`, loads the weights and `torch.optim`'s
+/// state, and continues training with the session's optimizer, hyper-parameters, schedule,
+/// loss, batch size and step limits on the training data saved beside it.
+struct TorchScript {
+  let spec: SessionSpec
+  let state: TrainingState
+  let modules: [TorchExport.Module]
+  let tensorsFile: String
+  /// The number of classes, for class-index targets.
+  let classes: Int?
+  let hasValidation: Bool
+
+  var text: String {
+    let p = TorchExport.python
+    var lines: [String] = []
+    lines += [
+      "#!/usr/bin/env python3",
+      "\"\"\"\(spec.name), as a PyTorch program: written by SpecBench \(SpecBenchVersion.current) from the session at step \(state.step).",
+      "",
+      "Builds the model as torch.nn.Sequential, loads its weights and \(optimizerClass)'s state from",
+      "\(tensorsFile) (beside this file), and continues training on the session's training data, saved",
+      "with it, with the same optimizer, hyper-parameters, learning-rate schedule, loss and batch size,",
+      "until the session's step or epoch limit. The sample order and dropout draws come from torch's",
+      "generator (seeded with the session's seed), not SpecBench's, so losses agree in distribution,",
+      "not bit for bit. Needs torch and safetensors.",
+      "",
+      "    python3 \(spec.name).py [--steps N] [--save model.pt]",
+      "\"\"\"",
+      "import argparse",
+      "import math",
+      "import os",
+      "",
+      "import torch",
+      "from torch import nn",
+      "from safetensors.torch import load_file",
+      "",
+      "TENSORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), \(pyString(tensorsFile)))",
+      "STEP = \(state.step)  # updates made so far",
+      "EPOCH = \(state.epoch)  # epochs completed so far",
+      "OPTIMIZER_STEP = \(state.optimizerSteps)  # the optimizer's own update count",
+      "SEED = \(spec.training.seed)",
+      "BATCH_SIZE = \(spec.training.batchSize)",
+      "SHUFFLE = \(spec.training.shuffle ? "True" : "False")",
+      "MAX_STEPS = \(maxSteps.map(String.init) ?? "None")",
+      "MAX_EPOCHS = \(maxEpochs.map(String.init) ?? "None")",
+      "",
+      "# The state_dict the model expects: name -> shape.",
+      "EXPECTED = {",
+    ]
+    for module in modules {
+      for tensor in module.tensors { lines.append("    \(pyString(tensor.torch)): \(tensor.shape),") }
+    }
+    lines += ["}", "", "", "def build_model():", "    return nn.Sequential("]
+    for (index, module) in modules.enumerated() { lines.append("        \(module.constructor),  # \(index): \(module.layer)") }
+    lines += ["    )", "", ""]
+    lines += [
+      "def learning_rate(t):",
+      "    \"\"\"The rate of update t (t from 1): \(spec.schedule.summary), from lr \(p(spec.optimizer.learningRate)).\"\"\"",
+      "    lr = \(p(spec.optimizer.learningRate))",
+    ]
+    switch spec.schedule {
+    case .constant:
+      lines.append("    return lr")
+    case .step(let stepSize, let gamma):
+      lines.append("    return lr * \(p(gamma)) ** ((t - 1) // \(stepSize))")
+    case .exponential(let gamma):
+      lines.append("    return lr * \(p(gamma)) ** (t - 1)")
+    case .cosine(let tMax, let etaMin):
+      lines.append("    return \(p(etaMin)) + (lr - \(p(etaMin))) * (1 + math.cos(math.pi * min(t - 1, \(tMax)) / \(tMax))) / 2")
+    case .warmupCosine(let warmup, let tMax, let etaMin):
+      lines += [
+        "    if t <= \(warmup):",
+        "        return lr * t / \(warmup)",
+        "    k, t_max = t - \(warmup) - 1, \(tMax - warmup)",
+        "    return \(p(etaMin)) + (lr - \(p(etaMin))) * (1 + math.cos(math.pi * min(k, t_max) / t_max)) / 2",
+      ]
+    }
+    lines += ["", "", "def make_optimizer(model):", "    return \(optimizerConstructor)", "", ""]
+    lines += [
+      "def restore_optimizer(optimizer, model, tensors):",
+      "    \"\"\"Puts the session's optimizer slots and update count into torch.optim's state.\"\"\"",
+      "    if OPTIMIZER_STEP == 0:",
+      "        return",
+      "    for name, parameter in model.named_parameters():",
+      "        state = {slot: tensors[f\"optimizer/{name}/{slot}\"].clone() for slot in \(spec.optimizer.slots.map(\.name))}",
+    ]
+    if case .sgd = spec.optimizer {
+      lines.append("        optimizer.state[parameter] = state")
+    } else {
+      lines.append("        optimizer.state[parameter] = {\"step\": torch.tensor(float(OPTIMIZER_STEP)), **state}")
+    }
+    lines += ["", "", "def loss_function(output, target):", "    \"\"\"\(spec.loss.name), as the session defines it.\"\"\""]
+    switch spec.loss {
+    case .mse:
+      lines.append(
+        classes != nil
+          ? "    return nn.functional.mse_loss(output, nn.functional.one_hot(target, \(classes!)).to(output.dtype))"
+          : "    return nn.functional.mse_loss(output, target)")
+    case .softmaxCrossEntropy:
+      lines.append("    return nn.functional.cross_entropy(output, target)")
+    case .sigmoidBinaryCrossEntropy:
+      lines.append(
+        "    return nn.functional.binary_cross_entropy_with_logits(output, target.to(output.dtype).reshape(output.shape))")
+    case .huber(let delta):
+      lines.append(
+        classes != nil
+          ? "    return nn.functional.huber_loss(output, nn.functional.one_hot(target, \(classes!)).to(output.dtype), delta=\(p(delta)))"
+          : "    return nn.functional.huber_loss(output, target, delta=\(p(delta)))")
+    }
+    let targetType = classes != nil ? ".long()" : ""
+    lines += [
+      "", "",
+      "def main():",
+      "    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])",
+      "    parser.add_argument(\"--steps\", type=int, help=\"train this many more steps (default: up to the session's limit)\")",
+      "    parser.add_argument(\"--save\", help=\"save the trained model's state_dict here (torch.save)\")",
+      "    arguments = parser.parse_args()",
+      "    tensors = load_file(TENSORS)",
+      "    model = build_model()",
+      "    model.load_state_dict({name: tensors[\"model/\" + name] for name in EXPECTED}, strict=True)",
+      "    optimizer = make_optimizer(model)",
+      "    restore_optimizer(optimizer, model, tensors)",
+      "    inputs, targets = tensors[\"data/inputs\"], tensors[\"data/targets\"]\(targetType)",
+      "    count = inputs.shape[0]",
+      "    steps = arguments.steps",
+      "    if steps is None:",
+      "        limits = []",
+      "        if MAX_STEPS is not None:",
+      "            limits.append(MAX_STEPS - STEP)",
+      "        if MAX_EPOCHS is not None:",
+      "            limits.append((MAX_EPOCHS - EPOCH) * math.ceil(count / BATCH_SIZE))",
+      "        steps = max(0, min(limits)) if limits else 1000",
+      "    generator = torch.Generator().manual_seed(SEED + EPOCH)",
+      "    model.train()",
+      "    t, order, position = STEP, None, count",
+      "    for _ in range(steps):",
+      "        if position >= count:",
+      "            order = torch.randperm(count, generator=generator) if SHUFFLE else torch.arange(count)",
+      "            position = 0",
+      "        batch = order[position:position + BATCH_SIZE]",
+      "        position += BATCH_SIZE",
+      "        t += 1",
+      "        for group in optimizer.param_groups:",
+      "            group[\"lr\"] = learning_rate(t)",
+      "        optimizer.zero_grad()",
+      "        loss = loss_function(model(inputs[batch]), targets[batch])",
+      "        loss.backward()",
+      "        optimizer.step()",
+      "        if t % 100 == 0 or t == STEP + steps:",
+      "            print(f\"step {t}  loss {loss.item():.6g}  lr {learning_rate(t):.6g}\")",
+    ]
+    if hasValidation {
+      lines += [
+        "    model.eval()",
+        "    with torch.no_grad():",
+        "        val = loss_function(model(tensors[\"data/val_inputs\"]), tensors[\"data/val_targets\"]\(targetType))",
+        "    print(f\"validation loss {val.item():.6g}\")",
+      ]
+    }
+    lines += [
+      "    if arguments.save:",
+      "        torch.save(model.state_dict(), arguments.save)",
+      "        print(f\"saved {arguments.save}\")",
+      "",
+      "",
+      "if __name__ == \"__main__\":",
+      "    main()",
+      "",
+    ]
+    return lines.joined(separator: "\n")
+  }
+
+  var maxSteps: Int? {
+    spec.training.stop.compactMap { if case .maxSteps(let steps) = $0 { steps } else { nil } }.min()
+  }
+
+  var maxEpochs: Int? {
+    spec.training.stop.compactMap { if case .maxEpochs(let epochs) = $0 { epochs } else { nil } }.min()
+  }
+
+  var optimizerClass: String {
+    switch spec.optimizer {
+    case .sgd: "torch.optim.SGD"
+    case .adam: "torch.optim.Adam"
+    case .adamw: "torch.optim.AdamW"
+    case .rmsprop: "torch.optim.RMSprop"
+    case .adagrad: "torch.optim.Adagrad"
+    }
+  }
+
+  var optimizerConstructor: String {
+    let p = TorchExport.python
+    let bool = { (value: Bool) in value ? "True" : "False" }
+    switch spec.optimizer {
+    case .sgd(let o):
+      return
+        "torch.optim.SGD(model.parameters(), lr=\(p(o.lr)), momentum=\(p(o.momentum)), dampening=\(p(o.dampening)), nesterov=\(bool(o.nesterov)), weight_decay=\(p(o.weightDecay)))"
+    case .adam(let o), .adamw(let o):
+      return
+        "\(optimizerClass)(model.parameters(), lr=\(p(o.lr)), betas=(\(p(o.beta1)), \(p(o.beta2))), eps=\(p(o.eps)), weight_decay=\(p(o.weightDecay)), amsgrad=\(bool(o.amsgrad)))"
+    case .rmsprop(let o):
+      return
+        "torch.optim.RMSprop(model.parameters(), lr=\(p(o.lr)), alpha=\(p(o.alpha)), eps=\(p(o.eps)), weight_decay=\(p(o.weightDecay)), momentum=\(p(o.momentum)), centered=\(bool(o.centered)))"
+    case .adagrad(let o):
+      return
+        "torch.optim.Adagrad(model.parameters(), lr=\(p(o.lr)), lr_decay=\(p(o.lrDecay)), weight_decay=\(p(o.weightDecay)), initial_accumulator_value=\(p(o.initialAccumulatorValue)), eps=\(p(o.eps)))"
+    }
+  }
+
+  /// A Python string literal.
+  func pyString(_ text: String) -> String {
+    "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+  }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Backends
+import Foundation
+import SpecKit
+
+struct Import: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Make a session from an ONNX model: its layers, and its weights as the state.",
+    discussion: """
+      Reads MLP graphs as PyTorch's and Keras' exporters write them (Gemm, or MatMul + Add, \
+      with either weight layout; Relu, LeakyRelu, Sigmoid, Tanh, Softplus, Elu, Gelu, Softmax, \
+      Flatten, Identity, Dropout, LayerNormalization, BatchNormalization). Anything else is \
+      refused, naming the node and its op, and nothing is written. The session's data is a \
+      placeholder to replace before training. See docs/interchange.md.
+      """
+  )
+
+  @Argument(help: "The ONNX model (.onnx).")
+  var model: String
+
+  @Option(help: "Where to write the session: PATH.json and PATH.safetensors (PATH may end in .json).")
+  var out: String
+
+  @Option(help: "The session's name (default: the model file's name).")
+  var name: String?
+
+  func run() throws {
+    guard let data = FileManager.default.contents(atPath: model) else {
+      throw failWith("cannot read \(model): \(FileManager.default.fileExists(atPath: model) ? "permission denied" : "no such file")")
+    }
+    let sessionName = name ?? ((model as NSString).lastPathComponent as NSString).deletingPathExtension
+    do {
+      let (bundle, notes) = try ONNXImport.session(from: [UInt8](data), file: model, name: sessionName)
+      let saved = try SessionFile.save(bundle, to: out)
+      let paths = SessionFile.paths(for: out)
+      print("wrote \(paths.json) and \(paths.tensors): \(saved.model.layers.count) layers, \(saved.model.parameterCount) parameters")
+      for note in notes { print("  \(note)") }
+    } catch let error as InterchangeError {
+      throw failWith(error.description)
+    } catch let error as SpecError {
+      throw fail(error)
+    }
+  }
+}
