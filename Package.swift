@@ -76,6 +76,10 @@ let package = Package(
       dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "SpecBenchTestSupport"]
     ),
     .testTarget(
+      name: "InterchangeTests",
+      dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "SpecBenchTestSupport"]
+    ),
+    .testTarget(
       name: "SessionTests",
       dependencies: ["SpecKit", "Backends", "Session", "TermPlot", "SpecBenchTestSupport"]
     ),

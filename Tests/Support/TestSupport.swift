@@ -94,6 +94,32 @@ public enum PythonPeer {
   }
 }
 
+/// Python with onnx and onnxruntime (and numpy, safetensors), for the interchange tests.
+public enum ONNXPeer {
+  public static let interpreter: String? = {
+    let candidates = [repositoryPath(".venv/bin/python3"), which("python3")].compactMap { $0 }
+    return candidates.first { python in
+      guard FileManager.default.isExecutableFile(atPath: python),
+        let result = try? runProcess(python, ["-c", "import numpy, safetensors.numpy, onnx, onnxruntime"])
+      else { return false }
+      return result.status == 0
+    }
+  }()
+
+  /// As `PythonPeer.isAvailable`: true when the tests can run, or when CI requires them.
+  public static var isAvailable: Bool {
+    interpreter != nil || ProcessInfo.processInfo.environment["SPECBENCH_REQUIRE_PYTHON"] == "1"
+  }
+
+  /// Runs a Python script with arguments; throws when the packages are missing.
+  public static func run(_ script: String, _ arguments: [String] = []) throws -> ProcessResult {
+    guard let python = interpreter else {
+      throw TestFailure("python3 with numpy, safetensors, onnx and onnxruntime is required (scripts/setup.sh installs them)")
+    }
+    return try runProcess(python, ["-c", script] + arguments)
+  }
+}
+
 /// A failure raised by a helper, with the reason.
 public struct TestFailure: Error, CustomStringConvertible {
   public var description: String

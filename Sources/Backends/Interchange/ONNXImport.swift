@@ -17,14 +17,17 @@ public enum ONNXImport {
     var reader = try GraphReader(
       model.graph, opsetVersion: model.opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 17)
     try reader.read()
+    // A placeholder the model fits where it can: as many blob centres as the output has classes
+    // (two for one output, with a binary loss); a model that ends in a softmax compares its
+    // probabilities with one-hot targets (mse).
+    let width = reader.outputWidth
+    let loss: LossSpec = width == 1 ? .sigmoidBinaryCrossEntropy : reader.endsWithSoftmax ? .mse : .softmaxCrossEntropy
     var spec = SessionSpec(
-      name: name, model: ModelSpec(input: reader.inputShape, layers: reader.layers),
-      loss: reader.outputWidth >= 2 && !reader.endsWithSoftmax ? .softmaxCrossEntropy : .mse,
+      name: name, model: ModelSpec(input: reader.inputShape, layers: reader.layers), loss: loss,
       optimizer: .adam(.init(weightDecay: 0)),
       data: DataSpec(
         source: .blobs(
-          samples: 300, centers: reader.endsWithSoftmax || reader.outputWidth < 2 ? 3 : reader.outputWidth,
-          features: reader.inputShape.count == 1 ? reader.inputShape[0] : 2, std: 1, seed: 0)),
+          samples: 300, centers: max(2, width), features: reader.inputShape.count == 1 ? reader.inputShape[0] : 2, std: 1, seed: 0)),
       journal: ["import \((file as NSString).lastPathComponent)"])
     var state: TrainingState
     do { state = try spec.initialTrainingState() } catch {
@@ -43,7 +46,9 @@ public enum ONNXImport {
       "\(model.graph.nodes.count) nodes became \(reader.layers.count) layers: "
         + reader.layers.map { "\($0.name) (\($0.kind.typeName))" }.joined(separator: ", "),
       "from \(model.producerName.isEmpty ? "an unnamed producer" : model.producerName) \(model.producerVersion), opset \(reader.opsetVersion)",
-      "the data is a placeholder (blobs); set the session's own with `data …` before training",
+      reader.inputShape.count == 1
+        ? "the data is a placeholder (blobs of the model's input and output widths); set the session's own with `data …` before training"
+        : "the data is a placeholder that does not fit the model's \(reader.inputShape) samples; set the session's own with `data …` before training",
     ]
     notes += reader.notes
     return (bundle, notes)
@@ -109,6 +114,18 @@ public enum ONNXImport {
     mutating func read() throws(InterchangeError) {
       let nodes = graph.nodes.filter { $0.opType != "Constant" }
       var index = 0
+      // A graph that flattens its input first takes flat samples: the session's input is the
+      // flattened shape (the same values, row-major), which its data sources can give.
+      if inputShape.count > 1, let first = nodes.first, first.opType == "Flatten", first.inputs.first == current,
+        (first.attribute("axis")?.int ?? 1) == 1
+      {
+        notes.append(
+          "the graph's input \(inputShape) is flattened by its first node; the session takes samples of [\(inputShape.reduce(1, *))]")
+        inputShape = [inputShape.reduce(1, *)]
+        shape = inputShape
+        current = first.outputs[0]
+        index = 1
+      }
       while index < nodes.count {
         index += try readNode(at: index, in: nodes)
       }

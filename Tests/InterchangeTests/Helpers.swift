@@ -1,0 +1,63 @@
+import Backends
+import Datasets
+import Foundation
+import Session
+import SpecBenchTestSupport
+import SpecKit
+import TensorCore
+
+/// A session trained a few steps on the reference backend, from an example file.
+func trainedExample(_ name: String, steps: Int = 30) throws -> (bundle: SessionBundle, run: TrainingRun) {
+  let path = repositoryPath("sessions/\(name).json")
+  let run = try TrainingRun(bundle: try SessionFile.load(path), folder: repositoryPath("sessions"), backend: ReferenceBackend())
+  run.run(extraSteps: steps)
+  return (run.bundle, run)
+}
+
+/// Seeded normal inputs `[count, sample…]`.
+func randomInputs(_ sample: [Int], count: Int, seed: UInt64) -> Tensor {
+  var generator = SplitMix64(seed: seed, stream: "interchange-inputs")
+  let total = count * sample.reduce(1, *)
+  return Tensor(shape: [count] + sample, scalars: (0..<total).map { _ in Float(generator.nextNormal()) })
+}
+
+/// The model's outputs for `inputs`, through a reference trainer built from the bundle's state
+/// (evaluation mode). The trainer is given one zero sample as data, so that a session whose
+/// data is a placeholder can still predict.
+func predictions(_ bundle: SessionBundle, _ inputs: Tensor, folder: String) throws -> Tensor {
+  let sample = bundle.spec.model.input
+  let width = ((try? bundle.spec.model.layerShapes()) ?? []).last?.outputShape.last ?? 1
+  let data = Dataset(
+    inputs: Tensor(shape: [1] + sample, repeating: 0), targets: .values(Tensor(shape: [1, width], repeating: 0)),
+    shape: DataShape(input: sample, target: .values(width: width)))
+  let trainer = try ReferenceBackend().makeTrainer(
+    spec: bundle.spec, state: try bundle.trainingState(), data: DataSplit(data, validationFraction: 0, seed: 0))
+  return trainer.predict(inputs)
+}
+
+/// Whether two outputs agree within `tolerance`, relative to the larger of 1 and the value.
+func agree(_ a: [Float], _ b: [Float], tolerance: Float = 1e-5) -> Bool {
+  a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= tolerance * max(1, abs($1)) }
+}
+
+/// Writes tensors as safetensors, for the Python side.
+func writeTensors(_ tensors: [String: Tensor], to path: String) throws {
+  let stored = tensors.mapValues { StoredTensor(shape: $0.shape, scalars: $0.scalars) }
+  try AtomicFile.write(SafeTensors.encode(SafeTensors.Contents(tensors: stored)), to: path)
+}
+
+func readTensors(_ path: String) throws -> [String: StoredTensor] {
+  try SafeTensors.decode([UInt8](FileManager.default.contents(atPath: path) ?? Data())).tensors
+}
+
+/// Runs an ONNX file in onnxruntime on the tensor `input` of a safetensors file; writes `output`.
+let runInOnnxRuntime = """
+  import sys, numpy as np, onnxruntime as ort
+  from safetensors.numpy import load_file, save_file
+  model, inputs, outputs = sys.argv[1:4]
+  session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+  x = load_file(inputs)["input"]
+  name = session.get_inputs()[0].name
+  y = session.run(None, {name: x})[0]
+  save_file({"output": np.ascontiguousarray(y.astype(np.float32))}, outputs)
+  """
