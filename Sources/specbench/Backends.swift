@@ -4,19 +4,29 @@ import Backends
 struct BackendsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "backends",
-    abstract: "Show which backend supports which layer, activation, loss, optimizer and schedule."
+    abstract: "Show which backend supports which layer, activation, loss, optimizer and schedule, and what each export format carries."
   )
 
   func run() throws {
     for backend in BackendRegistry.all { print("\(backend.name): \(backend.summary)") }
     print("")
-    let rows = BackendRegistry.capabilityTable()
-    let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-    for row in rows {
-      print(
-        row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-          .trimmingTrailingSpaces)
-    }
+    printTable(BackendRegistry.capabilityTable())
+    // The exporters: every layer, activation and optimizer of the format goes out to each of
+    // them; what each file can carry differs.
+    print("")
+    printTable(
+      [["export (specbench export --to …)", "onnx", "safetensors", "pytorch"]]
+        + ExportFormat.carries.map { [$0.what, $0.onnx, $0.safetensors, $0.pytorch] })
+  }
+}
+
+/// Columns padded to their widest cell.
+private func printTable(_ rows: [[String]]) {
+  let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+  for row in rows {
+    print(
+      row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        .trimmingTrailingSpaces)
   }
 }
 

@@ -179,6 +179,32 @@ struct CLITests {
         != nil)
   }
 
+  /// `export` and `import` from the command line: what was written and what the format leaves
+  /// out; a bad format, or an ONNX file SpecBench cannot read, says why and writes nothing.
+  @Test func exportAndImportVerbs() throws {
+    let folder = temporaryFolder()
+    let exported = try specbench("export", "sessions/spirals.json", "--to", "onnx", "--out", folder + "/spirals")
+    #expect(exported.status == 0, "\(exported.stderr)")
+    #expect(exported.stdout.hasPrefix("wrote \(folder)/spirals.onnx\n  not carried: the optimizer (adam) and its state"))
+    let imported = try specbench("import", folder + "/spirals.onnx", "--out", folder + "/back")
+    #expect(imported.status == 0, "\(imported.stderr)")
+    #expect(imported.stdout.hasPrefix("wrote \(folder)/back.json and \(folder)/back.safetensors: 3 layers, 4547 parameters"))
+    let valid = try specbench("validate", folder + "/back.json")
+    #expect(valid.status == 0 && valid.stdout.contains("state at step 0"), "\(valid.stdout)\(valid.stderr)")
+    let trains = try specbench("run", folder + "/back.json", "--steps", "5")
+    #expect(trains.status == 0 && trains.stdout.contains("stopped by steps at step 5"), "\(trains.stderr)")
+
+    let badFormat = try specbench("export", "sessions/spirals.json", "--to", "tflite", "--out", folder + "/x")
+    #expect(badFormat.status == 1 && badFormat.stderr == "no format named \"tflite\"; formats: onnx, safetensors, pytorch\n")
+    try Data([0x0A, 0x05, 0x01]).write(to: URL(fileURLWithPath: folder + "/broken.onnx"))
+    let broken = try specbench("import", folder + "/broken.onnx", "--out", folder + "/broken")
+    #expect(broken.status == 1)
+    #expect(broken.stderr.hasPrefix("\(folder)/broken.onnx: not a readable ONNX model: field 1 says it holds 5 bytes, but only 1 follow"))
+    #expect(!FileManager.default.fileExists(atPath: folder + "/broken.json"))
+    let missing = try specbench("import", folder + "/nope.onnx", "--out", folder + "/nope")
+    #expect(missing.status == 1 && missing.stderr == "cannot read \(folder)/nope.onnx: no such file\n")
+  }
+
   @Test func initNeedsSave() throws {
     let result = try specbench("init", "sessions/spirals.json")
     #expect(result.status != 0)

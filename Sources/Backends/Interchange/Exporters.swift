@@ -75,7 +75,8 @@ public enum Exporter {
       guard !softmax else { throw InterchangeError.cannotExport(format: "pytorch", reason: "--softmax applies to onnx only") }
       let tensorsPath = (main as NSString).deletingPathExtension + ".safetensors"
       let export = try TorchExport.script(
-        bundle: bundle, state: state, tensorsFile: (tensorsPath as NSString).lastPathComponent, folder: folder)
+        bundle: bundle, state: state, scriptFile: (main as NSString).lastPathComponent,
+        tensorsFile: (tensorsPath as NSString).lastPathComponent, folder: folder)
       try AtomicFile.write(SafeTensors.encode(export.tensors), to: tensorsPath)
       try AtomicFile.write(Array(export.script.utf8), to: main)
       return Result(files: [main, tensorsPath], leftOut: export.leftOut)

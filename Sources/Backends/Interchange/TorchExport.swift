@@ -103,7 +103,7 @@ public enum TorchExport {
 
   /// The script and its tensors: `model/NAME` (the state_dict), `optimizer/NAME/SLOT`, and the
   /// training data (`data/inputs`, `data/targets`, and `data/val_*` with a validation split).
-  static func script(bundle: SessionBundle, state: TrainingState, tensorsFile: String, folder: String) throws -> (
+  static func script(bundle: SessionBundle, state: TrainingState, scriptFile: String, tensorsFile: String, folder: String) throws -> (
     script: String, tensors: SafeTensors.Contents, leftOut: [String]
   ) {
     let spec = bundle.spec
@@ -136,7 +136,8 @@ public enum TorchExport {
     if let validation = split.validation { store(validation, "data/val_") }
     let classes: Int? = if case .classes = dataset.targets { spec.model.outputShape.last } else { nil }
     let script = TorchScript(
-      spec: spec, state: state, modules: modules, tensorsFile: tensorsFile, classes: classes, hasValidation: split.validation != nil
+      spec: spec, state: state, modules: modules, tensorsFile: tensorsFile, scriptFile: scriptFile, classes: classes,
+      hasValidation: split.validation != nil
     ).text
     let metadata = ["specbench.session": spec.name, "specbench.step": String(state.step)]
     var leftOut = [

@@ -9,6 +9,8 @@ struct TorchScript {
   let state: TrainingState
   let modules: [TorchExport.Module]
   let tensorsFile: String
+  /// The script's own file name, for its usage line.
+  let scriptFile: String
   /// The number of classes, for class-index targets.
   let classes: Int?
   let hasValidation: Bool
@@ -27,7 +29,7 @@ struct TorchScript {
       "generator (seeded with the session's seed), not SpecBench's, so losses agree in distribution,",
       "not bit for bit. Needs torch and safetensors.",
       "",
-      "    python3 \(spec.name).py [--steps N] [--save model.pt]",
+      "    python3 \(scriptFile) [--steps N] [--save model.pt]",
       "\"\"\"",
       "import argparse",
       "import math",

@@ -27,6 +27,8 @@ public enum Command: Equatable, Sendable {
   case backend(String)
   case backends
   case save(path: String?)
+  /// `export FORMAT PATH [--softmax]`: onnx, safetensors or pytorch.
+  case export(format: String, path: String, softmax: Bool)
   case load(path: String)
   case undo
   case redo

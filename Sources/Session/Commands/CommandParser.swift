@@ -115,6 +115,11 @@ public enum CommandParser {
       guard args.count == 1 else { throw usage("backend") }
       return .backend(args[0])
     case "backends": return try bare(.backends, "backends", args)
+    case "export":
+      let softmax = args.contains("--softmax")
+      let rest = args.filter { $0 != "--softmax" }
+      guard rest.count == 2 else { throw usage("export") }
+      return .export(format: rest[0], path: rest[1], softmax: softmax)
     case "save":
       guard args.count <= 1 else { throw usage("save") }
       return .save(path: args.first)

@@ -60,6 +60,10 @@ public enum CommandTable {
       example: "backend reference"),
     .init(name: "backends", usage: "backends", summary: "list the backends and what they support", example: "backends"),
     .init(name: "save", usage: "save [PATH]", summary: "save the session (PATH.json and PATH.safetensors)", example: "save sessions/mine"),
+    .init(
+      name: "export", usage: "export onnx|safetensors|pytorch PATH [--softmax]",
+      summary: "write the session for other engines: ONNX (inference), PyTorch's state_dict, or a PyTorch training script",
+      example: "export onnx out/spirals.onnx"),
     .init(name: "load", usage: "load PATH", summary: "load a session file", example: "load sessions/spirals.json"),
     .init(name: "undo", usage: "undo", summary: "undo the last change to the session", example: "undo"),
     .init(name: "redo", usage: "redo", summary: "redo what undo undid", example: "redo"),

@@ -61,6 +61,8 @@ public enum Completion {
       return filter(tensors, current)
     case "backend": return position == 1 ? filter(BackendRegistry.names, current) : []
     case "save", "load": return nil
+    case "export":
+      return position == 1 ? filter(ExportFormat.allCases.map(\.rawValue), current) : position == 2 ? nil : filter(["--softmax"], current)
     default: return []
     }
   }

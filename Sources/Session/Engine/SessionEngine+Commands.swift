@@ -58,6 +58,8 @@ extension SessionEngine {
     case .save(let target):
       pendingEvents.append(EngineEvent("saved", try save(to: target)))
       return .done("")
+    case .export(let format, let target, let softmax):
+      return .done(try export(format, to: target, softmax: softmax))
     case .load(let file):
       guard worker == nil else { throw CommandError("training is running; stop it before loading another session") }
       let bundle: SessionBundle
@@ -198,24 +200,41 @@ extension SessionEngine {
   }
 
   /// Saves (while training, the worker publishes the session at a step boundary first).
+  /// The session as it stands, with its state: while training, as the worker exports it at
+  /// the next step boundary.
+  func currentBundle(for verb: String) throws(CommandError) -> SessionBundle {
+    var bundle = state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec)
+    guard let worker else { return bundle }
+    worker.request(.export)
+    let deadline = Date().addingTimeInterval(30)
+    var exported: SessionBundle?
+    while exported == nil && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.002)
+      exported = worker.shared.withLock { s in
+        defer { s.exported = nil }
+        return s.exported
+      }
+    }
+    guard let exported else { throw CommandError("\(verb): training did not reach a step boundary in 30 s; pause, then \(verb)") }
+    bundle = exported
+    bundle.spec.journal = spec.journal
+    return bundle
+  }
+
+  /// `export FORMAT PATH`: the session (at a step boundary while training) in another format.
+  func export(_ formatName: String, to target: String, softmax: Bool) throws(CommandError) -> String {
+    let bundle = try currentBundle(for: "export")
+    do {
+      let result = try Exporter.export(bundle, to: try ExportFormat.named(formatName), path: target, folder: folder, softmax: softmax)
+      return (["wrote " + result.files.joined(separator: " and ")] + result.leftOut.map { "  not carried: " + $0 }).joined(separator: "\n")
+    } catch {
+      throw CommandError("export: \(error)")
+    }
+  }
+
   func save(to target: String?) throws(CommandError) -> String {
     guard let destination = target ?? path else { throw CommandError("save: give a path the first time, such as save sessions/mine") }
-    var bundle = state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec)
-    if let worker {
-      worker.request(.export)
-      let deadline = Date().addingTimeInterval(30)
-      var exported: SessionBundle?
-      while exported == nil && Date() < deadline {
-        Thread.sleep(forTimeInterval: 0.002)
-        exported = worker.shared.withLock { s in
-          defer { s.exported = nil }
-          return s.exported
-        }
-      }
-      guard let exported else { throw CommandError("save: training did not reach a step boundary in 30 s; pause, then save") }
-      bundle = exported
-      bundle.spec.journal = spec.journal
-    }
+    let bundle = try currentBundle(for: "save")
     do {
       let written = try SessionFile.save(bundle, to: destination)
       path = SessionFile.paths(for: destination).json

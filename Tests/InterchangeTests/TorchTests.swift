@@ -1,0 +1,125 @@
+import Backends
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import TensorCore
+import Testing
+
+@testable import Backends
+
+/// The safetensors and PyTorch exports. PyTorch itself is not installed for the tests (its
+/// Linux wheels with their CUDA libraries are gigabytes); the script is checked for syntax, and
+/// run against a stand-in `torch` that builds `nn.Sequential` with PyTorch's naming and shape
+/// rules, so that the names and shapes its model would have are compared with what it expects
+/// and with the tensors written beside it.
+@Suite(
+  "PyTorch and safetensors export", .enabled(if: PythonPeer.isAvailable, "python3 with numpy and safetensors is not installed: skipped"))
+struct TorchExportTests {
+  static let examples = ["blobs", "circles", "iris", "moons", "sine", "spirals", "xor"]
+
+  @Test func stateDictNamesForTheSequential() throws {
+    let (bundle, _) = try trainedExample("iris", steps: 20)
+    let folder = temporaryFolder("specbench-torch")
+    let result = try Exporter.export(bundle, to: .safetensors, path: folder + "/iris", folder: repositoryPath("sessions"))
+    #expect(result.files == [folder + "/iris.safetensors"])
+    let tensors = try readTensors(folder + "/iris.safetensors")
+    let shapes = tensors.mapValues(\.shape)
+    #expect(
+      shapes == [
+        "0.weight": [4], "0.bias": [4], "0.running_mean": [4], "0.running_var": [4], "0.num_batches_tracked": [],
+        "1.weight": [16, 4], "1.bias": [16], "4.weight": [3, 16], "4.bias": [3],
+      ])
+    let state = try bundle.trainingState()
+    #expect(tensors["1.weight"]?.scalars == state.tensors["param/dense1.weight"]?.scalars)
+    #expect(tensors["0.running_var"]?.scalars == state.tensors["buffer/batch_norm1.running_var"]?.scalars)
+    #expect(tensors["0.num_batches_tracked"]?.scalars == [20])
+    // Python reads it as it is.
+    let read = try PythonPeer.run(
+      "import sys; from safetensors.numpy import load_file; t = load_file(sys.argv[1]); print(sorted((k, list(v.shape)) for k, v in t.items()))",
+      [folder + "/iris.safetensors"])
+    #expect(read.stdout.contains("('4.weight', [3, 16])"), "\(read.stdout) \(read.stderr)")
+  }
+
+  @Test(arguments: examples)
+  func theScriptBuildsTheModelItsTensorsFit(name: String) throws {
+    let (bundle, _) = try trainedExample(name, steps: 25)
+    let folder = temporaryFolder("specbench-torch")
+    let result = try Exporter.export(bundle, to: .pytorch, path: folder + "/train_\(name)", folder: repositoryPath("sessions"))
+    #expect(result.files == [folder + "/train_\(name).py", folder + "/train_\(name).safetensors"])
+    let run = try PythonPeer.run(Self.standIn, [folder + "/train_\(name).py", folder + "/train_\(name).safetensors"])
+    #expect(run.status == 0, "\(run.stderr)")
+    guard run.status == 0, let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] else { return }
+    let built = report["built"] as? [String: [Int]], expected = report["expected"] as? [String: [Int]]
+    let file = report["file"] as? [String: [Int]]
+    #expect(built != nil && built == expected, "the Sequential the script builds has the names and shapes it expects")
+    #expect(expected == file, "the tensors beside the script are the ones it expects")
+    #expect((report["missing_slots"] as? [String]) == [], "every parameter has its optimizer slots")
+    // Its learning rate is the session's schedule.
+    let rates = report["lr"] as? [Double] ?? []
+    let base = bundle.spec.optimizer.learningRate
+    #expect(rates.count == 300)
+    for (index, rate) in rates.enumerated() {
+      let t = index + 1
+      #expect(abs(rate - bundle.spec.schedule.learningRate(at: t, base: base)) <= 1e-12 * max(1, rate), "lr at \(t)")
+    }
+    // The training data is there, shaped as the model takes it.
+    let inputShape = report["inputs"] as? [Int]
+    #expect(inputShape.map { Array($0.dropFirst()) } == bundle.spec.model.input)
+    #expect((report["step"] as? Int) == 25)
+  }
+
+  /// Checks a generated script without PyTorch: compiles it, reads its EXPECTED table, and runs
+  /// `build_model()` and `learning_rate()` with a stand-in `torch` whose modules name and shape
+  /// their parameters as PyTorch's do. Prints a JSON report.
+  static let standIn = #"""
+    import ast, json, sys, types
+    from safetensors.numpy import load_file
+    script, tensors_path = sys.argv[1:3]
+    source = open(script).read()
+    code = compile(source, script, "exec")
+    tree = ast.parse(source)
+    expected = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "EXPECTED")
+    step = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "STEP")
+
+    class Module:
+        def __init__(self, *args, **kwargs):
+            self.tensors = {}
+        def shapes(self):
+            return dict(self.tensors)
+    class Linear(Module):
+        def __init__(self, inputs, outputs, bias=True):
+            self.tensors = {"weight": [outputs, inputs], **({"bias": [outputs]} if bias else {})}
+    class LayerNorm(Module):
+        def __init__(self, features, eps=1e-5):
+            self.tensors = {"weight": [features], "bias": [features]}
+    class BatchNorm(Module):
+        def __init__(self, features, eps=1e-5, momentum=0.1):
+            self.tensors = {"weight": [features], "bias": [features], "running_mean": [features], "running_var": [features],
+                            "num_batches_tracked": []}
+    class Sequential(Module):
+        def __init__(self, *children):
+            self.children = children
+        def shapes(self):
+            return {f"{i}.{k}": v for i, child in enumerate(self.children) for k, v in child.shapes().items()}
+    nn = types.ModuleType("torch.nn")
+    nn.Sequential, nn.Linear, nn.LayerNorm = Sequential, Linear, LayerNorm
+    nn.BatchNorm1d = nn.BatchNorm2d = nn.BatchNorm3d = BatchNorm
+    for name in ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softplus", "ELU", "Softmax", "Identity", "Dropout", "Flatten"]:
+        setattr(nn, name, type(name, (Module,), {}))
+    torch = types.ModuleType("torch")
+    torch.nn = nn
+    stand_in = types.ModuleType("safetensors.torch")
+    stand_in.load_file = lambda path: None
+    sys.modules.update({"torch": torch, "torch.nn": nn, "safetensors.torch": stand_in})
+    namespace = {"__name__": "exported", "__file__": script}
+    exec(code, namespace)
+    built = namespace["build_model"]().shapes()
+    tensors = load_file(tensors_path)
+    file = {k[len("model/"):]: list(v.shape) for k, v in tensors.items() if k.startswith("model/")}
+    slots = ast.literal_eval(source.split("for slot in ")[1].split("}")[0])
+    parameters = [k for k in built if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    missing = [f"optimizer/{p}/{s}" for p in parameters for s in slots if f"optimizer/{p}/{s}" not in tensors]
+    print(json.dumps({"built": built, "expected": expected, "file": file, "missing_slots": missing, "step": step,
+                      "lr": [namespace["learning_rate"](t) for t in range(1, 301)], "inputs": list(tensors["data/inputs"].shape)}))
+    """#
+}
