@@ -32,6 +32,11 @@ struct DashboardTerminalTests {
     return []
   }
 
+  static let titles = ["model ·", "loss ·", "histogram ·", "optimizer ·", "events"]
+
+  /// Whether every pane is on the screen (a frame caught half-drawn is not).
+  static func allPanes(_ screen: String) -> Bool { titles.allSatisfy { !pane($0, in: screen).isEmpty } }
+
   /// The step in the status bar (`step 1,234/…`).
   static func statusStep(_ screen: String) -> Int? {
     guard let first = lines(screen).first, let range = first.range(of: #"step [0-9,]+"#, options: .regularExpression) else { return nil }
@@ -52,8 +57,9 @@ struct DashboardTerminalTests {
     // The dashboard shows every pane and the loss chart moves while training runs.
     var screen = try terminal.waitFor {
       $0.contains("─ loss · smoothing") && $0.contains("│ running │") && $0.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }
+        && Self.allPanes($0)
     }
-    for title in ["model ·", "loss ·", "histogram ·", "optimizer ·", "events"] {
+    for title in Self.titles {
       #expect(!Self.pane(title, in: screen).isEmpty, "the \(title) pane is drawn: \(screen)")
     }
     #expect(screen.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille in the loss chart: \(screen)")
@@ -89,7 +95,9 @@ struct DashboardTerminalTests {
     screen = try terminal.waitFor { $0.contains(":optimizer sgd lr=0.1") }
     #expect(Self.lines(screen).last { !$0.isEmpty }?.hasPrefix(":optimizer sgd lr=0.1") == true, "the command line at the bottom")
     try terminal.send("Enter")
-    screen = try terminal.waitFor { $0.contains("[optimizer] optimizer at step ") && $0.contains("─ optimizer · sgd") }
+    screen = try terminal.waitFor {
+      $0.contains("[optimizer] optimizer at step ") && Self.pane("optimizer · sgd", in: $0).joined().contains("sgd lr=0.1")
+    }
     #expect(screen.contains("adam -> sgd"), "\(screen)")
     #expect(Self.pane("optimizer · sgd", in: screen).joined().contains("sgd lr=0.1"))
 
@@ -97,12 +105,12 @@ struct DashboardTerminalTests {
     try terminal.resize(width: 100, height: 30)
     screen = try terminal.waitFor { screen in
       let rows = Self.lines(screen)
-      return rows.count >= 30 && rows[28].hasPrefix("└") && rows[28].hasSuffix("┘") && Array(rows[28]).count == 100
+      return rows.count >= 30 && rows[28].hasPrefix("└") && rows[28].hasSuffix("┘") && Array(rows[28]).count == 100 && Self.allPanes(screen)
     }
     var rows = Self.lines(screen)
     #expect(Array(rows[28]).count == 100 && rows[28].hasSuffix("┘"), "the event pane's bottom border spans the new width: \(screen)")
     #expect(Array(rows[0]).count <= 100 && rows[0].contains("│ running │"))
-    for title in ["model ·", "loss ·", "histogram ·", "optimizer ·", "events"] {
+    for title in Self.titles {
       #expect(!Self.pane(title, in: screen).isEmpty, "the \(title) pane at 100×30")
     }
     // Too small: a message instead of panes; larger again: the panes come back.
@@ -111,7 +119,7 @@ struct DashboardTerminalTests {
     #expect(screen.contains("needs 80×24, has 60×20"), "\(screen)")
     #expect(!screen.contains("┌─"))
     try terminal.resize(width: 120, height: 40)
-    screen = try terminal.waitFor { !Self.pane("events", in: $0).isEmpty && Self.lines($0).count >= 40 }
+    screen = try terminal.waitFor { Self.allPanes($0) && Self.lines($0).count >= 40 && Self.lines($0)[38].hasPrefix("└") }
     rows = Self.lines(screen)
     #expect(rows[38].hasPrefix("└") && Array(rows[38]).count == 120, "\(screen)")
 
@@ -146,7 +154,7 @@ struct DashboardTerminalTests {
     let start =
       "cd \(repositoryRoot.path) && NO_COLOR=1 XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard sessions/iris.json; echo EXIT=$?; sleep 60"
     let terminal = try TmuxSession(start, width: 120, height: 40)
-    var screen = try terminal.waitFor { $0.contains("─ model ·") && $0.contains("theme default-dark") }
+    var screen = try terminal.waitFor { $0.contains("theme default-dark") && Self.allPanes($0) && $0.contains("› batch_norm1.weight") }
     #expect(screen.hasPrefix(" iris │ reference │ idle │ step 0"), "\(screen)")
     // NO_COLOR: no colour in the escape sequences, but the status bar still stands out.
     let coloured = try terminal.captureWithColours()
@@ -174,18 +182,18 @@ struct DashboardTerminalTests {
     // the next tensor of that layer.
     #expect(screen.contains("› batch_norm1.weight [4]"), "the first layer's first tensor: \(screen)")
     try terminal.send("Tab", "Tab", "Down")
-    screen = try terminal.waitFor { $0.contains("› dense1.weight [16, 4]") }
+    screen = try terminal.waitFor { $0.contains("› dense1.weight [16, 4]") && $0.contains("─ histogram · dense1.weight @ step 0") }
     #expect(screen.contains("› dense1.weight [16, 4]"), "\(screen)")
     #expect(screen.contains("─ histogram · dense1.weight @ step 0"))
     try terminal.send("Right")
-    screen = try terminal.waitFor { $0.contains("› dense1.bias [16]") }
+    screen = try terminal.waitFor { $0.contains("› dense1.bias [16]") && $0.contains("─ histogram · dense1.bias @ step 0") }
     #expect(screen.contains("─ histogram · dense1.bias @ step 0"), "\(screen)")
 
     // A bad command says why at the bottom and changes nothing.
     try terminal.send(":")
     try terminal.send("-l", "optimzer sgd")
     try terminal.send("Enter")
-    screen = try terminal.waitFor { $0.contains("error: unknown command \"optimzer\"") }
+    screen = try terminal.waitFor { $0.contains("error: unknown command \"optimzer\"") && Self.allPanes($0) }
     #expect(screen.contains("did you mean \"optimizer\""), "\(screen)")
     #expect(screen.contains("─ optimizer · adam"))
 
@@ -194,7 +202,7 @@ struct DashboardTerminalTests {
     screen = try terminal.waitFor { $0.contains("iris [reference idle]>") }
     #expect(screen.contains("iris [reference idle]>"), "\(screen)")
     try terminal.send("dashboard", "Enter")
-    screen = try terminal.waitFor { $0.contains("─ loss · smoothing 0.8 · log") }
+    screen = try terminal.waitFor { $0.contains("─ loss · smoothing 0.8 · log") && Self.allPanes($0) && $0.contains("› dense1.bias") }
     #expect(screen.contains("theme high-contrast") && screen.contains("› dense1.bias [16]"), "\(screen)")
     #expect(Self.pane("events", in: screen).joined().contains("optimzer sgd"), "the event log is kept: \(screen)")
     try terminal.send("q")
@@ -254,7 +262,9 @@ struct DashboardTerminalTests {
     let start =
       "cd \(folder) && SPECBENCH_THEMES=\(folder) XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard; echo EXIT=$?; sleep 60"
     let terminal = try TmuxSession(start, width: 120, height: 40)
-    var screen = try terminal.waitFor { $0.contains("─ events") && $0.contains("broken.json") }
+    var screen = try terminal.waitFor {
+      Self.pane("events", in: $0).joined().contains("broken.json") && $0.contains("a theme file could not be used")
+    }
     #expect(screen.contains("a theme file could not be used"), "\(screen)")
     #expect(Self.pane("events", in: screen).joined().contains("broken.json"), "\(screen)")
     #expect(screen.contains("theme default-dark"))
