@@ -63,62 +63,46 @@ public func which(_ name: String) -> String? {
   return nil
 }
 
-/// The Python peers the interop tests use (python3 with numpy and safetensors).
-public enum PythonPeer {
-  /// python3's path when it can import numpy and safetensors.
-  /// The project's venv (made by scripts/setup.sh where the system Python refuses pip) first,
-  /// then python3 on PATH.
-  public static let interpreter: String? = {
-    let candidates = [repositoryPath(".venv/bin/python3"), which("python3")].compactMap { $0 }
-    return candidates.first { python in
-      guard FileManager.default.isExecutableFile(atPath: python),
-        let result = try? runProcess(python, ["-c", "import numpy, safetensors.numpy"])
-      else { return false }
-      return result.status == 0
+/// The first Python — the project's venv (made by scripts/setup.sh where the system Python
+/// refuses pip), then python3 on PATH — that can import `modules`.
+func python(importing modules: String) -> String? {
+  let candidates = [repositoryPath(".venv/bin/python3"), which("python3")].compactMap { $0 }
+  return candidates.first { python in
+    guard FileManager.default.isExecutableFile(atPath: python), let result = try? runProcess(python, ["-c", "import " + modules]) else {
+      return false
     }
-  }()
+    return result.status == 0
+  }
+}
 
-  /// True when the interop tests can run. When they cannot and SPECBENCH_REQUIRE_PYTHON=1 (set
-  /// by .ci/run after installing the packages), this is still true so the tests run and fail
+/// Python with some packages, for the tests that run them for real.
+public struct PythonWith: Sendable {
+  /// What to import, and what to tell a person who has not installed it.
+  let modules: String
+  let install: String
+  public let interpreter: String?
+
+  init(_ modules: String, install: String) {
+    (self.modules, self.install, interpreter) = (modules, install, python(importing: modules))
+  }
+
+  /// True when the tests can run. When they cannot and SPECBENCH_REQUIRE_PYTHON=1 (set by
+  /// .ci/run after installing the packages), this is still true, so the tests run and fail
   /// loudly instead of being skipped.
-  public static var isAvailable: Bool {
-    interpreter != nil || ProcessInfo.processInfo.environment["SPECBENCH_REQUIRE_PYTHON"] == "1"
-  }
+  public var isAvailable: Bool { interpreter != nil || ProcessInfo.processInfo.environment["SPECBENCH_REQUIRE_PYTHON"] == "1" }
 
-  /// Runs a Python script with arguments; throws when Python is missing.
-  public static func run(_ script: String, _ arguments: [String] = []) throws -> ProcessResult {
-    guard let python = interpreter else {
-      throw TestFailure("python3 with numpy and safetensors is required (pip install numpy safetensors)")
-    }
-    return try runProcess(python, ["-c", script] + arguments)
+  /// Runs a Python script with arguments; throws when Python or the packages are missing.
+  public func run(_ script: String, _ arguments: [String] = []) throws -> ProcessResult {
+    guard let interpreter else { throw TestFailure("python3 that can import \(modules) is required (\(install))") }
+    return try runProcess(interpreter, ["-c", script] + arguments)
   }
 }
 
-/// Python with onnx and onnxruntime (and numpy, safetensors), for the interchange tests.
-public enum ONNXPeer {
-  public static let interpreter: String? = {
-    let candidates = [repositoryPath(".venv/bin/python3"), which("python3")].compactMap { $0 }
-    return candidates.first { python in
-      guard FileManager.default.isExecutableFile(atPath: python),
-        let result = try? runProcess(python, ["-c", "import numpy, safetensors.numpy, onnx, onnxruntime"])
-      else { return false }
-      return result.status == 0
-    }
-  }()
-
-  /// As `PythonPeer.isAvailable`: true when the tests can run, or when CI requires them.
-  public static var isAvailable: Bool {
-    interpreter != nil || ProcessInfo.processInfo.environment["SPECBENCH_REQUIRE_PYTHON"] == "1"
-  }
-
-  /// Runs a Python script with arguments; throws when the packages are missing.
-  public static func run(_ script: String, _ arguments: [String] = []) throws -> ProcessResult {
-    guard let python = interpreter else {
-      throw TestFailure("python3 with numpy, safetensors, onnx and onnxruntime is required (scripts/setup.sh installs them)")
-    }
-    return try runProcess(python, ["-c", script] + arguments)
-  }
-}
+/// numpy and safetensors, for the interop tests.
+public let PythonPeer = PythonWith("numpy, safetensors.numpy", install: "pip install numpy safetensors")
+/// onnx and onnxruntime as well, for the interchange tests.
+public let ONNXPeer = PythonWith(
+  "numpy, safetensors.numpy, onnx, onnxruntime", install: "scripts/setup.sh installs them: pip install onnx onnxruntime")
 
 /// A failure raised by a helper, with the reason.
 public struct TestFailure: Error, CustomStringConvertible {

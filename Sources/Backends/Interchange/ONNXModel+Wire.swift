@@ -209,30 +209,20 @@ extension ONNXTensor {
     else {
       throw Protobuf.DecodingError(message: "\(path) (\(tensor.name)) has impossible dimensions \(tensor.dims)", offset: range.lowerBound)
     }
-    if let raw {
-      switch tensor.dataType {
-      case Self.float32:
-        guard raw.count == tensor.elementCount * 4 else {
-          throw Protobuf.DecodingError(
-            message:
-              "\(path) (\(tensor.name)) has \(raw.count) bytes of data for dimensions \(tensor.dims) (\(tensor.elementCount * 4) expected)",
-            offset: raw.lowerBound)
-        }
-        tensor.floats = stride(from: raw.lowerBound, to: raw.upperBound, by: 4).map { i in
-          Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
-        }
-      case Self.int64:
-        guard raw.count == tensor.elementCount * 8 else {
-          throw Protobuf.DecodingError(
-            message:
-              "\(path) (\(tensor.name)) has \(raw.count) bytes of data for dimensions \(tensor.dims) (\(tensor.elementCount * 8) expected)",
-            offset: raw.lowerBound)
-        }
-        tensor.ints = stride(from: raw.lowerBound, to: raw.upperBound, by: 8).map { i in
-          Int((0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[i + $1]) << (8 * UInt64($1)) })
-        }
-      default:
-        break  // other types: their values are not read; the importer refuses them where used
+    // Raw data: little-endian float32 (4 bytes) or int64 (8); other types' values are not read
+    // (the importer refuses them where they are used).
+    if let raw, let width = [Self.float32: 4, Self.int64: 8][tensor.dataType] {
+      guard raw.count == tensor.elementCount * width else {
+        throw Protobuf.DecodingError(
+          message:
+            "\(path) (\(tensor.name)) has \(raw.count) bytes of data for dimensions \(tensor.dims) (\(tensor.elementCount * width) expected)",
+          offset: raw.lowerBound)
+      }
+      let words = stride(from: raw.lowerBound, to: raw.upperBound, by: width).map { Protobuf.littleEndian(bytes, at: $0, count: width) }
+      if width == 4 {
+        tensor.floats = words.map { Float(bitPattern: UInt32($0)) }
+      } else {
+        tensor.ints = words.map { Int(Int64(bitPattern: $0)) }
       }
     }
     return tensor

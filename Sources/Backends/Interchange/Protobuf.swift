@@ -60,6 +60,11 @@ enum Protobuf {
     }
   }
 
+  /// The unsigned little-endian number in `count` bytes from `offset`.
+  static func littleEndian(_ bytes: [UInt8], at offset: Int, count: Int) -> UInt64 {
+    (0..<count).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + $1]) << (8 * UInt64($1)) }
+  }
+
   /// A malformed message: what is wrong, at which byte of the file, in which field.
   struct DecodingError: Error, Hashable {
     var message: String
@@ -121,12 +126,12 @@ enum Protobuf {
         return Field(number: number, value: .varint(try varint()), offset: offset)
       case .fixed64:
         guard end - position >= 8 else { throw DecodingError(message: "a 64-bit value runs past the end", offset: offset) }
-        let value = (0..<8).reduce(UInt64(0)) { $0 | UInt64(buffer[position + $1]) << (8 * UInt64($1)) }
+        let value = Protobuf.littleEndian(buffer, at: position, count: 8)
         position += 8
         return Field(number: number, value: .fixed64(value), offset: offset)
       case .fixed32:
         guard end - position >= 4 else { throw DecodingError(message: "a 32-bit value runs past the end", offset: offset) }
-        let value = (0..<4).reduce(UInt32(0)) { $0 | UInt32(buffer[position + $1]) << (8 * UInt32($1)) }
+        let value = UInt32(Protobuf.littleEndian(buffer, at: position, count: 4))
         position += 4
         return Field(number: number, value: .fixed32(value), offset: offset)
       case .lengthDelimited:
@@ -188,8 +193,8 @@ extension Protobuf.Field {
     guard range.count % 4 == 0 else {
       throw Protobuf.DecodingError(message: "\(name) holds \(range.count) bytes, not a whole number of floats", offset: offset)
     }
-    return stride(from: range.lowerBound, to: range.upperBound, by: 4).map { i in
-      Float(bitPattern: UInt32(buffer[i]) | UInt32(buffer[i + 1]) << 8 | UInt32(buffer[i + 2]) << 16 | UInt32(buffer[i + 3]) << 24)
+    return stride(from: range.lowerBound, to: range.upperBound, by: 4).map {
+      Float(bitPattern: UInt32(Protobuf.littleEndian(buffer, at: $0, count: 4)))
     }
   }
 }
