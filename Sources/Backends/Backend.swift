@@ -11,6 +11,8 @@ public protocol Backend: Sendable {
   var summary: String { get }
   /// What it can train; anything else is refused before training.
   var capabilities: Capabilities { get }
+  /// Why it cannot run on this machine (a library it needs is missing), or nil when it can.
+  var unavailableReason: String? { get }
 
   /// A trainer for `spec` starting from `state`, training on `data.train`.
   ///
@@ -114,6 +116,8 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension Backend {
+  public var unavailableReason: String? { nil }
+
   /// Refuses what this backend cannot train (every unsupported field by its JSON path) and a
   /// state that does not belong to the spec.
   func check(spec: SessionSpec, state: TrainingState) throws(BackendError) {

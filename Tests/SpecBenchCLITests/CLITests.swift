@@ -170,6 +170,11 @@ struct CLITests {
       specbenchExecutable, ["run", "sessions/xor.json", "--backend", "reference", "--steps", "10"], environment: environment,
       currentDirectory: repositoryRoot.path)
     #expect(reference.status == 0 && reference.stdout.contains("stopped by steps at step 10"), "\(reference.stderr)")
+    // The REPL refuses the swap and keeps the session as it was.
+    let script = try runProcess(
+      "/bin/bash", ["-c", "printf 'backend fast\\nstatus\\n' | \"$0\"", specbenchExecutable], environment: environment)
+    #expect(script.status == 1 && script.stderr.contains("line 1: backend fast\n  the fast backend needs OpenBLAS"), "\(script.stderr)")
+    #expect(script.stdout.contains("backend reference"), "\(script.stdout)")
     let backends = try runProcess(specbenchExecutable, ["backends"], environment: environment)
     #expect(backends.status == 0 && backends.stdout.contains("fast: the fast backend needs OpenBLAS"))
     // With OpenBLAS there, `backends` names the kernels it chose.

@@ -14,9 +14,10 @@ public struct FastBackend: Backend {
       + "agrees with reference within float rounding"
   }
   public var capabilities: Capabilities { .everything }
+  public var unavailableReason: String? { BLASLibrary.problem }
 
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
-    if let problem = BLASLibrary.problem { throw .unavailable(backend: name, reason: problem) }
+    if let unavailableReason { throw .unavailable(backend: name, reason: unavailableReason) }
     try check(spec: spec, state: state)
     return try FastTrainer(spec: spec, state: state, train: data.train)
   }

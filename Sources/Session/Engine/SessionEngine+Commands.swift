@@ -39,6 +39,7 @@ extension SessionEngine {
     case .backend(let name):
       let backend: any Backend
       do { backend = try BackendRegistry.named(name) } catch { throw CommandError(error.description) }
+      if let reason = backend.unavailableReason { throw CommandError(reason) }
       let old = spec.backend
       spec.backend = backend.name
       hasUnsavedChanges = true
