@@ -157,7 +157,7 @@ struct DashboardTerminalTests {
     var screen = try terminal.waitFor { $0.contains("theme default-dark") && Self.allPanes($0) && $0.contains("› batch_norm1.weight") }
     #expect(screen.hasPrefix(" iris │ reference │ idle │ step 0"), "\(screen)")
     // NO_COLOR: no colour in the escape sequences, but the status bar still stands out.
-    let coloured = try terminal.captureWithColours()
+    let coloured = try terminal.waitFor(capture: terminal.captureWithColours) { $0.contains("\u{1B}[7m") && $0.contains("events") }
     #expect(coloured.range(of: #"\x1B\[([0-9;]*;)?(3[0-7]|9[0-7]|38;[25];[0-9;]+)m"#, options: .regularExpression) == nil, "no colour")
     #expect(coloured.contains("\u{1B}[7m"), "the status bar in reverse video")
 
@@ -171,11 +171,13 @@ struct DashboardTerminalTests {
 
     // t cycles the themes; l and s change the loss chart's title.
     try terminal.send("t")
-    screen = try terminal.waitFor { $0.contains("theme high-contrast") }
+    screen = try terminal.waitFor { $0.contains("theme high-contrast") && Self.allPanes($0) }
     #expect(screen.contains("theme high-contrast"), "\(screen)")
     try terminal.send("l")
     try terminal.send("S")
-    screen = try terminal.waitFor { $0.contains("─ loss · smoothing 0.8 · log") }
+    screen = try terminal.waitFor {
+      $0.contains("─ loss · smoothing 0.8 · log") && Self.allPanes($0) && $0.contains("› batch_norm1.weight")
+    }
     #expect(screen.contains("─ loss · smoothing 0.8 · log"), "\(screen)")
 
     // Focus on the model pane (loss → histogram → model), then ↓ chooses the next layer and →
@@ -221,7 +223,7 @@ struct DashboardTerminalTests {
       "cd \(repositoryRoot.path) && TERM=\(term) XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard sessions/xor.json; sleep 60"
     let terminal = try TmuxSession(start, width: 100, height: 30)
     try terminal.waitFor { $0.contains("─ events") }
-    let coloured = try terminal.captureWithColours()
+    let coloured = try terminal.waitFor(capture: terminal.captureWithColours) { $0.contains("events") && $0.contains("\u{1B}[") }
     let palette = coloured.contains("38;5;") || coloured.contains("48;5;")
     let basic = coloured.range(of: #"\x1B\[([0-9;]*;)?(3[0-7]|9[0-7])m"#, options: .regularExpression) != nil
     switch depth {

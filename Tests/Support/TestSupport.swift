@@ -230,14 +230,19 @@ public final class TmuxSession {
   /// The visible screen with colours and attributes as escape sequences.
   public func captureWithColours() throws -> String { try runProcess(tmux, Self.socket + ["capture-pane", "-p", "-e", "-t", name]).stdout }
 
-  /// Polls the screen until `condition` holds (or `seconds` pass); returns the last screen.
+  /// Polls the screen (as `capture` reads it: plain text by default) until `condition` holds
+  /// or `seconds` pass; returns the last screen, and says so when the condition never held.
   @discardableResult
-  public func waitFor(seconds: Double = 20, file: String = #fileID, line: Int = #line, _ condition: (String) -> Bool) throws -> String {
+  public func waitFor(
+    seconds: Double = 20, capture: (() throws -> String)? = nil, file: String = #fileID, line: Int = #line,
+    _ condition: (String) -> Bool
+  ) throws -> String {
+    let read = capture ?? { try self.capture() }
     let deadline = Date().addingTimeInterval(seconds)
-    var screen = try capture()
+    var screen = try read()
     while !condition(screen) && Date() < deadline {
       Thread.sleep(forTimeInterval: 0.05)
-      screen = try capture()
+      screen = try read()
     }
     if !condition(screen) { print("waitFor: the condition did not hold within \(seconds) s (\(file):\(line)); the screen:\n\(screen)") }
     return screen
