@@ -37,6 +37,13 @@ public struct RunSummary: Sendable {
   public var train: Evaluation
   public var validation: Evaluation?
   public var seconds: Double
+
+  /// `(3000 steps in 1.2 s, 2500 steps/s)`, or "" when nothing ran.
+  public var rateText: String {
+    guard stepsRun > 0 && seconds > 0 else { return "" }
+    let rate = Double(stepsRun) / seconds
+    return "(\(stepsRun) steps in \(ProgressLine.significant(seconds)) s, \(Int(rate.rounded())) steps/s)"
+  }
 }
 
 /// Trains one session from its current state with one backend until a stop rule fires:

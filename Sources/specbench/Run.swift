@@ -150,9 +150,7 @@ struct RunReporter {
         return
       }
       if live && lastDraw != nil { write("\r\u{1B}[K") }
-      let rate = summary.seconds > 0 ? Double(summary.stepsRun) / summary.seconds : 0
-      var text =
-        "\(summary.message) (\(summary.stepsRun) steps in \(ProgressLine.significant(summary.seconds)) s, \(Int(rate.rounded())) steps/s)\n"
+      var text = summary.message + (summary.rateText.isEmpty ? "" : " " + summary.rateText) + "\n"
       text += "train:      " + describe(summary.train) + "\n"
       if let validation = summary.validation { text += "validation: " + describe(validation) + "\n" }
       write(text)

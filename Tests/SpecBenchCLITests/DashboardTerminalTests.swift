@@ -45,8 +45,7 @@ struct DashboardTerminalTests {
 
   @Test func openFromTheReplWatchPauseSwapChangeOptimizerResizeAndGoBack() throws {
     let folder = temporaryFolder()
-    let start = "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable); echo EXIT=$?; sleep 60"
-    let terminal = try TmuxSession(start, width: 120, height: 40)
+    let terminal = try TmuxSession.specbench(from: folder)
     try terminal.waitFor { $0.contains("spirals [reference idle]>") }
     // A long run on the slower backend, so that there is time to watch it.
     try terminal.send("stop max_steps 100000000", "Enter")
@@ -151,9 +150,8 @@ struct DashboardTerminalTests {
 
   @Test func keysHelpThemesAndNoColor() throws {
     let folder = temporaryFolder()
-    let start =
-      "cd \(repositoryRoot.path) && NO_COLOR=1 XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard sessions/iris.json; echo EXIT=$?; sleep 60"
-    let terminal = try TmuxSession(start, width: 120, height: 40)
+    let terminal = try TmuxSession.specbench(
+      "dashboard sessions/iris.json", from: repositoryRoot.path, history: folder, environment: "NO_COLOR=1")
     var screen = try terminal.waitFor { $0.contains("theme default-dark") && Self.allPanes($0) && $0.contains("› batch_norm1.weight") }
     #expect(screen.hasPrefix(" iris │ reference │ idle │ step 0"), "\(screen)")
     // NO_COLOR: no colour in the escape sequences, but the status bar still stands out.
@@ -219,9 +217,8 @@ struct DashboardTerminalTests {
   @Test(arguments: [("xterm-256color", "256"), ("xterm", "8"), ("xterm-mono", "none")])
   func coloursFollowTheTerminal(term: String, depth: String) throws {
     let folder = temporaryFolder()
-    let start =
-      "cd \(repositoryRoot.path) && TERM=\(term) XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard sessions/xor.json; sleep 60"
-    let terminal = try TmuxSession(start, width: 100, height: 30)
+    let terminal = try TmuxSession.specbench(
+      "dashboard sessions/xor.json", from: repositoryRoot.path, history: folder, environment: "TERM=\(term)", width: 100, height: 30)
     try terminal.waitFor { $0.contains("─ events") }
     let coloured = try terminal.waitFor(capture: terminal.captureWithColours) { $0.contains("events") && $0.contains("\u{1B}[") }
     let palette = coloured.contains("38;5;") || coloured.contains("48;5;")
@@ -239,9 +236,7 @@ struct DashboardTerminalTests {
   /// (normal screen, line editing on) and the process ends.
   @Test func sigtermRestoresTheTerminal() throws {
     let folder = temporaryFolder()
-    let start =
-      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) \(repositoryPath("sessions/xor.json")); echo EXIT=$?; stty -a; sleep 60"
-    let terminal = try TmuxSession(start, width: 120, height: 40)
+    let terminal = try TmuxSession.specbench(repositoryPath("sessions/xor.json"), from: folder, afterwards: "echo EXIT=$?; stty -a")
     try terminal.waitFor { $0.contains("xor [reference idle]>") }
     try terminal.send("train 100000000", "Enter")
     try terminal.waitFor { $0.contains("[started]") }
@@ -261,9 +256,7 @@ struct DashboardTerminalTests {
     let folder = temporaryFolder()
     try ##"{"specbench_theme": 1, "name": "broken", "roles": {"text": {"fg": "#12345"}}}"##.write(
       toFile: folder + "/broken.json", atomically: true, encoding: .utf8)
-    let start =
-      "cd \(folder) && SPECBENCH_THEMES=\(folder) XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) dashboard; echo EXIT=$?; sleep 60"
-    let terminal = try TmuxSession(start, width: 120, height: 40)
+    let terminal = try TmuxSession.specbench("dashboard", from: folder, environment: "SPECBENCH_THEMES=\(folder)")
     var screen = try terminal.waitFor {
       Self.pane("events", in: $0).joined().contains("broken.json") && $0.contains("a theme file could not be used")
     }

@@ -7,8 +7,7 @@ import Testing
 struct ReplTerminalTests {
   @Test func buildTrainHotSwapPlotSaveQuitAndReload() throws {
     let folder = temporaryFolder()
-    let start = "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable); echo EXIT=$?; sleep 60"
-    let terminal = try TmuxSession(start, width: 200, height: 50)
+    let terminal = try TmuxSession.specbench(from: folder, width: 200, height: 50)
     try terminal.waitFor { $0.contains("spirals [reference idle]>") }
     // Build a model by typing, completing an activation with Tab.
     try terminal.send("new mine --input 2", "Enter")
@@ -54,8 +53,7 @@ struct ReplTerminalTests {
     #expect(saved.spec.journal.first == "new mine --input 2")
     #expect(saved.spec.history.events.contains { $0.kind == "optimizer" })
     let step = try #require(saved.spec.state?.step)
-    let reopened = try TmuxSession(
-      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable) mine.json; echo EXIT=$?; sleep 60", width: 110, height: 45)
+    let reopened = try TmuxSession.specbench("mine.json", from: folder, width: 110, height: 45)
     try reopened.waitFor { $0.contains("mine [reference idle]>") }
     try reopened.send("status", "Enter")
     screen = try reopened.waitFor { $0.contains("idle at step \(step)") }
@@ -67,8 +65,7 @@ struct ReplTerminalTests {
 
   @Test func eventsArriveAboveTheLineBeingTyped() throws {
     let folder = temporaryFolder()
-    let terminal = try TmuxSession(
-      "cd \(folder) && XDG_STATE_HOME=\(folder)/state \(specbenchExecutable); sleep 60", width: 110, height: 30)
+    let terminal = try TmuxSession.specbench(from: folder, width: 110, height: 30)
     try terminal.waitFor { $0.contains("spirals [reference idle]>") }
     try terminal.send("train 300", "Enter")
     try terminal.send("half typed")

@@ -249,6 +249,20 @@ public final class TmuxSession {
   }
 }
 
+extension TmuxSession {
+  /// `specbench ARGUMENTS` in a new terminal: run from `folder`, with its history file under
+  /// `state/` of `history` (default `folder`) and `environment` (`NAME=value …`) set. When it
+  /// ends the shell runs `afterwards` (by default it prints `EXIT=<status>`) and keeps the pane.
+  public static func specbench(
+    _ arguments: String = "", from folder: String, history: String? = nil, environment: String = "",
+    afterwards: String = "echo EXIT=$?", width: Int = 120, height: Int = 40
+  ) throws -> TmuxSession {
+    let command =
+      "cd \(folder) && \(environment) XDG_STATE_HOME=\(history ?? folder)/state \(specbenchExecutable) \(arguments); \(afterwards); sleep 60"
+    return try TmuxSession(command, width: width, height: height)
+  }
+}
+
 /// Compares `text` with the golden file at `relativePath` (from the repository root); with
 /// `SPECBENCH_RECORD_GOLDEN=1` it writes the file instead and reports a match.
 public func matchesGolden(_ text: String, _ relativePath: String) throws -> Bool {

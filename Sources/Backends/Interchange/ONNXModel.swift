@@ -1,7 +1,7 @@
 /// The part of ONNX's `onnx.proto` that SpecBench reads and writes (field numbers from ONNX's
 /// published schema, IR version 8 and later): a model with its operator sets and metadata, one
 /// graph of nodes, initializers (the weights) and typed inputs and outputs.
-struct ONNXModel: Equatable {
+struct ONNXModel {
   var irVersion = 8
   /// (domain, version); "" is the default domain `ai.onnx`.
   var opsets: [ONNXOpset] = [ONNXOpset(domain: "", version: 17)]
@@ -10,12 +10,6 @@ struct ONNXModel: Equatable {
   var docString = ""
   var metadata: [(key: String, value: String)] = []
   var graph = ONNXGraph()
-
-  static func == (a: ONNXModel, b: ONNXModel) -> Bool {
-    a.irVersion == b.irVersion && a.opsets == b.opsets && a.producerName == b.producerName
-      && a.producerVersion == b.producerVersion && a.docString == b.docString && a.metadata.map(\.key) == b.metadata.map(\.key)
-      && a.metadata.map(\.value) == b.metadata.map(\.value) && a.graph == b.graph
-  }
 }
 
 struct ONNXOpset: Equatable {

@@ -11,7 +11,9 @@ public enum TorchExport {
   struct Module {
     var constructor: String
     var layer: String
-    var tensors: [(state: String, torch: String, shape: [Int])]
+    /// `state` is the tensor's name in the session's state, nil for BatchNorm's
+    /// `num_batches_tracked` (the step count; the session keeps no tensor for it).
+    var tensors: [(state: String?, torch: String, shape: [Int])]
   }
 
   /// The modules, in order; a dense layer with an activation is two (Linear, then the
@@ -22,13 +24,13 @@ public enum TorchExport {
       throw .cannotExport(format: "pytorch", reason: "the model's shapes do not chain: \(error.issues.first?.message ?? "\(error)")")
     }
     var modules: [Module] = []
-    func add(_ constructor: String, _ layer: String, _ tensors: [(String, String, [Int])] = []) {
+    func add(_ constructor: String, _ layer: String, _ tensors: [(String?, String, [Int])] = []) {
       let index = modules.count
       modules.append(Module(constructor: constructor, layer: layer, tensors: tensors.map { ($0.0, "\(index).\($0.1)", $0.2) }))
     }
     for shape in shapes {
       let name = shape.layer.name
-      func tensor(_ role: String, _ suffix: String) -> (String, String, [Int]) {
+      func tensor(_ role: String, _ suffix: String) -> (String?, String, [Int]) {
         ("\(role)/\(name).\(suffix)", suffix, shape.tensors.first { $0.name == "\(name).\(suffix)" }?.shape ?? [])
       }
       switch shape.layer.kind {
@@ -53,7 +55,7 @@ public enum TorchExport {
           "nn.BatchNorm\(kind)(\(shape.inputShape[0]), eps=\(python(eps)), momentum=\(python(momentum)))", name,
           [
             tensor("param", "weight"), tensor("param", "bias"), tensor("buffer", "running_mean"), tensor("buffer", "running_var"),
-            ("step", "num_batches_tracked", []),
+            (nil, "num_batches_tracked", []),
           ])
       }
     }
@@ -81,12 +83,12 @@ public enum TorchExport {
     var tensors: [String: StoredTensor] = [:]
     for module in try modules(spec) {
       for tensor in module.tensors {
-        if tensor.state == "step" {
+        guard let name = tensor.state else {
           tensors[tensor.torch] = StoredTensor(shape: [], scalars: [Float(state.step)])
           continue
         }
-        guard let stored = state.tensors[tensor.state] else {
-          throw .cannotExport(format: "safetensors", reason: "the state has no tensor \(tensor.state)")
+        guard let stored = state.tensors[name] else {
+          throw .cannotExport(format: "safetensors", reason: "the state has no tensor \(name)")
         }
         tensors[tensor.torch] = stored
       }
@@ -113,9 +115,9 @@ public enum TorchExport {
     for (name, tensor) in stateDict.tensors { tensors["model/" + name] = tensor }
     // Optimizer slots under the parameter's PyTorch name.
     for module in modules {
-      for tensor in module.tensors where tensor.state.hasPrefix("param/") {
+      for tensor in module.tensors where tensor.state?.hasPrefix("param/") == true {
         for slot in spec.optimizer.slots {
-          let key = "opt/\(tensor.state.dropFirst(6))/\(slot.name)"
+          let key = "opt/\(tensor.state!.dropFirst(6))/\(slot.name)"
           guard let stored = state.tensors[key] else {
             throw InterchangeError.cannotExport(format: "pytorch", reason: "the state has no \(key)")
           }

@@ -4,7 +4,7 @@ import SpecKit
 /// log (inside a snapshot, many times a second) without making the training worker copy it all
 /// back: an append to a copied log copies the last chunk and the list of chunks, never the
 /// points before them. Appending is O(1) amortised however long a run grows.
-public struct MetricLog: Sendable, Equatable {
+public struct MetricLog: Sendable {
   /// Points per chunk appended to.
   public static let chunkSize = 4096
 
@@ -37,6 +37,4 @@ public struct MetricLog: Sendable, Equatable {
 
   /// Every point, oldest first (shared without copying when the log is one chunk).
   public var points: [MetricPoint] { chunks.count == 1 ? chunks[0] : Array(chunks.joined()) }
-
-  public static func == (a: MetricLog, b: MetricLog) -> Bool { a.count == b.count && a.points == b.points }
 }

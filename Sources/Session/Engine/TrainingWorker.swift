@@ -164,10 +164,7 @@ final class TrainingWorker: Sendable {
     let bundle = run.bundle
     publishTensors(run)
     var text = summary.message
-    if summary.stepsRun > 0 && summary.seconds > 0 {
-      let rate = Double(summary.stepsRun) / summary.seconds
-      text += " (\(summary.stepsRun) steps in \(ProgressLine.significant(summary.seconds)) s, \(Int(rate.rounded())) steps/s)"
-    }
+    if !summary.rateText.isEmpty { text += " " + summary.rateText }
     text +=
       " — train loss \(ProgressLine.significant(Double(summary.train.loss)))"
       + (summary.train.accuracy.map { String(format: ", accuracy %.1f%%", $0 * 100) } ?? "")
