@@ -55,7 +55,7 @@ let package = Package(
     .executableTarget(
       name: "specbench",
       dependencies: [
-        "SpecKit", "Backends", "Session", "REPL", "Dashboard", "TermPlot",
+        "SpecKit", "Datasets", "Backends", "Session", "REPL", "Dashboard", "TermPlot",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),

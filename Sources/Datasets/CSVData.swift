@@ -35,8 +35,9 @@ public enum CSVData {
       target = index
     case .name(let name):
       guard let index = names?.firstIndex(of: name) else {
-        let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \"\($0)\"?)" } ?? ""
-        throw .mismatch("\(path): data.target names column \"\(name)\", but the header has \((names ?? []).joined(separator: ", "))\(hint)")
+        let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \(TextExcerpt.quoted($0))?)" } ?? ""
+        let header = (names ?? []).prefix(20).map { TextExcerpt.quoted($0) }.joined(separator: ", ") + ((names?.count ?? 0) > 20 ? ", …" : "")
+        throw .mismatch("\(path): data.target names column \(TextExcerpt.quoted(name)), but the header has \(header)\(hint)")
       }
       target = index
     }
@@ -56,10 +57,10 @@ public enum CSVData {
           continue
         }
         guard let value = Float(trimmed), value.isFinite else {
-          let label = names.map { " (\($0[column]))" } ?? ""
+          let label = names.map { " (\(TextExcerpt.quoted($0[column])))" } ?? ""
           throw .csv(
             path: path, line: row.line, column: column + 1,
-            message: "column \(column + 1)\(label) must be a finite number, got \"\(trimmed)\"")
+            message: "column \(column + 1)\(label) must be a finite number, got \(TextExcerpt.quoted(trimmed))")
         }
         inputs.append(value)
       }
@@ -74,7 +75,7 @@ public enum CSVData {
         guard let value = Float(cell.text), value.isFinite else {
           throw .csv(
             path: path, line: cell.line, column: target + 1,
-            message: "the target must be a finite number for regression, got \"\(cell.text)\"")
+            message: "the target must be a finite number for regression, got \(TextExcerpt.quoted(cell.text))")
         }
         values.append(value)
       }
@@ -88,7 +89,8 @@ public enum CSVData {
       let numeric = distinct.allSatisfy { Double($0) != nil }
       let classes = distinct.sorted { numeric ? Double($0)! < Double($1)! : JSONWriter.codePointsPrecede($0, $1) }
       guard classes.count >= 2 else {
-        throw .mismatch("\(path): the target column has a single value (\(classes.first ?? "")); classification needs at least 2 classes")
+        throw .mismatch(
+          "\(path): the target column has a single value (\(TextExcerpt.quoted(classes.first ?? ""))); classification needs at least 2 classes")
       }
       let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
       let labels = targetCells.map { index[$0.text]! }

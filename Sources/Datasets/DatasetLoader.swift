@@ -17,12 +17,17 @@ public enum DatasetLoader {
       return SyntheticData.blobs(samples: samples, centers: centers, features: features, std: std, seed: seed)
     case .sine(let samples, let noise, let seed): return SyntheticData.sine(samples: samples, noise: noise, seed: seed)
     case .csv(let source):
-      let path = resolve(source.path, in: folder)
+      let path = try DataAccess.resolve(source.path, in: folder, field: "data.path")
       let bytes = try read(path)
+      if let nul = bytes.firstIndex(of: 0) {
+        let line = bytes[..<nul].reduce(1) { $1 == 10 ? $0 + 1 : $0 }
+        throw .csv(path: path, line: line, column: nil, message: "holds a NUL byte (at byte \(nul)); a CSV file is text")
+      }
       guard let text = String(validating: bytes, as: UTF8.self) else { throw .unreadable(path: path, reason: "the file is not UTF-8 text") }
       return try CSVData.load(text: text, source: source, path: path).0
     case .idx(let images, let labels):
-      let (imagesPath, labelsPath) = (resolve(images, in: folder), resolve(labels, in: folder))
+      let imagesPath = try DataAccess.resolve(images, in: folder, field: "data.images")
+      let labelsPath = try DataAccess.resolve(labels, in: folder, field: "data.labels")
       return try IDXData.load(images: read(imagesPath), labels: read(labelsPath), imagesPath: imagesPath, labelsPath: labelsPath)
     case .builtin(let name):
       guard name == "iris" else { throw .mismatch("no builtin dataset \"\(name)\"; builtins: iris") }
@@ -31,15 +36,7 @@ public enum DatasetLoader {
     }
   }
 
-  static func resolve(_ path: String, in folder: String) -> String {
-    path.hasPrefix("/") || folder.isEmpty ? path : (folder as NSString).appendingPathComponent(path)
-  }
-
   static func read(_ path: String) throws(DataError) -> [UInt8] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw .unreadable(
-        path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file")
-    }
-    return Array(data)
+    do { return try FileAccess.read(path) } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
   }
 }

@@ -11,6 +11,13 @@ public enum IDXData {
     guard imageDims[0] == labelDims[0] else {
       throw .idx(path: labelsPath, message: "has \(labelDims[0]) labels, but \(imagesPath) has \(imageDims[0]) images")
     }
+    // Each byte becomes a float32.
+    let needed = 4 * pixels.count + 8 * labelBytes.count
+    guard needed <= MemoryBudget.limit else {
+      throw .idx(
+        path: imagesPath,
+        message: "holds \(pixels.count) pixels, which need \(ByteCount.text(needed)) as float32, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))")
+    }
     let classes = Int(labelBytes.max() ?? 0) + 1
     guard classes >= 2 else { throw .idx(path: labelsPath, message: "every label is 0; classification needs at least 2 classes") }
     return Dataset(
@@ -36,7 +43,12 @@ public enum IDXData {
       let dim = Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3])
       guard dim > 0 else { throw .idx(path: path, message: "dimension \(d) is 0") }
       dims.append(dim)
-      total *= dim
+      let (product, overflow) = total.multipliedReportingOverflow(by: dim)
+      guard !overflow, product <= bytes.count else {
+        throw .idx(
+          path: path, message: "declares dimensions \(dims) whose product is more than the \(bytes.count - headerEnd) bytes of data it holds")
+      }
+      total = product
     }
     guard bytes.count == headerEnd + total else {
       throw .idx(path: path, message: "declares \(dims) = \(total) values, but holds \(bytes.count - headerEnd) bytes of data")

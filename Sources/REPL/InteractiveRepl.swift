@@ -3,6 +3,7 @@ import Foundation
 import Session
 import SpecKit
 import Synchronization
+import TermPlot
 
 #if canImport(Glibc)
   import Glibc
@@ -73,7 +74,7 @@ public final class InteractiveRepl {
     // Readline redraws the prompt after each line, `quit` too, and SIGTERM or SIGHUP leave it
     // there: erase it, so that what the shell prints next starts on a clean line (on a terminal
     // that is gone, the write fails harmlessly).
-    Terminal.write("\r\u{1B}[K")
+    Terminal.writeRaw("\r\u{1B}[K")
     if engine.isTraining {
       _ = engine.execute("stop")
       while engine.isTraining { Thread.sleep(forTimeInterval: 0.01) }
@@ -86,7 +87,8 @@ public final class InteractiveRepl {
   /// `spirals [reference idle]> `
   func prompt() -> String {
     let status = engine.trainingStatus.rawValue
-    return "\(engine.spec.name) [\(engine.spec.backend) \(status)\(engine.hasUnsavedChanges ? " *" : "")]> "
+    let text = "\(engine.spec.name) [\(engine.spec.backend) \(status)\(engine.hasUnsavedChanges ? " *" : "")]> "
+    return TerminalText.sanitized(text, keepLayout: false)
   }
 
   /// Hands the terminal to the dashboard: readline lets go of it first and takes it back after.
@@ -105,7 +107,8 @@ public final class InteractiveRepl {
   func printAbove(_ text: String) {
     // Erase the prompt's row ourselves: readline's own clearing misses a prompt it drew after
     // the line handler returned. Then readline redraws the prompt and the half-typed line.
-    Terminal.write("\r\u{1B}[K" + (text.hasSuffix("\n") ? text : text + "\n"))
+    Terminal.writeRaw("\r\u{1B}[K")
+    Terminal.write(text.hasSuffix("\n") ? text : text + "\n")
     rl_on_new_line()
     rl_forced_update_display()
   }
@@ -146,7 +149,7 @@ public final class InteractiveRepl {
     quitWarned = false
     switch outcome {
     case .done(let text): if !text.isEmpty { Terminal.write(text + "\n") }
-    case .grid(let grid): Terminal.write(Terminal.render(grid) + "\n")
+    case .grid(let grid): Terminal.writeRaw(Terminal.render(grid) + "\n")
     case .failed(let message): Terminal.writeError("error: " + message + "\n")
     case .waiting(let text):
       Terminal.write(text + " (Ctrl-C stops it)\n")

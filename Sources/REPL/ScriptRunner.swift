@@ -18,7 +18,7 @@ public enum ScriptRunner {
       case .done(let text):
         if !text.isEmpty { Terminal.write(text + "\n") }
       case .grid(let grid):
-        Terminal.write(Terminal.render(grid) + "\n")
+        Terminal.writeRaw(Terminal.render(grid) + "\n")
       case .failed(let message):
         failures += 1
         Terminal.writeError(
@@ -36,6 +36,10 @@ public enum ScriptRunner {
     waitWhileTraining(engine)
     printEvents(engine)
     if failures > 0 { Terminal.writeError("\(failures) command\(failures == 1 ? "" : "s") failed\n") }
+    if let failure = Console.outputFailure {
+      Terminal.writeError("the script ran to its end, but its output was lost: \(failure)\n")
+      return 1
+    }
     return failures == 0 ? 0 : 1
   }
 

@@ -23,10 +23,13 @@ enum Terminal {
   /// The text of a command's result, with colours when the terminal takes them.
   static func render(_ grid: Grid) -> String { usesColour ? grid.ansiText() : grid.plainText }
 
-  /// Writes to standard output at once (unbuffered).
-  static func write(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
+  /// Writes to standard output at once (unbuffered), control characters made visible.
+  static func write(_ text: String) { Console.write(text) }
 
-  static func writeError(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+  /// Writes text SpecBench made itself (cursor movement, a grid's colours) as it is.
+  static func writeRaw(_ text: String) { Console.write(text, raw: true) }
+
+  static func writeError(_ text: String) { Console.write(text, to: .error) }
 }
 
 /// What a front end prints for an event: `[step 1200] optimizer: adam settings changed: …`.

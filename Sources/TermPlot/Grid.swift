@@ -60,12 +60,15 @@ public struct Grid: Hashable, Sendable {
     set { if x >= 0, y >= 0, x < width, y < height { cells[y * width + x] = newValue } }
   }
 
-  /// Writes `text` from column `x` of row `y`, cut at the right edge.
+  /// Writes `text` from column `x` of row `y`, cut at the right edge. A character holding a
+  /// control character (ESC, CR, a C1 control, a bidirectional override) is drawn as `�`:
+  /// text from a file never reaches a terminal as a control sequence.
   public mutating func write(_ text: String, x: Int, y: Int, role: ColorRole = .text) {
     var column = x
     for character in text {
       if column >= width { break }
-      self[column, y] = Cell(character, role)
+      let safe = character.unicodeScalars.contains(where: TerminalText.isControl) ? "\u{FFFD}" : character
+      self[column, y] = Cell(safe, role)
       column += 1
     }
   }

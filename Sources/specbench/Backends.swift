@@ -8,12 +8,12 @@ struct BackendsCommand: ParsableCommand {
   )
 
   func run() throws {
-    for backend in BackendRegistry.all { print("\(backend.name): \(backend.summary)") }
-    print("")
+    for backend in BackendRegistry.all { say("\(backend.name): \(backend.summary)") }
+    say("")
     printTable(BackendRegistry.capabilityTable())
     // The exporters: every layer, activation and optimizer of the format goes out to each of
     // them; what each file can carry differs.
-    print("")
+    say("")
     printTable(
       [["export (specbench export --to …)", "onnx", "safetensors", "pytorch"]]
         + ExportFormat.carries.map { [$0.what, $0.onnx, $0.safetensors, $0.pytorch] })
@@ -24,7 +24,7 @@ struct BackendsCommand: ParsableCommand {
 private func printTable(_ rows: [[String]]) {
   let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
   for row in rows {
-    print(
+    say(
       row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
         .trimmingTrailingSpaces)
   }

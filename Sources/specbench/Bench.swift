@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backends
 import Foundation
+import Session
 import SpecKit
 
 struct Bench: ParsableCommand {
@@ -47,7 +48,7 @@ struct Bench: ParsableCommand {
     } else {
       do { backends = [try BackendRegistry.named(backend)] } catch { throw failWith(error.description) }
     }
-    if !json { print("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
+    if !json { say("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
     for p in presets {
       for b in backends {
         let count = steps ?? (p.name == "mlp-mnist" ? 300 : 3000)
@@ -56,7 +57,7 @@ struct Bench: ParsableCommand {
           throw failWith(error.description)
         }
         if json {
-          print(
+          say(
             JSONWriter.compact(
               .object([
                 "preset": .string(p.name), "backend": .string(b.name), "steps_per_sec": .double(result.stepsPerSecond),
@@ -64,7 +65,7 @@ struct Bench: ParsableCommand {
                 "gflops": .double(result.gigaflopsPerSecond), "runs": .array(result.runs.map { .double($0) }),
               ])))
         } else {
-          print(
+          say(
             p.name.padding(toLength: 11, withPad: " ", startingAt: 0) + b.name.padding(toLength: 11, withPad: " ", startingAt: 0)
               + String(
                 format: "%9.1f  %10.3f  %10.0f  %8.2f", result.stepsPerSecond, result.millisecondsPerStep, result.samplesPerSecond,

@@ -20,7 +20,7 @@ struct DashboardCommand: ParsableCommand {
   @Argument(help: "A session file to open (NAME.json).")
   var file: String?
 
-  @Option(help: "Write one frame to this file as text and exit (no terminal needed).")
+  @Option(help: "Write one frame to this file as text and exit (no terminal needed); - prints it.")
   var snapshot: String?
 
   @Option(help: "The frame's size for --snapshot, as WIDTHxHEIGHT.")
@@ -32,7 +32,10 @@ struct DashboardCommand: ParsableCommand {
   @Option(help: "Colours in the --snapshot text: none, 8, 256 or truecolor (ANSI escape sequences).")
   var color: String = "none"
 
+  @OptionGroup var access: DataAccessOptions
+
   func run() throws {
+    access.apply()
     let engine = try openEngine(file)
     let themes = ThemeLibrary.load(folders: ThemeLibrary.defaultFolders())
     if let snapshot {
@@ -54,7 +57,7 @@ struct DashboardCommand: ParsableCommand {
     }
     let depths = ["none": ColorDepth.none, "8": .basic, "256": .palette256, "truecolor": .direct]
     guard let depth = depths[color] else { throw failWith("--color \(color): expected none, 8, 256 or truecolor") }
-    for problem in themes.problems { FileHandle.standardError.write(Data((problem + "\n").utf8)) }
+    for problem in themes.problems { Console.error(problem) }
     var chosen = themes.themes[0]
     if let theme {
       guard let named = themes.named(theme) else {
@@ -65,7 +68,9 @@ struct DashboardCommand: ParsableCommand {
     let input = DashboardInput(spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: false, themeName: chosen.name)
     let grid = DashboardView.render(input, state: DashboardState(), width: parts[0], height: parts[1])
     let text = depth == .none ? grid.plainText : grid.ansiText(palette: chosen.ansiPalette(depth: depth))
-    do { try AtomicFile.write(Array((text + "\n").utf8), to: path) } catch { throw fail(error) }
+    // `-`, /dev/stdout, a terminal or a FIFO get the frame written through; a file is replaced
+    // atomically; a folder, a block device or a dangling path is refused.
+    do { try AtomicFile.writeOrStream(Array((text + "\n").utf8), to: path, what: "a dashboard frame") } catch { throw fail(error) }
   }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backends
 import Foundation
+import Session
 import SpecKit
 
 struct Export: ParsableCommand {
@@ -28,15 +29,19 @@ struct Export: ParsableCommand {
   @Flag(help: "onnx: end the graph with a softmax, so that the output is probabilities.")
   var softmax = false
 
+  @OptionGroup var access: DataAccessOptions
+
   func run() throws {
+    access.apply()
     let bundle: SessionBundle
     do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
     do {
       let format = try ExportFormat.named(to)
       let result = try Exporter.export(
-        bundle, to: format, path: out, folder: (file as NSString).deletingLastPathComponent, softmax: softmax)
-      print("wrote " + result.files.joined(separator: " and "))
-      for item in result.leftOut { print("  not carried: \(item)") }
+        bundle, to: format, path: out, folder: (file as NSString).deletingLastPathComponent, softmax: softmax,
+        protecting: [file, SessionFile.paths(for: file).json])
+      say("wrote " + result.files.joined(separator: " and "))
+      for item in result.leftOut { say("  not carried: \(item)") }
     } catch let error as CustomStringConvertible {
       throw failWith("\(error.description)")
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backends
 import Foundation
+import Session
 import SpecKit
 
 struct Import: ParsableCommand {
@@ -33,8 +34,8 @@ struct Import: ParsableCommand {
       let (bundle, notes) = try ONNXImport.session(from: [UInt8](data), file: model, name: sessionName)
       let saved = try SessionFile.save(bundle, to: out)
       let paths = SessionFile.paths(for: out)
-      print("wrote \(paths.json) and \(paths.tensors): \(saved.model.layers.count) layers, \(saved.model.parameterCount) parameters")
-      for note in notes { print("  \(note)") }
+      say("wrote \(paths.json) and \(paths.tensors): \(saved.model.layers.count) layers, \(saved.model.parameterCount) parameters")
+      for note in notes { say("  \(note)") }
     } catch let error as InterchangeError {
       throw failWith(error.description)
     } catch let error as SpecError {

@@ -25,7 +25,7 @@ struct Init: ParsableCommand {
       let written = try SessionFile.save(SessionBundle(spec: spec, state: try spec.initialTrainingState()), to: save)
       let paths = SessionFile.paths(for: save)
       let count = (try? written.stateLayout().count) ?? 0
-      print("wrote \(paths.json) and \(paths.tensors) (\(count) tensors, step 0)")
+      say("wrote \(paths.json) and \(paths.tensors) (\(count) tensors, step 0)")
     } catch {
       throw fail(error)
     }

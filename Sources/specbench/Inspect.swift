@@ -14,14 +14,14 @@ struct Inspect: ParsableCommand {
   func run() throws {
     do {
       let bundle = try SessionFile.load(file)
-      print(bundle.spec.summary(file: file, tensorsChecked: bundle.tensors != nil))
+      say(bundle.spec.summary(file: file, tensorsChecked: bundle.tensors != nil))
       // On a colour terminal: smoothed, with the raw line faint behind it. Plain text cannot
       // tell the two apart, so it shows the raw values only.
       let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
       if let chart = HistoryPlots.lossChart(bundle.spec.history, smoothing: colour ? 0.6 : 0) {
         let grid = chart.render(width: 72, height: 14)
-        print("")
-        print(colour ? grid.ansiText() : grid.plainText)
+        say("")
+        Console.write((colour ? grid.ansiText() : grid.plainText) + "\n", raw: true)
       }
     } catch {
       throw fail(error)

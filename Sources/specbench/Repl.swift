@@ -17,7 +17,10 @@ struct Repl: ParsableCommand {
   @Argument(help: "A session file to open (NAME.json).")
   var file: String?
 
+  @OptionGroup var access: DataAccessOptions
+
   func run() throws {
+    access.apply()
     let engine = try openEngine(file)
     let status = isatty(STDIN_FILENO) == 1 ? makeRepl(engine).run() : ScriptRunner.run(engine)
     if status != 0 { throw ExitCode(status) }

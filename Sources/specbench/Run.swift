@@ -4,9 +4,11 @@ import Foundation
 import Session
 import SpecKit
 import Synchronization
+import TermPlot
 
-/// Set by Ctrl-C; the run stops at the next step boundary.
-let interruptRequested = Atomic<Bool>(false)
+/// The signal (SIGINT, SIGTERM or SIGHUP) that asked the run to stop, or 0; the run stops at
+/// the next step boundary and saves, whichever it was.
+let stopSignal = Atomic<Int32>(0)
 
 struct Run: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -16,14 +18,19 @@ struct Run: ParsableCommand {
       recorded step (the batch loss before the update), {"event":"eval",...} after each epoch when \
       the data has a validation split, and last {"event":"done","step":N,"reason":...}. Ctrl-C \
       stops at the next step boundary (and still saves with --save). Exit status 1 when training \
-      diverged (the state saved is the last finite one).
+      diverged (the state saved is the last finite one). SIGTERM and SIGHUP (what timeout, kill \
+      and job schedulers send) act as Ctrl-C does. When standard output fails (closed, full, or a \
+      reader such as head that went away), the run stops at the next step boundary, saves with \
+      --save, says why on standard error and exits with status 1.
       """
   )
 
   @Argument(help: "The session file (NAME.json).")
   var file: String
 
-  @Option(help: "Train exactly this many more steps, in place of the max_steps and max_epochs rules.")
+  @Option(
+    parsing: .unconditional, help: "Train exactly this many more steps, in place of the max_steps and max_epochs rules.",
+    transform: { try parseStepCount($0, option: "--steps") })
   var steps: Int?
 
   @Option(help: "The backend to train on (default: the session's backend).")
@@ -35,13 +42,16 @@ struct Run: ParsableCommand {
   @Option(help: "Save the session and its state here when training ends (PATH.json and PATH.safetensors).")
   var save: String?
 
-  func validate() throws {
-    if let steps, steps < 0 { throw ValidationError("--steps must be 0 or more, got \(steps)") }
-  }
+  @OptionGroup var access: DataAccessOptions
 
   func run() throws {
+    access.apply()
     let bundle: SessionBundle
     do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
+    if let steps, let start = bundle.spec.state?.step, steps > StateSpec.stepLimit - start {
+      throw failWith("--steps \(steps): the session is at step \(start), and a session counts at most \(StateSpec.stepLimit) steps")
+    }
+    if let save { _ = try checkedSaveTarget(save, inputs: [file]) }
     let training: TrainingRun
     do {
       let engine = try BackendRegistry.named(backend ?? bundle.spec.backend)
@@ -51,36 +61,49 @@ struct Run: ParsableCommand {
     } catch let error as SessionError {
       throw failWith(error.description)
     }
-    installInterruptHandler()
+    installStopHandlers()
     var reporter = RunReporter(
       json: json, planned: TrainingRun.plannedStep(spec: bundle.spec, from: training.trainer.step, extraSteps: steps))
     let summary = training.run(
-      extraSteps: steps, shouldStop: { interruptRequested.load(ordering: .relaxed) }, onEvent: { reporter.report($0) })
+      extraSteps: steps, shouldStop: { stopSignal.load(ordering: .relaxed) != 0 || Console.outputFailure != nil },
+      onEvent: { reporter.report($0) })
+    let signalNumber = stopSignal.load(ordering: .relaxed)
+    if signalNumber != 0 && signalNumber != SIGINT {
+      Console.error("\(signalNumber == SIGTERM ? "SIGTERM" : "SIGHUP"): stopped at step \(summary.step), a step boundary")
+    }
     if let save {
       do {
         try SessionFile.save(training.bundle, to: save)
-        if !json { FileHandle.standardOutput.write(Data("saved \(SessionFile.paths(for: save).json) at step \(summary.step)\n".utf8)) }
+        if !json { say("saved \(SessionFile.paths(for: save).json) at step \(summary.step)") }
+        if Console.outputFailure != nil { Console.error("saved \(SessionFile.paths(for: save).json) at step \(summary.step)") }
       } catch {
         throw fail(error)
       }
     }
     if summary.reason == .diverged {
-      FileHandle.standardError.write(Data((summary.message + "\n").utf8))
+      Console.error(summary.message)
+      throw ExitCode(1)
+    }
+    if let failure = Console.outputFailure {
+      Console.error("stopped at step \(summary.step) because \(failure)" + (save == nil ? "; nothing was saved (--save PATH saves)" : ""))
       throw ExitCode(1)
     }
   }
 
-  private func installInterruptHandler() {
-    signal(SIGINT, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    source.setEventHandler { interruptRequested.store(true, ordering: .relaxed) }
-    source.resume()
-    interruptSource = source
+  /// SIGINT (Ctrl-C), SIGTERM and SIGHUP all stop the run at the next step boundary.
+  private func installStopHandlers() {
+    for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
+      signal(signalNumber, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+      source.setEventHandler { _ = stopSignal.compareExchange(expected: 0, desired: signalNumber, ordering: .relaxed) }
+      source.resume()
+      stopSources.append(source)
+    }
   }
 }
 
-/// Keeps the signal source alive for the life of the process.
-nonisolated(unsafe) var interruptSource: (any DispatchSourceSignal)?
+/// Keeps the signal sources alive for the life of the process.
+nonisolated(unsafe) var stopSources: [any DispatchSourceSignal] = []
 
 /// Prints a run's events: JSON lines, a live line on a terminal, or plain lines now and then.
 struct RunReporter {
@@ -99,7 +122,11 @@ struct RunReporter {
   }
 
   /// Writes straight to standard output (unbuffered), so every JSON line reaches a reader at once.
-  private func write(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
+  /// Once output has failed, nothing more is written (the run is stopping).
+  private func write(_ text: String) {
+    guard Console.outputFailure == nil else { return }
+    Console.write(text, raw: true)
+  }
 
   mutating func report(_ event: RunEvent) {
     switch event {
@@ -153,7 +180,7 @@ struct RunReporter {
       var text = summary.message + (summary.rateText.isEmpty ? "" : " " + summary.rateText) + "\n"
       text += "train:      " + describe(summary.train) + "\n"
       if let validation = summary.validation { text += "validation: " + describe(validation) + "\n" }
-      write(text)
+      write(TerminalText.sanitized(text))
     }
   }
 

@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import Session
+import Datasets
+import Session
 import SpecKit
 
 /// The `specbench` command: argument parsing only; every verb calls into the library.
@@ -19,6 +22,55 @@ struct SpecBenchCommand: ParsableCommand {
     ],
     defaultSubcommand: Repl.self
   )
+
+  /// Makes the standard streams safe to use (a closed one is never reused for a file; a reader
+  /// that went away is a failed write, not death by SIGPIPE), then runs the verb. A verb whose
+  /// output could not be written exits with status 1.
+  static func main() {
+    Console.prepare()
+    main(nil)
+    if let failure = Console.outputFailure {
+      Console.error("specbench: \(failure)")
+      Foundation.exit(1)
+    }
+  }
+}
+
+/// Prints a line of a verb's output (control characters from files made visible).
+func say(_ text: String) { Console.write(text + "\n") }
+
+/// `--allow-data DIR`: folders outside the session's own from which its data files may be read.
+struct DataAccessOptions: ParsableArguments {
+  @Option(
+    name: .customLong("allow-data"),
+    help: "Also read data files from this folder (repeatable). A session file names data only inside its own folder otherwise.")
+  var allowData: [String] = []
+
+  func apply() { for folder in allowData { DataAccess.allow(folder) } }
+}
+
+/// A step count from the command line: a whole number from 0 to the most steps a session counts.
+func parseStepCount(_ text: String, option: String) throws -> Int {
+  guard let value = Int(text) else {
+    throw ValidationError("\(option) \(text): expected a whole number of steps, such as 500")
+  }
+  guard value >= 0 else { throw ValidationError("\(option) \(text): the number of steps must be 0 or more") }
+  guard value <= StateSpec.stepLimit else {
+    throw ValidationError("\(option) \(text): at most \(StateSpec.stepLimit) steps (2^53)")
+  }
+  return value
+}
+
+/// Checks a path a verb will save a session to; refuses one that would overwrite an input.
+func checkedSaveTarget(_ path: String, inputs: [String]) throws -> String {
+  let paths = SessionFile.paths(for: path)
+  do {
+    if path != paths.json { _ = try FileAccess.writableTarget(path, what: "a session") }
+    _ = try FileAccess.writableTarget(paths.json, what: "a session")
+  } catch {
+    throw fail(error)
+  }
+  return paths.json
 }
 
 /// Prints a SpecKit error to standard error and exits with status 1.
@@ -26,6 +78,6 @@ func fail(_ error: SpecError) -> ExitCode { failWith(error.description) }
 
 /// Prints a message to standard error and exits with status 1.
 func failWith(_ message: String) -> ExitCode {
-  FileHandle.standardError.write(Data((message + "\n").utf8))
+  Console.error(message)
   return ExitCode(1)
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Session
 import SpecKit
 
 struct Validate: ParsableCommand {
@@ -24,15 +25,15 @@ struct Validate: ParsableCommand {
       let bundle = try SessionFile.load(file)
       let spec = bundle.spec
       if json {
-        print(JSONWriter.compact(.object(["valid": .bool(true), "file": .string(file), "problems": .array([])])))
+        say(JSONWriter.compact(.object(["valid": .bool(true), "file": .string(file), "problems": .array([])])))
       } else {
         let params = spec.model.parameterCount
         let state = spec.state.map { "state at step \($0.step)" } ?? "no state"
-        print("\(file): valid — \(spec.model.layers.count) layers, \(params) trainable parameters, \(state)")
+        say("\(file): valid — \(spec.model.layers.count) layers, \(params) trainable parameters, \(state)")
       }
     } catch {
       if json {
-        print(JSONWriter.compact(.object(["valid": .bool(false), "file": .string(file), "problems": .array(problems(error))])))
+        say(JSONWriter.compact(.object(["valid": .bool(false), "file": .string(file), "problems": .array(problems(error))])))
         throw ExitCode(1)
       }
       throw fail(error)

@@ -56,20 +56,27 @@ public enum Exporter {
   /// extension is added when `path` has none). Every file is written to a temporary name and
   /// renamed, so a failure leaves nothing half-written. `folder` is where the session file is
   /// (its data paths are relative to it; the pytorch format saves the training data).
-  public static func export(_ bundle: SessionBundle, to format: ExportFormat, path: String, folder: String, softmax: Bool = false) throws
-    -> Result
-  {
-    let state = try bundle.trainingState()
+  ///
+  /// Every output is checked before anything is computed: a folder, device or FIFO is never
+  /// replaced (`export … --out /dev/full` writes nothing, in /dev or elsewhere), and no output
+  /// may be one of the files the session is read from (`protecting`, its tensor file, its data
+  /// files): an export never overwrites its own input.
+  public static func export(
+    _ bundle: SessionBundle, to format: ExportFormat, path: String, folder: String, softmax: Bool = false, protecting inputs: [String] = []
+  ) throws -> Result {
     let main = (path as NSString).pathExtension.isEmpty ? path + "." + format.fileExtension : path
+    let outputs = format == .pytorch ? [main, (main as NSString).deletingPathExtension + ".safetensors"] : [main]
+    try checkTargets(format: format, path: path, outputs: outputs, inputs: inputs + sessionFiles(bundle.spec, folder: folder))
+    let state = try bundle.trainingState()
     switch format {
     case .onnx:
       let (bytes, leftOut) = try ONNXExport.export(spec: bundle.spec, state: state, softmax: softmax)
-      try AtomicFile.write(bytes, to: main)
+      try AtomicFile.write(bytes, to: main, what: "an export")
       return Result(files: [main], leftOut: leftOut)
     case .safetensors:
       guard !softmax else { throw InterchangeError.cannotExport(format: "safetensors", reason: "--softmax applies to onnx only") }
       let (contents, leftOut) = try TorchExport.stateDict(spec: bundle.spec, state: state)
-      try AtomicFile.write(SafeTensors.encode(contents), to: main)
+      try AtomicFile.write(SafeTensors.encode(contents), to: main, what: "an export")
       return Result(files: [main], leftOut: leftOut)
     case .pytorch:
       guard !softmax else { throw InterchangeError.cannotExport(format: "pytorch", reason: "--softmax applies to onnx only") }
@@ -77,9 +84,38 @@ public enum Exporter {
       let export = try TorchExport.script(
         bundle: bundle, state: state, scriptFile: (main as NSString).lastPathComponent,
         tensorsFile: (tensorsPath as NSString).lastPathComponent, folder: folder)
-      try AtomicFile.write(SafeTensors.encode(export.tensors), to: tensorsPath)
-      try AtomicFile.write(Array(export.script.utf8), to: main)
+      try AtomicFile.write(SafeTensors.encode(export.tensors), to: tensorsPath, what: "an export")
+      try AtomicFile.write(Array(export.script.utf8), to: main, what: "an export")
       return Result(files: [main, tensorsPath], leftOut: export.leftOut)
+    }
+  }
+
+  /// The files a session is read from besides its spec: its tensor file and its data files.
+  static func sessionFiles(_ spec: SessionSpec, folder: String) -> [String] {
+    var files: [String] = []
+    let join = { (name: String) in name.hasPrefix("/") ? name : (folder as NSString).appendingPathComponent(name) }
+    if let state = spec.state { files.append(join(state.tensors)) }
+    switch spec.data.source {
+    case .csv(let csv): files.append(join(csv.path))
+    case .idx(let images, let labels): files += [join(images), join(labels)]
+    default: break
+    }
+    return files
+  }
+
+  static func checkTargets(format: ExportFormat, path: String, outputs: [String], inputs: [String]) throws(InterchangeError) {
+    do {
+      // `--out /dev/full` must not write /dev/full.onnx beside the device.
+      if !outputs.contains(path) { _ = try FileAccess.writableTarget(path, what: "an export") }
+      for output in outputs { _ = try FileAccess.writableTarget(output, what: "an export") }
+    } catch {
+      throw .cannotExport(format: format.rawValue, reason: error.description)
+    }
+    for output in outputs {
+      if let input = inputs.first(where: { FileAccess.sameFile(output, $0) }) {
+        throw .cannotExport(
+          format: format.rawValue, reason: "\(output) is \(input), which the session is read from; export to another path (nothing was written)")
+      }
     }
   }
 }

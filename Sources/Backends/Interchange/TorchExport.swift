@@ -157,6 +157,27 @@ public enum TorchExport {
   }
 
   /// A Double as Python writes it.
+  /// A Python string literal of `text` in printable ASCII alone (see `TorchScript.pyString`).
+  static func pythonLiteral(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+      switch scalar.value {
+      case 0x5C: out += "\\\\"
+      case 0x22: out += "\\\""
+      case 0x20...0x7E: out.unicodeScalars.append(scalar)
+      case 0...0xFF: out += "\\x" + hex(scalar.value, digits: 2)
+      case 0x100...0xFFFF: out += "\\u" + hex(scalar.value, digits: 4)
+      default: out += "\\U" + hex(scalar.value, digits: 8)
+      }
+    }
+    return out + "\""
+  }
+
+  private static func hex(_ value: UInt32, digits: Int) -> String {
+    let text = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, digits - text.count)) + text
+  }
+
   static func python(_ value: Double) -> String {
     if value == value.rounded() && abs(value) < 1e15 { return String(format: "%.1f", value) }
     return "\(value)"

@@ -20,17 +20,18 @@ struct TorchScript {
     var lines: [String] = []
     lines += [
       "#!/usr/bin/env python3",
-      "\"\"\"\(spec.name), as a PyTorch program: written by SpecBench \(SpecBenchVersion.current) from the session at step \(state.step).",
+      "\"\"\"A SpecBench session as a PyTorch program, written by SpecBench \(SpecBenchVersion.current) at step \(state.step).",
       "",
       "Builds the model as torch.nn.Sequential, loads its weights and \(optimizerClass)'s state from",
-      "\(tensorsFile) (beside this file), and continues training on the session's training data, saved",
+      "the tensor file beside this file (TENSORS), and continues training on the session's training data, saved",
       "with it, with the same optimizer, hyper-parameters, learning-rate schedule, loss and batch size,",
       "until the session's step or epoch limit. The sample order and dropout draws come from torch's",
       "generator (seeded with the session's seed), not SpecBench's, so losses agree in distribution,",
       "not bit for bit. Needs torch and safetensors.",
       "",
-      "    python3 \(scriptFile) [--steps N] [--save model.pt]",
+      "    python3 THIS_FILE [--steps N] [--save model.pt]",
       "\"\"\"",
+      "# Every name below that came from the session is a string literal: data, never code.",
       "import argparse",
       "import math",
       "import os",
@@ -39,6 +40,8 @@ struct TorchScript {
       "from torch import nn",
       "from safetensors.torch import load_file",
       "",
+      "SESSION_NAME = \(pyString(spec.name))",
+      "SCRIPT_FILE = \(pyString(scriptFile))",
       "TENSORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), \(pyString(tensorsFile)))",
       "STEP = \(state.step)  # updates made so far",
       "EPOCH = \(state.epoch)  # epochs completed so far",
@@ -56,11 +59,14 @@ struct TorchScript {
       for tensor in module.tensors { lines.append("    \(pyString(tensor.torch)): \(tensor.shape),") }
     }
     lines += ["}", "", "", "def build_model():", "    return nn.Sequential("]
-    for (index, module) in modules.enumerated() { lines.append("        \(module.constructor),  # \(index): \(module.layer)") }
+    for module in modules { lines.append("        \(module.constructor),") }
     lines += ["    )", "", ""]
+    // The session's layer of each module, by position: names as literals, not comments.
+    lines.append("LAYERS = [" + modules.map { pyString($0.layer) }.joined(separator: ", ") + "]")
+    lines += ["", ""]
     lines += [
       "def learning_rate(t):",
-      "    \"\"\"The rate of update t (t from 1): \(spec.schedule.summary), from lr \(p(spec.optimizer.learningRate)).\"\"\"",
+      "    \"\"\"The rate of update t (t from 1), by the session's schedule (\(spec.schedule.name)).\"\"\"",
       "    lr = \(p(spec.optimizer.learningRate))",
     ]
     switch spec.schedule {
@@ -94,7 +100,7 @@ struct TorchScript {
     } else {
       lines.append("        optimizer.state[parameter] = {\"step\": torch.tensor(float(OPTIMIZER_STEP)), **state}")
     }
-    lines += ["", "", "def loss_function(output, target):", "    \"\"\"\(spec.loss.name), as the session defines it.\"\"\""]
+    lines += ["", "", "def loss_function(output, target):", "    \"\"\"The session's loss (\(spec.loss.name)), as it defines it.\"\"\""]
     switch spec.loss {
     case .mse:
       lines.append(
@@ -116,7 +122,7 @@ struct TorchScript {
     lines += [
       "", "",
       "def main():",
-      "    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])",
+      "    parser = argparse.ArgumentParser(prog=SCRIPT_FILE, description=f\"Continue training the SpecBench session {SESSION_NAME!r}.\")",
       "    parser.add_argument(\"--steps\", type=int, help=\"train this many more steps (default: up to the session's limit)\")",
       "    parser.add_argument(\"--save\", help=\"save the trained model's state_dict here (torch.save)\")",
       "    arguments = parser.parse_args()",
@@ -212,8 +218,9 @@ struct TorchScript {
     }
   }
 
-  /// A Python string literal.
-  func pyString(_ text: String) -> String {
-    "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-  }
+  /// A Python string literal of `text` in printable ASCII alone: quotes and backslashes
+  /// escaped, and every other character outside printable ASCII (newlines, NUL, ESC, line and
+  /// paragraph separators, any non-ASCII letter) as `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN`. Whatever a
+  /// session's names hold, they stay inside the literal.
+  func pyString(_ text: String) -> String { TorchExport.pythonLiteral(text) }
 }

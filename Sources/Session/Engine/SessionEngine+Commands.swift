@@ -226,7 +226,8 @@ extension SessionEngine {
   func export(_ formatName: String, to target: String, softmax: Bool) throws(CommandError) -> String {
     let bundle = try currentBundle(for: "export")
     do {
-      let result = try Exporter.export(bundle, to: try ExportFormat.named(formatName), path: target, folder: folder, softmax: softmax)
+      let result = try Exporter.export(
+        bundle, to: try ExportFormat.named(formatName), path: target, folder: folder, softmax: softmax, protecting: path.map { [$0] } ?? [])
       return (["wrote " + result.files.joined(separator: " and ")] + result.leftOut.map { "  not carried: " + $0 }).joined(separator: "\n")
     } catch {
       throw CommandError("export: \(error)")

@@ -31,12 +31,20 @@ public enum SpecError: Error, Sendable, CustomStringConvertible {
     case .unreadable(let path, let reason):
       return "cannot read \(path): \(reason)"
     case .unwritable(let path, let reason):
-      return "cannot write \(path): \(reason); nothing was replaced"
+      return "cannot write \(path): \(reason)" + (reason.contains("still holds") ? "" : "; nothing was replaced")
     case .safetensors(let path, let problem):
       return "\(path.map { $0 + ": " } ?? "")not a valid safetensors file: \(problem)"
     case .stateMismatch(let path, let problems):
       return "\(path): the state does not match the session:\n"
         + problems.map { "  " + $0 }.joined(separator: "\n")
+    }
+  }
+
+  /// Why a file could not be read or written (nil for other cases).
+  public var reason: String? {
+    switch self {
+    case .unreadable(_, let reason), .unwritable(_, let reason): reason
+    default: nil
     }
   }
 

@@ -28,20 +28,34 @@ public enum SessionFile {
   /// Reads a session file and, when it has state, its tensors; checks the tensor file's SHA-256
   /// and every tensor name and shape against the spec.
   ///
+  /// When the tensor file does not have the hash the spec names (a save was interrupted between
+  /// its two renames), the copy that save kept, `.NAME.<first 16 hex digits>.safetensors`, is
+  /// read instead if its hash is the one named; see `save`.
+  ///
   /// - Parameter path: the `.json` file; a path without the extension finds `PATH.json` too.
   /// - Throws: `SpecError` saying what is wrong and where; nothing is partially loaded.
   public static func load(_ path: String) throws(SpecError) -> SessionBundle {
     var file = path
-    if !FileManager.default.fileExists(atPath: file), !file.hasSuffix(".json"), FileManager.default.fileExists(atPath: file + ".json") {
+    if FileAccess.kind(of: file) == nil, !file.hasSuffix(".json"), FileAccess.kind(of: file + ".json") != nil {
       file += ".json"
     }
-    let bytes = try readBytes(file)
+    let bytes = try FileAccess.read(file, limit: specReadLimit)
     let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
     let spec = try SessionSpec.decode(bytes, file: file, defaultName: name)
     guard let state = spec.state else { return SessionBundle(spec: spec) }
-    let tensorPath = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(state.tensors)
-    let tensorBytes = try readBytes(tensorPath)
-    let digest = sha256Hex(tensorBytes)
+    let folder = (file as NSString).deletingLastPathComponent
+    let tensorPath = (folder as NSString).appendingPathComponent(state.tensors)
+    var tensorBytes: [UInt8]
+    var readFrom = tensorPath
+    do { tensorBytes = try FileAccess.read(tensorPath) } catch {
+      guard let kept = keptCopy(folder: folder, tensors: state.tensors, sha256: state.sha256) else { throw error }
+      (tensorBytes, readFrom) = kept
+    }
+    var digest = sha256Hex(tensorBytes)
+    if digest != state.sha256, let kept = keptCopy(folder: folder, tensors: state.tensors, sha256: state.sha256) {
+      (tensorBytes, readFrom) = kept
+      digest = state.sha256
+    }
     guard digest == state.sha256 else {
       throw .stateMismatch(
         path: file,
@@ -50,7 +64,7 @@ public enum SessionFile {
         ])
     }
     let contents: SafeTensors.Contents
-    do { contents = try SafeTensors.decode(tensorBytes) } catch { throw .safetensors(path: tensorPath, error) }
+    do { contents = try SafeTensors.decode(tensorBytes) } catch { throw .safetensors(path: readFrom, error) }
     var problems = spec.stateProblems(contents.tensors)
     var optimizerSteps: Int?
     if let text = contents.metadata[SessionBundle.optimizerStepsKey] {
@@ -58,18 +72,46 @@ public enum SessionFile {
         optimizerSteps = value
       } else {
         problems.append(
-          "the metadata \(SessionBundle.optimizerStepsKey) must be a whole number from 0 to state.step (\(state.step)), got \"\(text)\"")
+          "the metadata \(SessionBundle.optimizerStepsKey) must be a whole number from 0 to state.step (\(state.step)), got \(TextExcerpt.quoted(text))")
       }
     }
     guard problems.isEmpty else { throw .stateMismatch(path: file, problems: problems) }
     return SessionBundle(spec: spec, tensors: contents.tensors, optimizerSteps: optimizerSteps)
   }
 
-  /// Writes a session atomically, creating missing folders.
+  /// The most bytes a spec file may have: 64 MiB (a spec holds no weights; version 1's
+  /// histories are its only long part).
+  public static let specReadLimit = 64 << 20
+
+  /// The name of the copy of a tensor file that a save keeps while it replaces the pair:
+  /// `.spirals.0123456789abcdef.safetensors` for `spirals.safetensors` with that hash.
+  static func keptName(tensors: String, sha256: String) -> String {
+    "." + (tensors as NSString).deletingPathExtension + "." + sha256.prefix(16) + ".safetensors"
+  }
+
+  /// The kept copy with exactly this hash, if there is one.
+  static func keptCopy(folder: String, tensors: String, sha256: String) -> (bytes: [UInt8], path: String)? {
+    let path = (folder as NSString).appendingPathComponent(keptName(tensors: tensors, sha256: sha256))
+    guard let bytes = try? FileAccess.read(path), sha256Hex(bytes) == sha256 else { return nil }
+    return (bytes, path)
+  }
+
+  /// Writes a session, creating missing folders; crash-consistent.
   ///
-  /// With tensors, both files are staged (written and flushed under temporary names) before
-  /// either is renamed into place, and `state.tensors` and `state.sha256` are set to match; a
-  /// failure at any point leaves the previous files as they were.
+  /// The spec names its tensor file's SHA-256, so a spec and a tensor file that do not belong
+  /// together are always detected. The pair is replaced in this order, under an exclusive lock
+  /// on the folder (so two saves to one folder, from any processes, take turns):
+  ///
+  /// 1. both new files are written and flushed under temporary names;
+  /// 2. the current tensor file is hard-linked as `.NAME.<hash16>.safetensors`, named by the
+  ///    hash the current spec expects (no data is copied);
+  /// 3. the new tensor file is renamed over `NAME.safetensors`;
+  /// 4. the new spec is renamed over `NAME.json` — the moment the save takes effect;
+  /// 5. the folder is flushed, and kept copies and temporary files of earlier saves are removed.
+  ///
+  /// Interrupted anywhere (a crash, a kill, a full disk), the folder holds either the old pair,
+  /// or the old spec with the new tensors and the old tensors' kept copy (which `load` reads),
+  /// or the new pair. A failure before step 4 puts the old tensor file back and says so.
   ///
   /// - Parameters:
   ///   - bundle: the spec and its tensors; `spec.state` must be set when tensors are given
@@ -78,46 +120,113 @@ public enum SessionFile {
   /// - Returns: the spec as written (with the state's file name and hash).
   @discardableResult
   public static func save(_ bundle: SessionBundle, to path: String) throws(SpecError) -> SessionSpec {
-    let (jsonPath, tensorPath, _) = paths(for: path)
+    let (requestedJSON, requestedTensors, _) = paths(for: path)
+    // `save /dev/full` must not write /dev/full.json, nor `save dir/` write dir/.json.
+    if path != requestedJSON { _ = try FileAccess.writableTarget(path, what: "a session") }
+    let jsonPath = try FileAccess.writableTarget(requestedJSON, what: "a session")
     var spec = bundle.spec
     let folder = (jsonPath as NSString).deletingLastPathComponent
-    if !folder.isEmpty {
+    if !folder.isEmpty, FileAccess.resolvedKind(of: folder) == nil {
       do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
         throw .unwritable(path: folder, reason: "cannot create the folder (\(error.localizedDescription))")
       }
     }
+    let lock = try FolderLock(folder.isEmpty ? "." : folder)
+    defer { lock.release() }
     guard let tensors = bundle.tensors else {
       spec.state = nil
       try AtomicFile.write(Array(spec.canonicalText.utf8), to: jsonPath)
       return spec
+    }
+    // The tensors go beside the spec that names them: through a link to a spec, beside its target.
+    let tensorPath =
+      jsonPath == requestedJSON
+      ? requestedTensors : (jsonPath as NSString).deletingPathExtension + ".safetensors"
+    let tensorTarget = try FileAccess.writableTarget(tensorPath, what: "a session's tensors")
+    guard (tensorTarget as NSString).deletingLastPathComponent == folder else {
+      throw .unwritable(path: tensorPath, reason: "it is a symbolic link out of the spec's folder; the tensors must sit beside the spec")
     }
     let problems = spec.stateProblems(tensors)
     guard problems.isEmpty else { throw .stateMismatch(path: jsonPath, problems: problems) }
     var state = spec.state ?? spec.initialStateRecord()
     let metadata = [SessionBundle.optimizerStepsKey: String(bundle.optimizerSteps ?? state.step)]
     let tensorBytes = SafeTensors.encode(SafeTensors.Contents(tensors: tensors, metadata: metadata))
-    state.tensors = (tensorPath as NSString).lastPathComponent
+    let tensorName = (tensorTarget as NSString).lastPathComponent
+    state.tensors = tensorName
     state.sha256 = sha256Hex(tensorBytes)
     spec.state = state
-    let stagedTensors = try AtomicFile.stage(tensorBytes, for: tensorPath)
+    let stagedTensors = try AtomicFile.stage(tensorBytes, for: tensorTarget)
     let stagedSpec: AtomicFile.Staged
     do { stagedSpec = try AtomicFile.stage(Array(spec.canonicalText.utf8), for: jsonPath) } catch {
       stagedTensors.discard()
       throw error
     }
-    // Keep the previous tensor file under a second name until the spec is in place, so that a
-    // failed rename of the spec puts it back and the old pair stays consistent.
-    let backup = AtomicFile.keepCopy(of: tensorPath)
-    defer { backup.map(AtomicFile.remove) }
+    // Keep the current tensor file under the name `load` looks for when the spec beside it
+    // still expects it.
+    var kept: String?
+    if let expected = currentExpectation(jsonPath: jsonPath, tensorName: tensorName), FileAccess.kind(of: tensorTarget) == .regular {
+      let keep = (folder as NSString).appendingPathComponent(keptName(tensors: tensorName, sha256: expected))
+      if link(tensorTarget, keep) == 0 || errno == EEXIST {
+        kept = keep
+      } else {
+        let reason = String(cString: strerror(errno))
+        stagedTensors.discard()
+        stagedSpec.discard()
+        throw .unwritable(path: keep, reason: "cannot keep the current tensor file while the pair is replaced (\(reason))")
+      }
+    }
     do { try stagedTensors.commit() } catch {
       stagedSpec.discard()
       throw error
     }
     do { try stagedSpec.commit() } catch {
-      if let backup { AtomicFile.restore(backup, to: tensorPath) } else { AtomicFile.remove(tensorPath) }
+      // The old spec is still in place: put its tensors back under their name.
+      if let keep = kept {
+        if rename(keep, tensorTarget) != 0 {
+          throw .unwritable(
+            path: jsonPath,
+            reason:
+              "\(error.reason ?? "the rename failed"); \(jsonPath) still holds the previous session, and its tensors are kept as \((keep as NSString).lastPathComponent), where load finds them"
+          )
+        }
+      } else {
+        AtomicFile.remove(tensorTarget)
+      }
       throw error
     }
+    AtomicFile.syncFolder(folder.isEmpty ? "." : folder)
+    removeLeftovers(folder: folder.isEmpty ? "." : folder, tensorName: tensorName, jsonName: (jsonPath as NSString).lastPathComponent)
     return spec
+  }
+
+  /// The SHA-256 the spec now at `jsonPath` expects of `tensorName`, when it names that file.
+  static func currentExpectation(jsonPath: String, tensorName: String) -> String? {
+    guard FileAccess.kind(of: jsonPath) == .regular, let bytes = try? FileAccess.read(jsonPath, limit: specReadLimit),
+      let spec = try? SessionSpec.decode(bytes, file: jsonPath, defaultName: "session"), let state = spec.state,
+      state.tensors == tensorName
+    else { return nil }
+    return state.sha256
+  }
+
+  /// Removes the kept copies of `tensorName` and the temporary files of saves whose process has
+  /// ended; the pair in place is consistent, so none of them is needed.
+  static func removeLeftovers(folder: String, tensorName: String, jsonName: String) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+    let keptPrefix = "." + (tensorName as NSString).deletingPathExtension + "."
+    for name in names {
+      var remove = false
+      if name.hasPrefix(keptPrefix), name.hasSuffix(".safetensors") {
+        let middle = name.dropFirst(keptPrefix.count).dropLast(".safetensors".count)
+        remove = middle.count == 16 && middle.allSatisfy(\.isHexDigit)
+      } else if name.hasSuffix(".tmp"), name.hasPrefix("." + tensorName + ".") || name.hasPrefix("." + jsonName + ".") {
+        // `.NAME.json.<pid>.<random>.tmp`: only when that process is gone.
+        let parts = name.split(separator: ".")
+        if parts.count >= 4, let pid = Int32(parts[parts.count - 3]), pid != getpid() {
+          remove = kill(pid, 0) != 0 && errno == ESRCH
+        }
+      }
+      if remove { unlink((folder as NSString).appendingPathComponent(name)) }
+    }
   }
 
   /// Lowercase hex SHA-256 of `bytes`.
@@ -125,12 +234,4 @@ public enum SessionFile {
     SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
   }
 
-  static func readBytes(_ path: String) throws(SpecError) -> [UInt8] {
-    guard let handle = FileHandle(forReadingAtPath: path) else {
-      let reason = FileManager.default.fileExists(atPath: path) ? "permission denied or not a regular file" : "no such file"
-      throw .unreadable(path: path, reason: reason)
-    }
-    defer { try? handle.close() }
-    do { return Array(try handle.readToEnd() ?? Data()) } catch { throw .unreadable(path: path, reason: error.localizedDescription) }
-  }
 }

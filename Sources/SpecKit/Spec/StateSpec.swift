@@ -16,6 +16,10 @@ public struct StateSpec: Hashable, Sendable {
   /// The dropout generator's state.
   public var dropoutRNG: UInt64
 
+  /// The most steps (and epochs) a session counts: 2^53, so that every count is exact as a JSON
+  /// number in any language and `step + n` never overflows.
+  public static let stepLimit = 1 << 53
+
   public init(step: Int, epoch: Int, tensors: String, sha256: String, epochOrderSeed: UInt64, index: Int, dropoutRNG: UInt64) {
     (self.step, self.epoch, self.tensors, self.sha256) = (step, epoch, tensors, sha256)
     (self.epochOrderSeed, self.index, self.dropoutRNG) = (epochOrderSeed, index, dropoutRNG)
@@ -33,12 +37,14 @@ public struct StateSpec: Hashable, Sendable {
     guard var r = ObjectReader(value, at: path, log: log, what: "an object or null") else { return nil }
     defer { r.finish() }
     var state = StateSpec(step: 0, epoch: 0, tensors: "", sha256: "", epochOrderSeed: 0, index: 0, dropoutRNG: 0)
-    state.step = r.integer("step", .nonNegative)
-    state.epoch = r.integer("epoch", .nonNegative)
+    let count = Rule<Int>("a whole number from 0 to 2^53") { $0 >= 0 && $0 <= stepLimit }
+    state.step = r.integer("step", count)
+    state.epoch = r.integer("epoch", count)
     state.tensors = r.string(
       "tensors",
-      Rule("a file name ending in .safetensors, beside the spec file") {
-        $0.hasSuffix(".safetensors") && !$0.contains("/") && $0.count > 12
+      Rule("a plain file name ending in .safetensors, beside the spec file (no folder, no control characters)") {
+        $0.hasSuffix(".safetensors") && !$0.contains("/") && $0.count > 12 && !$0.hasPrefix(".")
+          && !$0.unicodeScalars.contains(where: TextExcerpt.isControl)
       })
     state.sha256 = r.string(
       "sha256", Rule("64 lowercase hexadecimal digits (SHA-256)") { $0.count == 64 && $0.allSatisfy { $0.isHexDigit && !$0.isUppercase } })

@@ -50,6 +50,7 @@ extension ModelSpec {
   func inferShapes(at path: JSONPath, log: IssueLog) -> [LayerShape]? {
     var shape = input
     var result: [LayerShape] = []
+    guard Self.checkedCount(input, at: path + "input", what: "a sample of shape \(input)", log: log) != nil else { return nil }
     for (index, layer) in layers.enumerated() {
       let here = path + "layers" + index
       var tensors: [LayerTensor] = []
@@ -62,6 +63,8 @@ extension ModelSpec {
           return nil
         }
         let inputs = shape[0]
+        guard Self.checkedCount([dense.units, inputs], at: here + "units", what: "\(layer.name).weight [\(dense.units), \(inputs)]", log: log) != nil
+        else { return nil }
         tensors.append(
           LayerTensor(
             name: layer.name + ".weight", shape: [dense.units, inputs], role: .parameter, initializer: dense.initializer.weight,
@@ -76,7 +79,10 @@ extension ModelSpec {
       case .activation, .dropout:
         output = shape
       case .flatten:
-        output = [shape.reduce(1, *)]
+        guard let count = Self.checkedCount(shape, at: here, what: "the flattened input of \(layer.name) (\(shape))", log: log) else {
+          return nil
+        }
+        output = [count]
       case .layerNorm:
         let features = shape.last!
         tensors = Self.affine(layer.name, features)
@@ -96,6 +102,25 @@ extension ModelSpec {
       shape = output
     }
     return result
+  }
+
+  /// The most values one tensor may hold: 2^40 (4 TiB of float32). Larger declared sizes are
+  /// refused by shape inference before any arithmetic on them can overflow; what fits in
+  /// memory is checked afterwards (`SessionSpec.resourceProblems`).
+  public static let tensorValueLimit = 1 << 40
+
+  /// The product of `dims`, or nil (with a problem at `path`) when it exceeds `tensorValueLimit`.
+  static func checkedCount(_ dims: [Int], at path: JSONPath, what: String, log: IssueLog) -> Int? {
+    var count = 1
+    for dim in dims {
+      let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+      guard !overflow, product <= tensorValueLimit else {
+        log.report(path, "\(what) would hold more than 2^40 values, more than any tensor SpecBench can hold; use fewer units or a smaller input", at: nil)
+        return nil
+      }
+      count = product
+    }
+    return count
   }
 
   /// The per-feature scale (ones) and shift (zeros) of the normalisation layers.

@@ -53,6 +53,16 @@ extension SessionSpec {
     return result
   }
 
+  /// Slots and buffers that hold sums or averages of squares (variances): a negative value in
+  /// one would make the next update take the square root of a negative number.
+  static func holdsSquares(_ info: StateTensorInfo) -> Bool {
+    switch info.kind {
+    case .optimizerSlot(_, let slot): ["exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"].contains(slot)
+    case .buffer: info.name.hasSuffix(".running_var")
+    case .parameter: false
+    }
+  }
+
   /// A state at step 0 with the generators at their seeded starting positions; the file name
   /// and hash are filled in when the session is saved.
   public func initialStateRecord() -> StateSpec {
@@ -76,6 +86,9 @@ extension SessionSpec {
         problems.append("\(info.name) has shape \(tensor.shape), but the model needs \(info.shape)")
       } else if let bad = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
         problems.append("\(info.name) holds a non-finite value (\(tensor.scalars[bad])) at flat index \(bad)")
+      } else if Self.holdsSquares(info), let bad = tensor.scalars.firstIndex(where: { $0 < 0 }) {
+        problems.append(
+          "\(info.name) holds a negative value (\(tensor.scalars[bad])) at flat index \(bad); it accumulates squares, which are never negative")
       }
     }
     for name in tensors.keys.sorted() where expected[name] == nil {

@@ -32,6 +32,9 @@ extension SessionSpec {
     if let shapes, let last = shapes.last, log.isClean(under: "loss") {
       checkLoss(output: last, layerIndex: shapes.count - 1, target: dataShape?.target, log: log)
     }
+    if shapes != nil, log.isClean(under: "data"), log.isClean(under: "training"), log.isClean(under: "optimizer") {
+      for issue in resourceProblems() { log.report(issue.path, issue.message, at: nil) }
+    }
     if log.isClean(under: "training") && log.isClean(under: "data") && data.validationFraction == 0 {
       for (i, rule) in training.stop.enumerated() {
         if case .earlyStopping = rule {
