@@ -34,7 +34,10 @@ public protocol Trainer: AnyObject {
   /// - Returns: the batch's loss computed before the update, and the rate used.
   /// - Throws: `BackendError.diverged` when the loss or a gradient is not finite; nothing is
   ///   updated then (parameters, slots, running statistics, batch position and generators stay
-  ///   as they were after the previous step).
+  ///   as they were after the previous step). `BackendError.updateDiverged` when the update
+  ///   itself made a parameter, slot or buffer non-finite: the trainer's state is then *not* the
+  ///   previous step's, and the caller must not use it (`TrainingRun` rebuilds the last finite
+  ///   state from its checkpoint).
   func trainStep() throws(BackendError) -> StepResult
 
   /// Mean loss and accuracy over `data` in evaluation mode (dropout off, batch_norm on its
@@ -93,6 +96,8 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
   case invalidState([String])
   /// The loss or a gradient became non-finite at `step`; the state is the previous step's.
   case diverged(step: Int, loss: Float, reason: String)
+  /// Update `step` made the state non-finite; the trainer's state is spoilt (see `trainStep`).
+  case updateDiverged(step: Int, loss: Float, reason: String)
   /// No backend of that name.
   case unknownBackend(name: String, known: [String])
   /// The backend cannot run on this machine (a library it needs is missing): why, and what to do.
@@ -104,7 +109,7 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
       return "the \(backend) backend cannot train this session:\n" + issues.map { "  \($0)" }.joined(separator: "\n")
     case .invalidState(let problems):
       return "the state does not match the session:\n" + problems.map { "  \($0)" }.joined(separator: "\n")
-    case .diverged(let step, _, let reason):
+    case .diverged(let step, _, let reason), .updateDiverged(let step, _, let reason):
       return "training diverged at step \(step): \(reason); the state is kept from step \(step - 1)"
     case .unknownBackend(let name, let known):
       return "no backend named \"\(name)\"; backends: \(known.joined(separator: ", "))"

@@ -21,6 +21,9 @@ SPECBENCH_INLINE float root(float x) { return __builtin_sqrtf(x); }
 #endif
 SPECBENCH_INLINE float larger(float a, float b) { return __builtin_fmaxf(a, b); }
 
+/// 1 when x is ±inf or NaN (x − x is NaN then, 0 otherwise): a compare the loops vectorize.
+SPECBENCH_INLINE int not_finite(float x) { return !(x - x == 0.0f); }
+
 /// PyTorch's `lerp_(b, w)` from a: `a + w·(b − a)` for w < 0.5, `b − (b − a)·(1 − w)` otherwise.
 SPECBENCH_INLINE float lerp(float a, float b, float weight, float rest, int small) {
   return small ? a + weight * (b - a) : b - (b - a) * rest;
@@ -29,9 +32,10 @@ SPECBENCH_INLINE float lerp(float a, float b, float weight, float rest, int smal
 // Each rule's loop is written once, as an always-inlined body with its pointer-presence flags as
 // parameters, and called with constant flags: each call becomes its own branch-free loop.
 
-SPECBENCH_INLINE void sgd_loop(float *restrict p, const float *restrict g, float *restrict buffer, long n, float wd, int decays,
+SPECBENCH_INLINE int sgd_loop(float *restrict p, const float *restrict g, float *restrict buffer, long n, float wd, int decays,
                                float momentum, float keep, int first, int nesterov, float rate, const int has_buffer) {
 #pragma clang fp contract(off)
+  int bad = 0;
   for (long i = 0; i < n; i++) {
     float x = p[i];
     float gi = g[i];
@@ -39,25 +43,29 @@ SPECBENCH_INLINE void sgd_loop(float *restrict p, const float *restrict g, float
     if (has_buffer) {
       float b = first ? gi : buffer[i] * momentum + keep * gi;
       buffer[i] = b;
+      bad |= not_finite(b);
       gi = nesterov ? gi + momentum * b : b;
     }
     x = x + rate * gi;
     p[i] = x;
+    bad |= not_finite(x);
   }
+  return bad;
 }
 
 SPECBENCH_CLONES
-void specbench_sgd(float *p, const float *g, float *buffer, long n, float wd, int decays, float momentum, float keep,
-                   int first, int nesterov, float rate) {
+int specbench_sgd(float *p, const float *g, float *buffer, long n, float wd, int decays, float momentum, float keep,
+                  int first, int nesterov, float rate) {
   if (buffer)
-    sgd_loop(p, g, buffer, n, wd, decays, momentum, keep, first, nesterov, rate, 1);
+    return sgd_loop(p, g, buffer, n, wd, decays, momentum, keep, first, nesterov, rate, 1);
   else
-    sgd_loop(p, g, buffer, n, wd, decays, momentum, keep, first, nesterov, rate, 0);
+    return sgd_loop(p, g, buffer, n, wd, decays, momentum, keep, first, nesterov, rate, 0);
 }
 
-SPECBENCH_INLINE void adam_loop(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+SPECBENCH_INLINE int adam_loop(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
                                 float *restrict vmax, long n, const specbench_adam_coefficients c, const int amsgrad) {
 #pragma clang fp contract(off)
+  int bad = 0;
   for (long i = 0; i < n; i++) {
     float x = p[i];
     if (c.decoupled) x *= c.shrink;
@@ -75,21 +83,24 @@ SPECBENCH_INLINE void adam_loop(float *restrict p, const float *restrict g, floa
     float denominator = root(second) / c.bias2_root + c.eps;
     x = x + c.step_size * (mean / denominator);
     p[i] = x;
+    bad |= not_finite(x) | not_finite(mean) | not_finite(second);
   }
+  return bad;
 }
 
 SPECBENCH_CLONES
-void specbench_adam(float *p, const float *g, float *m, float *v, float *vmax, long n, const specbench_adam_coefficients *c) {
+int specbench_adam(float *p, const float *g, float *m, float *v, float *vmax, long n, const specbench_adam_coefficients *c) {
   if (vmax)
-    adam_loop(p, g, m, v, vmax, n, *c, 1);
+    return adam_loop(p, g, m, v, vmax, n, *c, 1);
   else
-    adam_loop(p, g, m, v, vmax, n, *c, 0);
+    return adam_loop(p, g, m, v, vmax, n, *c, 0);
 }
 
-SPECBENCH_INLINE void rmsprop_loop(float *restrict p, const float *restrict g, float *restrict square_avg,
+SPECBENCH_INLINE int rmsprop_loop(float *restrict p, const float *restrict g, float *restrict square_avg,
                                    float *restrict grad_avg, float *restrict buffer, long n,
                                    const specbench_rmsprop_coefficients c, const int centered, const int has_buffer) {
 #pragma clang fp contract(off)
+  int bad = 0;
   for (long i = 0; i < n; i++) {
     float x = p[i];
     float gi = g[i];
@@ -108,31 +119,35 @@ SPECBENCH_INLINE void rmsprop_loop(float *restrict p, const float *restrict g, f
     if (has_buffer) {
       float b = buffer[i] * c.momentum + gi / average;
       buffer[i] = b;
+      bad |= not_finite(b);
       x = x + c.rate * b;
     } else {
       x = x + c.rate * (gi / average);
     }
     p[i] = x;
+    bad |= not_finite(x) | not_finite(average);
   }
+  return bad;
 }
 
 SPECBENCH_CLONES
-void specbench_rmsprop(float *p, const float *g, float *square_avg, float *grad_avg, float *buffer, long n,
-                       const specbench_rmsprop_coefficients *c) {
+int specbench_rmsprop(float *p, const float *g, float *square_avg, float *grad_avg, float *buffer, long n,
+                      const specbench_rmsprop_coefficients *c) {
   if (grad_avg && buffer)
-    rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 1, 1);
+    return rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 1, 1);
   else if (grad_avg)
-    rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 1, 0);
+    return rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 1, 0);
   else if (buffer)
-    rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 0, 1);
+    return rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 0, 1);
   else
-    rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 0, 0);
+    return rmsprop_loop(p, g, square_avg, grad_avg, buffer, n, *c, 0, 0);
 }
 
 SPECBENCH_CLONES
-void specbench_adagrad(float *restrict p, const float *restrict g, float *restrict sum, long n, int decays, float wd, float clr,
-                       float eps) {
+int specbench_adagrad(float *restrict p, const float *restrict g, float *restrict sum, long n, int decays, float wd, float clr,
+                      float eps) {
 #pragma clang fp contract(off)
+  int bad = 0;
   for (long i = 0; i < n; i++) {
     float x = p[i];
     float gi = g[i];
@@ -141,7 +156,9 @@ void specbench_adagrad(float *restrict p, const float *restrict g, float *restri
     sum[i] = total;
     x = x + clr * (gi / (root(total) + eps));
     p[i] = x;
+    bad |= not_finite(x) | not_finite(total);
   }
+  return bad;
 }
 
 SPECBENCH_CLONES

@@ -14,6 +14,7 @@
 #include <wchar.h>
 #include <ncursesw/curses.h>
 #include <term.h>
+#include <unistd.h>
 
 static inline WINDOW *specbench_stdscr(void) { return stdscr; }
 static inline int specbench_lines(void) { return LINES; }
@@ -35,6 +36,24 @@ static inline attr_t specbench_a_reverse(void) { return A_REVERSE; }
 static inline int specbench_has_rgb(void) {
   int flag = tigetflag("RGB");
   return flag > 0;
+}
+
+/// Starts curses on standard input and output, without exiting the program when it cannot
+/// (as initscr does). 0 on success; -1 when the terminal type ($TERM) is unknown; -2 when the
+/// terminal cannot move its cursor (TERM=dumb, a printing terminal), so a full-screen view
+/// cannot be drawn; -3 when newterm fails.
+static inline int specbench_start_screen(void) {
+  int status = 0;
+  if (setupterm(NULL, STDOUT_FILENO, &status) != OK) return -1;
+  const char *cup = tigetstr("cup");
+  const char *clear = tigetstr("clear");
+  int addressable = cup != NULL && cup != (char *)-1 && clear != NULL && clear != (char *)-1;
+  del_curterm(cur_term);
+  if (!addressable) return -2;
+  SCREEN *screen = newterm(NULL, stdout, stdin);
+  if (screen == NULL) return -3;
+  set_term(screen);
+  return 0;
 }
 
 /// Sets the locale from the environment (before initscr, so wide characters draw); returns

@@ -18,13 +18,27 @@ final class CursesScreen {
   /// Starts curses on the terminal: wide characters when the locale is UTF-8 (ASCII drawing
   /// otherwise), raw keys (Ctrl-C arrives as a key), no echo, hidden cursor, and colours unless
   /// `NO_COLOR` is set or the terminal has none.
-  init(theme: Theme, environment: [String: String] = ProcessInfo.processInfo.environment) {
+  ///
+  /// - Throws: a message for a terminal the dashboard cannot draw on (an unknown `TERM`, or one
+  ///   without cursor addressing such as `dumb`); the terminal is left untouched then.
+  init(theme: Theme, environment: [String: String] = ProcessInfo.processInfo.environment) throws(DashboardUnavailable) {
     charset = specbench_setlocale_utf8() != 0 ? .unicode : .ascii
     // Curses takes LINES and COLUMNS from the environment over the terminal's real size, and
     // then never follows a resize; the dashboard always follows the window.
     unsetenv("LINES")
     unsetenv("COLUMNS")
-    initscr()
+    let term = TerminalText.sanitized(environment["TERM"] ?? "", keepLayout: false)
+    switch specbench_start_screen() {
+    case 0: break
+    case -1:
+      throw DashboardUnavailable(
+        "the dashboard cannot start: the terminal type TERM=\"\(term)\" is unknown here; set TERM to your terminal's (xterm-256color works in most)")
+    case -2:
+      throw DashboardUnavailable(
+        "the dashboard cannot start: TERM=\"\(term)\" cannot move its cursor, so a full-screen view cannot be drawn; use plot and status, or set TERM to your terminal's (such as xterm-256color)")
+    default:
+      throw DashboardUnavailable("the dashboard cannot start on this terminal (TERM=\"\(term)\"); use plot and status instead")
+    }
     raw()
     noecho()
     keypad(specbench_stdscr(), true)
@@ -150,4 +164,10 @@ final class CursesScreen {
       return .key(.character(Character(scalar)))
     }
   }
+}
+
+/// Why the dashboard cannot be drawn on this terminal; the session goes on without it.
+public struct DashboardUnavailable: Error, CustomStringConvertible {
+  public let description: String
+  init(_ description: String) { self.description = description }
 }

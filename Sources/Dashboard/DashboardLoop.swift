@@ -42,8 +42,11 @@ public enum DashboardLoop {
       state.messageIsError = true
       afterwards.append(problem)
     }
+    let screen: CursesScreen
+    do { screen = try CursesScreen(theme: themes.themes[state.themeIndex]) } catch {
+      return afterwards + ["error: \(error.description)"]
+    }
     engine.measuresTensorStatistics = true
-    let screen = CursesScreen(theme: themes.themes[state.themeIndex])
     defer {
       screen.close()
       engine.measuresTensorStatistics = false

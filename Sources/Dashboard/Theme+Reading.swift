@@ -1,4 +1,5 @@
 import Foundation
+import TermPlot
 import SpecKit
 
 /// A theme file that cannot be used: every problem with its JSON path and line:column.
@@ -48,8 +49,12 @@ extension Theme {
     default: problem("specbench_theme", object["specbench_theme"], "must be the format version \(formatVersion)")
     }
     var name = ""
-    if case .string(let text)? = object["name"]?.kind, !text.isEmpty {
+    if case .string(let text)? = object["name"]?.kind, !text.isEmpty,
+      !text.unicodeScalars.contains(where: TerminalText.isControl), text.count <= 64
+    {
       name = text
+    } else if case .string(let text)? = object["name"]?.kind, !text.isEmpty {
+      problem("name", object["name"]!, "a theme's name is at most 64 characters, without control characters")
     } else {
       problem("name", object["name"] ?? root, "a non-empty string is needed")
     }

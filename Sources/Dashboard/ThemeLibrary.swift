@@ -1,4 +1,5 @@
 import Foundation
+import SpecKit
 
 /// The themes a dashboard can cycle through: every `*.json` in the theme folders, read at start.
 /// A broken file is reported and left out; `default-dark` is always there (built in when no file
@@ -23,8 +24,10 @@ public struct ThemeLibrary: Sendable {
       guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { continue }
       for file in names.sorted() where file.hasSuffix(".json") {
         let path = (folder as NSString).appendingPathComponent(file)
-        guard let data = FileManager.default.contents(atPath: path) else {
-          problems.append("\(path): cannot be read; check its permissions")
+        // A theme is a small text file: a FIFO, device or folder named *.json is refused at once.
+        let data: [UInt8]
+        do { data = try FileAccess.read(path, limit: 1 << 20) } catch {
+          problems.append("\(path): cannot be read: \(error.reason ?? error.description)")
           continue
         }
         do {

@@ -35,9 +35,9 @@ public enum CSVData {
       target = index
     case .name(let name):
       guard let index = names?.firstIndex(of: name) else {
-        let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \(TextExcerpt.quoted($0))?)" } ?? ""
-        let header = (names ?? []).prefix(20).map { TextExcerpt.quoted($0) }.joined(separator: ", ") + ((names?.count ?? 0) > 20 ? ", …" : "")
-        throw .mismatch("\(path): data.target names column \(TextExcerpt.quoted(name)), but the header has \(header)\(hint)")
+        let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \"\(TextExcerpt.short($0))\"?)" } ?? ""
+        let header = (names ?? []).prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") + ((names?.count ?? 0) > 20 ? ", …" : "")
+        throw .mismatch("\(path): data.target names column \"\(TextExcerpt.short(name))\", but the header has \(header)\(hint)")
       }
       target = index
     }
@@ -57,7 +57,7 @@ public enum CSVData {
           continue
         }
         guard let value = Float(trimmed), value.isFinite else {
-          let label = names.map { " (\(TextExcerpt.quoted($0[column])))" } ?? ""
+          let label = names.map { " (\(TextExcerpt.short($0[column])))" } ?? ""
           throw .csv(
             path: path, line: row.line, column: column + 1,
             message: "column \(column + 1)\(label) must be a finite number, got \(TextExcerpt.quoted(trimmed))")
@@ -90,7 +90,7 @@ public enum CSVData {
       let classes = distinct.sorted { numeric ? Double($0)! < Double($1)! : JSONWriter.codePointsPrecede($0, $1) }
       guard classes.count >= 2 else {
         throw .mismatch(
-          "\(path): the target column has a single value (\(TextExcerpt.quoted(classes.first ?? ""))); classification needs at least 2 classes")
+          "\(path): the target column has a single value (\(TextExcerpt.short(classes.first ?? ""))); classification needs at least 2 classes")
       }
       let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
       let labels = targetCells.map { index[$0.text]! }

@@ -79,6 +79,13 @@ public final class InteractiveRepl {
       _ = engine.execute("stop")
       while engine.isTraining { Thread.sleep(forTimeInterval: 0.01) }
     }
+    // Ended by SIGTERM or SIGHUP (or a terminal that went away) with unsaved work: keep it.
+    if !finished && engine.hasUnsavedChanges {
+      switch engine.saveRecoveryCopy() {
+      case .success(let path): Terminal.writeError("unsaved changes in \(engine.spec.name) were saved to \(path) (load \(path) brings them back)\n")
+      case .failure(let error): Terminal.writeError("unsaved changes in \(engine.spec.name) could not be saved: \(error.message)\n")
+      }
+    }
     history.save()
     activeRepl = nil
     return 0
@@ -258,13 +265,22 @@ struct HistoryFile {
     path = base + "/specbench/history"
   }
 
+  /// Whether the history file is a regular file (or absent): a FIFO, device or folder there is
+  /// never read or written (readline would block on a FIFO, or read a device without end).
+  func usable(warn: Bool = true) -> Bool {
+    guard let kind = FileAccess.resolvedKind(of: path), kind != .regular else { return true }
+    if warn { Terminal.writeError("warning: the history file \(path) is \(kind.phrase), not a regular file; history is not read or saved\n") }
+    return false
+  }
+
   func load() {
-    guard FileManager.default.fileExists(atPath: path) else { return }
+    guard FileManager.default.fileExists(atPath: path), usable() else { return }
     let status = read_history(path)
     if status != 0 { Terminal.writeError("warning: cannot read the history file \(path): \(String(cString: strerror(status)))\n") }
   }
 
   func save() {
+    guard usable(warn: false) else { return }
     do {
       try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     } catch {

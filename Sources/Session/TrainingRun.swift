@@ -71,6 +71,13 @@ public final class TrainingRun {
   private var staleEvaluations = 0
   private var lastEvaluationStep = -1
   private var divergence: String?
+  /// A state known to be finite, and when it was taken: an update that overflows spoils the
+  /// trainer's state, and the last finite state is rebuilt by replaying from here (training is
+  /// deterministic, so the replay gives the same bits). Taken at least every
+  /// `checkpointInterval`, so a replay is short and the copies cost nothing measurable.
+  private var checkpoint: TrainingState
+  private var checkpointTaken = ContinuousClock.now
+  static let checkpointInterval = Duration.seconds(2)
 
   /// Prepares a run: reads the data (relative to `folder`), checks it against the spec, and
   /// builds the backend's trainer from the bundle's state (or the seeded initial state).
@@ -87,7 +94,16 @@ public final class TrainingRun {
     data = DataSplit(dataset, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
     let state: TrainingState
     do { state = try bundle.trainingState() } catch { throw .spec(error) }
+    guard state.index <= data.train.count else {
+      throw .spec(
+        .stateMismatch(
+          path: "the session",
+          problems: [
+            "state.position.index is \(state.index), but an epoch has only \(data.train.count) training samples; the state belongs to other data"
+          ]))
+    }
     do { trainer = try backend.makeTrainer(spec: spec, state: state, data: data) } catch { throw .backend(error) }
+    checkpoint = state
     if recordLoad && bundle.spec.state != nil {
       spec.history.events.append(HistoryEvent(step: state.step, kind: "load", detail: "resumed at step \(state.step) on \(backend.name)"))
     }
@@ -155,12 +171,26 @@ public final class TrainingRun {
     }
     for case .timeLimit(let seconds) in rules where elapsedSeconds >= seconds { return .timeLimit }
 
+    if clock.now - checkpointTaken >= Self.checkpointInterval {
+      checkpoint = trainer.exportState()
+      checkpointTaken = clock.now
+    }
     let result: StepResult
     do { result = try trainer.trainStep() } catch {
-      divergence = error.description
-      if case .diverged(let step, _, let why) = error {
+      var message = error.description
+      switch error {
+      case .diverged(let step, _, let why):
         spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(step - 1)"))
+      case .updateDiverged(let step, _, let why):
+        let kept = restoreFiniteState(before: step)
+        if kept != step - 1 {
+          message = "training diverged at step \(step): \(why); the state is kept from step \(kept)"
+        }
+        spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(kept)"))
+      default:
+        break
       }
+      divergence = message
       return .diverged
     }
 
@@ -209,11 +239,30 @@ public final class TrainingRun {
   /// a backend swap), keeping the history and the stop rules' memory.
   public func replace(spec newSpec: SessionSpec, state: TrainingState, backend newBackend: any Backend) throws(SessionError) {
     do { trainer = try newBackend.makeTrainer(spec: newSpec, state: state, data: data) } catch { throw .backend(error) }
+    (checkpoint, checkpointTaken) = (state, clock.now)
     var history = spec.history
     history.events.append(contentsOf: newSpec.history.events.filter { !spec.history.events.contains($0) })
     spec = newSpec
     spec.history = history
     backend = newBackend
+  }
+
+  /// After update `step` spoilt the trainer's state: a trainer at the state before it, replayed
+  /// from the checkpoint. Returns the step of the state kept (the checkpoint's, should the
+  /// replay fail).
+  private func restoreFiniteState(before step: Int) -> Int {
+    guard var fresh = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else { return trainer.step }
+    while fresh.step < step - 1 {
+      if (try? fresh.trainStep()) == nil {
+        // Not expected (training is deterministic); the checkpoint itself is finite.
+        guard let again = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else { break }
+        fresh = again
+        break
+      }
+    }
+    trainer = fresh
+    checkpoint = fresh.exportState()
+    return fresh.step
   }
 
   /// Appends an event to the history.

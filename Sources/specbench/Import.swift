@@ -26,12 +26,12 @@ struct Import: ParsableCommand {
   var name: String?
 
   func run() throws {
-    guard let data = FileManager.default.contents(atPath: model) else {
-      throw failWith("cannot read \(model): \(FileManager.default.fileExists(atPath: model) ? "permission denied" : "no such file")")
-    }
+    // Protobuf messages are at most 2 GiB.
+    let data: [UInt8]
+    do { data = try FileAccess.read(model, limit: 2 << 30) } catch { throw fail(error) }
     let sessionName = name ?? ((model as NSString).lastPathComponent as NSString).deletingPathExtension
     do {
-      let (bundle, notes) = try ONNXImport.session(from: [UInt8](data), file: model, name: sessionName)
+      let (bundle, notes) = try ONNXImport.session(from: data, file: model, name: sessionName)
       let saved = try SessionFile.save(bundle, to: out)
       let paths = SessionFile.paths(for: out)
       say("wrote \(paths.json) and \(paths.tensors): \(saved.model.layers.count) layers, \(saved.model.parameterCount) parameters")

@@ -1,6 +1,7 @@
 import Datasets
 import Dispatch
 import SpecKit
+import Synchronization
 import TensorCore
 
 /// The fast backend's trainer: the same arithmetic as the sequential trainer, laid out for speed.
@@ -139,8 +140,17 @@ final class FastTrainer: Trainer {
       throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
     }
     let learningRate = spec.schedule.learningRate(at: step + 1, base: spec.optimizer.learningRate)
+    var nonFinite: String?
     for parameter in parameters where parameter.values.count > 0 {
-      Self.update(parameter, spec.optimizer, step: optimizerSteps + 1, learningRate: learningRate)
+      if !Self.update(parameter, spec.optimizer, step: optimizerSteps + 1, learningRate: learningRate), nonFinite == nil {
+        nonFinite = parameter.name
+      }
+    }
+    if nonFinite == nil, let buffer = buffers.first(where: { !$0.values.allSatisfy(\.isFinite) }) { nonFinite = buffer.name }
+    if let nonFinite {
+      // The update is made: the state is no longer the previous step's, and the runner puts
+      // the last finite one back.
+      throw .updateDiverged(step: step + 1, loss: loss, reason: "the update made \(nonFinite) (or its optimizer state) not finite")
     }
     hasGradients = true
     step += 1
@@ -205,24 +215,27 @@ final class FastTrainer: Trainer {
 
   /// The optimizer's rule on one parameter; from 32 Ki values on, each core takes half (the
   /// update is bound by memory traffic, which two cores share better than one).
-  static func update(_ parameter: Parameter, _ optimizer: OptimizerSpec, step: Int, learningRate: Double) {
+  /// Returns false when a value written is not finite.
+  static func update(_ parameter: Parameter, _ optimizer: OptimizerSpec, step: Int, learningRate: Double) -> Bool {
     let count = parameter.values.count
     guard count >= 1 << 15 else {
-      VectorOptimizer.update(
+      return VectorOptimizer.update(
         optimizer, param: parameter.values.baseAddress!, grad: parameter.gradient.baseAddress!, count: count, slots: parameter.slotViews,
         step: step, learningRate: learningRate)
-      return
     }
     let shared = SharedParameter(parameter)
+    let finite = Atomic<Int>(0)
     DispatchQueue.concurrentPerform(iterations: 2) { part in
       let parameter = shared.parameter
       // Halves on a multiple of 8, so that each half's chunks of eight start where the whole's would.
       let start = part == 0 ? 0 : (count / 2) & ~7
       let end = part == 0 ? (count / 2) & ~7 : count
-      VectorOptimizer.update(
+      let ok = VectorOptimizer.update(
         optimizer, param: parameter.values.baseAddress! + start, grad: parameter.gradient.baseAddress! + start, count: end - start,
         slots: parameter.slotViews.advanced(by: start), step: step, learningRate: learningRate)
+      if ok { finite.add(1, ordering: .relaxed) }
     }
+    return finite.load(ordering: .relaxed) == 2
   }
 
   /// A parameter handed to the two halves of its update.

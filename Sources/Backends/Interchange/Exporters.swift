@@ -95,12 +95,7 @@ public enum Exporter {
     var files: [String] = []
     let join = { (name: String) in name.hasPrefix("/") ? name : (folder as NSString).appendingPathComponent(name) }
     if let state = spec.state { files.append(join(state.tensors)) }
-    switch spec.data.source {
-    case .csv(let csv): files.append(join(csv.path))
-    case .idx(let images, let labels): files += [join(images), join(labels)]
-    default: break
-    }
-    return files
+    return files + spec.data.source.files.map(join)
   }
 
   static func checkTargets(format: ExportFormat, path: String, outputs: [String], inputs: [String]) throws(InterchangeError) {

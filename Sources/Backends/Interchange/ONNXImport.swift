@@ -41,6 +41,16 @@ public enum ONNXImport {
       state.tensors[key] = tensor
     }
     spec.state = nil
+    // An import writes only what `validate` accepts: the spec goes through the same reader and
+    // checks as a file (every field rule, shapes, sizes), and the weights through the state checks.
+    do { _ = try SessionSpec.decode(Array(spec.canonicalText.utf8), file: file, defaultName: name) } catch {
+      let problems = error.issues.isEmpty ? [error.description] : error.issues.map(\.description)
+      throw .unsupportedGraph("the model does not make a valid session:\n" + problems.map { "  " + $0 }.joined(separator: "\n"))
+    }
+    let stateProblems = spec.stateProblems(state.tensors)
+    guard stateProblems.isEmpty else {
+      throw .unsupportedGraph("the model's weights do not make a valid state:\n" + stateProblems.map { "  " + $0 }.joined(separator: "\n"))
+    }
     let bundle = SessionBundle(spec: spec, state: state)
     var notes = [
       "\(model.graph.nodes.count) nodes became \(reader.layers.count) layers: "
@@ -104,6 +114,9 @@ public enum ONNXImport {
           "the input \(input.name) has a symbolic or unknown axis after the batch axis; SpecBench needs fixed sample shapes")
       }
       inputShape = sample.map { $0! }
+      guard Self.product(inputShape) != nil else {
+        throw .unsupportedGraph("the input \(input.name) has sample shape \(inputShape), more than 2^40 values per sample")
+      }
       guard graph.outputs.count == 1 else {
         throw .unsupportedGraph("the graph has \(graph.outputs.count) outputs; SpecBench imports models with one")
       }
@@ -113,15 +126,18 @@ public enum ONNXImport {
 
     mutating func read() throws(InterchangeError) {
       let nodes = graph.nodes.filter { $0.opType != "Constant" }
+      if let bad = nodes.first(where: { $0.outputs.first?.isEmpty ?? true }) {
+        throw .unsupportedNode(node: bad.name, op: bad.opType, reason: "it has no output")
+      }
       var index = 0
       // A graph that flattens its input first takes flat samples: the session's input is the
       // flattened shape (the same values, row-major), which its data sources can give.
       if inputShape.count > 1, let first = nodes.first, first.opType == "Flatten", first.inputs.first == current,
         (first.attribute("axis")?.int ?? 1) == 1
       {
-        notes.append(
-          "the graph's input \(inputShape) is flattened by its first node; the session takes samples of [\(inputShape.reduce(1, *))]")
-        inputShape = [inputShape.reduce(1, *)]
+        let flat = Self.product(inputShape)!
+        notes.append("the graph's input \(inputShape) is flattened by its first node; the session takes samples of [\(flat)]")
+        inputShape = [flat]
         shape = inputShape
         current = first.outputs[0]
         index = 1
@@ -146,7 +162,43 @@ public enum ONNXImport {
           node: node.name, op: node.opType, reason: "\(name) is not float32 data (type \(tensor.dataType)); SpecBench reads float32 weights"
         )
       }
+      if let bad = tensor.floats.firstIndex(where: { !$0.isFinite }) {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "\(name) holds \(tensor.floats[bad]) at flat index \(bad); weights must be finite")
+      }
       return tensor
+    }
+
+    /// The node's `index`-th input, or a refusal naming what is missing.
+    func input(_ node: ONNXNode, _ index: Int, _ what: String) throws(InterchangeError) -> String {
+      guard node.inputs.count > index, !node.inputs[index].isEmpty else {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "it has \(node.inputs.count) inputs, but needs its \(what) as input \(index + 1)")
+      }
+      return node.inputs[index]
+    }
+
+    /// A float attribute, which must be finite.
+    func number(_ node: ONNXNode, _ name: String, default fallback: Float) throws(InterchangeError) -> Float {
+      guard let attribute = node.attribute(name) else { return fallback }
+      guard let value = attribute.float else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "attribute \(name) is not a float")
+      }
+      guard value.isFinite else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "attribute \(name) is \(value); it must be a finite number")
+      }
+      return value
+    }
+
+    /// The product of `dims`, or nil past 2^40.
+    static func product(_ dims: [Int]) -> Int? {
+      var total = 1
+      for dim in dims {
+        let (next, overflow) = total.multipliedReportingOverflow(by: dim)
+        guard !overflow, next <= 1 << 40 else { return nil }
+        total = next
+      }
+      return total
     }
 
     func scalar(_ name: String) -> Float? {
@@ -163,9 +215,14 @@ public enum ONNXImport {
       }
     }
 
+    /// The next number for each layer type's names (`dense3`): naming stays linear in the
+    /// number of layers.
+    var nextNumber: [String: Int] = [:]
+
     mutating func addLayer(_ kind: LayerSpec.Kind, output: String) {
-      let name = ModelSpec.freshName(for: kind.typeName, avoiding: Set(layers.map(\.name)))
-      layers.append(LayerSpec(name: name, kind: kind))
+      let number = nextNumber[kind.typeName, default: 1]
+      nextNumber[kind.typeName] = number + 1
+      layers.append(LayerSpec(name: "\(kind.typeName)\(number)", kind: kind))
       current = output
     }
 
@@ -210,14 +267,14 @@ public enum ONNXImport {
         if node.attribute("transA")?.int ?? 0 != 0 {
           throw .unsupportedNode(node: node.name, op: "Gemm", reason: "transA=1 (the batch on the second axis) is not a dense layer")
         }
-        let b = try weight(node.inputs[1], node: node)
+        let b = try weight(input(node, 1, "weight"), node: node)
         let transB = (node.attribute("transB")?.int ?? 0) != 0
         guard b.dims.count == 2, b.dims[transB ? 1 : 0] == shape[0] else {
           throw .unsupportedNode(
             node: node.name, op: "Gemm", reason: "its weight \(b.name) has shape \(b.dims), which does not take \(shape[0]) inputs")
         }
         let out = b.dims[transB ? 0 : 1]
-        let alpha = node.attribute("alpha")?.float ?? 1, beta = node.attribute("beta")?.float ?? 1
+        let alpha = try number(node, "alpha", default: 1), beta = try number(node, "beta", default: 1)
         var w = transB ? b.floats : Self.transpose(b.floats, rows: b.dims[0], columns: b.dims[1])
         if alpha != 1 { w = w.map { $0 * alpha } }
         var bias: [Float]?
@@ -233,7 +290,7 @@ public enum ONNXImport {
         return 1
       case "MatMul":
         try requireChain(node, node.inputs.first)
-        let b = try weight(node.inputs[1], node: node)
+        let b = try weight(input(node, 1, "weight"), node: node)
         guard shape.count == 1, b.dims.count == 2, b.dims[0] == shape[0] else {
           throw .unsupportedNode(
             node: node.name, op: "MatMul",
@@ -295,7 +352,7 @@ public enum ONNXImport {
           throw .unsupportedNode(node: node.name, op: "Flatten", reason: "axis=\(axis); SpecBench flattens after the batch axis (axis=1)")
         }
         addLayer(.flatten, output: output)
-        shape = [shape.reduce(1, *)]
+        shape = [Self.product(shape)!]
         openDense = nil
         return 1
       case "Identity":
@@ -305,7 +362,7 @@ public enum ONNXImport {
         return 1
       case "Dropout":
         try requireChain(node, node.inputs.first)
-        var rate = Double(node.attribute("ratio")?.float ?? 0.5)
+        var rate = Double(try number(node, "ratio", default: 0.5))
         if node.inputs.count > 1, !node.inputs[1].isEmpty, let ratio = scalar(node.inputs[1]) { rate = Double(ratio) }
         guard rate >= 0 && rate < 1 else {
           throw .unsupportedNode(node: node.name, op: "Dropout", reason: "ratio \(rate) is not in [0, 1)")
@@ -320,14 +377,14 @@ public enum ONNXImport {
           throw .unsupportedNode(node: node.name, op: node.opType, reason: "axis=\(axis); SpecBench normalises the last axis (axis=-1)")
         }
         let features = shape.last ?? 0
-        let scale = try weight(node.inputs[1], node: node)
+        let scale = try weight(input(node, 1, "scale"), node: node)
         let bias =
           node.inputs.count > 2 && !node.inputs[2].isEmpty
           ? try weight(node.inputs[2], node: node).floats : Array(repeating: 0, count: features)
         guard scale.elementCount == features, bias.count == features else {
           throw .unsupportedNode(node: node.name, op: node.opType, reason: "scale and bias need \(features) values each")
         }
-        addLayer(.layerNorm(eps: Double(node.attribute("epsilon")?.float ?? 1e-5)), output: output)
+        addLayer(.layerNorm(eps: Double(try number(node, "epsilon", default: 1e-5))), output: output)
         let name = layers.last!.name
         tensors["param/\(name).weight"] = StoredTensor(shape: [features], scalars: scale.floats)
         tensors["param/\(name).bias"] = StoredTensor(shape: [features], scalars: bias)
@@ -350,8 +407,8 @@ public enum ONNXImport {
           }
           return tensor.floats
         }
-        let momentum = Double(node.attribute("momentum")?.float ?? 0.9)
-        addLayer(.batchNorm(eps: Double(node.attribute("epsilon")?.float ?? 1e-5), momentum: 1 - momentum), output: output)
+        let momentum = Double(try number(node, "momentum", default: 0.9))
+        addLayer(.batchNorm(eps: Double(try number(node, "epsilon", default: 1e-5)), momentum: 1 - momentum), output: output)
         let name = layers.last!.name
         for (suffix, role, values) in [
           ("weight", "param", parts[0]), ("bias", "param", parts[1]), ("running_mean", "buffer", parts[2]),
@@ -376,9 +433,9 @@ public enum ONNXImport {
       case "Sigmoid": return .sigmoid
       case "Tanh": return .tanh
       case "Softplus": return .softplus
-      case "LeakyRelu": return .leakyReLU(alpha: Double(node.attribute("alpha")?.float ?? 0.01))
+      case "LeakyRelu": return .leakyReLU(alpha: Double(try number(node, "alpha", default: 0.01)))
       case "Elu":
-        let alpha = node.attribute("alpha")?.float ?? 1
+        let alpha = try number(node, "alpha", default: 1)
         guard alpha == 1 else { throw .unsupportedNode(node: node.name, op: "Elu", reason: "alpha=\(alpha); SpecBench's elu has alpha 1") }
         return .elu
       case "Gelu":

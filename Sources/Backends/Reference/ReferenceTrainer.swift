@@ -180,6 +180,15 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
         spec.optimizer, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &slots[name]!, step: optimizerSteps + 1,
         learningRate: learningRate)
     }
+    // An update can overflow from finite inputs (a huge rate, a schedule past float32): the
+    // state is then no longer the previous step's, and the runner puts the last finite one back.
+    let nonFinite =
+      gradients.keys.sorted().first { name in
+        !parameters[name]!.isFinite || slots[name]!.values.contains { !$0.allSatisfy(\.isFinite) }
+      } ?? buffers.keys.sorted().first { !buffers[$0]!.isFinite }
+    if let nonFinite {
+      throw .updateDiverged(step: step + 1, loss: loss, reason: "the update made \(nonFinite) (or its optimizer state) not finite")
+    }
     lastGradients = gradients
     step += 1
     optimizerSteps += 1

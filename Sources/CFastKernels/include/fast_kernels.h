@@ -10,9 +10,12 @@
 extern "C" {
 #endif
 
+/// The optimizer rules below return 1 when a value they wrote (a parameter or a slot) is ±inf
+/// or NaN, 0 otherwise: the trainer then puts the last finite state back.
+///
 /// SGD: `buffer` is NULL without momentum. `keep` = 1 − dampening, `rate` = −lr; `first` is
 /// non-zero on the first update (the buffer takes the gradient).
-void specbench_sgd(float *p, const float *g, float *buffer, long n, float wd, int decays, float momentum, float keep,
+int specbench_sgd(float *p, const float *g, float *buffer, long n, float wd, int decays, float momentum, float keep,
                    int first, int nesterov, float rate);
 
 /// Adam and AdamW: `vmax` is NULL without amsgrad. `lerp_*` are PyTorch's `lerp_` with weight
@@ -27,7 +30,7 @@ typedef struct {
   float bias2_root, step_size, eps;
 } specbench_adam_coefficients;
 
-void specbench_adam(float *p, const float *g, float *m, float *v, float *vmax, long n,
+int specbench_adam(float *p, const float *g, float *m, float *v, float *vmax, long n,
                     const specbench_adam_coefficients *c);
 
 /// RMSprop: `grad_avg` is NULL unless centered, `buffer` NULL without momentum; `lerp_*` with
@@ -40,11 +43,11 @@ typedef struct {
   float wd, eps, momentum, rate;
 } specbench_rmsprop_coefficients;
 
-void specbench_rmsprop(float *p, const float *g, float *square_avg, float *grad_avg, float *buffer, long n,
+int specbench_rmsprop(float *p, const float *g, float *square_avg, float *grad_avg, float *buffer, long n,
                        const specbench_rmsprop_coefficients *c);
 
 /// Adagrad: `clr` = −lr / (1 + (t − 1)·lr_decay).
-void specbench_adagrad(float *p, const float *g, float *sum, long n, int decays, float wd, float clr, float eps);
+int specbench_adagrad(float *p, const float *g, float *sum, long n, int decays, float wd, float clr, float eps);
 
 // The elementwise passes around a dense layer's products, `rows` × `width` row-major. `bias` may
 // be NULL (a layer without one); `z` and `y` may be the same memory.

@@ -234,6 +234,30 @@ extension SessionEngine {
     }
   }
 
+  /// Saves the session, unsaved changes and all, under the recovery folder
+  /// (`$XDG_STATE_HOME/specbench/recovered/NAME-YYYYMMDD-HHMMSS.json`, or under
+  /// `~/.local/state`): what the workbench does when SIGTERM or SIGHUP ends it with changes not
+  /// saved, so that nothing is lost. The session's own file is never overwritten for it.
+  ///
+  /// - Returns: the path written, or the reason it could not be.
+  public func saveRecoveryCopy(environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<String, CommandError> {
+    let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/state")
+    let safeName = String(spec.name.unicodeScalars.prefix(64).map { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_" })
+    let formatter = DateFormatter()
+    formatter.dateFormat = "yyyyMMdd-HHmmss"
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    let target = "\(base)/specbench/recovered/\(safeName.isEmpty ? "session" : safeName)-\(formatter.string(from: Date()))"
+    let (keptPath, unsaved) = (path, hasUnsavedChanges)
+    do {
+      _ = try save(to: target)
+    } catch {
+      return .failure(error)
+    }
+    // The recovery copy is not where the user keeps the session.
+    (path, hasUnsavedChanges) = (keptPath, unsaved)
+    return .success(SessionFile.paths(for: target).json)
+  }
+
   func save(to target: String?) throws(CommandError) -> String {
     guard let destination = target ?? path else { throw CommandError("save: give a path the first time, such as save sessions/mine") }
     let bundle = try currentBundle(for: "save")

@@ -1,4 +1,5 @@
 import Backends
+import Datasets
 import Foundation
 import SpecKit
 import TermPlot
@@ -195,6 +196,12 @@ public final class SessionEngine {
     case .data(let json):
       next.data = try parts { () throws(SpecError) in try SpecParts.data(json) }
       message = "data: \(next.data.source.summary)"
+      // A data file the user names here is theirs to read, wherever it is (a session file's
+      // paths are limited to its folder; see DataAccess).
+      for file in next.data.source.files {
+        let full = file.hasPrefix("/") ? file : (folder as NSString).appendingPathComponent(file)
+        DataAccess.allow((full as NSString).deletingLastPathComponent)
+      }
     case .add(let json, let index):
       var (name, kind) = try parts { () throws(SpecError) in try SpecParts.layer(json, at: "layer") }
       if name == nil { name = ModelSpec.freshName(for: kind.typeName, avoiding: Set(next.model.layers.map(\.name))) }
@@ -226,8 +233,12 @@ public final class SessionEngine {
       let (name, kind) = try parts { () throws(SpecError) in
         try SpecParts.layer(JSONValue(.object(object)), at: JSONPath("model.layers") + i)
       }
-      next.model.layers[i] = LayerSpec(name: name ?? layer.name, kind: kind)
-      message = "changed \(layer.name)"
+      let newName = name ?? layer.name
+      if newName != layer.name, next.model.layers.contains(where: { $0.name == newName }) {
+        throw CommandError("a layer named \(newName) exists already; layer names are unique in a model, give another name=")
+      }
+      next.model.layers[i] = LayerSpec(name: newName, kind: kind)
+      message = "changed \(layer.name)" + (newName != layer.name ? " (now named \(newName))" : "")
     case .loss(let json):
       next.loss = try parts { () throws(SpecError) in try SpecParts.loss(json) }
       message = "loss: \(next.loss.name)"
@@ -262,6 +273,10 @@ public final class SessionEngine {
     default:
       throw CommandError("not a change to the session")
     }
+
+    // Sizes that cannot fit (or overflow) are refused before anything is allocated for them.
+    let tooLarge = next.resourceProblems() + Self.shapeOverflow(next.model)
+    if !tooLarge.isEmpty { throw CommandError(tooLarge.map(\.description).joined(separator: "\n")) }
 
     // Keep what the trained state can keep.
     if let current = nextState, worker == nil {
@@ -305,6 +320,13 @@ public final class SessionEngine {
     state = nextState
     hasUnsavedChanges = true
     return .done(message)
+  }
+
+  /// The shape-inference problems that are sizes beyond what a tensor can hold (other shape
+  /// problems — a layer still missing — are normal while a model is being built).
+  static func shapeOverflow(_ model: ModelSpec) -> [SpecIssue] {
+    do { _ = try model.layerShapes() } catch { return error.issues.filter { $0.message.contains("2^40") } }
+    return []
   }
 
   /// Runs a SpecKit reader, turning its problems into a command error.

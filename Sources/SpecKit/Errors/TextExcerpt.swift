@@ -14,6 +14,13 @@ public enum TextExcerpt {
     return "\"" + escaped(shown) + "\"" + suffix
   }
 
+  /// The text cut at `limit` characters (with `…`) and escaped, without quotes: for names in
+  /// a message (a column's, a class's).
+  public static func short(_ text: String, limit: Int = defaultLimit) -> String {
+    let characters = Array(text)
+    return escaped(characters.count > limit ? String(characters.prefix(limit)) + "…" : text)
+  }
+
   /// The text with every control character (C0, DEL, C1) and bidirectional override written as
   /// a visible escape, so it can be printed anywhere.
   public static func escaped(_ text: String) -> String {

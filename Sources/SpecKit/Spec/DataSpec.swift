@@ -114,6 +114,15 @@ public enum DataSource: Hashable, Sendable {
   }
 
   /// The input and target shapes, or nil for file sources (known only once the file is read).
+  /// The files this source reads, as written (relative to the spec's folder, or absolute).
+  public var files: [String] {
+    switch self {
+    case .csv(let csv): [csv.path]
+    case .idx(let images, let labels): [images, labels]
+    default: []
+    }
+  }
+
   public var knownShape: DataShape? {
     switch self {
     case .spirals(_, let classes, _, _): DataShape(input: [2], target: .classes(classes))
