@@ -21,6 +21,14 @@ extension Rule where Value == Double {
   static var any: Rule { Rule("a number") { _ in true } }
   static var positive: Rule { Rule("a number > 0") { $0 > 0 } }
   static var nonNegative: Rule { Rule("a number ≥ 0") { $0 >= 0 } }
+  /// A number float32 holds: |x| ≤ 3.4e38 (training computes in float32, where a larger one is ±inf).
+  static var float32: Rule { Rule("a number float32 can hold (magnitude at most 3.4e38)") { abs($0) <= Double(Float.greatestFiniteMagnitude) } }
+  /// A positive number that stays positive and finite in float32: 1.2e-38 ≤ x ≤ 3.4e38.
+  static var positiveFloat32: Rule {
+    Rule("a number from 1.2e-38 to 3.4e38 (positive, and still positive in float32)") {
+      $0 >= Double(Float.leastNormalMagnitude) && $0 <= Double(Float.greatestFiniteMagnitude)
+    }
+  }
   /// low ≤ x < high
   static func halfOpen(_ low: Double, _ high: Double) -> Rule { Rule("a number in [\(fmt(low)), \(fmt(high)))") { $0 >= low && $0 < high } }
   /// low ≤ x ≤ high

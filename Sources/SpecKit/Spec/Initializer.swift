@@ -74,13 +74,20 @@ public enum Initializer: Hashable, Sendable {
     switch type {
     case "zeros": return .zeros
     case "ones": return .ones
-    case "constant": return .constant(value: reader.number("value"))
+    case "constant": return .constant(value: reader.number("value", .float32))
     case "uniform":
-      let low = reader.number("low"), high = reader.number("high")
+      let low = reader.number("low", .float32), high = reader.number("high", .float32)
       if low > high { log.report(path + "high", "must be ≥ low (\(low)), got \(high)", at: reader.raw("high")?.location) }
       return .uniform(low: low, high: high)
     case "normal":
-      return .normal(mean: reader.number("mean", default: 0), std: reader.number("std", .nonNegative))
+      let mean = reader.number("mean", default: 0, .float32), std = reader.number("std", .nonNegative)
+      // Box–Muller's normals reach about ±5.8 from 24-bit uniforms: every value must stay finite.
+      if std >= 0, abs(mean) <= Double(Float.greatestFiniteMagnitude), abs(mean) + 6 * std > Double(Float.greatestFiniteMagnitude) {
+        log.report(
+          path + "std", "must keep mean ± 6·std within float32 (magnitude 3.4e38), got std \(std) with mean \(mean)",
+          at: reader.raw("std")?.location)
+      }
+      return .normal(mean: mean, std: std)
     case "glorot_uniform": return .glorotUniform
     case "glorot_normal": return .glorotNormal
     case "he_uniform": return .heUniform

@@ -121,10 +121,10 @@ extension LayerSpec {
     case "flatten":
       kind = .flatten
     case "layer_norm":
-      kind = .layerNorm(eps: reader.number("eps", default: defaultEps, .positive))
+      kind = .layerNorm(eps: reader.number("eps", default: defaultEps, .positiveFloat32))
     default:
       kind = .batchNorm(
-        eps: reader.number("eps", default: defaultEps, .positive),
+        eps: reader.number("eps", default: defaultEps, .positiveFloat32),
         momentum: reader.number("momentum", default: defaultBatchNormMomentum, .closed(0, 1)))
     }
     return (name, kind, nameLocation)

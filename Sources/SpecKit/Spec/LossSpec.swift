@@ -33,7 +33,7 @@ public enum LossSpec: Hashable, Sendable {
     case "mse": return .mse
     case "softmax_cross_entropy": return .softmaxCrossEntropy
     case "sigmoid_binary_cross_entropy": return .sigmoidBinaryCrossEntropy
-    default: return .huber(delta: reader.number("delta", default: 1.0, .positive))
+    default: return .huber(delta: reader.number("delta", default: 1.0, .positiveFloat32))
     }
   }
 }
