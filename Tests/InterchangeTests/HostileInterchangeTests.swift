@@ -1,0 +1,140 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+@testable import Backends
+
+/// ONNX files built to break the importer, and sessions whose names are built to break out of
+/// the generated PyTorch script.
+@Suite("Hostile interchange files")
+struct HostileInterchangeTests {
+  static let weight = ONNXRefusalTests.weight
+
+  static func refusal(_ nodes: [ONNXNode], initializers: [ONNXTensor] = [weight], inputs: [ONNXValueInfo]? = nil) -> String? {
+    do {
+      _ = try ONNXImport.session(from: ONNXRefusalTests.model(nodes, inputs: inputs, initializers: initializers), file: "m.onnx", name: "m")
+      return nil
+    } catch {
+      return error.description
+    }
+  }
+
+  @Test(arguments: [
+    ([ONNXNode("Gemm", inputs: ["x"], outputs: ["y"], name: "g")], "node \"g\" (Gemm): it has 1 inputs, but needs its weight as input 2"),
+    ([ONNXNode("MatMul", inputs: ["x"], outputs: ["y"], name: "m")], "node \"m\" (MatMul): it has 1 inputs, but needs its weight"),
+    (
+      [ONNXNode("LayerNormalization", inputs: ["x"], outputs: ["y"], name: "ln")],
+      "node \"ln\" (LayerNormalization): it has 1 inputs, but needs its scale"
+    ),
+    ([ONNXNode("BatchNormalization", inputs: ["x"], outputs: ["y"], name: "bn")], "it needs scale, bias, mean and variance"),
+    ([ONNXNode("Relu", inputs: ["x"], outputs: [], name: "r")], "node \"r\" (Relu): it has no output"),
+    (
+      [ONNXNode("Gemm", inputs: ["x", "W"], outputs: ["y"], name: "nan", attributes: [.int("transB", 1), .float("alpha", .nan)])],
+      "node \"nan\" (Gemm): attribute alpha is nan; it must be a finite number"
+    ),
+    (
+      [ONNXNode("LeakyRelu", inputs: ["x"], outputs: ["y"], name: "lr", attributes: [.float("alpha", .infinity)])],
+      "attribute alpha is inf"
+    ),
+    (
+      [ONNXNode("LayerNormalization", inputs: ["x", "S"], outputs: ["y"], name: "eps", attributes: [.float("epsilon", .nan)])],
+      "attribute epsilon is nan"
+    ),
+    (
+      [ONNXNode("Dropout", inputs: ["x"], outputs: ["y"], name: "d", attributes: [.float("ratio", .nan)])],
+      "attribute ratio is nan"
+    ),
+  ])
+  func malformedNodeListsAreRefusedNotTrapped(_ nodes: [ONNXNode], _ message: String) {
+    let scale = ONNXTensor(name: "S", dims: [4], floats: [1, 1, 1, 1])
+    let text = Self.refusal(nodes, initializers: [Self.weight, scale])
+    #expect(text?.contains(message) == true, "\(text ?? "accepted")")
+  }
+
+  @Test func aGELUPatternWithAMissingOutputIsRefused() {
+    let half = ONNXTensor(name: "h", dims: [], floats: [0.5]), root = ONNXTensor(name: "r", dims: [], floats: [Float(2).squareRoot()])
+    let one = ONNXTensor(name: "o", dims: [], floats: [1])
+    let nodes = [
+      ONNXNode("Div", inputs: ["x", "r"], outputs: ["a"]), ONNXNode("Erf", inputs: ["a"], outputs: []),
+      ONNXNode("Add", inputs: ["b", "o"], outputs: ["c"]), ONNXNode("Mul", inputs: ["x", "c"], outputs: ["d"]),
+      ONNXNode("Mul", inputs: ["d", "h"], outputs: ["y"]),
+    ]
+    #expect(Self.refusal(nodes, initializers: [half, root, one])?.contains("it has no output") == true)
+  }
+
+  @Test func nonFiniteWeightsAreRefusedWithTheirPlace() {
+    var bad = Self.weight
+    bad.floats[5] = .infinity
+    let text = Self.refusal([ONNXNode("Gemm", inputs: ["x", "W"], outputs: ["y"], attributes: [.int("transB", 1)])], initializers: [bad])
+    #expect(text?.contains("W holds inf at flat index 5; weights must be finite") == true, "\(text ?? "accepted")")
+  }
+
+  @Test(arguments: [[Int.max / 2, 2], [1 << 31, 1 << 31, 1 << 31]])
+  func inputShapesThatOverflowAreRefused(_ sample: [Int]) {
+    let inputs = [ONNXValueInfo(name: "x", shape: [.symbol("N")] + sample.map { .value($0) })]
+    let text = Self.refusal([ONNXNode("Flatten", inputs: ["x"], outputs: ["y"])], inputs: inputs)
+    #expect(text?.contains("more than 2^40 values per sample") == true, "\(text ?? "accepted")")
+  }
+
+  /// An import writes only what validate accepts: here a weight with no output units, and a
+  /// layer too large for the memory limit.
+  @Test func importsThatWouldNotValidateAreRefused() {
+    let empty = ONNXTensor(name: "W", dims: [0, 4], floats: [])
+    let text = Self.refusal([ONNXNode("Gemm", inputs: ["x", "W"], outputs: ["y"], attributes: [.int("transB", 1)])], initializers: [empty])
+    #expect(text?.contains("units: must be a positive integer, got 0") == true, "\(text ?? "accepted")")
+  }
+
+  /// 20,000 nodes import in linear time (it was quadratic: 25 s); the size here is what matters,
+  /// not a time limit.
+  @Test func aLongChainImports() throws {
+    let nodes = (0..<20_000).map { i in ONNXNode(i % 2 == 0 ? "Relu" : "Tanh", inputs: [i == 0 ? "x" : "t\(i - 1)"], outputs: ["t\(i)"]) }
+      + [ONNXNode("Identity", inputs: ["t19999"], outputs: ["y"])]
+    let (bundle, _) = try ONNXImport.session(from: ONNXRefusalTests.model(nodes, initializers: []), file: "long.onnx", name: "long")
+    #expect(bundle.spec.model.layers.count == 20_000)
+    #expect(bundle.spec.model.layers.last?.name == "activation20000")
+  }
+
+  // MARK: the PyTorch script
+
+  /// Names that try to leave a string literal, a docstring or a comment.
+  static func hostileNames(marker: String) -> (session: String, layer: String) {
+    let payload = "import os; open(\(TorchExport.pythonLiteral(marker)), \"w\").write(\"owned\")"
+    return (
+      "x\"\"\"\n\(payload)\n\"\"\"\\\u{1B}]0;title\u{07}\u{2028}'''\0",
+      "d1\n\(payload)\n#\u{85}\r\(payload)"
+    )
+  }
+
+  @Test(.enabled(if: PythonPeer.isAvailable, "python3 with numpy and safetensors is not installed: skipped"))
+  func namesInTheScriptAreDataNeverCode() throws {
+    let folder = temporaryFolder("specbench-inject")
+    let marker = folder + "/owned"
+    let (sessionName, layerName) = Self.hostileNames(marker: marker)
+    var (bundle, _) = try trainedExample("xor", steps: 3)
+    bundle.spec.name = sessionName
+    bundle.spec.model.layers[0].name = layerName
+    var tensors: [String: StoredTensor] = [:]
+    let old = bundle.spec.model.layers[0].name
+    for (key, value) in bundle.tensors! { tensors[key.replacingOccurrences(of: "dense1.", with: layerName + ".")] = value }
+    _ = old
+    bundle.tensors = tensors
+    let result = try Exporter.export(bundle, to: .pytorch, path: folder + "/train", folder: repositoryPath("sessions"))
+    let script = try String(contentsOfFile: result.files[0], encoding: .utf8)
+    #expect(!script.unicodeScalars.contains { $0.value > 0x7E || ($0.value < 0x20 && $0 != "\n") }, "printable ASCII and newlines only")
+    // Compile and run the module's top level (and build_model) with the stand-in torch, then
+    // read the names back from the script's literals.
+    let check = TorchExportTests.standIn + """
+
+      import ast as _ast
+      print(json.dumps({"session": namespace["SESSION_NAME"], "layers": namespace["LAYERS"]}))
+      """
+    let run = try PythonPeer.run(check, [result.files[0], result.files[1]])
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: marker), "the payload ran")
+    let lines = run.stdout.split(separator: "\n")
+    let names = try JSONSerialization.jsonObject(with: Data((lines.last ?? "").utf8)) as? [String: Any]
+    #expect(names?["session"] as? String == sessionName)
+    #expect((names?["layers"] as? [String])?.first == layerName)
+  }
+}
