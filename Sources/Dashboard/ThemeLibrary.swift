@@ -23,7 +23,7 @@ public struct ThemeLibrary: Sendable {
     for folder in folders {
       guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { continue }
       for file in names.sorted() where file.hasSuffix(".json") {
-        let path = (folder as NSString).appendingPathComponent(file)
+        let path = PathText.join(folder, file)
         // A theme is a small text file: a FIFO, device or folder named *.json is refused at once.
         let data: [UInt8]
         do { data = try FileAccess.read(path, limit: 1 << 20) } catch {
@@ -55,13 +55,13 @@ public struct ThemeLibrary: Sendable {
     let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (environment["HOME"].map { $0 + "/.config" } ?? "")
     if !config.isEmpty { folders.append(config + "/specbench/themes") }
     folders.append(FileManager.default.currentDirectoryPath + "/themes")
-    var folder = ((executable ?? Bundle.main.executablePath ?? "") as NSString).deletingLastPathComponent
+    var folder = PathText.folder((executable ?? Bundle.main.executablePath ?? ""))
     for _ in 0..<5 where !folder.isEmpty && folder != "/" {
       if FileManager.default.fileExists(atPath: folder + "/themes/default-dark.json") {
         folders.append(folder + "/themes")
         break
       }
-      folder = (folder as NSString).deletingLastPathComponent
+      folder = PathText.folder(folder)
     }
     return folders
   }

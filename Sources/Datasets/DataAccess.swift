@@ -18,7 +18,7 @@ public enum DataAccess {
 
   /// Allows the files under `folder` (and its subfolders) for the rest of the process.
   public static func allow(_ folder: String) {
-    let resolved = canonical(folder) ?? (folder as NSString).standardizingPath
+    let resolved = canonical(folder) ?? PathText.standardized(folder)
     extra.withLock { if !$0.contains(resolved) { $0.append(resolved) } }
   }
 
@@ -40,14 +40,14 @@ public enum DataAccess {
       throw .unreadable(path: TextExcerpt.quoted(path), reason: "\(field) contains a NUL character, which no file name can hold")
     }
     let base = folder.isEmpty ? FileManager.default.currentDirectoryPath : folder
-    let joined = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
+    let joined = path.hasPrefix("/") ? path : PathText.join(base, path)
     // A file that does not exist is reported as such by the read.
     guard let real = canonical(joined) else { return joined }
     let roots = [canonical(base)].compactMap { $0 } + allowedFolders
     if roots.contains(where: { real == $0 || real.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) { return joined }
     let shown = TextExcerpt.quoted(path, limit: 80)
     throw .mismatch(
-      "\(field): \(shown) leads outside the session's folder (\(canonical(base) ?? base)); a session file may name data files only inside its own folder. To read it, allow its folder: --allow-data \((real as NSString).deletingLastPathComponent) on the command line, or \(variable)"
+      "\(field): \(shown) leads outside the session's folder (\(canonical(base) ?? base)); a session file may name data files only inside its own folder. To read it, allow its folder: --allow-data \(PathText.folder(real)) on the command line, or \(variable)"
     )
   }
 

@@ -282,7 +282,7 @@ struct HistoryFile {
   func save() {
     guard usable(warn: false) else { return }
     do {
-      try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(atPath: PathText.folder(path), withIntermediateDirectories: true)
     } catch {
       Terminal.writeError("warning: cannot create the folder of \(path); history not saved\n")
       return

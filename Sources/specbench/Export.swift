@@ -38,7 +38,7 @@ struct Export: ParsableCommand {
     do {
       let format = try ExportFormat.named(to)
       let result = try Exporter.export(
-        bundle, to: format, path: out, folder: (file as NSString).deletingLastPathComponent, softmax: softmax,
+        bundle, to: format, path: out, folder: PathText.folder(file), softmax: softmax,
         protecting: [file, SessionFile.paths(for: file).json])
       say("wrote " + result.files.joined(separator: " and "))
       for item in result.leftOut { say("  not carried: \(item)") }

@@ -29,7 +29,7 @@ struct Import: ParsableCommand {
     // Protobuf messages are at most 2 GiB.
     let data: [UInt8]
     do { data = try FileAccess.read(model, limit: 2 << 30) } catch { throw fail(error) }
-    let sessionName = name ?? ((model as NSString).lastPathComponent as NSString).deletingPathExtension
+    let sessionName = name ?? PathText.deletingExtension(PathText.lastComponent(model))
     do {
       let (bundle, notes) = try ONNXImport.session(from: data, file: model, name: sessionName)
       let saved = try SessionFile.save(bundle, to: out)

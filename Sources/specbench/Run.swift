@@ -55,7 +55,7 @@ struct Run: ParsableCommand {
     let training: TrainingRun
     do {
       let engine = try BackendRegistry.named(backend ?? bundle.spec.backend)
-      training = try TrainingRun(bundle: bundle, folder: (file as NSString).deletingLastPathComponent, backend: engine)
+      training = try TrainingRun(bundle: bundle, folder: PathText.folder(file), backend: engine)
     } catch let error as BackendError {
       throw failWith(error.description)
     } catch let error as SessionError {

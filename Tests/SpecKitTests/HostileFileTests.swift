@@ -294,6 +294,19 @@ struct HostileFileTests {
     }
   }
 
+  /// Foundation's NSString path methods trap on one-character relative paths on Linux; these
+  /// are the cases SpecBench meets.
+  @Test func pathTextSplitsPathsWithoutFoundation() {
+    #expect(PathText.folder("y") == "" && PathText.lastComponent("y") == "y")
+    #expect(PathText.folder("a/b/c.json") == "a/b" && PathText.lastComponent("a/b/c.json") == "c.json")
+    #expect(PathText.folder("/c.json") == "/" && PathText.folder("a//b/") == "a")
+    #expect(PathText.lastComponent("a/b/") == "b" && PathText.lastComponent("/") == "/")
+    #expect(PathText.pathExtension("a.b/c") == "" && PathText.pathExtension(".hidden") == "" && PathText.pathExtension("x.tar.gz") == "gz")
+    #expect(PathText.deletingExtension("a/b.c.json") == "a/b.c" && PathText.deletingExtension("y") == "y")
+    #expect(PathText.join("", "x") == "x" && PathText.join("a/", "x") == "a/x" && PathText.join("a", "x") == "a/x")
+    #expect(PathText.standardized("a/./b/../c") == "a/c" && PathText.standardized("/../x") == "/x" && PathText.standardized("../x") == "../x")
+  }
+
   // MARK: messages
 
   @Test func messagesShowFileTextShortAndEscaped() {

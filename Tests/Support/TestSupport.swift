@@ -135,11 +135,15 @@ public func specbench(_ arguments: String...) throws -> ProcessResult {
 
 /// Runs a program with its standard streams on /dev/null and waits for it (not for any daemon
 /// it leaves behind); returns its exit status, or -1 when it could not start.
-func spawnAndWait(_ path: String, _ arguments: [String], environment: [String]? = nil) -> Int32 {
+func spawnAndWait(
+  _ path: String, _ arguments: [String], environment: [String]? = nil, stdout: String = "/dev/null", stderr: String = "/dev/null"
+) -> Int32 {
   var actions = posix_spawn_file_actions_t()
   posix_spawn_file_actions_init(&actions)
   defer { posix_spawn_file_actions_destroy(&actions) }
-  for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+  posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+  posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
   let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
   defer { for pointer in argv { free(pointer) } }
   // Start with no signal blocked and default handlers, as from a terminal: the test runner's
@@ -164,6 +168,8 @@ func spawnAndWait(_ path: String, _ arguments: [String], environment: [String]? 
   guard spawned == 0 else { return -1 }
   var status: Int32 = 0
   while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+  // Killed by a signal: 128 + its number, as a shell reports it (never 0).
+  if status & 0x7f != 0 { return 128 + (status & 0x7f) }
   return (status >> 8) & 0xff
 }
 
@@ -276,4 +282,20 @@ public func matchesGolden(_ text: String, _ relativePath: String) throws -> Bool
     throw TestFailure("\(relativePath) is missing; record it with SPECBENCH_RECORD_GOLDEN=1")
   }
   return text + "\n" == expected
+}
+
+/// Runs `script` with /bin/sh from `folder` (the repository by default), its output to files,
+/// signals unblocked and at their defaults as from a terminal, `$SPECBENCH` naming the built
+/// executable; waits for it and returns its status and output. For tests of streams, pipes and
+/// signals, which need a shell's redirections (`>&-`, `| head -1`, `kill -TERM`).
+public func runShell(_ script: String, in folder: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+  let scratch = temporaryFolder("specbench-shell")
+  let out = scratch + "/stdout", err = scratch + "/stderr"
+  let wrapped = "cd \(folder ?? repositoryRoot.path) || exit 97\n\(script)"
+  var variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  variables["SPECBENCH"] = specbenchExecutable
+  let status = spawnAndWait(
+    "/bin/sh", ["-c", wrapped], environment: variables.map { "\($0.key)=\($0.value)" }, stdout: out, stderr: err)
+  let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+  return ProcessResult(status: status, stdout: read(out), stderr: read(err))
 }

@@ -64,8 +64,8 @@ public enum Exporter {
   public static func export(
     _ bundle: SessionBundle, to format: ExportFormat, path: String, folder: String, softmax: Bool = false, protecting inputs: [String] = []
   ) throws -> Result {
-    let main = (path as NSString).pathExtension.isEmpty ? path + "." + format.fileExtension : path
-    let outputs = format == .pytorch ? [main, (main as NSString).deletingPathExtension + ".safetensors"] : [main]
+    let main = PathText.pathExtension(path).isEmpty ? path + "." + format.fileExtension : path
+    let outputs = format == .pytorch ? [main, PathText.deletingExtension(main) + ".safetensors"] : [main]
     try checkTargets(format: format, path: path, outputs: outputs, inputs: inputs + sessionFiles(bundle.spec, folder: folder))
     let state = try bundle.trainingState()
     switch format {
@@ -80,10 +80,10 @@ public enum Exporter {
       return Result(files: [main], leftOut: leftOut)
     case .pytorch:
       guard !softmax else { throw InterchangeError.cannotExport(format: "pytorch", reason: "--softmax applies to onnx only") }
-      let tensorsPath = (main as NSString).deletingPathExtension + ".safetensors"
+      let tensorsPath = PathText.deletingExtension(main) + ".safetensors"
       let export = try TorchExport.script(
-        bundle: bundle, state: state, scriptFile: (main as NSString).lastPathComponent,
-        tensorsFile: (tensorsPath as NSString).lastPathComponent, folder: folder)
+        bundle: bundle, state: state, scriptFile: PathText.lastComponent(main),
+        tensorsFile: PathText.lastComponent(tensorsPath), folder: folder)
       try AtomicFile.write(SafeTensors.encode(export.tensors), to: tensorsPath, what: "an export")
       try AtomicFile.write(Array(export.script.utf8), to: main, what: "an export")
       return Result(files: [main, tensorsPath], leftOut: export.leftOut)
@@ -93,7 +93,7 @@ public enum Exporter {
   /// The files a session is read from besides its spec: its tensor file and its data files.
   static func sessionFiles(_ spec: SessionSpec, folder: String) -> [String] {
     var files: [String] = []
-    let join = { (name: String) in name.hasPrefix("/") ? name : (folder as NSString).appendingPathComponent(name) }
+    let join = { (name: String) in name.hasPrefix("/") ? name : PathText.join(folder, name) }
     if let state = spec.state { files.append(join(state.tensors)) }
     return files + spec.data.source.files.map(join)
   }

@@ -28,7 +28,7 @@ public enum ONNXImport {
       data: DataSpec(
         source: .blobs(
           samples: 300, centers: max(2, width), features: reader.inputShape.count == 1 ? reader.inputShape[0] : 2, std: 1, seed: 0)),
-      journal: ["import \((file as NSString).lastPathComponent)"])
+      journal: ["import \(PathText.lastComponent(file))"])
     var state: TrainingState
     do { state = try spec.initialTrainingState() } catch {
       throw .unsupportedGraph("the imported layers do not chain: \(error.issues.first?.message ?? "\(error)")")

@@ -78,7 +78,7 @@ public final class SessionEngine {
   }
 
   /// The folder data files are relative to.
-  var folder: String { path.map { ($0 as NSString).deletingLastPathComponent } ?? FileManager.default.currentDirectoryPath }
+  var folder: String { path.map { PathText.folder($0) } ?? FileManager.default.currentDirectoryPath }
 
   // MARK: running commands
 
@@ -199,8 +199,8 @@ public final class SessionEngine {
       // A data file the user names here is theirs to read, wherever it is (a session file's
       // paths are limited to its folder; see DataAccess).
       for file in next.data.source.files {
-        let full = file.hasPrefix("/") ? file : (folder as NSString).appendingPathComponent(file)
-        DataAccess.allow((full as NSString).deletingLastPathComponent)
+        let full = file.hasPrefix("/") ? file : PathText.join(folder, file)
+        DataAccess.allow(PathText.folder(full))
       }
     case .add(let json, let index):
       var (name, kind) = try parts { () throws(SpecError) in try SpecParts.layer(json, at: "layer") }

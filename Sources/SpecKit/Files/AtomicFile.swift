@@ -29,8 +29,8 @@ public enum AtomicFile {
 
   /// Writes `bytes` to a temporary file beside `path` and flushes it; nothing is replaced yet.
   static func stage(_ bytes: [UInt8], for path: String) throws(SpecError) -> Staged {
-    let folder = (path as NSString).deletingLastPathComponent
-    let base = (path as NSString).lastPathComponent
+    let folder = PathText.folder(path)
+    let base = PathText.lastComponent(path)
     let temporary = (folder.isEmpty ? "" : folder + "/") + ".\(base).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw .unwritable(path: path, reason: String(cString: strerror(errno))) }
@@ -56,7 +56,7 @@ public enum AtomicFile {
   public static func write(_ bytes: [UInt8], to path: String, what: String = "this file") throws(SpecError) {
     let target = try FileAccess.writableTarget(path, what: what)
     try stage(bytes, for: target).commit()
-    syncFolder((target as NSString).deletingLastPathComponent.isEmpty ? "." : (target as NSString).deletingLastPathComponent)
+    syncFolder(PathText.folder(target).isEmpty ? "." : PathText.folder(target))
   }
 
   /// Writes `bytes` where a user pointed: `-` is standard output, a character device or a FIFO

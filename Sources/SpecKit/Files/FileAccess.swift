@@ -121,7 +121,7 @@ public enum FileAccess {
     guard !path.isEmpty else {
       throw .unwritable(path: "\"\"", reason: "the path is empty; give a file name such as sessions/mine")
     }
-    let last = (path as NSString).lastPathComponent
+    let last = PathText.lastComponent(path)
     if path.hasSuffix("/") || last == "." || last == ".." || last == "/" {
       throw .unwritable(path: path, reason: "the path names a folder, not a file; give a file name inside it, such as \(folderHint(path))mine")
     }
@@ -138,14 +138,14 @@ public enum FileAccess {
         }
         target =
           destination.hasPrefix("/")
-          ? destination : ((target as NSString).deletingLastPathComponent as NSString).appendingPathComponent(destination)
+          ? destination : PathText.join(PathText.folder(target), destination)
       default:
         throw .unwritable(
           path: path,
           reason: "it is \(kind.phrase)\(target == path ? "" : " (through a symbolic link)"); SpecBench never replaces one with \(what); choose a file name")
       }
     }
-    let folder = (target as NSString).deletingLastPathComponent
+    let folder = PathText.folder(target)
     if !folder.isEmpty, let kind = resolvedKind(of: folder), kind != .directory {
       throw .unwritable(path: path, reason: "\(folder) is \(kind.phrase), not a folder")
     }
@@ -160,7 +160,7 @@ public enum FileAccess {
     let hasA = stat(a, &x) == 0, hasB = stat(b, &y) == 0
     if hasA && hasB { return x.st_dev == y.st_dev && x.st_ino == y.st_ino }
     if hasA != hasB { return false }
-    return (a as NSString).standardizingPath == (b as NSString).standardizingPath
+    return PathText.standardized(a) == PathText.standardized(b)
   }
 
   static func refuseNUL(_ path: String, reading: Bool) throws(SpecError) {

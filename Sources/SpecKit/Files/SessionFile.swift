@@ -22,7 +22,7 @@ public enum SessionFile {
   /// The `.json` and `.safetensors` paths of a session, from a path with or without `.json`.
   public static func paths(for path: String) -> (json: String, tensors: String, name: String) {
     let base = path.hasSuffix(".json") ? String(path.dropLast(5)) : path
-    return (base + ".json", base + ".safetensors", (base as NSString).lastPathComponent)
+    return (base + ".json", base + ".safetensors", PathText.lastComponent(base))
   }
 
   /// Reads a session file and, when it has state, its tensors; checks the tensor file's SHA-256
@@ -40,11 +40,11 @@ public enum SessionFile {
       file += ".json"
     }
     let bytes = try FileAccess.read(file, limit: specReadLimit)
-    let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+    let name = PathText.deletingExtension(PathText.lastComponent(file))
     let spec = try SessionSpec.decode(bytes, file: file, defaultName: name)
     guard let state = spec.state else { return SessionBundle(spec: spec) }
-    let folder = (file as NSString).deletingLastPathComponent
-    let tensorPath = (folder as NSString).appendingPathComponent(state.tensors)
+    let folder = PathText.folder(file)
+    let tensorPath = PathText.join(folder, state.tensors)
     var tensorBytes: [UInt8]
     var readFrom = tensorPath
     do { tensorBytes = try FileAccess.read(tensorPath) } catch {
@@ -86,12 +86,12 @@ public enum SessionFile {
   /// The name of the copy of a tensor file that a save keeps while it replaces the pair:
   /// `.spirals.0123456789abcdef.safetensors` for `spirals.safetensors` with that hash.
   static func keptName(tensors: String, sha256: String) -> String {
-    "." + (tensors as NSString).deletingPathExtension + "." + sha256.prefix(16) + ".safetensors"
+    "." + PathText.deletingExtension(tensors) + "." + sha256.prefix(16) + ".safetensors"
   }
 
   /// The kept copy with exactly this hash, if there is one.
   static func keptCopy(folder: String, tensors: String, sha256: String) -> (bytes: [UInt8], path: String)? {
-    let path = (folder as NSString).appendingPathComponent(keptName(tensors: tensors, sha256: sha256))
+    let path = PathText.join(folder, keptName(tensors: tensors, sha256: sha256))
     guard let bytes = try? FileAccess.read(path), sha256Hex(bytes) == sha256 else { return nil }
     return (bytes, path)
   }
@@ -125,7 +125,7 @@ public enum SessionFile {
     if path != requestedJSON { _ = try FileAccess.writableTarget(path, what: "a session") }
     let jsonPath = try FileAccess.writableTarget(requestedJSON, what: "a session")
     var spec = bundle.spec
-    let folder = (jsonPath as NSString).deletingLastPathComponent
+    let folder = PathText.folder(jsonPath)
     if !folder.isEmpty, FileAccess.resolvedKind(of: folder) == nil {
       do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
         throw .unwritable(path: folder, reason: "cannot create the folder (\(error.localizedDescription))")
@@ -141,9 +141,9 @@ public enum SessionFile {
     // The tensors go beside the spec that names them: through a link to a spec, beside its target.
     let tensorPath =
       jsonPath == requestedJSON
-      ? requestedTensors : (jsonPath as NSString).deletingPathExtension + ".safetensors"
+      ? requestedTensors : PathText.deletingExtension(jsonPath) + ".safetensors"
     let tensorTarget = try FileAccess.writableTarget(tensorPath, what: "a session's tensors")
-    guard (tensorTarget as NSString).deletingLastPathComponent == folder else {
+    guard PathText.folder(tensorTarget) == folder else {
       throw .unwritable(path: tensorPath, reason: "it is a symbolic link out of the spec's folder; the tensors must sit beside the spec")
     }
     let problems = spec.stateProblems(tensors)
@@ -151,7 +151,7 @@ public enum SessionFile {
     var state = spec.state ?? spec.initialStateRecord()
     let metadata = [SessionBundle.optimizerStepsKey: String(bundle.optimizerSteps ?? state.step)]
     let tensorBytes = SafeTensors.encode(SafeTensors.Contents(tensors: tensors, metadata: metadata))
-    let tensorName = (tensorTarget as NSString).lastPathComponent
+    let tensorName = PathText.lastComponent(tensorTarget)
     state.tensors = tensorName
     state.sha256 = sha256Hex(tensorBytes)
     spec.state = state
@@ -165,7 +165,7 @@ public enum SessionFile {
     // still expects it.
     var kept: String?
     if let expected = currentExpectation(jsonPath: jsonPath, tensorName: tensorName), FileAccess.kind(of: tensorTarget) == .regular {
-      let keep = (folder as NSString).appendingPathComponent(keptName(tensors: tensorName, sha256: expected))
+      let keep = PathText.join(folder, keptName(tensors: tensorName, sha256: expected))
       if link(tensorTarget, keep) == 0 || errno == EEXIST {
         kept = keep
       } else {
@@ -186,7 +186,7 @@ public enum SessionFile {
           throw .unwritable(
             path: jsonPath,
             reason:
-              "\(error.reason ?? "the rename failed"); \(jsonPath) still holds the previous session, and its tensors are kept as \((keep as NSString).lastPathComponent), where load finds them"
+              "\(error.reason ?? "the rename failed"); \(jsonPath) still holds the previous session, and its tensors are kept as \(PathText.lastComponent(keep)), where load finds them"
           )
         }
       } else {
@@ -195,7 +195,7 @@ public enum SessionFile {
       throw error
     }
     AtomicFile.syncFolder(folder.isEmpty ? "." : folder)
-    removeLeftovers(folder: folder.isEmpty ? "." : folder, tensorName: tensorName, jsonName: (jsonPath as NSString).lastPathComponent)
+    removeLeftovers(folder: folder.isEmpty ? "." : folder, tensorName: tensorName, jsonName: PathText.lastComponent(jsonPath))
     return spec
   }
 
@@ -212,7 +212,7 @@ public enum SessionFile {
   /// ended; the pair in place is consistent, so none of them is needed.
   static func removeLeftovers(folder: String, tensorName: String, jsonName: String) {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-    let keptPrefix = "." + (tensorName as NSString).deletingPathExtension + "."
+    let keptPrefix = "." + PathText.deletingExtension(tensorName) + "."
     for name in names {
       var remove = false
       if name.hasPrefix(keptPrefix), name.hasSuffix(".safetensors") {
@@ -225,7 +225,7 @@ public enum SessionFile {
           remove = kill(pid, 0) != 0 && errno == ESRCH
         }
       }
-      if remove { unlink((folder as NSString).appendingPathComponent(name)) }
+      if remove { unlink(PathText.join(folder, name)) }
     }
   }
 
