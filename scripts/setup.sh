@@ -2,7 +2,8 @@
 # Installs what SpecBench needs to build, run and test, checking first so that a second run does
 # nothing. Used by the README's two commands and by .ci/run.
 #   - Debian packages (apt): GNU readline (the REPL links it), ncursesw (the dashboard), OpenBLAS
-#     (the fast backend, loaded at run time), tmux for the terminal tests, Python for the interop tests.
+#     (the fast backend, loaded at run time), tmux for the terminal tests, strace for the save
+#     path's fault-injection tests, Python for the interop tests.
 #   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, which the interop tests
 #     run for real. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
@@ -27,6 +28,7 @@ need_apt() { apt_needed+=("$1"); }
 # The fast backend's matrix products: OpenBLAS, which SpecBench loads when the backend is first used.
 compgen -G '/usr/lib/*/libopenblas.so.0' >/dev/null || compgen -G '/lib/*/libopenblas.so.0' >/dev/null || need_apt libopenblas0
 command -v tmux >/dev/null 2>&1 || need_apt tmux   # the terminal tests drive the real program in tmux
+command -v strace >/dev/null 2>&1 || need_apt strace   # the save tests inject faults with strace
 command -v python3 >/dev/null 2>&1 || need_apt python3
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt python3-venv
 python3 -m pip --version >/dev/null 2>&1 || need_apt python3-pip
