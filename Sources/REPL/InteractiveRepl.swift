@@ -104,6 +104,9 @@ public final class InteractiveRepl {
     guard let openDashboard else { return }
     rl_callback_handler_remove()
     let lines = openDashboard(engine, Self.terminating)
+    // The prompt readline drew after the `dashboard` line is still on the screen when the
+    // dashboard could not start: write over it.
+    if !lines.isEmpty { Terminal.writeRaw("\r\u{1B}[K") }
     for line in lines { Terminal.write(line + "\n") }
     showEventsWithoutPrompt()
     lastPrompt = prompt()
