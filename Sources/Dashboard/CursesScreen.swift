@@ -32,10 +32,12 @@ final class CursesScreen {
     case 0: break
     case -1:
       throw DashboardUnavailable(
-        "the dashboard cannot start: the terminal type TERM=\"\(term)\" is unknown here; set TERM to your terminal's (xterm-256color works in most)")
+        "the dashboard cannot start: the terminal type TERM=\"\(term)\" is unknown here; set TERM to your terminal's (xterm-256color works in most)"
+      )
     case -2:
       throw DashboardUnavailable(
-        "the dashboard cannot start: TERM=\"\(term)\" cannot move its cursor, so a full-screen view cannot be drawn; use plot and status, or set TERM to your terminal's (such as xterm-256color)")
+        "the dashboard cannot start: TERM=\"\(term)\" cannot move its cursor, so a full-screen view cannot be drawn; use plot and status, or set TERM to your terminal's (such as xterm-256color)"
+      )
     default:
       throw DashboardUnavailable("the dashboard cannot start on this terminal (TERM=\"\(term)\"); use plot and status instead")
     }

@@ -1,6 +1,6 @@
 import Foundation
-import TermPlot
 import SpecKit
+import TermPlot
 
 /// A theme file that cannot be used: every problem with its JSON path and line:column.
 public struct ThemeError: Error, Hashable, Sendable, CustomStringConvertible {

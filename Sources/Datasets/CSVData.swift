@@ -36,7 +36,8 @@ public enum CSVData {
     case .name(let name):
       guard let index = names?.firstIndex(of: name) else {
         let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \"\(TextExcerpt.short($0))\"?)" } ?? ""
-        let header = (names ?? []).prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") + ((names?.count ?? 0) > 20 ? ", …" : "")
+        let header =
+          (names ?? []).prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") + ((names?.count ?? 0) > 20 ? ", …" : "")
         throw .mismatch("\(path): data.target names column \"\(TextExcerpt.short(name))\", but the header has \(header)\(hint)")
       }
       target = index
@@ -90,7 +91,8 @@ public enum CSVData {
       let classes = distinct.sorted { numeric ? Double($0)! < Double($1)! : JSONWriter.codePointsPrecede($0, $1) }
       guard classes.count >= 2 else {
         throw .mismatch(
-          "\(path): the target column has a single value (\(TextExcerpt.short(classes.first ?? ""))); classification needs at least 2 classes")
+          "\(path): the target column has a single value (\(TextExcerpt.short(classes.first ?? ""))); classification needs at least 2 classes"
+        )
       }
       let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
       let labels = targetCells.map { index[$0.text]! }

@@ -16,7 +16,9 @@ public enum IDXData {
     guard needed <= MemoryBudget.limit else {
       throw .idx(
         path: imagesPath,
-        message: "holds \(pixels.count) pixels, which need \(ByteCount.text(needed)) as float32, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))")
+        message:
+          "holds \(pixels.count) pixels, which need \(ByteCount.text(needed)) as float32, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))"
+      )
     }
     let classes = Int(labelBytes.max() ?? 0) + 1
     guard classes >= 2 else { throw .idx(path: labelsPath, message: "every label is 0; classification needs at least 2 classes") }
@@ -46,7 +48,8 @@ public enum IDXData {
       let (product, overflow) = total.multipliedReportingOverflow(by: dim)
       guard !overflow, product <= bytes.count else {
         throw .idx(
-          path: path, message: "declares dimensions \(dims) whose product is more than the \(bytes.count - headerEnd) bytes of data it holds")
+          path: path,
+          message: "declares dimensions \(dims) whose product is more than the \(bytes.count - headerEnd) bytes of data it holds")
       }
       total = product
     }

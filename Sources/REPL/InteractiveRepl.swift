@@ -82,7 +82,8 @@ public final class InteractiveRepl {
     // Ended by SIGTERM or SIGHUP (or a terminal that went away) with unsaved work: keep it.
     if !finished && engine.hasUnsavedChanges {
       switch engine.saveRecoveryCopy() {
-      case .success(let path): Terminal.writeError("unsaved changes in \(engine.spec.name) were saved to \(path) (load \(path) brings them back)\n")
+      case .success(let path):
+        Terminal.writeError("unsaved changes in \(engine.spec.name) were saved to \(path) (load \(path) brings them back)\n")
       case .failure(let error): Terminal.writeError("unsaved changes in \(engine.spec.name) could not be saved: \(error.message)\n")
       }
     }
@@ -272,7 +273,9 @@ struct HistoryFile {
   /// never read or written (readline would block on a FIFO, or read a device without end).
   func usable(warn: Bool = true) -> Bool {
     guard let kind = FileAccess.resolvedKind(of: path), kind != .regular else { return true }
-    if warn { Terminal.writeError("warning: the history file \(path) is \(kind.phrase), not a regular file; history is not read or saved\n") }
+    if warn {
+      Terminal.writeError("warning: the history file \(path) is \(kind.phrase), not a regular file; history is not read or saved\n")
+    }
     return false
   }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
-import Foundation
-import Session
 import Datasets
+import Foundation
 import Session
 import SpecKit
 

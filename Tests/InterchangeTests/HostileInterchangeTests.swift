@@ -88,7 +88,8 @@ struct HostileInterchangeTests {
   /// 20,000 nodes import in linear time (it was quadratic: 25 s); the size here is what matters,
   /// not a time limit.
   @Test func aLongChainImports() throws {
-    let nodes = (0..<20_000).map { i in ONNXNode(i % 2 == 0 ? "Relu" : "Tanh", inputs: [i == 0 ? "x" : "t\(i - 1)"], outputs: ["t\(i)"]) }
+    let nodes =
+      (0..<20_000).map { i in ONNXNode(i % 2 == 0 ? "Relu" : "Tanh", inputs: [i == 0 ? "x" : "t\(i - 1)"], outputs: ["t\(i)"]) }
       + [ONNXNode("Identity", inputs: ["t19999"], outputs: ["y"])]
     let (bundle, _) = try ONNXImport.session(from: ONNXRefusalTests.model(nodes, initializers: []), file: "long.onnx", name: "long")
     #expect(bundle.spec.model.layers.count == 20_000)
@@ -124,11 +125,12 @@ struct HostileInterchangeTests {
     #expect(!script.unicodeScalars.contains { $0.value > 0x7E || ($0.value < 0x20 && $0 != "\n") }, "printable ASCII and newlines only")
     // Compile and run the module's top level (and build_model) with the stand-in torch, then
     // read the names back from the script's literals.
-    let check = TorchExportTests.standIn + """
+    let check =
+      TorchExportTests.standIn + """
 
-      import ast as _ast
-      print(json.dumps({"session": namespace["SESSION_NAME"], "layers": namespace["LAYERS"]}))
-      """
+        import ast as _ast
+        print(json.dumps({"session": namespace["SESSION_NAME"], "layers": namespace["LAYERS"]}))
+        """
     let run = try PythonPeer.run(check, [result.files[0], result.files[1]])
     #expect(run.status == 0, "\(run.stderr)")
     #expect(!FileManager.default.fileExists(atPath: marker), "the payload ran")

@@ -193,9 +193,13 @@ struct HostileCLITests {
     try secret.write(toFile: root + "/shadow", atomically: true, encoding: .utf8)
     var text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8)
     text = text.replacingOccurrences(
-      of: #""data": {"#, with: #""data": {"type": "csv", "path": "\#(root)/shadow", "target": 1, "header": false, "task": "classification"}, "unused": {"#)
+      of: #""data": {"#,
+      with: #""data": {"type": "csv", "path": "\#(root)/shadow", "target": 1, "header": false, "task": "classification"}, "unused": {"#)
     var document = try JSONParser.parse(text)
-    if case .object(var object) = document.kind { object.members.removeAll { $0.key == "unused" }; document = JSONValue(.object(object)) }
+    if case .object(var object) = document.kind {
+      object.members.removeAll { $0.key == "unused" }
+      document = JSONValue(.object(object))
+    }
     try JSONWriter.canonical(document).write(toFile: root + "/session/s.json", atomically: true, encoding: .utf8)
     let refused = try specbench("run", root + "/session/s.json", "--steps", "1")
     #expect(refused.status == 1)
@@ -238,7 +242,8 @@ struct HostileCLITests {
 
   @Test func commandsThatNeedTooMuchMemoryFailAndTheScriptGoesOn() throws {
     let folder = temporaryFolder("specbench-hostile")
-    let script = "printf 'add dense 1000000000\\nadd dense 9223372036854775807\\ndata spirals samples=1000000000000\\nbatch 17\\nsave after\\n' | \"$SPECBENCH\""
+    let script =
+      "printf 'add dense 1000000000\\nadd dense 9223372036854775807\\ndata spirals samples=1000000000000\\nbatch 17\\nsave after\\n' | \"$SPECBENCH\""
     let result = try runShell(script, in: folder)
     #expect(result.status == 1)
     #expect(result.stderr.contains("line 1:") && result.stderr.contains("of memory"), "\(result.stderr)")

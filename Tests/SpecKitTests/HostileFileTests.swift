@@ -304,7 +304,8 @@ struct HostileFileTests {
     #expect(PathText.pathExtension("a.b/c") == "" && PathText.pathExtension(".hidden") == "" && PathText.pathExtension("x.tar.gz") == "gz")
     #expect(PathText.deletingExtension("a/b.c.json") == "a/b.c" && PathText.deletingExtension("y") == "y")
     #expect(PathText.join("", "x") == "x" && PathText.join("a/", "x") == "a/x" && PathText.join("a", "x") == "a/x")
-    #expect(PathText.standardized("a/./b/../c") == "a/c" && PathText.standardized("/../x") == "/x" && PathText.standardized("../x") == "../x")
+    #expect(
+      PathText.standardized("a/./b/../c") == "a/c" && PathText.standardized("/../x") == "/x" && PathText.standardized("../x") == "../x")
   }
 
   // MARK: messages

@@ -59,7 +59,8 @@ struct HostileTrainingTests {
   /// The checkpoint the replay starts from is refreshed as training goes: a divergence long
   /// after the start still keeps exactly the step before it.
   @Test func theReplayStartsFromARecentCheckpoint() throws {
-    let spec = makeSpec(layers: [dense("d1", 8, .tanh), dense("d2", 3)], optimizer: .sgd(.init(lr: 0.01)), schedule: .exponential(gamma: 2))
+    let spec = makeSpec(
+      layers: [dense("d1", 8, .tanh), dense("d2", 3)], optimizer: .sgd(.init(lr: 0.01)), schedule: .exponential(gamma: 2))
     let run = try TrainingRun(bundle: SessionBundle(spec: spec), folder: "", backend: ReferenceBackend())
     let summary = run.run(extraSteps: 400)
     #expect(summary.reason == .diverged)
@@ -137,7 +138,9 @@ struct HostileTrainingTests {
   @Test(arguments: ["fifo", "folder"])
   func aDataFileThatIsNotARegularFileIsRefused(_ kind: String) throws {
     let folder = temporaryFolder()
-    if kind == "fifo" { #expect(mkfifo(folder + "/d.csv", 0o600) == 0) } else {
+    if kind == "fifo" {
+      #expect(mkfifo(folder + "/d.csv", 0o600) == 0)
+    } else {
       try FileManager.default.createDirectory(atPath: folder + "/d.csv", withIntermediateDirectories: true)
     }
     #expect {

@@ -109,7 +109,8 @@ public enum Exporter {
     for output in outputs {
       if let input = inputs.first(where: { FileAccess.sameFile(output, $0) }) {
         throw .cannotExport(
-          format: format.rawValue, reason: "\(output) is \(input), which the session is read from; export to another path (nothing was written)")
+          format: format.rawValue,
+          reason: "\(output) is \(input), which the session is read from; export to another path (nothing was written)")
       }
     }
   }

@@ -242,7 +242,10 @@ extension SessionEngine {
   /// - Returns: the path written, or the reason it could not be.
   public func saveRecoveryCopy(environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<String, CommandError> {
     let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/state")
-    let safeName = String(spec.name.unicodeScalars.prefix(64).map { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_" })
+    let safeName = String(
+      spec.name.unicodeScalars.prefix(64).map {
+        $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" ? Character($0) : "_"
+      })
     let formatter = DateFormatter()
     formatter.dateFormat = "yyyyMMdd-HHmmss"
     formatter.locale = Locale(identifier: "en_US_POSIX")

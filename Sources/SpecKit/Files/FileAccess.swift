@@ -89,7 +89,8 @@ public enum FileAccess {
     let size = Int(info.st_size)
     guard size <= limit else {
       throw .unreadable(
-        path: path, reason: "it holds \(ByteCount.text(size)), more than the \(ByteCount.text(limit)) SpecBench reads for this kind of file")
+        path: path, reason: "it holds \(ByteCount.text(size)), more than the \(ByteCount.text(limit)) SpecBench reads for this kind of file"
+      )
     }
     // Back to blocking reads now that it is known to be a regular file.
     _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
@@ -123,7 +124,8 @@ public enum FileAccess {
     }
     let last = PathText.lastComponent(path)
     if path.hasSuffix("/") || last == "." || last == ".." || last == "/" {
-      throw .unwritable(path: path, reason: "the path names a folder, not a file; give a file name inside it, such as \(folderHint(path))mine")
+      throw .unwritable(
+        path: path, reason: "the path names a folder, not a file; give a file name inside it, such as \(folderHint(path))mine")
     }
     var target = path
     var hops = 0
@@ -142,7 +144,9 @@ public enum FileAccess {
       default:
         throw .unwritable(
           path: path,
-          reason: "it is \(kind.phrase)\(target == path ? "" : " (through a symbolic link)"); SpecBench never replaces one with \(what); choose a file name")
+          reason:
+            "it is \(kind.phrase)\(target == path ? "" : " (through a symbolic link)"); SpecBench never replaces one with \(what); choose a file name"
+        )
       }
     }
     let folder = PathText.folder(target)

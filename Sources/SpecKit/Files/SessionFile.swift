@@ -72,7 +72,8 @@ public enum SessionFile {
         optimizerSteps = value
       } else {
         problems.append(
-          "the metadata \(SessionBundle.optimizerStepsKey) must be a whole number from 0 to state.step (\(state.step)), got \(TextExcerpt.quoted(text))")
+          "the metadata \(SessionBundle.optimizerStepsKey) must be a whole number from 0 to state.step (\(state.step)), got \(TextExcerpt.quoted(text))"
+        )
       }
     }
     guard problems.isEmpty else { throw .stateMismatch(path: file, problems: problems) }

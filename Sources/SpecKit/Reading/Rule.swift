@@ -22,7 +22,9 @@ extension Rule where Value == Double {
   static var positive: Rule { Rule("a number > 0") { $0 > 0 } }
   static var nonNegative: Rule { Rule("a number ≥ 0") { $0 >= 0 } }
   /// A number float32 holds: |x| ≤ 3.4e38 (training computes in float32, where a larger one is ±inf).
-  static var float32: Rule { Rule("a number float32 can hold (magnitude at most 3.4e38)") { abs($0) <= Double(Float.greatestFiniteMagnitude) } }
+  static var float32: Rule {
+    Rule("a number float32 can hold (magnitude at most 3.4e38)") { abs($0) <= Double(Float.greatestFiniteMagnitude) }
+  }
   /// A positive number that stays positive and finite in float32: 1.2e-38 ≤ x ≤ 3.4e38.
   static var positiveFloat32: Rule {
     Rule("a number from 1.2e-38 to 3.4e38 (positive, and still positive in float32)") {

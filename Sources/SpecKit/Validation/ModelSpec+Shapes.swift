@@ -63,7 +63,9 @@ extension ModelSpec {
           return nil
         }
         let inputs = shape[0]
-        guard Self.checkedCount([dense.units, inputs], at: here + "units", what: "\(layer.name).weight [\(dense.units), \(inputs)]", log: log) != nil
+        guard
+          Self.checkedCount([dense.units, inputs], at: here + "units", what: "\(layer.name).weight [\(dense.units), \(inputs)]", log: log)
+            != nil
         else { return nil }
         tensors.append(
           LayerTensor(
@@ -115,7 +117,9 @@ extension ModelSpec {
     for dim in dims {
       let (product, overflow) = count.multipliedReportingOverflow(by: dim)
       guard !overflow, product <= tensorValueLimit else {
-        log.report(path, "\(what) would hold more than 2^40 values, more than any tensor SpecBench can hold; use fewer units or a smaller input", at: nil)
+        log.report(
+          path, "\(what) would hold more than 2^40 values, more than any tensor SpecBench can hold; use fewer units or a smaller input",
+          at: nil)
         return nil
       }
       count = product

@@ -88,7 +88,8 @@ extension SessionSpec {
         problems.append("\(info.name) holds a non-finite value (\(tensor.scalars[bad])) at flat index \(bad)")
       } else if Self.holdsSquares(info), let bad = tensor.scalars.firstIndex(where: { $0 < 0 }) {
         problems.append(
-          "\(info.name) holds a negative value (\(tensor.scalars[bad])) at flat index \(bad); it accumulates squares, which are never negative")
+          "\(info.name) holds a negative value (\(tensor.scalars[bad])) at flat index \(bad); it accumulates squares, which are never negative"
+        )
       }
     }
     for name in tensors.keys.sorted() where expected[name] == nil {
