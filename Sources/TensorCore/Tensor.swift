@@ -46,7 +46,20 @@ public struct Tensor: Hashable, Sendable, CustomStringConvertible {
   }
 
   /// True when every value is finite.
-  public var isFinite: Bool { scalars.allSatisfy(\.isFinite) }
+  public var isFinite: Bool { scalars.withUnsafeBufferPointer(allFinite) }
 
   public var description: String { "Tensor(\(shape), \(scalars.prefix(8))\(count > 8 ? "…" : ""))" }
 }
+
+/// Whether every value is finite: a branch-free pass over the exponent bits that the compiler
+/// vectorizes (a key-path `allSatisfy(\.isFinite)` costs tens of nanoseconds a value).
+@inlinable
+public func allFinite(_ values: UnsafeBufferPointer<Float>) -> Bool {
+  var bad: UInt32 = 0
+  for value in values { bad |= (value.bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
+  return bad == 0
+}
+
+/// `allFinite` over an array.
+@inlinable
+public func allFinite(_ values: [Float]) -> Bool { values.withUnsafeBufferPointer(allFinite) }

@@ -6,6 +6,10 @@ import Testing
 
 @testable import Dashboard
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 @Suite("Themes")
 struct ThemeTests {
   @Test func theFiveThemesLoadAndDefaultDarkComesFirst() {
@@ -63,6 +67,22 @@ struct ThemeTests {
     #expect(library.themes[0] == Theme.builtInDefault)
     #expect(library.problems.count == 1)
     #expect(library.problems[0].contains("mine.json: not a usable theme") && library.problems[0].contains("series[0]"))
+  }
+
+  /// A FIFO, a folder or a theme whose name holds an escape sequence is reported and left out;
+  /// reading a FIFO with no writer would block the dashboard forever.
+  @Test func hostileThemeFilesAreReportedNotRead() throws {
+    let folder = temporaryFolder()
+    #expect(mkfifo(folder + "/pipe.json", 0o600) == 0)
+    try FileManager.default.createDirectory(atPath: folder + "/dir.json", withIntermediateDirectories: true)
+    try #"{"specbench_theme": 1, "name": "evil\u001b]0;x\u0007", "series": ["red"]}"#.write(
+      toFile: folder + "/evil.json", atomically: true, encoding: .utf8)
+    let library = ThemeLibrary.load(folders: [folder])
+    #expect(library.themes.map(\.name) == ["default-dark"])
+    #expect(library.problems.count == 3, "\(library.problems)")
+    #expect(library.problems.contains { $0.contains("pipe.json") && $0.contains("FIFO") })
+    #expect(library.problems.contains { $0.contains("dir.json") && $0.contains("a folder") })
+    #expect(library.problems.contains { $0.contains("evil.json") && $0.contains("without control characters") })
   }
 
   @Test func anEarlierFolderWinsForTheSameName() throws {

@@ -36,6 +36,18 @@ struct HostileTerminalTests {
     #expect(try terminal.waitFor { $0.contains("EXIT=") }.contains("EXIT=0"))
   }
 
+  @Test func aHistoryFileThatIsAFIFOIsNeverRead() throws {
+    let folder = temporaryFolder("specbench-term")
+    try FileManager.default.createDirectory(atPath: folder + "/state/specbench", withIntermediateDirectories: true)
+    #expect(mkfifo(folder + "/state/specbench/history", 0o600) == 0)
+    let terminal = try TmuxSession.specbench(from: folder, width: 160, height: 30)
+    let screen = try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    let flat = screen.replacingOccurrences(of: "\n", with: "")
+    #expect(flat.contains("is a FIFO (named pipe), not a regular file; history is not read or saved"), "\(screen)")
+    try terminal.send("quit", "Enter")
+    #expect(try terminal.waitFor { $0.contains("EXIT=") }.contains("EXIT=0"), "quitting does not block on the FIFO either")
+  }
+
   @Test func commandsThatCannotFitFailAndThePromptComesBack() throws {
     let folder = temporaryFolder("specbench-term")
     let terminal = try TmuxSession.specbench(from: folder, width: 160, height: 40)

@@ -135,7 +135,7 @@ final class FastTrainer: Trainer {
       throw .diverged(step: step + 1, loss: loss, reason: "the loss is \(loss)")
     }
     backward(workspace, rows: rows)
-    if let bad = parameters.first(where: { !$0.gradient.allSatisfy(\.isFinite) }) {
+    if let bad = parameters.first(where: { !allFinite(UnsafeBufferPointer($0.gradient)) }) {
       restore()
       throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
     }
@@ -146,7 +146,7 @@ final class FastTrainer: Trainer {
         nonFinite = parameter.name
       }
     }
-    if nonFinite == nil, let buffer = buffers.first(where: { !$0.values.allSatisfy(\.isFinite) }) { nonFinite = buffer.name }
+    if nonFinite == nil, let buffer = buffers.first(where: { !allFinite(UnsafeBufferPointer($0.values)) }) { nonFinite = buffer.name }
     if let nonFinite {
       // The update is made: the state is no longer the previous step's, and the runner puts
       // the last finite one back.

@@ -182,10 +182,10 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
     }
     // An update can overflow from finite inputs (a huge rate, a schedule past float32): the
     // state is then no longer the previous step's, and the runner puts the last finite one back.
+    let spoilt = { (name: String) in !self.parameters[name]!.isFinite || self.slots[name]!.values.contains { !allFinite($0) } }
     let nonFinite =
-      gradients.keys.sorted().first { name in
-        !parameters[name]!.isFinite || slots[name]!.values.contains { !$0.allSatisfy(\.isFinite) }
-      } ?? buffers.keys.sorted().first { !buffers[$0]!.isFinite }
+      gradients.keys.contains(where: spoilt) || buffers.values.contains { !$0.isFinite }
+      ? (gradients.keys.sorted().first(where: spoilt) ?? buffers.keys.sorted().first { !buffers[$0]!.isFinite }) : nil
     if let nonFinite {
       throw .updateDiverged(step: step + 1, loss: loss, reason: "the update made \(nonFinite) (or its optimizer state) not finite")
     }
