@@ -51,7 +51,7 @@ struct Run: ParsableCommand {
     if let steps, let start = bundle.spec.state?.step, steps > StateSpec.stepLimit - start {
       throw failWith("--steps \(steps): the session is at step \(start), and a session counts at most \(StateSpec.stepLimit) steps")
     }
-    if let save { _ = try checkedSaveTarget(save, inputs: [file]) }
+    if let save { try checkSaveTarget(save) }
     let training: TrainingRun
     do {
       let engine = try BackendRegistry.named(backend ?? bundle.spec.backend)

@@ -60,8 +60,9 @@ func parseStepCount(_ text: String, option: String) throws -> Int {
   return value
 }
 
-/// Checks a path a verb will save a session to; refuses one that would overwrite an input.
-func checkedSaveTarget(_ path: String, inputs: [String]) throws -> String {
+/// Checks, before any work, a path a verb will save a session to (the save checks it again):
+/// a degenerate path or a special file is refused at once rather than after training.
+func checkSaveTarget(_ path: String) throws {
   let paths = SessionFile.paths(for: path)
   do {
     if path != paths.json { _ = try FileAccess.writableTarget(path, what: "a session") }
@@ -69,7 +70,6 @@ func checkedSaveTarget(_ path: String, inputs: [String]) throws -> String {
   } catch {
     throw fail(error)
   }
-  return paths.json
 }
 
 /// Prints a SpecKit error to standard error and exits with status 1.
