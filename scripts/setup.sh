@@ -7,7 +7,8 @@
 #   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, which the interop tests
 #     run for real. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
-# Prints what it installs; exits non-zero only when the Swift build itself cannot work.
+# Prints what it installs; exits non-zero when the Swift build itself cannot work, and, under
+# CI=true, when anything the tests need could not be installed (CI never skips a test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,7 @@ command -v python3 >/dev/null 2>&1 || need_apt python3
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt python3-venv
 python3 -m pip --version >/dev/null 2>&1 || need_apt python3-pip
 
+missing_tools() { for tool in tmux strace; do command -v "$tool" >/dev/null 2>&1 || printf '%s ' "$tool"; done; }
 if ((${#apt_needed[@]})); then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
@@ -46,6 +48,11 @@ if ((${#apt_needed[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_needed[@]}" >/dev/null
   fi
+fi
+
+if [ "${CI:-}" = true ] && [ -n "$(missing_tools)" ]; then
+  say "CI=true: the tests need $(missing_tools)but they could not be installed; failing"
+  exit 1
 fi
 
 # --- Python packages for the interop tests ------------------------------------------------------
@@ -69,4 +76,5 @@ if command -v python3 >/dev/null 2>&1; then
   fi
 fi
 say "could not install ${python_packages[*]}; the Python interop tests will be skipped (and say so)"
+if [ "${CI:-}" = true ]; then say "CI=true: the tests need them; failing"; exit 1; fi
 exit 0

@@ -13,6 +13,25 @@ struct DashboardStateTests {
       complete: { line in ["adam", "adamw", "adagrad"].filter { $0.hasPrefix(line.split(separator: " ").last.map(String.init) ?? "") } })
   }
 
+  /// In the events pane, Up scrolls back to older entries and Down towards the newest.
+  @Test func upAndDownScrollTheEventsPane() {
+    var state = DashboardState()
+    state.focus = .events
+    state.appendLog(["[started] one", "[optimizer] two", "[stopped] three"])
+    #expect(state.logScroll == 0)
+    _ = state.handle(.up, context: Self.context())
+    #expect(state.logScroll == 1, "Up shows older entries")
+    _ = state.handle(.up, context: Self.context())
+    _ = state.handle(.up, context: Self.context())
+    _ = state.handle(.up, context: Self.context())
+    #expect(state.logScroll == 2, "no further back than the oldest")
+    _ = state.handle(.down, context: Self.context())
+    #expect(state.logScroll == 1, "Down comes back towards the newest")
+    _ = state.handle(.down, context: Self.context())
+    _ = state.handle(.down, context: Self.context())
+    #expect(state.logScroll == 0)
+  }
+
   @Test func spaceStartsPausesAndResumes() {
     var state = DashboardState()
     #expect(state.handle(.character(" "), context: Self.context(.running)) == [.execute("pause")])

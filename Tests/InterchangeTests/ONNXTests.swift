@@ -240,6 +240,26 @@ struct ONNXRefusalTests {
     }
   }
 
+  /// ONNX's BatchNormalization momentum weighs the running value (PyTorch's and SpecBench's
+  /// weigh the batch): the export writes 1 − momentum, and the import reads it back. Predictions
+  /// cannot show this (momentum only matters in training), so the attribute and the re-imported
+  /// spec are compared.
+  @Test func batchNormMomentumIsWrittenAsONNXsComplementAndReadBack() throws {
+    var bundle = try SessionFile.load(repositoryPath("sessions/iris.json"))
+    let index = try #require(bundle.spec.model.layers.firstIndex { if case .batchNorm = $0.kind { true } else { false } })
+    bundle.spec.model.layers[index].kind = .batchNorm(eps: 1e-3, momentum: 0.2)
+    let (bytes, _) = try ONNXExport.export(spec: bundle.spec, state: try bundle.spec.initialTrainingState())
+    let model = try ONNXModel.decode(bytes)
+    let node = try #require(model.graph.nodes.first { $0.opType == "BatchNormalization" })
+    #expect(node.attribute("momentum")?.float == 0.8)
+    #expect(node.attribute("epsilon")?.float == Float(1e-3))
+    let (imported, _) = try ONNXImport.session(from: bytes, file: "iris.onnx", name: "iris")
+    let layer = try #require(imported.spec.model.layers.first { if case .batchNorm = $0.kind { true } else { false } })
+    guard case .batchNorm(let eps, let momentum) = layer.kind else { return }
+    #expect(abs(momentum - 0.2) < 1e-6, "momentum \(momentum) came back")
+    #expect(abs(eps - 1e-3) < 1e-9)
+  }
+
   @Test func graphsThatAreNotOneChainAreRefused() {
     let two = [ONNXValueInfo(name: "x", shape: [.symbol("N"), .value(4)]), ONNXValueInfo(name: "z", shape: [.symbol("N"), .value(4)])]
     let cases: [([UInt8], String)] = [

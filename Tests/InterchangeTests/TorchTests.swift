@@ -48,7 +48,8 @@ struct TorchExportTests {
     #expect(result.files == [folder + "/train_\(name).py", folder + "/train_\(name).safetensors"])
     let run = try PythonPeer.run(Self.standIn, [folder + "/train_\(name).py", folder + "/train_\(name).safetensors"])
     #expect(run.status == 0, "\(run.stderr)")
-    guard run.status == 0, let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] else { return }
+    let report = try #require(
+      try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "the stand-in's report: \(run.stdout) \(run.stderr)")
     let built = report["built"] as? [String: [Int]], expected = report["expected"] as? [String: [Int]]
     let file = report["file"] as? [String: [Int]]
     #expect(built != nil && built == expected, "the Sequential the script builds has the names and shapes it expects")

@@ -28,14 +28,18 @@ func run(_ engine: SessionEngine, _ lines: String..., sourceLocation: Testing.So
   }
 }
 
-/// Polls until `condition` holds or `seconds` pass (the worker runs on its own queue).
-func waitUntil(seconds: Double = 30, _ condition: () -> Bool) {
+/// Polls until `condition` holds or `seconds` pass (the worker runs on its own queue); a
+/// timeout is a failure of the test that waited, never a silent pass.
+func waitUntil(seconds: Double = 30, sourceLocation: Testing.SourceLocation = #_sourceLocation, _ condition: () -> Bool) {
   let deadline = Date().addingTimeInterval(seconds)
   while !condition() && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+  if !condition() { Issue.record("the condition did not hold within \(seconds) s", sourceLocation: sourceLocation) }
 }
 
-/// Waits for the worker to finish.
-func waitIdle(_ engine: SessionEngine) { waitUntil(seconds: 60) { !engine.isTraining } }
+/// Waits for the worker to finish (a failure after a minute).
+func waitIdle(_ engine: SessionEngine, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+  waitUntil(seconds: 60, sourceLocation: sourceLocation) { !engine.isTraining }
+}
 
 @Suite("Session engine", .serialized)
 struct EngineTests {
@@ -199,6 +203,24 @@ struct EngineTests {
     #expect(change.text.contains("adam settings changed: kept exp_avg, exp_avg_sq and the update count"))
     #expect(engine.state!.optimizerSteps == engine.state!.step, "the update count went on without a restart")
     #expect(engine.spec.history.events.contains { $0.kind == "optimizer" })
+  }
+
+  /// A change made while training reaches the running trainer (not a trainer rebuilt from the
+  /// spec as it was): the steps after it use the new rate.
+  @Test func aChangeWhileTrainingReachesTheRunningTrainer() throws {
+    let engine = built()
+    run(engine, "stop max_steps 100000", "train")
+    waitUntil { engine.snapshot.step >= 10 }
+    #expect(engine.snapshot.learningRate != 0.002)
+    run(engine, "optimizer lr=0.002")
+    waitUntil { engine.snapshot.learningRate == 0.002 }
+    #expect(engine.snapshot.learningRate == 0.002, "the running trainer uses the new rate")
+    run(engine, "schedule exponential gamma=0.5")
+    let at = engine.snapshot.step
+    waitUntil { engine.snapshot.step > at + 5 && (engine.snapshot.learningRate ?? 1) < 0.002 * 0.5 }
+    #expect((engine.snapshot.learningRate ?? 1) < 0.001, "the running trainer follows the new schedule")
+    run(engine, "stop")
+    waitIdle(engine)
   }
 
   @Test func architectureEditsKeepTheTensorsWhoseNameAndShapeAreUnchanged() throws {

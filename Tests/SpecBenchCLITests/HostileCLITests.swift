@@ -64,6 +64,22 @@ struct HostileCLITests {
     #expect(out.split(separator: "\n").last?.contains("\"event\": \"done\", \"step\": \(step),") == true, "\(out.suffix(300))")
   }
 
+  /// A save that cannot write says so and keeps the old pair. The write fails through a
+  /// file-size limit (`ulimit -f`), which binds root too — so this runs under CI, as root, where
+  /// a read-only folder would not stop anything.
+  @Test func aSaveThatCannotWriteKeepsTheOldPair() throws {
+    let folder = try session()
+    let before = try Data(contentsOf: URL(fileURLWithPath: folder + "/x.safetensors"))
+    let result = try runShell("trap '' XFSZ; ulimit -f 1; \"$SPECBENCH\" run x.json --steps 3 --save x", in: folder)
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("cannot write") && result.stderr.contains("File too large"), "\(result.stderr)")
+    #expect(result.stderr.contains("nothing was replaced"), "\(result.stderr)")
+    #expect(try SessionFile.load(folder + "/x.json").spec.state?.step == 0)
+    #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/x.safetensors")) == before)
+    let hidden = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix(".") }
+    #expect(hidden.isEmpty, "no temporary file left: \(hidden)")
+  }
+
   @Test(arguments: [">&- 2>&-", "2>/dev/full", ">/dev/full 2>&-"])
   func aFailingCommandWithClosedOrFullStreamsExitsWithStatusOne(_ redirections: String) throws {
     let folder = temporaryFolder("specbench-hostile")

@@ -24,7 +24,7 @@ struct ReplTerminalTests {
     let statusLine = #"running at step \d+/1000000, epoch \d+, backend reference, loss [0-9.e-]+, lr 0.01"#
     for _ in 0..<20 {
       try terminal.send("status", "Enter")
-      screen = try terminal.waitFor(seconds: 1) { $0.range(of: statusLine, options: .regularExpression) != nil }
+      screen = try terminal.waitFor(seconds: 1, required: false) { $0.range(of: statusLine, options: .regularExpression) != nil }
       if screen.range(of: statusLine, options: .regularExpression) != nil { break }
     }
     #expect(screen.range(of: statusLine, options: .regularExpression) != nil, "\(screen)")

@@ -122,6 +122,17 @@ struct JSONWriterTests {
 
   @Test func stringsEscapeControlCharacters() {
     #expect(JSONWriter.quoted("a\"b\\c\n\u{01}é") == "\"a\\\"b\\\\c\\n\\u0001é\"")
+    #expect(JSONWriter.quoted("\u{1B}\u{1F}") == "\"\\u001b\\u001f\"", "both nibbles of a \\u escape")
+  }
+
+  /// Every control character, and a few beyond (DEL, C1 controls, a line separator, the last
+  /// BMP character, an astral one), reads back as written.
+  @Test(arguments: Array(0x00...0x1F) + [0x7F, 0x80, 0x9B, 0x9F, 0x2028, 0xFFFF, 0x1F600])
+  func everyControlCharacterRoundTrips(_ code: Int) throws {
+    let text = "a" + String(Character(Unicode.Scalar(UInt32(code))!)) + "b"
+    let written = JSONWriter.quoted(text)
+    #expect(try JSONParser.parse(written).stringValue == text, "U+\(String(code, radix: 16)) written as \(written)")
+    #expect(try JSONParser.parse(JSONWriter.canonical(.object(["k": .string(text)]))).objectValue?["k"]?.stringValue == text)
   }
 
   @Test(arguments: [0.003, 1e-8, 0.1, 1.0, 1e300, -0.0, 123456.789, 5e-324])

@@ -99,6 +99,7 @@ struct SpecDecodingTests {
   static let problemCases: [(String, String?, String?, String)] = [
     // type and range errors
     ("model.layers[0].units", "-3", "model.layers[0].units", "must be a positive integer, got -3"),
+    ("model.layers[0].units", "0", "model.layers[0].units", "must be a positive integer, got 0"),
     ("model.layers[0].units", "2.5", "model.layers[0].units", "must be a positive integer, got 2.5"),
     ("model.layers[0].units", "\"8\"", "model.layers[0].units", "must be a positive integer, got \"8\""),
     ("model.layers[0]", #"{"type": "dropout", "rate": 1.5}"#, "model.layers[0].rate", "must be a number in [0, 1), got 1.5"),

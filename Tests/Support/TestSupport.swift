@@ -237,10 +237,11 @@ public final class TmuxSession {
   public func captureWithColours() throws -> String { try runProcess(tmux, Self.socket + ["capture-pane", "-p", "-e", "-t", name]).stdout }
 
   /// Polls the screen (as `capture` reads it: plain text by default) until `condition` holds
-  /// or `seconds` pass; returns the last screen, and says so when the condition never held.
+  /// or `seconds` pass, and returns the screen. A timeout throws (the test fails, showing the
+  /// screen), unless `required` is false — for a caller that polls in a loop of its own.
   @discardableResult
   public func waitFor(
-    seconds: Double = 20, capture: (() throws -> String)? = nil, file: String = #fileID, line: Int = #line,
+    seconds: Double = 20, required: Bool = true, capture: (() throws -> String)? = nil, file: String = #fileID, line: Int = #line,
     _ condition: (String) -> Bool
   ) throws -> String {
     let read = capture ?? { try self.capture() }
@@ -250,7 +251,9 @@ public final class TmuxSession {
       Thread.sleep(forTimeInterval: 0.05)
       screen = try read()
     }
-    if !condition(screen) { print("waitFor: the condition did not hold within \(seconds) s (\(file):\(line)); the screen:\n\(screen)") }
+    if !condition(screen) && required {
+      throw TestFailure("waitFor: the condition did not hold within \(seconds) s (\(file):\(line)); the screen:\n\(screen)")
+    }
     return screen
   }
 }

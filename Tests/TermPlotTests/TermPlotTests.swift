@@ -18,6 +18,17 @@ func lossCurve(_ n: Int, scale: Double = 1, phase: Double = 0) -> [LineChart.Poi
 
 @Suite("TermPlot")
 struct TermPlotTests {
+  /// Each of the eight dots alone: left column rows 0–3 are 0x01 0x02 0x04 0x40, right column
+  /// 0x08 0x10 0x20 0x80.
+  @Test(arguments: [
+    (0, 0, 0x01), (0, 1, 0x02), (0, 2, 0x04), (0, 3, 0x40), (1, 0, 0x08), (1, 1, 0x10), (1, 2, 0x20), (1, 3, 0x80),
+  ])
+  func eachBrailleDotHasItsBit(x: Int, y: Int, bit: UInt32) {
+    var canvas = BrailleCanvas(width: 1, height: 1)
+    canvas.set(x: x, y: y, role: .series(0))
+    #expect(canvas.grid()[0, 0].character == Character(Unicode.Scalar(0x2800 + bit)!))
+  }
+
   @Test func brailleBitsFollowTheUnicodeLayout() {
     var canvas = BrailleCanvas(width: 1, height: 1)
     for (x, y) in [(0, 0), (0, 3), (1, 0), (1, 3)] { canvas.set(x: x, y: y, role: .series(0)) }

@@ -199,6 +199,23 @@ struct DataTests {
     #expect(DataSplit(data, validationFraction: 0, seed: 1).validation == nil)
   }
 
+  /// The split rebuilt from its documented rule (docs/training.md) by this test's own
+  /// Fisher–Yates: the same rows, in the same (data) order, in each part.
+  @Test(arguments: [(50, 0.2, UInt64(7)), (31, 0.5, UInt64(0)), (200, 0.1, UInt64(12_345))])
+  func theValidationSplitFollowsItsDocumentedRule(count: Int, fraction: Double, seed: UInt64) throws {
+    let data = SyntheticData.moons(samples: count, noise: 0.1, seed: 3)
+    let split = DataSplit(data, validationFraction: fraction, seed: seed)
+    var generator = SplitMix64(seed: seed, stream: "data.split")
+    var order = Array(0..<count)
+    for i in stride(from: count - 1, through: 1, by: -1) { order.swapAt(i, Int(generator.next() % UInt64(i + 1))) }
+    let held = min(max(Int((Double(count) * fraction).rounded()), 1), count - 1)
+    let validationRows = order[..<held].sorted(), trainRows = order[held...].sorted()
+    let validation = try #require(split.validation)
+    #expect(validation.inputs.scalars == data.inputs.gatherRows(Array(validationRows)).scalars)
+    #expect(split.train.inputs.scalars == data.inputs.gatherRows(Array(trainRows)).scalars)
+    #expect(split.train.targets == data.targets.gather(Array(trainRows)))
+  }
+
   @Test func batchesCoverEachEpochOnceWithTheShortBatchLast() {
     var sampler = EpochSampler(sampleCount: 10, batchSize: 4, shuffle: true, epochOrderSeed: 99, index: 0, epoch: 0)
     var epochs: [[Int]] = []

@@ -58,6 +58,18 @@ struct VectorKernelTests {
   /// widths that leave partial vectors, with zeros of both signs, infinities and NaN among the
   /// values: bias + ReLU forward (in place and into another buffer), bias alone, ReLU backward
   /// with and without the bias gradient, the bias gradient alone.
+  /// (The boundary is tried alone below: here the special values of z and g share indices.)
+  /// ReLU's gradient at exactly 0 (and ±0, and the smallest subnormals) with an ordinary
+  /// gradient: z > 0 passes it, z ≤ 0 stops it.
+  @Test func reluBackwardAtTheBoundary() {
+    let z: [Float] = [0, -0.0, 1e-45, -1e-45, 1, -1, .leastNormalMagnitude, 0]
+    let g: [Float] = [2, 3, 5, 7, 11, 13, 17, 19]
+    var kernelG = g, bias = [Float](repeating: 0, count: 8)
+    specbench_relu_backward(&kernelG, z, &bias, 1, 8)
+    #expect(kernelG == [0, 0, 5, 0, 11, 0, 17, 0])
+    #expect(bias == kernelG)
+  }
+
   @Test(arguments: [(5, 3), (64, 64), (7, 37), (128, 256)])
   func elementwisePassesGiveTheSameBitsAsThePlainRule(rows: Int, width: Int) {
     var generator = SplitMix64(seed: UInt64(rows * 1000 + width), stream: "elementwise")
