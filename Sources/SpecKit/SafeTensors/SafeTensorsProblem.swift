@@ -31,19 +31,20 @@ public enum SafeTensorsProblem: Error, Hashable, Sendable, CustomStringConvertib
     case .headerLength(let declared, let available):
       "the header length says \(declared) bytes, but only \(available) follow (a truncated or non-safetensors file)"
     case .header(let reason): "the header is not valid: \(reason)"
-    case .entry(let name, let reason): "tensor \(JSONWriter.quoted(name)): \(reason)"
-    case .unknownDType(let name, let dtype): "tensor \(JSONWriter.quoted(name)): unknown dtype \(JSONWriter.quoted(dtype))"
+    case .entry(let name, let reason): "tensor \(TextExcerpt.quoted(name, limit: 64)): \(reason)"
+    case .unknownDType(let name, let dtype):
+      "tensor \(TextExcerpt.quoted(name, limit: 64)): unknown dtype \(TextExcerpt.quoted(dtype, limit: 16))"
     case .unsupportedDType(let name, let dtype):
-      "tensor \(JSONWriter.quoted(name)) has dtype \(dtype); SpecBench state tensors are F32 (convert the file, e.g. with numpy's astype(np.float32))"
+      "tensor \(TextExcerpt.quoted(name, limit: 64)) has dtype \(TextExcerpt.quoted(dtype, limit: 16)); SpecBench state tensors are F32 (convert the file, e.g. with numpy's astype(np.float32))"
     case .sizeMismatch(let name, let shape, let dtype, let expected, let span):
-      "tensor \(JSONWriter.quoted(name)): shape \(shape) of \(dtype) needs \(expected) bytes, but its data_offsets span \(span)"
-    case .shapeTooLarge(let name, let shape): "tensor \(JSONWriter.quoted(name)): shape \(shape) is too large"
+      "tensor \(TextExcerpt.quoted(name, limit: 64)): shape \(shape) of \(dtype) needs \(expected) bytes, but its data_offsets span \(span)"
+    case .shapeTooLarge(let name, let shape): "tensor \(TextExcerpt.quoted(name, limit: 64)): shape \(shape) is too large"
     case .offsetsOutOfBounds(let name, let begin, let end, let bytes):
-      "tensor \(JSONWriter.quoted(name)): data_offsets [\(begin), \(end)] are outside the \(bytes) data bytes"
+      "tensor \(TextExcerpt.quoted(name, limit: 64)): data_offsets [\(begin), \(end)] are outside the \(bytes) data bytes"
     case .notContiguous(let name, let begin, let expected):
-      "tensor \(JSONWriter.quoted(name)) starts at byte \(begin), but the previous tensor ends at \(expected) (tensors must neither overlap nor leave gaps)"
+      "tensor \(TextExcerpt.quoted(name, limit: 64)) starts at byte \(begin), but the previous tensor ends at \(expected) (tensors must neither overlap nor leave gaps)"
     case .trailingBytes(let count): "\(count) bytes after the last tensor belong to no tensor"
-    case .duplicateName(let name): "the name \(JSONWriter.quoted(name)) appears twice"
+    case .duplicateName(let name): "the name \(TextExcerpt.quoted(name, limit: 64)) appears twice"
     }
   }
 }

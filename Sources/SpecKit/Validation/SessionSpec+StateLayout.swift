@@ -92,9 +92,11 @@ extension SessionSpec {
         )
       }
     }
-    for name in tensors.keys.sorted() where expected[name] == nil {
-      problems.append("unexpected tensor \(name): the model and optimizer have no such tensor")
+    let unexpected = tensors.keys.sorted().filter { expected[$0] == nil }
+    for name in unexpected.prefix(20) {
+      problems.append("unexpected tensor \(TextExcerpt.short(name, limit: 64)): the model and optimizer have no such tensor")
     }
+    if unexpected.count > 20 { problems.append("and \(unexpected.count - 20) more unexpected tensors") }
     return problems
   }
 }
