@@ -92,7 +92,7 @@ public struct EpochSampler: Hashable, Sendable {
   /// epoch's order is drawn from the next seed.
   public mutating func nextBatch() -> ArraySlice<Int> {
     if index >= sampleCount { startNextEpoch() }
-    let end = min(index + batchSize, sampleCount)
+    let end = index + min(batchSize, sampleCount - index)  // no overflow for any batch size
     let batch = order[index..<end]
     index = end
     if index >= sampleCount { startNextEpoch() }

@@ -68,6 +68,9 @@ public enum CommandParser {
         if word == "--wait" {
           wait = true
         } else if let n = Int(word), n > 0, steps == nil {
+          guard n <= StateSpec.stepLimit else {
+            throw CommandError("train: \(word) steps is more than a session counts (at most 2^53 = \(StateSpec.stepLimit))")
+          }
           steps = n
         } else {
           throw CommandError("train: expected a number of steps and/or --wait, got \(word); usage: train [STEPS] [--wait]")

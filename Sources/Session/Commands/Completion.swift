@@ -67,8 +67,11 @@ public enum Completion {
     }
   }
 
+  /// The options that start with `prefix`. A name holding a control character (from a hostile
+  /// file) is never offered: readline would print it to the terminal as it is, and it cannot be
+  /// typed anyway.
   static func filter(_ options: [String], _ prefix: String) -> [String] {
-    options.filter { $0.hasPrefix(prefix) }.sorted()
+    options.filter { $0.hasPrefix(prefix) && !$0.unicodeScalars.contains(where: TextExcerpt.isControl) }.sorted()
   }
 
   static func layerFields(_ type: String) -> [String] {

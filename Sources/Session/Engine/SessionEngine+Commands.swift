@@ -121,6 +121,9 @@ extension SessionEngine {
       throw CommandError("\(error)")
     }
     let start = run.trainer.step
+    if let extraSteps, extraSteps > StateSpec.stepLimit - start {
+      throw CommandError("train: the session is at step \(start), and a session counts at most 2^53 steps; train fewer")
+    }
     let target = TrainingRun.plannedStep(spec: spec, from: start, extraSteps: extraSteps)
     if let target, target <= start, extraSteps == nil {
       throw CommandError("already at step \(start), where the stop rules end training; train N trains N more steps")
