@@ -10,6 +10,7 @@ let package = Package(
     .library(name: "TensorCore", targets: ["TensorCore"]),
     .library(name: "Datasets", targets: ["Datasets"]),
     .library(name: "Backends", targets: ["Backends"]),
+    .library(name: "Interchange", targets: ["Interchange"]),
     .library(name: "TermPlot", targets: ["TermPlot"]),
     .executable(name: "specbench", targets: ["specbench"]),
   ],
@@ -34,10 +35,16 @@ let package = Package(
     // in debug builds too, so that the tests check the vectorised loops.
     .target(
       name: "CFastKernels", path: "Sources/CFastKernels", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
-    // The Backend protocol, capabilities, and the backends (reference, fast).
+    // The engine protocol and the engines: the Backend and Trainer protocols, capabilities, the
+    // registry, and the backends (reference, fast), with the benchmark presets.
     .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets", "CFastKernels"]),
-    // The engine both front ends share; for now the headless training run.
-    .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "TermPlot"]),
+    // Sessions in other formats: ONNX export and import over a protobuf wire codec of its own
+    // (internal to it), PyTorch's state_dict safetensors, the PyTorch training script. Needs no
+    // engine: it reads specs and states.
+    .target(name: "Interchange", dependencies: ["SpecKit", "TensorCore", "Datasets"]),
+    // The engine both front ends share: the session, its commands, the training worker and run,
+    // the console.
+    .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Interchange", "TermPlot"]),
     // Pure text rendering: braille line charts, histograms, sparklines, tables, into a grid of
     // cells with colour roles. No terminal library.
     .target(name: "TermPlot"),
@@ -48,14 +55,14 @@ let package = Package(
     .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
     // The ncurses front end: pure layout and panes (snapshot + state + size → grid), themes, the
     // key map, and a thin curses adapter with the redraw loop.
-    .target(name: "Dashboard", dependencies: ["Session", "SpecKit", "TermPlot", "Backends", "CNcurses"]),
+    .target(name: "Dashboard", dependencies: ["Session", "SpecKit", "TermPlot", "CNcurses"]),
     // The readline front end: prompt, completion, history, events above the line, script mode.
     .target(name: "REPL", dependencies: ["Session", "SpecKit", "TermPlot", "CReadline"]),
     // Argument parsing and nothing else: every verb calls into the library modules.
     .executableTarget(
       name: "specbench",
       dependencies: [
-        "SpecKit", "Datasets", "Backends", "Session", "REPL", "Dashboard", "TermPlot",
+        "SpecKit", "Datasets", "Backends", "Interchange", "Session", "REPL", "Dashboard", "TermPlot",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -77,7 +84,7 @@ let package = Package(
     ),
     .testTarget(
       name: "InterchangeTests",
-      dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "SpecBenchTestSupport"]
+      dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Interchange", "Session", "SpecBenchTestSupport"]
     ),
     .testTarget(
       name: "SessionTests",

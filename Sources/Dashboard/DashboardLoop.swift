@@ -1,4 +1,3 @@
-import Backends
 import Foundation
 import Session
 import SpecKit
@@ -100,7 +99,7 @@ public enum DashboardLoop {
   static func context(_ engine: SessionEngine, _ themes: ThemeLibrary) -> DashboardState.Context {
     let spec = engine.spec
     return DashboardState.Context(
-      status: engine.trainingStatus, backend: spec.backend, backends: BackendRegistry.all.map(\.name), themeCount: themes.themes.count,
+      status: engine.trainingStatus, backend: spec.backend, backends: engine.backendNames, themeCount: themes.themes.count,
       layerTensors: ((try? spec.model.layerShapes()) ?? []).map { $0.tensors.map(\.name) },
       optimizerCommand: "optimizer " + spec.optimizer.summary,
       complete: { line in Completion.candidates(before: line, spec: spec) ?? [] })

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backends
+import Interchange
 
 struct BackendsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(

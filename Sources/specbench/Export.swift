@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backends
+import Interchange
 import Foundation
 import Session
 import SpecKit

@@ -1,6 +1,7 @@
 import Backends
 import Datasets
 import Foundation
+import Interchange
 import Session
 import SpecBenchTestSupport
 import SpecKit

@@ -3,7 +3,7 @@ import SpecBenchTestSupport
 import SpecKit
 import Testing
 
-@testable import Backends
+@testable import Interchange
 
 /// ONNX files built to break the importer, and sessions whose names are built to break out of
 /// the generated PyTorch script.

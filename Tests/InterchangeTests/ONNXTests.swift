@@ -5,7 +5,7 @@ import SpecKit
 import TensorCore
 import Testing
 
-@testable import Backends
+@testable import Interchange
 @testable import Session
 
 @Suite("ONNX with onnxruntime", .enabled(if: ONNXPeer.isAvailable, "python3 with onnx and onnxruntime is not installed: skipped"))

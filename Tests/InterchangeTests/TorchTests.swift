@@ -5,7 +5,7 @@ import SpecKit
 import TensorCore
 import Testing
 
-@testable import Backends
+@testable import Interchange
 
 /// The safetensors and PyTorch exports. PyTorch itself is not installed for the tests (its
 /// Linux wheels with their CUDA libraries are gigabytes); the script is checked for syntax, and

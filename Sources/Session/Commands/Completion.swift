@@ -1,4 +1,5 @@
 import Backends
+import Interchange
 import SpecKit
 
 /// Tab-completion candidates for the command language, from the line before the cursor: command

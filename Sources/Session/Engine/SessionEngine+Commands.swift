@@ -1,4 +1,5 @@
 import Backends
+import Interchange
 import Foundation
 import SpecKit
 import TermPlot

@@ -108,6 +108,10 @@ public final class SessionEngine {
     return events
   }
 
+  /// The names of the backends a session can train on, in the registry's order (front ends
+  /// offer them without knowing the engines).
+  public var backendNames: [String] { BackendRegistry.names }
+
   /// The latest picture of training.
   public var snapshot: Snapshot {
     collectWorker()
