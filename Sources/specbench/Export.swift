@@ -1,7 +1,7 @@
 import ArgumentParser
 import Backends
-import Interchange
 import Foundation
+import Interchange
 import Session
 import SpecKit
 

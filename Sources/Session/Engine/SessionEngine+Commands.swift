@@ -1,6 +1,6 @@
 import Backends
-import Interchange
 import Foundation
+import Interchange
 import SpecKit
 import TermPlot
 
