@@ -229,8 +229,8 @@ public enum ONNXImport {
     mutating func addDense(weight: [Float], out: Int, inputs: Int, bias: [Float]?, output: String) {
       addLayer(.dense(DenseLayer(units: out, useBias: bias != nil)), output: output)
       let name = layers.last!.name
-      tensors["param/\(name).weight"] = StoredTensor(shape: [out, inputs], scalars: weight)
-      if let bias { tensors["param/\(name).bias"] = StoredTensor(shape: [out], scalars: bias) }
+      tensors[StateKey.parameter("\(name).weight")] = StoredTensor(shape: [out, inputs], scalars: weight)
+      if let bias { tensors[StateKey.parameter("\(name).bias")] = StoredTensor(shape: [out], scalars: bias) }
       shape = [out]
       openDense = layers.count - 1
     }
@@ -321,8 +321,8 @@ public enum ONNXImport {
           throw .unsupportedNode(node: node.name, op: "Add", reason: "only a bias added right after a dense layer is imported")
         }
         let name = layers[open].name
-        let old = tensors["param/\(name).bias"]?.scalars ?? Array(repeating: 0, count: c.elementCount)
-        tensors["param/\(name).bias"] = StoredTensor(shape: [c.elementCount], scalars: zip(old, c.floats).map { $0 + $1 })
+        let old = tensors[StateKey.parameter("\(name).bias")]?.scalars ?? Array(repeating: 0, count: c.elementCount)
+        tensors[StateKey.parameter("\(name).bias")] = StoredTensor(shape: [c.elementCount], scalars: zip(old, c.floats).map { $0 + $1 })
         dense.useBias = true
         layers[open].kind = .dense(dense)
         current = output
@@ -386,8 +386,8 @@ public enum ONNXImport {
         }
         addLayer(.layerNorm(eps: Double(try number(node, "epsilon", default: 1e-5))), output: output)
         let name = layers.last!.name
-        tensors["param/\(name).weight"] = StoredTensor(shape: [features], scalars: scale.floats)
-        tensors["param/\(name).bias"] = StoredTensor(shape: [features], scalars: bias)
+        tensors[StateKey.parameter("\(name).weight")] = StoredTensor(shape: [features], scalars: scale.floats)
+        tensors[StateKey.parameter("\(name).bias")] = StoredTensor(shape: [features], scalars: bias)
         openDense = nil
         return 1
       case "BatchNormalization":
@@ -410,11 +410,11 @@ public enum ONNXImport {
         let momentum = Double(try number(node, "momentum", default: 0.9))
         addLayer(.batchNorm(eps: Double(try number(node, "epsilon", default: 1e-5)), momentum: 1 - momentum), output: output)
         let name = layers.last!.name
-        for (suffix, role, values) in [
-          ("weight", "param", parts[0]), ("bias", "param", parts[1]), ("running_mean", "buffer", parts[2]),
-          ("running_var", "buffer", parts[3]),
+        for (key, values) in [
+          (StateKey.parameter(name + ".weight"), parts[0]), (.parameter(name + ".bias"), parts[1]),
+          (.buffer(name + ".running_mean"), parts[2]), (.buffer(name + ".running_var"), parts[3]),
         ] {
-          tensors["\(role)/\(name).\(suffix)"] = StoredTensor(shape: [channels], scalars: values)
+          tensors[key] = StoredTensor(shape: [channels], scalars: values)
         }
         openDense = nil
         return 1

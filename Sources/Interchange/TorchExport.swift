@@ -13,7 +13,7 @@ public enum TorchExport {
     var layer: String
     /// `state` is the tensor's name in the session's state, nil for BatchNorm's
     /// `num_batches_tracked` (the step count; the session keeps no tensor for it).
-    var tensors: [(state: String?, torch: String, shape: [Int])]
+    var tensors: [(state: StateKey?, torch: String, shape: [Int])]
   }
 
   /// The modules, in order; a dense layer with an activation is two (Linear, then the
@@ -24,21 +24,22 @@ public enum TorchExport {
       throw .cannotExport(format: "pytorch", reason: "the model's shapes do not chain: \(error.issues.first?.message ?? "\(error)")")
     }
     var modules: [Module] = []
-    func add(_ constructor: String, _ layer: String, _ tensors: [(String?, String, [Int])] = []) {
+    func add(_ constructor: String, _ layer: String, _ tensors: [(StateKey?, String, [Int])] = []) {
       let index = modules.count
       modules.append(Module(constructor: constructor, layer: layer, tensors: tensors.map { ($0.0, "\(index).\($0.1)", $0.2) }))
     }
     for shape in shapes {
       let name = shape.layer.name
-      func tensor(_ role: String, _ suffix: String) -> (String?, String, [Int]) {
-        ("\(role)/\(name).\(suffix)", suffix, shape.tensors.first { $0.name == "\(name).\(suffix)" }?.shape ?? [])
+      func tensor(_ suffix: String) -> (StateKey?, String, [Int]) {
+        let layerTensor = shape.tensors.first { $0.name == "\(name).\(suffix)" }
+        return (layerTensor.map(StateKey.init), suffix, layerTensor?.shape ?? [])
       }
       switch shape.layer.kind {
       case .dense(let dense):
         let inputs = shape.inputShape[0]
         add(
           "nn.Linear(\(inputs), \(dense.units), bias=\(dense.useBias ? "True" : "False"))", name,
-          [tensor("param", "weight")] + (dense.useBias ? [tensor("param", "bias")] : []))
+          [tensor("weight")] + (dense.useBias ? [tensor("bias")] : []))
         if dense.activation != .identity { add(activationModule(dense.activation), name) }
       case .activation(let function):
         add(function == .identity ? "nn.Identity()" : activationModule(function), name)
@@ -47,14 +48,14 @@ public enum TorchExport {
       case .flatten:
         add("nn.Flatten()", name)
       case .layerNorm(let eps):
-        add("nn.LayerNorm(\(shape.inputShape.last!), eps=\(python(eps)))", name, [tensor("param", "weight"), tensor("param", "bias")])
+        add("nn.LayerNorm(\(shape.inputShape.last!), eps=\(python(eps)))", name, [tensor("weight"), tensor("bias")])
       case .batchNorm(let eps, let momentum):
         // PyTorch's kind by the sample's rank: [C] and [C, L] are 1d, [C, H, W] 2d, [C, D, H, W] 3d.
         let kind = shape.inputShape.count <= 2 ? "1d" : shape.inputShape.count == 3 ? "2d" : "3d"
         add(
           "nn.BatchNorm\(kind)(\(shape.inputShape[0]), eps=\(python(eps)), momentum=\(python(momentum)))", name,
           [
-            tensor("param", "weight"), tensor("param", "bias"), tensor("buffer", "running_mean"), tensor("buffer", "running_var"),
+            tensor("weight"), tensor("bias"), tensor("running_mean"), tensor("running_var"),
             (nil, "num_batches_tracked", []),
           ])
       }
@@ -88,7 +89,7 @@ public enum TorchExport {
           continue
         }
         guard let stored = state.tensors[name] else {
-          throw .cannotExport(format: "safetensors", reason: "the state has no tensor \(name)")
+          throw .cannotExport(format: "safetensors", reason: "the state has no tensor \(name.name)")
         }
         tensors[tensor.torch] = stored
       }
@@ -115,13 +116,14 @@ public enum TorchExport {
     for (name, tensor) in stateDict.tensors { tensors["model/" + name] = tensor }
     // Optimizer slots under the parameter's PyTorch name.
     for module in modules {
-      for tensor in module.tensors where tensor.state?.hasPrefix("param/") == true {
-        for slot in spec.optimizer.slots {
-          let key = "opt/\(tensor.state!.dropFirst(6))/\(slot.name)"
+      for tensor in module.tensors {
+        guard case .parameter(let parameter)? = tensor.state else { continue }
+        for (slot, _) in spec.optimizer.slots {
+          let key = StateKey.slot(parameter: parameter, slot)
           guard let stored = state.tensors[key] else {
-            throw InterchangeError.cannotExport(format: "pytorch", reason: "the state has no \(key)")
+            throw InterchangeError.cannotExport(format: "pytorch", reason: "the state has no \(key.name)")
           }
-          tensors["optimizer/\(tensor.torch)/\(slot.name)"] = stored
+          tensors["optimizer/\(tensor.torch)/\(slot.rawValue)"] = stored
         }
       }
     }

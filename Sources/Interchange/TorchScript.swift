@@ -93,7 +93,7 @@ struct TorchScript {
       "    if OPTIMIZER_STEP == 0:",
       "        return",
       "    for name, parameter in model.named_parameters():",
-      "        state = {slot: tensors[f\"optimizer/{name}/{slot}\"].clone() for slot in \(spec.optimizer.slots.map(\.name))}",
+      "        state = {slot: tensors[f\"optimizer/{name}/{slot}\"].clone() for slot in \(spec.optimizer.slots.map(\.slot.rawValue))}",
     ]
     if case .sgd = spec.optimizer {
       lines.append("        optimizer.state[parameter] = state")

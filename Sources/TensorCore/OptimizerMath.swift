@@ -28,17 +28,16 @@ public enum OptimizerMath {
       return views
     }
 
-    /// Sets the view of the slot with the format's name (`exp_avg`, …).
-    public mutating func set(_ name: String, _ view: UnsafeMutablePointer<Float>) {
-      switch name {
-      case "momentum_buffer": momentumBuffer = view
-      case "exp_avg": expAvg = view
-      case "exp_avg_sq": expAvgSq = view
-      case "max_exp_avg_sq": maxExpAvgSq = view
-      case "square_avg": squareAvg = view
-      case "grad_avg": gradAvg = view
-      case "sum": sum = view
-      default: preconditionFailure("no optimizer slot is named \(name)")
+    /// Sets the view of a slot.
+    public mutating func set(_ slot: OptimizerSlot, _ view: UnsafeMutablePointer<Float>) {
+      switch slot {
+      case .momentumBuffer: momentumBuffer = view
+      case .expAvg: expAvg = view
+      case .expAvgSq: expAvgSq = view
+      case .maxExpAvgSq: maxExpAvgSq = view
+      case .squareAvg: squareAvg = view
+      case .gradAvg: gradAvg = view
+      case .sum: sum = view
       }
     }
   }
@@ -55,8 +54,8 @@ public enum OptimizerMath {
   ) {
     // Each slot is taken out of the dictionary while it is written, so it is changed in place.
     // No rule has more than three slots.
-    let names = optimizer.slots.map(\.name)
-    func take(_ index: Int) -> [Float] { index < names.count ? slots.removeValue(forKey: names[index])! : [] }
+    let names = optimizer.slots.map(\.slot)
+    func take(_ index: Int) -> [Float] { index < names.count ? slots.removeValue(forKey: names[index].rawValue)! : [] }
     var (slot0, slot1, slot2) = (take(0), take(1), take(2))
     let count = param.count
     param.withUnsafeMutableBufferPointer { param in
@@ -75,7 +74,7 @@ public enum OptimizerMath {
         }
       }
     }
-    for (name, values) in zip(names, [slot0, slot1, slot2]) { slots[name] = values }
+    for (slot, values) in zip(names, [slot0, slot1, slot2]) { slots[slot.rawValue] = values }
   }
 
   /// A rule's scalar coefficients for one update: computed in double precision from the spec,

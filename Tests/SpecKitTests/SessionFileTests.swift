@@ -213,7 +213,7 @@ struct ShapeTests {
     (.adagrad(.init()), ["sum"]),
   ])
   func optimizerSlotsFollowTheirSettings(optimizer: OptimizerSpec, slots: [String]) {
-    #expect(optimizer.slots.map(\.name) == slots)
+    #expect(optimizer.slots.map(\.slot.rawValue) == slots)
   }
 
   @Test func stateLayoutUsesTheFormatsNames() throws {

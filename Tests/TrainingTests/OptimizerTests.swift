@@ -14,7 +14,7 @@ struct PyTorchRule {
   init(_ optimizer: OptimizerSpec, _ p: [Double]) {
     self.optimizer = optimizer
     self.p = p
-    for slot in optimizer.slots { state[slot.name] = Array(repeating: Double(slot.initialValue), count: p.count) }
+    for slot in optimizer.slots { state[slot.slot.rawValue] = Array(repeating: Double(slot.initialValue), count: p.count) }
   }
 
   mutating func step(_ grad: [Double], lr: Double) {
@@ -99,7 +99,8 @@ struct OptimizerTests {
   func severalStepsMatchTheRuleInDouble(optimizer: OptimizerSpec) {
     let start: [Float] = [0.5, -1.25, 2.0, 0.0, -0.03]
     var param = start
-    var slots = Dictionary(uniqueKeysWithValues: optimizer.slots.map { ($0.name, [Float](repeating: $0.initialValue, count: start.count)) })
+    var slots = Dictionary(
+      uniqueKeysWithValues: optimizer.slots.map { ($0.slot.rawValue, [Float](repeating: $0.initialValue, count: start.count)) })
     var rule = PyTorchRule(optimizer, start.map(Double.init))
     let schedule = ScheduleSpec.step(stepSize: 3, gamma: 0.5)
     for t in 1...8 {
@@ -123,7 +124,7 @@ struct OptimizerTests {
   @Test func handWorkedFirstSteps() {
     func one(_ optimizer: OptimizerSpec, p: Float, g: Float, lr: Double? = nil) -> (Float, [String: [Float]]) {
       var param = [p]
-      var slots = Dictionary(uniqueKeysWithValues: optimizer.slots.map { ($0.name, [$0.initialValue]) })
+      var slots = Dictionary(uniqueKeysWithValues: optimizer.slots.map { ($0.slot.rawValue, [$0.initialValue]) })
       OptimizerMath.update(optimizer, param: &param, grad: [g], slots: &slots, step: 1, learningRate: lr ?? optimizer.learningRate)
       return (param[0], slots)
     }

@@ -31,7 +31,7 @@ struct VectorKernelTests {
         return i % 97 == 0 ? 0 : i % 89 == 0 ? u * 1e-30 : u * scale
       }
     }
-    let names = optimizer.slots.map(\.name)
+    let names = optimizer.slots.map(\.slot)
     var swiftParam = values(2), vectorParam = swiftParam
     var swiftSlots = names.map { _ in [Float](repeating: 0, count: count) }
     if case .adagrad(let o) = optimizer {
@@ -127,7 +127,7 @@ struct VectorKernelTests {
   }
 
   static func run(
-    _ optimizer: OptimizerSpec, _ param: inout [Float], _ grad: [Float], _ slots: inout [[Float]], _ names: [String], _ step: Int,
+    _ optimizer: OptimizerSpec, _ param: inout [Float], _ grad: [Float], _ slots: inout [[Float]], _ names: [OptimizerSlot], _ step: Int,
     _ learningRate: Double, vector: Bool
   ) {
     var buffers = slots.map { values -> UnsafeMutableBufferPointer<Float> in

@@ -17,7 +17,7 @@ final class FastTrainer: Trainer {
     let shape: [Int]
     let values: UnsafeMutableBufferPointer<Float>
     let gradient: UnsafeMutableBufferPointer<Float>
-    let slots: [(name: String, values: UnsafeMutableBufferPointer<Float>)]
+    let slots: [(slot: OptimizerSlot, values: UnsafeMutableBufferPointer<Float>)]
     let slotViews: OptimizerMath.SlotViews
   }
 
@@ -61,14 +61,14 @@ final class FastTrainer: Trainer {
       switch tensor.role {
       case .parameter:
         let values = arena.floats(tensor.count)
-        _ = values.update(fromContentsOf: state.tensors["param/" + tensor.name]!.scalars)
-        var slots: [(name: String, values: UnsafeMutableBufferPointer<Float>)] = []
+        _ = values.update(fromContentsOf: state.tensors[StateKey.parameter(tensor.name)]!.scalars)
+        var slots: [(slot: OptimizerSlot, values: UnsafeMutableBufferPointer<Float>)] = []
         var views = OptimizerMath.SlotViews()
-        for slot in spec.optimizer.slots {
+        for (slot, _) in spec.optimizer.slots {
           let slotValues = arena.floats(tensor.count)
-          _ = slotValues.update(fromContentsOf: state.tensors["opt/\(tensor.name)/\(slot.name)"]!.scalars)
-          slots.append((slot.name, slotValues))
-          if tensor.count > 0 { views.set(slot.name, slotValues.baseAddress!) }
+          _ = slotValues.update(fromContentsOf: state.tensors[StateKey.slot(parameter: tensor.name, slot)]!.scalars)
+          slots.append((slot, slotValues))
+          if tensor.count > 0 { views.set(slot, slotValues.baseAddress!) }
         }
         parameterIndex[tensor.name] = parameters.count
         parameters.append(
@@ -76,7 +76,7 @@ final class FastTrainer: Trainer {
             name: tensor.name, shape: tensor.shape, values: values, gradient: arena.floats(tensor.count), slots: slots, slotViews: views))
       case .buffer:
         let values = arena.floats(tensor.count)
-        _ = values.update(fromContentsOf: state.tensors["buffer/" + tensor.name]!.scalars)
+        _ = values.update(fromContentsOf: state.tensors[StateKey.buffer(tensor.name)]!.scalars)
         bufferIndex[tensor.name] = buffers.count
         buffers.append(Buffer(name: tensor.name, shape: tensor.shape, values: values, saved: arena.floats(tensor.count)))
       }
@@ -202,12 +202,12 @@ final class FastTrainer: Trainer {
   func exportState() -> TrainingState {
     var tensors: [String: StoredTensor] = [:]
     for parameter in parameters {
-      tensors["param/" + parameter.name] = StoredTensor(shape: parameter.shape, scalars: Array(parameter.values))
+      tensors[StateKey.parameter(parameter.name)] = StoredTensor(shape: parameter.shape, scalars: Array(parameter.values))
       for slot in parameter.slots {
-        tensors["opt/\(parameter.name)/\(slot.name)"] = StoredTensor(shape: parameter.shape, scalars: Array(slot.values))
+        tensors[StateKey.slot(parameter: parameter.name, slot.slot)] = StoredTensor(shape: parameter.shape, scalars: Array(slot.values))
       }
     }
-    for buffer in buffers { tensors["buffer/" + buffer.name] = StoredTensor(shape: buffer.shape, scalars: Array(buffer.values)) }
+    for buffer in buffers { tensors[StateKey.buffer(buffer.name)] = StoredTensor(shape: buffer.shape, scalars: Array(buffer.values)) }
     return TrainingState(
       step: step, epoch: sampler.epoch, epochOrderSeed: sampler.epochOrderSeed, index: sampler.index, dropoutRNG: dropout.state,
       optimizerSteps: optimizerSteps, tensors: tensors)

@@ -36,12 +36,12 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
     for tensor in layers.flatMap(\.tensors) {
       switch tensor.role {
       case .parameter:
-        parameters[tensor.name] = Tensor(state.tensors["param/" + tensor.name]!)
+        parameters[tensor.name] = Tensor(state.tensors[StateKey.parameter(tensor.name)]!)
         var own: [String: [Float]] = [:]
-        for slot in spec.optimizer.slots { own[slot.name] = state.tensors["opt/\(tensor.name)/\(slot.name)"]!.scalars }
+        for (slot, _) in spec.optimizer.slots { own[slot.rawValue] = state.tensors[StateKey.slot(parameter: tensor.name, slot)]!.scalars }
         slots[tensor.name] = own
       case .buffer:
-        buffers[tensor.name] = Tensor(state.tensors["buffer/" + tensor.name]!)
+        buffers[tensor.name] = Tensor(state.tensors[StateKey.buffer(tensor.name)]!)
       }
     }
     sampler = EpochSampler(
@@ -224,10 +224,12 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   func exportState() -> TrainingState {
     var tensors: [String: StoredTensor] = [:]
     for (name, tensor) in parameters {
-      tensors["param/" + name] = tensor.stored
-      for (slot, values) in slots[name]! { tensors["opt/\(name)/\(slot)"] = StoredTensor(shape: tensor.shape, scalars: values) }
+      tensors[StateKey.parameter(name)] = tensor.stored
+      for (slot, values) in slots[name]! {
+        tensors[StateKey.slot(parameter: name, OptimizerSlot(rawValue: slot)!)] = StoredTensor(shape: tensor.shape, scalars: values)
+      }
     }
-    for (name, tensor) in buffers { tensors["buffer/" + name] = tensor.stored }
+    for (name, tensor) in buffers { tensors[StateKey.buffer(name)] = tensor.stored }
     return TrainingState(
       step: step, epoch: sampler.epoch, epochOrderSeed: sampler.epochOrderSeed, index: sampler.index, dropoutRNG: dropout.state,
       optimizerSteps: optimizerSteps, tensors: tensors)

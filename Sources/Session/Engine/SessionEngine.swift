@@ -127,8 +127,9 @@ public final class SessionEngine {
     snapshot.tensorStatistics = tensorHistory.statistics
     if let current = state ?? initialState() {
       snapshot.histogramStep = current.step
-      for (name, tensor) in current.tensors where !name.hasPrefix("opt/") {
-        snapshot.tensorValues[String(name.drop { $0 != "/" }.dropFirst())] = tensor.scalars
+      for (name, tensor) in current.tensors {
+        guard let key = StateKey(name: name), !key.isOptimizerSlot else { continue }
+        snapshot.tensorValues[key.tensor] = tensor.scalars
       }
     }
     return snapshot

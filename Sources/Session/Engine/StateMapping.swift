@@ -15,30 +15,30 @@ public enum StateMapping {
     let (from, to) = (old.optimizer, new.optimizer)
     let compatible = from.name == to.name || Set([from.name, to.name]) == ["adam", "adamw"]
     var result = state
-    result.tensors = state.tensors.filter { !$0.key.hasPrefix("opt/") }
-    let kept = compatible ? Set(from.slots.map(\.name)) : []
-    var fresh: Set<String> = []
+    result.tensors = state.tensors.filter { StateKey(name: $0.key)?.isOptimizerSlot != true }
+    let kept = compatible ? Set(from.slots.map(\.slot)) : []
+    var fresh: Set<OptimizerSlot> = []
     for info in try new.stateLayout() {
       guard case .optimizerSlot(_, let slot) = info.kind else { continue }
       if kept.contains(slot), let tensor = state.tensors[info.name] {
         result.tensors[info.name] = tensor
       } else {
-        let start = to.slots.first { $0.name == slot }?.initialValue ?? 0
+        let start = to.slots.first { $0.slot == slot }?.initialValue ?? 0
         result.tensors[info.name] = StoredTensor(shape: info.shape, repeating: start)
         fresh.insert(slot)
       }
     }
     if !compatible { result.optimizerSteps = 0 }
     let change = from.name == to.name ? "\(to.name) settings changed" : "\(from.name) -> \(to.name)"
-    let keptSlots = Set(to.slots.map(\.name)).subtracting(fresh).sorted()
+    let keptSlots = Set(to.slots.map(\.slot)).subtracting(fresh).map(\.rawValue).sorted()
     let detail: String
     if !compatible {
       detail =
-        "\(change): fresh optimizer state (\(to.slots.isEmpty ? "no slots" : to.slots.map(\.name).joined(separator: ", "))), counting from update 1"
+        "\(change): fresh optimizer state (\(to.slots.isEmpty ? "no slots" : to.slots.map(\.slot.rawValue).joined(separator: ", "))), counting from update 1"
     } else {
       detail =
         "\(change): kept " + (keptSlots.isEmpty ? "the update count" : keptSlots.joined(separator: ", ") + " and the update count")
-        + (fresh.isEmpty ? "" : "; fresh " + fresh.sorted().joined(separator: ", "))
+        + (fresh.isEmpty ? "" : "; fresh " + fresh.map(\.rawValue).sorted().joined(separator: ", "))
     }
     return (result, detail)
   }

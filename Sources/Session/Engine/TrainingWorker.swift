@@ -219,10 +219,16 @@ final class TrainingWorker: Sendable {
     let state = run.trainer.exportState()
     var values: [String: [Float]] = [:]
     var parameters: [String: [Float]] = [:]
-    for (name, tensor) in state.tensors where !name.hasPrefix("opt/") {
-      let tensorName = String(name.drop { $0 != "/" }.dropFirst())
-      values[tensorName] = tensor.scalars
-      if name.hasPrefix("param/") { parameters[tensorName] = tensor.scalars }
+    for (name, tensor) in state.tensors {
+      switch StateKey(name: name) {
+      case .parameter(let tensorName)?:
+        values[tensorName] = tensor.scalars
+        parameters[tensorName] = tensor.scalars
+      case .buffer(let tensorName)?:
+        values[tensorName] = tensor.scalars
+      case .slot?, nil:
+        continue
+      }
     }
     let columns = values.compactMap { name, values in DistributionColumn(step: state.step, values: values).map { (name, $0) } }
     shared.withLock { s in
@@ -241,7 +247,9 @@ final class TrainingWorker: Sendable {
     let norms = run.trainer.gradientNorms()
     var statistics: [String: TensorStatistics] = [:]
     for (name, old) in before {
-      guard let new = after.tensors["param/" + name]?.scalars, new.count == old.count, let gradientNorm = norms[name] else { continue }
+      guard let new = after.tensors[StateKey.parameter(name)]?.scalars, new.count == old.count, let gradientNorm = norms[name] else {
+        continue
+      }
       let weightNorm = l2Norm(old)
       let updateNorm = l2Norm(zip(new, old).map { $0 - $1 })
       statistics[name] = TensorStatistics(

@@ -112,13 +112,13 @@ public enum OptimizerSpec: Hashable, Sendable {
 
   /// The per-parameter state slots this optimizer keeps, in the format's names, with the value a
   /// fresh slot starts at. Slots that only some settings use appear only when used.
-  public var slots: [(name: String, initialValue: Float)] {
+  public var slots: [(slot: OptimizerSlot, initialValue: Float)] {
     switch self {
-    case .sgd(let o): o.momentum > 0 ? [("momentum_buffer", 0)] : []
-    case .adam(let o), .adamw(let o): [("exp_avg", 0), ("exp_avg_sq", 0)] + (o.amsgrad ? [("max_exp_avg_sq", 0)] : [])
+    case .sgd(let o): o.momentum > 0 ? [(.momentumBuffer, 0)] : []
+    case .adam(let o), .adamw(let o): [(.expAvg, 0), (.expAvgSq, 0)] + (o.amsgrad ? [(.maxExpAvgSq, 0)] : [])
     case .rmsprop(let o):
-      [("square_avg", 0)] + (o.momentum > 0 ? [("momentum_buffer", 0)] : []) + (o.centered ? [("grad_avg", 0)] : [])
-    case .adagrad(let o): [("sum", Float(o.initialAccumulatorValue))]
+      [(.squareAvg, 0)] + (o.momentum > 0 ? [(.momentumBuffer, 0)] : []) + (o.centered ? [(.gradAvg, 0)] : [])
+    case .adagrad(let o): [(.sum, Float(o.initialAccumulatorValue))]
     }
   }
 

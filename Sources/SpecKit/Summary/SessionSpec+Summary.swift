@@ -79,7 +79,7 @@ extension SessionSpec {
     }
     lines.append("")
     lines.append("Loss:       \(ScheduleSpec.fieldSummary(loss.json))")
-    let slots = optimizer.slots.map(\.name)
+    let slots = optimizer.slots.map(\.slot.rawValue)
     lines.append("Optimizer:  \(optimizer.summary)")
     lines.append("            state slots per parameter: \(slots.isEmpty ? "none" : slots.joined(separator: ", "))")
     lines.append("Schedule:   \(schedule.summary)")

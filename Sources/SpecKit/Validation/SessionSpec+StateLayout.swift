@@ -6,7 +6,7 @@ public struct StateTensorInfo: Hashable, Sendable {
     /// `buffer/LAYER.running_mean`
     case buffer
     /// `opt/LAYER.weight/SLOT`, for the parameter named `parameter` (`LAYER.weight`).
-    case optimizerSlot(parameter: String, slot: String)
+    case optimizerSlot(parameter: String, slot: OptimizerSlot)
   }
 
   /// The name in the safetensors file.
@@ -23,14 +23,14 @@ extension SessionSpec {
   public func stateLayout() throws(SpecError) -> [StateTensorInfo] {
     let tensors = try model.layerShapes().flatMap(\.tensors)
     var layout: [StateTensorInfo] = tensors.map {
-      StateTensorInfo(
-        name: ($0.role == .parameter ? "param/" : "buffer/") + $0.name, shape: $0.shape, kind: $0.role == .parameter ? .parameter : .buffer)
+      StateTensorInfo(name: StateKey($0).name, shape: $0.shape, kind: $0.role == .parameter ? .parameter : .buffer)
     }
     for tensor in tensors where tensor.role == .parameter {
-      for slot in optimizer.slots {
+      for (slot, _) in optimizer.slots {
         layout.append(
           StateTensorInfo(
-            name: "opt/\(tensor.name)/\(slot.name)", shape: tensor.shape, kind: .optimizerSlot(parameter: tensor.name, slot: slot.name)))
+            name: StateKey.slot(parameter: tensor.name, slot).name, shape: tensor.shape,
+            kind: .optimizerSlot(parameter: tensor.name, slot: slot)))
       }
     }
     return layout
@@ -40,14 +40,15 @@ extension SessionSpec {
   /// optimizer slots at their starting values (zeros; Adagrad's `sum` at
   /// `initial_accumulator_value`).
   public func initialTensors() throws(SpecError) -> [String: StoredTensor] {
-    let slotStart = Dictionary(optimizer.slots.map { ($0.name, $0.initialValue) }, uniquingKeysWith: { a, _ in a })
     var result: [String: StoredTensor] = [:]
     for tensor in try model.layerShapes().flatMap(\.tensors) {
       let values = tensor.initializer.values(
         count: tensor.count, fanIn: tensor.fanIn, fanOut: tensor.fanOut, seed: training.seed, tensorName: tensor.name)
-      result[(tensor.role == .parameter ? "param/" : "buffer/") + tensor.name] = StoredTensor(shape: tensor.shape, scalars: values)
+      result[StateKey(tensor)] = StoredTensor(shape: tensor.shape, scalars: values)
       if tensor.role == .parameter {
-        for (slot, start) in slotStart { result["opt/\(tensor.name)/\(slot)"] = StoredTensor(shape: tensor.shape, repeating: start) }
+        for (slot, start) in optimizer.slots {
+          result[StateKey.slot(parameter: tensor.name, slot)] = StoredTensor(shape: tensor.shape, repeating: start)
+        }
       }
     }
     return result
@@ -57,7 +58,7 @@ extension SessionSpec {
   /// one would make the next update take the square root of a negative number.
   static func holdsSquares(_ info: StateTensorInfo) -> Bool {
     switch info.kind {
-    case .optimizerSlot(_, let slot): ["exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"].contains(slot)
+    case .optimizerSlot(_, let slot): slot.holdsSquares
     case .buffer: info.name.hasSuffix(".running_var")
     case .parameter: false
     }

@@ -1,0 +1,80 @@
+/// The per-parameter slots an optimizer keeps, in the format's names (`opt/LAYER.weight/SLOT`).
+public enum OptimizerSlot: String, CaseIterable, Hashable, Sendable {
+  case momentumBuffer = "momentum_buffer"
+  case expAvg = "exp_avg"
+  case expAvgSq = "exp_avg_sq"
+  case maxExpAvgSq = "max_exp_avg_sq"
+  case squareAvg = "square_avg"
+  case gradAvg = "grad_avg"
+  case sum
+
+  /// Whether it accumulates squares (never negative in a valid state).
+  public var holdsSquares: Bool { [.expAvgSq, .maxExpAvgSq, .squareAvg, .sum].contains(self) }
+}
+
+/// The name of one tensor in a session's state file — the one owner of the `param/…`,
+/// `buffer/…` and `opt/…/…` names, so that nobody writes them by hand.
+///
+/// ```
+/// StateKey.parameter("dense1.weight").name                    // "param/dense1.weight"
+/// StateKey.slot(parameter: "dense1.weight", .expAvg).name     // "opt/dense1.weight/exp_avg"
+/// StateKey(name: "buffer/bn.running_var")                      // .buffer("bn.running_var")
+/// ```
+public enum StateKey: Hashable, Sendable, CustomStringConvertible {
+  /// A trainable parameter: `param/LAYER.weight`.
+  case parameter(String)
+  /// A non-trainable buffer (batch_norm's running statistics): `buffer/LAYER.running_mean`.
+  case buffer(String)
+  /// An optimizer slot of a parameter: `opt/LAYER.weight/SLOT`.
+  case slot(parameter: String, OptimizerSlot)
+
+  /// The name in the safetensors file.
+  public var name: String {
+    switch self {
+    case .parameter(let tensor): "param/" + tensor
+    case .buffer(let tensor): "buffer/" + tensor
+    case .slot(let parameter, let slot): "opt/" + parameter + "/" + slot.rawValue
+    }
+  }
+
+  public var description: String { name }
+
+  /// The layer tensor it belongs to (`dense1.weight`), a slot's parameter for a slot.
+  public var tensor: String {
+    switch self {
+    case .parameter(let tensor), .buffer(let tensor): tensor
+    case .slot(let parameter, _): parameter
+    }
+  }
+
+  /// The key of a layer's tensor: a parameter or a buffer, by its role.
+  public init(_ tensor: LayerTensor) {
+    self = tensor.role == .parameter ? .parameter(tensor.name) : .buffer(tensor.name)
+  }
+
+  /// The key a file name stands for, or nil when it is none of the format's names.
+  public init?(name: String) {
+    if name.hasPrefix("param/"), name.count > 6 {
+      self = .parameter(String(name.dropFirst(6)))
+    } else if name.hasPrefix("buffer/"), name.count > 7 {
+      self = .buffer(String(name.dropFirst(7)))
+    } else if name.hasPrefix("opt/"), let slash = name.lastIndex(of: "/"), slash > name.index(name.startIndex, offsetBy: 4),
+      let slot = OptimizerSlot(rawValue: String(name[name.index(after: slash)...]))
+    {
+      self = .slot(parameter: String(name[name.index(name.startIndex, offsetBy: 4)..<slash]), slot)
+    } else {
+      return nil
+    }
+  }
+
+  /// Whether it is an optimizer slot.
+  public var isOptimizerSlot: Bool { if case .slot = self { true } else { false } }
+}
+
+extension [String: StoredTensor] {
+  /// The tensor under `key`.
+  public subscript(key: StateKey) -> StoredTensor? {
+    get { self[key.name] }
+    set { self[key.name] = newValue }
+  }
+}
