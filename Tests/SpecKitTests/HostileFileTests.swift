@@ -308,6 +308,19 @@ struct HostileFileTests {
       PathText.standardized("a/./b/../c") == "a/c" && PathText.standardized("/../x") == "/x" && PathText.standardized("../x") == "../x")
   }
 
+  @Test func aFileWithThousandsOfProblemsListsTheFirstHundred() throws {
+    let text = "{" + (0..<5000).map { "\"k\($0)\": \($0)" }.joined(separator: ", ") + "}"
+    do {
+      _ = try SessionSpec.decode(Array(text.utf8), file: "many.json", defaultName: "many")
+      Issue.record("accepted")
+    } catch {
+      #expect(error.issues.count > 5000, "every problem is kept (for validate --json)")
+      let lines = error.description.split(separator: "\n")
+      #expect(lines.count == SpecError.shownProblems + 2)
+      #expect(lines.last?.contains("more (validate --json lists every one)") == true)
+    }
+  }
+
   // MARK: messages
 
   @Test func messagesShowFileTextShortAndEscaped() {

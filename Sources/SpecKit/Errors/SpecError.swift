@@ -22,7 +22,11 @@ public enum SpecError: Error, Sendable, CustomStringConvertible {
     case .syntax(let file, let error):
       return "\(file.map { $0 + ":" } ?? "")\(error.location.line):\(error.location.column): not valid JSON: \(error.message)"
     case .invalid(let file, let issues):
-      let lines = issues.map { "  " + $0.formatted(file: file) }
+      // A hostile file can hold hundreds of thousands of problems: the first hundred say enough.
+      var lines = issues.prefix(Self.shownProblems).map { "  " + $0.formatted(file: file) }
+      if issues.count > Self.shownProblems {
+        lines.append("  … and \(issues.count - Self.shownProblems) more (validate --json lists every one)")
+      }
       let count = issues.count == 1 ? "1 problem" : "\(issues.count) problems"
       return "\(file ?? "the session") has \(count):\n" + lines.joined(separator: "\n")
     case .newerVersion(let file, let found, let supported):
@@ -39,6 +43,9 @@ public enum SpecError: Error, Sendable, CustomStringConvertible {
         + problems.map { "  " + $0 }.joined(separator: "\n")
     }
   }
+
+  /// How many problems a message lists before it says how many more there are.
+  public static let shownProblems = 100
 
   /// Why a file could not be read or written (nil for other cases).
   public var reason: String? {
