@@ -1,20 +1,28 @@
 import SpecKit
 
-/// The backends built into SpecBench, by name.
-public enum BackendRegistry {
+/// The backends a program offers, by name: a value handed to the session engine (and to the
+/// commands that train), so that a backend can carry settings of its own — an interpreter, a
+/// device count, an address — and a program or a test can offer other backends than the
+/// built-in ones.
+public struct BackendRegistry: Sendable {
   /// Every backend, in the order `specbench backends` shows them.
-  public static let all: [any Backend] = [ReferenceBackend(), FastBackend()]
+  public var all: [any Backend]
 
-  public static var names: [String] { all.map(\.name) }
+  public init(_ backends: [any Backend]) { all = backends }
+
+  /// The backends built into SpecBench: reference, fast.
+  public static let builtIn = BackendRegistry([ReferenceBackend(), FastBackend()])
+
+  public var names: [String] { all.map(\.name) }
 
   /// The backend called `name`.
-  public static func named(_ name: String) throws(BackendError) -> any Backend {
+  public func named(_ name: String) throws(BackendError) -> any Backend {
     guard let backend = all.first(where: { $0.name == name }) else { throw .unknownBackend(name: name, known: names) }
     return backend
   }
 
   /// The capability matrix as text rows: one row per feature, one column per backend.
-  public static func capabilityTable() -> [[String]] {
+  public func capabilityTable() -> [[String]] {
     var rows: [[String]] = [["feature"] + names]
     func section(_ title: String, _ names: [String], _ keyPath: KeyPath<Capabilities, Set<String>>) {
       for name in names {

@@ -98,11 +98,12 @@ public enum DashboardLoop {
   /// What the key map needs to know of the session now.
   static func context(_ engine: SessionEngine, _ themes: ThemeLibrary) -> DashboardState.Context {
     let spec = engine.spec
+    let backends = engine.backendNames
     return DashboardState.Context(
-      status: engine.trainingStatus, backend: spec.backend, backends: engine.backendNames, themeCount: themes.themes.count,
+      status: engine.trainingStatus, backend: spec.backend, backends: backends, themeCount: themes.themes.count,
       layerTensors: ((try? spec.model.layerShapes()) ?? []).map { $0.tensors.map(\.name) },
       optimizerCommand: "optimizer " + spec.optimizer.summary,
-      complete: { line in Completion.candidates(before: line, spec: spec) ?? [] })
+      complete: { line in Completion.candidates(before: line, spec: spec, backends: backends) ?? [] })
   }
 
   /// Runs a command line as the REPL would, showing its result in the message line and the log.

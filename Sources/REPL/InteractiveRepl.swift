@@ -241,7 +241,7 @@ private let completeLine: @convention(c) (UnsafePointer<CChar>?, Int32, Int32) -
   guard let repl = activeRepl, let buffer = specbench_rl_line_buffer() else { return nil }
   let before = String(String(cString: buffer).utf8.prefix(Int(start))) ?? ""
   let word = text.map { String(cString: $0) } ?? ""
-  guard let candidates = Completion.candidates(before: before + word, spec: repl.engine.spec) else {
+  guard let candidates = Completion.candidates(before: before + word, spec: repl.engine.spec, backends: repl.engine.backendNames) else {
     specbench_rl_set_completion_over(0)
     return nil
   }

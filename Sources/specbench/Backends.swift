@@ -9,9 +9,9 @@ struct BackendsCommand: ParsableCommand {
   )
 
   func run() throws {
-    for backend in BackendRegistry.all { say("\(backend.name): \(backend.summary)") }
+    for backend in BackendRegistry.builtIn.all { say("\(backend.name): \(backend.summary)") }
     say("")
-    printTable(BackendRegistry.capabilityTable())
+    printTable(BackendRegistry.builtIn.capabilityTable())
     // The exporters: every layer, activation and optimizer of the format goes out to each of
     // them; what each file can carry differs.
     say("")

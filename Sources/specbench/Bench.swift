@@ -44,9 +44,9 @@ struct Bench: ParsableCommand {
     let presets = preset == "all" ? Benchmark.Preset.all : [Benchmark.Preset.named(preset)!]
     let backends: [any Backend]
     if backend == "all" {
-      backends = BackendRegistry.all
+      backends = BackendRegistry.builtIn.all
     } else {
-      do { backends = [try BackendRegistry.named(backend)] } catch { throw failWith(error.description) }
+      do { backends = [try BackendRegistry.builtIn.named(backend)] } catch { throw failWith(error.description) }
     }
     if !json { say("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
     for p in presets {

@@ -54,7 +54,7 @@ struct Run: ParsableCommand {
     if let save { try checkSaveTarget(save) }
     let training: TrainingRun
     do {
-      let engine = try BackendRegistry.named(backend ?? bundle.spec.backend)
+      let engine = try BackendRegistry.builtIn.named(backend ?? bundle.spec.backend)
       training = try TrainingRun(bundle: bundle, folder: PathText.folder(file), backend: engine)
     } catch let error as BackendError {
       throw failWith(error.description)

@@ -1,6 +1,9 @@
+import Backends
+import Datasets
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
+import Synchronization
 import Testing
 
 @testable import Session
@@ -55,5 +58,43 @@ struct HostileEngineTests {
     #expect(engine.path == folder + "/mine.json", "the session still belongs to its own file")
     #expect(engine.hasUnsavedChanges, "the recovery copy does not count as a save")
     #expect(try SessionFile.load(folder + "/mine.json").spec.training.batchSize == 64)
+  }
+}
+
+/// The registry is a value the engine is given: a program (or a test) offers its own backends,
+/// each with settings of its own, and the engine knows no others.
+@Suite("Backends handed to the engine")
+struct BackendRegistryTests {
+  /// The reference backend under another name, with a setting: how many steps it has made.
+  struct Labelled: Backend {
+    let name: String
+    let counter: Counter
+    var summary: String { "the reference backend, counting its trainers" }
+    var capabilities: Capabilities { ReferenceBackend().capabilities }
+    func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
+      counter.add()
+      return try ReferenceBackend().makeTrainer(spec: spec, state: state, data: data)
+    }
+  }
+
+  final class Counter: Sendable {
+    private let value = Mutex(0)
+    func add() { value.withLock { $0 += 1 } }
+    var count: Int { value.withLock { $0 } }
+  }
+
+  @Test func anEngineTrainsOnTheBackendsItWasGiven() {
+    let counter = Counter()
+    let engine = SessionEngine.withDefaultSession(
+      backends: BackendRegistry([ReferenceBackend(), Labelled(name: "labelled", counter: counter)]))
+    #expect(engine.backendNames == ["reference", "labelled"])
+    #expect(!engine.execute("backend labelled").failed)
+    let refused = engine.execute("backend fast")
+    #expect(refused.failed && refused.text.contains("no backend named \"fast\"; backends: reference, labelled"), "\(refused.text)")
+    #expect(!engine.execute("train 4 --wait").failed)
+    waitIdle(engine)
+    #expect(engine.state?.step == 4)
+    #expect(counter.count >= 1, "the engine's own backend made the trainer")
+    #expect(Completion.candidates(before: "backend l", spec: engine.spec, backends: engine.backendNames) == ["labelled"])
   }
 }

@@ -90,9 +90,9 @@ struct AgreementTests {
     return (trainer.exportState(), trainer, split.train)
   }
 
-  @Test(arguments: BackendRegistry.all.filter { $0.name != "reference" }.map(\.name))
+  @Test(arguments: BackendRegistry.builtIn.all.filter { $0.name != "reference" }.map(\.name))
   func everyClaimedFeatureMatchesReference(backendName: String) throws {
-    let backend = try BackendRegistry.named(backendName)
+    let backend = try BackendRegistry.builtIn.named(backendName)
     for (label, spec) in Self.cases {
       #expect(backend.capabilities.unsupported(in: spec).isEmpty, "\(backendName) claims \(label)")
       let (expected, referenceTrainer, data) = try Self.train(spec, on: ReferenceBackend(), steps: 12)

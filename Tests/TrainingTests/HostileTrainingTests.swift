@@ -26,11 +26,11 @@ struct HostileTrainingTests {
     ("adagrad with a huge rate", .adagrad(.init(lr: 1e38)), .constant),
   ]
 
-  @Test(arguments: overflowingUpdates.indices, BackendRegistry.all.map(\.name))
+  @Test(arguments: overflowingUpdates.indices, BackendRegistry.builtIn.all.map(\.name))
   func anUpdateThatOverflowsKeepsTheLastFiniteState(_ index: Int, backendName: String) throws {
     let (label, optimizer, schedule) = Self.overflowingUpdates[index]
     let spec = makeSpec(layers: [dense("d1", 8, .tanh), dense("d2", 3)], optimizer: optimizer, schedule: schedule)
-    let backend = try BackendRegistry.named(backendName)
+    let backend = try BackendRegistry.builtIn.named(backendName)
     let (bundle, summary) = try train(SessionBundle(spec: spec), steps: 60, on: backend)
     #expect(summary.reason == .diverged, "\(label)")
     let kept = summary.step

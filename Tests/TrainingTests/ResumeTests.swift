@@ -26,10 +26,10 @@ struct ResumeTests {
       ], optimizer: optimizer, schedule: .cosine(tMax: 20, etaMin: 0.001), validationFraction: 0.2)
   }
 
-  @Test(arguments: OptimizerTests.cases, BackendRegistry.all.map(\.name))
+  @Test(arguments: OptimizerTests.cases, BackendRegistry.builtIn.all.map(\.name))
   func trainSaveLoadTrainEqualsTrainingStraight(optimizer: OptimizerSpec, backendName: String) throws {
     let spec = Self.spec(optimizer)
-    let backend = try BackendRegistry.named(backendName)
+    let backend = try BackendRegistry.builtIn.named(backendName)
     let (straight, _) = try train(SessionBundle(spec: spec), steps: 17, on: backend)
     let (half, _) = try train(SessionBundle(spec: spec), steps: 7, on: backend)
     let folder = temporaryFolder()
@@ -57,7 +57,7 @@ struct ResumeTests {
     #expect(straight.spec.history.trainLoss == resumed.spec.history.trainLoss)
   }
 
-  @Test(arguments: BackendRegistry.all.map(\.name))
+  @Test(arguments: BackendRegistry.builtIn.all.map(\.name))
   func aNonFiniteLossStopsAndKeepsTheLastFiniteState(backendName: String) throws {
     // A learning rate that makes the loss blow up within a few steps; batch_norm's running
     // statistics must come back from the failed step too.
@@ -65,7 +65,7 @@ struct ResumeTests {
       input: [1],
       layers: [dense("d1", 8, .relu), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), dense("d2", 1)], loss: .mse,
       optimizer: .sgd(.init(lr: 1e6)), data: .sine(samples: 40, noise: 0, seed: 2))
-    let backend = try BackendRegistry.named(backendName)
+    let backend = try BackendRegistry.builtIn.named(backendName)
     let (bundle, summary) = try train(SessionBundle(spec: spec), steps: 100, on: backend)
     #expect(summary.reason == .diverged)
     let lastGood = summary.step

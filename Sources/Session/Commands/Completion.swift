@@ -6,7 +6,7 @@ import SpecKit
 /// names, subcommands, layer types, activations, optimizer and schedule names and fields,
 /// layer and tensor names, backend names. Nil means "complete a file path".
 public enum Completion {
-  public static func candidates(before line: String, spec: SessionSpec) -> [String]? {
+  public static func candidates(before line: String, spec: SessionSpec, backends: [String] = BackendRegistry.builtIn.names) -> [String]? {
     let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
     let typingNewWord = line.isEmpty || line.hasSuffix(" ")
     let done = typingNewWord ? words : Array(words.dropLast())
@@ -60,7 +60,7 @@ public enum Completion {
     case "hist":
       guard position == 1, let tensors = try? spec.model.layerShapes().flatMap(\.tensors).map(\.name) else { return [] }
       return filter(tensors, current)
-    case "backend": return position == 1 ? filter(BackendRegistry.names, current) : []
+    case "backend": return position == 1 ? filter(backends, current) : []
     case "save", "load": return nil
     case "export":
       return position == 1 ? filter(ExportFormat.allCases.map(\.rawValue), current) : position == 2 ? nil : filter(["--softmax"], current)

@@ -39,7 +39,7 @@ extension SessionEngine {
       return .grid(try histogram(tensor))
     case .backend(let name):
       let backend: any Backend
-      do { backend = try BackendRegistry.named(name) } catch { throw CommandError(error.description) }
+      do { backend = try backends.named(name) } catch { throw CommandError(error.description) }
       if let reason = backend.unavailableReason { throw CommandError(reason) }
       let old = spec.backend
       spec.backend = backend.name
@@ -56,7 +56,7 @@ extension SessionEngine {
       }
       return .done("backend \(backend.name)")
     case .backends:
-      return .done(BackendRegistry.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))
+      return .done(backends.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))
     case .save(let target):
       pendingEvents.append(EngineEvent("saved", try save(to: target)))
       return .done("")
@@ -111,7 +111,7 @@ extension SessionEngine {
     }
     let run: TrainingRun
     do {
-      let backend = try BackendRegistry.named(spec.backend)
+      let backend = try backends.named(spec.backend)
       let bundle = state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec)
       run = try TrainingRun(bundle: bundle, folder: folder, backend: backend, recordLoad: false)
     } catch let error as BackendError {
@@ -132,7 +132,8 @@ extension SessionEngine {
     if !resuming { pausedTarget = nil }
     var previous = Snapshot()
     (previous.distributions, previous.tensorStatistics) = tensorHistory
-    worker = TrainingWorker(run: run, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresTensorStatistics)
+    worker = TrainingWorker(
+      run: run, backends: backends, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresTensorStatistics)
     status = .running
     pausedTarget = target
     return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")

@@ -49,15 +49,19 @@ public final class SessionEngine {
     didSet { worker?.measuresStatistics.store(measuresTensorStatistics, ordering: .relaxed) }
   }
 
-  public init(bundle: SessionBundle, path: String? = nil) {
+  /// The backends this engine trains on.
+  public let backends: BackendRegistry
+
+  public init(bundle: SessionBundle, path: String? = nil, backends: BackendRegistry = .builtIn) {
+    self.backends = backends
     spec = bundle.spec
     state = bundle.spec.state == nil ? nil : try? bundle.trainingState()
     self.path = path
   }
 
   /// The built-in default session: three spirals, a 2-64-64-3 ReLU MLP, Adam — ready to train.
-  public static func withDefaultSession() -> SessionEngine {
-    let engine = SessionEngine(bundle: SessionBundle(spec: emptySpec(name: "spirals", input: [2])))
+  public static func withDefaultSession(backends: BackendRegistry = .builtIn) -> SessionEngine {
+    let engine = SessionEngine(bundle: SessionBundle(spec: emptySpec(name: "spirals", input: [2])), backends: backends)
     for line in [
       "new spirals --input 2", "data spirals samples=600 classes=3 noise=0.1 seed=7", "add dense 64 relu", "add dense 64 relu",
       "add dense 3",
@@ -110,7 +114,7 @@ public final class SessionEngine {
 
   /// The names of the backends a session can train on, in the registry's order (front ends
   /// offer them without knowing the engines).
-  public var backendNames: [String] { BackendRegistry.names }
+  public var backendNames: [String] { backends.names }
 
   /// The latest picture of training.
   public var snapshot: Snapshot {

@@ -45,7 +45,11 @@ final class TrainingWorker: Sendable {
   }
 
   /// Starts training on the worker's queue.
-  init(run: TrainingRun, extraSteps: Int?, previous: Snapshot? = nil, measuresStatistics: Bool = false) {
+  /// The backends a swap may choose from.
+  let backends: BackendRegistry
+
+  init(run: TrainingRun, backends: BackendRegistry, extraSteps: Int?, previous: Snapshot? = nil, measuresStatistics: Bool = false) {
+    self.backends = backends
     let box = RunBox(run)
     self.measuresStatistics.store(measuresStatistics, ordering: .relaxed)
     shared.withLock { shared in
@@ -186,7 +190,7 @@ final class TrainingWorker: Sendable {
   /// Applies a spec or backend change at this step boundary, mapping the optimizer's slots.
   private func apply(_ spec: SessionSpec, _ backendName: String, to run: TrainingRun) {
     do {
-      let backend = try BackendRegistry.named(backendName)
+      let backend = try backends.named(backendName)
       var state = run.trainer.exportState()
       let step = state.step
       var details: [EngineEvent] = []
