@@ -67,7 +67,7 @@ extension Activation {
   }
 
   /// Softmax over each row, written to `out` (which may be `x` itself).
-  public static func softmaxRows(_ x: UnsafeBufferPointer<Float>, rows: Int, width: Int, into out: UnsafeMutableBufferPointer<Float>) {
+  package static func softmaxRows(_ x: UnsafeBufferPointer<Float>, rows: Int, width: Int, into out: UnsafeMutableBufferPointer<Float>) {
     for i in 0..<rows {
       let row = i * width
       var top = -Float.infinity
@@ -84,7 +84,7 @@ extension Activation {
 
   /// The gradient through a row softmax: dx = s ⊙ (g − Σ g ⊙ s), per row, written to `out`
   /// (which may be `g` itself).
-  public static func softmaxBackwardRows(
+  package static func softmaxBackwardRows(
     output s: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>, rows: Int, width: Int,
     into out: UnsafeMutableBufferPointer<Float>
   ) {
@@ -106,7 +106,7 @@ extension Activation {
 
   /// f of `x.count` values written to `y` (which may be `x` itself); softmax acts on rows of
   /// `width` values.
-  public func forward(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>, width: Int) {
+  package func forward(_ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>, width: Int) {
     switch self {
     case .identity: for i in 0..<x.count { y[i] = x[i] }
     case .relu: for i in 0..<x.count { y[i] = x[i] > 0 ? x[i] : 0 }
@@ -131,7 +131,7 @@ extension Activation {
 
   /// The input gradient written to `dx` (which may be `g` itself) from the input `x`, the output
   /// `y` and the output gradient `g`; softmax acts on rows of `width` values.
-  public func backward(
+  package func backward(
     input x: UnsafeBufferPointer<Float>, output y: UnsafeBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
     into dx: UnsafeMutableBufferPointer<Float>, width: Int
   ) {

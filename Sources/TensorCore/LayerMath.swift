@@ -54,7 +54,7 @@ public enum LayerMath {
   }
 
   /// Layer normalisation on views: `y`, the cache's x̂ and 1/σ per group written in place.
-  public static func layerNormForward(
+  package static func layerNormForward(
     _ x: UnsafeBufferPointer<Float>, features: Int, weight: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>, eps: Float,
     into y: UnsafeMutableBufferPointer<Float>, normalized: UnsafeMutableBufferPointer<Float>, inverseStd: UnsafeMutableBufferPointer<Float>
   ) {
@@ -95,7 +95,7 @@ public enum LayerMath {
   }
 
   /// The layer-norm backward pass on views; `dx` may be `dy` itself, dγ and dβ are overwritten.
-  public static func layerNormBackward(
+  package static func layerNormBackward(
     _ dy: UnsafeBufferPointer<Float>, normalized: UnsafeBufferPointer<Float>, inverseStd: UnsafeBufferPointer<Float>,
     weight: UnsafeBufferPointer<Float>, into dx: UnsafeMutableBufferPointer<Float>, weightGradient dw: UnsafeMutableBufferPointer<Float>,
     biasGradient db: UnsafeMutableBufferPointer<Float>
@@ -153,7 +153,7 @@ public enum LayerMath {
 
   /// Batch normalisation on views of a `[batch, channels, inner]` layout; the running statistics
   /// are updated in place when training.
-  public static func batchNormForward(
+  package static func batchNormForward(
     _ x: UnsafeBufferPointer<Float>, batch: Int, channels: Int, inner: Int, weight: UnsafeBufferPointer<Float>,
     bias: UnsafeBufferPointer<Float>, runningMean: UnsafeMutableBufferPointer<Float>, runningVar: UnsafeMutableBufferPointer<Float>,
     eps: Float, momentum: Float, training: Bool, into y: UnsafeMutableBufferPointer<Float>, normalized: UnsafeMutableBufferPointer<Float>,
@@ -214,7 +214,7 @@ public enum LayerMath {
   }
 
   /// The batch-norm backward pass on views; `dx` may be `dy` itself, dγ and dβ are overwritten.
-  public static func batchNormBackward(
+  package static func batchNormBackward(
     _ dy: UnsafeBufferPointer<Float>, batch: Int, inner: Int, normalized: UnsafeBufferPointer<Float>,
     inverseStd: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>, into dx: UnsafeMutableBufferPointer<Float>,
     weightGradient dw: UnsafeMutableBufferPointer<Float>, biasGradient db: UnsafeMutableBufferPointer<Float>
@@ -258,7 +258,7 @@ public enum LayerMath {
   }
 
   /// Inverted dropout on views (`y` may be `x` itself).
-  public static func dropoutForward(
+  package static func dropoutForward(
     _ x: UnsafeBufferPointer<Float>, rate: Float, generator: inout SplitMix64, into y: UnsafeMutableBufferPointer<Float>,
     mask: UnsafeMutableBufferPointer<Float>
   ) {

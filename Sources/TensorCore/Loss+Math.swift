@@ -48,7 +48,7 @@ extension LossSpec {
 
   /// `evaluate(output:targets:)` on views: the mean loss of `rows × width` outputs, with its
   /// gradient written to `gradient` (same size), allocating nothing.
-  public func evaluate(
+  package func evaluate(
     output y: UnsafeBufferPointer<Float>, rows: Int, width: Int, targets: TargetView, gradient: UnsafeMutableBufferPointer<Float>
   ) -> Float {
     var total = 0.0

@@ -8,19 +8,19 @@ import SpecKit
 /// elements are visited differs, which changes nothing).
 public enum OptimizerMath {
   /// One parameter's state slots as views; a rule uses the ones its `OptimizerSpec.slots` lists.
-  public struct SlotViews {
-    public var momentumBuffer: UnsafeMutablePointer<Float>?
-    public var expAvg: UnsafeMutablePointer<Float>?
-    public var expAvgSq: UnsafeMutablePointer<Float>?
-    public var maxExpAvgSq: UnsafeMutablePointer<Float>?
-    public var squareAvg: UnsafeMutablePointer<Float>?
-    public var gradAvg: UnsafeMutablePointer<Float>?
-    public var sum: UnsafeMutablePointer<Float>?
+  package struct SlotViews {
+    package var momentumBuffer: UnsafeMutablePointer<Float>?
+    package var expAvg: UnsafeMutablePointer<Float>?
+    package var expAvgSq: UnsafeMutablePointer<Float>?
+    package var maxExpAvgSq: UnsafeMutablePointer<Float>?
+    package var squareAvg: UnsafeMutablePointer<Float>?
+    package var gradAvg: UnsafeMutablePointer<Float>?
+    package var sum: UnsafeMutablePointer<Float>?
 
-    public init() {}
+    package init() {}
 
     /// The views of the elements from `offset` on.
-    public func advanced(by offset: Int) -> SlotViews {
+    package func advanced(by offset: Int) -> SlotViews {
       var views = self
       for path in [\SlotViews.momentumBuffer, \.expAvg, \.expAvgSq, \.maxExpAvgSq, \.squareAvg, \.gradAvg, \.sum] {
         views[keyPath: path] = self[keyPath: path].map { $0 + offset }
@@ -29,7 +29,7 @@ public enum OptimizerMath {
     }
 
     /// Sets the view of a slot.
-    public mutating func set(_ slot: OptimizerSlot, _ view: UnsafeMutablePointer<Float>) {
+    package mutating func set(_ slot: OptimizerSlot, _ view: UnsafeMutablePointer<Float>) {
       switch slot {
       case .momentumBuffer: momentumBuffer = view
       case .expAvg: expAvg = view
@@ -177,7 +177,7 @@ public enum OptimizerMath {
 
   /// Updates `count` values of `param` from `grad` and the slots' views, in one pass, eight
   /// elements at a time (each lane's arithmetic is the scalar rule's, so the result is the same).
-  public static func update(
+  package static func update(
     _ optimizer: OptimizerSpec, param p: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int, slots: SlotViews, step: Int,
     learningRate lr: Double
   ) {

@@ -54,12 +54,11 @@ public struct Tensor: Hashable, Sendable, CustomStringConvertible {
 /// Whether every value is finite: a branch-free pass over the exponent bits that the compiler
 /// vectorizes (a key-path `allSatisfy(\.isFinite)` costs tens of nanoseconds a value).
 @inlinable
-public func allFinite(_ values: UnsafeBufferPointer<Float>) -> Bool {
+package func allFinite(_ values: UnsafeBufferPointer<Float>) -> Bool {
   var bad: UInt32 = 0
   for value in values { bad |= (value.bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
   return bad == 0
 }
 
-/// `allFinite` over an array.
-@inlinable
+/// Whether every value of an array is finite (see the buffer form).
 public func allFinite(_ values: [Float]) -> Bool { values.withUnsafeBufferPointer(allFinite) }
