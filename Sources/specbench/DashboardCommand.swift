@@ -68,8 +68,15 @@ struct DashboardCommand: ParsableCommand {
     let input = DashboardInput(spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: false, themeName: chosen.name)
     let grid = DashboardView.render(input, state: DashboardState(), width: parts[0], height: parts[1])
     let text = depth == .none ? grid.plainText : grid.ansiText(palette: chosen.ansiPalette(depth: depth))
-    // `-`, /dev/stdout, a terminal or a FIFO get the frame written through; a file is replaced
-    // atomically; a folder, a block device or a dangling path is refused.
+    // `-` is standard output (a closed or full one is an error); /dev/stdout, a terminal or a
+    // FIFO get the frame written through; a file is replaced atomically; a folder, a block
+    // device or a dangling path is refused.
+    if path == "-" {
+      guard Console.write(text + "\n", raw: true) else {
+        throw failWith("cannot write the frame: \(Console.outputFailure ?? "standard output failed")")
+      }
+      return
+    }
     do { try AtomicFile.writeOrStream(Array((text + "\n").utf8), to: path, what: "a dashboard frame") } catch { throw fail(error) }
   }
 }
