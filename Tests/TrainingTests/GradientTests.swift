@@ -98,14 +98,14 @@ struct GradientTests {
     // curvature ~1/sqrt(eps) that finite differences cannot resolve; use samples away from it.
     let batch = trainer.train.subset(9..<17)
     let startBuffers = trainer.buffers
-    let startDropout = trainer.dropout
+    let startDropout = trainer.progress.dropout
     // Every evaluation starts from the same buffers and dropout generator, so the mask is fixed.
     func loss() -> Float {
       trainer.buffers = startBuffers
-      trainer.dropout = startDropout
+      trainer.progress.dropout = startDropout
       return trainer.lossAndGradients(batch.inputs, batch.targets).loss
     }
-    trainer.dropout = startDropout
+    trainer.progress.dropout = startDropout
     let gradients = trainer.lossAndGradients(batch.inputs, batch.targets).gradients
     #expect(Set(gradients.keys) == Set(trainer.parameters.keys))
     for name in trainer.parameters.keys.sorted() {

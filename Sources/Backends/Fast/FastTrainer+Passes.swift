@@ -21,7 +21,7 @@ extension FastTrainer {
         function.forward(x, into: y, width: lastAxis)
       case .dropout(let rate):
         if training {
-          LayerMath.dropoutForward(x, rate: rate, generator: &dropout, into: y, mask: prefix(space.masks[index]!, y.count))
+          LayerMath.dropoutForward(x, rate: rate, generator: &progress.dropout, into: y, mask: prefix(space.masks[index]!, y.count))
         } else {
           _ = y.update(fromContentsOf: x)
         }

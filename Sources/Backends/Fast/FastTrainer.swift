@@ -42,14 +42,13 @@ final class FastTrainer: Trainer {
   let workspace: FastWorkspace
   /// A workspace for evaluation and prediction, made on first use.
   var evaluationWorkspace: FastWorkspace?
-  var sampler: EpochSampler
-  var dropout: SplitMix64
-  private(set) var step: Int
-  var optimizerSteps: Int
+  /// The sample order, the dropout generator and the update counts.
+  var progress: TrainingProgress
   /// Whether the gradient buffers hold a step's gradients.
   var hasGradients = false
 
-  var epoch: Int { sampler.epoch }
+  var step: Int { progress.step }
+  var epoch: Int { progress.epoch }
 
   init(spec: SessionSpec, state: TrainingState, train: Dataset) throws(BackendError) {
     self.spec = spec
@@ -106,26 +105,20 @@ final class FastTrainer: Trainer {
     outputShape = layers.last?.outputShape ?? spec.model.input
     workspace = FastWorkspace(
       stages: stages, widths: widths, targetWidth: train.targets.width, capacity: max(1, min(spec.training.batchSize, train.count)))
-    sampler = EpochSampler(
-      sampleCount: train.count, batchSize: spec.training.batchSize, shuffle: spec.training.shuffle, epochOrderSeed: state.epochOrderSeed,
-      index: state.index, epoch: state.epoch)
-    dropout = SplitMix64(state: state.dropoutRNG)
-    step = state.step
-    optimizerSteps = state.optimizerSteps
+    progress = TrainingProgress(spec: spec, state: state, sampleCount: train.count)
   }
 
   // MARK: Trainer
 
   func trainStep() throws(BackendError) -> StepResult {
     // Keep what a failed step would change, to put it back.
-    let (savedSampler, savedDropout) = (sampler, dropout)
+    let mark = progress.mark()
     for buffer in buffers { _ = buffer.saved.update(fromContentsOf: buffer.values) }
     func restore() {
-      (sampler, dropout) = (savedSampler, savedDropout)
+      progress.restore(mark)
       for buffer in buffers { _ = buffer.values.update(fromContentsOf: buffer.saved) }
     }
-    let batch = sampler.nextBatch()
-    let endedEpoch = sampler.isAtEpochStart
+    let (batch, endedEpoch) = progress.nextBatch()
     let rows = batch.count
     gather(batch, from: train, into: workspace)
     forward(workspace, rows: rows, training: true)
@@ -139,10 +132,11 @@ final class FastTrainer: Trainer {
       restore()
       throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
     }
-    let learningRate = spec.schedule.learningRate(at: step + 1, base: spec.optimizer.learningRate)
+    let update = progress.nextUpdate
+    let learningRate = spec.schedule.learningRate(at: update.step, base: spec.optimizer.learningRate)
     var nonFinite: String?
     for parameter in parameters where parameter.values.count > 0 {
-      if !Self.update(parameter, spec.optimizer, step: optimizerSteps + 1, learningRate: learningRate), nonFinite == nil {
+      if !Self.update(parameter, spec.optimizer, step: update.optimizerStep, learningRate: learningRate), nonFinite == nil {
         nonFinite = parameter.name
       }
     }
@@ -153,8 +147,7 @@ final class FastTrainer: Trainer {
       throw .updateDiverged(step: step + 1, loss: loss, reason: "the update made \(nonFinite) (or its optimizer state) not finite")
     }
     hasGradients = true
-    step += 1
-    optimizerSteps += 1
+    progress.commit()
     return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
   }
 
@@ -162,21 +155,13 @@ final class FastTrainer: Trainer {
   func evaluate(_ data: Dataset) -> Evaluation {
     guard data.count > 0 else { return Evaluation(loss: .nan, accuracy: nil) }
     let space = evaluationSpace(count: data.count, targetWidth: data.targets.width)
-    var total = 0.0
-    var correct = 0
-    var hasClasses = false
-    for start in stride(from: 0, to: data.count, by: space.capacity) {
-      let chunk = start..<min(start + space.capacity, data.count)
+    return ChunkedEvaluation.run(count: data.count, chunk: space.capacity) { chunk in
       gather(chunk, from: data, into: space)
       forward(space, rows: chunk.count, training: false)
-      total += Double(lossAndGradient(space, rows: chunk.count, targets: data.targets)) * Double(chunk.count)
+      let loss = lossAndGradient(space, rows: chunk.count, targets: data.targets)
       let output = Tensor(shape: [chunk.count, widths.last!], scalars: Array(prefix(space.output, chunk.count * widths.last!)))
-      if let right = spec.loss.correctCount(output: output, targets: data.targets.gather(chunk)) {
-        correct += right
-        hasClasses = true
-      }
+      return (loss, spec.loss.correctCount(output: output, targets: data.targets.gather(chunk)))
     }
-    return Evaluation(loss: Float(total / Double(data.count)), accuracy: hasClasses ? Double(correct) / Double(data.count) : nil)
   }
 
   func predict(_ inputs: Tensor) -> Tensor {
@@ -208,9 +193,7 @@ final class FastTrainer: Trainer {
       }
     }
     for buffer in buffers { tensors[StateKey.buffer(buffer.name)] = StoredTensor(shape: buffer.shape, scalars: Array(buffer.values)) }
-    return TrainingState(
-      step: step, epoch: sampler.epoch, epochOrderSeed: sampler.epochOrderSeed, index: sampler.index, dropoutRNG: dropout.state,
-      optimizerSteps: optimizerSteps, tensors: tensors)
+    return progress.state(tensors: tensors)
   }
 
   /// The optimizer's rule on one parameter; from 32 Ki values on, each core takes half (the

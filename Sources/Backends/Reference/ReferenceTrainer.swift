@@ -19,14 +19,13 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   var buffers: [String: Tensor] = [:]
   /// Optimizer slots: parameter name → slot name → values.
   var slots: [String: [String: [Float]]] = [:]
-  var sampler: EpochSampler
-  var dropout: SplitMix64
-  private(set) var step: Int
-  var optimizerSteps: Int
+  /// The sample order, the dropout generator and the update counts.
+  var progress: TrainingProgress
   /// The last successful step's gradients, for `gradientNorms`.
   var lastGradients: [String: Tensor] = [:]
 
-  var epoch: Int { sampler.epoch }
+  var step: Int { progress.step }
+  var epoch: Int { progress.epoch }
 
   init(spec: SessionSpec, state: TrainingState, train: Dataset, kernels: K) throws(BackendError) {
     self.spec = spec
@@ -44,12 +43,7 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
         buffers[tensor.name] = Tensor(state.tensors[StateKey.buffer(tensor.name)]!)
       }
     }
-    sampler = EpochSampler(
-      sampleCount: train.count, batchSize: spec.training.batchSize, shuffle: spec.training.shuffle, epochOrderSeed: state.epochOrderSeed,
-      index: state.index, epoch: state.epoch)
-    dropout = SplitMix64(state: state.dropoutRNG)
-    step = state.step
-    optimizerSteps = state.optimizerSteps
+    progress = TrainingProgress(spec: spec, state: state, sampleCount: train.count)
   }
 
   // MARK: forward and backward
@@ -84,7 +78,7 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
         x = y
       case .dropout(let rate):
         if training {
-          let (y, mask) = LayerMath.dropoutForward(x, rate: Float(rate), generator: &dropout)
+          let (y, mask) = LayerMath.dropoutForward(x, rate: Float(rate), generator: &progress.dropout)
           caches.append(.dropout(mask: mask))
           x = y
         } else {
@@ -164,20 +158,22 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
 
   func trainStep() throws(BackendError) -> StepResult {
     // Keep what a failed step would change, to put it back.
-    let (savedSampler, savedDropout, savedBuffers) = (sampler, dropout, buffers)
-    let batch = train.subset(sampler.nextBatch())
-    let endedEpoch = sampler.isAtEpochStart
+    let (mark, savedBuffers) = (progress.mark(), buffers)
+    let (indices, endedEpoch) = progress.nextBatch()
+    let batch = train.subset(indices)
     let (loss, gradients) = lossAndGradients(batch.inputs, batch.targets)
     let badGradient = gradients.first { !$0.value.isFinite }?.key
     guard loss.isFinite, badGradient == nil else {
-      (sampler, dropout, buffers) = (savedSampler, savedDropout, savedBuffers)
+      progress.restore(mark)
+      buffers = savedBuffers
       let reason = loss.isFinite ? "the gradient of \(badGradient!) is not finite" : "the loss is \(loss)"
       throw .diverged(step: step + 1, loss: loss, reason: reason)
     }
-    let learningRate = spec.schedule.learningRate(at: step + 1, base: spec.optimizer.learningRate)
+    let update = progress.nextUpdate
+    let learningRate = spec.schedule.learningRate(at: update.step, base: spec.optimizer.learningRate)
     for (name, gradient) in gradients {
       OptimizerMath.update(
-        spec.optimizer, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &slots[name]!, step: optimizerSteps + 1,
+        spec.optimizer, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &slots[name]!, step: update.optimizerStep,
         learningRate: learningRate)
     }
     // An update can overflow from finite inputs (a huge rate, a schedule past float32): the
@@ -190,28 +186,18 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
       throw .updateDiverged(step: step + 1, loss: loss, reason: "the update made \(nonFinite) (or its optimizer state) not finite")
     }
     lastGradients = gradients
-    step += 1
-    optimizerSteps += 1
+    progress.commit()
     return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
   }
 
   /// Evaluates in chunks of 4096 samples, weighting each chunk's mean by its size.
   func evaluate(_ data: Dataset) -> Evaluation {
-    guard data.count > 0 else { return Evaluation(loss: .nan, accuracy: nil) }
-    var total = 0.0
-    var correct = 0
-    var hasClasses = false
-    for start in stride(from: 0, to: data.count, by: 4096) {
-      let chunk = data.subset(start..<min(start + 4096, data.count))
+    ChunkedEvaluation.run(count: data.count, chunk: 4096) { range in
+      let chunk = data.subset(range)
       let output = predict(chunk.inputs)
       let flat = output.reshaped([output.rows, output.rowWidth])
-      total += Double(spec.loss.evaluate(output: flat, targets: chunk.targets).loss) * Double(chunk.count)
-      if let right = spec.loss.correctCount(output: flat, targets: chunk.targets) {
-        correct += right
-        hasClasses = true
-      }
+      return (spec.loss.evaluate(output: flat, targets: chunk.targets).loss, spec.loss.correctCount(output: flat, targets: chunk.targets))
     }
-    return Evaluation(loss: Float(total / Double(data.count)), accuracy: hasClasses ? Double(correct) / Double(data.count) : nil)
   }
 
   func predict(_ inputs: Tensor) -> Tensor {
@@ -230,8 +216,6 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
       }
     }
     for (name, tensor) in buffers { tensors[StateKey.buffer(name)] = tensor.stored }
-    return TrainingState(
-      step: step, epoch: sampler.epoch, epochOrderSeed: sampler.epochOrderSeed, index: sampler.index, dropoutRNG: dropout.state,
-      optimizerSteps: optimizerSteps, tensors: tensors)
+    return progress.state(tensors: tensors)
   }
 }
