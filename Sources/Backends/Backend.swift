@@ -23,6 +23,14 @@ public protocol Backend: Sendable {
 
 /// A model being trained: it owns its parameters, optimizer slots, batches and generators, and
 /// is driven from one thread at a time.
+///
+/// The runner drives it in chunks: `train(upTo:stopAtEpochEnd:)` says how far the trainer may go
+/// and gets back the results of the updates it made, and a failure if one stopped it. An
+/// in-process trainer makes one step a call (the default, which loops over `trainStep`); an
+/// engine in another process may make many (`stepsPerCall`), and then pause, stop, a swap or a
+/// save take effect at the end of its chunk — the next boundary it offers. The observers
+/// (`evaluate`, `predict`, `exportState`) may fail too, with `BackendError.engineFailed`
+/// naming the backend and the reason.
 public protocol Trainer: AnyObject {
   /// Updates made so far.
   var step: Int { get }
@@ -40,19 +48,70 @@ public protocol Trainer: AnyObject {
   ///   state from its checkpoint).
   func trainStep() throws(BackendError) -> StepResult
 
-  /// Mean loss and accuracy over `data` in evaluation mode (dropout off, batch_norm on its
-  /// running statistics). Changes nothing.
-  func evaluate(_ data: Dataset) -> Evaluation
+  /// Updates until the state's step is `limit` (or, with `stopAtEpochEnd`, until a batch ends
+  /// an epoch), and returns what each update did; a failure ends the chunk early, after the
+  /// updates it lists. A default loops over `trainStep`.
+  func train(upTo limit: Int, stopAtEpochEnd: Bool) -> TrainingChunk
+
+  /// How many updates the trainer would like to make in one `train(upTo:)` call: 1 (the
+  /// default) for trainers in this process, more for an engine that a request costs time.
+  var stepsPerCall: Int { get }
+
+  /// Mean loss and accuracy over a part of the data in evaluation mode (dropout off, batch_norm
+  /// on its running statistics), or nil when that part is empty (no validation split). Changes
+  /// nothing.
+  func evaluate(_ part: DataPart) throws(BackendError) -> Evaluation?
 
   /// The model's outputs for `inputs` (`[N, sample shape…]`) in evaluation mode.
-  func predict(_ inputs: Tensor) -> Tensor
+  func predict(_ inputs: Tensor) throws(BackendError) -> Tensor
 
-  /// The complete state, in the format's names, to save or to hand to another backend.
-  func exportState() -> TrainingState
+  /// The state, in the format's names, to save or to hand to another backend; with
+  /// `parametersOnly`, the parameters and buffers alone (what plots need), without the
+  /// optimizer's slots.
+  func exportState(parametersOnly: Bool) throws(BackendError) -> TrainingState
 
   /// The L2 norm of every parameter's gradient in the last successful step, by tensor name;
   /// empty before this trainer's first step.
   func gradientNorms() -> [String: Float]
+}
+
+/// The part of a session's data to evaluate on.
+public enum DataPart: String, Sendable {
+  case train, validation
+}
+
+/// What one `train(upTo:stopAtEpochEnd:)` call did: the updates made, in order, and the
+/// failure that ended it early (the state is then the last listed update's, except after
+/// `.updateDiverged` and `.engineFailed`, where the runner rebuilds it).
+public struct TrainingChunk: Sendable {
+  public var results: [StepResult]
+  public var failure: BackendError?
+
+  public init(results: [StepResult] = [], failure: BackendError? = nil) {
+    (self.results, self.failure) = (results, failure)
+  }
+}
+
+extension Trainer {
+  public var stepsPerCall: Int { 1 }
+
+  public func train(upTo limit: Int, stopAtEpochEnd: Bool) -> TrainingChunk {
+    var chunk = TrainingChunk()
+    while step < limit {
+      do {
+        let result = try trainStep()
+        chunk.results.append(result)
+        if stopAtEpochEnd && result.endedEpoch { break }
+      } catch {
+        chunk.failure = error
+        break
+      }
+    }
+    return chunk
+  }
+
+  /// The complete state (parameters, buffers, slots, counters, generator positions).
+  public func exportState() throws(BackendError) -> TrainingState { try exportState(parametersOnly: false) }
 }
 
 /// The L2 norm of `values`, summed in double precision.
@@ -102,6 +161,9 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
   case unknownBackend(name: String, known: [String])
   /// The backend cannot run on this machine (a library it needs is missing): why, and what to do.
   case unavailable(backend: String, reason: String)
+  /// The engine failed while it trained or was asked something (its process died, it stopped
+  /// answering): which backend, and why.
+  case engineFailed(backend: String, reason: String)
 
   public var description: String {
     switch self {
@@ -116,6 +178,8 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
         + (Suggestion.nearest(to: name, in: known).map { " (did you mean \"\($0)\"?)" } ?? "")
     case .unavailable(_, let reason):
       return reason
+    case .engineFailed(let backend, let reason):
+      return "the \(backend) backend failed: \(reason)"
     }
   }
 }

@@ -16,6 +16,8 @@ public enum StopReason: String, Sendable {
   case steps
   case diverged
   case interrupted
+  /// The engine failed (its process died, it stopped answering); the state is the last good step's.
+  case engineFailed = "engine_failed"
 }
 
 /// What a run reports as it goes.
@@ -109,8 +111,9 @@ public final class TrainingRun {
     }
   }
 
-  /// The session as it stands: the spec with its history and the trainer's state.
-  public var bundle: SessionBundle { SessionBundle(spec: spec, state: trainer.exportState()) }
+  /// The session as it stands: the spec with its history and the trainer's state (the last
+  /// checkpoint's, should the engine fail to export it).
+  public var bundle: SessionBundle { SessionBundle(spec: spec, state: (try? trainer.exportState()) ?? checkpoint) }
 
   /// Seconds since `begin`.
   public var elapsedSeconds: Double { (clock.now - began) / .seconds(1) }
@@ -154,46 +157,71 @@ public final class TrainingRun {
     }.min()
   }
 
-  /// Checks the limits, makes one step, records it, and checks the rules that look at losses.
-  /// Returns why the run must stop, or nil to go on.
+  /// Checks the limits, asks the trainer for the next chunk of updates (one step for trainers
+  /// in this process; as many as the engine takes, up to the limits, for others), records
+  /// each, and folds the rules that look at losses over them. Returns why the run must stop, or
+  /// nil to go on. A rule that fires inside a chunk stops the run at the chunk's end.
   public func advance() -> StopReason? {
     let rules = spec.training.stop
+    var limit = Int.max
     if let extraSteps {
       if trainer.step - start >= extraSteps { return .steps }
+      limit = start + extraSteps
     } else {
       for rule in rules {
         switch rule {
         case .maxSteps(let steps) where trainer.step >= steps: return .maxSteps
         case .maxEpochs(let epochs) where trainer.epoch >= epochs: return .maxEpochs
+        case .maxSteps(let steps): limit = min(limit, steps)
         default: continue
         }
       }
     }
     for case .timeLimit(let seconds) in rules where elapsedSeconds >= seconds { return .timeLimit }
 
-    if clock.now - checkpointTaken >= Self.checkpointInterval {
-      checkpoint = trainer.exportState()
+    if clock.now - checkpointTaken >= Self.checkpointInterval, let state = try? trainer.exportState() {
+      checkpoint = state
       checkpointTaken = clock.now
     }
-    let result: StepResult
-    do { result = try trainer.trainStep() } catch {
-      var message = error.description
-      switch error {
-      case .diverged(let step, _, let why):
-        spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(step - 1)"))
-      case .updateDiverged(let step, _, let why):
-        let kept = restoreFiniteState(before: step)
-        if kept != step - 1 {
-          message = "training diverged at step \(step): \(why); the state is kept from step \(kept)"
-        }
-        spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(kept)"))
-      default:
-        break
-      }
-      divergence = message
-      return .diverged
+    // Epoch ends are boundaries a chunk stops at when something happens there: a validation,
+    // an epoch limit.
+    let epochEnds = data.validation != nil || rules.contains { if case .maxEpochs = $0 { true } else { false } }
+    let chunk = trainer.train(upTo: min(limit, trainer.step + max(1, trainer.stepsPerCall)), stopAtEpochEnd: epochEnds)
+    var reason: StopReason?
+    for result in chunk.results {
+      if let stop = record(result, rules: rules), reason == nil { reason = stop }
     }
+    if let failure = chunk.failure { return fail(failure, lastGood: chunk.results.last?.step ?? trainer.step) }
+    return reason
+  }
 
+  /// Stops on a failure of the trainer: a divergence keeps (or rebuilds) the last finite state;
+  /// an engine that failed is replaced by a trainer rebuilt at the last good step.
+  private func fail(_ error: BackendError, lastGood: Int) -> StopReason {
+    var message = error.description
+    switch error {
+    case .diverged(let step, _, let why):
+      spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(step - 1)"))
+    case .updateDiverged(let step, _, let why):
+      let kept = restoreState(at: step - 1)
+      if kept != step - 1 {
+        message = "training diverged at step \(step): \(why); the state is kept from step \(kept)"
+      }
+      spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(kept)"))
+    default:
+      let kept = restoreState(at: lastGood)
+      message = "\(error.description); the state is kept from step \(kept)"
+      spec.history.events.append(HistoryEvent(step: kept, kind: "failed", detail: message))
+      divergence = message
+      return .engineFailed
+    }
+    divergence = message
+    return .diverged
+  }
+
+  /// Records one update: its loss in the history (every `record.every` steps), the validation
+  /// at an epoch's end, and the rules that look at losses. Returns the rule that fired, if any.
+  private func record(_ result: StepResult, rules: [StopRule]) -> StopReason? {
     var reason: StopReason?
     if result.step % spec.training.record.every == 0 {
       spec.history.trainLoss.append(MetricPoint(step: result.step, value: result.loss))
@@ -223,8 +251,9 @@ public final class TrainingRun {
   @discardableResult
   public func finish(_ reason: StopReason) -> RunSummary {
     if lastEvaluationStep != trainer.step, trainer.step > start { _ = evaluateValidation() }
-    let validation = data.validation.map { trainer.evaluate($0) }
-    let train = trainer.evaluate(data.train)
+    let failed = Evaluation(loss: .nan, accuracy: nil)
+    let validation = data.validation == nil ? nil : (try? trainer.evaluate(.validation)) ?? failed
+    let train = (try? trainer.evaluate(.train)) ?? failed
     let message = divergence ?? "stopped by \(reason.rawValue) at step \(trainer.step)"
     spec.history.events.append(
       HistoryEvent(step: trainer.step, kind: "stop", detail: "\(reason.rawValue) after \(trainer.step - start) steps on \(backend.name)"))
@@ -247,12 +276,12 @@ public final class TrainingRun {
     backend = newBackend
   }
 
-  /// After update `step` spoilt the trainer's state: a trainer at the state before it, replayed
-  /// from the checkpoint. Returns the step of the state kept (the checkpoint's, should the
-  /// replay fail).
-  private func restoreFiniteState(before step: Int) -> Int {
-    guard var fresh = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else { return trainer.step }
-    while fresh.step < step - 1 {
+  /// After the trainer's state was spoilt (an update that overflowed, an engine that failed): a
+  /// trainer at step `target`, replayed from the checkpoint. Returns the step of the state kept
+  /// (the checkpoint's, should the replay fail).
+  private func restoreState(at target: Int) -> Int {
+    guard var fresh = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else { return checkpoint.step }
+    while fresh.step < target {
       if (try? fresh.trainStep()) == nil {
         // Not expected (training is deterministic); the checkpoint itself is finite.
         guard let again = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else { break }
@@ -261,7 +290,7 @@ public final class TrainingRun {
       }
     }
     trainer = fresh
-    checkpoint = fresh.exportState()
+    if let state = try? fresh.exportState() { checkpoint = state }
     return fresh.step
   }
 
@@ -269,8 +298,7 @@ public final class TrainingRun {
   public func record(_ event: HistoryEvent) { spec.history.events.append(event) }
 
   private func evaluateValidation() -> Evaluation? {
-    guard let validation = data.validation else { return nil }
-    let result = trainer.evaluate(validation)
+    guard data.validation != nil, let result = try? trainer.evaluate(.validation) else { return nil }
     lastEvaluationStep = trainer.step
     if result.loss.isFinite { spec.history.valLoss.append(MetricPoint(step: trainer.step, value: result.loss)) }
     onEvent(.evaluation(step: trainer.step, result))

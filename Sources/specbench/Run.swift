@@ -80,7 +80,7 @@ struct Run: ParsableCommand {
         throw fail(error)
       }
     }
-    if summary.reason == .diverged {
+    if summary.reason == .diverged || summary.reason == .engineFailed {
       Console.error(summary.message)
       throw ExitCode(1)
     }

@@ -33,7 +33,7 @@ func predictions(_ bundle: SessionBundle, _ inputs: Tensor, folder: String) thro
     shape: DataShape(input: sample, target: .values(width: width)))
   let trainer = try ReferenceBackend().makeTrainer(
     spec: bundle.spec, state: try bundle.trainingState(), data: DataSplit(data, validationFraction: 0, seed: 0))
-  return trainer.predict(inputs)
+  return try trainer.predict(inputs)
 }
 
 /// Whether two outputs agree within `tolerance`, relative to the larger of 1 and the value.

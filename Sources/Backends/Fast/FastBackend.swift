@@ -19,6 +19,6 @@ public struct FastBackend: Backend {
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
     if let unavailableReason { throw .unavailable(backend: name, reason: unavailableReason) }
     try check(spec: spec, state: state)
-    return try FastTrainer(spec: spec, state: state, train: data.train)
+    return try FastTrainer(spec: spec, state: state, train: data.train, validation: data.validation)
   }
 }

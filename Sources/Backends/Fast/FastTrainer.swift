@@ -32,6 +32,8 @@ final class FastTrainer: Trainer {
 
   let spec: SessionSpec
   let train: Dataset
+  /// The held-out samples, for `evaluate(.validation)`.
+  let validation: Dataset?
   let stages: [FastStage]
   /// Per-sample widths: the input's, then each stage's output.
   let widths: [Int]
@@ -50,7 +52,8 @@ final class FastTrainer: Trainer {
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
 
-  init(spec: SessionSpec, state: TrainingState, train: Dataset) throws(BackendError) {
+  init(spec: SessionSpec, state: TrainingState, train: Dataset, validation: Dataset? = nil) throws(BackendError) {
+    self.validation = validation
     self.spec = spec
     self.train = train
     let layers: [LayerShape]
@@ -151,7 +154,14 @@ final class FastTrainer: Trainer {
     return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
   }
 
-  /// Evaluates in chunks of up to 4096 samples, weighting each chunk's mean by its size.
+  func evaluate(_ part: DataPart) -> Evaluation? {
+    switch part {
+    case .train: evaluate(train)
+    case .validation: validation.map(evaluate)
+    }
+  }
+
+  /// Evaluates any samples in chunks of up to 4096, weighting each chunk's mean by its size.
   func evaluate(_ data: Dataset) -> Evaluation {
     guard data.count > 0 else { return Evaluation(loss: .nan, accuracy: nil) }
     let space = evaluationSpace(count: data.count, targetWidth: data.targets.width)
@@ -184,11 +194,11 @@ final class FastTrainer: Trainer {
     return Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, l2Norm($0.gradient)) })
   }
 
-  func exportState() -> TrainingState {
+  func exportState(parametersOnly: Bool) -> TrainingState {
     var tensors: [String: StoredTensor] = [:]
     for parameter in parameters {
       tensors[StateKey.parameter(parameter.name)] = StoredTensor(shape: parameter.shape, scalars: Array(parameter.values))
-      for slot in parameter.slots {
+      for slot in parameter.slots where !parametersOnly {
         tensors[StateKey.slot(parameter: parameter.name, slot.slot)] = StoredTensor(shape: parameter.shape, scalars: Array(slot.values))
       }
     }

@@ -13,6 +13,6 @@ public struct ReferenceBackend: Backend {
 
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
     try check(spec: spec, state: state)
-    return try ReferenceTrainer(spec: spec, state: state, train: data.train, kernels: PlainKernels())
+    return try ReferenceTrainer(spec: spec, state: state, train: data.train, validation: data.validation, kernels: PlainKernels())
   }
 }

@@ -14,6 +14,8 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   let spec: SessionSpec
   let layers: [LayerShape]
   let train: Dataset
+  /// The held-out samples, for `evaluate(.validation)`.
+  let validation: Dataset?
   /// Trainable parameters and buffers by tensor name (`dense1.weight`, `bn.running_mean`).
   var parameters: [String: Tensor] = [:]
   var buffers: [String: Tensor] = [:]
@@ -27,7 +29,8 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
 
-  init(spec: SessionSpec, state: TrainingState, train: Dataset, kernels: K) throws(BackendError) {
+  init(spec: SessionSpec, state: TrainingState, train: Dataset, validation: Dataset? = nil, kernels: K) throws(BackendError) {
+    self.validation = validation
     self.spec = spec
     self.kernels = kernels
     do { layers = try spec.model.layerShapes() } catch { throw .invalidState([error.description]) }
@@ -191,6 +194,14 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   }
 
   /// Evaluates in chunks of 4096 samples, weighting each chunk's mean by its size.
+  func evaluate(_ part: DataPart) -> Evaluation? {
+    switch part {
+    case .train: evaluate(train)
+    case .validation: validation.map(evaluate)
+    }
+  }
+
+  /// Mean loss and accuracy over any samples of the model's shapes.
   func evaluate(_ data: Dataset) -> Evaluation {
     ChunkedEvaluation.run(count: data.count, chunk: 4096) { range in
       let chunk = data.subset(range)
@@ -207,11 +218,11 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
 
   func gradientNorms() -> [String: Float] { lastGradients.mapValues { l2Norm($0.scalars) } }
 
-  func exportState() -> TrainingState {
+  func exportState(parametersOnly: Bool) -> TrainingState {
     var tensors: [String: StoredTensor] = [:]
     for (name, tensor) in parameters {
       tensors[StateKey.parameter(name)] = tensor.stored
-      for (slot, values) in slots[name]! {
+      for (slot, values) in slots[name]! where !parametersOnly {
         tensors[StateKey.slot(parameter: name, OptimizerSlot(rawValue: slot)!)] = StoredTensor(shape: tensor.shape, scalars: values)
       }
     }

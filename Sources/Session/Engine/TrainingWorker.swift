@@ -183,7 +183,7 @@ final class TrainingWorker: Sendable {
       s.snapshot.step = bundle.spec.state?.step ?? s.snapshot.step
       s.snapshot.history = bundle.spec.history
       s.finished = true
-      s.events.append(EngineEvent(summary.reason == .diverged ? "diverged" : "stopped", text))
+      s.events.append(EngineEvent(summary.reason == .diverged ? "diverged" : summary.reason == .engineFailed ? "failed" : "stopped", text))
     }
   }
 
@@ -191,7 +191,7 @@ final class TrainingWorker: Sendable {
   private func apply(_ spec: SessionSpec, _ backendName: String, to run: TrainingRun) {
     do {
       let backend = try backends.named(backendName)
-      var state = run.trainer.exportState()
+      var state = try run.trainer.exportState()
       let step = state.step
       var details: [EngineEvent] = []
       if spec.optimizer != run.spec.optimizer {
@@ -220,7 +220,8 @@ final class TrainingWorker: Sendable {
   /// distributions. Returns the parameters (and their step) when statistics are measured.
   @discardableResult
   private func publishTensors(_ run: TrainingRun) -> (step: Int, parameters: [String: [Float]])? {
-    let state = run.trainer.exportState()
+    // Plots need no optimizer slots.
+    guard let state = try? run.trainer.exportState(parametersOnly: true) else { return nil }
     var values: [String: [Float]] = [:]
     var parameters: [String: [Float]] = [:]
     for (name, tensor) in state.tensors {
@@ -247,7 +248,7 @@ final class TrainingWorker: Sendable {
 
   /// Publishes each parameter's gradient norm and update-to-weight ratio of the step just taken.
   private func publishStatistics(_ run: TrainingRun, before: [String: [Float]]) {
-    let after = run.trainer.exportState()
+    guard let after = try? run.trainer.exportState(parametersOnly: true) else { return }
     let norms = run.trainer.gradientNorms()
     var statistics: [String: TensorStatistics] = [:]
     for (name, old) in before {
