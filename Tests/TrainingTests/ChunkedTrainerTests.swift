@@ -55,21 +55,13 @@ struct ChunkedTrainerTests {
     func train(upTo limit: Int, stopAtEpochEnd: Bool) -> TrainingChunk {
       log.sizes.append(limit - step)
       if stopAtEpochEnd { log.epochStops += 1 }
-      var chunk = TrainingChunk()
-      while step < limit {
-        if step + 1 == failAt {
-          dead = true
-          chunk.failure = died
-          return chunk
-        }
-        do {
-          let result = try inner.trainStep()
-          chunk.results.append(result)
-          if stopAtEpochEnd && result.endedEpoch { break }
-        } catch {
-          chunk.failure = error
-          break
-        }
+      guard let failAt, limit >= failAt else { return inner.train(upTo: limit, stopAtEpochEnd: stopAtEpochEnd) }
+      // The updates before `failAt` are made; asked for that one, the engine dies.
+      var chunk = inner.train(upTo: failAt - 1, stopAtEpochEnd: stopAtEpochEnd)
+      let stoppedAtEpochEnd = stopAtEpochEnd && chunk.results.last?.endedEpoch == true
+      if chunk.failure == nil && step == failAt - 1 && !stoppedAtEpochEnd {
+        dead = true
+        chunk.failure = died
       }
       return chunk
     }
