@@ -186,7 +186,8 @@ public final class TrainingRun {
     // Epoch ends are boundaries a chunk stops at when something happens there: a validation,
     // an epoch limit.
     let epochEnds = data.validation != nil || rules.contains { if case .maxEpochs = $0 { true } else { false } }
-    let chunk = trainer.train(upTo: min(limit, trainer.step + max(1, trainer.stepsPerCall)), stopAtEpochEnd: epochEnds)
+    // (No overflow, whatever stepsPerCall an engine declares: limit − step ≥ 1 here.)
+    let chunk = trainer.train(upTo: trainer.step + min(limit - trainer.step, max(1, trainer.stepsPerCall)), stopAtEpochEnd: epochEnds)
     var reason: StopReason?
     for result in chunk.results {
       if let stop = record(result, rules: rules), reason == nil { reason = stop }
