@@ -1,30 +1,10 @@
 import SpecKit
 
-/// A float32 tensor: a shape and its values in row-major order, with value semantics.
-///
-/// The first axis is the batch wherever a tensor holds a batch (`[batch, features…]`).
-public struct Tensor: Hashable, Sendable, CustomStringConvertible {
-  public var shape: [Int]
-  public var scalars: [Float]
+/// The tensor the core computes with: SpecKit's `StoredTensor` (one type, so a state's tensors
+/// are used as they are), with the arithmetic's conveniences added here.
+public typealias Tensor = StoredTensor
 
-  /// A tensor of `shape` with `scalars` (their count must be the product of `shape`).
-  public init(shape: [Int], scalars: [Float]) {
-    precondition(shape.reduce(1, *) == scalars.count, "\(scalars.count) values do not fill shape \(shape)")
-    self.shape = shape
-    self.scalars = scalars
-  }
-
-  /// A tensor of `shape` filled with `value`.
-  public init(shape: [Int], repeating value: Float = 0) {
-    self.shape = shape
-    scalars = Array(repeating: value, count: shape.reduce(1, *))
-  }
-
-  public init(_ stored: StoredTensor) { self.init(shape: stored.shape, scalars: stored.scalars) }
-
-  /// The stored form, for state files.
-  public var stored: StoredTensor { StoredTensor(shape: shape, scalars: scalars) }
-
+extension Tensor {
   public var count: Int { scalars.count }
   public var rank: Int { shape.count }
 
@@ -47,8 +27,6 @@ public struct Tensor: Hashable, Sendable, CustomStringConvertible {
 
   /// True when every value is finite.
   public var isFinite: Bool { scalars.withUnsafeBufferPointer(allFinite) }
-
-  public var description: String { "Tensor(\(shape), \(scalars.prefix(8))\(count > 8 ? "…" : ""))" }
 }
 
 /// Whether every value is finite: a branch-free pass over the exponent bits that the compiler

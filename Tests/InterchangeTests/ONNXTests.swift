@@ -90,7 +90,7 @@ struct ONNXRuntimeTests {
     #expect(notes.first?.contains("layers") == true)
     let tensors = try readTensors(folder + "/io.safetensors")
     let input = try #require(tensors["input"]), output = try #require(tensors["output"])
-    let ours = try predictions(bundle, Tensor(input), folder: folder)
+    let ours = try predictions(bundle, input, folder: folder)
     #expect(ours.shape == output.shape)
     #expect(
       agree(ours.scalars, output.scalars), "\(layout): SpecBench \(ours.scalars.prefix(6)) vs onnxruntime \(output.scalars.prefix(6))")

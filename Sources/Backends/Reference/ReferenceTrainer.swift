@@ -38,12 +38,12 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
     for tensor in layers.flatMap(\.tensors) {
       switch tensor.role {
       case .parameter:
-        parameters[tensor.name] = Tensor(state.tensors[StateKey.parameter(tensor.name)]!)
+        parameters[tensor.name] = state.tensors[StateKey.parameter(tensor.name)]!
         var own: [String: [Float]] = [:]
         for (slot, _) in spec.optimizer.slots { own[slot.rawValue] = state.tensors[StateKey.slot(parameter: tensor.name, slot)]!.scalars }
         slots[tensor.name] = own
       case .buffer:
-        buffers[tensor.name] = Tensor(state.tensors[StateKey.buffer(tensor.name)]!)
+        buffers[tensor.name] = state.tensors[StateKey.buffer(tensor.name)]!
       }
     }
     progress = TrainingProgress(spec: spec, state: state, sampleCount: train.count)
@@ -221,12 +221,12 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   func exportState(parametersOnly: Bool) -> TrainingState {
     var tensors: [String: StoredTensor] = [:]
     for (name, tensor) in parameters {
-      tensors[StateKey.parameter(name)] = tensor.stored
+      tensors[StateKey.parameter(name)] = tensor
       for (slot, values) in slots[name]! where !parametersOnly {
         tensors[StateKey.slot(parameter: name, OptimizerSlot(rawValue: slot)!)] = StoredTensor(shape: tensor.shape, scalars: values)
       }
     }
-    for (name, tensor) in buffers { tensors[StateKey.buffer(name)] = tensor.stored }
+    for (name, tensor) in buffers { tensors[StateKey.buffer(name)] = tensor }
     return progress.state(tensors: tensors)
   }
 }

@@ -1,6 +1,9 @@
-/// A named float32 tensor as stored in a session's state: a shape and its values in row-major
-/// order. The tensor core converts to and from it; SpecKit only stores and checks it.
-public struct StoredTensor: Hashable, Sendable {
+/// A float32 tensor: a shape and its values in row-major order, with value semantics — the one
+/// tensor type of SpecBench. SpecKit stores and checks it (a session's state is a dictionary of
+/// them); TensorCore computes with it under the name `Tensor`, and adds the arithmetic.
+///
+/// The first axis is the batch wherever a tensor holds a batch (`[batch, features…]`).
+public struct StoredTensor: Hashable, Sendable, CustomStringConvertible {
   public var shape: [Int]
   public var scalars: [Float]
 
@@ -12,7 +15,9 @@ public struct StoredTensor: Hashable, Sendable {
   }
 
   /// A tensor of `shape` filled with `value`.
-  public init(shape: [Int], repeating value: Float) {
+  public init(shape: [Int], repeating value: Float = 0) {
     self.init(shape: shape, scalars: Array(repeating: value, count: shape.reduce(1, *)))
   }
+
+  public var description: String { "Tensor(\(shape), \(scalars.prefix(8))\(scalars.count > 8 ? "…" : ""))" }
 }
