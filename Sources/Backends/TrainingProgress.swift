@@ -19,6 +19,8 @@ struct TrainingProgress {
   private(set) var step: Int
   /// The optimizer's own update count (hot-swaps may restart it).
   private(set) var optimizerSteps: Int
+  /// State kept under `engine/…` names: carried through to every export.
+  let engineState: [String: StoredTensor]
 
   var epoch: Int { sampler.epoch }
 
@@ -30,6 +32,7 @@ struct TrainingProgress {
     dropout = SplitMix64(state: state.dropoutRNG)
     step = state.step
     optimizerSteps = state.optimizerSteps
+    engineState = state.tensors.filter { StateKey(name: $0.key)?.engineBackend != nil }
   }
 
   /// Where the generators are now.
@@ -53,9 +56,11 @@ struct TrainingProgress {
     optimizerSteps += 1
   }
 
-  /// The state with these counters and generators, and `tensors`.
+  /// The state with these counters and generators, and `tensors` (plus the `engine/…` state
+  /// the trainer was given, which the built-in trainers keep as it is).
   func state(tensors: [String: StoredTensor]) -> TrainingState {
-    TrainingState(
+    let tensors = tensors.merging(engineState) { own, _ in own }
+    return TrainingState(
       step: step, epoch: sampler.epoch, epochOrderSeed: sampler.epochOrderSeed, index: sampler.index, dropoutRNG: dropout.state,
       optimizerSteps: optimizerSteps, tensors: tensors)
   }

@@ -104,8 +104,10 @@ public final class TrainingRun {
             "state.position.index is \(state.index), but an epoch has only \(data.train.count) training samples; the state belongs to other data"
           ]))
     }
-    do { trainer = try backend.makeTrainer(spec: spec, state: state, data: data) } catch { throw .backend(error) }
-    checkpoint = state
+    let (given, dropped) = Self.state(state, for: backend)
+    do { trainer = try backend.makeTrainer(spec: spec, state: given, data: data) } catch { throw .backend(error) }
+    checkpoint = given
+    if let event = dropped { spec.history.events.append(event) }
     if recordLoad && bundle.spec.state != nil {
       spec.history.events.append(HistoryEvent(step: state.step, kind: "load", detail: "resumed at step \(state.step) on \(backend.name)"))
     }
@@ -268,10 +270,12 @@ public final class TrainingRun {
   /// Continues with another spec, state or backend at this step boundary (an optimizer change,
   /// a backend swap), keeping the history and the stop rules' memory.
   public func replace(spec newSpec: SessionSpec, state: TrainingState, backend newBackend: any Backend) throws(SessionError) {
-    do { trainer = try newBackend.makeTrainer(spec: newSpec, state: state, data: data) } catch { throw .backend(error) }
-    (checkpoint, checkpointTaken) = (state, clock.now)
+    let (given, dropped) = Self.state(state, for: newBackend)
+    do { trainer = try newBackend.makeTrainer(spec: newSpec, state: given, data: data) } catch { throw .backend(error) }
+    (checkpoint, checkpointTaken) = (given, clock.now)
     var history = spec.history
     history.events.append(contentsOf: newSpec.history.events.filter { !spec.history.events.contains($0) })
+    if let dropped { history.events.append(dropped) }
     spec = newSpec
     spec.history = history
     backend = newBackend
@@ -293,6 +297,23 @@ public final class TrainingRun {
     trainer = fresh
     if let state = try? fresh.exportState() { checkpoint = state }
     return fresh.step
+  }
+
+  /// The state a backend is given: its own `engine/…` state kept, the state other backends keep
+  /// for themselves dropped, with an event saying what went.
+  static func state(_ state: TrainingState, for backend: any Backend) -> (TrainingState, dropped: HistoryEvent?) {
+    var given = state
+    let foreign = state.tensors.keys.filter { name in
+      guard let owner = StateKey(name: name)?.engineBackend else { return false }
+      return owner != backend.name
+    }.sorted()
+    guard !foreign.isEmpty else { return (state, nil) }
+    for name in foreign { given.tensors[name] = nil }
+    let owners = Set(foreign.compactMap { StateKey(name: $0)?.engineBackend }).sorted()
+    let detail =
+      "dropped \(foreign.count) tensor\(foreign.count == 1 ? "" : "s") that \(owners.joined(separator: ", ")) keep\(owners.count == 1 ? "s" : "") for "
+      + "\(owners.count == 1 ? "itself" : "themselves") (\(foreign.prefix(3).joined(separator: ", "))\(foreign.count > 3 ? ", …" : "")); \(backend.name) has no use for them"
+    return (given, HistoryEvent(step: state.step, kind: "engine", detail: detail))
   }
 
   /// Appends an event to the history.

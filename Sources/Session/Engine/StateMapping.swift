@@ -52,7 +52,8 @@ public enum StateMapping {
   ) {
     let initial = try new.initialTensors()
     var result = state
-    result.tensors = [:]
+    // A backend's own state is its to judge against the new model: kept.
+    result.tensors = state.tensors.filter { StateKey(name: $0.key)?.engineBackend != nil }
     var kept: [String] = []
     var fresh: [String] = []
     for info in try new.stateLayout() {

@@ -231,7 +231,7 @@ final class TrainingWorker: Sendable {
         parameters[tensorName] = tensor.scalars
       case .buffer(let tensorName)?:
         values[tensorName] = tensor.scalars
-      case .slot?, nil:
+      case .slot?, .engine?, nil:
         continue
       }
     }

@@ -27,6 +27,9 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
   case buffer(String)
   /// An optimizer slot of a parameter: `opt/LAYER.weight/SLOT`.
   case slot(parameter: String, OptimizerSlot)
+  /// State a backend keeps for itself (`engine/BACKEND/NAME`, any shape): kept through save
+  /// and load, given back to that backend, dropped (with an event) when another one trains.
+  case engine(backend: String, name: String)
 
   /// The name in the safetensors file.
   public var name: String {
@@ -34,6 +37,7 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
     case .parameter(let tensor): "param/" + tensor
     case .buffer(let tensor): "buffer/" + tensor
     case .slot(let parameter, let slot): "opt/" + parameter + "/" + slot.rawValue
+    case .engine(let backend, let name): "engine/" + backend + "/" + name
     }
   }
 
@@ -44,6 +48,7 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
     switch self {
     case .parameter(let tensor), .buffer(let tensor): tensor
     case .slot(let parameter, _): parameter
+    case .engine(_, let name): name
     }
   }
 
@@ -62,6 +67,10 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
       let slot = OptimizerSlot(rawValue: String(name[name.index(after: slash)...]))
     {
       self = .slot(parameter: String(name[name.index(name.startIndex, offsetBy: 4)..<slash]), slot)
+    } else if name.hasPrefix("engine/") {
+      let rest = name.dropFirst(7)
+      guard let slash = rest.firstIndex(of: "/"), slash != rest.startIndex, rest.index(after: slash) != rest.endIndex else { return nil }
+      self = .engine(backend: String(rest[..<slash]), name: String(rest[rest.index(after: slash)...]))
     } else {
       return nil
     }
@@ -69,6 +78,9 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
 
   /// Whether it is an optimizer slot.
   public var isOptimizerSlot: Bool { if case .slot = self { true } else { false } }
+
+  /// The backend that keeps it, for `engine/…` state.
+  public var engineBackend: String? { if case .engine(let backend, _) = self { backend } else { nil } }
 }
 
 extension [String: StoredTensor] {

@@ -93,7 +93,13 @@ extension SessionSpec {
         )
       }
     }
-    let unexpected = tensors.keys.sorted().filter { expected[$0] == nil }
+    // A backend's own state (`engine/BACKEND/NAME`) is not the model's: any shape, but finite.
+    for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) where StateKey(name: name)?.engineBackend != nil {
+      if let bad = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
+        problems.append("\(TextExcerpt.short(name, limit: 64)) holds a non-finite value (\(tensor.scalars[bad])) at flat index \(bad)")
+      }
+    }
+    let unexpected = tensors.keys.sorted().filter { expected[$0] == nil && StateKey(name: $0)?.engineBackend == nil }
     for name in unexpected.prefix(20) {
       problems.append("unexpected tensor \(TextExcerpt.short(name, limit: 64)): the model and optimizer have no such tensor")
     }
