@@ -10,20 +10,20 @@ import Synchronization
 /// only from a folder the user allowed outside the file: `--allow-data DIR` on the command
 /// line, the colon-separated `SPECBENCH_DATA_PATH`, or a path the user typed in the workbench
 /// (`data csv path=/data/x.csv` allows `/data`).
-public enum DataAccess {
+package enum DataAccess {
   /// The environment variable with extra allowed folders, separated by colons.
-  public static let variable = "SPECBENCH_DATA_PATH"
+  package static let variable = "SPECBENCH_DATA_PATH"
 
   private static let extra = Mutex<[String]>([])
 
   /// Allows the files under `folder` (and its subfolders) for the rest of the process.
-  public static func allow(_ folder: String) {
+  package static func allow(_ folder: String) {
     let resolved = canonical(folder) ?? PathText.standardized(folder)
     extra.withLock { if !$0.contains(resolved) { $0.append(resolved) } }
   }
 
   /// The folders allowed besides the spec's own.
-  public static var allowedFolders: [String] {
+  package static var allowedFolders: [String] {
     let fromEnvironment = (ProcessInfo.processInfo.environment[variable] ?? "").split(separator: ":").map(String.init)
       .filter { !$0.isEmpty }.compactMap(canonical)
     return extra.withLock { $0 } + fromEnvironment
@@ -35,7 +35,7 @@ public enum DataAccess {
   ///   - path: as written in the spec.
   ///   - folder: the spec file's folder (the current folder for a session not yet saved).
   ///   - field: the JSON path of the field, for messages (`data.path`).
-  public static func resolve(_ path: String, in folder: String, field: String) throws(DataError) -> String {
+  package static func resolve(_ path: String, in folder: String, field: String) throws(DataError) -> String {
     guard !path.contains("\0") else {
       throw .unreadable(path: TextExcerpt.quoted(path), reason: "\(field) contains a NUL character, which no file name can hold")
     }

@@ -12,8 +12,8 @@ import TermPlot
 ///
 /// A failed write to standard output is remembered (`outputFailure`): `run` treats it as Ctrl-C
 /// (stops at the next step boundary and saves), a script ends with status 1.
-public enum Console {
-  public enum Stream: Sendable {
+package enum Console {
+  package enum Stream: Sendable {
     case output, error
 
     var descriptor: Int32 { self == .output ? STDOUT_FILENO : STDERR_FILENO }
@@ -24,13 +24,13 @@ public enum Console {
 
   /// Why writing to standard output failed (it was closed, full, or its reader went away), or
   /// nil while it works.
-  public static var outputFailure: String? { failures.withLock { $0.output } }
+  package static var outputFailure: String? { failures.withLock { $0.output } }
 
   /// Makes sure file descriptors 0, 1 and 2 are open before any file is: a program started
   /// with `>&-` would otherwise open its first file as descriptor 1 and print into it. A
   /// closed one is pointed at /dev/null and remembered as closed, so writes to it still fail.
   /// Also ignores SIGPIPE, so that a reader that went away is a failed write (EPIPE), not death.
-  public static func prepare() {
+  package static func prepare() {
     signal(SIGPIPE, SIG_IGN)
     for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
       let opened = open("/dev/null", fd == STDIN_FILENO ? O_RDONLY : O_WRONLY)
@@ -45,7 +45,7 @@ public enum Console {
   /// Writes `text` (sanitized unless `raw`: use raw only for text SpecBench made itself, such as
   /// ANSI colours of a grid or JSON lines). Returns false when the stream failed; never traps.
   @discardableResult
-  public static func write(_ text: String, to stream: Stream = .output, raw: Bool = false) -> Bool {
+  package static func write(_ text: String, to stream: Stream = .output, raw: Bool = false) -> Bool {
     let fd = stream.descriptor
     if closedAtStart.withLock({ $0.contains(fd) }) {
       record(stream, "standard \(stream == .output ? "output" : "error") is closed")
@@ -74,7 +74,7 @@ public enum Console {
 
   /// Writes a line to standard error (sanitized).
   @discardableResult
-  public static func error(_ line: String) -> Bool { write(line.hasSuffix("\n") ? line : line + "\n", to: .error) }
+  package static func error(_ line: String) -> Bool { write(line.hasSuffix("\n") ? line : line + "\n", to: .error) }
 
   private static func record(_ stream: Stream, _ reason: String) {
     failures.withLock {
@@ -83,5 +83,5 @@ public enum Console {
   }
 
   /// Forgets earlier failures (tests).
-  public static func resetFailures() { failures.withLock { $0 = (nil, nil) } }
+  package static func resetFailures() { failures.withLock { $0 = (nil, nil) } }
 }

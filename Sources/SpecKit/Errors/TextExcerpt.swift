@@ -1,13 +1,13 @@
 /// Text that came from a file, made fit for a message: short, and with every control character
 /// written as an escape. A message names a problem; it never echoes a file's contents beyond
 /// what identifies the problem, and never passes a terminal control sequence through.
-public enum TextExcerpt {
+package enum TextExcerpt {
   /// The most characters of a value a message shows.
-  public static let defaultLimit = 32
+  package static let defaultLimit = 32
 
   /// `"root:$6$abc…" (93 characters)`: the text in quotes, cut at `limit` characters, with
   /// control characters as `\u{1B}`-style escapes.
-  public static func quoted(_ text: String, limit: Int = defaultLimit) -> String {
+  package static func quoted(_ text: String, limit: Int = defaultLimit) -> String {
     let characters = Array(text)
     let shown = characters.count > limit ? String(characters.prefix(limit)) + "…" : text
     let suffix = characters.count > limit ? " (\(characters.count) characters)" : ""
@@ -16,14 +16,14 @@ public enum TextExcerpt {
 
   /// The text cut at `limit` characters (with `…`) and escaped, without quotes: for names in
   /// a message (a column's, a class's).
-  public static func short(_ text: String, limit: Int = defaultLimit) -> String {
+  package static func short(_ text: String, limit: Int = defaultLimit) -> String {
     let characters = Array(text)
     return escaped(characters.count > limit ? String(characters.prefix(limit)) + "…" : text)
   }
 
   /// The text with every control character (C0, DEL, C1) and bidirectional override written as
   /// a visible escape, so it can be printed anywhere.
-  public static func escaped(_ text: String) -> String {
+  package static func escaped(_ text: String) -> String {
     var out = ""
     for scalar in text.unicodeScalars {
       if isControl(scalar) {
@@ -37,7 +37,7 @@ public enum TextExcerpt {
 
   /// C0 controls, DEL, C1 controls, and the bidirectional embeddings, overrides and isolates
   /// (which reorder what a terminal shows).
-  public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+  package static func isControl(_ scalar: Unicode.Scalar) -> Bool {
     switch scalar.value {
     case 0x00...0x1F, 0x7F...0x9F, 0x202A...0x202E, 0x2066...0x2069: true
     default: false

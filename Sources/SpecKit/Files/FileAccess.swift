@@ -17,16 +17,16 @@ import Foundation
 /// - write targets are checked: a folder, a device or a FIFO is never replaced, a symbolic link
 ///   is written *through* (the link stays, its target gets the new contents), and degenerate
 ///   paths (`""`, `.`, `/`, `dir/`) are refused instead of writing `./.json`.
-public enum FileAccess {
+package enum FileAccess {
   /// The largest file read whole unless a caller says otherwise: 4 GiB.
-  public static let defaultReadLimit = 4 << 30
+  package static let defaultReadLimit = 4 << 30
 
   /// What is at a path, without following a final symbolic link.
-  public enum Kind: Equatable, Sendable {
+  package enum Kind: Equatable, Sendable {
     case regular, directory, symbolicLink, fifo, characterDevice, blockDevice, socket, other
 
     /// "a folder", "a FIFO (named pipe)", …: for messages.
-    public var phrase: String {
+    package var phrase: String {
       switch self {
       case .regular: "a regular file"
       case .directory: "a folder"
@@ -54,7 +54,7 @@ public enum FileAccess {
   }
 
   /// What is at `path` (a final symbolic link is reported as such), or nil when nothing is.
-  public static func kind(of path: String) -> Kind? {
+  package static func kind(of path: String) -> Kind? {
     guard !path.contains("\0") else { return nil }
     var info = stat()
     guard lstat(path, &info) == 0 else { return nil }
@@ -62,7 +62,7 @@ public enum FileAccess {
   }
 
   /// What `path` leads to, following symbolic links, or nil when nothing is there.
-  public static func resolvedKind(of path: String) -> Kind? {
+  package static func resolvedKind(of path: String) -> Kind? {
     guard !path.contains("\0") else { return nil }
     var info = stat()
     guard stat(path, &info) == 0 else { return nil }
@@ -75,7 +75,7 @@ public enum FileAccess {
   ///   - path: the file; a FIFO, device, socket or folder is refused without reading.
   ///   - limit: the most bytes accepted; a larger file is refused before anything is allocated.
   /// - Throws: `SpecError.unreadable` saying what is at the path and what to do.
-  public static func read(_ path: String, limit: Int = defaultReadLimit) throws(SpecError) -> [UInt8] {
+  package static func read(_ path: String, limit: Int = defaultReadLimit) throws(SpecError) -> [UInt8] {
     try refuseNUL(path, reading: true)
     let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
     guard fd >= 0 else { throw .unreadable(path: path, reason: openFailure(errno)) }
@@ -117,7 +117,7 @@ public enum FileAccess {
   /// path, and anything at the path (or at a link's target) that is not a regular file.
   ///
   /// - Parameter what: what is being written, for messages ("the session", "the export").
-  public static func writableTarget(_ path: String, what: String) throws(SpecError) -> String {
+  package static func writableTarget(_ path: String, what: String) throws(SpecError) -> String {
     try refuseNUL(path, reading: false)
     guard !path.isEmpty else {
       throw .unwritable(path: "\"\"", reason: "the path is empty; give a file name such as sessions/mine")
@@ -158,7 +158,7 @@ public enum FileAccess {
 
   /// The same file: both exist and have the same device and inode, or neither exists and their
   /// standardised paths are equal.
-  public static func sameFile(_ a: String, _ b: String) -> Bool {
+  package static func sameFile(_ a: String, _ b: String) -> Bool {
     guard !a.contains("\0"), !b.contains("\0") else { return false }
     var x = stat(), y = stat()
     let hasA = stat(a, &x) == 0, hasB = stat(b, &y) == 0
@@ -194,10 +194,10 @@ public enum FileAccess {
 }
 
 /// Byte counts for people: `512 bytes`, `3.7 GB`.
-public enum ByteCount {
-  public static func text(_ bytes: Int) -> String { text(Double(bytes)) }
+package enum ByteCount {
+  package static func text(_ bytes: Int) -> String { text(Double(bytes)) }
 
-  public static func text(_ bytes: Double) -> String {
+  package static func text(_ bytes: Double) -> String {
     if bytes < 1000 { return "\(Int(bytes)) bytes" }
     let units = ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
     var value = bytes / 1000

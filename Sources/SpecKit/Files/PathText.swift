@@ -2,9 +2,9 @@
 /// not used: on Linux some of them trap on short relative paths (`("y" as
 /// NSString).deletingLastPathComponent` crashes with Swift 6.3's Foundation), and a path from a
 /// user is exactly where a crash must not happen.
-public enum PathText {
+package enum PathText {
   /// The folder part: `a/b/c.json` → `a/b`; `c.json` → ``; `/c.json` → `/`.
-  public static func folder(_ path: String) -> String {
+  package static func folder(_ path: String) -> String {
     let trimmed = trimmingTrailingSlashes(path)
     guard let slash = trimmed.lastIndex(of: "/") else { return "" }
     if slash == trimmed.startIndex { return "/" }
@@ -12,7 +12,7 @@ public enum PathText {
   }
 
   /// The last component: `a/b/c.json` → `c.json`; `a/b/` → `b`; `/` → `/`.
-  public static func lastComponent(_ path: String) -> String {
+  package static func lastComponent(_ path: String) -> String {
     let trimmed = trimmingTrailingSlashes(path)
     if trimmed == "/" { return "/" }
     guard let slash = trimmed.lastIndex(of: "/") else { return trimmed }
@@ -21,14 +21,14 @@ public enum PathText {
 
   /// The extension of the last component, without the dot (`""` when it has none; a leading
   /// dot, as in `.hidden`, starts no extension).
-  public static func pathExtension(_ path: String) -> String {
+  package static func pathExtension(_ path: String) -> String {
     let last = lastComponent(path)
     guard let dot = last.lastIndex(of: "."), dot != last.startIndex else { return "" }
     return String(last[last.index(after: dot)...])
   }
 
   /// The path without the last component's extension: `a/b.c.json` → `a/b.c`.
-  public static func deletingExtension(_ path: String) -> String {
+  package static func deletingExtension(_ path: String) -> String {
     let ext = pathExtension(path)
     guard !ext.isEmpty else { return path }
     let trimmed = trimmingTrailingSlashes(path)
@@ -36,14 +36,14 @@ public enum PathText {
   }
 
   /// `folder/name`; `name` alone when the folder is empty.
-  public static func join(_ folder: String, _ name: String) -> String {
+  package static func join(_ folder: String, _ name: String) -> String {
     if folder.isEmpty { return name }
     return folder.hasSuffix("/") ? folder + name : folder + "/" + name
   }
 
   /// The path with `.` components, empty components and `x/..` pairs removed (no file system
   /// access, no links resolved).
-  public static func standardized(_ path: String) -> String {
+  package static func standardized(_ path: String) -> String {
     let absolute = path.hasPrefix("/")
     var parts: [Substring] = []
     for part in path.split(separator: "/") {
