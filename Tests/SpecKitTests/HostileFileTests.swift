@@ -1,5 +1,6 @@
 import Foundation
 import SpecBenchTestSupport
+import Synchronization
 import Testing
 
 @testable import SpecKit
@@ -165,10 +166,11 @@ struct HostileFileTests {
       b.tensors!["param/dense1.bias"] = StoredTensor(shape: [8], repeating: Float(i))
       return b
     }
-    let failures = DispatchQueue.concurrentPerform(iterations: bundles.count) { i in
-      _ = try? SessionFile.save(bundles[i], to: json)
+    let saved = Mutex(0)
+    DispatchQueue.concurrentPerform(iterations: bundles.count) { i in
+      if (try? SessionFile.save(bundles[i], to: json)) != nil { saved.withLock { $0 += 1 } }
     }
-    _ = failures
+    #expect(saved.withLock { $0 } == bundles.count, "every save takes its turn and succeeds")
     let loaded = try SessionFile.load(json)
     #expect(bundles.contains { $0.tensors == loaded.tensors }, "the pair on disk is one of the saves, whole")
     let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix(".") }

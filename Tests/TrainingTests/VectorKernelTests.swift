@@ -62,7 +62,7 @@ struct VectorKernelTests {
   /// ReLU's gradient at exactly 0 (and ±0, and the smallest subnormals) with an ordinary
   /// gradient: z > 0 passes it, z ≤ 0 stops it.
   @Test func reluBackwardAtTheBoundary() {
-    let z: [Float] = [0, -0.0, 1e-45, -1e-45, 1, -1, .leastNormalMagnitude, 0]
+    let z: [Float] = [0, -0.0, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, 1, -1, .leastNormalMagnitude, 0]
     let g: [Float] = [2, 3, 5, 7, 11, 13, 17, 19]
     var kernelG = g, bias = [Float](repeating: 0, count: 8)
     specbench_relu_backward(&kernelG, z, &bias, 1, 8)
