@@ -157,6 +157,11 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
   case diverged(step: Int, loss: Float, reason: String)
   /// Update `step` made the state non-finite; the trainer's state is spoilt (see `trainStep`).
   case updateDiverged(step: Int, loss: Float, reason: String)
+
+  /// Update `step` made `tensor`, or its optimizer state, non-finite.
+  static func nonFiniteUpdate(step: Int, loss: Float, tensor: String) -> BackendError {
+    .updateDiverged(step: step, loss: loss, reason: "the update made \(tensor) (or its optimizer state) not finite")
+  }
   /// No backend of that name.
   case unknownBackend(name: String, known: [String])
   /// The backend cannot run on this machine (a library it needs is missing): why, and what to do.

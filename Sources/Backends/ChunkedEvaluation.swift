@@ -21,3 +21,20 @@ enum ChunkedEvaluation {
     return Evaluation(loss: Float(total / Double(count)), accuracy: hasClasses ? Double(correct) / Double(count) : nil)
   }
 }
+
+/// A trainer that holds its data in this process and evaluates any samples: it gets
+/// `evaluate(.train)` and `evaluate(.validation)` from that.
+protocol EvaluatesDatasets: Trainer {
+  var train: Dataset { get }
+  var validation: Dataset? { get }
+  func evaluate(_ data: Dataset) -> Evaluation
+}
+
+extension EvaluatesDatasets {
+  func evaluate(_ part: DataPart) -> Evaluation? {
+    switch part {
+    case .train: evaluate(train)
+    case .validation: validation.map(evaluate)
+    }
+  }
+}

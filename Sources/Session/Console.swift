@@ -20,11 +20,16 @@ package enum Console {
   }
 
   private static let failures = Mutex<(output: String?, error: String?)>((nil, nil))
+  private static let outputFailedFlag = Atomic<Bool>(false)
   private static let closedAtStart = Mutex<Set<Int32>>([])
 
   /// Why writing to standard output failed (it was closed, full, or its reader went away), or
   /// nil while it works.
   package static var outputFailure: String? { failures.withLock { $0.output } }
+
+  /// Whether writing to standard output has failed: one atomic load, for loops that ask every
+  /// step (the reason is `outputFailure`).
+  package static var outputFailed: Bool { outputFailedFlag.load(ordering: .relaxed) }
 
   /// Makes sure file descriptors 0, 1 and 2 are open before any file is: a program started
   /// with `>&-` would otherwise open its first file as descriptor 1 and print into it. A
@@ -77,11 +82,15 @@ package enum Console {
   package static func error(_ line: String) -> Bool { write(line.hasSuffix("\n") ? line : line + "\n", to: .error) }
 
   private static func record(_ stream: Stream, _ reason: String) {
+    if stream == .output { outputFailedFlag.store(true, ordering: .relaxed) }
     failures.withLock {
       if stream == .output { $0.output = $0.output ?? reason } else { $0.error = $0.error ?? reason }
     }
   }
 
   /// Forgets earlier failures (tests).
-  package static func resetFailures() { failures.withLock { $0 = (nil, nil) } }
+  package static func resetFailures() {
+    failures.withLock { $0 = (nil, nil) }
+    outputFailedFlag.store(false, ordering: .relaxed)
+  }
 }

@@ -18,6 +18,15 @@ public enum StopReason: String, Sendable {
   case interrupted
   /// The engine failed (its process died, it stopped answering); the state is the last good step's.
   case engineFailed = "engine_failed"
+
+  /// The kind of the event a front end shows when a run ends this way.
+  public var eventKind: String {
+    switch self {
+    case .diverged: "diverged"
+    case .engineFailed: "failed"
+    default: "stopped"
+    }
+  }
 }
 
 /// What a run reports as it goes.
@@ -79,6 +88,8 @@ public final class TrainingRun {
   /// `checkpointInterval`, so a replay is short and the copies cost nothing measurable.
   private var checkpoint: TrainingState
   private var checkpointTaken = ContinuousClock.now
+  /// Set when a spoilt trainer could not be rebuilt: its state is never handed out.
+  private var trainerIsSpoilt = false
   static let checkpointInterval = Duration.seconds(2)
 
   /// Prepares a run: reads the data (relative to `folder`), checks it against the spec, and
@@ -115,7 +126,9 @@ public final class TrainingRun {
 
   /// The session as it stands: the spec with its history and the trainer's state (the last
   /// checkpoint's, should the engine fail to export it).
-  public var bundle: SessionBundle { SessionBundle(spec: spec, state: (try? trainer.exportState()) ?? checkpoint) }
+  public var bundle: SessionBundle {
+    SessionBundle(spec: spec, state: trainerIsSpoilt ? checkpoint : (try? trainer.exportState()) ?? checkpoint)
+  }
 
   /// Seconds since `begin`.
   public var elapsedSeconds: Double { (clock.now - began) / .seconds(1) }
@@ -201,25 +214,22 @@ public final class TrainingRun {
   /// Stops on a failure of the trainer: a divergence keeps (or rebuilds) the last finite state;
   /// an engine that failed is replaced by a trainer rebuilt at the last good step.
   private func fail(_ error: BackendError, lastGood: Int) -> StopReason {
-    var message = error.description
     switch error {
     case .diverged(let step, _, let why):
       spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(step - 1)"))
+      divergence = error.description
+      return .diverged
     case .updateDiverged(let step, _, let why):
       let kept = restoreState(at: step - 1)
-      if kept != step - 1 {
-        message = "training diverged at step \(step): \(why); the state is kept from step \(kept)"
-      }
       spec.history.events.append(HistoryEvent(step: step, kind: "diverged", detail: "\(why); the state is kept from step \(kept)"))
+      divergence = "training diverged at step \(step): \(why); the state is kept from step \(kept)"
+      return .diverged
     default:
       let kept = restoreState(at: lastGood)
-      message = "\(error.description); the state is kept from step \(kept)"
-      spec.history.events.append(HistoryEvent(step: kept, kind: "failed", detail: message))
-      divergence = message
+      divergence = "\(error.description); the state is kept from step \(kept)"
+      spec.history.events.append(HistoryEvent(step: kept, kind: "failed", detail: divergence!))
       return .engineFailed
     }
-    divergence = message
-    return .diverged
   }
 
   /// Records one update: its loss in the history (every `record.every` steps), the validation
@@ -272,7 +282,7 @@ public final class TrainingRun {
   public func replace(spec newSpec: SessionSpec, state: TrainingState, backend newBackend: any Backend) throws(SessionError) {
     let (given, dropped) = Self.state(state, for: newBackend)
     do { trainer = try newBackend.makeTrainer(spec: newSpec, state: given, data: data) } catch { throw .backend(error) }
-    (checkpoint, checkpointTaken) = (given, clock.now)
+    (checkpoint, checkpointTaken, trainerIsSpoilt) = (given, clock.now, false)
     var history = spec.history
     history.events.append(contentsOf: newSpec.history.events.filter { !spec.history.events.contains($0) })
     if let dropped { history.events.append(dropped) }
@@ -285,14 +295,15 @@ public final class TrainingRun {
   /// trainer at step `target`, replayed from the checkpoint. Returns the step of the state kept
   /// (the checkpoint's, should the replay fail).
   private func restoreState(at target: Int) -> Int {
-    guard var fresh = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else { return checkpoint.step }
-    while fresh.step < target {
-      if (try? fresh.trainStep()) == nil {
-        // Not expected (training is deterministic); the checkpoint itself is finite.
-        guard let again = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else { break }
-        fresh = again
-        break
-      }
+    guard var fresh = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) else {
+      // The trainer cannot be rebuilt: what the run hands out from now on is the checkpoint.
+      trainerIsSpoilt = true
+      return checkpoint.step
+    }
+    while fresh.step < target, (try? fresh.trainStep()) != nil {}
+    if fresh.step < target, let atCheckpoint = try? backend.makeTrainer(spec: spec, state: checkpoint, data: data) {
+      // A replayed step failed (not expected: training is deterministic); the checkpoint is finite.
+      fresh = atCheckpoint
     }
     trainer = fresh
     if let state = try? fresh.exportState() { checkpoint = state }

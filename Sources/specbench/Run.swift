@@ -48,8 +48,8 @@ struct Run: ParsableCommand {
     access.apply()
     let bundle: SessionBundle
     do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
-    if let steps, let start = bundle.spec.state?.step, steps > StateSpec.stepLimit - start {
-      throw failWith("--steps \(steps): the session is at step \(start), and a session counts at most \(StateSpec.stepLimit) steps")
+    if let steps, let problem = StateSpec.tooManySteps(steps, from: bundle.spec.state?.step ?? 0) {
+      throw failWith("--steps \(steps): \(problem)")
     }
     if let save { try checkSaveTarget(save) }
     let training: TrainingRun
@@ -65,7 +65,7 @@ struct Run: ParsableCommand {
     var reporter = RunReporter(
       json: json, planned: TrainingRun.plannedStep(spec: bundle.spec, from: training.trainer.step, extraSteps: steps))
     let summary = training.run(
-      extraSteps: steps, shouldStop: { stopSignal.load(ordering: .relaxed) != 0 || Console.outputFailure != nil },
+      extraSteps: steps, shouldStop: { stopSignal.load(ordering: .relaxed) != 0 || Console.outputFailed },
       onEvent: { reporter.report($0) })
     let signalNumber = stopSignal.load(ordering: .relaxed)
     if signalNumber != 0 && signalNumber != SIGINT {
@@ -124,7 +124,7 @@ struct RunReporter {
   /// Writes straight to standard output (unbuffered), so every JSON line reaches a reader at once.
   /// Once output has failed, nothing more is written (the run is stopping).
   private func write(_ text: String) {
-    guard Console.outputFailure == nil else { return }
+    guard !Console.outputFailed else { return }
     Console.write(text, raw: true)
   }
 

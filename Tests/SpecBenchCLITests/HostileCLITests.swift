@@ -112,7 +112,8 @@ struct HostileCLITests {
 
   // MARK: special files and paths
 
-  @Test(arguments: ["validate", "inspect", "run", "export", "import", "dashboard"])
+  // A FIFO or /dev/zero read as a file would hang or fill memory: the time limit fails that.
+  @Test(.timeLimit(.minutes(1)), arguments: ["validate", "inspect", "run", "export", "import", "dashboard"])
   func specialFilesGivenAsInputAreRefusedAtOnce(_ verb: String) throws {
     let folder = temporaryFolder("specbench-hostile")
     #expect(mkfifo(folder + "/pipe.json", 0o600) == 0)
@@ -125,11 +126,9 @@ struct HostileCLITests {
       case "dashboard": arguments += ["--snapshot", folder + "/frame.txt"]
       default: break
       }
-      let started = Date()
       let result = try runProcess(specbenchExecutable, arguments)
       #expect(result.status == 1, "\(verb) \(input): \(result.stderr)")
       #expect(result.stderr.contains("not a regular file"), "\(verb) \(input): \(result.stderr)")
-      #expect(Date().timeIntervalSince(started) < 30, "no hang")
     }
     #expect(!FileManager.default.fileExists(atPath: folder + "/o.json") && !FileManager.default.fileExists(atPath: folder + "/o.onnx"))
   }

@@ -10,7 +10,7 @@ import TensorCore
 /// and one fused pass for bias and activation, and updates each parameter with the optimizer's
 /// rule in one pass. Nothing is allocated in the step loop (the sampler draws a new order once
 /// an epoch).
-final class FastTrainer: Trainer {
+final class FastTrainer: EvaluatesDatasets {
   /// A trainable tensor: values, gradient and optimizer slots in the trainer's memory.
   struct Parameter {
     let name: String
@@ -147,18 +147,11 @@ final class FastTrainer: Trainer {
     if let nonFinite {
       // The update is made: the state is no longer the previous step's, and the runner puts
       // the last finite one back.
-      throw .updateDiverged(step: step + 1, loss: loss, reason: "the update made \(nonFinite) (or its optimizer state) not finite")
+      throw .nonFiniteUpdate(step: step + 1, loss: loss, tensor: nonFinite)
     }
     hasGradients = true
     progress.commit()
     return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
-  }
-
-  func evaluate(_ part: DataPart) -> Evaluation? {
-    switch part {
-    case .train: evaluate(train)
-    case .validation: validation.map(evaluate)
-    }
   }
 
   /// Evaluates any samples in chunks of up to 4096, weighting each chunk's mean by its size.

@@ -9,7 +9,7 @@ typealias ReferenceTrainer = SequentialTrainer<PlainKernels>
 /// needs, the loss and its gradient, backward through the layers, then the optimizer's rule on
 /// every parameter. The matrix products come from `K`; everything else is TensorCore's, so
 /// backends that differ only in their kernels compute the same thing.
-final class SequentialTrainer<K: MatrixKernels>: Trainer {
+final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   let kernels: K
   let spec: SessionSpec
   let layers: [LayerShape]
@@ -186,7 +186,7 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
       gradients.keys.contains(where: spoilt) || buffers.values.contains { !$0.isFinite }
       ? (gradients.keys.sorted().first(where: spoilt) ?? buffers.keys.sorted().first { !buffers[$0]!.isFinite }) : nil
     if let nonFinite {
-      throw .updateDiverged(step: step + 1, loss: loss, reason: "the update made \(nonFinite) (or its optimizer state) not finite")
+      throw .nonFiniteUpdate(step: step + 1, loss: loss, tensor: nonFinite)
     }
     lastGradients = gradients
     progress.commit()
@@ -194,13 +194,6 @@ final class SequentialTrainer<K: MatrixKernels>: Trainer {
   }
 
   /// Evaluates in chunks of 4096 samples, weighting each chunk's mean by its size.
-  func evaluate(_ part: DataPart) -> Evaluation? {
-    switch part {
-    case .train: evaluate(train)
-    case .validation: validation.map(evaluate)
-    }
-  }
-
   /// Mean loss and accuracy over any samples of the model's shapes.
   func evaluate(_ data: Dataset) -> Evaluation {
     ChunkedEvaluation.run(count: data.count, chunk: 4096) { range in

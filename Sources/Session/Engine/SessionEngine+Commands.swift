@@ -122,9 +122,7 @@ extension SessionEngine {
       throw CommandError("\(error)")
     }
     let start = run.trainer.step
-    if let extraSteps, extraSteps > StateSpec.stepLimit - start {
-      throw CommandError("train: the session is at step \(start), and a session counts at most 2^53 steps; train fewer")
-    }
+    if let extraSteps, let problem = StateSpec.tooManySteps(extraSteps, from: start) { throw CommandError("train: \(problem)") }
     let target = TrainingRun.plannedStep(spec: spec, from: start, extraSteps: extraSteps)
     if let target, target <= start, extraSteps == nil {
       throw CommandError("already at step \(start), where the stop rules end training; train N trains N more steps")

@@ -205,12 +205,6 @@ public final class SessionEngine {
     case .data(let json):
       next.data = try parts { () throws(SpecError) in try SpecParts.data(json) }
       message = "data: \(next.data.source.summary)"
-      // A data file the user names here is theirs to read, wherever it is (a session file's
-      // paths are limited to its folder; see DataAccess).
-      for file in next.data.source.files {
-        let full = file.hasPrefix("/") ? file : PathText.join(folder, file)
-        DataAccess.allow(PathText.folder(full))
-      }
     case .add(let json, let index):
       var (name, kind) = try parts { () throws(SpecError) in try SpecParts.layer(json, at: "layer") }
       if name == nil { name = ModelSpec.freshName(for: kind.typeName, avoiding: Set(next.model.layers.map(\.name))) }
@@ -284,7 +278,7 @@ public final class SessionEngine {
     }
 
     // Sizes that cannot fit (or overflow) are refused before anything is allocated for them.
-    let tooLarge = next.resourceProblems() + Self.shapeOverflow(next.model)
+    let tooLarge = next.resourceProblems() + next.model.oversizedTensors()
     if !tooLarge.isEmpty { throw CommandError(tooLarge.map(\.description).joined(separator: "\n")) }
 
     // Keep what the trained state can keep.
@@ -325,17 +319,15 @@ public final class SessionEngine {
         spec: before.spec, state: before.state, stepAfter: nextState?.step ?? 0,
         replacesSession: { if case .new = command { true } else { false } }()))
     redoStack.removeAll()
+    // A data file the user names here is theirs to read, wherever it is (a session file's
+    // paths are limited to its folder; see DataAccess): allowed once the change is made.
+    if case .data = command {
+      for file in next.data.source.files { DataAccess.allow(PathText.folder(file.hasPrefix("/") ? file : PathText.join(folder, file))) }
+    }
     spec = next
     state = nextState
     hasUnsavedChanges = true
     return .done(message)
-  }
-
-  /// The shape-inference problems that are sizes beyond what a tensor can hold (other shape
-  /// problems — a layer still missing — are normal while a model is being built).
-  static func shapeOverflow(_ model: ModelSpec) -> [SpecIssue] {
-    do { _ = try model.layerShapes() } catch { return error.issues.filter { $0.message.contains("2^40") } }
-    return []
   }
 
   /// Runs a SpecKit reader, turning its problems into a command error.

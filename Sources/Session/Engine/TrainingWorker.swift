@@ -183,7 +183,7 @@ final class TrainingWorker: Sendable {
       s.snapshot.step = bundle.spec.state?.step ?? s.snapshot.step
       s.snapshot.history = bundle.spec.history
       s.finished = true
-      s.events.append(EngineEvent(summary.reason == .diverged ? "diverged" : summary.reason == .engineFailed ? "failed" : "stopped", text))
+      s.events.append(EngineEvent(summary.reason.eventKind, text))
     }
   }
 

@@ -56,7 +56,7 @@ public enum AtomicFile {
   public static func write(_ bytes: [UInt8], to path: String, what: String = "this file") throws(SpecError) {
     let target = try FileAccess.writableTarget(path, what: what)
     try stage(bytes, for: target).commit()
-    syncFolder(PathText.folder(target).isEmpty ? "." : PathText.folder(target))
+    syncFolder(PathText.folderOrCurrent(target))
   }
 
   /// Writes `bytes` where a user pointed: `-` is standard output, a character device or a FIFO

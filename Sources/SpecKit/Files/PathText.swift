@@ -11,6 +11,12 @@ package enum PathText {
     return trimmingTrailingSlashes(String(trimmed[..<slash]))
   }
 
+  /// The folder part, as a path to open: `.` for a bare file name.
+  public static func folderOrCurrent(_ path: String) -> String {
+    let folder = folder(path)
+    return folder.isEmpty ? "." : folder
+  }
+
   /// The last component: `a/b/c.json` → `c.json`; `a/b/` → `b`; `/` → `/`.
   package static func lastComponent(_ path: String) -> String {
     let trimmed = trimmingTrailingSlashes(path)

@@ -132,7 +132,7 @@ public enum SessionFile {
         throw .unwritable(path: folder, reason: "cannot create the folder (\(error.localizedDescription))")
       }
     }
-    let lock = try FolderLock(folder.isEmpty ? "." : folder)
+    let lock = try FolderLock(PathText.folderOrCurrent(jsonPath))
     defer { lock.release() }
     guard let tensors = bundle.tensors else {
       spec.state = nil
@@ -195,8 +195,8 @@ public enum SessionFile {
       }
       throw error
     }
-    AtomicFile.syncFolder(folder.isEmpty ? "." : folder)
-    removeLeftovers(folder: folder.isEmpty ? "." : folder, tensorName: tensorName, jsonName: PathText.lastComponent(jsonPath))
+    AtomicFile.syncFolder(PathText.folderOrCurrent(jsonPath))
+    removeLeftovers(folder: PathText.folderOrCurrent(jsonPath), tensorName: tensorName, jsonName: PathText.lastComponent(jsonPath))
     return spec
   }
 

@@ -25,6 +25,8 @@ extension Rule where Value == Double {
   static var float32: Rule {
     Rule("a number float32 can hold (magnitude at most 3.4e38)") { abs($0) <= Double(Float.greatestFiniteMagnitude) }
   }
+  /// A non-negative number float32 holds: 0 ≤ x ≤ 3.4e38.
+  static var nonNegativeFloat32: Rule { Rule("a number from 0 to 3.4e38") { $0 >= 0 && $0 <= Double(Float.greatestFiniteMagnitude) } }
   /// A positive number that stays positive and finite in float32: 1.2e-38 ≤ x ≤ 3.4e38.
   static var positiveFloat32: Rule {
     Rule("a number from 1.2e-38 to 3.4e38 (positive, and still positive in float32)") {

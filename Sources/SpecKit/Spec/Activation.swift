@@ -81,10 +81,7 @@ public enum Activation: Hashable, Sendable {
     defer { reader.finish() }
     switch type {
     case "leaky_relu":
-      return .leakyReLU(
-        alpha: reader.number(
-          "alpha", default: defaultLeakyAlpha, Rule("a number from 0 to 3.4e38") { $0 >= 0 && $0 <= Double(Float.greatestFiniteMagnitude) })
-      )
+      return .leakyReLU(alpha: reader.number("alpha", default: defaultLeakyAlpha, .nonNegativeFloat32))
     case let other where Activation(name: other) != nil:
       return Activation(name: other)
     default:

@@ -20,6 +20,11 @@ public struct StateSpec: Hashable, Sendable {
   /// number in any language and `step + n` never overflows.
   public static let stepLimit = 1 << 53
 
+  /// Why `steps` more steps from `start` are too many (past `stepLimit`), or nil.
+  public static func tooManySteps(_ steps: Int, from start: Int) -> String? {
+    steps > stepLimit - start ? "the session is at step \(start), and a session counts at most 2^53 (\(stepLimit)) steps; train fewer" : nil
+  }
+
   public init(step: Int, epoch: Int, tensors: String, sha256: String, epochOrderSeed: UInt64, index: Int, dropoutRNG: UInt64) {
     (self.step, self.epoch, self.tensors, self.sha256) = (step, epoch, tensors, sha256)
     (self.epochOrderSeed, self.index, self.dropoutRNG) = (epochOrderSeed, index, dropoutRNG)

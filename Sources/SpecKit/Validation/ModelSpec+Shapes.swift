@@ -111,6 +111,16 @@ extension ModelSpec {
   /// memory is checked afterwards (`SessionSpec.resourceProblems`).
   public static let tensorValueLimit = 1 << 40
 
+  /// The problems of declared sizes past `tensorValueLimit` (empty when every size fits, or when
+  /// the shapes fail to chain for another reason, such as a layer still missing).
+  public func oversizedTensors() -> [SpecIssue] {
+    do { _ = try layerShapes() } catch { return error.issues.filter { $0.message.contains(Self.oversizeMessage) } }
+    return []
+  }
+
+  /// What every oversize problem says, so that `oversizedTensors` finds them.
+  static let oversizeMessage = "would hold more than 2^40 values"
+
   /// The product of `dims`, or nil (with a problem at `path`) when it exceeds `tensorValueLimit`.
   static func checkedCount(_ dims: [Int], at path: JSONPath, what: String, log: IssueLog) -> Int? {
     var count = 1
@@ -118,7 +128,7 @@ extension ModelSpec {
       let (product, overflow) = count.multipliedReportingOverflow(by: dim)
       guard !overflow, product <= tensorValueLimit else {
         log.report(
-          path, "\(what) would hold more than 2^40 values, more than any tensor SpecBench can hold; use fewer units or a smaller input",
+          path, "\(what) \(oversizeMessage), more than any tensor SpecBench can hold; use fewer units or a smaller input",
           at: nil)
         return nil
       }
