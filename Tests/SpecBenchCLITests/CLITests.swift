@@ -69,11 +69,11 @@ struct CLITests {
   @Test func validateRefusesANewerVersion() throws {
     let folder = temporaryFolder()
     let text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8).replacingOccurrences(
-      of: "\"version\": 1", with: "\"version\": 2")
-    try text.write(toFile: folder + "/v2.json", atomically: true, encoding: .utf8)
-    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v2.json"])
+      of: "\"version\": 2", with: "\"version\": 3")
+    try text.write(toFile: folder + "/v3.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v3.json"])
     #expect(result.status == 1)
-    #expect(result.stderr.contains("format version 2, but this SpecBench reads versions up to 1"))
+    #expect(result.stderr.contains("format version 3, but this SpecBench reads versions up to 2"))
   }
 
   @Test func missingFileIsNamed() throws {

@@ -69,7 +69,7 @@ struct GoldenFormatTests {
   }
 
   /// A session using every layer type, activation, initializer, a non-default of most fields,
-  /// state and history.
+  /// state and history (as the spec file holds it: events and the metrics file's reference).
   static let completeSpec: SessionSpec = {
     let layers: [LayerSpec] = [
       LayerSpec(name: "flat", kind: .flatten),
@@ -121,11 +121,12 @@ struct GoldenFormatTests {
         epochOrderSeed: 18_446_744_073_709_551_615, index: 16, dropoutRNG: 42),
       journal: ["new complete --input 2", "add flatten"],
       history: HistorySpec(
-        trainLoss: [MetricPoint(step: 2, value: 0.6931472), MetricPoint(step: 4, value: 0.5)], valLoss: [MetricPoint(step: 4, value: 0.55)],
         events: [
           HistoryEvent(step: 3, kind: "optimizer", detail: "adam -> adamw"),
           HistoryEvent(step: 4, kind: "backend", detail: "reference -> fast"),
-        ]))
+        ],
+        metrics: MetricsRecord(
+          file: "complete.history.safetensors", sha256: String(repeating: "cd", count: 32), points: [.trainLoss: 2, .valLoss: 1])))
   }()
 }
 

@@ -16,6 +16,8 @@ public enum SpecError: Error, Sendable, CustomStringConvertible {
   case safetensors(path: String?, SafeTensorsProblem)
   /// A session's state tensors do not belong to its spec (hash, names or shapes).
   case stateMismatch(path: String, problems: [String])
+  /// The metrics file does not match the spec's `history.metrics` (names, dtypes, counts, steps, values).
+  case historyMismatch(path: String, problems: [String])
 
   public var description: String {
     switch self {
@@ -40,6 +42,9 @@ public enum SpecError: Error, Sendable, CustomStringConvertible {
       return "\(path.map { $0 + ": " } ?? "")not a valid safetensors file: \(problem)"
     case .stateMismatch(let path, let problems):
       return "\(path): the state does not match the session:\n"
+        + problems.map { "  " + $0 }.joined(separator: "\n")
+    case .historyMismatch(let path, let problems):
+      return "\(path): the recorded metrics do not match the session:\n"
         + problems.map { "  " + $0 }.joined(separator: "\n")
     }
   }

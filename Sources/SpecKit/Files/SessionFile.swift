@@ -25,12 +25,13 @@ public enum SessionFile {
     return (base + ".json", base + ".safetensors", PathText.lastComponent(base))
   }
 
-  /// Reads a session file and, when it has state, its tensors; checks the tensor file's SHA-256
-  /// and every tensor name and shape against the spec.
+  /// Reads a session file and, when it has state, its tensors, and when it recorded metrics,
+  /// its metrics file; checks each binary file's SHA-256 and every tensor name and shape against
+  /// the spec.
   ///
-  /// When the tensor file does not have the hash the spec names (a save was interrupted between
-  /// its two renames), the copy that save kept, `.NAME.<first 16 hex digits>.safetensors`, is
-  /// read instead if its hash is the one named; see `save`.
+  /// When a binary file does not have the hash the spec names (a save was interrupted between
+  /// its renames), the copy that save kept, `.BASE.<first 16 hex digits>.safetensors`, is read
+  /// instead if its hash is the one named; see `save`.
   ///
   /// - Parameter path: the `.json` file; a path without the extension finds `PATH.json` too.
   /// - Throws: `SpecError` saying what is wrong and where; nothing is partially loaded.
@@ -41,28 +42,16 @@ public enum SessionFile {
     }
     let bytes = try FileAccess.read(file, limit: specReadLimit)
     let name = PathText.deletingExtension(PathText.lastComponent(file))
-    let spec = try SessionSpec.decode(bytes, file: file, defaultName: name)
-    guard let state = spec.state else { return SessionBundle(spec: spec) }
+    var spec = try SessionSpec.decode(bytes, file: file, defaultName: name)
     let folder = PathText.folder(file)
-    let tensorPath = PathText.join(folder, state.tensors)
-    var tensorBytes: [UInt8]
-    var readFrom = tensorPath
-    do { tensorBytes = try FileAccess.read(tensorPath) } catch {
-      guard let kept = keptCopy(folder: folder, tensors: state.tensors, sha256: state.sha256) else { throw error }
-      (tensorBytes, readFrom) = kept
+    if let record = spec.history.metrics {
+      spec.history = try readMetrics(record, into: spec.history, folder: folder, specPath: file)
     }
-    var digest = sha256Hex(tensorBytes)
-    if digest != state.sha256, let kept = keptCopy(folder: folder, tensors: state.tensors, sha256: state.sha256) {
-      (tensorBytes, readFrom) = kept
-      digest = state.sha256
-    }
-    guard digest == state.sha256 else {
-      throw .stateMismatch(
-        path: file,
-        problems: [
-          "\(state.tensors) has SHA-256 \(digest), but state.sha256 says \(state.sha256): the tensor file was changed or belongs to another save; restore the pair or remove \"state\" to start from the initializers"
-        ])
-    }
+    guard let state = spec.state else { return SessionBundle(spec: spec) }
+    let (tensorBytes, readFrom) = try readBinary(
+      state.tensors, sha256: state.sha256, folder: folder, specPath: file,
+      mismatch: "the tensor file was changed or belongs to another save; restore the pair or remove \"state\" to start from the initializers",
+      hashPath: "state.sha256")
     let contents: SafeTensors.Contents
     do { contents = try SafeTensors.decode(tensorBytes) } catch { throw .safetensors(path: readFrom, error) }
     var problems = spec.stateProblems(contents.tensors)
@@ -80,8 +69,54 @@ public enum SessionFile {
     return SessionBundle(spec: spec, tensors: contents.tensors, optimizerSteps: optimizerSteps)
   }
 
+  /// The bytes of the binary file `name` beside the spec with the hash `sha256` — the file in
+  /// place, or a save's kept copy of it — and the path they were read from.
+  static func readBinary(
+    _ name: String, sha256: String, folder: String, specPath: String, mismatch: String, hashPath: String
+  ) throws(SpecError) -> (bytes: [UInt8], path: String) {
+    let path = PathText.join(folder, name)
+    var found: (bytes: [UInt8], path: String)
+    do { found = (try FileAccess.read(path), path) } catch {
+      guard let kept = keptCopy(folder: folder, tensors: name, sha256: sha256) else { throw error }
+      return kept
+    }
+    let digest = sha256Hex(found.bytes)
+    if digest == sha256 { return found }
+    if let kept = keptCopy(folder: folder, tensors: name, sha256: sha256) { return kept }
+    throw .stateMismatch(path: specPath, problems: ["\(name) has SHA-256 \(digest), but \(hashPath) says \(sha256): \(mismatch)"])
+  }
+
+  /// `history` with the points of the metrics file `record` names, checked against it.
+  static func readMetrics(_ record: MetricsRecord, into history: HistorySpec, folder: String, specPath: String) throws(SpecError)
+    -> HistorySpec
+  {
+    let limit = MemoryBudget.limit
+    let (total, overflow) = record.totalPoints.multipliedReportingOverflow(by: MetricsFile.bytesPerPointRead)
+    if overflow || total > limit {
+      throw .historyMismatch(
+        path: specPath,
+        problems: [
+          "history.metrics.points declares \(record.totalPoints) points, which need \(ByteCount.text(Double(total))) to read, more than the memory limit (\(ByteCount.text(Double(limit))), \(MemoryBudget.limitSource))"
+        ])
+    }
+    let (bytes, readFrom) = try readBinary(
+      record.file, sha256: record.sha256, folder: folder, specPath: specPath,
+      mismatch: "the metrics file was changed or belongs to another save; restore it, or set history.metrics to null to drop the recorded points",
+      hashPath: "history.metrics.sha256")
+    let contents: SafeTensors.Contents
+    do { contents = try SafeTensors.decode(bytes, integers: true) } catch { throw .safetensors(path: readFrom, error) }
+    switch MetricsFile.points(from: contents, declared: record) {
+    case .success(let points):
+      var history = history
+      for (metric, list) in points { history[metric] = list }
+      return history
+    case .failure(let problems):
+      throw .historyMismatch(path: specPath, problems: problems.messages.map { "\(record.file): \($0)" })
+    }
+  }
+
   /// The most bytes a spec file may have: 64 MiB (a spec holds no weights; version 1's
-  /// histories are its only long part).
+  /// histories, in the JSON, are the only long part a spec file ever had).
   public static let specReadLimit = 64 << 20
 
   /// The name of the copy of a tensor file that a save keeps while it replaces the pair:
@@ -99,26 +134,29 @@ public enum SessionFile {
 
   /// Writes a session, creating missing folders; crash-consistent.
   ///
-  /// The spec names its tensor file's SHA-256, so a spec and a tensor file that do not belong
-  /// together are always detected. The pair is replaced in this order, under an exclusive lock
-  /// on the folder (so two saves to one folder, from any processes, take turns):
+  /// The spec names each binary file's SHA-256 (the state's tensors, the history's metrics), so
+  /// a spec and a binary file that do not belong together are always detected. The files are
+  /// replaced in this order, under an exclusive lock on the folder (so two saves to one folder,
+  /// from any processes, take turns):
   ///
-  /// 1. both new files are written and flushed under temporary names;
-  /// 2. the current tensor file is hard-linked as `.NAME.<hash16>.safetensors`, named by the
-  ///    hash the current spec expects (no data is copied);
-  /// 3. the new tensor file is renamed over `NAME.safetensors`;
+  /// 1. every new file is written and flushed under a temporary name;
+  /// 2. each binary file in place that the current spec names is hard-linked as
+  ///    `.BASE.<hash16>.safetensors`, named by the hash the current spec expects (no data is
+  ///    copied);
+  /// 3. the new binary files are renamed over theirs;
   /// 4. the new spec is renamed over `NAME.json` — the moment the save takes effect;
   /// 5. the folder is flushed, and kept copies and temporary files of earlier saves are removed.
   ///
-  /// Interrupted anywhere (a crash, a kill, a full disk), the folder holds either the old pair,
-  /// or the old spec with the new tensors and the old tensors' kept copy (which `load` reads),
-  /// or the new pair. A failure before step 4 puts the old tensor file back and says so.
+  /// Interrupted anywhere (a crash, a kill, a full disk), the folder holds either the old spec
+  /// with its files, or the old spec with some new binary files and the kept copies of the old
+  /// ones (which `load` reads), or the new spec with its files. A failure before step 4 puts the
+  /// old binary files back and says so.
   ///
   /// - Parameters:
   ///   - bundle: the spec and its tensors; `spec.state` must be set when tensors are given
-  ///     (its file name and hash are filled in here).
+  ///     (its file name and hash are filled in here, as are `history.metrics`'s).
   ///   - path: where to write; `.json` is added when missing.
-  /// - Returns: the spec as written (with the state's file name and hash).
+  /// - Returns: the spec as written (with the binary files' names and hashes).
   @discardableResult
   public static func save(_ bundle: SessionBundle, to path: String) throws(SpecError) -> SessionSpec {
     let (requestedJSON, requestedTensors, _) = paths(for: path)
@@ -134,79 +172,146 @@ public enum SessionFile {
     }
     let lock = try FolderLock(PathText.folderOrCurrent(jsonPath))
     defer { lock.release() }
-    guard let tensors = bundle.tensors else {
+    // The binary files go beside the spec that names them: through a link to a spec, beside its target.
+    let base = jsonPath == requestedJSON ? String(requestedTensors.dropLast(".safetensors".count)) : PathText.deletingExtension(jsonPath)
+    var binaries: [(target: String, bytes: [UInt8])] = []
+    func target(_ path: String, what: String) throws(SpecError) -> String {
+      let resolved = try FileAccess.writableTarget(path, what: what)
+      guard PathText.folder(resolved) == folder else {
+        throw .unwritable(path: path, reason: "it is a symbolic link out of the spec's folder; \(what) must sit beside the spec")
+      }
+      try refuseForeignClaim(on: PathText.lastComponent(resolved), folder: PathText.folderOrCurrent(jsonPath), ownSpec: jsonPath)
+      return resolved
+    }
+    if let tensors = bundle.tensors {
+      let tensorTarget = try target(base + ".safetensors", what: "a session's tensors")
+      let problems = spec.stateProblems(tensors)
+      guard problems.isEmpty else { throw .stateMismatch(path: jsonPath, problems: problems) }
+      var state = spec.state ?? spec.initialStateRecord()
+      let metadata = [SessionBundle.optimizerStepsKey: String(bundle.optimizerSteps ?? state.step)]
+      let bytes = SafeTensors.encode(SafeTensors.Contents(tensors: tensors, metadata: metadata))
+      state.tensors = PathText.lastComponent(tensorTarget)
+      state.sha256 = sha256Hex(bytes)
+      spec.state = state
+      binaries.append((tensorTarget, bytes))
+    } else {
       spec.state = nil
+    }
+    if spec.history.hasPoints {
+      let metricsTarget = try target(MetricsFile.name(forSpec: base), what: "a session's metrics")
+      let bytes = SafeTensors.encode(MetricsFile.contents(of: spec.history))
+      spec.history.metrics = MetricsRecord(
+        file: PathText.lastComponent(metricsTarget), sha256: sha256Hex(bytes),
+        points: Dictionary(uniqueKeysWithValues: Metric.allCases.map { ($0, spec.history[$0].count) }))
+      binaries.append((metricsTarget, bytes))
+    } else {
+      spec.history.metrics = nil
+    }
+    guard !binaries.isEmpty else {
       try AtomicFile.write(Array(spec.canonicalText.utf8), to: jsonPath)
       return spec
     }
-    // The tensors go beside the spec that names them: through a link to a spec, beside its target.
-    let tensorPath =
-      jsonPath == requestedJSON
-      ? requestedTensors : PathText.deletingExtension(jsonPath) + ".safetensors"
-    let tensorTarget = try FileAccess.writableTarget(tensorPath, what: "a session's tensors")
-    guard PathText.folder(tensorTarget) == folder else {
-      throw .unwritable(path: tensorPath, reason: "it is a symbolic link out of the spec's folder; the tensors must sit beside the spec")
-    }
-    let problems = spec.stateProblems(tensors)
-    guard problems.isEmpty else { throw .stateMismatch(path: jsonPath, problems: problems) }
-    var state = spec.state ?? spec.initialStateRecord()
-    let metadata = [SessionBundle.optimizerStepsKey: String(bundle.optimizerSteps ?? state.step)]
-    let tensorBytes = SafeTensors.encode(SafeTensors.Contents(tensors: tensors, metadata: metadata))
-    let tensorName = PathText.lastComponent(tensorTarget)
-    state.tensors = tensorName
-    state.sha256 = sha256Hex(tensorBytes)
-    spec.state = state
-    let stagedTensors = try AtomicFile.stage(tensorBytes, for: tensorTarget)
-    let stagedSpec: AtomicFile.Staged
-    do { stagedSpec = try AtomicFile.stage(Array(spec.canonicalText.utf8), for: jsonPath) } catch {
-      stagedTensors.discard()
-      throw error
-    }
-    // Keep the current tensor file under the name `load` looks for when the spec beside it
-    // still expects it.
-    var kept: String?
-    if let expected = currentExpectation(jsonPath: jsonPath, tensorName: tensorName), FileAccess.kind(of: tensorTarget) == .regular {
-      let keep = PathText.join(folder, keptName(tensors: tensorName, sha256: expected))
-      if link(tensorTarget, keep) == 0 || errno == EEXIST {
-        kept = keep
-      } else {
-        let reason = String(cString: strerror(errno))
-        stagedTensors.discard()
-        stagedSpec.discard()
-        throw .unwritable(path: keep, reason: "cannot keep the current tensor file while the pair is replaced (\(reason))")
-      }
-    }
-    do { try stagedTensors.commit() } catch {
-      stagedSpec.discard()
-      throw error
-    }
-    do { try stagedSpec.commit() } catch {
-      // The old spec is still in place: put its tensors back under their name.
-      if let keep = kept {
-        if rename(keep, tensorTarget) != 0 {
-          throw .unwritable(
-            path: jsonPath,
-            reason:
-              "\(error.reason ?? "the rename failed"); \(jsonPath) still holds the previous session, and its tensors are kept as \(PathText.lastComponent(keep)), where load finds them"
-          )
-        }
-      } else {
-        AtomicFile.remove(tensorTarget)
-      }
-      throw error
-    }
-    AtomicFile.syncFolder(PathText.folderOrCurrent(jsonPath))
-    removeLeftovers(folder: PathText.folderOrCurrent(jsonPath), tensorName: tensorName, jsonName: PathText.lastComponent(jsonPath))
+    try replace(binaries, spec: Array(spec.canonicalText.utf8), jsonPath: jsonPath, folder: folder)
     return spec
   }
 
-  /// The SHA-256 the spec now at `jsonPath` expects of `tensorName`, when it names that file.
-  static func currentExpectation(jsonPath: String, tensorName: String) -> String? {
-    guard FileAccess.kind(of: jsonPath) == .regular, let bytes = try? FileAccess.read(jsonPath, limit: specReadLimit),
-      let spec = try? SessionSpec.decode(bytes, file: jsonPath, defaultName: "session"), let state = spec.state,
-      state.tensors == tensorName
-    else { return nil }
-    return state.sha256
+  /// Steps 1–5 of `save`: stages every file, keeps the binary files the current spec names,
+  /// renames the binaries and then the spec into place, and cleans up.
+  static func replace(_ binaries: [(target: String, bytes: [UInt8])], spec: [UInt8], jsonPath: String, folder: String) throws(SpecError) {
+    var staged: [AtomicFile.Staged] = []
+    func discardAll() { for file in staged { file.discard() } }
+    for binary in binaries {
+      do { staged.append(try AtomicFile.stage(binary.bytes, for: binary.target)) } catch {
+        discardAll()
+        throw error
+      }
+    }
+    let stagedSpec: AtomicFile.Staged
+    do { stagedSpec = try AtomicFile.stage(spec, for: jsonPath) } catch {
+      discardAll()
+      throw error
+    }
+    // Keep each current binary file under the name `load` looks for while the spec beside it
+    // still expects it.
+    var kept: [String?] = []
+    for binary in binaries {
+      let name = PathText.lastComponent(binary.target)
+      guard let expected = currentExpectation(jsonPath: jsonPath, fileName: name), FileAccess.kind(of: binary.target) == .regular else {
+        kept.append(nil)
+        continue
+      }
+      let keep = PathText.join(folder, keptName(tensors: name, sha256: expected))
+      guard link(binary.target, keep) == 0 || errno == EEXIST else {
+        let reason = String(cString: strerror(errno))
+        discardAll()
+        stagedSpec.discard()
+        throw .unwritable(path: keep, reason: "cannot keep the current file \(name) while the session is replaced (\(reason))")
+      }
+      kept.append(keep)
+    }
+    // The old spec stays in place until the last rename: on any failure before it, put the
+    // old binary files back under their names.
+    func putBack(_ committed: Int, after error: SpecError) -> SpecError {
+      var stranded: [String] = []
+      for i in 0..<committed {
+        if let keep = kept[i] {
+          if rename(keep, binaries[i].target) != 0 { stranded.append(PathText.lastComponent(keep)) }
+        } else {
+          AtomicFile.remove(binaries[i].target)
+        }
+      }
+      guard !stranded.isEmpty else { return error }
+      return .unwritable(
+        path: jsonPath,
+        reason:
+          "\(error.reason ?? "the rename failed"); \(jsonPath) still holds the previous session, and its files are kept as \(stranded.joined(separator: ", ")), where load finds them"
+      )
+    }
+    for (i, file) in staged.enumerated() {
+      do { try file.commit() } catch {
+        for later in staged[(i + 1)...] { later.discard() }
+        stagedSpec.discard()
+        throw putBack(i, after: error)
+      }
+    }
+    do { try stagedSpec.commit() } catch { throw putBack(staged.count, after: error) }
+    AtomicFile.syncFolder(PathText.folderOrCurrent(jsonPath))
+    for binary in binaries {
+      removeLeftovers(
+        folder: PathText.folderOrCurrent(jsonPath), tensorName: PathText.lastComponent(binary.target), jsonName: PathText.lastComponent(jsonPath))
+    }
+  }
+
+  /// The SHA-256 the spec now at `jsonPath` expects of the binary file `fileName` (its state's
+  /// tensors or its metrics), when it names that file.
+  static func currentExpectation(jsonPath: String, fileName: String) -> String? {
+    guard let spec = currentSpec(at: jsonPath) else { return nil }
+    if let state = spec.state, state.tensors == fileName { return state.sha256 }
+    if let metrics = spec.history.metrics, metrics.file == fileName { return metrics.sha256 }
+    return nil
+  }
+
+  /// The spec now at `path`, if one is there and reads.
+  static func currentSpec(at path: String) -> SessionSpec? {
+    guard FileAccess.kind(of: path) == .regular, let bytes = try? FileAccess.read(path, limit: specReadLimit) else { return nil }
+    return try? SessionSpec.decode(bytes, file: path, defaultName: "session")
+  }
+
+  /// Refuses to write `fileName` when another session's spec in the folder names it: session
+  /// `a`'s metrics file `a.history.safetensors` is session `a.history`'s tensor file.
+  static func refuseForeignClaim(on fileName: String, folder: String, ownSpec: String) throws(SpecError) {
+    let stem = String(fileName.dropLast(".safetensors".count))
+    var owners = [stem + ".json"]
+    if stem.hasSuffix(".history") { owners.append(String(stem.dropLast(".history".count)) + ".json") }
+    for owner in owners where owner != PathText.lastComponent(ownSpec) {
+      let path = PathText.join(folder, owner)
+      guard let other = currentSpec(at: path) else { continue }
+      if other.state?.tensors == fileName || other.history.metrics?.file == fileName {
+        throw .unwritable(
+          path: PathText.join(folder, fileName),
+          reason: "the session \(owner) in the same folder keeps its own data in that file; save this session under another name")
+      }
+    }
   }
 
   /// Removes the kept copies of `tensorName` and the temporary files of saves whose process has

@@ -69,6 +69,8 @@ extension JSONValue: Codable {
 
 /// `Codable` through the strict reader: decoding applies every default and check of the format
 /// and fails with all problems in one `DecodingError.dataCorrupted`; encoding writes every field.
+/// This is the spec file's JSON: the history's points live in the metrics file beside it, so
+/// they are not part of it (`history.metrics` names the file; `SessionFile` reads and writes it).
 extension SessionSpec: Codable {
   public init(from decoder: any Decoder) throws {
     let value = try JSONValue(from: decoder)

@@ -1,8 +1,9 @@
 /// Reading and writing the safetensors format: an 8-byte little-endian header length, a JSON
 /// header `{"NAME": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`,
-/// then the raw little-endian data. SpecBench writes and loads F32 only, and checks every
-/// structural rule before touching the data, so a corrupt or hostile file is refused with a
-/// reason rather than crashing or allocating absurd memory.
+/// then the raw little-endian data. SpecBench writes and loads F32 (every state tensor) and I64
+/// (the steps of a metrics file, only where the caller asks for it), and checks every structural
+/// rule before touching the data, so a corrupt or hostile file is refused with a reason rather
+/// than crashing or allocating absurd memory.
 public enum SafeTensors {
   /// Header size cap, as the reference implementation's.
   public static let maximumHeaderBytes = 100_000_000
@@ -15,12 +16,30 @@ public enum SafeTensors {
 
   /// The contents of a file: tensors by name and the free-form string metadata.
   public struct Contents: Hashable, Sendable {
+    /// The `F32` tensors.
     public var tensors: [String: StoredTensor]
+    /// The `I64` tensors.
+    public var integers: [String: StoredIntegers]
     public var metadata: [String: String]
 
-    public init(tensors: [String: StoredTensor], metadata: [String: String] = [:]) {
+    public init(tensors: [String: StoredTensor], integers: [String: StoredIntegers] = [:], metadata: [String: String] = [:]) {
       self.tensors = tensors
+      self.integers = integers
       self.metadata = metadata
+    }
+  }
+
+  /// Bytes of `values` in little-endian order, appended to `out`.
+  static func appendLittleEndian<T: FixedWidthInteger>(_ values: some Sequence<T>, to out: inout [UInt8]) {
+    for value in values { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
+  }
+
+  /// Appends the raw bytes of `values` (a whole array at once on little-endian machines).
+  static func appendRaw<T>(_ values: [T], bitPattern: (T) -> some FixedWidthInteger, to out: inout [UInt8]) {
+    if 1.littleEndian == 1 {
+      values.withUnsafeBytes { out.append(contentsOf: $0) }
+    } else {
+      appendLittleEndian(values.lazy.map(bitPattern), to: &out)
     }
   }
 
@@ -33,15 +52,21 @@ public enum SafeTensors {
       let pairs = contents.metadata.keys.sorted().map { JSONObject.Member(key: $0, value: .string(contents.metadata[$0]!)) }
       members.append(.init(key: "__metadata__", value: .object(pairs)))
     }
+    precondition(Set(contents.tensors.keys).isDisjoint(with: contents.integers.keys), "a name is both F32 and I64")
+    let allNames = (names + contents.integers.keys).sorted { JSONWriter.codePointsPrecede($0, $1) }
     var offset = 0
-    for name in names {
-      let tensor = contents.tensors[name]!
-      let bytes = tensor.scalars.count * 4
+    for name in allNames {
+      let (dtype, shape, bytes) =
+        if let tensor = contents.tensors[name] {
+          ("F32", tensor.shape, tensor.scalars.count * 4)
+        } else {
+          ("I64", contents.integers[name]!.shape, contents.integers[name]!.values.count * 8)
+        }
       members.append(
         .init(
           key: name,
           value: .object([
-            "dtype": .string("F32"), "shape": .array(tensor.shape.map { .int($0) }),
+            "dtype": .string(dtype), "shape": .array(shape.map { .int($0) }),
             "data_offsets": .array([.int(offset), .int(offset + bytes)]),
           ])))
       offset += bytes
@@ -50,11 +75,13 @@ public enum SafeTensors {
     while (8 + header.count) % 8 != 0 { header.append(0x20) }
     var out: [UInt8] = []
     out.reserveCapacity(8 + header.count + offset)
-    withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
+    appendLittleEndian([UInt64(header.count)], to: &out)
     out.append(contentsOf: header)
-    for name in names {
-      for value in contents.tensors[name]!.scalars {
-        withUnsafeBytes(of: value.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+    for name in allNames {
+      if let tensor = contents.tensors[name] {
+        appendRaw(tensor.scalars, bitPattern: \.bitPattern, to: &out)
+      } else {
+        appendRaw(contents.integers[name]!.values, bitPattern: { $0 }, to: &out)
       }
     }
     return out
@@ -66,7 +93,9 @@ public enum SafeTensors {
   ///   past the end, a header that is not a JSON object, a missing or wrong field, an unknown or
   ///   non-F32 dtype, shape × dtype size ≠ byte span, offsets out of bounds, overlapping or
   ///   gapped tensors, bytes no tensor covers, a name used twice.
-  public static func decode(_ bytes: [UInt8]) throws(SafeTensorsProblem) -> Contents {
+  /// - Parameter integers: also accept `I64` tensors (a metrics file's steps); a state file
+  ///   refuses them like any dtype other than `F32`.
+  public static func decode(_ bytes: [UInt8], integers: Bool = false) throws(SafeTensorsProblem) -> Contents {
     guard bytes.count >= 8 else { throw .tooShort(bytes: bytes.count) }
     var declared: UInt64 = 0
     for i in 0..<8 { declared |= UInt64(bytes[i]) << (8 * UInt64(i)) }
@@ -82,7 +111,7 @@ public enum SafeTensors {
     let dataBytes = bytes.count - headerEnd
 
     var metadata: [String: String] = [:]
-    var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
+    var entries: [(name: String, shape: [Int], begin: Int, end: Int, isInteger: Bool)] = []
     var seen = Set<String>()
     for member in object.members {
       guard seen.insert(member.key).inserted else { throw .duplicateName(member.key) }
@@ -94,7 +123,7 @@ public enum SafeTensors {
         }
         continue
       }
-      entries.append(try entry(member, dataBytes: dataBytes))
+      entries.append(try entry(member, dataBytes: dataBytes, integers: integers))
     }
     // Every byte of the data belongs to exactly one tensor, in offset order.
     var expected = 0
@@ -105,8 +134,18 @@ public enum SafeTensors {
     guard expected == dataBytes else { throw .trailingBytes(count: dataBytes - expected) }
 
     var tensors: [String: StoredTensor] = [:]
+    var integerTensors: [String: StoredIntegers] = [:]
     bytes.withUnsafeBytes { raw in
-      for item in entries {
+      for item in entries where item.isInteger {
+        let count = (item.end - item.begin) / 8
+        let values = [Int64](unsafeUninitializedCapacity: count) { buffer, initialized in
+          let base = headerEnd + item.begin
+          for i in 0..<count { buffer[i] = Int64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8 * i, as: Int64.self)) }
+          initialized = count
+        }
+        integerTensors[item.name] = StoredIntegers(shape: item.shape, values: values)
+      }
+      for item in entries where !item.isInteger {
         let count = (item.end - item.begin) / 4
         let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
           let base = headerEnd + item.begin
@@ -118,11 +157,11 @@ public enum SafeTensors {
         tensors[item.name] = StoredTensor(shape: item.shape, scalars: scalars)
       }
     }
-    return Contents(tensors: tensors, metadata: metadata)
+    return Contents(tensors: tensors, integers: integerTensors, metadata: metadata)
   }
 
-  private static func entry(_ member: JSONObject.Member, dataBytes: Int) throws(SafeTensorsProblem) -> (
-    name: String, shape: [Int], begin: Int, end: Int
+  private static func entry(_ member: JSONObject.Member, dataBytes: Int, integers: Bool) throws(SafeTensorsProblem) -> (
+    name: String, shape: [Int], begin: Int, end: Int, isInteger: Bool
   ) {
     let name = member.key
     guard let fields = member.value.objectValue else {
@@ -151,7 +190,7 @@ public enum SafeTensors {
     guard needed == end - begin else {
       throw .sizeMismatch(name: name, shape: shape, dtype: dtype, expectedBytes: needed, spanBytes: end - begin)
     }
-    guard dtype == "F32" else { throw .unsupportedDType(name: name, dtype: dtype) }
-    return (name, shape, begin, end)
+    guard dtype == "F32" || (integers && dtype == "I64") else { throw .unsupportedDType(name: name, dtype: dtype) }
+    return (name, shape, begin, end, dtype == "I64")
   }
 }

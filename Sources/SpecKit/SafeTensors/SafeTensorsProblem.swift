@@ -35,7 +35,7 @@ public enum SafeTensorsProblem: Error, Hashable, Sendable, CustomStringConvertib
     case .unknownDType(let name, let dtype):
       "tensor \(TextExcerpt.quoted(name, limit: 64)): unknown dtype \(TextExcerpt.quoted(dtype, limit: 16))"
     case .unsupportedDType(let name, let dtype):
-      "tensor \(TextExcerpt.quoted(name, limit: 64)) has dtype \(TextExcerpt.quoted(dtype, limit: 16)); SpecBench state tensors are F32 (convert the file, e.g. with numpy's astype(np.float32))"
+      "tensor \(TextExcerpt.quoted(name, limit: 64)) has dtype \(TextExcerpt.quoted(dtype, limit: 16)); SpecBench reads F32 tensors, and I64 only for a metrics file's steps (convert the file, e.g. with numpy's astype(np.float32))"
     case .sizeMismatch(let name, let shape, let dtype, let expected, let span):
       "tensor \(TextExcerpt.quoted(name, limit: 64)): shape \(shape) of \(dtype) needs \(expected) bytes, but its data_offsets span \(span)"
     case .shapeTooLarge(let name, let shape): "tensor \(TextExcerpt.quoted(name, limit: 64)): shape \(shape) is too large"

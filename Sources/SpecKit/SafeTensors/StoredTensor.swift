@@ -21,3 +21,15 @@ public struct StoredTensor: Hashable, Sendable, CustomStringConvertible {
 
   public var description: String { "Tensor(\(shape), \(scalars.prefix(8))\(scalars.count > 8 ? "…" : ""))" }
 }
+
+/// An `I64` tensor of a safetensors file (the steps of a metrics file).
+public struct StoredIntegers: Hashable, Sendable {
+  public var shape: [Int]
+  public var values: [Int64]
+
+  /// A tensor of `shape` holding `values` (whose count must be the product of `shape`).
+  public init(shape: [Int], values: [Int64]) {
+    precondition(shape.reduce(1, *) == values.count, "\(values.count) values do not fill shape \(shape)")
+    (self.shape, self.values) = (shape, values)
+  }
+}

@@ -5,7 +5,7 @@ public struct SessionSpec: Hashable, Sendable {
   /// The value of the `format` key.
   public static let formatName = "specbench/session"
   /// The newest format version this build reads and the one it writes.
-  public static let currentVersion = 1
+  public static let currentVersion = 2
 
   public var name: String
   public var model: ModelSpec
@@ -76,7 +76,9 @@ public struct SessionSpec: Hashable, Sendable {
         ])
     }
     var document = root
+    var fileVersion = currentVersion
     if let version = object["version"], let number = version.numberValue?.int, number >= 1 {
+      fileVersion = number
       if number > currentVersion { throw .newerVersion(file: file, found: number, supported: currentVersion) }
       if number < currentVersion {
         do { document = try SpecMigrations.migrate(root, from: number, to: currentVersion, steps: migrations) } catch {
@@ -84,7 +86,7 @@ public struct SessionSpec: Hashable, Sendable {
         }
       }
     }
-    let spec = read(document, log: log, defaultName: defaultName)
+    let spec = read(document, log: log, defaultName: defaultName, fileVersion: fileVersion)
     spec?.checkConsistency(log: log)
     guard let spec, log.isEmpty else {
       // Cross-field problems are found on values, not text: place them by their path.
@@ -98,11 +100,14 @@ public struct SessionSpec: Hashable, Sendable {
     return spec
   }
 
-  static func read(_ root: JSONValue, log: IssueLog, defaultName: String) -> SessionSpec? {
+  /// Reads a document already migrated to the current version; `fileVersion` is the version the
+  /// file was written in, for the parts whose migration is not a rewrite of the JSON (version
+  /// 1's history points, which move to the metrics file).
+  static func read(_ root: JSONValue, log: IssueLog, defaultName: String, fileVersion: Int) -> SessionSpec? {
     guard var r = ObjectReader(root, at: .root, log: log) else { return nil }
     defer { r.finish() }
     _ = r.string("format", Rule(JSONWriter.quoted(formatName)) { $0 == formatName })
-    _ = r.integer("version", Rule("the integer \(currentVersion)") { $0 == currentVersion })
+    _ = r.integer("version", Rule("a format version from 1 to \(currentVersion)") { $0 == currentVersion })
     let name = r.string("name", default: defaultName, .nonEmpty)
     let model = r.required("model").flatMap { ModelSpec.read($0, at: "model", log: log) }
     let loss = r.required("loss").flatMap { LossSpec.read($0, at: "loss", log: log) }
@@ -120,7 +125,7 @@ public struct SessionSpec: Hashable, Sendable {
       }
       return line
     }
-    let history = r.raw("history").map { HistorySpec.read($0, at: "history", log: log) } ?? HistorySpec()
+    let history = r.raw("history").map { HistorySpec.read($0, at: "history", version: fileVersion, log: log) } ?? HistorySpec()
     guard let model, let loss, let optimizer, let schedule, let data else { return nil }
     return SessionSpec(
       name: name, model: model, loss: loss, optimizer: optimizer, schedule: schedule, data: data, training: training,
@@ -132,10 +137,14 @@ public struct SessionSpec: Hashable, Sendable {
 public typealias Migration = @Sendable (JSONValue) throws(SpecIssue) -> JSONValue
 
 /// Version migration: each step turns version n into n + 1; a file is carried through every step
-/// from its version to the current one before it is read. Version 1 is the first, so the table
-/// is empty; a version-2 format adds `steps[1]`.
+/// from its version to the current one before it is read.
+///
+/// Version 1 → 2 moves the history's points out of the JSON into the metrics file: not a
+/// rewrite of the document, so its step leaves the JSON as it is and the reader reads version
+/// 1's `history` itself (`HistorySpec.read(_:at:version:log:)`); `SessionFile.save` then writes
+/// version 2.
 public enum SpecMigrations {
-  public static let steps: [Int: Migration] = [:]
+  public static let steps: [Int: Migration] = [1: { document throws(SpecIssue) in document }]
 
   /// Runs the steps from `version` up to `target`, setting `version` after each.
   public static func migrate(_ root: JSONValue, from version: Int, to target: Int, steps: [Int: Migration]) throws(SpecIssue) -> JSONValue {

@@ -35,6 +35,12 @@ extension SessionSpec {
     if shapes != nil, log.isClean(under: "data"), log.isClean(under: "training"), log.isClean(under: "optimizer") {
       for issue in resourceProblems() { log.report(issue.path, issue.message, at: nil) }
     }
+    if let metrics = history.metrics, let state, metrics.file == state.tensors, log.isClean(under: "history"), log.isClean(under: "state") {
+      log.report(
+        "history.metrics.file",
+        "must not be the state's tensor file (\(TextExcerpt.quoted(state.tensors))); the metrics have a file of their own, normally NAME.history.safetensors",
+        at: nil)
+    }
     if log.isClean(under: "training") && log.isClean(under: "data") && data.validationFraction == 0 {
       for (i, rule) in training.stop.enumerated() {
         if case .earlyStopping = rule {
