@@ -39,7 +39,7 @@ struct Run: ParsableCommand {
   @Flag(help: "Print one JSON object per line instead of progress.")
   var json = false
 
-  @Option(help: "Save the session and its state here when training ends (PATH.json and PATH.safetensors).")
+  @Option(help: "Save the session here when training ends (PATH.json, its state PATH.safetensors and its metrics PATH.history.safetensors).")
   var save: String?
 
   @OptionGroup var access: DataAccessOptions

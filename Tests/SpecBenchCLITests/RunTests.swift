@@ -58,6 +58,32 @@ struct RunTests {
     #expect(saved.spec.history.valLoss.count > 0)
   }
 
+  /// A session saved by a SpecBench of format version 1 (its history in the JSON) continues
+  /// exactly as the same session in version 2, and its next save is version 2.
+  @Test func aVersion1SessionContinuesExactlyAndIsSavedAsVersion2() throws {
+    let folder = temporaryFolder()
+    let made = try specbench("run", "sessions/iris.json", "--steps", "300", "--save", folder + "/v2/iris")
+    #expect(made.status == 0, "\(made.stderr)")
+    let saved = try SessionFile.load(folder + "/v2/iris.json")
+    #expect(saved.spec.history.trainLoss.count == 300 && !saved.spec.history.valLoss.isEmpty)
+    try FileManager.default.createDirectory(atPath: folder + "/v1", withIntermediateDirectories: true)
+    try FormatVersion1.text(of: saved.spec).write(toFile: folder + "/v1/iris.json", atomically: true, encoding: .utf8)
+    try FileManager.default.copyItem(atPath: folder + "/v2/iris.safetensors", toPath: folder + "/v1/iris.safetensors")
+    for version in ["v1", "v2"] {
+      let more = try runProcess(specbenchExecutable, ["run", "\(folder)/\(version)/iris.json", "--steps", "200", "--save", "\(folder)/\(version)/iris"])
+      #expect(more.status == 0, "\(version): \(more.stderr)")
+    }
+    // The same files, byte for byte: spec, state and metrics.
+    for file in ["iris.json", "iris.safetensors", "iris.history.safetensors"] {
+      let a = try Data(contentsOf: URL(fileURLWithPath: "\(folder)/v1/\(file)"))
+      let b = try Data(contentsOf: URL(fileURLWithPath: "\(folder)/v2/\(file)"))
+      #expect(a == b, "\(file) differs")
+    }
+    let continued = try SessionFile.load(folder + "/v1/iris.json")
+    #expect(continued.spec.state?.step == 500 && continued.spec.history.trainLoss.count == 500)
+    #expect(try String(contentsOfFile: folder + "/v1/iris.json", encoding: .utf8).contains("\"version\": 2"))
+  }
+
   /// The results sessions/README.md promises.
   static let promised: [(String, String, Double)] = [
     ("spirals", "train_accuracy", 0.95), ("iris", "val_accuracy", 0.93), ("moons", "val_accuracy", 0.95), ("xor", "train_accuracy", 0.95),

@@ -1,4 +1,5 @@
 import Foundation
+import SpecKit
 import Synchronization
 
 #if canImport(Glibc)
@@ -301,4 +302,22 @@ public func runShell(_ script: String, in folder: String? = nil, environment: [S
     "/bin/sh", ["-c", wrapped], environment: variables.map { "\($0.key)=\($0.value)" }, stdout: out, stderr: err)
   let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
   return ProcessResult(status: status, stdout: read(out), stderr: read(err))
+}
+
+/// What SpecBench wrote before format version 2, for migration tests.
+public enum FormatVersion1 {
+  /// The version-1 text of a session: the history's points back in the JSON as `[step, value]`
+  /// pairs, `history.metrics` gone, `version` 1. The state, its tensor file and hash are as given.
+  public static func text(of spec: SessionSpec) -> String {
+    guard case .object(var root) = spec.json.kind, case .object(var history) = spec.history.json.kind else { return "" }
+    history.members.removeAll { $0.key == "metrics" }
+    for metric in Metric.allCases {
+      history.members.append(.init(key: metric.rawValue, value: .array(spec.history[metric].map(\.json))))
+    }
+    for i in root.members.indices {
+      if root.members[i].key == "history" { root.members[i].value = JSONValue(.object(history)) }
+      if root.members[i].key == "version" { root.members[i].value = .int(1) }
+    }
+    return JSONWriter.canonical(JSONValue(.object(root)))
+  }
 }
