@@ -232,11 +232,12 @@ public enum SessionFile {
       throw error
     }
     // Keep each current binary file under the name `load` looks for while the spec beside it
-    // still expects it.
+    // still expects it. (The current spec is read once: a version-1 spec can be large.)
+    let current = currentSpec(at: jsonPath)
     var kept: [String?] = []
     for binary in binaries {
       let name = PathText.lastComponent(binary.target)
-      guard let expected = currentExpectation(jsonPath: jsonPath, fileName: name), FileAccess.kind(of: binary.target) == .regular else {
+      guard let expected = current.flatMap({ expectation(of: $0, fileName: name) }), FileAccess.kind(of: binary.target) == .regular else {
         kept.append(nil)
         continue
       }
@@ -282,10 +283,9 @@ public enum SessionFile {
     }
   }
 
-  /// The SHA-256 the spec now at `jsonPath` expects of the binary file `fileName` (its state's
-  /// tensors or its metrics), when it names that file.
-  static func currentExpectation(jsonPath: String, fileName: String) -> String? {
-    guard let spec = currentSpec(at: jsonPath) else { return nil }
+  /// The SHA-256 `spec` expects of the binary file `fileName` (its state's tensors or its
+  /// metrics), when it names that file.
+  static func expectation(of spec: SessionSpec, fileName: String) -> String? {
     if let state = spec.state, state.tensors == fileName { return state.sha256 }
     if let metrics = spec.history.metrics, metrics.file == fileName { return metrics.sha256 }
     return nil
