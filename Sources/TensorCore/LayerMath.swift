@@ -257,6 +257,14 @@ public enum LayerMath {
     return (Tensor(shape: x.shape, scalars: y), mask)
   }
 
+  /// Dropout with a mask drawn before (the step's mask, for a rule that evaluates its objective
+  /// again): where the mask is 0 the output is 0, elsewhere `x · mask` — the bits of the pass
+  /// that drew it.
+  public static func dropoutForward(_ x: Tensor, mask: [Float]) -> Tensor {
+    precondition(mask.count == x.count, "a mask of \(mask.count) values for \(x.count)")
+    return Tensor(shape: x.shape, scalars: zip(x.scalars, mask).map { $1 == 0 ? 0 : $0 * $1 })
+  }
+
   /// Inverted dropout on views (`y` may be `x` itself).
   package static func dropoutForward(
     _ x: UnsafeBufferPointer<Float>, rate: Float, generator: inout SplitMix64, into y: UnsafeMutableBufferPointer<Float>,

@@ -19,6 +19,17 @@ public struct FastBackend: Backend {
   public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
     if let unavailableReason { throw .unavailable(backend: name, reason: unavailableReason) }
     try check(spec: spec, state: state)
-    return try FastTrainer(spec: spec, state: state, train: data.train, validation: data.validation)
+    return try makeTrainer(spec: spec, state: state, data: data, rule: OptimizerRules.rule(for: spec.optimizer))
+  }
+
+  /// `FastTrainer`, whose fused passes and vector kernels are the elementwise rules' arithmetic,
+  /// for an elementwise rule; for any other rule (one that evaluates its objective several
+  /// times, or keeps whole-model state), the sequential trainer on OpenBLAS's products.
+  func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit, rule: any OptimizerRule) throws(BackendError) -> any Trainer {
+    if rule.elementwise == spec.optimizer {
+      return try FastTrainer(spec: spec, state: state, train: data.train, validation: data.validation)
+    }
+    return try SequentialTrainer(
+      spec: spec, state: state, train: data.train, validation: data.validation, kernels: BLASKernels(), rule: rule)
   }
 }

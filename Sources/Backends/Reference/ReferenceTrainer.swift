@@ -6,12 +6,15 @@ import TensorCore
 typealias ReferenceTrainer = SequentialTrainer<PlainKernels>
 
 /// Trains a spec layer by layer: forward through the layers keeping what each backward pass
-/// needs, the loss and its gradient, backward through the layers, then the optimizer's rule on
-/// every parameter. The matrix products come from `K`; everything else is TensorCore's, so
-/// backends that differ only in their kernels compute the same thing.
+/// needs, the loss and its gradient, backward through the layers, then the optimizer's rule,
+/// which gets every parameter, its state and the step's objective (`OptimizerRule`). The matrix
+/// products come from `K`; everything else is TensorCore's, so backends that differ only in
+/// their kernels compute the same thing.
 final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   let kernels: K
   let spec: SessionSpec
+  /// The optimizer's rule (for the built-in optimizers, `ElementwiseRule`).
+  let rule: any OptimizerRule
   let layers: [LayerShape]
   let train: Dataset
   /// The held-out samples, for `evaluate(.validation)`.
@@ -19,8 +22,10 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   /// Trainable parameters and buffers by tensor name (`dense1.weight`, `bn.running_mean`).
   var parameters: [String: Tensor] = [:]
   var buffers: [String: Tensor] = [:]
-  /// Optimizer slots: parameter name → slot name → values.
-  var slots: [String: [String: [Float]]] = [:]
+  /// The rule's state by state-file name (`opt/dense1.weight/exp_avg`, `opt/model/…`).
+  var optimizerState: [String: StoredTensor] = [:]
+  /// How many times the current step evaluated its objective (for tests of rules).
+  private(set) var evaluations = 0
   /// The sample order, the dropout generator and the update counts.
   var progress: TrainingProgress
   /// The last successful step's gradients, for `gradientNorms`.
@@ -29,22 +34,30 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
 
-  init(spec: SessionSpec, state: TrainingState, train: Dataset, validation: Dataset? = nil, kernels: K) throws(BackendError) {
+  /// - Parameter rule: the optimizer's rule; the spec's optimizer's when nil. `state` holds the
+  ///   tensors its layout declares.
+  init(
+    spec: SessionSpec, state: TrainingState, train: Dataset, validation: Dataset? = nil, kernels: K, rule: (any OptimizerRule)? = nil
+  ) throws(BackendError) {
     self.validation = validation
     self.spec = spec
     self.kernels = kernels
+    self.rule = rule ?? OptimizerRules.rule(for: spec.optimizer)
     do { layers = try spec.model.layerShapes() } catch { throw .invalidState([error.description]) }
     self.train = train
     for tensor in layers.flatMap(\.tensors) {
       switch tensor.role {
-      case .parameter:
-        parameters[tensor.name] = state.tensors[StateKey.parameter(tensor.name)]!
-        var own: [String: [Float]] = [:]
-        for (slot, _) in spec.optimizer.slots { own[slot.rawValue] = state.tensors[StateKey.slot(parameter: tensor.name, slot)]!.scalars }
-        slots[tensor.name] = own
-      case .buffer:
-        buffers[tensor.name] = state.tensors[StateKey.buffer(tensor.name)]!
+      case .parameter: parameters[tensor.name] = state.tensors[StateKey.parameter(tensor.name)]!
+      case .buffer: buffers[tensor.name] = state.tensors[StateKey.buffer(tensor.name)]!
       }
+    }
+    let declared = self.rule.stateTensors(
+      for: layers.flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) })
+    for tensor in declared {
+      guard let values = state.tensors[tensor.key.name], values.shape == tensor.shape else {
+        throw .invalidState(["the optimizer's state needs \(tensor.key.name) of shape \(tensor.shape)"])
+      }
+      optimizerState[tensor.key.name] = values
     }
     progress = TrainingProgress(spec: spec, state: state, sampleCount: train.count)
   }
@@ -61,9 +74,24 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     case batchNorm(LayerMath.NormCache)
   }
 
-  /// Runs the layers on a batch. In training mode, dropout draws from the trainer's generator and
-  /// batch_norm updates its running statistics.
-  func forward(_ input: Tensor, training: Bool) -> (output: Tensor, caches: [Cache]) {
+  /// What the evaluations of one step share: the dropout masks drawn at the first evaluation,
+  /// and batch_norm's running statistics as the first evaluation left them, committed when the
+  /// step commits.
+  struct StepPass {
+    var masks: [String: [Float]] = [:]
+    var runningStatistics: [String: Tensor]?
+  }
+
+  /// Runs the layers on a batch at `parameters`. In training mode (with a step pass), dropout
+  /// uses the step's masks (drawing them from the trainer's generator at the step's first
+  /// evaluation) and batch_norm normalises with the batch's statistics; the running statistics
+  /// the first evaluation computes go to the pass. Without a pass (evaluation mode) nothing of
+  /// the trainer changes.
+  func forward(_ input: Tensor, parameters: [String: Tensor], pass: inout StepPass?) -> (output: Tensor, caches: [Cache]) {
+    let training = pass != nil
+    let firstEvaluation = pass?.runningStatistics == nil
+    var statistics: [String: Tensor] = [:]
+    defer { if training && firstEvaluation { pass!.runningStatistics = statistics } }
     var x = input
     var caches: [Cache] = []
     for shape in layers {
@@ -80,8 +108,12 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
         caches.append(.activation(input: x, output: y))
         x = y
       case .dropout(let rate):
-        if training {
+        if training, let mask = pass!.masks[name] {
+          caches.append(.dropout(mask: mask))
+          x = LayerMath.dropoutForward(x, mask: mask)
+        } else if training {
           let (y, mask) = LayerMath.dropoutForward(x, rate: Float(rate), generator: &progress.dropout)
+          pass!.masks[name] = mask
           caches.append(.dropout(mask: mask))
           x = y
         } else {
@@ -101,8 +133,8 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
           x, weight: parameters[name + ".weight"]!, bias: parameters[name + ".bias"]!, runningMean: &mean, runningVar: &variance,
           eps: Float(eps), momentum: Float(momentum), training: training)
         if training {
-          buffers[name + ".running_mean"] = mean
-          buffers[name + ".running_var"] = variance
+          statistics[name + ".running_mean"] = mean
+          statistics[name + ".running_var"] = variance
         }
         caches.append(.batchNorm(cache))
         x = y
@@ -112,7 +144,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   }
 
   /// The gradients of every parameter, by name, from the output gradient.
-  func backward(_ outputGradient: Tensor, caches: [Cache]) -> [String: Tensor] {
+  func backward(_ outputGradient: Tensor, caches: [Cache], parameters: [String: Tensor]) -> [String: Tensor] {
     var g = outputGradient
     var gradients: [String: Tensor] = [:]
     for (index, (shape, cache)) in zip(layers, caches).enumerated().reversed() {
@@ -148,43 +180,64 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     return gradients
   }
 
-  /// The loss of a batch and the gradients of every parameter (training mode; updates running
-  /// statistics and draws dropout masks).
-  func lossAndGradients(_ inputs: Tensor, _ targets: Targets) -> (loss: Float, gradients: [String: Tensor]) {
-    let (output, caches) = forward(inputs, training: true)
+  /// The loss of a batch and the gradients of every parameter at `parameters`, in training mode
+  /// with the step's pass (see `forward`).
+  func lossAndGradients(_ inputs: Tensor, _ targets: Targets, parameters: [String: Tensor], pass: inout StepPass?) -> (
+    loss: Float, gradients: [String: Tensor]
+  ) {
+    let (output, caches) = forward(inputs, parameters: parameters, pass: &pass)
     let (loss, gradient) = spec.loss.evaluate(output: output.reshaped([output.rows, output.rowWidth]), targets: targets)
     guard loss.isFinite else { return (loss, [:]) }
-    return (loss, backward(gradient.reshaped(output.shape), caches: caches))
+    return (loss, backward(gradient.reshaped(output.shape), caches: caches, parameters: parameters))
   }
 
   // MARK: Trainer
 
   func trainStep() throws(BackendError) -> StepResult {
-    // Keep what a failed step would change, to put it back.
-    let (mark, savedBuffers) = (progress.mark(), buffers)
+    // Keep what a failed step would change, to put it back. An elementwise rule fails, if at
+    // all, at its one evaluation, before it changes anything; another rule may fail after
+    // changing the parameters or its state, so those are kept for it (copied on write).
+    let mark = progress.mark()
+    let start = rule.elementwise == nil ? (parameters, optimizerState) : nil
     let (indices, endedEpoch) = progress.nextBatch()
     let batch = train.subset(indices)
-    let (loss, gradients) = lossAndGradients(batch.inputs, batch.targets)
-    let badGradient = gradients.first { !$0.value.isFinite }?.key
-    guard loss.isFinite, badGradient == nil else {
-      progress.restore(mark)
-      buffers = savedBuffers
-      let reason = loss.isFinite ? "the gradient of \(badGradient!) is not finite" : "the loss is \(loss)"
-      throw .diverged(step: step + 1, loss: loss, reason: reason)
-    }
     let update = progress.nextUpdate
     let learningRate = spec.schedule.learningRate(at: update.step, base: spec.optimizer.learningRate)
-    for (name, gradient) in gradients {
-      OptimizerMath.update(
-        spec.optimizer, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &slots[name]!, step: update.optimizerStep,
-        learningRate: learningRate)
+    var pass: StepPass? = StepPass()
+    var gradients: [String: Tensor] = [:]
+    evaluations = 0
+    let objective: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
+      evaluations += 1
+      let (loss, grads) = lossAndGradients(batch.inputs, batch.targets, parameters: at, pass: &pass)
+      let badGradient = grads.keys.sorted().first { !grads[$0]!.isFinite }
+      guard loss.isFinite, badGradient == nil else {
+        let reason = loss.isFinite ? "the gradient of \(badGradient!) is not finite" : "the loss is \(loss)"
+        throw .diverged(step: step + 1, loss: loss, reason: reason)
+      }
+      if evaluations == 1 { gradients = grads }
+      return (loss, grads)
     }
+    let loss: Float
+    do {
+      loss = try rule.update(
+        parameters: &parameters, state: &optimizerState, objective: objective,
+        context: UpdateContext(step: update.optimizerStep, learningRate: learningRate))
+    } catch {
+      progress.restore(mark)
+      if let start { (parameters, optimizerState) = start }
+      throw error
+    }
+    for (name, values) in pass?.runningStatistics ?? [:] { buffers[name] = values }
     // An update can overflow from finite inputs (a huge rate, a schedule past float32): the
     // state is then no longer the previous step's, and the runner puts the last finite one back.
-    let spoilt = { (name: String) in !self.parameters[name]!.isFinite || self.slots[name]!.values.contains { !allFinite($0) } }
-    let nonFinite =
-      gradients.keys.contains(where: spoilt) || buffers.values.contains { !$0.isFinite }
-      ? (gradients.keys.sorted().first(where: spoilt) ?? buffers.keys.sorted().first { !buffers[$0]!.isFinite }) : nil
+    // Named by the first parameter (in name order) whose values or slots are spoilt, then the
+    // rule's whole-model state, then the buffers.
+    var spoilt = Set(parameters.keys.filter { !parameters[$0]!.isFinite })
+    var spoiltState: [String] = []
+    for (name, tensor) in optimizerState where !tensor.isFinite {
+      if case .slot(let parameter, _)? = StateKey(name: name) { spoilt.insert(parameter) } else { spoiltState.append(name) }
+    }
+    let nonFinite = spoilt.min() ?? spoiltState.min() ?? buffers.keys.sorted().first { !buffers[$0]!.isFinite }
     if let nonFinite {
       throw .nonFiniteUpdate(step: step + 1, loss: loss, tensor: nonFinite)
     }
@@ -205,20 +258,16 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   }
 
   func predict(_ inputs: Tensor) -> Tensor {
-    // Evaluation mode leaves buffers and generators untouched; `forward` only writes them when training.
-    forward(inputs, training: false).output
+    // Evaluation mode (no step pass) leaves buffers and generators untouched.
+    var noPass: StepPass?
+    return forward(inputs, parameters: parameters, pass: &noPass).output
   }
 
   func gradientNorms() -> [String: Float] { lastGradients.mapValues { l2Norm($0.scalars) } }
 
   func exportState(parametersOnly: Bool) -> TrainingState {
-    var tensors: [String: StoredTensor] = [:]
-    for (name, tensor) in parameters {
-      tensors[StateKey.parameter(name)] = tensor
-      for (slot, values) in slots[name]! where !parametersOnly {
-        tensors[StateKey.slot(parameter: name, OptimizerSlot(rawValue: slot)!)] = StoredTensor(shape: tensor.shape, scalars: values)
-      }
-    }
+    var tensors: [String: StoredTensor] = parametersOnly ? [:] : optimizerState
+    for (name, tensor) in parameters { tensors[StateKey.parameter(name)] = tensor }
     for (name, tensor) in buffers { tensors[StateKey.buffer(name)] = tensor }
     return progress.state(tensors: tensors)
   }

@@ -132,7 +132,7 @@ public final class SessionEngine {
     if let current = state ?? initialState() {
       snapshot.histogramStep = current.step
       for (name, tensor) in current.tensors {
-        guard let key = StateKey(name: name), !key.isOptimizerSlot else { continue }
+        guard let key = StateKey(name: name), !key.isOptimizerState else { continue }
         snapshot.tensorValues[key.tensor] = tensor.scalars
       }
     }

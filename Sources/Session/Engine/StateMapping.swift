@@ -2,51 +2,65 @@ import SpecKit
 
 /// How a training state follows a change of the spec, so that what can be kept is kept.
 public enum StateMapping {
-  /// The state for `new` after training with `old`'s optimizer, and what happened to the slots.
+  /// The state for `new` after training with `old`'s optimizer, and what happened to its state.
+  /// Both layouts are the rules' own declarations (`OptimizerStateLayout`), so a rule that keeps
+  /// whole-model tensors maps like one that keeps slots.
   ///
-  /// - Same optimizer type: every slot both use keeps its values and the optimizer keeps its
-  ///   update count (changing lr or betas keeps the moments); a slot only the new settings use
-  ///   (momentum or amsgrad switched on) starts fresh.
+  /// - Same optimizer type: every tensor both declare with the same shape keeps its values and
+  ///   the optimizer keeps its update count (changing lr or betas keeps the moments); a tensor
+  ///   only the new settings use (momentum or amsgrad switched on) starts fresh.
   /// - adam ↔ adamw: the moments and the update count are kept.
-  /// - Any other change: fresh slots, and the new optimizer counts its updates from 1.
+  /// - Any other change: fresh state, and the new optimizer counts its updates from 1.
   public static func optimizerChange(from old: SessionSpec, to new: SessionSpec, state: TrainingState) throws(SpecError) -> (
     TrainingState, detail: String
   ) {
     let (from, to) = (old.optimizer, new.optimizer)
     let compatible = from.name == to.name || Set([from.name, to.name]) == ["adam", "adamw"]
     var result = state
-    result.tensors = state.tensors.filter { StateKey(name: $0.key)?.isOptimizerSlot != true }
-    let kept = compatible ? Set(from.slots.map(\.slot)) : []
-    var fresh: Set<OptimizerSlot> = []
-    for info in try new.stateLayout() {
-      guard case .optimizerSlot(_, let slot) = info.kind else { continue }
-      if kept.contains(slot), let tensor = state.tensors[info.name] {
+    result.tensors = state.tensors.filter { StateKey(name: $0.key)?.isOptimizerState != true }
+    let oldShapes = Dictionary(
+      try old.stateLayout().filter(\.isOptimizerState).map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+    var kept: Set<String> = [], fresh: Set<String> = [], all: [String] = []
+    for info in try new.stateLayout() where info.isOptimizerState {
+      let label = Self.label(info)
+      if !all.contains(label) { all.append(label) }
+      if compatible, oldShapes[info.name] == info.shape, let tensor = state.tensors[info.name] {
         result.tensors[info.name] = tensor
+        kept.insert(label)
       } else {
-        let start = to.slots.first { $0.slot == slot }?.initialValue ?? 0
-        result.tensors[info.name] = StoredTensor(shape: info.shape, repeating: start)
-        fresh.insert(slot)
+        result.tensors[info.name] = StoredTensor(shape: info.shape, repeating: info.initialValue)
+        fresh.insert(label)
       }
     }
     if !compatible { result.optimizerSteps = 0 }
     let change = from.name == to.name ? "\(to.name) settings changed" : "\(from.name) -> \(to.name)"
-    let keptSlots = Set(to.slots.map(\.slot)).subtracting(fresh).map(\.rawValue).sorted()
+    let keptLabels = kept.subtracting(fresh).sorted()
     let detail: String
     if !compatible {
-      detail =
-        "\(change): fresh optimizer state (\(to.slots.isEmpty ? "no slots" : to.slots.map(\.slot.rawValue).joined(separator: ", "))), counting from update 1"
+      detail = "\(change): fresh optimizer state (\(all.isEmpty ? "no slots" : all.joined(separator: ", "))), counting from update 1"
     } else {
       detail =
-        "\(change): kept " + (keptSlots.isEmpty ? "the update count" : keptSlots.joined(separator: ", ") + " and the update count")
-        + (fresh.isEmpty ? "" : "; fresh " + fresh.map(\.rawValue).sorted().joined(separator: ", "))
+        "\(change): kept " + (keptLabels.isEmpty ? "the update count" : keptLabels.joined(separator: ", ") + " and the update count")
+        + (fresh.isEmpty ? "" : "; fresh " + fresh.sorted().joined(separator: ", "))
     }
     return (result, detail)
   }
 
+  /// How a mapping names an optimizer tensor: a slot by its slot name (`exp_avg`, for every
+  /// parameter at once), whole-model state by its own (`model/old_dirs`).
+  static func label(_ info: StateTensorInfo) -> String {
+    switch info.kind {
+    case .optimizerSlot(_, let slot): slot.rawValue
+    case .optimizerState(let name): "model/" + name
+    case .parameter, .buffer: info.name
+    }
+  }
+
   /// The state for a changed model: every tensor whose layer name and shape are unchanged keeps
   /// its values (and its optimizer slots); new or reshaped tensors start from their seeded
-  /// initializers (slots from their starting values). Returns the parameter and buffer names
-  /// that were kept and that are fresh.
+  /// initializers (slots from their starting values). Optimizer state that spans the whole
+  /// model (`opt/model/…`) describes the old model, so it starts fresh. Returns the parameter
+  /// and buffer names that were kept and that are fresh.
   public static func architectureChange(to new: SessionSpec, state: TrainingState) throws(SpecError) -> (
     TrainingState, kept: [String], fresh: [String]
   ) {
@@ -57,12 +71,13 @@ public enum StateMapping {
     var kept: [String] = []
     var fresh: [String] = []
     for info in try new.stateLayout() {
-      if let old = state.tensors[info.name], old.shape == info.shape {
+      let spansModel = if case .optimizerState = info.kind { true } else { false }
+      if !spansModel, let old = state.tensors[info.name], old.shape == info.shape {
         result.tensors[info.name] = old
-        if case .optimizerSlot = info.kind {} else { kept.append(info.name) }
+        if !info.isOptimizerState { kept.append(info.name) }
       } else {
         result.tensors[info.name] = initial[info.name]
-        if case .optimizerSlot = info.kind {} else { fresh.append(info.name) }
+        if !info.isOptimizerState { fresh.append(info.name) }
       }
     }
     return (result, kept, fresh)

@@ -231,7 +231,7 @@ final class TrainingWorker: Sendable {
         parameters[tensorName] = tensor.scalars
       case .buffer(let tensorName)?:
         values[tensorName] = tensor.scalars
-      case .slot?, .engine?, nil:
+      case .slot?, .optimizer?, .engine?, nil:
         continue
       }
     }

@@ -18,6 +18,7 @@ public enum OptimizerSlot: String, CaseIterable, Hashable, Sendable {
 /// ```
 /// StateKey.parameter("dense1.weight").name                    // "param/dense1.weight"
 /// StateKey.slot(parameter: "dense1.weight", .expAvg).name     // "opt/dense1.weight/exp_avg"
+/// StateKey.optimizer("old_dirs").name                          // "opt/model/old_dirs"
 /// StateKey(name: "buffer/bn.running_var")                      // .buffer("bn.running_var")
 /// ```
 public enum StateKey: Hashable, Sendable, CustomStringConvertible {
@@ -27,6 +28,9 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
   case buffer(String)
   /// An optimizer slot of a parameter: `opt/LAYER.weight/SLOT`.
   case slot(parameter: String, OptimizerSlot)
+  /// Optimizer state that spans the whole model (any shape, scalars too), as the optimizer's
+  /// rule declares it: `opt/model/NAME`. (`model` has no `.`, so it is never a parameter.)
+  case optimizer(String)
   /// State a backend keeps for itself (`engine/BACKEND/NAME`, any shape): kept through save
   /// and load, given back to that backend, dropped (with an event) when another one trains.
   case engine(backend: String, name: String)
@@ -37,6 +41,7 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
     case .parameter(let tensor): "param/" + tensor
     case .buffer(let tensor): "buffer/" + tensor
     case .slot(let parameter, let slot): "opt/" + parameter + "/" + slot.rawValue
+    case .optimizer(let name): "opt/model/" + name
     case .engine(let backend, let name): "engine/" + backend + "/" + name
     }
   }
@@ -48,7 +53,7 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
     switch self {
     case .parameter(let tensor), .buffer(let tensor): tensor
     case .slot(let parameter, _): parameter
-    case .engine(_, let name): name
+    case .optimizer(let name), .engine(_, let name): name
     }
   }
 
@@ -63,6 +68,8 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
       self = .parameter(String(name.dropFirst(6)))
     } else if name.hasPrefix("buffer/"), name.count > 7 {
       self = .buffer(String(name.dropFirst(7)))
+    } else if name.hasPrefix("opt/model/"), name.count > 10 {
+      self = .optimizer(String(name.dropFirst(10)))
     } else if name.hasPrefix("opt/"), let slash = name.lastIndex(of: "/"), slash > name.index(name.startIndex, offsetBy: 4),
       let slot = OptimizerSlot(rawValue: String(name[name.index(after: slash)...]))
     {
@@ -78,6 +85,14 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
 
   /// Whether it is an optimizer slot.
   public var isOptimizerSlot: Bool { if case .slot = self { true } else { false } }
+
+  /// Whether it is the optimizer's: a slot of a parameter or state of the whole model.
+  public var isOptimizerState: Bool {
+    switch self {
+    case .slot, .optimizer: true
+    default: false
+    }
+  }
 
   /// The backend that keeps it, for `engine/…` state.
   public var engineBackend: String? { if case .engine(let backend, _) = self { backend } else { nil } }

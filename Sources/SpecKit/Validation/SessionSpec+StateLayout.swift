@@ -7,61 +7,73 @@ public struct StateTensorInfo: Hashable, Sendable {
     case buffer
     /// `opt/LAYER.weight/SLOT`, for the parameter named `parameter` (`LAYER.weight`).
     case optimizerSlot(parameter: String, slot: OptimizerSlot)
+    /// `opt/model/NAME`: optimizer state that spans the whole model.
+    case optimizerState(name: String)
   }
 
   /// The name in the safetensors file.
   public var name: String
   public var shape: [Int]
   public var kind: Kind
+  /// What a fresh optimizer tensor starts at (0 for parameters and buffers, whose values come
+  /// from their initializers).
+  public var initialValue: Float = 0
+  /// Whether it accumulates squares (never negative in a valid state).
+  public var holdsSquares = false
+
+  /// Whether it is the optimizer's (a slot or whole-model state).
+  public var isOptimizerState: Bool {
+    switch kind {
+    case .optimizerSlot, .optimizerState: true
+    case .parameter, .buffer: false
+    }
+  }
 }
 
 extension SessionSpec {
   /// Every tensor the state of this spec holds, in model order: each layer's parameters and
-  /// buffers, then each parameter's optimizer slots.
+  /// buffers, then the optimizer's state as its rule declares it (for the built-in rules, each
+  /// parameter's slots).
   ///
+  /// - Parameter rule: whose state layout to use; the spec's optimizer when nil.
   /// - Throws: `SpecError.invalid` when the model's shapes do not chain.
-  public func stateLayout() throws(SpecError) -> [StateTensorInfo] {
+  public func stateLayout(optimizer rule: (any OptimizerStateLayout)? = nil) throws(SpecError) -> [StateTensorInfo] {
     let tensors = try model.layerShapes().flatMap(\.tensors)
     var layout: [StateTensorInfo] = tensors.map {
-      StateTensorInfo(name: StateKey($0).name, shape: $0.shape, kind: $0.role == .parameter ? .parameter : .buffer)
+      StateTensorInfo(
+        name: StateKey($0).name, shape: $0.shape, kind: $0.role == .parameter ? .parameter : .buffer,
+        holdsSquares: $0.role == .buffer && $0.name.hasSuffix(".running_var"))
     }
-    for tensor in tensors where tensor.role == .parameter {
-      for (slot, _) in optimizer.slots {
-        layout.append(
-          StateTensorInfo(
-            name: StateKey.slot(parameter: tensor.name, slot).name, shape: tensor.shape,
-            kind: .optimizerSlot(parameter: tensor.name, slot: slot)))
-      }
+    let parameters = tensors.filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) }
+    for declared in (rule ?? optimizer).stateTensors(for: parameters) {
+      let kind: StateTensorInfo.Kind =
+        switch declared.key {
+        case .slot(let parameter, let slot): .optimizerSlot(parameter: parameter, slot: slot)
+        default: .optimizerState(name: declared.key.tensor)
+        }
+      layout.append(
+        StateTensorInfo(
+          name: declared.key.name, shape: declared.shape, kind: kind, initialValue: declared.initialValue, holdsSquares: declared.holdsSquares))
     }
     return layout
   }
 
   /// The state before any training: parameters and buffers from their seeded initializers,
-  /// optimizer slots at their starting values (zeros; Adagrad's `sum` at
-  /// `initial_accumulator_value`).
-  public func initialTensors() throws(SpecError) -> [String: StoredTensor] {
+  /// the optimizer's state at its starting values (for the built-in rules: zeros; Adagrad's
+  /// `sum` at `initial_accumulator_value`).
+  ///
+  /// - Parameter rule: whose state layout to use; the spec's optimizer when nil.
+  public func initialTensors(optimizer rule: (any OptimizerStateLayout)? = nil) throws(SpecError) -> [String: StoredTensor] {
     var result: [String: StoredTensor] = [:]
     for tensor in try model.layerShapes().flatMap(\.tensors) {
       let values = tensor.initializer.values(
         count: tensor.count, fanIn: tensor.fanIn, fanOut: tensor.fanOut, seed: training.seed, tensorName: tensor.name)
       result[StateKey(tensor)] = StoredTensor(shape: tensor.shape, scalars: values)
-      if tensor.role == .parameter {
-        for (slot, start) in optimizer.slots {
-          result[StateKey.slot(parameter: tensor.name, slot)] = StoredTensor(shape: tensor.shape, repeating: start)
-        }
-      }
+    }
+    for info in try stateLayout(optimizer: rule) where info.isOptimizerState {
+      result[info.name] = StoredTensor(shape: info.shape, repeating: info.initialValue)
     }
     return result
-  }
-
-  /// Slots and buffers that hold sums or averages of squares (variances): a negative value in
-  /// one would make the next update take the square root of a negative number.
-  static func holdsSquares(_ info: StateTensorInfo) -> Bool {
-    switch info.kind {
-    case .optimizerSlot(_, let slot): slot.holdsSquares
-    case .buffer: info.name.hasSuffix(".running_var")
-    case .parameter: false
-    }
   }
 
   /// A state at step 0 with the generators at their seeded starting positions; the file name
@@ -73,9 +85,13 @@ extension SessionSpec {
   }
 
   /// Every way `tensors` differs from this spec's layout: missing and unexpected names, wrong
-  /// shapes, non-finite values. Empty when they belong together.
-  public func stateProblems(_ tensors: [String: StoredTensor]) -> [String] {
-    guard let layout = try? stateLayout() else { return ["the model's shapes do not chain, so no state can match it"] }
+  /// shapes, non-finite values, negative values in tensors that hold squares (slots and buffers
+  /// of sums or averages of squares: a negative one would make the next update take the square
+  /// root of a negative number). Empty when they belong together.
+  ///
+  /// - Parameter rule: whose state layout to check against; the spec's optimizer when nil.
+  public func stateProblems(_ tensors: [String: StoredTensor], optimizer rule: (any OptimizerStateLayout)? = nil) -> [String] {
+    guard let layout = try? stateLayout(optimizer: rule) else { return ["the model's shapes do not chain, so no state can match it"] }
     var problems: [String] = []
     let expected = Dictionary(layout.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
     for info in layout {
@@ -87,7 +103,7 @@ extension SessionSpec {
         problems.append("\(info.name) has shape \(tensor.shape), but the model needs \(info.shape)")
       } else if let bad = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
         problems.append("\(info.name) holds a non-finite value (\(tensor.scalars[bad])) at flat index \(bad)")
-      } else if Self.holdsSquares(info), let bad = tensor.scalars.firstIndex(where: { $0 < 0 }) {
+      } else if info.holdsSquares, let bad = tensor.scalars.firstIndex(where: { $0 < 0 }) {
         problems.append(
           "\(info.name) holds a negative value (\(tensor.scalars[bad])) at flat index \(bad); it accumulates squares, which are never negative"
         )
