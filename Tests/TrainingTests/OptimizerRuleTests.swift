@@ -108,7 +108,8 @@ struct OptimizerRuleTests {
     // trainer that evaluates once, and so does the dropout generator.
     let probeState = try probe.exportState(parametersOnly: false)
     let plainState = try plain.exportState(parametersOnly: false)
-    #expect(bits(model(probeState)) == bits(model(plainState)))
+    let sameModel = bits(model(probeState)) == bits(model(plainState))
+    #expect(sameModel, "the parameters or buffers differ from a trainer that evaluates once")
     #expect(probeState.dropoutRNG == plainState.dropoutRNG)
     #expect(probeState.step == 12 && probeState.optimizerSteps == 12)
     // The rule's own state spans the model: a scalar and a vector over every parameter.
@@ -149,14 +150,16 @@ struct OptimizerRuleTests {
     }
     // Parameters, the rule's state, buffers, counters and generators are the step's start.
     let after = try probe.exportState(parametersOnly: false)
-    #expect(bits(after.tensors) == bits(before.tensors))
+    let unchanged = bits(after.tensors) == bits(before.tensors)
+    #expect(unchanged, "the failed step changed the state")
     #expect(after.step == 3 && after.dropoutRNG == before.dropoutRNG && after.index == before.index)
     // And the step made again is the step a trainer that never failed makes.
     record.failNextStep = false
     let again = try probe.trainStep()
     let reference = try plain.trainStep()
     #expect(again.loss.bitPattern == reference.loss.bitPattern)
-    #expect(bits(model(try probe.exportState(parametersOnly: false))) == bits(model(try plain.exportState(parametersOnly: false))))
+    let same = bits(model(try probe.exportState(parametersOnly: false))) == bits(model(try plain.exportState(parametersOnly: false)))
+    #expect(same, "the step made again differs from a trainer that never failed")
   }
 
   @Test func fastTrainsARuleThatIsNotElementwiseOnTheSequentialTrainer() throws {
