@@ -70,9 +70,11 @@ public struct ElementwiseRule: OptimizerRule {
         own[slot.rawValue] = state.removeValue(forKey: StateKey.slot(parameter: name, slot).name)!.scalars
       }
       OptimizerMath.update(
-        spec, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &own, step: context.step, learningRate: context.learningRate)
+        spec, param: &parameters[name]!.scalars, grad: gradient.scalars, slots: &own, step: context.step, learningRate: context.learningRate
+      )
       for slot in slots {
-        state[StateKey.slot(parameter: name, slot).name] = StoredTensor(shape: gradient.shape, scalars: own.removeValue(forKey: slot.rawValue)!)
+        state[StateKey.slot(parameter: name, slot).name] = StoredTensor(
+          shape: gradient.shape, scalars: own.removeValue(forKey: slot.rawValue)!)
       }
     }
     return loss

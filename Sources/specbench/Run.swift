@@ -39,7 +39,8 @@ struct Run: ParsableCommand {
   @Flag(help: "Print one JSON object per line instead of progress.")
   var json = false
 
-  @Option(help: "Save the session here when training ends (PATH.json, its state PATH.safetensors and its metrics PATH.history.safetensors).")
+  @Option(
+    help: "Save the session here when training ends (PATH.json, its state PATH.safetensors and its metrics PATH.history.safetensors).")
   var save: String?
 
   @OptionGroup var access: DataAccessOptions

@@ -70,7 +70,8 @@ struct RunTests {
     try FormatVersion1.text(of: saved.spec).write(toFile: folder + "/v1/iris.json", atomically: true, encoding: .utf8)
     try FileManager.default.copyItem(atPath: folder + "/v2/iris.safetensors", toPath: folder + "/v1/iris.safetensors")
     for version in ["v1", "v2"] {
-      let more = try runProcess(specbenchExecutable, ["run", "\(folder)/\(version)/iris.json", "--steps", "200", "--save", "\(folder)/\(version)/iris"])
+      let more = try runProcess(
+        specbenchExecutable, ["run", "\(folder)/\(version)/iris.json", "--steps", "200", "--save", "\(folder)/\(version)/iris"])
       #expect(more.status == 0, "\(version): \(more.stderr)")
     }
     // The same files, byte for byte: spec, state and metrics.

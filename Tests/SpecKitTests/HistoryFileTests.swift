@@ -267,7 +267,8 @@ struct HistoryFileTests {
     let v1 = baseDocument().setting("history", to: json(#"{"metrics": null}"#))
     #expect(issues(of: v1).contains { $0.path.description == "history.metrics" && $0.message.contains("unknown key") })
     let points = json(#"{"file": "t.history.safetensors", "sha256": "\#(String(repeating: "0", count: 64))", "points": {"train_loss": 1}}"#)
-    let missing = issues(of: baseDocument().setting("version", to: .int(2)).setting("history", to: json("{}")).setting("history.metrics", to: points))
+    let missing = issues(
+      of: baseDocument().setting("version", to: .int(2)).setting("history", to: json("{}")).setting("history.metrics", to: points))
     #expect(missing.contains { $0.path.description == "history.metrics.points.val_loss" && $0.message.contains("missing") }, "\(missing)")
   }
 

@@ -183,7 +183,8 @@ struct OptimizerRuleTests {
 
   @Test func theBuiltInRulesAreElementwiseAndDeclareTheirSlots() {
     for optimizer: OptimizerSpec in [
-      .sgd(.init(lr: 0.1, momentum: 0.9)), .adam(.init(weightDecay: 0, amsgrad: true)), .adamw(.init(weightDecay: 0.01)), .rmsprop(.init(momentum: 0.5, centered: true)),
+      .sgd(.init(lr: 0.1, momentum: 0.9)), .adam(.init(weightDecay: 0, amsgrad: true)), .adamw(.init(weightDecay: 0.01)),
+      .rmsprop(.init(momentum: 0.5, centered: true)),
       .adagrad(.init(initialAccumulatorValue: 0.25)),
     ] {
       let rule = OptimizerRules.rule(for: optimizer)

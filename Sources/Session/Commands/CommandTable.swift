@@ -59,7 +59,9 @@ public enum CommandTable {
       name: "backend", usage: "backend NAME", summary: "train on another backend; works while training, the state carried across",
       example: "backend reference"),
     .init(name: "backends", usage: "backends", summary: "list the backends and what they support", example: "backends"),
-    .init(name: "save", usage: "save [PATH]", summary: "save the session (PATH.json, PATH.safetensors, PATH.history.safetensors)", example: "save sessions/mine"),
+    .init(
+      name: "save", usage: "save [PATH]", summary: "save the session (PATH.json, PATH.safetensors, PATH.history.safetensors)",
+      example: "save sessions/mine"),
     .init(
       name: "export", usage: "export onnx|safetensors|pytorch PATH [--softmax]",
       summary: "write the session for other engines: ONNX (inference), PyTorch's state_dict, or a PyTorch training script",

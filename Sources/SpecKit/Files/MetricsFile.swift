@@ -32,7 +32,9 @@ public enum MetricsFile {
     let expected = Set(Metric.allCases.flatMap { [$0.stepTensor, $0.valueTensor] })
     let present = Set(contents.tensors.keys).union(contents.integers.keys)
     for name in present.subtracting(expected).sorted() {
-      problems.append("unexpected tensor \(TextExcerpt.quoted(name, limit: 64)); a metrics file holds only M/step and M/value for M in train_loss, val_loss")
+      problems.append(
+        "unexpected tensor \(TextExcerpt.quoted(name, limit: 64)); a metrics file holds only M/step and M/value for M in train_loss, val_loss"
+      )
     }
     for metric in Metric.allCases {
       let count = record.points[metric] ?? 0

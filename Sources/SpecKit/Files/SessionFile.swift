@@ -50,7 +50,8 @@ public enum SessionFile {
     guard let state = spec.state else { return SessionBundle(spec: spec) }
     let (tensorBytes, readFrom) = try readBinary(
       state.tensors, sha256: state.sha256, folder: folder, specPath: file,
-      mismatch: "the tensor file was changed or belongs to another save; restore the pair or remove \"state\" to start from the initializers",
+      mismatch:
+        "the tensor file was changed or belongs to another save; restore the pair or remove \"state\" to start from the initializers",
       hashPath: "state.sha256")
     let contents: SafeTensors.Contents
     do { contents = try SafeTensors.decode(tensorBytes) } catch { throw .safetensors(path: readFrom, error) }
@@ -101,7 +102,8 @@ public enum SessionFile {
     }
     let (bytes, readFrom) = try readBinary(
       record.file, sha256: record.sha256, folder: folder, specPath: specPath,
-      mismatch: "the metrics file was changed or belongs to another save; restore it, or set history.metrics to null to drop the recorded points",
+      mismatch:
+        "the metrics file was changed or belongs to another save; restore it, or set history.metrics to null to drop the recorded points",
       hashPath: "history.metrics.sha256")
     let contents: SafeTensors.Contents
     do { contents = try SafeTensors.decode(bytes, integers: true) } catch { throw .safetensors(path: readFrom, error) }
@@ -279,7 +281,8 @@ public enum SessionFile {
     AtomicFile.syncFolder(PathText.folderOrCurrent(jsonPath))
     for binary in binaries {
       removeLeftovers(
-        folder: PathText.folderOrCurrent(jsonPath), tensorName: PathText.lastComponent(binary.target), jsonName: PathText.lastComponent(jsonPath))
+        folder: PathText.folderOrCurrent(jsonPath), tensorName: PathText.lastComponent(binary.target),
+        jsonName: PathText.lastComponent(jsonPath))
     }
   }
 

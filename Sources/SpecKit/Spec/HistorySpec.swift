@@ -105,7 +105,8 @@ public struct MetricsRecord: Hashable, Sendable {
       return nil
     }
     defer { r.finish() }
-    var record = MetricsRecord(file: r.string("file", StateSpec.fileNameRule), sha256: r.string("sha256", StateSpec.sha256Rule), points: [:])
+    var record = MetricsRecord(
+      file: r.string("file", StateSpec.fileNameRule), sha256: r.string("sha256", StateSpec.sha256Rule), points: [:])
     if let raw = r.required("points"), var p = ObjectReader(raw, at: path + "points", log: log) {
       for metric in Metric.allCases { record.points[metric] = p.integer(metric.rawValue, StateSpec.countRule) }
       p.finish()

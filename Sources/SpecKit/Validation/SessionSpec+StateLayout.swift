@@ -53,7 +53,8 @@ extension SessionSpec {
         }
       layout.append(
         StateTensorInfo(
-          name: declared.key.name, shape: declared.shape, kind: kind, initialValue: declared.initialValue, holdsSquares: declared.holdsSquares))
+          name: declared.key.name, shape: declared.shape, kind: kind, initialValue: declared.initialValue,
+          holdsSquares: declared.holdsSquares))
     }
     return layout
   }
