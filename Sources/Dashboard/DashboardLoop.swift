@@ -82,7 +82,7 @@ public enum DashboardLoop {
       }
       guard keyed || clock.now - lastFrame >= interval else { continue }
       lastFrame = clock.now
-      state.appendLog(engine.takeEvents().map { "[\($0.kind)] \($0.text)" })
+      state.appendLog(engine.takeEvents().map(\.line))
       let size = screen.size
       let input = DashboardInput(
         spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: engine.hasUnsavedChanges, themeName: themes.themes[themeIndex].name

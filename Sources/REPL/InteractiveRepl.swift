@@ -126,7 +126,7 @@ public final class InteractiveRepl {
 
   func showEvents() {
     let events = engine.takeEvents()
-    for event in events { printAbove(EventText.line(event)) }
+    for event in events { printAbove(event.line) }
     let next = prompt()
     if next != lastPrompt {
       lastPrompt = next
@@ -191,7 +191,7 @@ public final class InteractiveRepl {
   }
 
   func showEventsWithoutPrompt() {
-    for event in engine.takeEvents() { Terminal.write(EventText.line(event) + "\n") }
+    for event in engine.takeEvents() { Terminal.write(event.line + "\n") }
   }
 
   /// Quits, or first warns once about unsaved changes.

@@ -52,6 +52,6 @@ public enum ScriptRunner {
   }
 
   static func printEvents(_ engine: SessionEngine) {
-    for event in engine.takeEvents() { Terminal.write(EventText.line(event) + "\n") }
+    for event in engine.takeEvents() { Terminal.write(event.line + "\n") }
   }
 }

@@ -33,6 +33,3 @@ enum Terminal {
 }
 
 /// What a front end prints for an event: `[step 1200] optimizer: adam settings changed: …`.
-enum EventText {
-  static func line(_ event: EngineEvent) -> String { "[\(event.kind)] \(event.text)" }
-}

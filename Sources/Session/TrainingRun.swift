@@ -20,11 +20,11 @@ public enum StopReason: String, Sendable {
   case engineFailed = "engine_failed"
 
   /// The kind of the event a front end shows when a run ends this way.
-  public var eventKind: String {
+  public var eventKind: EngineEvent.Kind {
     switch self {
-    case .diverged: "diverged"
-    case .engineFailed: "failed"
-    default: "stopped"
+    case .diverged: .diverged
+    case .engineFailed: .failed
+    default: .stopped
     }
   }
 }

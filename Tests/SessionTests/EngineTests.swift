@@ -36,9 +36,11 @@ func waitUntil(seconds: Double = 30, sourceLocation: Testing.SourceLocation = #_
   if !condition() { Issue.record("the condition did not hold within \(seconds) s", sourceLocation: sourceLocation) }
 }
 
-/// Waits for the worker to finish (a failure after a minute).
+/// Waits for the worker to finish (a failure after a minute), then takes its session into the
+/// engine (`refresh`: properties never do).
 func waitIdle(_ engine: SessionEngine, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
   waitUntil(seconds: 60, sourceLocation: sourceLocation) { !engine.isTraining }
+  engine.refresh()
 }
 
 @Suite("Session engine", .serialized)
@@ -153,8 +155,8 @@ struct EngineTests {
     #expect(engine.state?.step == 40)
     #expect(engine.spec.history.trainLoss.count == 40)
     let events = engine.takeEvents()
-    #expect(events.first?.kind == "started")
-    #expect(events.last?.kind == "stopped" && events.last!.text.hasPrefix("stopped by max_steps at step 40"))
+    #expect(events.first?.kind == .started)
+    #expect(events.last?.kind == .stopped && events.last!.text.hasPrefix("stopped by max_steps at step 40"))
     #expect(engine.execute("train").text.contains("already at step 40"))
     run(engine, "train 10")
     waitIdle(engine)
@@ -179,7 +181,7 @@ struct EngineTests {
     #expect(engine.spec.optimizer.learningRate == 0.001)
     for (name, tensor) in before.tensors { #expect(after.tensors[name] == tensor, "\(name)") }
     #expect(after.optimizerSteps == 20)
-    #expect(engine.takeEvents().contains { $0.kind == "optimizer" && $0.text.contains("kept exp_avg, exp_avg_sq and the update count") })
+    #expect(engine.takeEvents().contains { $0.kind == .optimizer && $0.text.contains("kept exp_avg, exp_avg_sq and the update count") })
     // adam -> adamw keeps the moments; adam -> sgd starts fresh.
     run(engine, "optimizer adamw lr=0.001")
     #expect(engine.state?.tensors["opt/dense1.weight/exp_avg"] == before.tensors["opt/dense1.weight/exp_avg"])
@@ -199,7 +201,7 @@ struct EngineTests {
     run(engine, "stop")
     waitIdle(engine)
     let events = engine.takeEvents()
-    let change = try #require(events.first { $0.kind == "optimizer" })
+    let change = try #require(events.first { $0.kind == .optimizer })
     #expect(change.text.contains("adam settings changed: kept exp_avg, exp_avg_sq and the update count"))
     #expect(engine.state!.optimizerSteps == engine.state!.step, "the update count went on without a restart")
     #expect(engine.spec.history.events.contains { $0.kind == "optimizer" })
@@ -234,7 +236,7 @@ struct EngineTests {
     #expect(after.tensors["param/dense1.weight"] != before.tensors["param/dense1.weight"])
     #expect(after.tensors["param/dense2.bias"] == before.tensors["param/dense2.bias"])
     #expect(after.tensors["opt/dense2.bias/exp_avg"] == before.tensors["opt/dense2.bias/exp_avg"])
-    let event = try #require(engine.takeEvents().last { $0.kind == "model" })
+    let event = try #require(engine.takeEvents().last { $0.kind == .model })
     #expect(event.text == "kept param/dense2.bias; fresh param/dense1.weight, param/dense1.bias, param/dense2.weight")
   }
 
@@ -245,7 +247,7 @@ struct EngineTests {
     waitUntil { engine.snapshot.step >= 5 }
     #expect(engine.trainingStatus == .running)
     run(engine, "save \(folder)/live")
-    #expect(engine.takeEvents().contains { $0.kind == "saved" && $0.text.hasPrefix("saved \(folder)/live.json with its state at step ") })
+    #expect(engine.takeEvents().contains { $0.kind == .saved && $0.text.hasPrefix("saved \(folder)/live.json with its state at step ") })
     run(engine, "pause")
     waitIdle(engine)
     #expect(engine.snapshot.status == .paused)
@@ -376,7 +378,7 @@ struct LiveSwapTests {
     waitUntil { e.snapshot.step >= stepAtSwap + 30 }
     run(e, "stop")
     waitIdle(e)
-    #expect(e.takeEvents().contains { $0.kind == "backend" && $0.text.contains("reference -> fast, state carried across") })
+    #expect(e.takeEvents().contains { $0.kind == .backend && $0.text.contains("reference -> fast, state carried across") })
     #expect(e.snapshot.backend == "fast")
     #expect(e.spec.history.trainLoss.allSatisfy { $0.value.isFinite })
   }
@@ -432,7 +434,7 @@ struct SnapshotTests {
     _ = engine.takeEvents()
     run(engine, "backend fast")
     #expect(engine.spec.history.events.last == HistoryEvent(step: step, kind: "backend", detail: "reference -> fast"))
-    #expect(engine.takeEvents().contains { $0.kind == "backend" && $0.text.hasPrefix("backend at step \(step): reference -> fast") })
+    #expect(engine.takeEvents().contains { $0.kind == .backend && $0.text.hasPrefix("backend at step \(step): reference -> fast") })
     #expect(engine.snapshot.events.last?.kind == "backend")
     run(engine, "resume")
     waitUntil { engine.snapshot.step > step + 5 }

@@ -52,13 +52,13 @@ extension SessionEngine {
       if let state, old != backend.name {
         let detail = "\(old) -> \(backend.name)"
         spec.history.events.append(HistoryEvent(step: state.step, kind: "backend", detail: detail))
-        pendingEvents.append(EngineEvent("backend", "backend at step \(state.step): \(detail), state carried across"))
+        pendingEvents.append(EngineEvent(.backend, "backend at step \(state.step): \(detail), state carried across"))
       }
       return .done("backend \(backend.name)")
     case .backends:
       return .done(backends.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))
     case .save(let target):
-      pendingEvents.append(EngineEvent("saved", try save(to: target)))
+      pendingEvents.append(EngineEvent(.saved, try save(to: target)))
       return .done("")
     case .export(let format, let target, let softmax):
       return .done(try export(format, to: target, softmax: softmax))
@@ -203,24 +203,15 @@ extension SessionEngine {
     return Histogram.render(found.map(Double.init), title: tensor, width: width, height: 12)
   }
 
-  /// Saves (while training, the worker publishes the session at a step boundary first).
   /// The session as it stands, with its state: while training, as the worker exports it at
-  /// the next step boundary.
+  /// its next step boundary (it answers the request; nothing polls).
   func currentBundle(for verb: String) throws(CommandError) -> SessionBundle {
-    var bundle = state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec)
-    guard let worker else { return bundle }
-    worker.request(.export)
-    let deadline = Date().addingTimeInterval(30)
-    var exported: SessionBundle?
-    while exported == nil && Date() < deadline {
-      Thread.sleep(forTimeInterval: 0.002)
-      exported = worker.shared.withLock { s in
-        defer { s.exported = nil }
-        return s.exported
-      }
+    guard let worker else { return state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec) }
+    let reply = TrainingWorker.ExportReply()
+    worker.request(.export(reply))
+    guard var bundle = reply.wait(seconds: 30) else {
+      throw CommandError("\(verb): training did not reach a step boundary in 30 s; pause, then \(verb)")
     }
-    guard let exported else { throw CommandError("\(verb): training did not reach a step boundary in 30 s; pause, then \(verb)") }
-    bundle = exported
     bundle.spec.journal = spec.journal
     return bundle
   }

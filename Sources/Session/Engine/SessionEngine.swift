@@ -88,7 +88,7 @@ public final class SessionEngine {
 
   /// Parses and runs one command line. A failed command leaves the session as it was.
   public func execute(_ line: String) -> CommandOutcome {
-    collectWorker()
+    refresh()
     let command: Command
     do {
       guard let parsed = try CommandParser.parse(line) else { return .done("") }
@@ -106,7 +106,7 @@ public final class SessionEngine {
 
   /// Events since the last call, oldest first.
   public func takeEvents() -> [EngineEvent] {
-    collectWorker()
+    refresh()
     let events = pendingEvents
     pendingEvents.removeAll()
     return events
@@ -116,9 +116,8 @@ public final class SessionEngine {
   /// offer them without knowing the engines).
   public var backendNames: [String] { backends.names }
 
-  /// The latest picture of training.
+  /// The latest picture of training: the worker's live one while it trains.
   public var snapshot: Snapshot {
-    collectWorker()
     if let worker { return worker.shared.withLock { $0.snapshot } }
     var snapshot = Snapshot()
     snapshot.status = status
@@ -150,17 +149,18 @@ public final class SessionEngine {
   /// What training is doing, without copying the snapshot: a front end's redraw loop asks for it
   /// often, and holding a copy of the history would make the worker copy it on its next append.
   public var trainingStatus: TrainingStatus {
-    collectWorker()
-    return worker?.shared.withLock { $0.snapshot.status } ?? status
+    worker?.shared.withLock { $0.snapshot.status } ?? status
   }
 
+  /// Whether the worker is still training (it may have stopped since the last `refresh`).
   public var isTraining: Bool {
-    collectWorker()
-    return worker != nil
+    worker.map { worker in !worker.shared.withLock { $0.finished } } ?? false
   }
 
-  /// Takes the worker's events and, when it has stopped or paused, its final session.
-  func collectWorker() {
+  /// Takes what the worker published into the engine: its events and, when it has stopped or
+  /// paused, its final session (spec history, state, status). Properties never do this; front
+  /// ends call it once a loop turn, and every command and `takeEvents` call it first.
+  public func refresh() {
     guard let worker else { return }
     let (events, result, finished) = worker.shared.withLock { s -> ([EngineEvent], SessionBundle?, Bool) in
       defer { s.events.removeAll() }
@@ -288,14 +288,13 @@ public final class SessionEngine {
           let mapped = try StateMapping.architectureChange(to: next, state: current)
           nextState = mapped.0
           pendingEvents.append(
-            EngineEvent(
-              "model",
+            EngineEvent(.model,
               "kept \(mapped.kept.isEmpty ? "nothing" : mapped.kept.joined(separator: ", ")); fresh \(mapped.fresh.isEmpty ? "nothing" : mapped.fresh.joined(separator: ", "))"
             ))
         } else if next.optimizer != spec.optimizer {
           let mapped = try StateMapping.optimizerChange(from: spec, to: next, state: current)
           nextState = mapped.0
-          pendingEvents.append(EngineEvent("optimizer", mapped.detail))
+          pendingEvents.append(EngineEvent(.optimizer, mapped.detail))
           next.history.events.append(HistoryEvent(step: current.step, kind: "optimizer", detail: mapped.detail))
         }
       } catch {
@@ -303,8 +302,7 @@ public final class SessionEngine {
         // until they do, the tensors start from the seed.
         nextState = nil
         pendingEvents.append(
-          EngineEvent(
-            "model", "the model's shapes do not chain (\(error.issues.first?.message ?? "\(error)")); the trained state was set aside"))
+          EngineEvent(.model, "the model's shapes do not chain (\(error.issues.first?.message ?? "\(error)")); the trained state was set aside"))
       }
     }
     if let worker { worker.request(.change(next, backend: next.backend)) }

@@ -8,15 +8,25 @@ public enum TrainingStatus: String, Sendable {
 }
 
 /// Something front ends print as it happens: training started, paused, stopped and why, an
-/// optimizer or backend changed, saved, diverged.
-public struct EngineEvent: Hashable, Sendable {
-  public var kind: String
+/// optimizer or backend changed, the model's state mapped, saved, an error. `line` is the one way
+/// every front end shows it.
+public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
+  public enum Kind: String, Hashable, Sendable, CaseIterable {
+    case started, paused, stopped, diverged, failed, optimizer, backend, model, saved, error
+  }
+
+  public var kind: Kind
   public var text: String
 
-  public init(_ kind: String, _ text: String) {
+  public init(_ kind: Kind, _ text: String) {
     self.kind = kind
     self.text = text
   }
+
+  /// `[kind] text`, as the REPL prints it above the prompt and the dashboard logs it.
+  public var line: String { "[\(kind.rawValue)] \(text)" }
+
+  public var description: String { line }
 }
 
 /// An immutable picture of training, published by the worker and read by front ends at any time.

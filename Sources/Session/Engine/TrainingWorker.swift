@@ -13,17 +13,38 @@ final class TrainingWorker: Sendable {
     /// Continue with this spec (optimizer, schedule or stop rules changed) and backend; the
     /// optimizer's slots are mapped when the optimizer changed.
     case change(SessionSpec, backend: String)
-    /// Publish the session as it stands, for saving while training.
-    case export
+    /// Answer with the session as it stands at this step boundary (for saving or exporting
+    /// while training).
+    case export(ExportReply)
+  }
+
+  /// The answer to an export request: the worker fulfils it at its next step boundary (or with
+  /// the final session when it stops first); the asker waits on it, without polling.
+  final class ExportReply: Sendable {
+    private let answered = DispatchSemaphore(value: 0)
+    private let bundle = Mutex<SessionBundle?>(nil)
+
+    func fulfill(_ value: SessionBundle) {
+      let first = bundle.withLock { current in
+        defer { if current == nil { current = value } }
+        return current == nil
+      }
+      if first { answered.signal() }
+    }
+
+    /// The session, or nil when no boundary came within `seconds`.
+    func wait(seconds: Double) -> SessionBundle? {
+      guard answered.wait(timeout: .now() + seconds) == .success else { return nil }
+      return bundle.withLock { $0 }
+    }
   }
 
   /// What the worker publishes; front ends copy what they need under the lock.
   struct Shared: Sendable {
     var snapshot = Snapshot()
     var events: [EngineEvent] = []
-    /// The session when the worker stopped or paused (or when an export was asked for).
+    /// The session when the worker stopped or paused.
     var result: SessionBundle?
-    var exported: SessionBundle?
     var finished = false
   }
 
@@ -69,6 +90,16 @@ final class TrainingWorker: Sendable {
 
   private func publish(_ event: EngineEvent) { shared.withLock { $0.events.append(event) } }
 
+  /// Answers the export requests that came after the last boundary with the final session
+  /// (requests made after this are answered by the engine, which then holds the session).
+  private func answerPendingExports(with bundle: SessionBundle) {
+    let pending = controls.withLock { pending in
+      defer { pending.removeAll() }
+      return pending
+    }
+    for case .export(let reply) in pending { reply.fulfill(bundle) }
+  }
+
   private func loop(_ run: TrainingRun, extraSteps: Int?) {
     let clock = ContinuousClock()
     let began = clock.now
@@ -97,29 +128,29 @@ final class TrainingWorker: Sendable {
     shared.withLock { $0.snapshot.plannedStep = run.plannedStep }
     before = publishTensors(run)
     publish(
-      EngineEvent(
-        "started", "training on \(run.backend.name) from step \(run.trainer.step)" + (run.plannedStep.map { " to step \($0)" } ?? "")))
+      EngineEvent(.started, "training on \(run.backend.name) from step \(run.trainer.step)" + (run.plannedStep.map { " to step \($0)" } ?? "")))
     var reason: StopReason?
     var paused = false
     steps: while true {
+      var ending = false
       for control in controls.withLock({ pending in
         defer { pending.removeAll() }
         return pending
       }) {
         switch control {
         case .pause:
-          paused = true
-          break steps
+          paused = !ending || paused
+          ending = true
         case .stop:
-          reason = .interrupted
-          break steps
-        case .export:
-          let bundle = run.bundle
-          shared.withLock { $0.exported = bundle }
+          if !ending { reason = .interrupted }
+          ending = true
+        case .export(let reply):
+          reply.fulfill(run.bundle)
         case .change(let spec, let backendName):
           apply(spec, backendName, to: run)
         }
       }
+      if ending { break steps }
       if let stop = run.advance() {
         reason = stop
         break
@@ -154,18 +185,20 @@ final class TrainingWorker: Sendable {
     }
     if paused {
       let bundle = run.bundle
+      answerPendingExports(with: bundle)
       publishTensors(run)
       shared.withLock { s in
         s.result = bundle
         s.snapshot.status = .paused
         s.snapshot.history = bundle.spec.history
         s.finished = true
-        s.events.append(EngineEvent("paused", "paused at step \(run.trainer.step)"))
+        s.events.append(EngineEvent(.paused, "paused at step \(run.trainer.step)"))
       }
       return
     }
     let summary = run.finish(reason ?? .steps)
     let bundle = run.bundle
+    answerPendingExports(with: bundle)
     publishTensors(run)
     var text = summary.message
     if !summary.rateText.isEmpty { text += " " + summary.rateText }
@@ -197,11 +230,11 @@ final class TrainingWorker: Sendable {
       if spec.optimizer != run.spec.optimizer {
         let mapped = try StateMapping.optimizerChange(from: run.spec, to: spec, state: state)
         state = mapped.0
-        details.append(EngineEvent("optimizer", "optimizer at step \(step): \(mapped.detail)"))
+        details.append(EngineEvent(.optimizer, "optimizer at step \(step): \(mapped.detail)"))
         run.record(HistoryEvent(step: step, kind: "optimizer", detail: mapped.detail))
       }
       if backend.name != run.backend.name {
-        details.append(EngineEvent("backend", "backend at step \(step): \(run.backend.name) -> \(backend.name), state carried across"))
+        details.append(EngineEvent(.backend, "backend at step \(step): \(run.backend.name) -> \(backend.name), state carried across"))
         run.record(HistoryEvent(step: step, kind: "backend", detail: "\(run.backend.name) -> \(backend.name)"))
       }
       try run.replace(spec: spec, state: state, backend: backend)
@@ -212,7 +245,7 @@ final class TrainingWorker: Sendable {
         s.events.append(contentsOf: details)
       }
     } catch {
-      publish(EngineEvent("error", "could not apply the change at step \(run.trainer.step): \(error); training goes on unchanged"))
+      publish(EngineEvent(.error, "could not apply the change at step \(run.trainer.step): \(error); training goes on unchanged"))
     }
   }
 
