@@ -121,7 +121,7 @@ public enum DashboardLoop {
       lines += result.map { "error: " + $0 }
       state.message = "error: " + (result.first ?? text)
       state.messageIsError = true
-    case .grid:
+    case .drawing:
       state.message = "charts of plot and hist are drawn in the REPL; here they are the loss and histogram panes"
       state.messageIsError = false
     case .waiting(let text):

@@ -151,7 +151,6 @@ public final class InteractiveRepl {
       return
     }
     if !line.trimmingCharacters(in: .whitespaces).isEmpty { add_history(line) }
-    engine.width = Terminal.width
     let outcome = engine.execute(line)
     if case .quit = outcome {
       requestQuit()
@@ -160,7 +159,7 @@ public final class InteractiveRepl {
     quitWarned = false
     switch outcome {
     case .done(let text): if !text.isEmpty { Terminal.write(text + "\n") }
-    case .grid(let grid): Terminal.writeRaw(Terminal.render(grid) + "\n")
+    case .drawing(let drawing): Terminal.writeRaw(Terminal.render(drawing.render(width: Terminal.width)) + "\n")
     case .failed(let message): Terminal.writeError("error: " + message + "\n")
     case .waiting(let text):
       Terminal.write(text + " (Ctrl-C stops it)\n")

@@ -9,7 +9,6 @@ public enum ScriptRunner {
   public static func run(_ engine: SessionEngine, input: FileHandle = .standardInput) -> Int32 {
     var failures = 0
     var number = 0
-    engine.width = Terminal.width
     let text = String(decoding: input.readDataToEndOfFile(), as: UTF8.self)
     lines: for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
       number += 1
@@ -17,8 +16,8 @@ public enum ScriptRunner {
       switch outcome {
       case .done(let text):
         if !text.isEmpty { Terminal.write(text + "\n") }
-      case .grid(let grid):
-        Terminal.writeRaw(Terminal.render(grid) + "\n")
+      case .drawing(let drawing):
+        Terminal.writeRaw(Terminal.render(drawing.render(width: Terminal.width)) + "\n")
       case .failed(let message):
         failures += 1
         Terminal.writeError(

@@ -10,7 +10,7 @@ extension CommandOutcome {
   var text: String {
     switch self {
     case .done(let t), .failed(let t), .waiting(let t): t
-    case .grid(let g): g.plainText
+    case .drawing(let d): d.render(width: 80).plainText
     case .quit: "quit"
     case .dashboard: "dashboard"
     }

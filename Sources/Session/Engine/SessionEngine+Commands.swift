@@ -34,9 +34,9 @@ extension SessionEngine {
     case .show(let what):
       return .done(show(what))
     case .plot(let what, let logScale, let smoothing):
-      return .grid(plot(what, logScale: logScale, smoothing: smoothing))
+      return .drawing(plot(what, logScale: logScale, smoothing: smoothing))
     case .hist(let tensor):
-      return .grid(try histogram(tensor))
+      return .drawing(try histogram(tensor))
     case .backend(let name):
       let backend: any Backend
       do { backend = try backends.named(name) } catch { throw CommandError(error.description) }
@@ -172,22 +172,19 @@ extension SessionEngine {
     }
   }
 
-  func plot(_ what: String, logScale: Bool, smoothing: Double?) -> Grid {
+  func plot(_ what: String, logScale: Bool, smoothing: Double?) -> Drawing {
     let height = 16
     if what == "lr" {
       let s = snapshot
-      return HistoryPlots.learningRateChart(spec, through: s.plannedStep, current: s.step, logScale: logScale)
-        .render(width: width, height: height)
+      return .chart(HistoryPlots.learningRateChart(spec, through: s.plannedStep, current: s.step, logScale: logScale), height: height)
     }
     guard let chart = HistoryPlots.lossChart(snapshot, logScale: logScale, smoothing: smoothing ?? 0) else {
-      var grid = Grid(width: width, height: 1)
-      grid.write("no losses recorded yet; train first", x: 0, y: 0, role: .label)
-      return grid
+      return .note("no losses recorded yet; train first")
     }
-    return chart.render(width: width, height: height)
+    return .chart(chart, height: height)
   }
 
-  func histogram(_ tensor: String) throws(CommandError) -> Grid {
+  func histogram(_ tensor: String) throws(CommandError) -> Drawing {
     let values = snapshot.tensorValues
     if values.isEmpty {
       do { _ = try spec.model.layerShapes() } catch {
@@ -200,7 +197,7 @@ extension SessionEngine {
         "no tensor \"\(tensor)\"; tensors: \(names.joined(separator: ", "))"
           + (Suggestion.nearest(to: tensor, in: names).map { " — did you mean \"\($0)\"?" } ?? ""))
     }
-    return Histogram.render(found.map(Double.init), title: tensor, width: width, height: 12)
+    return .histogram(title: tensor, values: found.map(Double.init), height: 12)
   }
 
   /// The session as it stands, with its state: while training, as the worker exports it at

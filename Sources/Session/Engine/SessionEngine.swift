@@ -8,8 +8,8 @@ import TermPlot
 public enum CommandOutcome: Sendable {
   /// Done; text to print (may be empty).
   case done(String)
-  /// Done; a chart or table to draw.
-  case grid(Grid)
+  /// Done; something to draw, at the front end's size.
+  case drawing(Drawing)
   /// The command failed; the session is as it was. The text says why and what to do.
   case failed(String)
   /// Training was started with --wait: the front end waits for it (and may stop it).
@@ -36,8 +36,6 @@ public final class SessionEngine {
   var pausedTarget: Int?
   var status: TrainingStatus = .idle
   var pendingEvents: [EngineEvent] = []
-  /// Columns for charts.
-  public var width = 80
   /// Distributions and per-tensor statistics of this session's finished runs, which the next
   /// run carries on (cleared by new and load).
   var tensorHistory: (distributions: [String: [DistributionColumn]], statistics: [String: TensorStatistics]) = ([:], [:])
