@@ -68,7 +68,8 @@ public enum DashboardLoop {
             switch action {
             case .close: break loop
             case .repaint: screen.invalidate()
-            case .execute(let command): run(command, on: engine, state: &state)
+            case .execute(let line): show(engine.execute(line), for: line, state: &state)
+            case .perform(let command): show(engine.perform(command), for: command.text, state: &state)
             }
           }
         case .none: break
@@ -106,9 +107,8 @@ public enum DashboardLoop {
       complete: { line in Completion.candidates(before: line, spec: spec, backends: backends) ?? [] })
   }
 
-  /// Runs a command line as the REPL would, showing its result in the message line and the log.
-  static func run(_ command: String, on engine: SessionEngine, state: inout DashboardState) {
-    let outcome = engine.execute(command)
+  /// Shows a command's outcome in the message line and the log, as the REPL would print it.
+  static func show(_ outcome: CommandOutcome, for command: String, state: inout DashboardState) {
     var lines = ["› " + command]
     switch outcome {
     case .done(let text):

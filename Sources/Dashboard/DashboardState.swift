@@ -15,9 +15,11 @@ public enum DashboardKey: Hashable, Sendable {
 }
 
 /// What a key asks the dashboard's loop to do beyond changing the state.
-public enum DashboardAction: Hashable, Sendable {
-  /// Run a session command (the same language as the REPL).
+public enum DashboardAction: Equatable, Sendable {
+  /// Run a command line typed on the `:` line (the same language as the REPL).
   case execute(String)
+  /// Run a typed command (what a key does: pause, resume, train, a backend).
+  case perform(Command)
   /// Back to the REPL.
   case close
   /// Repaint the whole screen.
@@ -109,16 +111,16 @@ public struct DashboardState: Sendable {
     switch key {
     case .character(" "):
       switch context.status {
-      case .running: return [.execute("pause")]
-      case .paused: return [.execute("resume")]
-      case .idle: return [.execute("train")]
+      case .running: return [.perform(.training(.pause))]
+      case .paused: return [.perform(.training(.resume))]
+      case .idle: return [.perform(.training(.train(steps: nil, wait: false)))]
       }
     case .character("b"):
       guard let index = context.backends.firstIndex(of: context.backend), context.backends.count > 1 else {
         message = "only one backend: \(context.backend)"
         return []
       }
-      return [.execute("backend " + context.backends[(index + 1) % context.backends.count])]
+      return [.perform(.training(.backend(context.backends[(index + 1) % context.backends.count])))]
     case .character("o"):
       commandLine = context.optimizerCommand + " "
       return []

@@ -76,7 +76,7 @@ public final class InteractiveRepl {
     // that is gone, the write fails harmlessly).
     Terminal.writeRaw("\r\u{1B}[K")
     if engine.isTraining {
-      _ = engine.execute("stop")
+      _ = engine.perform(.training(.stop))
       while engine.isTraining { Thread.sleep(forTimeInterval: 0.01) }
     }
     // Ended by SIGTERM or SIGHUP (or a terminal that went away) with unsaved work: keep it.
@@ -180,7 +180,7 @@ public final class InteractiveRepl {
     while engine.isTraining {
       let terminating = terminateFlag.load(ordering: .relaxed)
       if interruptFlag.exchange(false, ordering: .relaxed) || terminating, !stopping {
-        _ = engine.execute("stop")
+        _ = engine.perform(.training(.stop))
         stopping = true
       }
       showEventsWithoutPrompt()

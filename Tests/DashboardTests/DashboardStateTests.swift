@@ -34,15 +34,15 @@ struct DashboardStateTests {
 
   @Test func spaceStartsPausesAndResumes() {
     var state = DashboardState()
-    #expect(state.handle(.character(" "), context: Self.context(.running)) == [.execute("pause")])
-    #expect(state.handle(.character(" "), context: Self.context(.paused)) == [.execute("resume")])
-    #expect(state.handle(.character(" "), context: Self.context(.idle)) == [.execute("train")])
+    #expect(state.handle(.character(" "), context: Self.context(.running)) == [.perform(.training(.pause))])
+    #expect(state.handle(.character(" "), context: Self.context(.paused)) == [.perform(.training(.resume))])
+    #expect(state.handle(.character(" "), context: Self.context(.idle)) == [.perform(.training(.train(steps: nil, wait: false)))])
   }
 
   @Test func bCyclesTheBackends() {
     var state = DashboardState()
-    #expect(state.handle(.character("b"), context: Self.context(backend: "reference")) == [.execute("backend fast")])
-    #expect(state.handle(.character("b"), context: Self.context(backend: "fast")) == [.execute("backend reference")])
+    #expect(state.handle(.character("b"), context: Self.context(backend: "reference")) == [.perform(.training(.backend("fast")))])
+    #expect(state.handle(.character("b"), context: Self.context(backend: "fast")) == [.perform(.training(.backend("reference")))])
   }
 
   @Test func oOpensTheCommandLineOnTheOptimizer() {

@@ -3,6 +3,57 @@ import SpecKit
 /// A parsed command line. Spec parts travel as JSON objects (`{"type": "adam", "lr": 0.003}`)
 /// that the engine reads with the format's own reader, so commands and files share every rule.
 public enum Command: Equatable, Sendable {
+  /// A change to the spec: journaled (as `line`, the command as typed) and undoable.
+  case edit(Edit, line: String)
+  /// Starting, pausing, stopping training, and the backend it runs on.
+  case training(TrainingCommand)
+  /// A look at the session; changes nothing.
+  case query(Query)
+  /// Saving, loading, exporting, undo and redo.
+  case file(FileCommand)
+  /// What only a front end can do; the engine only says so.
+  case frontEnd(FrontEndCommand)
+
+  /// Whether the command changes the spec (and so is journaled and can be undone).
+  public var changesSpec: Bool { if case .edit = self { true } else { false } }
+
+  /// The command as a user would type it (an edit as it was typed), for logs; it parses back to
+  /// the same command.
+  public var text: String {
+    func word(_ text: String) -> String {
+      text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "'" || $0 == "#" })
+        ? "\"" + text.replacingOccurrences(of: "\"", with: "'") + "\"" : text
+    }
+    switch self {
+    case .edit(_, let line): return line
+    case .training(.train(let steps, let wait)):
+      return (["train"] + (steps.map { [String($0)] } ?? []) + (wait ? ["--wait"] : [])).joined(separator: " ")
+    case .training(.pause): return "pause"
+    case .training(.resume): return "resume"
+    case .training(.stop): return "stop"
+    case .training(.backend(let name)): return "backend " + word(name)
+    case .query(.status): return "status"
+    case .query(.show(let what)): return "show " + what
+    case .query(.plot(let what, let logScale, let smoothing)):
+      return (["plot", what] + (logScale ? ["--log"] : []) + (smoothing.map { ["--smooth", String($0)] } ?? [])).joined(separator: " ")
+    case .query(.hist(let tensor)): return "hist " + word(tensor)
+    case .query(.backends): return "backends"
+    case .query(.history): return "history"
+    case .query(.help(let topic)): return (["help"] + (topic.map { [word($0)] } ?? [])).joined(separator: " ")
+    case .file(.save(let path)): return (["save"] + (path.map { [word($0)] } ?? [])).joined(separator: " ")
+    case .file(.export(let format, let path, let softmax)):
+      return (["export", word(format), word(path)] + (softmax ? ["--softmax"] : [])).joined(separator: " ")
+    case .file(.load(let path)): return "load " + word(path)
+    case .file(.undo): return "undo"
+    case .file(.redo): return "redo"
+    case .frontEnd(.dashboard): return "dashboard"
+    case .frontEnd(.quit): return "quit"
+    }
+  }
+}
+
+/// A change to the spec.
+public enum Edit: Equatable, Sendable {
   case new(name: String, input: [Int]?)
   case data(JSONValue)
   /// A layer object; `index` nil appends.
@@ -16,35 +67,49 @@ public enum Command: Equatable, Sendable {
   case stopRules([JSONValue])
   case batch(Int)
   case seed(UInt64)
+
+  /// Whether it may be made while training runs (it takes effect at the next step boundary).
+  public var appliesWhileTraining: Bool {
+    switch self {
+    case .optimizer, .schedule, .stopRules: true
+    case .new, .data, .add, .remove, .set, .loss, .batch, .seed: false
+    }
+  }
+}
+
+public enum TrainingCommand: Equatable, Sendable {
+  /// `steps` more (nil: until the stop rules end it); `wait`: the front end waits for the end.
   case train(steps: Int?, wait: Bool)
   case pause
   case resume
-  case stopTraining
+  case stop
+  /// Train on this backend from the next step boundary, with the state carried across.
+  case backend(String)
+}
+
+public enum Query: Equatable, Sendable {
   case status
   case show(String)
   case plot(what: String, logScale: Bool, smoothing: Double?)
   case hist(tensor: String)
-  case backend(String)
   case backends
+  case history
+  case help(topic: String?)
+}
+
+public enum FileCommand: Equatable, Sendable {
   case save(path: String?)
   /// `export FORMAT PATH [--softmax]`: onnx, safetensors or pytorch.
   case export(format: String, path: String, softmax: Bool)
   case load(path: String)
   case undo
   case redo
-  case history
-  case help(topic: String?)
-  /// Open the dashboard (a front end's business: the engine only says so).
+}
+
+public enum FrontEndCommand: Equatable, Sendable {
+  /// Open the dashboard.
   case dashboard
   case quit
-
-  /// Whether the command changes the spec (and so is journaled and can be undone).
-  public var changesSpec: Bool {
-    switch self {
-    case .new, .data, .add, .remove, .set, .loss, .optimizer, .schedule, .stopRules, .batch, .seed: true
-    default: false
-    }
-  }
 }
 
 /// A command line that could not be understood: what and where, and a likely fix.

@@ -27,40 +27,40 @@ public enum CommandParser {
         }
         input = parsed
       }
-      return .new(name: name, input: input)
+      return .edit(.new(name: name, input: input), line: line)
     case "data":
-      return .data(try typed(args, command: "data"))
+      return .edit(.data(try typed(args, command: "data")), line: line)
     case "add":
-      return .add(layer: try layer(args), index: nil)
+      return .edit(.add(layer: try layer(args), index: nil), line: line)
     case "insert":
       guard let first = args.first, let index = Int(first), index >= 0 else { throw usage("insert") }
-      return .add(layer: try layer(Array(args.dropFirst())), index: index)
+      return .edit(.add(layer: try layer(Array(args.dropFirst())), index: index), line: line)
     case "remove":
       guard args.count == 1 else { throw usage("remove") }
-      return .remove(layer: args[0])
+      return .edit(.remove(layer: args[0]), line: line)
     case "set":
       guard args.count >= 2 else { throw usage("set") }
-      return .set(layer: args[0], fields: try fields(Array(args.dropFirst()), command: "set"))
+      return .edit(.set(layer: args[0], fields: try fields(Array(args.dropFirst()), command: "set")), line: line)
     case "loss":
-      return .loss(try typed(args, command: "loss"))
+      return .edit(.loss(try typed(args, command: "loss")), line: line)
     case "optimizer":
       guard !args.isEmpty else { throw usage("optimizer") }
-      return .optimizer(args[0].contains("=") ? try fields(args, command: "optimizer") : try typed(args, command: "optimizer"))
+      return .edit(.optimizer(args[0].contains("=") ? try fields(args, command: "optimizer") : try typed(args, command: "optimizer")), line: line)
     case "schedule":
-      return .schedule(try typed(args, command: "schedule"))
+      return .edit(.schedule(try typed(args, command: "schedule")), line: line)
     case "stop":
-      guard !args.isEmpty else { return .stopTraining }
-      return .stopRules(try stopRules(args))
+      guard !args.isEmpty else { return .training(.stop) }
+      return .edit(.stopRules(try stopRules(args)), line: line)
     case "batch":
       guard args.count == 1, let size = Int(args[0]), size > 0 else {
         throw CommandError("batch: the size must be a positive integer, such as batch 64")
       }
-      return .batch(size)
+      return .edit(.batch(size), line: line)
     case "seed":
       guard args.count == 1, let seed = UInt64(args[0]) else {
         throw CommandError("seed: the seed must be an integer from 0 to 2^64 − 1, such as seed 7")
       }
-      return .seed(seed)
+      return .edit(.seed(seed), line: line)
     case "train":
       var steps: Int?
       var wait = false
@@ -76,10 +76,10 @@ public enum CommandParser {
           throw CommandError("train: expected a number of steps and/or --wait, got \(word); usage: train [STEPS] [--wait]")
         }
       }
-      return .train(steps: steps, wait: wait)
-    case "pause": return try bare(.pause, "pause", args)
-    case "resume": return try bare(.resume, "resume", args)
-    case "status": return try bare(.status, "status", args)
+      return .training(.train(steps: steps, wait: wait))
+    case "pause": return try bare(.training(.pause), "pause", args)
+    case "resume": return try bare(.training(.resume), "resume", args)
+    case "status": return try bare(.query(.status), "status", args)
     case "show":
       let targets = ["model", "optimizer", "data", "training", "spec"]
       guard args.count == 1, targets.contains(args[0]) else {
@@ -87,7 +87,7 @@ public enum CommandParser {
           "show: expected one of \(targets.joined(separator: ", "))"
             + (args.first.flatMap { Suggestion.nearest(to: $0, in: targets) }.map { " — did you mean \"\($0)\"?" } ?? ""))
       }
-      return .show(args[0])
+      return .query(.show(args[0]))
     case "plot":
       guard let what = args.first, ["loss", "lr"].contains(what) else {
         throw CommandError(
@@ -110,33 +110,33 @@ public enum CommandParser {
         default: throw CommandError("plot: unknown option \(word); usage: \(CommandTable.info("plot")!.usage)")
         }
       }
-      return .plot(what: what, logScale: logScale, smoothing: smoothing)
+      return .query(.plot(what: what, logScale: logScale, smoothing: smoothing))
     case "hist":
       guard args.count == 1 else { throw usage("hist") }
-      return .hist(tensor: args[0])
+      return .query(.hist(tensor: args[0]))
     case "backend":
       guard args.count == 1 else { throw usage("backend") }
-      return .backend(args[0])
-    case "backends": return try bare(.backends, "backends", args)
+      return .training(.backend(args[0]))
+    case "backends": return try bare(.query(.backends), "backends", args)
     case "export":
       let softmax = args.contains("--softmax")
       let rest = args.filter { $0 != "--softmax" }
       guard rest.count == 2 else { throw usage("export") }
-      return .export(format: rest[0], path: rest[1], softmax: softmax)
+      return .file(.export(format: rest[0], path: rest[1], softmax: softmax))
     case "save":
       guard args.count <= 1 else { throw usage("save") }
-      return .save(path: args.first)
+      return .file(.save(path: args.first))
     case "load":
       guard args.count == 1 else { throw usage("load") }
-      return .load(path: args[0])
-    case "undo": return try bare(.undo, "undo", args)
-    case "redo": return try bare(.redo, "redo", args)
-    case "history": return try bare(.history, "history", args)
+      return .file(.load(path: args[0]))
+    case "undo": return try bare(.file(.undo), "undo", args)
+    case "redo": return try bare(.file(.redo), "redo", args)
+    case "history": return try bare(.query(.history), "history", args)
     case "help":
       guard args.count <= 1 else { throw usage("help") }
-      return .help(topic: args.first)
-    case "quit", "exit": return try bare(.quit, head, args)
-    case "dashboard": return try bare(.dashboard, head, args)
+      return .query(.help(topic: args.first))
+    case "quit", "exit": return try bare(.frontEnd(.quit), head, args)
+    case "dashboard": return try bare(.frontEnd(.dashboard), head, args)
     default:
       throw CommandError("unknown command \"\(head)\"" + CommandTable.hint(head))
     }

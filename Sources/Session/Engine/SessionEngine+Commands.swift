@@ -5,8 +5,8 @@ import SpecKit
 import TermPlot
 
 extension SessionEngine {
-  /// Runs a command that does not change the spec.
-  func run(_ command: Command) throws(CommandError) -> CommandOutcome {
+  /// Starts, pauses, resumes or stops training, or swaps its backend.
+  func run(_ command: TrainingCommand) throws(CommandError) -> CommandOutcome {
     switch command {
     case .train(let steps, let wait):
       let text = try startTraining(extraSteps: steps)
@@ -20,7 +20,7 @@ extension SessionEngine {
         throw CommandError(worker != nil ? "already training" : "nothing to resume; train starts training")
       }
       return .done(try startTraining(extraSteps: pausedTarget.map { max(0, $0 - (state?.step ?? 0)) }, resuming: true))
-    case .stopTraining:
+    case .stop:
       if let worker {
         worker.request(.stop)
         return .done("stopping at the next step boundary")
@@ -29,14 +29,6 @@ extension SessionEngine {
       status = .idle
       pausedTarget = nil
       return .done("stopped at step \(state?.step ?? 0)")
-    case .status:
-      return .done(statusText())
-    case .show(let what):
-      return .done(show(what))
-    case .plot(let what, let logScale, let smoothing):
-      return .drawing(plot(what, logScale: logScale, smoothing: smoothing))
-    case .hist(let tensor):
-      return .drawing(try histogram(tensor))
     case .backend(let name):
       let backend: any Backend
       do { backend = try backends.named(name) } catch { throw CommandError(error.description) }
@@ -55,8 +47,34 @@ extension SessionEngine {
         pendingEvents.append(EngineEvent(.backend, "backend at step \(state.step): \(detail), state carried across"))
       }
       return .done("backend \(backend.name)")
+    }
+  }
+
+  /// Looks at the session; changes nothing.
+  func run(_ command: Query) throws(CommandError) -> CommandOutcome {
+    switch command {
+    case .status:
+      return .done(statusText())
+    case .show(let what):
+      return .done(show(what))
+    case .plot(let what, let logScale, let smoothing):
+      return .drawing(plot(what, logScale: logScale, smoothing: smoothing))
+    case .hist(let tensor):
+      return .drawing(try histogram(tensor))
     case .backends:
       return .done(backends.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))
+    case .history:
+      return .done(
+        spec.journal.enumerated().map { String(format: "%3d  ", $0.offset + 1) + $0.element }.joined(separator: "\n").nonEmpty
+          ?? "no commands yet")
+    case .help(let topic):
+      return .done(try CommandTable.help(topic))
+    }
+  }
+
+  /// Saves, exports, loads; undo and redo.
+  func run(_ command: FileCommand) throws(CommandError) -> CommandOutcome {
+    switch command {
     case .save(let target):
       pendingEvents.append(EngineEvent(.saved, try save(to: target)))
       return .done("")
@@ -87,18 +105,6 @@ extension SessionEngine {
       if isUndo { redoStack.append(back) } else { undoStack.append(back) }
       hasUnsavedChanges = true
       return .done("\(isUndo ? "undid" : "redid"): now \(spec.journal.last ?? "the empty session")")
-    case .history:
-      return .done(
-        spec.journal.enumerated().map { String(format: "%3d  ", $0.offset + 1) + $0.element }.joined(separator: "\n").nonEmpty
-          ?? "no commands yet")
-    case .help(let topic):
-      return .done(try CommandTable.help(topic))
-    case .quit:
-      return .quit
-    case .dashboard:
-      return .dashboard
-    default:
-      throw CommandError("not a command to run")
     }
   }
 

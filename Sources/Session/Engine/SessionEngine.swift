@@ -84,19 +84,36 @@ public final class SessionEngine {
 
   // MARK: running commands
 
-  /// Parses and runs one command line. A failed command leaves the session as it was.
+  /// Parses and runs one command line (what a user typed). A failed command leaves the session
+  /// as it was.
   public func execute(_ line: String) -> CommandOutcome {
-    refresh()
     let command: Command
     do {
-      guard let parsed = try CommandParser.parse(line) else { return .done("") }
+      guard let parsed = try CommandParser.parse(line) else {
+        refresh()
+        return .done("")
+      }
       command = parsed
     } catch {
       return .failed(error.message)
     }
+    return perform(command)
+  }
+
+  /// Runs a typed command: the front ends' own actions (a key that pauses, a backend chosen, the
+  /// stop on exit) come here without a command line. A failed command leaves the session as it
+  /// was.
+  public func perform(_ command: Command) -> CommandOutcome {
+    refresh()
     do {
-      if command.changesSpec { return try change(command, line: line) }
-      return try run(command)
+      switch command {
+      case .edit(let edit, let line): return try change(edit, line: line)
+      case .training(let training): return try run(training)
+      case .query(let query): return try run(query)
+      case .file(let file): return try run(file)
+      case .frontEnd(.dashboard): return .dashboard
+      case .frontEnd(.quit): return .quit
+      }
     } catch {
       return .failed(error.message)
     }
@@ -180,15 +197,9 @@ public final class SessionEngine {
 
   // MARK: changing the spec
 
-  /// Applies a spec-changing command: undo point, journal, state mapping, events.
-  func change(_ command: Command, line: String) throws(CommandError) -> CommandOutcome {
-    let hotCommands: Bool = {
-      switch command {
-      case .optimizer, .schedule, .stopRules: true
-      default: false
-      }
-    }()
-    if worker != nil && !hotCommands {
+  /// Applies a change to the spec: undo point, journal, state mapping, events.
+  func change(_ command: Edit, line: String) throws(CommandError) -> CommandOutcome {
+    if worker != nil && !command.appliesWhileTraining {
       throw CommandError("training is running; pause it (pause) or stop it (stop) before changing the model, data or loss")
     }
     let before = (spec: spec, state: state)
@@ -271,8 +282,6 @@ public final class SessionEngine {
     case .seed(let seed):
       next.training.seed = seed
       message = "seed \(seed)" + (state == nil ? "" : " (the trained state is kept; new tensors will use it)")
-    default:
-      throw CommandError("not a change to the session")
     }
 
     // Sizes that cannot fit (or overflow) are refused before anything is allocated for them.

@@ -1,0 +1,106 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+@testable import Session
+
+/// The engine's contract with its front ends: typed commands, drawings rendered at the front
+/// end's size, an explicit refresh, exports answered by the worker, one event format.
+@Suite("The engine's contract with front ends", .serialized)
+struct EngineContractTests {
+  func engine() -> SessionEngine {
+    let engine = SessionEngine.withDefaultSession()
+    _ = engine.execute("stop max_steps 100000")
+    return engine
+  }
+
+  @Test(arguments: [
+    "train", "train 40", "train 40 --wait", "train --wait", "pause", "resume", "stop", "backend fast", "status", "show model", "plot loss",
+    "plot lr --log", "plot loss --log --smooth 0.6", "hist dense1.weight", "backends", "history", "help", "help train", "save",
+    "save \"my runs/a\"", "export onnx out.onnx --softmax", "load sessions/xor.json", "undo", "redo", "dashboard", "quit",
+    "add dense 8 relu", "optimizer lr=0.003",
+  ])
+  func everyCommandsTextParsesBackToIt(_ line: String) throws {
+    let command = try #require(try CommandParser.parse(line))
+    #expect(try CommandParser.parse(command.text) == command, "\(line) → \(command.text)")
+  }
+
+  @Test func frontEndsRunTypedCommands() throws {
+    let engine = engine()
+    #expect(!engine.perform(.training(.train(steps: 30, wait: false))).failed)
+    waitIdle(engine)
+    #expect(engine.state?.step == 30)
+    #expect(engine.perform(.training(.pause)).text == "not training; train starts it")
+    // The journal holds the edits as typed; typed training commands are not edits.
+    #expect(engine.spec.journal.last == "stop max_steps 100000")
+    #expect(engine.perform(.edit(.batch(32), line: "batch 32")).text == "batch size 32")
+    #expect(engine.spec.journal.last == "batch 32" && engine.spec.training.batchSize == 32)
+  }
+
+  @Test func aDrawingIsRenderedAtTheFrontEndsSize() throws {
+    let engine = engine()
+    guard case .drawing(let empty) = engine.execute("plot loss") else {
+      Issue.record("plot gives a drawing")
+      return
+    }
+    #expect(empty.render(width: 100).plainText == "no losses recorded yet; train first")
+    _ = engine.execute("train 20 --wait")
+    waitIdle(engine)
+    for command in ["plot loss", "plot lr", "hist dense1.weight"] {
+      guard case .drawing(let drawing) = engine.execute(command) else {
+        Issue.record("\(command) gives a drawing")
+        continue
+      }
+      for width in [50, 120] {
+        let grid = drawing.render(width: width)
+        #expect(grid.width == width, "\(command) at \(width)")
+        #expect(grid.plainText.split(separator: "\n").allSatisfy { $0.count <= width })
+      }
+    }
+  }
+
+  @Test func propertiesNeverMutateRefreshDoes() throws {
+    let engine = engine()
+    _ = engine.execute("train 25")
+    waitUntil { !engine.isTraining }
+    // The worker has finished; until a refresh the engine still holds the session as it was.
+    for _ in 0..<3 {
+      _ = engine.snapshot
+      _ = engine.trainingStatus
+      _ = engine.isTraining
+    }
+    // (The live snapshot is the worker's, read under its lock.)
+    #expect(engine.snapshot.step == 25)
+    #expect(engine.state == nil && engine.spec.history.trainLoss.isEmpty)
+    engine.refresh()
+    #expect(engine.state?.step == 25 && engine.spec.history.trainLoss.count == 25)
+  }
+
+  @Test func aSaveAsTrainingEndsIsAnsweredWithoutWaiting() throws {
+    let folder = temporaryFolder()
+    let engine = engine()
+    // A save asked for just as a short run ends is answered — by the worker at its last
+    // boundary, or with the session it ended with — never left to time out.
+    for round in 0..<15 {
+      _ = engine.execute("train \(1 + round % 3)")
+      let started = Date()
+      let outcome = engine.execute("save \(folder)/s\(round)")
+      #expect(!outcome.failed, "round \(round): \(outcome.text)")
+      #expect(Date().timeIntervalSince(started) < 25, "round \(round): the save waited for the 30 s limit")
+      waitIdle(engine)
+      let saved = try SessionFile.load("\(folder)/s\(round).json")
+      #expect((saved.spec.state?.step ?? 0) <= engine.state?.step ?? 0)
+    }
+  }
+
+  @Test func everyEventHasOneFormat() throws {
+    let engine = engine()
+    _ = engine.execute("train 5 --wait")
+    waitIdle(engine)
+    let events = engine.takeEvents()
+    #expect(events.map(\.kind) == [.started, .stopped])
+    #expect(events.allSatisfy { $0.line == "[\($0.kind.rawValue)] \($0.text)" && $0.description == $0.line })
+    #expect(events.last?.line.hasPrefix("[stopped] stopped by steps at step 5") == true, "\(events)")
+  }
+}
