@@ -94,6 +94,24 @@ struct EngineContractTests {
     }
   }
 
+  @Test func aSaveRightAfterAPauseIsAnsweredAtThatBoundary() throws {
+    let folder = temporaryFolder()
+    let engine = engine()
+    // Slow steps (a 512-wide layer on the plain loops), so that the pause and the save arrive
+    // during one step and the worker finds both at the same boundary.
+    for line in ["set dense2 units=512", "batch 600"] { #expect(!engine.execute(line).failed) }
+    _ = engine.execute("train")
+    waitUntil { engine.snapshot.step >= 1 }
+    _ = engine.execute("pause")
+    let started = Date()
+    let outcome = engine.execute("save \(folder)/paused")
+    #expect(!outcome.failed, "\(outcome.text)")
+    #expect(Date().timeIntervalSince(started) < 25, "the save waited for the 30 s limit")
+    waitIdle(engine)
+    #expect(engine.trainingStatus == .paused)
+    #expect(try SessionFile.load("\(folder)/paused.json").spec.state?.step == engine.state?.step)
+  }
+
   @Test func everyEventHasOneFormat() throws {
     let engine = engine()
     _ = engine.execute("train 5 --wait")
