@@ -9,41 +9,28 @@ extension SessionEngine {
   func run(_ command: TrainingCommand) throws(CommandError) -> CommandOutcome {
     switch command {
     case .train(let steps, let wait):
-      let text = try startTraining(extraSteps: steps)
+      let text = try training.start(document, folder: folder, extraSteps: steps)
       return wait ? .waiting(text) : .done(text)
     case .pause:
-      guard let worker else { throw CommandError(status == .paused ? "already paused; resume or stop" : "not training; train starts it") }
-      worker.request(.pause)
-      return .done("pausing at the next step boundary")
+      return .done(try training.pause())
     case .resume:
-      guard status == .paused, worker == nil else {
-        throw CommandError(worker != nil ? "already training" : "nothing to resume; train starts training")
-      }
-      return .done(try startTraining(extraSteps: pausedTarget.map { max(0, $0 - (state?.step ?? 0)) }, resuming: true))
+      return .done(try training.resume(document, folder: folder))
     case .stop:
-      if let worker {
-        worker.request(.stop)
-        return .done("stopping at the next step boundary")
-      }
-      guard status == .paused else { throw CommandError("not training") }
-      status = .idle
-      pausedTarget = nil
-      return .done("stopped at step \(state?.step ?? 0)")
+      return .done(try training.stop(at: state?.step ?? 0))
     case .backend(let name):
       let backend: any Backend
       do { backend = try backends.named(name) } catch { throw CommandError(error.description) }
       if let reason = backend.unavailableReason { throw CommandError(reason) }
       let old = spec.backend
-      spec.backend = backend.name
-      hasUnsavedChanges = true
-      if let worker {
-        worker.request(.change(spec, backend: backend.name))
+      document.spec.backend = backend.name
+      document.hasUnsavedChanges = true
+      if training.change(to: spec, backend: backend.name) {
         return .done("swapping \(old) -> \(backend.name) at the next step boundary")
       }
       // A paused or trained session marks the swap where it happened, as a running one does.
       if let state, old != backend.name {
         let detail = "\(old) -> \(backend.name)"
-        spec.history.events.append(HistoryEvent(step: state.step, kind: "backend", detail: detail))
+        document.spec.history.events.append(HistoryEvent(step: state.step, kind: "backend", detail: detail))
         pendingEvents.append(EngineEvent(.backend, "backend at step \(state.step): \(detail), state carried across"))
       }
       return .done("backend \(backend.name)")
@@ -81,66 +68,17 @@ extension SessionEngine {
     case .export(let format, let target, let softmax):
       return .done(try export(format, to: target, softmax: softmax))
     case .load(let file):
-      guard worker == nil else { throw CommandError("training is running; stop it before loading another session") }
+      guard !training.hasWorker else { throw CommandError("training is running; stop it before loading another session") }
       let bundle: SessionBundle
       do { bundle = try SessionFile.load(file) } catch { throw CommandError(error.description) }
-      undoStack.append(UndoEntry(spec: spec, state: state, stepAfter: bundle.spec.state?.step ?? 0, replacesSession: true))
-      redoStack.removeAll()
-      spec = bundle.spec
-      state = bundle.spec.state == nil ? nil : try? bundle.trainingState()
-      path = SessionFile.paths(for: file).json
-      tensorHistory = ([:], [:])
-      status = .idle
-      pausedTarget = nil
-      hasUnsavedChanges = false
+      document.replace(with: bundle, path: SessionFile.paths(for: file).json)
+      training.forgetSession()
       return .done(
         "loaded \(spec.name) from \(path!)" + (state.map { " at step \($0.step)" } ?? "") + " (undo goes back to the previous session)")
     case .undo, .redo:
-      guard worker == nil else { throw CommandError("training is running; pause it before undo or redo") }
-      let isUndo = command == .undo
-      guard let entry = isUndo ? undoStack.popLast() : redoStack.popLast() else {
-        throw CommandError("nothing to \(isUndo ? "undo" : "redo")")
-      }
-      let back = restore(entry)
-      if isUndo { redoStack.append(back) } else { undoStack.append(back) }
-      hasUnsavedChanges = true
-      return .done("\(isUndo ? "undid" : "redid"): now \(spec.journal.last ?? "the empty session")")
+      guard !training.hasWorker else { throw CommandError("training is running; pause it before undo or redo") }
+      return .done(try document.step(back: command == .undo))
     }
-  }
-
-  /// Starts the worker from the current state.
-  func startTraining(extraSteps: Int?, resuming: Bool = false) throws(CommandError) -> String {
-    guard worker == nil else { throw CommandError("already training; pause, stop, or wait for it") }
-    let problems = SpecParts.problems(of: spec)
-    guard problems.isEmpty else {
-      throw CommandError("the session cannot train yet:\n" + problems.map { "  \($0)" }.joined(separator: "\n"))
-    }
-    let run: TrainingRun
-    do {
-      let backend = try backends.named(spec.backend)
-      let bundle = state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec)
-      run = try TrainingRun(bundle: bundle, folder: folder, backend: backend, recordLoad: false)
-    } catch let error as BackendError {
-      throw CommandError(error.description)
-    } catch let error as SessionError {
-      throw CommandError(error.description)
-    } catch {
-      throw CommandError("\(error)")
-    }
-    let start = run.trainer.step
-    if let extraSteps, let problem = StateSpec.tooManySteps(extraSteps, from: start) { throw CommandError("train: \(problem)") }
-    let target = TrainingRun.plannedStep(spec: spec, from: start, extraSteps: extraSteps)
-    if let target, target <= start, extraSteps == nil {
-      throw CommandError("already at step \(start), where the stop rules end training; train N trains N more steps")
-    }
-    if !resuming { pausedTarget = nil }
-    var previous = Snapshot()
-    (previous.distributions, previous.tensorStatistics) = tensorHistory
-    worker = TrainingWorker(
-      run: run, backends: backends, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresTensorStatistics)
-    status = .running
-    pausedTarget = target
-    return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")
   }
 
   func statusText() -> String {
@@ -209,12 +147,7 @@ extension SessionEngine {
   /// The session as it stands, with its state: while training, as the worker exports it at
   /// its next step boundary (it answers the request; nothing polls).
   func currentBundle(for verb: String) throws(CommandError) -> SessionBundle {
-    guard let worker else { return state.map { SessionBundle(spec: spec, state: $0) } ?? SessionBundle(spec: spec) }
-    let reply = TrainingWorker.ExportReply()
-    worker.request(.export(reply))
-    guard var bundle = reply.wait(seconds: 30) else {
-      throw CommandError("\(verb): training did not reach a step boundary in 30 s; pause, then \(verb)")
-    }
+    guard var bundle = try training.exportAtNextBoundary(for: verb) else { return document.bundle }
     bundle.spec.journal = spec.journal
     return bundle
   }
@@ -254,7 +187,7 @@ extension SessionEngine {
       return .failure(error)
     }
     // The recovery copy is not where the user keeps the session.
-    (path, hasUnsavedChanges) = (keptPath, unsaved)
+    (document.path, document.hasUnsavedChanges) = (keptPath, unsaved)
     return .success(SessionFile.paths(for: target).json)
   }
 
@@ -263,8 +196,8 @@ extension SessionEngine {
     let bundle = try currentBundle(for: "save")
     do {
       let written = try SessionFile.save(bundle, to: destination)
-      path = SessionFile.paths(for: destination).json
-      hasUnsavedChanges = worker != nil
+      document.path = SessionFile.paths(for: destination).json
+      document.hasUnsavedChanges = training.hasWorker
       return "saved \(path!)" + (written.state.map { " with its state at step \($0.step)" } ?? "")
     } catch {
       throw CommandError(error.description)
