@@ -112,6 +112,20 @@ struct EngineContractTests {
     #expect(try SessionFile.load("\(folder)/paused.json").spec.state?.step == engine.state?.step)
   }
 
+  @Test func theDocumentIsAValueThatEditsAndUndoesWithoutTraining() throws {
+    let engine = engine()
+    var document = engine.document
+    let before = document
+    let (message, _) = try document.apply(.batch(8), line: "batch 8", folder: ".", training: false)
+    #expect(message == "batch size 8" && document.spec.training.batchSize == 8 && document.spec.journal.last == "batch 8")
+    #expect(engine.spec.training.batchSize == 64, "the engine's document is another value")
+    #expect(throws: CommandError.self) { try document.apply(.batch(16), line: "batch 16", folder: ".", training: true) }
+    #expect(document.spec.training.batchSize == 8, "an edit refused while training changes nothing")
+    #expect(try document.step(back: true).hasPrefix("undid"))
+    #expect(document.spec == before.spec)
+    #expect(try document.step(back: false).hasPrefix("redid") && document.spec.training.batchSize == 8)
+  }
+
   @Test func everyEventHasOneFormat() throws {
     let engine = engine()
     _ = engine.execute("train 5 --wait")

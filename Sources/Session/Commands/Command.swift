@@ -33,9 +33,10 @@ public enum Command: Equatable, Sendable {
     case .training(.stop): return "stop"
     case .training(.backend(let name)): return "backend " + word(name)
     case .query(.status): return "status"
-    case .query(.show(let what)): return "show " + what
+    case .query(.show(let what)): return "show " + what.rawValue
     case .query(.plot(let what, let logScale, let smoothing)):
-      return (["plot", what] + (logScale ? ["--log"] : []) + (smoothing.map { ["--smooth", String($0)] } ?? [])).joined(separator: " ")
+      return (["plot", what.rawValue] + (logScale ? ["--log"] : []) + (smoothing.map { ["--smooth", String($0)] } ?? [])).joined(
+        separator: " ")
     case .query(.hist(let tensor)): return "hist " + word(tensor)
     case .query(.backends): return "backends"
     case .query(.history): return "history"
@@ -88,9 +89,14 @@ public enum TrainingCommand: Equatable, Sendable {
 }
 
 public enum Query: Equatable, Sendable {
+  /// What `show` prints.
+  public enum Part: String, CaseIterable, Sendable { case model, optimizer, data, training, spec }
+  /// What `plot` draws.
+  public enum Chart: String, CaseIterable, Sendable { case loss, lr }
+
   case status
-  case show(String)
-  case plot(what: String, logScale: Bool, smoothing: Double?)
+  case show(Part)
+  case plot(Chart, logScale: Bool, smoothing: Double?)
   case hist(tensor: String)
   case backends
   case history

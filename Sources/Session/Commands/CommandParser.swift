@@ -45,7 +45,8 @@ public enum CommandParser {
       return .edit(.loss(try typed(args, command: "loss")), line: line)
     case "optimizer":
       guard !args.isEmpty else { throw usage("optimizer") }
-      return .edit(.optimizer(args[0].contains("=") ? try fields(args, command: "optimizer") : try typed(args, command: "optimizer")), line: line)
+      return .edit(
+        .optimizer(args[0].contains("=") ? try fields(args, command: "optimizer") : try typed(args, command: "optimizer")), line: line)
     case "schedule":
       return .edit(.schedule(try typed(args, command: "schedule")), line: line)
     case "stop":
@@ -81,15 +82,15 @@ public enum CommandParser {
     case "resume": return try bare(.training(.resume), "resume", args)
     case "status": return try bare(.query(.status), "status", args)
     case "show":
-      let targets = ["model", "optimizer", "data", "training", "spec"]
-      guard args.count == 1, targets.contains(args[0]) else {
+      let targets = Query.Part.allCases.map(\.rawValue)
+      guard args.count == 1, let part = Query.Part(rawValue: args[0]) else {
         throw CommandError(
           "show: expected one of \(targets.joined(separator: ", "))"
             + (args.first.flatMap { Suggestion.nearest(to: $0, in: targets) }.map { " — did you mean \"\($0)\"?" } ?? ""))
       }
-      return .query(.show(args[0]))
+      return .query(.show(part))
     case "plot":
-      guard let what = args.first, ["loss", "lr"].contains(what) else {
+      guard let what = args.first.flatMap(Query.Chart.init(rawValue:)) else {
         throw CommandError(
           "plot: expected loss or lr"
             + (args.first.flatMap { Suggestion.nearest(to: $0, in: ["loss", "lr"]) }.map { " — did you mean \"\($0)\"?" } ?? ""))
@@ -110,7 +111,7 @@ public enum CommandParser {
         default: throw CommandError("plot: unknown option \(word); usage: \(CommandTable.info("plot")!.usage)")
         }
       }
-      return .query(.plot(what: what, logScale: logScale, smoothing: smoothing))
+      return .query(.plot(what, logScale: logScale, smoothing: smoothing))
     case "hist":
       guard args.count == 1 else { throw usage("hist") }
       return .query(.hist(tensor: args[0]))

@@ -157,7 +157,8 @@ public struct SessionDocument: Sendable {
           let mapped = try StateMapping.architectureChange(to: next, state: current)
           nextState = mapped.0
           events.append(
-            EngineEvent(.model,
+            EngineEvent(
+              .model,
               "kept \(mapped.kept.isEmpty ? "nothing" : mapped.kept.joined(separator: ", ")); fresh \(mapped.fresh.isEmpty ? "nothing" : mapped.fresh.joined(separator: ", "))"
             ))
         } else if next.optimizer != spec.optimizer {
@@ -171,7 +172,8 @@ public struct SessionDocument: Sendable {
         // until they do, the tensors start from the seed.
         nextState = nil
         events.append(
-          EngineEvent(.model, "the model's shapes do not chain (\(error.issues.first?.message ?? "\(error)")); the trained state was set aside"))
+          EngineEvent(
+            .model, "the model's shapes do not chain (\(error.issues.first?.message ?? "\(error)")); the trained state was set aside"))
       }
     }
     if case .new = command {
@@ -249,4 +251,3 @@ extension SessionDocument {
     return UndoEntry(spec: oldSpec, state: oldState, stepAfter: state?.step ?? 0, replacesSession: entry.replacesSession)
   }
 }
-

@@ -97,7 +97,7 @@ extension SessionEngine {
     return parts.joined(separator: ", ")
   }
 
-  func show(_ what: String) -> String {
+  func show(_ what: Query.Part) -> String {
     let summary = spec.summary().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     func lines(from prefix: String, through end: (String) -> Bool) -> String {
       guard let first = summary.firstIndex(where: { $0.hasPrefix(prefix) }) else { return "" }
@@ -106,19 +106,19 @@ extension SessionEngine {
       return rest[first..<last].joined(separator: "\n")
     }
     switch what {
-    case "model":
+    case .model:
       return spec.model.layers.isEmpty
         ? "Model: input \(spec.model.input), no layers yet (add dense 64 relu)" : lines(from: "Model:") { $0.isEmpty }
-    case "optimizer": return lines(from: "Optimizer:") { $0.hasPrefix("Data:") }
-    case "data": return lines(from: "Data:") { $0.hasPrefix("Training:") }
-    case "training": return lines(from: "Training:") { $0.hasPrefix("State:") }
-    default: return spec.canonicalText.trimmingCharacters(in: .newlines)
+    case .optimizer: return lines(from: "Optimizer:") { $0.hasPrefix("Data:") }
+    case .data: return lines(from: "Data:") { $0.hasPrefix("Training:") }
+    case .training: return lines(from: "Training:") { $0.hasPrefix("State:") }
+    case .spec: return spec.canonicalText.trimmingCharacters(in: .newlines)
     }
   }
 
-  func plot(_ what: String, logScale: Bool, smoothing: Double?) -> Drawing {
+  func plot(_ what: Query.Chart, logScale: Bool, smoothing: Double?) -> Drawing {
     let height = 16
-    if what == "lr" {
+    if what == .lr {
       let s = snapshot
       return .chart(HistoryPlots.learningRateChart(spec, through: s.plannedStep, current: s.step, logScale: logScale), height: height)
     }

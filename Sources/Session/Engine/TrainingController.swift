@@ -65,7 +65,8 @@ final class TrainingController {
     }
     var previous = Snapshot()
     (previous.distributions, previous.tensorStatistics) = tensorHistory
-    worker = TrainingWorker(run: run, backends: backends, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresStatistics)
+    worker = TrainingWorker(
+      run: run, backends: backends, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresStatistics)
     status = .running
     pausedTarget = target
     return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")

@@ -128,7 +128,8 @@ final class TrainingWorker: Sendable {
     shared.withLock { $0.snapshot.plannedStep = run.plannedStep }
     before = publishTensors(run)
     publish(
-      EngineEvent(.started, "training on \(run.backend.name) from step \(run.trainer.step)" + (run.plannedStep.map { " to step \($0)" } ?? "")))
+      EngineEvent(
+        .started, "training on \(run.backend.name) from step \(run.trainer.step)" + (run.plannedStep.map { " to step \($0)" } ?? "")))
     var reason: StopReason?
     var paused = false
     steps: while true {
