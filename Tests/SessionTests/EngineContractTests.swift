@@ -77,6 +77,18 @@ struct EngineContractTests {
     #expect(engine.state?.step == 25 && engine.spec.history.trainLoss.count == 25)
   }
 
+  /// Saves to `path` while training and checks that the answer came at once (not at the 30 s
+  /// limit of an unanswered request).
+  func saveIsAnsweredPromptly(
+    _ engine: SessionEngine, to path: String, _ label: String, sourceLocation: Testing.SourceLocation = #_sourceLocation
+  ) {
+    let started = Date()
+    let outcome = engine.execute("save \(path)")
+    #expect(!outcome.failed, "\(label): \(outcome.text)", sourceLocation: sourceLocation)
+    #expect(Date().timeIntervalSince(started) < 25, "\(label): the save waited for the 30 s limit", sourceLocation: sourceLocation)
+    waitIdle(engine, sourceLocation: sourceLocation)
+  }
+
   @Test func aSaveAsTrainingEndsIsAnsweredWithoutWaiting() throws {
     let folder = temporaryFolder()
     let engine = engine()
@@ -84,11 +96,7 @@ struct EngineContractTests {
     // boundary, or with the session it ended with — never left to time out.
     for round in 0..<15 {
       _ = engine.execute("train \(1 + round % 3)")
-      let started = Date()
-      let outcome = engine.execute("save \(folder)/s\(round)")
-      #expect(!outcome.failed, "round \(round): \(outcome.text)")
-      #expect(Date().timeIntervalSince(started) < 25, "round \(round): the save waited for the 30 s limit")
-      waitIdle(engine)
+      saveIsAnsweredPromptly(engine, to: "\(folder)/s\(round)", "round \(round)")
       let saved = try SessionFile.load("\(folder)/s\(round).json")
       #expect((saved.spec.state?.step ?? 0) <= engine.state?.step ?? 0)
     }
@@ -103,11 +111,7 @@ struct EngineContractTests {
     _ = engine.execute("train")
     waitUntil { engine.snapshot.step >= 1 }
     _ = engine.execute("pause")
-    let started = Date()
-    let outcome = engine.execute("save \(folder)/paused")
-    #expect(!outcome.failed, "\(outcome.text)")
-    #expect(Date().timeIntervalSince(started) < 25, "the save waited for the 30 s limit")
-    waitIdle(engine)
+    saveIsAnsweredPromptly(engine, to: "\(folder)/paused", "after pause")
     #expect(engine.trainingStatus == .paused)
     #expect(try SessionFile.load("\(folder)/paused.json").spec.state?.step == engine.state?.step)
   }

@@ -1,3 +1,5 @@
+import Testing
+
 @testable import SpecKit
 
 /// A small valid session to mutate in tests.
@@ -54,3 +56,22 @@ func issues(of document: JSONValue) -> [SpecIssue] {
 
 /// Parses JSON text written in a test.
 func json(_ text: String) -> JSONValue { try! JSONParser.parse(text) }
+
+/// The error loading `path` gives, or nil when it loads.
+func loadError(_ path: String) -> SpecError? {
+  do {
+    _ = try SessionFile.load(path)
+    return nil
+  } catch {
+    return error
+  }
+}
+
+/// The error loading `path` gives, or nil (and a recorded issue) when it loads.
+func loadRefusal(_ path: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> SpecError? {
+  guard let error = loadError(path) else {
+    Issue.record("expected \(path) to be refused", sourceLocation: sourceLocation)
+    return nil
+  }
+  return error
+}

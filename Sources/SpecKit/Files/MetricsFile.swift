@@ -39,18 +39,18 @@ public enum MetricsFile {
     for metric in Metric.allCases {
       let count = record.points[metric] ?? 0
       let what = "history.metrics.points.\(metric.rawValue) says \(count)"
+      /// Why a tensor of the wrong dtype, or none, is where one of `dtype` should be.
+      func absent(_ name: String, _ dtype: String, foundOther: Bool) -> String {
+        foundOther
+          ? "\(name) must have dtype \(dtype), not \(dtype == "I64" ? "F32" : "I64")"
+          : "missing tensor \(name) (\(dtype), shape [\(count)])"
+      }
       guard let steps = contents.integers[metric.stepTensor] else {
-        problems.append(
-          contents.tensors[metric.stepTensor] != nil
-            ? "\(metric.stepTensor) must have dtype I64 (the steps are whole numbers), not F32"
-            : "missing tensor \(metric.stepTensor) (I64, shape [\(count)])")
+        problems.append(absent(metric.stepTensor, "I64", foundOther: contents.tensors[metric.stepTensor] != nil))
         continue
       }
       guard let values = contents.tensors[metric.valueTensor] else {
-        problems.append(
-          contents.integers[metric.valueTensor] != nil
-            ? "\(metric.valueTensor) must have dtype F32, not I64"
-            : "missing tensor \(metric.valueTensor) (F32, shape [\(count)])")
+        problems.append(absent(metric.valueTensor, "F32", foundOther: contents.integers[metric.valueTensor] != nil))
         continue
       }
       var shapesMatch = true

@@ -48,13 +48,11 @@ public enum SessionFile {
       spec.history = try readMetrics(record, into: spec.history, folder: folder, specPath: file)
     }
     guard let state = spec.state else { return SessionBundle(spec: spec) }
-    let (tensorBytes, readFrom) = try readBinary(
+    let contents = try readSafeTensors(
       state.tensors, sha256: state.sha256, folder: folder, specPath: file,
       mismatch:
         "the tensor file was changed or belongs to another save; restore the pair or remove \"state\" to start from the initializers",
       hashPath: "state.sha256")
-    let contents: SafeTensors.Contents
-    do { contents = try SafeTensors.decode(tensorBytes) } catch { throw .safetensors(path: readFrom, error) }
     var problems = spec.stateProblems(contents.tensors)
     var optimizerSteps: Int?
     if let text = contents.metadata[SessionBundle.optimizerStepsKey] {
@@ -87,6 +85,14 @@ public enum SessionFile {
     throw .stateMismatch(path: specPath, problems: ["\(name) has SHA-256 \(digest), but \(hashPath) says \(sha256): \(mismatch)"])
   }
 
+  /// The decoded safetensors file `name` with the hash `sha256` (see `readBinary`).
+  static func readSafeTensors(
+    _ name: String, sha256: String, folder: String, specPath: String, mismatch: String, hashPath: String, integers: Bool = false
+  ) throws(SpecError) -> SafeTensors.Contents {
+    let (bytes, readFrom) = try readBinary(name, sha256: sha256, folder: folder, specPath: specPath, mismatch: mismatch, hashPath: hashPath)
+    do { return try SafeTensors.decode(bytes, integers: integers) } catch { throw .safetensors(path: readFrom, error) }
+  }
+
   /// `history` with the points of the metrics file `record` names, checked against it.
   static func readMetrics(_ record: MetricsRecord, into history: HistorySpec, folder: String, specPath: String) throws(SpecError)
     -> HistorySpec
@@ -100,13 +106,11 @@ public enum SessionFile {
           "history.metrics.points declares \(record.totalPoints) points, which need \(ByteCount.text(Double(total))) to read, more than the memory limit (\(ByteCount.text(Double(limit))), \(MemoryBudget.limitSource))"
         ])
     }
-    let (bytes, readFrom) = try readBinary(
+    let contents = try readSafeTensors(
       record.file, sha256: record.sha256, folder: folder, specPath: specPath,
       mismatch:
         "the metrics file was changed or belongs to another save; restore it, or set history.metrics to null to drop the recorded points",
-      hashPath: "history.metrics.sha256")
-    let contents: SafeTensors.Contents
-    do { contents = try SafeTensors.decode(bytes, integers: true) } catch { throw .safetensors(path: readFrom, error) }
+      hashPath: "history.metrics.sha256", integers: true)
     switch MetricsFile.points(from: contents, declared: record) {
     case .success(let points):
       var history = history
