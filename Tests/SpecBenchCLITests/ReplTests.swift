@@ -69,7 +69,14 @@ struct ReplTerminalTests {
     try terminal.waitFor { $0.contains("spirals [reference idle]>") }
     try terminal.send("train 300", "Enter")
     try terminal.send("half typed")
-    let screen = try terminal.waitFor { $0.contains("[stopped] stopped by steps at step 300") }
+    // The event is printed, then readline redraws the prompt and the half-typed line below it:
+    // wait for both (a capture can fall between the two writes).
+    func redrawnBelowTheEvent(_ screen: String) -> Bool {
+      let lines = screen.split(separator: "\n").map(String.init)
+      guard let stopped = lines.firstIndex(where: { $0.hasPrefix("[stopped] stopped by steps at step 300") }) else { return false }
+      return lines[(stopped + 1)...].contains { $0.hasSuffix("> half typed") }
+    }
+    let screen = try terminal.waitFor(redrawnBelowTheEvent)
     let lines = screen.split(separator: "\n").map(String.init)
     let stopped = try #require(lines.firstIndex { $0.hasPrefix("[stopped]") })
     #expect(lines[(stopped + 1)...].contains { $0.hasSuffix("> half typed") }, "the typed text is redrawn below the event: \(screen)")
