@@ -95,6 +95,7 @@ public enum Exporter {
     var files: [String] = []
     let join = { (name: String) in name.hasPrefix("/") ? name : PathText.join(folder, name) }
     if let state = spec.state { files.append(join(state.tensors)) }
+    if let metrics = spec.history.metrics { files.append(join(metrics.file)) }
     return files + spec.data.source.files.map(join)
   }
 

@@ -178,15 +178,23 @@ struct HostileCLITests {
 
   @Test func anExportNeverOverwritesItsOwnInput() throws {
     let folder = try session()
+    // Trained, so that the session has a metrics file too.
+    let trained = try runProcess(specbenchExecutable, ["run", "x.json", "--steps", "3", "--save", "x"], currentDirectory: folder)
+    #expect(trained.status == 0, "\(trained.stderr)")
     let tensors = try Data(contentsOf: URL(fileURLWithPath: folder + "/x.safetensors"))
     let spec = try Data(contentsOf: URL(fileURLWithPath: folder + "/x.json"))
-    for (format, out) in [("safetensors", "x"), ("safetensors", "x.json"), ("onnx", "x.json"), ("pytorch", "x")] {
+    let metrics = try Data(contentsOf: URL(fileURLWithPath: folder + "/x.history.safetensors"))
+    for (format, out) in [
+      ("safetensors", "x"), ("safetensors", "x.json"), ("onnx", "x.json"), ("pytorch", "x"), ("safetensors", "x.history.safetensors"),
+      ("pytorch", "x.history"),
+    ] {
       let result = try runProcess(specbenchExecutable, ["export", "x.json", "--to", format, "--out", out], currentDirectory: folder)
       #expect(result.status == 1, "\(format) --out \(out)")
       #expect(result.stderr.contains("which the session is read from"), "\(result.stderr)")
     }
     #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/x.safetensors")) == tensors)
     #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/x.json")) == spec)
+    #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/x.history.safetensors")) == metrics)
   }
 
   @Test(arguments: ["onnx", "safetensors", "pytorch"])
