@@ -67,7 +67,6 @@ public enum CSVData {
       }
     }
     let count = rows.count, features = width - 1
-    if source.normalize { standardize(&inputs, rows: count, columns: features) }
     let inputTensor = Tensor(shape: [count, features], scalars: inputs)
     switch source.task {
     case .regression:
@@ -83,7 +82,7 @@ public enum CSVData {
       return (
         Dataset(
           inputs: inputTensor, targets: .values(Tensor(shape: [count, 1], scalars: values)),
-          shape: DataShape(input: [features], target: .values(width: 1))), nil
+          shape: DataShape(input: [features], target: .values(width: 1)), standardizesInputs: source.normalize), nil
       )
     case .classification:
       let distinct = Set(targetCells.map(\.text))
@@ -97,29 +96,11 @@ public enum CSVData {
       let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
       let labels = targetCells.map { index[$0.text]! }
       return (
-        Dataset(inputs: inputTensor, targets: .classes(labels), shape: DataShape(input: [features], target: .classes(classes.count))),
+        Dataset(
+          inputs: inputTensor, targets: .classes(labels), shape: DataShape(input: [features], target: .classes(classes.count)),
+          standardizesInputs: source.normalize),
         classes
       )
-    }
-  }
-
-  /// Standardises each column to mean 0 and (population) standard deviation 1; a constant
-  /// column becomes 0.
-  static func standardize(_ values: inout [Float], rows: Int, columns: Int) {
-    for c in 0..<columns {
-      var mean = 0.0
-      for r in 0..<rows { mean += Double(values[r * columns + c]) }
-      mean /= Double(rows)
-      var variance = 0.0
-      for r in 0..<rows {
-        let d = Double(values[r * columns + c]) - mean
-        variance += d * d
-      }
-      let std = (variance / Double(rows)).squareRoot()
-      for r in 0..<rows {
-        let centred = Double(values[r * columns + c]) - mean
-        values[r * columns + c] = Float(std > 0 ? centred / std : centred)
-      }
     }
   }
 

@@ -8,18 +8,60 @@ public struct Dataset: Hashable, Sendable {
   public var targets: Targets
   /// The shapes this data has, to check against the model and loss.
   public var shape: DataShape
+  /// Whether the inputs are to be standardised (a csv source's `normalize`): `DataSplit` does
+  /// it with statistics of the training part only, so nothing of the validation part leaks in.
+  public var standardizesInputs: Bool
 
-  public init(inputs: Tensor, targets: Targets, shape: DataShape) {
+  public init(inputs: Tensor, targets: Targets, shape: DataShape, standardizesInputs: Bool = false) {
     self.inputs = inputs
     self.targets = targets
     self.shape = shape
+    self.standardizesInputs = standardizesInputs
   }
 
   public var count: Int { inputs.rows }
 
   /// The samples at `indices`, in that order.
   public func subset(_ indices: some Collection<Int>) -> Dataset {
-    Dataset(inputs: inputs.gatherRows(indices), targets: targets.gather(indices), shape: shape)
+    Dataset(inputs: inputs.gatherRows(indices), targets: targets.gather(indices), shape: shape, standardizesInputs: standardizesInputs)
+  }
+}
+
+/// Per-column standardisation: `(x − mean) / std` with the population standard deviation, or
+/// only `x − mean` for a constant column; computed in double precision, rounded once to float32.
+public struct Standardization: Hashable, Sendable {
+  public var mean: [Double]
+  public var std: [Double]
+
+  /// The statistics of each column of `inputs` (`[N, columns]`).
+  public init(fitting inputs: Tensor) {
+    let rows = inputs.rows, columns = inputs.rowWidth
+    mean = Array(repeating: 0, count: columns)
+    std = Array(repeating: 0, count: columns)
+    for c in 0..<columns {
+      var sum = 0.0
+      for r in 0..<rows { sum += Double(inputs.scalars[r * columns + c]) }
+      let m = sum / Double(max(rows, 1))
+      var squares = 0.0
+      for r in 0..<rows {
+        let d = Double(inputs.scalars[r * columns + c]) - m
+        squares += d * d
+      }
+      mean[c] = m
+      std[c] = (squares / Double(max(rows, 1))).squareRoot()
+    }
+  }
+
+  /// `inputs` standardised with these statistics.
+  public func apply(to inputs: Tensor) -> Tensor {
+    let columns = mean.count
+    var values = inputs.scalars
+    for i in values.indices {
+      let c = i % columns
+      let centred = Double(values[i]) - mean[c]
+      values[i] = Float(std[c] > 0 ? centred / std[c] : centred)
+    }
+    return Tensor(shape: inputs.shape, scalars: values)
   }
 }
 
@@ -28,22 +70,38 @@ public struct DataSplit: Hashable, Sendable {
   public var train: Dataset
   /// Nil when `validation_fraction` is 0.
   public var validation: Dataset?
+  /// The statistics both parts were standardised with — the training part's — when the data
+  /// asks for it; exporters write them into the model they hand over.
+  public var standardization: Standardization?
 
   /// Holds out `fraction` of `data` for validation: a Fisher–Yates permutation of all indices
   /// drawn from `SplitMix64(seed: seed, stream: "data.split")`; its first round(N·fraction)
   /// indices (at least 1 and at most N − 1 when fraction > 0) are the validation samples; both
   /// parts keep the data's order.
+  ///
+  /// Data that asks to be standardised is standardised here, with the training part's
+  /// statistics, applied to both parts.
   public init(_ data: Dataset, validationFraction fraction: Double, seed: UInt64) {
-    guard fraction > 0, data.count > 1 else {
+    if fraction > 0, data.count > 1 {
+      var generator = SplitMix64(seed: seed, stream: "data.split")
+      let order = Shuffle.permutation(data.count, generator: &generator)
+      let held = min(max(Int((Double(data.count) * fraction).rounded()), 1), data.count - 1)
+      validation = data.subset(order[..<held].sorted())
+      train = data.subset(order[held...].sorted())
+    } else {
       train = data
       validation = nil
-      return
     }
-    var generator = SplitMix64(seed: seed, stream: "data.split")
-    let order = Shuffle.permutation(data.count, generator: &generator)
-    let held = min(max(Int((Double(data.count) * fraction).rounded()), 1), data.count - 1)
-    validation = data.subset(order[..<held].sorted())
-    train = data.subset(order[held...].sorted())
+    guard data.standardizesInputs else { return }
+    let statistics = Standardization(fitting: train.inputs)
+    standardization = statistics
+    train.inputs = statistics.apply(to: train.inputs)
+    train.standardizesInputs = false
+    if var held = validation {
+      held.inputs = statistics.apply(to: held.inputs)
+      held.standardizesInputs = false
+      validation = held
+    }
   }
 }
 

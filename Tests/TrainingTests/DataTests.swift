@@ -102,9 +102,44 @@ struct DataTests {
     let data = try csv(
       "y\tx1\tx2\n1.5\t1\t10\n2.5\t3\t10\n", .init(path: "", target: .index(0), delimiter: "\t", task: .regression, normalize: true))
     #expect(data.targets == .values(Tensor(shape: [2, 1], scalars: [1.5, 2.5])))
-    #expect(data.inputs.scalars == [-1, 0, 1, 0])  // x2 is constant: centred only
+    // The loader keeps the raw values; the split standardises them.
+    #expect(data.inputs.scalars == [1, 10, 3, 10] && data.standardizesInputs)
+    let split = DataSplit(data, validationFraction: 0, seed: 1)
+    #expect(split.train.inputs.scalars == [-1, 0, 1, 0])  // x2 is constant: centred only
+    #expect(split.standardization == Standardization(fitting: data.inputs) && !split.train.standardizesInputs)
     let quoted = try csv("\"a,b\",t\n\"1\",\"x \"\"q\"\"\"\n2,y\n", .init(path: "", target: .name("t"), task: .classification))
     #expect(quoted.targets == .classes([0, 1]))
+  }
+
+  /// Normalisation statistics come from the training part only: validation rows far from the
+  /// training rows do not move them.
+  @Test func normalisationUsesTheTrainingPartOnly() throws {
+    // 20 rows: x in 0…9 for most, and rows at 1000 (one every fourth) that the split may hold out.
+    let rows = (0..<20).map { i in "\(i % 4 == 0 ? 1000 + i : i % 10),\(i % 2 == 0 ? "a" : "b")" }
+    let data = try csv("x,t\n" + rows.joined(separator: "\n") + "\n", .init(path: "", target: .name("t"), task: .classification, normalize: true))
+    let split = DataSplit(data, validationFraction: 0.3, seed: 5)
+    let validation = try #require(split.validation)
+    let raw = DataSplit(Dataset(inputs: data.inputs, targets: data.targets, shape: data.shape), validationFraction: 0.3, seed: 5)
+    let trainRaw: [Double] = raw.train.inputs.scalars.map(Double.init)
+    let mean: Double = trainRaw.reduce(0, +) / Double(trainRaw.count)
+    let deviations: [Double] = trainRaw.map { ($0 - mean) * ($0 - mean) }
+    let std: Double = (deviations.reduce(0, +) / Double(trainRaw.count)).squareRoot()
+    #expect(split.standardization?.mean == [mean] && split.standardization?.std == [std])
+    // The training part has mean 0 and standard deviation 1 …
+    let train: [Double] = split.train.inputs.scalars.map(Double.init)
+    let trainMean: Double = train.reduce(0, +) / Double(train.count)
+    let trainSquares: Double = train.map { $0 * $0 }.reduce(0, +) / Double(train.count)
+    #expect(abs(trainMean) < 1e-6)
+    #expect(abs(trainSquares.squareRoot() - 1) < 1e-6)
+    // … and the validation part is standardised with the training part's statistics.
+    let expected: [Float] = raw.validation!.inputs.scalars.map { Float((Double($0) - mean) / std) }
+    #expect(validation.inputs.scalars == expected)
+    // The split held out some of the far rows and kept some: with all rows' statistics (the old
+    // rule) the training mean would not be 0.
+    #expect(raw.validation!.inputs.scalars.contains { $0 >= 1000 } && raw.train.inputs.scalars.contains { $0 >= 1000 })
+    let all: [Double] = data.inputs.scalars.map(Double.init)
+    let allMean: Double = all.reduce(0, +) / Double(all.count)
+    #expect(abs(allMean - mean) > 1, "this data tells the two rules apart")
   }
 
   @Test(arguments: [
