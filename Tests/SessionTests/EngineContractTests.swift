@@ -130,6 +130,53 @@ struct EngineContractTests {
     #expect(try document.step(back: false).hasPrefix("redid") && document.spec.training.batchSize == 8)
   }
 
+  /// "Save as" into another folder keeps the data: the relative CSV path is rewritten to name
+  /// the same file from there, in the file and in the live session, which trains on.
+  @Test func savingIntoAnotherFolderRebasesTheDataPath() throws {
+    let root = temporaryFolder()
+    try FileManager.default.createDirectory(atPath: root + "/a", withIntermediateDirectories: true)
+    let rows = (0..<40).map { i in "\(Double(i) / 10),\(Double(i % 7) / 3),\(i % 2 == 0 ? "x" : "y")" }
+    try ("f1,f2,label\n" + rows.joined(separator: "\n") + "\n").write(toFile: root + "/a/data.csv", atomically: true, encoding: .utf8)
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "c", input: [2])))
+    for line in [
+      "new c --input 2", "data csv path=\(root)/a/data.csv target=label task=classification normalize=true", "add dense 4 relu",
+      "add dense 2", "stop max_steps 100000",
+    ] {
+      #expect(!engine.execute(line).failed, "\(line)")
+    }
+    #expect(!engine.execute("save \(root)/a/s").failed)
+    // Written relative to the spec's folder: make it so, as a hand-written file would be.
+    var local = try SessionFile.load(root + "/a/s.json")
+    if case .csv(var csv) = local.spec.data.source {
+      csv.path = "data.csv"
+      local.spec.data.source = .csv(csv)
+    }
+    try SessionFile.save(local, to: root + "/a/s")
+    let reopened = SessionEngine(bundle: try SessionFile.load(root + "/a/s.json"), path: root + "/a/s.json")
+    let outcome = reopened.execute("save \(root)/b/s")
+    #expect(!outcome.failed)
+    #expect(reopened.takeEvents().contains { $0.kind == .saved && $0.text.contains("data paths now relative to \(root)/b: ../a/data.csv") })
+    #expect(reopened.spec.data.source.files == ["../a/data.csv"])
+    #expect(try SessionFile.load(root + "/b/s.json").spec.data.source.files == ["../a/data.csv"])
+    // The live session trains on, reading the same file from its new folder.
+    #expect(!reopened.execute("train 5").failed)
+    waitIdle(reopened)
+    #expect(reopened.state?.step == 5)
+  }
+
+  @Test func relativePathsBetweenFolders() {
+    #expect(PathText.relative(from: "/r/b", to: "/r/a/data.csv") == "../a/data.csv")
+    #expect(PathText.relative(from: "/r/a", to: "/r/a/sub/x.csv") == "sub/x.csv")
+    #expect(PathText.relative(from: "/r/a/b/c", to: "/q/x") == "../../../../q/x")
+    #expect(PathText.relative(from: "/", to: "/x/y") == "x/y")
+    #expect(PathText.absolute("../a/./d.csv", from: "/r/b") == "/r/a/d.csv")
+    let source = DataSource.csv(.init(path: "data.csv", target: .name("t"), task: .classification))
+    #expect(source.rebased(from: "/r/a", to: "/r/b").files == ["../a/data.csv"])
+    #expect(source.rebased(from: "/r/a", to: "/r/a").files == ["data.csv"])
+    let absolute = DataSource.idx(images: "/d/i", labels: "l")
+    #expect(absolute.rebased(from: "/r/a", to: "/r/b").files == ["/d/i", "../a/l"])
+  }
+
   @Test func everyEventHasOneFormat() throws {
     let engine = engine()
     _ = engine.execute("train 5 --wait")

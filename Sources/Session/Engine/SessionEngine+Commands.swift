@@ -1,4 +1,5 @@
 import Backends
+import Datasets
 import Foundation
 import Interchange
 import SpecKit
@@ -180,25 +181,47 @@ extension SessionEngine {
     formatter.dateFormat = "yyyyMMdd-HHmmss"
     formatter.locale = Locale(identifier: "en_US_POSIX")
     let target = "\(base)/specbench/recovered/\(safeName.isEmpty ? "session" : safeName)-\(formatter.string(from: Date()))"
-    let (keptPath, unsaved) = (path, hasUnsavedChanges)
+    let (keptPath, unsaved, keptData) = (path, hasUnsavedChanges, spec.data)
     do {
       _ = try save(to: target)
     } catch {
       return .failure(error)
     }
     // The recovery copy is not where the user keeps the session.
-    (document.path, document.hasUnsavedChanges) = (keptPath, unsaved)
+    (document.path, document.hasUnsavedChanges, document.spec.data) = (keptPath, unsaved, keptData)
     return .success(SessionFile.paths(for: target).json)
   }
 
+  /// Saves the session to `target` (or where it belongs). Saved into another folder, its
+  /// relative data paths are rewritten to name the same files from there — in the file and in
+  /// the live session, which now belongs to the new file.
   func save(to target: String?) throws(CommandError) -> String {
     guard let destination = target ?? path else { throw CommandError("save: give a path the first time, such as save sessions/mine") }
-    let bundle = try currentBundle(for: "save")
+    var bundle = try currentBundle(for: "save")
+    let current = FileManager.default.currentDirectoryPath
+    let (oldFolder, newFolder) = (
+      PathText.absolute(folder, from: current), PathText.absolute(PathText.folderOrCurrent(SessionFile.paths(for: destination).json), from: current)
+    )
+    let source = spec.data.source.rebased(from: oldFolder, to: newFolder)
+    bundle.spec.data.source = source
     do {
       let written = try SessionFile.save(bundle, to: destination)
       document.path = SessionFile.paths(for: destination).json
       document.hasUnsavedChanges = training.hasWorker
-      return "saved \(path!)" + (written.state.map { " with its state at step \($0.step)" } ?? "")
+      var message = "saved \(path!)" + (written.state.map { " with its state at step \($0.step)" } ?? "")
+      if source != spec.data.source {
+        // The live session goes on reading the same files, now named from the new folder.
+        document.spec.data.source = source
+        for file in spec.data.source.files where !file.hasPrefix("/") {
+          DataAccess.allow(PathText.folder(PathText.absolute(file, from: newFolder)))
+        }
+        let outside = source.files.filter { $0.hasPrefix("../") }
+        message +=
+          "; data paths now relative to \(newFolder): \(source.files.joined(separator: ", "))"
+          + (outside.isEmpty
+            ? "" : " (outside its folder: opening the file in a new SpecBench needs --allow-data or \(DataAccess.variable))")
+      }
+      return message
     } catch {
       throw CommandError(error.description)
     }

@@ -65,6 +65,21 @@ package enum PathText {
     return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
   }
 
+  /// `path` as an absolute, standardized path (relative paths from `current`).
+  package static func absolute(_ path: String, from current: String) -> String {
+    standardized(path.hasPrefix("/") ? path : join(current, path))
+  }
+
+  /// The relative path from the folder `from` to `to`, both absolute: `../data/x.csv`.
+  package static func relative(from folder: String, to target: String) -> String {
+    let base = standardized(folder).split(separator: "/")
+    let goal = standardized(target).split(separator: "/")
+    var common = 0
+    while common < base.count, common < goal.count, base[common] == goal[common] { common += 1 }
+    let parts = Array(repeating: "..", count: base.count - common) + goal[common...].map(String.init)
+    return parts.isEmpty ? "." : parts.joined(separator: "/")
+  }
+
   private static func trimmingTrailingSlashes(_ path: String) -> String {
     var text = path
     while text.count > 1 && text.hasSuffix("/") { text.removeLast() }

@@ -123,6 +123,22 @@ public enum DataSource: Hashable, Sendable {
     }
   }
 
+  /// The source with its relative file paths rewritten for a spec that moves from the folder
+  /// `old` to the folder `new` (both absolute), so that they still name the same files.
+  /// Absolute paths stay as they are.
+  package func rebased(from old: String, to new: String) -> DataSource {
+    func move(_ path: String) -> String {
+      path.hasPrefix("/") ? path : PathText.relative(from: new, to: PathText.absolute(path, from: old))
+    }
+    switch self {
+    case .csv(var csv):
+      csv.path = move(csv.path)
+      return .csv(csv)
+    case .idx(let images, let labels): return .idx(images: move(images), labels: move(labels))
+    default: return self
+    }
+  }
+
   public var knownShape: DataShape? {
     switch self {
     case .spirals(_, let classes, _, _): DataShape(input: [2], target: .classes(classes))
