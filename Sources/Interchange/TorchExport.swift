@@ -155,6 +155,17 @@ public enum TorchExport {
     if !rules.isEmpty {
       leftOut.append("the stop rules " + rules.map(\.summary).joined(separator: ", ") + " (the script stops at max_steps and max_epochs)")
     }
+    let past = spec.training.stop.contains { rule in
+      switch rule {
+      case .maxSteps(let steps): steps <= state.step
+      case .maxEpochs(let epochs): epochs <= state.epoch
+      default: false
+      }
+    }
+    if past {
+      leftOut.append(
+        "the session's limits (it is at step \(state.step), past them): the script trains 1000 more steps unless --steps says otherwise")
+    }
     return (script, SafeTensors.Contents(tensors: tensors, metadata: metadata), leftOut)
   }
 

@@ -67,6 +67,27 @@ struct TorchExportTests {
     let inputShape = report["inputs"] as? [Int]
     #expect(inputShape.map { Array($0.dropFirst()) } == bundle.spec.model.input)
     #expect((report["step"] as? Int) == 25)
+    // Without --steps it trains up to the session's next limit; --steps N trains N.
+    #expect((report["planned"] as? Int).map { $0 > 0 } == true && (report["planned_note"] as? String) == "")
+    #expect((report["requested"] as? Int) == 7)
+  }
+
+  /// A session already past its own max_steps: the script trains a stated default, says so, and
+  /// the export lists it (it used to train 0 steps without a word).
+  @Test func aSessionPastItsLimitsTrainsTheDefaultAndSaysSo() throws {
+    var (bundle, _) = try trainedExample("xor", steps: 25)
+    bundle.spec.training.stop = [.maxSteps(steps: 10)]
+    let folder = temporaryFolder("specbench-torch")
+    let result = try Exporter.export(bundle, to: .pytorch, path: folder + "/past", folder: repositoryPath("sessions"))
+    #expect(result.leftOut.contains { $0.contains("it is at step 25, past them): the script trains 1000 more steps") }, "\(result.leftOut)")
+    let run = try PythonPeer.run(Self.standIn, [folder + "/past.py", folder + "/past.safetensors"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let report = try #require(
+      try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout) \(run.stderr)")
+    #expect((report["planned"] as? Int) == 1000)
+    #expect(
+      (report["planned_note"] as? String)
+        == "at step 25 the session is past its limits (max_steps 10, max_epochs None); training 1000 more steps (--steps N trains N)\n")
   }
 
   /// Checks a generated script without PyTorch: compiles it, reads its EXPECTED table, and runs
@@ -120,7 +141,13 @@ struct TorchExportTests {
     slots = ast.literal_eval(source.split("for slot in ")[1].split("}")[0])
     parameters = [k for k in built if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     missing = [f"optimizer/{p}/{s}" for p in parameters for s in slots if f"optimizer/{p}/{s}" not in tensors]
+    import contextlib, io
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        planned = namespace["planned_steps"](tensors["data/inputs"].shape[0], None)
     print(json.dumps({"built": built, "expected": expected, "file": file, "missing_slots": missing, "step": step,
-                      "lr": [namespace["learning_rate"](t) for t in range(1, 301)], "inputs": list(tensors["data/inputs"].shape)}))
+                      "lr": [namespace["learning_rate"](t) for t in range(1, 301)], "inputs": list(tensors["data/inputs"].shape),
+                      "planned": planned, "planned_note": said.getvalue(),
+                      "requested": namespace["planned_steps"](tensors["data/inputs"].shape[0], 7)}))
     """#
 }

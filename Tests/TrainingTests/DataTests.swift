@@ -116,7 +116,8 @@ struct DataTests {
   @Test func normalisationUsesTheTrainingPartOnly() throws {
     // 20 rows: x in 0…9 for most, and rows at 1000 (one every fourth) that the split may hold out.
     let rows = (0..<20).map { i in "\(i % 4 == 0 ? 1000 + i : i % 10),\(i % 2 == 0 ? "a" : "b")" }
-    let data = try csv("x,t\n" + rows.joined(separator: "\n") + "\n", .init(path: "", target: .name("t"), task: .classification, normalize: true))
+    let data = try csv(
+      "x,t\n" + rows.joined(separator: "\n") + "\n", .init(path: "", target: .name("t"), task: .classification, normalize: true))
     let split = DataSplit(data, validationFraction: 0.3, seed: 5)
     let validation = try #require(split.validation)
     let raw = DataSplit(Dataset(inputs: data.inputs, targets: data.targets, shape: data.shape), validationFraction: 0.3, seed: 5)

@@ -200,7 +200,8 @@ extension SessionEngine {
     var bundle = try currentBundle(for: "save")
     let current = FileManager.default.currentDirectoryPath
     let (oldFolder, newFolder) = (
-      PathText.absolute(folder, from: current), PathText.absolute(PathText.folderOrCurrent(SessionFile.paths(for: destination).json), from: current)
+      PathText.absolute(folder, from: current),
+      PathText.absolute(PathText.folderOrCurrent(SessionFile.paths(for: destination).json), from: current)
     )
     let source = spec.data.source.rebased(from: oldFolder, to: newFolder)
     bundle.spec.data.source = source
