@@ -66,11 +66,12 @@ struct TorchScript {
     lines.append("LAYERS = [" + modules.map { pyString($0.layer) }.joined(separator: ", ") + "]")
     lines += ["", ""]
     lines += [
-      "def learning_rate(t):",
-      "    \"\"\"The rate of update t (t from 1), by the session's schedule (\(spec.schedule.name)).\"\"\"",
+      "def learning_rate(update):",
+      "    \"\"\"The rate of update `update` (from 1), by the session's schedule (\(spec.schedule.name), from update \(spec.schedule.start)).\"\"\"",
       "    lr = \(p(spec.optimizer.learningRate))",
+      "    t = max(1, update - \(spec.schedule.start))",
     ]
-    switch spec.schedule {
+    switch spec.schedule.shape {
     case .constant:
       lines.append("    return lr")
     case .step(let stepSize, let gamma):

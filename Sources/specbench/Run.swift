@@ -62,6 +62,9 @@ struct Run: ParsableCommand {
     } catch let error as SessionError {
       throw failWith(error.description)
     }
+    for warning in training.spec.schedule.warnings(runFrom: training.trainer.step + 1, base: training.spec.optimizer.learningRate) {
+      Console.error("warning: " + warning)
+    }
     installStopHandlers()
     var reporter = RunReporter(
       json: json, planned: TrainingRun.plannedStep(spec: bundle.spec, from: training.trainer.step, extraSteps: steps))

@@ -177,6 +177,37 @@ struct EngineContractTests {
     #expect(absolute.rebased(from: "/r/a", to: "/r/b").files == ["/d/i", "../a/l"])
   }
 
+  /// A schedule set on a trained session counts from that step (as a PyTorch scheduler counts
+  /// from when it is created); one that would leave the rate at 0, or that ended before the run
+  /// begins, is said out loud.
+  @Test func aScheduleSetMidRunStartsThereAndAZeroRateIsSaid() throws {
+    let engine = engine()
+    _ = engine.execute("train 60 --wait")
+    waitIdle(engine)
+    let set = engine.execute("schedule warmup_cosine warmup_steps=5 t_max=30")
+    #expect(
+      set.text.hasPrefix("schedule: warmup_cosine warmup_steps=5 t_max=30 eta_min=0.0 from update 60 (counting from step 60, now)"),
+      "\(set.text)")
+    #expect(!set.text.contains("warning"))
+    #expect(engine.spec.schedule.start == 60)
+    // The first update of the next run warms up from there: a rate above 0 (the old rule, which
+    // counted from update 1, gave eta_min = 0 for every update past 30).
+    let lr = engine.spec.optimizer.learningRate
+    #expect(engine.spec.schedule.learningRate(at: 61, base: lr) == lr / 5)
+    let before = try #require(engine.state?.tensors[StateKey.parameter("dense1.weight")])
+    let started = engine.execute("train 10 --wait")
+    #expect(!started.text.contains("warning"), "\(started.text)")
+    waitIdle(engine)
+    #expect(engine.state?.tensors[StateKey.parameter("dense1.weight")] != before, "the weights moved")
+    // An explicit start that puts the run past the schedule's end is said, when set and at train.
+    let ended = engine.execute("schedule cosine t_max=30 start=0")
+    #expect(ended.text.contains("warning: the cosine schedule ended at update 30 (it starts at update 0)"), "\(ended.text)")
+    #expect(ended.text.contains("which is 0: the weights will not change"))
+    let run = engine.execute("train 5 --wait")
+    #expect(run.text.contains("\nwarning: the cosine schedule ended at update 30"), "\(run.text)")
+    waitIdle(engine)
+  }
+
   @Test func everyEventHasOneFormat() throws {
     let engine = engine()
     _ = engine.execute("train 5 --wait")

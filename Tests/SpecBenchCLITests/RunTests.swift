@@ -87,6 +87,21 @@ struct RunTests {
     #expect(try String(contentsOfFile: folder + "/v1/iris.json", encoding: .utf8).contains("\"version\": 2"))
   }
 
+  @Test func aRunPastItsSchedulesEndSaysSo() throws {
+    let folder = temporaryFolder()
+    #expect(try specbench("run", "sessions/xor.json", "--steps", "20", "--save", folder + "/x").status == 0)
+    var bundle = try SessionFile.load(folder + "/x.json")
+    bundle.spec.schedule = .cosine(tMax: 10, etaMin: 0)
+    try SessionFile.save(bundle, to: folder + "/x")
+    let result = try runProcess(specbenchExecutable, ["run", folder + "/x.json", "--steps", "3"])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(
+      result.stderr.contains(
+        "warning: the cosine schedule ended at update 10 (it starts at update 0), so every update of this run uses its final rate 0.0, which is 0"
+      ),
+      "\(result.stderr)")
+  }
+
   /// The results sessions/README.md promises.
   static let promised: [(String, String, Double)] = [
     ("spirals", "train_accuracy", 0.95), ("iris", "val_accuracy", 0.93), ("moons", "val_accuracy", 0.95), ("xor", "train_accuracy", 0.95),

@@ -57,7 +57,11 @@ public struct SessionDocument: Sendable {
   /// only the edits that apply at a step boundary are allowed, and the worker maps the state.
   ///
   /// - Returns: what to tell the user, and the events of the state mapping.
-  mutating func apply(_ command: Edit, line: String, folder: String, training: Bool) throws(CommandError) -> (
+  ///
+  /// A schedule set on a session that has trained starts at its current step (`step`, the
+  /// worker's while it trains), as a PyTorch scheduler counts from when it is created, unless
+  /// the command gives `start=`.
+  mutating func apply(_ command: Edit, line: String, folder: String, training: Bool, step: Int = 0) throws(CommandError) -> (
     message: String, events: [EngineEvent]
   ) {
     var events: [EngineEvent] = []
@@ -132,7 +136,10 @@ public struct SessionDocument: Sendable {
       message = "optimizer: \(next.optimizer.summary)"
     case .schedule(let json):
       next.schedule = try parts { () throws(SpecError) in try SpecParts.schedule(json) }
-      message = "schedule: \(next.schedule.summary)"
+      if json.objectValue?["start"] == nil { next.schedule.start = step }
+      message =
+        "schedule: \(next.schedule.summary)" + (step > 0 && json.objectValue?["start"] == nil ? " (counting from step \(step), now)" : "")
+        + next.schedule.warnings(runFrom: step + 1, base: next.optimizer.learningRate).map { "\nwarning: " + $0 }.joined()
     case .stopRules(let rules):
       next.training.stop = try rules.enumerated().map { (i, json) throws(CommandError) in
         try parts { () throws(SpecError) in try SpecParts.stopRule(json, at: JSONPath("training.stop") + i) }

@@ -83,7 +83,8 @@ public final class SessionEngine {
   /// Applies an edit to the document; a running worker gets the changed spec at its next step
   /// boundary, and a new session forgets the old one's training.
   func change(_ edit: Edit, line: String) throws(CommandError) -> CommandOutcome {
-    let (message, events) = try document.apply(edit, line: line, folder: folder, training: training.hasWorker)
+    let step = training.liveSnapshot?.step ?? state?.step ?? 0
+    let (message, events) = try document.apply(edit, line: line, folder: folder, training: training.hasWorker, step: step)
     pendingEvents.append(contentsOf: events)
     training.change(to: spec, backend: spec.backend)
     if case .new = edit { training.forgetSession() }

@@ -69,7 +69,9 @@ final class TrainingController {
       run: run, backends: backends, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresStatistics)
     status = .running
     pausedTarget = target
+    let warnings = spec.schedule.warnings(runFrom: start + 1, base: spec.optimizer.learningRate)
     return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")
+      + warnings.map { "\nwarning: " + $0 }.joined()
   }
 
   /// Resumes a paused run of `document` toward the step it was heading for.

@@ -30,7 +30,12 @@ extension OptimizerSpec {
 }
 
 extension ScheduleSpec {
-  public var summary: String { Self.fieldSummary(json) }
+  /// `cosine t_max=3000 eta_min=0.0`, and `from update N` when it does not start at 0.
+  public var summary: String {
+    guard case .object(var object) = json.kind else { return Self.fieldSummary(json) }
+    object.members.removeAll { $0.key == "start" }
+    return Self.fieldSummary(JSONValue(.object(object))) + (start > 0 ? " from update \(start)" : "")
+  }
 
   static func fieldSummary(_ json: JSONValue) -> String {
     guard let object = json.objectValue else { return JSONWriter.compact(json) }
