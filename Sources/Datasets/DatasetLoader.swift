@@ -17,13 +17,7 @@ public enum DatasetLoader {
       return SyntheticData.blobs(samples: samples, centers: centers, features: features, std: std, seed: seed)
     case .sine(let samples, let noise, let seed): return SyntheticData.sine(samples: samples, noise: noise, seed: seed)
     case .csv(let source):
-      let path = try DataAccess.resolve(source.path, in: folder, field: "data.path")
-      let bytes = try read(path)
-      if let nul = bytes.firstIndex(of: 0) {
-        let line = bytes[..<nul].reduce(1) { $1 == 10 ? $0 + 1 : $0 }
-        throw .csv(path: path, line: line, column: nil, message: "holds a NUL byte (at byte \(nul)); a CSV file is text")
-      }
-      guard let text = String(validating: bytes, as: UTF8.self) else { throw .unreadable(path: path, reason: "the file is not UTF-8 text") }
+      let (text, path) = try csvText(source, in: folder)
       return try CSVData.load(text: text, source: source, path: path).0
     case .idx(let images, let labels):
       let imagesPath = try DataAccess.resolve(images, in: folder, field: "data.images")
@@ -34,6 +28,36 @@ public enum DatasetLoader {
       let source = DataSource.CSVSource(path: "iris", target: .index(4), header: false, task: .classification)
       return try CSVData.load(text: IrisData.csv, source: source, path: "builtin:iris").0
     }
+  }
+
+  /// The dataset of `spec` and, for a csv classification (or the built-in iris), its class
+  /// names in label order: what an export writes beside the model.
+  public static func loadNamed(_ spec: DataSpec, relativeTo folder: String) throws(DataError) -> (dataset: Dataset, classNames: [String]?) {
+    switch spec.source {
+    case .csv(let source):
+      let (text, path) = try csvText(source, in: folder)
+      let (dataset, names) = try CSVData.load(text: text, source: source, path: path)
+      return (dataset, names)
+    case .builtin("iris"):
+      let source = DataSource.CSVSource(path: "iris", target: .index(4), header: false, task: .classification)
+      let (dataset, names) = try CSVData.load(text: IrisData.csv, source: source, path: "builtin:iris")
+      return (dataset, names)
+    default:
+      return (try load(spec, relativeTo: folder), nil)
+    }
+  }
+
+  /// A csv source's file as text, with its resolved path: refused when the policy does not
+  /// allow it, when it holds a NUL byte, or when it is not UTF-8.
+  static func csvText(_ source: DataSource.CSVSource, in folder: String) throws(DataError) -> (text: String, path: String) {
+    let path = try DataAccess.resolve(source.path, in: folder, field: "data.path")
+    let bytes = try read(path)
+    if let nul = bytes.firstIndex(of: 0) {
+      let line = bytes[..<nul].reduce(1) { $1 == 10 ? $0 + 1 : $0 }
+      throw .csv(path: path, line: line, column: nil, message: "holds a NUL byte (at byte \(nul)); a CSV file is text")
+    }
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw .unreadable(path: path, reason: "the file is not UTF-8 text") }
+    return (text, path)
   }
 
   static func read(_ path: String) throws(DataError) -> [UInt8] {

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import SpecKit
 
@@ -70,7 +71,18 @@ public enum Exporter {
     let state = try bundle.trainingState()
     switch format {
     case .onnx:
-      let (bytes, leftOut) = try ONNXExport.export(spec: bundle.spec, state: state, softmax: softmax)
+      var (standardization, classNames, unread): (Standardization?, [String]?, String?) = (nil, nil, nil)
+      do { (standardization, classNames) = try preprocessing(bundle.spec, folder: folder) } catch {
+        unread = "\(error)"
+      }
+      var (bytes, leftOut) = try ONNXExport.export(
+        spec: bundle.spec, state: state, softmax: softmax, standardization: standardization, classNames: classNames)
+      if let unread {
+        let standardizes = if case .csv(let csv) = bundle.spec.data.source { csv.normalize } else { false }
+        leftOut.insert(
+          (standardizes ? "the data's standardisation (data.normalize): the graph expects standardised inputs, and " : "")
+            + "the class names: the data could not be read (\(unread))", at: 0)
+      }
       try AtomicFile.write(bytes, to: main, what: "an export")
       return Result(files: [main], leftOut: leftOut)
     case .safetensors:
@@ -87,6 +99,20 @@ public enum Exporter {
       try AtomicFile.write(SafeTensors.encode(export.tensors), to: tensorsPath, what: "an export")
       try AtomicFile.write(Array(export.script.utf8), to: main, what: "an export")
       return Result(files: [main, tensorsPath], leftOut: export.leftOut)
+    }
+  }
+
+  /// What the session does to its data before the model sees it (a csv source's standardisation,
+  /// with the training split's statistics), and its class names: part of the model a user hands
+  /// over. Synthetic sources need neither (their class names are their label numbers).
+  static func preprocessing(_ spec: SessionSpec, folder: String) throws -> (Standardization?, [String]?) {
+    switch spec.data.source {
+    case .csv, .builtin:
+      let (dataset, names) = try DatasetLoader.loadNamed(spec.data, relativeTo: folder)
+      let split = DataSplit(dataset, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
+      return (split.standardization, names)
+    default:
+      return (nil, nil)
     }
   }
 

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import SpecKit
 
@@ -14,11 +15,17 @@ public enum ONNXExport {
 
   /// The `.onnx` bytes, and what the file leaves out (for the user to read).
   ///
-  /// - Parameter softmax: end with a softmax over the last axis, so that the output is
-  ///   probabilities rather than logits.
-  public static func export(spec: SessionSpec, state: TrainingState, softmax: Bool = false) throws(InterchangeError) -> (
-    bytes: [UInt8], leftOut: [String]
-  ) {
+  /// - Parameters:
+  ///   - softmax: end with a softmax over the last axis, so that the output is probabilities
+  ///     rather than logits.
+  ///   - standardization: the data's standardisation (a csv source's `normalize`, with the
+  ///     training split's statistics): the graph starts with it, `Sub` then `Div`, so that it
+  ///     takes raw rows as the session's data file has them.
+  ///   - classNames: the classes in label order, written into the metadata
+  ///     (`specbench.classes`, a JSON array).
+  public static func export(
+    spec: SessionSpec, state: TrainingState, softmax: Bool = false, standardization: Standardization? = nil, classNames: [String]? = nil
+  ) throws(InterchangeError) -> (bytes: [UInt8], leftOut: [String]) {
     let shapes: [LayerShape]
     do { shapes = try spec.model.layerShapes() } catch {
       throw .cannotExport(format: "onnx", reason: "the model's shapes do not chain: \(error.issues.first?.message ?? "\(error)")")
@@ -26,6 +33,16 @@ public enum ONNXExport {
     var builder = GraphBuilder(state: state)
     var current = inputName
     var leftOut: [String] = []
+    if let standardization {
+      // (x − mean) / std per input column; a constant column (std 0) is only centred.
+      builder.initializers.append(
+        ONNXTensor(name: "preprocess.mean", dims: [standardization.mean.count], floats: standardization.mean.map { Float($0) }))
+      builder.initializers.append(
+        ONNXTensor(name: "preprocess.std", dims: [standardization.std.count], floats: standardization.std.map { $0 > 0 ? Float($0) : 1 }))
+      builder.node("Sub", [current, "preprocess.mean"], "preprocess.centred", name: "preprocess.sub")
+      builder.node("Div", ["preprocess.centred", "preprocess.std"], "preprocess.standardised", name: "preprocess.div")
+      current = "preprocess.standardised"
+    }
     for shape in shapes {
       let name = shape.layer.name
       switch shape.layer.kind {
@@ -84,7 +101,12 @@ public enum ONNXExport {
     model.metadata = [
       ("specbench.session", spec.name), ("specbench.step", String(state.step)), ("specbench.loss", spec.loss.name),
       ("specbench.output", softmax ? "probabilities" : "the model's last layer (logits for a classifier)"),
+      (
+        "specbench.input",
+        standardization == nil ? "the samples as the data holds them" : "raw rows of the data file (the graph standardises them)"
+      ),
     ]
+    if let classNames { model.metadata.append(("specbench.classes", JSONWriter.compact(.array(classNames.map { .string($0) })))) }
     model.graph.name = spec.name
     model.graph.nodes = builder.nodes
     model.graph.initializers = builder.initializers

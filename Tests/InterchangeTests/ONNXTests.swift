@@ -1,4 +1,5 @@
 import Backends
+import Datasets
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
@@ -43,6 +44,71 @@ struct ONNXRuntimeTests {
     let back = try predictions(imported, inputs, folder: folder)
     #expect(back.shape == expected.shape)
     #expect(back.scalars.map(\.bitPattern) == expected.scalars.map(\.bitPattern), "the round trip changed \(name)'s predictions")
+  }
+
+  /// A CSV session with `normalize`: the exported graph takes raw rows as the data file has them
+  /// (it standardises them with the training split's statistics), so onnxruntime on raw rows
+  /// predicts what SpecBench predicts; the class names are in the metadata. (The export used to
+  /// expect standardised rows without a word: raw rows then gave chance accuracy.)
+  @Test func aNormalisedCSVSessionExportsItsPreprocessing() throws {
+    let folder = temporaryFolder("specbench-onnx")
+    // Two features on very different scales; the class is which side of a line a row falls.
+    var generator = SplitMix64(seed: 11, stream: "csv-rows")
+    var lines = ["size,ratio,kind"]
+    var raw: [Float] = []
+    for _ in 0..<120 {
+      let size = Float(generator.nextUniform() * 900 + 100), ratio = Float(generator.nextUniform())
+      raw += [size, ratio]
+      lines.append("\(size),\(ratio),\((size - 100) / 900 + ratio > 1 ? "large" : "small")")
+    }
+    try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/rows.csv", atomically: true, encoding: .utf8)
+    var spec = SessionSpec(
+      name: "rows",
+      model: ModelSpec(
+        input: [2],
+        layers: [
+          LayerSpec(name: "d1", kind: .dense(DenseLayer(units: 8, activation: .tanh))),
+          LayerSpec(name: "d2", kind: .dense(DenseLayer(units: 2))),
+        ]),
+      loss: .softmaxCrossEntropy, optimizer: .adam(.init(lr: 0.05, weightDecay: 0)),
+      data: DataSpec(
+        source: .csv(.init(path: "rows.csv", target: .name("kind"), task: .classification, normalize: true)), validationFraction: 0.25))
+    spec.training.batchSize = 16
+    let run = try TrainingRun(bundle: SessionBundle(spec: spec), folder: folder, backend: ReferenceBackend())
+    run.run(extraSteps: 150)
+    let bundle = run.bundle
+    let result = try Exporter.export(bundle, to: .onnx, path: folder + "/rows", folder: folder, softmax: true)
+    #expect(!result.leftOut.contains { $0.contains("standardisation") }, "\(result.leftOut)")
+    // SpecBench's predictions: the same rows, standardised as training standardised them.
+    let dataset = try DatasetLoader.load(spec.data, relativeTo: folder)
+    let split = DataSplit(dataset, validationFraction: 0.25, seed: spec.training.seed)
+    let statistics = try #require(split.standardization)
+    let rawRows = Tensor(shape: [120, 2], scalars: raw)
+    let logits = try predictions(bundle, statistics.apply(to: rawRows), folder: folder)
+    try writeTensors(["input": rawRows], to: folder + "/inputs.safetensors")
+    let ran = try ONNXPeer.run(runInOnnxRuntime, [folder + "/rows.onnx", folder + "/inputs.safetensors", folder + "/outputs.safetensors"])
+    #expect(ran.status == 0, "\(ran.stderr)")
+    let probabilities = try #require(try readTensors(folder + "/outputs.safetensors")["output"])
+    // The same class for every row, and the same probabilities within float rounding.
+    let predicted = (0..<120).map { logits.scalars[2 * $0] >= logits.scalars[2 * $0 + 1] ? 0 : 1 }
+    let fromONNX = (0..<120).map { probabilities.scalars[2 * $0] >= probabilities.scalars[2 * $0 + 1] ? 0 : 1 }
+    #expect(predicted == fromONNX)
+    let softmaxed: [Float] = (0..<120).flatMap { row -> [Float] in
+      let a = logits.scalars[2 * row], b = logits.scalars[2 * row + 1], m = max(a, b)
+      let (ea, eb) = (exp(a - m), exp(b - m))
+      return [ea / (ea + eb), eb / (ea + eb)]
+    }
+    #expect(agree(probabilities.scalars, softmaxed, tolerance: 1e-4))
+    // And the model is good on raw rows, which it was not when the graph expected standardised ones.
+    let labels = lines.dropFirst().map { $0.hasSuffix("small") ? 1 : 0 }
+    let accuracy = Double(zip(fromONNX, labels).filter { $0 == $1 }.count) / 120
+    #expect(accuracy > 0.85, "accuracy on raw rows \(accuracy)")
+    let metadata = try ONNXPeer.run(
+      "import onnx, sys; m = onnx.load(sys.argv[1]); p = {p.key: p.value for p in m.metadata_props}; print(p['specbench.classes'], p['specbench.input'])",
+      [folder + "/rows.onnx"])
+    #expect(
+      metadata.stdout == "[\"large\", \"small\"] raw rows of the data file (the graph standardises them)\n",
+      "\(metadata.stdout) \(metadata.stderr)")
   }
 
   /// `--softmax` ends the graph with a softmax: onnxruntime gives probabilities that sum to 1
