@@ -87,7 +87,12 @@ public enum Exporter {
       return Result(files: [main], leftOut: leftOut)
     case .safetensors:
       guard !softmax else { throw InterchangeError.cannotExport(format: "safetensors", reason: "--softmax applies to onnx only") }
-      let (contents, leftOut) = try TorchExport.stateDict(spec: bundle.spec, state: state)
+      var (contents, leftOut) = try TorchExport.stateDict(spec: bundle.spec, state: state)
+      if case .csv(let csv) = bundle.spec.data.source, csv.normalize {
+        leftOut.insert(
+          "the data's standardisation (data.normalize): the weights expect rows standardised with the training split's statistics (the onnx and pytorch formats carry them)",
+          at: 0)
+      }
       try AtomicFile.write(SafeTensors.encode(contents), to: main, what: "an export")
       return Result(files: [main], leftOut: leftOut)
     case .pytorch:

@@ -141,7 +141,7 @@ public enum TorchExport {
     let classes: Int? = if case .classes = dataset.targets { spec.model.outputShape.last } else { nil }
     let script = TorchScript(
       spec: spec, state: state, modules: modules, tensorsFile: tensorsFile, scriptFile: scriptFile, classes: classes,
-      hasValidation: split.validation != nil
+      hasValidation: split.validation != nil, standardization: split.standardization
     ).text
     let metadata = ["specbench.session": spec.name, "specbench.step": String(state.step)]
     var leftOut = [

@@ -1,3 +1,4 @@
+import Datasets
 import SpecKit
 
 /// The text of the PyTorch script `TorchExport` writes: a program that needs only `torch` and
@@ -14,6 +15,9 @@ struct TorchScript {
   /// The number of classes, for class-index targets.
   let classes: Int?
   let hasValidation: Bool
+  /// The data's standardisation (the training split's statistics), which the model's inputs
+  /// went through; the saved data is standardised already.
+  var standardization: Standardization? = nil
 
   var text: String {
     let p = TorchExport.python
@@ -27,7 +31,8 @@ struct TorchScript {
       "with it, with the same optimizer, hyper-parameters, learning-rate schedule, loss and batch size,",
       "until the session's step or epoch limit. The sample order and dropout draws come from torch's",
       "generator (seeded with the session's seed), not SpecBench's, so losses agree in distribution,",
-      "not bit for bit. Needs torch and safetensors.",
+      "not bit for bit. Needs torch and safetensors. The model takes its inputs as training gave them:",
+      "for raw rows of a data file the session standardises (data.normalize), call standardize(rows) first.",
       "",
       "    python3 THIS_FILE [--steps N] [--save model.pt]",
       "\"\"\"",
@@ -65,6 +70,23 @@ struct TorchScript {
     // The session's layer of each module, by position: names as literals, not comments.
     lines.append("LAYERS = [" + modules.map { pyString($0.layer) }.joined(separator: ", ") + "]")
     lines += ["", ""]
+    // The model takes inputs as training gave them: standardised when the data asks for it.
+    let means = standardization.map { "[" + $0.mean.map { p($0) }.joined(separator: ", ") + "]" } ?? "None"
+    let stds = standardization.map { "[" + $0.std.map { p($0 > 0 ? $0 : 1) }.joined(separator: ", ") + "]" } ?? "None"
+    lines += [
+      "# The data's standardisation (data.normalize, the training split's statistics), or None.",
+      "INPUT_MEAN = \(means)",
+      "INPUT_STD = \(stds)",
+      "",
+      "",
+      "def standardize(rows):",
+      "    \"\"\"Raw rows of the data file as the model takes them (the saved data is standardised already).\"\"\"",
+      "    if INPUT_MEAN is None:",
+      "        return rows",
+      "    return (rows - torch.tensor(INPUT_MEAN, dtype=rows.dtype)) / torch.tensor(INPUT_STD, dtype=rows.dtype)",
+      "",
+      "",
+    ]
     lines += [
       "def learning_rate(update):",
       "    \"\"\"The rate of update `update` (from 1), by the session's schedule (\(spec.schedule.name), from update \(spec.schedule.start)).\"\"\"",

@@ -62,3 +62,33 @@ let runInOnnxRuntime = """
   y = session.run(None, {name: x})[0]
   save_file({"output": np.ascontiguousarray(y.astype(np.float32))}, outputs)
   """
+
+/// A CSV classification session with `normalize` and a validation split, trained 150 steps in
+/// `folder`: two features on very different scales (100…1000 and 0…1); the class is which side
+/// of a line a row falls. Returns the spec, the trained session, the raw rows and the file's lines.
+func normalisedCSVSession(in folder: String) throws -> (spec: SessionSpec, bundle: SessionBundle, raw: [Float], lines: [String]) {
+  var generator = SplitMix64(seed: 11, stream: "csv-rows")
+  var lines = ["size,ratio,kind"]
+  var raw: [Float] = []
+  for _ in 0..<120 {
+    let size = Float(generator.nextUniform() * 900 + 100), ratio = Float(generator.nextUniform())
+    raw += [size, ratio]
+    lines.append("\(size),\(ratio),\((size - 100) / 900 + ratio > 1 ? "large" : "small")")
+  }
+  try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/rows.csv", atomically: true, encoding: .utf8)
+  var spec = SessionSpec(
+    name: "rows",
+    model: ModelSpec(
+      input: [2],
+      layers: [
+        LayerSpec(name: "d1", kind: .dense(DenseLayer(units: 8, activation: .tanh))),
+        LayerSpec(name: "d2", kind: .dense(DenseLayer(units: 2))),
+      ]),
+    loss: .softmaxCrossEntropy, optimizer: .adam(.init(lr: 0.05, weightDecay: 0)),
+    data: DataSpec(
+      source: .csv(.init(path: "rows.csv", target: .name("kind"), task: .classification, normalize: true)), validationFraction: 0.25))
+  spec.training.batchSize = 16
+  let run = try TrainingRun(bundle: SessionBundle(spec: spec), folder: folder, backend: ReferenceBackend())
+  run.run(extraSteps: 150)
+  return (spec, run.bundle, raw, lines)
+}

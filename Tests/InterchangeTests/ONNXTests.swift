@@ -52,33 +52,12 @@ struct ONNXRuntimeTests {
   /// expect standardised rows without a word: raw rows then gave chance accuracy.)
   @Test func aNormalisedCSVSessionExportsItsPreprocessing() throws {
     let folder = temporaryFolder("specbench-onnx")
-    // Two features on very different scales; the class is which side of a line a row falls.
-    var generator = SplitMix64(seed: 11, stream: "csv-rows")
-    var lines = ["size,ratio,kind"]
-    var raw: [Float] = []
-    for _ in 0..<120 {
-      let size = Float(generator.nextUniform() * 900 + 100), ratio = Float(generator.nextUniform())
-      raw += [size, ratio]
-      lines.append("\(size),\(ratio),\((size - 100) / 900 + ratio > 1 ? "large" : "small")")
-    }
-    try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/rows.csv", atomically: true, encoding: .utf8)
-    var spec = SessionSpec(
-      name: "rows",
-      model: ModelSpec(
-        input: [2],
-        layers: [
-          LayerSpec(name: "d1", kind: .dense(DenseLayer(units: 8, activation: .tanh))),
-          LayerSpec(name: "d2", kind: .dense(DenseLayer(units: 2))),
-        ]),
-      loss: .softmaxCrossEntropy, optimizer: .adam(.init(lr: 0.05, weightDecay: 0)),
-      data: DataSpec(
-        source: .csv(.init(path: "rows.csv", target: .name("kind"), task: .classification, normalize: true)), validationFraction: 0.25))
-    spec.training.batchSize = 16
-    let run = try TrainingRun(bundle: SessionBundle(spec: spec), folder: folder, backend: ReferenceBackend())
-    run.run(extraSteps: 150)
-    let bundle = run.bundle
+    let (spec, bundle, raw, lines) = try normalisedCSVSession(in: folder)
     let result = try Exporter.export(bundle, to: .onnx, path: folder + "/rows", folder: folder, softmax: true)
     #expect(!result.leftOut.contains { $0.contains("standardisation") }, "\(result.leftOut)")
+    // The state_dict alone cannot carry it, and says so.
+    let weights = try Exporter.export(bundle, to: .safetensors, path: folder + "/weights", folder: folder)
+    #expect(weights.leftOut.first?.hasPrefix("the data's standardisation (data.normalize)") == true, "\(weights.leftOut)")
     // SpecBench's predictions: the same rows, standardised as training standardised them.
     let dataset = try DatasetLoader.load(spec.data, relativeTo: folder)
     let split = DataSplit(dataset, validationFraction: 0.25, seed: spec.training.seed)

@@ -1,4 +1,5 @@
 import Backends
+import Datasets
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
@@ -70,6 +71,35 @@ struct TorchExportTests {
     // Without --steps it trains up to the session's next limit; --steps N trains N.
     #expect((report["planned"] as? Int).map { $0 > 0 } == true && (report["planned_note"] as? String) == "")
     #expect((report["requested"] as? Int) == 7)
+  }
+
+  /// A session that standardises its data: the script carries the statistics (the training
+  /// split's) and a `standardize` for raw rows; the data it saves is standardised already.
+  @Test func theScriptCarriesTheDataStandardisation() throws {
+    let folder = temporaryFolder("specbench-torch")
+    let (spec, bundle, raw, _) = try normalisedCSVSession(in: folder)
+    _ = try Exporter.export(bundle, to: .pytorch, path: folder + "/rows", folder: folder)
+    let split = DataSplit(try DatasetLoader.load(spec.data, relativeTo: folder), validationFraction: 0.25, seed: spec.training.seed)
+    let statistics = try #require(split.standardization)
+    let read = try PythonPeer.run(
+      """
+      import ast, json, sys
+      from safetensors.numpy import load_file
+      tree = ast.parse(open(sys.argv[1]).read())
+      value = lambda name: next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == name)
+      print(json.dumps({"mean": value("INPUT_MEAN"), "std": value("INPUT_STD"), "first": [float(x) for x in load_file(sys.argv[2])["data/inputs"][0]]}))
+      """, [folder + "/rows.py", folder + "/rows.safetensors"])
+    #expect(read.status == 0, "\(read.stderr)")
+    let report = try #require(try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [String: [Double]], "\(read.stdout)")
+    // (As Python reads the literals and Foundation's JSON reader reads them back: equal to 1e-12.)
+    let close = { (a: [Double]?, b: [Double]) in
+      a.map { zip($0, b).allSatisfy { abs($0 - $1) <= 1e-12 * max(1, abs($1)) } && $0.count == b.count } == true
+    }
+    #expect(close(report["mean"], statistics.mean) && close(report["std"], statistics.std), "\(report) \(statistics)")
+    // The saved training data is the standardised rows: the first training row is raw row
+    // split.train's first, standardised.
+    #expect(report["first"]?.map(Float.init) == Array(split.train.inputs.scalars.prefix(2)))
+    #expect(split.train.inputs.scalars[0] != raw[0] || split.train.inputs.scalars[1] != raw[1], "the saved rows are not the raw ones")
   }
 
   /// A session already past its own max_steps: the script trains a stated default, says so, and
