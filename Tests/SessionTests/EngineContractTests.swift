@@ -125,9 +125,9 @@ struct EngineContractTests {
     #expect(engine.spec.training.batchSize == 64, "the engine's document is another value")
     #expect(throws: CommandError.self) { try document.apply(.batch(16), line: "batch 16", folder: ".", training: true) }
     #expect(document.spec.training.batchSize == 8, "an edit refused while training changes nothing")
-    #expect(try document.step(back: true).hasPrefix("undid"))
+    #expect(try document.step(back: true) == "undid batch 8; the last change is now stop max_steps 100000")
     #expect(document.spec == before.spec)
-    #expect(try document.step(back: false).hasPrefix("redid") && document.spec.training.batchSize == 8)
+    #expect(try document.step(back: false) == "redid batch 8" && document.spec.training.batchSize == 8)
   }
 
   /// "Save as" into another folder keeps the data: the relative CSV path is rewritten to name
@@ -206,6 +206,23 @@ struct EngineContractTests {
     let run = engine.execute("train 5 --wait")
     #expect(run.text.contains("\nwarning: the cosine schedule ended at update 30"), "\(run.text)")
     waitIdle(engine)
+  }
+
+  /// One mistake, one message that names it and the likely fix; `show` alone gives an overview;
+  /// `undo` says what it undid.
+  @Test func messagesNameTheMistakeAndWhatWasDone() throws {
+    let engine = engine()
+    let typo = engine.execute("add dens 8")
+    #expect(typo.failed)
+    #expect(
+      typo.text
+        == "add: unknown layer type \"dens\"; types: dense, activation, dropout, flatten, layer_norm, batch_norm — did you mean \"dense\"?")
+    #expect(engine.execute("insert 0 laer_norm").text.hasPrefix("insert: unknown layer type \"laer_norm\""))
+    let overview = engine.execute("show").text
+    for part in ["Model:", "Optimizer:", "Data:", "Training:", "State:", "History:"] { #expect(overview.contains(part), "\(part)") }
+    #expect(!engine.execute("add dense 8 relu").failed)
+    #expect(engine.execute("undo").text == "undid add dense 8 relu; the last change is now stop max_steps 100000")
+    #expect(engine.execute("redo").text == "redid add dense 8 relu")
   }
 
   @Test func everyEventHasOneFormat() throws {

@@ -33,6 +33,7 @@ public enum Command: Equatable, Sendable {
     case .training(.stop): return "stop"
     case .training(.backend(let name)): return "backend " + word(name)
     case .query(.status): return "status"
+    case .query(.show(.overview)): return "show"
     case .query(.show(let what)): return "show " + what.rawValue
     case .query(.plot(let what, let logScale, let smoothing)):
       return (["plot", what.rawValue] + (logScale ? ["--log"] : []) + (smoothing.map { ["--smooth", String($0)] } ?? [])).joined(
@@ -90,7 +91,7 @@ public enum TrainingCommand: Equatable, Sendable {
 
 public enum Query: Equatable, Sendable {
   /// What `show` prints.
-  public enum Part: String, CaseIterable, Sendable { case model, optimizer, data, training, spec }
+  public enum Part: String, CaseIterable, Sendable { case overview, model, optimizer, data, training, spec }
   /// What `plot` draws.
   public enum Chart: String, CaseIterable, Sendable { case loss, lr }
 

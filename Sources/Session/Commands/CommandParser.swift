@@ -34,7 +34,7 @@ public enum CommandParser {
       return .edit(.add(layer: try layer(args), index: nil), line: line)
     case "insert":
       guard let first = args.first, let index = Int(first), index >= 0 else { throw usage("insert") }
-      return .edit(.add(layer: try layer(Array(args.dropFirst())), index: index), line: line)
+      return .edit(.add(layer: try layer(Array(args.dropFirst()), command: "insert"), index: index), line: line)
     case "remove":
       guard args.count == 1 else { throw usage("remove") }
       return .edit(.remove(layer: args[0]), line: line)
@@ -82,8 +82,10 @@ public enum CommandParser {
     case "resume": return try bare(.training(.resume), "resume", args)
     case "status": return try bare(.query(.status), "status", args)
     case "show":
-      let targets = Query.Part.allCases.map(\.rawValue)
-      guard args.count == 1, let part = Query.Part(rawValue: args[0]) else {
+      // `show` alone is the overview; a word names a part.
+      let targets = Query.Part.allCases.filter { $0 != .overview }.map(\.rawValue)
+      if args.isEmpty { return .query(.show(.overview)) }
+      guard args.count == 1, targets.contains(args[0]), let part = Query.Part(rawValue: args[0]) else {
         throw CommandError(
           "show: expected one of \(targets.joined(separator: ", "))"
             + (args.first.flatMap { Suggestion.nearest(to: $0, in: targets) }.map { " — did you mean \"\($0)\"?" } ?? ""))
@@ -198,8 +200,14 @@ public enum CommandParser {
   }
 
   /// A layer: `dense 64 relu`, `dropout 0.2`, `activation tanh`, or `TYPE key=value ...`.
-  static func layer(_ words: [String]) throws(CommandError) -> JSONValue {
-    guard let type = words.first else { throw usage("add") }
+  static func layer(_ words: [String], command: String = "add") throws(CommandError) -> JSONValue {
+    guard let type = words.first else { throw usage(command) }
+    // An unknown type is the one mistake to report: its arguments cannot be read without it.
+    guard LayerSpec.typeNames.contains(type) else {
+      throw CommandError(
+        "\(command): unknown layer type \(TextExcerpt.quoted(type)); types: \(LayerSpec.typeNames.joined(separator: ", "))"
+          + (Suggestion.nearest(to: type, in: LayerSpec.typeNames).map { " — did you mean \"\($0)\"?" } ?? ""))
+    }
     var members: [JSONObject.Member] = [.init(key: "type", value: .string(type))]
     var rest = Array(words.dropFirst())
     let positional: [String] =
@@ -214,7 +222,7 @@ public enum CommandParser {
       members.append(.init(key: key, value: value(word)))
       rest.removeFirst()
     }
-    return try fields(rest, command: "add", into: members)
+    return try fields(rest, command: command, into: members)
   }
 
   /// `max_steps 2000, target_loss value=0.02`: rules separated by commas; the first value of

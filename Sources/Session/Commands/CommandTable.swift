@@ -50,7 +50,9 @@ public enum CommandTable {
     .init(name: "pause", usage: "pause", summary: "pause training at the next step boundary", example: "pause"),
     .init(name: "resume", usage: "resume", summary: "resume paused training", example: "resume"),
     .init(name: "status", usage: "status", summary: "what training is doing: step, loss, speed, ETA", example: "status"),
-    .init(name: "show", usage: "show model|optimizer|data|training|spec", summary: "show part of the session", example: "show model"),
+    .init(
+      name: "show", usage: "show [model|optimizer|data|training|spec]", summary: "an overview of the session, or one part",
+      example: "show model"),
     .init(
       name: "plot", usage: "plot loss|lr [--log] [--smooth S]",
       summary: "chart the loss (training and validation) or the learning-rate schedule", example: "plot loss --smooth 0.6"),

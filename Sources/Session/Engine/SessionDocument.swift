@@ -47,10 +47,14 @@ public struct SessionDocument: Sendable {
     guard let entry = isUndo ? undoStack.popLast() : redoStack.popLast() else {
       throw CommandError("nothing to \(isUndo ? "undo" : "redo")")
     }
+    let undone = spec.journal.last
     let back = restore(entry)
     if isUndo { redoStack.append(back) } else { undoStack.append(back) }
     hasUnsavedChanges = true
-    return "\(isUndo ? "undid" : "redid"): now \(spec.journal.last ?? "the empty session")"
+    let now = spec.journal.last.map { "the last change is now \($0)" } ?? "no changes are left"
+    return isUndo
+      ? "undid \(undone ?? "the last change"); \(now)"
+      : "redid \(spec.journal.last ?? "the change")"
   }
 
   /// Applies an edit: undo point, journal, state mapping. While training runs (`training`),

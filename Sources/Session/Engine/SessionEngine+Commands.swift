@@ -114,6 +114,7 @@ extension SessionEngine {
     case .data: return lines(from: "Data:") { $0.hasPrefix("Training:") }
     case .training: return lines(from: "Training:") { $0.hasPrefix("State:") }
     case .spec: return spec.canonicalText.trimmingCharacters(in: .newlines)
+    case .overview: return summary.joined(separator: "\n").trimmingCharacters(in: .newlines)
     }
   }
 
