@@ -22,6 +22,18 @@ package enum DataAccess {
     extra.withLock { if !$0.contains(resolved) { $0.append(resolved) } }
   }
 
+  /// Runs `body` with the files under `folders` allowed, and takes back the ones that were not
+  /// allowed before: to check a path the user typed before the command that names it succeeds.
+  package static func allowing<T>(_ folders: [String], _ body: () throws(DataError) -> T) throws(DataError) -> T {
+    let added = extra.withLock { current -> [String] in
+      let new = folders.map { canonical($0) ?? PathText.standardized($0) }.filter { !current.contains($0) }
+      current += new
+      return new
+    }
+    defer { extra.withLock { current in current.removeAll { added.contains($0) } } }
+    return try body()
+  }
+
   /// The folders allowed besides the spec's own.
   package static var allowedFolders: [String] {
     let fromEnvironment = (ProcessInfo.processInfo.environment[variable] ?? "").split(separator: ":").map(String.init)

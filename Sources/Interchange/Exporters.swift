@@ -68,6 +68,14 @@ public enum Exporter {
     let main = PathText.pathExtension(path).isEmpty ? path + "." + format.fileExtension : path
     let outputs = format == .pytorch ? [main, PathText.deletingExtension(main) + ".safetensors"] : [main]
     try checkTargets(format: format, path: path, outputs: outputs, inputs: inputs + sessionFiles(bundle.spec, folder: folder))
+    // Missing folders are made, as a save makes them.
+    let target = PathText.folder(main)
+    if !target.isEmpty, FileAccess.resolvedKind(of: target) == nil {
+      do { try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true) } catch {
+        throw InterchangeError.cannotExport(
+          format: format.rawValue, reason: "cannot create the folder \(target) (\(error.localizedDescription))")
+      }
+    }
     let state = try bundle.trainingState()
     switch format {
     case .onnx:

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
@@ -223,6 +224,25 @@ struct EngineContractTests {
     #expect(!engine.execute("add dense 8 relu").failed)
     #expect(engine.execute("undo").text == "undid add dense 8 relu; the last change is now stop max_steps 100000")
     #expect(engine.execute("redo").text == "redid add dense 8 relu")
+  }
+
+  /// `data csv path=…` reads the file when it is named; `export` makes missing folders, as
+  /// `save` does.
+  @Test func aDataFileIsCheckedWhenNamedAndExportsMakeTheirFolders() throws {
+    let root = temporaryFolder()
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "d", input: [1])))
+    let before = engine.spec
+    let missing = engine.execute("data csv path=\(root)/elsewhere/missing.csv target=y task=classification")
+    #expect(missing.failed && missing.text == "data: cannot read data file \(root)/elsewhere/missing.csv: no such file", "\(missing.text)")
+    #expect(engine.spec == before, "a failed data command changes nothing")
+    #expect(!DataAccess.allowedFolders.contains { $0.hasSuffix("/elsewhere") }, "nor allows its folder")
+    try "x,y\n1,a\n2,b\n3,a\n".write(toFile: root + "/ok.csv", atomically: true, encoding: .utf8)
+    let good = engine.execute("data csv path=\(root)/ok.csv target=y task=classification")
+    #expect(good.text.hasSuffix("(3 samples)"), "\(good.text)")
+    #expect(!engine.execute("add dense 2").failed)
+    let exported = engine.execute("export onnx \(root)/new/sub/model")
+    #expect(!exported.failed, "\(exported.text)")
+    #expect(FileManager.default.fileExists(atPath: root + "/new/sub/model.onnx"))
   }
 
   @Test func everyEventHasOneFormat() throws {

@@ -84,6 +84,19 @@ public struct SessionDocument: Sendable {
     case .data(let json):
       next.data = try parts { () throws(SpecError) in try SpecParts.data(json) }
       message = "data: \(next.data.source.summary)"
+      // A data file is read when it is named, so a wrong path or a bad file is said now, not
+      // at the next train.
+      let files = next.data.source.files
+      if !files.isEmpty {
+        let dataSpec = next.data
+        let folders = files.map { PathText.folder($0.hasPrefix("/") ? $0 : PathText.join(folder, $0)) }
+        do {
+          let samples = try DataAccess.allowing(folders) { () throws(DataError) in try DatasetLoader.load(dataSpec, relativeTo: folder) }
+          message += " (\(samples.count) samples)"
+        } catch {
+          throw CommandError("data: \(error)")
+        }
+      }
     case .add(let json, let index):
       var (name, kind) = try parts { () throws(SpecError) in try SpecParts.layer(json, at: "layer") }
       if name == nil { name = ModelSpec.freshName(for: kind.typeName, avoiding: Set(next.model.layers.map(\.name))) }
