@@ -33,7 +33,7 @@ public enum HistoryPlots {
     guard hasTrain || hasValidation else { return nil }
     var series = [LineChart.Series(name: "train", chunks: chunks(train))]
     if hasValidation { series.append(LineChart.Series(name: "validation", chunks: chunks(validation))) }
-    let markers = events.filter { ["backend", "optimizer", "load"].contains($0.kind) }.map { Double($0.step) }
+    let markers = events.filter { ["backend", "optimizer", "load", "model"].contains($0.kind) }.map { Double($0.step) }
     return LineChart(
       title: "loss" + (logScale ? " (log)" : ""), series: series, markers: markers, logScale: logScale, smoothing: smoothing,
       charset: charset)

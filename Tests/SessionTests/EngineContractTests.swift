@@ -245,6 +245,26 @@ struct EngineContractTests {
     #expect(FileManager.default.fileExists(atPath: root + "/new/sub/model.onnx"))
   }
 
+  /// An edit of a trained model is an event of the history, with its step, saved with it.
+  @Test func aModelEditIsHistory() throws {
+    let folder = temporaryFolder()
+    let engine = engine()
+    _ = engine.execute("train 12 --wait")
+    waitIdle(engine)
+    #expect(!engine.execute("insert 2 dense 64 relu").failed)
+    let event = try #require(engine.spec.history.events.last)
+    #expect(
+      event.step == 12 && event.kind == "model" && event.detail.hasPrefix("insert 2 dense 64 relu: kept param/dense1.weight"), "\(event)")
+    _ = engine.execute("save \(folder)/m")
+    #expect(try SessionFile.load(folder + "/m.json").spec.history.events.contains(event))
+    // Marked on the loss chart, where it happened.
+    guard case .drawing(.chart(let chart, _)) = engine.execute("plot loss") else {
+      Issue.record("plot loss gives a chart")
+      return
+    }
+    #expect(chart.markers.contains(12), "\(chart.markers)")
+  }
+
   @Test func everyEventHasOneFormat() throws {
     let engine = engine()
     _ = engine.execute("train 5 --wait")

@@ -180,11 +180,11 @@ public struct SessionDocument: Sendable {
         if next.model != spec.model {
           let mapped = try StateMapping.architectureChange(to: next, state: current)
           nextState = mapped.0
-          events.append(
-            EngineEvent(
-              .model,
-              "kept \(mapped.kept.isEmpty ? "nothing" : mapped.kept.joined(separator: ", ")); fresh \(mapped.fresh.isEmpty ? "nothing" : mapped.fresh.joined(separator: ", "))"
-            ))
+          let detail =
+            "kept \(mapped.kept.isEmpty ? "nothing" : mapped.kept.joined(separator: ", ")); fresh \(mapped.fresh.isEmpty ? "nothing" : mapped.fresh.joined(separator: ", "))"
+          events.append(EngineEvent(.model, detail))
+          // An edit of a trained model is history: marked on the loss chart and saved.
+          next.history.events.append(HistoryEvent(step: current.step, kind: "model", detail: "\(line): \(detail)"))
         } else if next.optimizer != spec.optimizer {
           let mapped = try StateMapping.optimizerChange(from: spec, to: next, state: current)
           nextState = mapped.0
