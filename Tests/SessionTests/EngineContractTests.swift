@@ -265,6 +265,30 @@ struct EngineContractTests {
     #expect(chart.markers.contains(12), "\(chart.markers)")
   }
 
+  /// What `new` chose stays editable (`set input`), and regression data picks a regression loss
+  /// instead of failing at `train`.
+  @Test func theInputIsEditableAndRegressionDataPicksARegressionLoss() throws {
+    let root = temporaryFolder()
+    try "a,b,y\n1,2,0.5\n2,3,0.7\n3,1,0.1\n4,4,0.9\n".write(toFile: root + "/r.csv", atomically: true, encoding: .utf8)
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "r", input: [1])))
+    for line in ["new r --input 1", "add dense 4 relu", "add dense 1"] { #expect(!engine.execute(line).failed, "\(line)") }
+    let data = engine.execute("data csv path=\(root)/r.csv target=y task=regression")
+    #expect(data.text.hasSuffix("(4 samples); loss mse for regression (was softmax_cross_entropy; loss … chooses another)"), "\(data.text)")
+    #expect(engine.spec.loss == .mse)
+    #expect(engine.execute("set input 2").text == "input [2] (was [1])")
+    #expect(engine.spec.model.input == [2])
+    #expect(engine.execute("set input 0,3").text == "set input must be positive sizes separated by commas, such as 2 or 1,28,28; got 0,3")
+    let trained = engine.execute("train 4 --wait")
+    #expect(!trained.failed, "\(trained.text)")
+    waitIdle(engine)
+    #expect(engine.state?.step == 4)
+    // On a trained model, a new input shape keeps what still fits: dense1's weight starts fresh.
+    _ = engine.takeEvents()
+    #expect(!engine.execute("set input 3").failed)
+    let mapped = try #require(engine.takeEvents().first { $0.kind == .model })
+    #expect(mapped.text.hasPrefix("kept param/dense1.bias") && mapped.text.hasSuffix("fresh param/dense1.weight"), "\(mapped.text)")
+  }
+
   @Test func everyEventHasOneFormat() throws {
     let engine = engine()
     _ = engine.execute("train 5 --wait")

@@ -69,12 +69,14 @@ public enum Edit: Equatable, Sendable {
   case stopRules([JSONValue])
   case batch(Int)
   case seed(UInt64)
+  /// The model's input shape (`set input 1,28,28`).
+  case input([Int])
 
   /// Whether it may be made while training runs (it takes effect at the next step boundary).
   public var appliesWhileTraining: Bool {
     switch self {
     case .optimizer, .schedule, .stopRules: true
-    case .new, .data, .add, .remove, .set, .loss, .batch, .seed: false
+    case .new, .data, .add, .remove, .set, .loss, .batch, .seed, .input: false
     }
   }
 }

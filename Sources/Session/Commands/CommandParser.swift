@@ -21,11 +21,7 @@ public enum CommandParser {
           throw CommandError("new: unknown option \(word); usage: \(CommandTable.info("new")!.usage)")
         }
         rest = rest.dropFirst()
-        let parsed = dims.split(separator: ",").compactMap { Int($0) }
-        guard !parsed.isEmpty, parsed.count == dims.split(separator: ",").count, parsed.allSatisfy({ $0 > 0 }) else {
-          throw CommandError("new: --input must be positive sizes separated by commas, such as 2 or 1,28,28; got \(dims)")
-        }
-        input = parsed
+        input = try sizes(dims, what: "new: --input")
       }
       return .edit(.new(name: name, input: input), line: line)
     case "data":
@@ -40,6 +36,10 @@ public enum CommandParser {
       return .edit(.remove(layer: args[0]), line: line)
     case "set":
       guard args.count >= 2 else { throw usage("set") }
+      // `set input 1,28,28`: the model's input shape (a layer is never set without key=value).
+      if args[0] == "input", args.count == 2, !args[1].contains("=") {
+        return .edit(.input(try sizes(args[1], what: "set input")), line: line)
+      }
       return .edit(.set(layer: args[0], fields: try fields(Array(args.dropFirst()), command: "set")), line: line)
     case "loss":
       return .edit(.loss(try typed(args, command: "loss")), line: line)
@@ -242,6 +242,16 @@ public enum CommandParser {
       if words.count >= 2, let key = firstKey[words[0]], !words[1].contains("=") { words[1] = "\(key)=\(words[1])" }
       return try typed(words, command: "stop")
     }
+  }
+
+  /// `2` or `1,28,28`: positive sizes separated by commas.
+  static func sizes(_ text: String, what: String) throws(CommandError) -> [Int] {
+    let parsed = text.split(separator: ",", omittingEmptySubsequences: false).compactMap { Int($0) }
+    guard !parsed.isEmpty, parsed.count == text.split(separator: ",", omittingEmptySubsequences: false).count, parsed.allSatisfy({ $0 > 0 })
+    else {
+      throw CommandError("\(what) must be positive sizes separated by commas, such as 2 or 1,28,28; got \(text)")
+    }
+    return parsed
   }
 
   static func bare(_ command: Command, _ name: String, _ args: [String]) throws(CommandError) -> Command {

@@ -27,7 +27,7 @@ public enum CommandTable {
       example: "insert 1 dropout 0.2"),
     .init(name: "remove", usage: "remove NAME|INDEX", summary: "remove a layer", example: "remove dense2"),
     .init(
-      name: "set", usage: "set NAME|INDEX key=value ...", summary: "change fields of a layer",
+      name: "set", usage: "set NAME|INDEX key=value ... | set input SIZES", summary: "change fields of a layer, or the model's input shape",
       example: "set dense1 units=32 activation=tanh"),
     .init(
       name: "loss", usage: "loss TYPE [key=value ...]",

@@ -81,6 +81,9 @@ public struct SessionDocument: Sendable {
       next = SessionEngine.emptySpec(name: name, input: input ?? [2])
       nextState = nil
       message = "new session \(name) with input \(input ?? [2]); add layers, then train"
+    case .input(let sizes):
+      next.model.input = sizes
+      message = "input \(sizes) (was \(spec.model.input))"
     case .data(let json):
       next.data = try parts { () throws(SpecError) in try SpecParts.data(json) }
       message = "data: \(next.data.source.summary)"
@@ -96,6 +99,13 @@ public struct SessionDocument: Sendable {
         } catch {
           throw CommandError("data: \(error)")
         }
+      }
+      // Regression data with a classification loss cannot train: pick mse and say so.
+      if case .csv(let csv) = next.data.source, csv.task == .regression,
+        next.loss == .softmaxCrossEntropy || next.loss == .sigmoidBinaryCrossEntropy
+      {
+        next.loss = .mse
+        message += "; loss mse for regression (was \(spec.loss.name); loss … chooses another)"
       }
     case .add(let json, let index):
       var (name, kind) = try parts { () throws(SpecError) in try SpecParts.layer(json, at: "layer") }
