@@ -174,9 +174,11 @@ public final class InteractiveRepl {
     rl_set_prompt(lastPrompt)
   }
 
-  /// `train --wait`: prints events until training ends; Ctrl-C stops training, not the REPL.
+  /// `train --wait`: prints events until training ends, with a progress line (step, loss, rate,
+  /// ETA) redrawn in place a few times a second; Ctrl-C stops training, not the REPL.
   func waitForTraining() {
     var stopping = false
+    var lastProgress = ContinuousClock.now
     while engine.isTraining {
       let terminating = terminateFlag.load(ordering: .relaxed)
       if interruptFlag.exchange(false, ordering: .relaxed) || terminating, !stopping {
@@ -184,13 +186,35 @@ public final class InteractiveRepl {
         stopping = true
       }
       showEventsWithoutPrompt()
+      if ContinuousClock.now - lastProgress >= .milliseconds(250) {
+        lastProgress = ContinuousClock.now
+        let s = engine.snapshot
+        if let loss = s.lastLoss, let rate = s.learningRate {
+          progressShown = true
+          Terminal.writeRaw(
+            "\r\u{1B}[K"
+              + ProgressLine.format(step: s.step, planned: s.plannedStep, loss: loss, learningRate: rate, stepsPerSecond: s.stepsPerSecond))
+        }
+      }
       Thread.sleep(forTimeInterval: 0.02)
     }
     showEventsWithoutPrompt()
+    if progressShown {
+      Terminal.writeRaw("\r\u{1B}[K")
+      progressShown = false
+    }
   }
 
+  /// Whether a progress line is on the screen, to be cleared before the next line is printed.
+  var progressShown = false
+
   func showEventsWithoutPrompt() {
-    for event in engine.takeEvents() { Terminal.write(event.line + "\n") }
+    let events = engine.takeEvents()
+    if progressShown && !events.isEmpty {
+      Terminal.writeRaw("\r\u{1B}[K")
+      progressShown = false
+    }
+    for event in events { Terminal.write(event.line + "\n") }
   }
 
   /// Quits, or first warns once about unsaved changes.

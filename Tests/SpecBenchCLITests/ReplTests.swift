@@ -87,6 +87,11 @@ struct ReplTerminalTests {
     // Ctrl-C stops a train --wait, and the REPL goes on.
     try terminal.send("train 100000000 --wait", "Enter")
     try terminal.waitFor { $0.contains("(Ctrl-C stops it)") }
+    // While it waits, a progress line: the step of the planned one, the loss, the rate.
+    let progress = try terminal.waitFor { screen in
+      screen.split(separator: "\n").contains { $0.hasPrefix("step ") && $0.contains("/100000300  loss ") && $0.contains(" steps/s  ETA ") }
+    }
+    #expect(progress.contains("/100000300  loss "), "\(progress)")
     try terminal.send("C-c")
     var after = try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
     #expect(after.contains("[stopped] stopped by interrupted at step "))
