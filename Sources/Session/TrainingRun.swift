@@ -79,6 +79,13 @@ public final class TrainingRun {
   private var lastRecorded: Float?
   private var calmSteps = 0
   private var bestValidation = Float.infinity
+  /// The best evaluation so far, for `early_stopping`: its step and loss, and (with
+  /// `restore_best`) the whole state then.
+  private var best: (step: Int, loss: Float, state: TrainingState?)?
+  /// What the run says when a rule that reports more than its name stopped it.
+  private var stopNote: String?
+  /// The step the run stopped at, when the state then went back to an earlier one.
+  private var stoppedAt: Int?
   private var staleEvaluations = 0
   private var lastEvaluationStep = -1
   private var divergence: String?
@@ -158,6 +165,7 @@ public final class TrainingRun {
     self.extraSteps = extraSteps
     began = clock.now
     (lastRecorded, calmSteps, bestValidation, staleEvaluations, lastEvaluationStep, divergence) = (nil, 0, .infinity, 0, -1, nil)
+    (best, stopNote, stoppedAt) = (nil, nil, nil)
   }
 
   /// The step this run will stop at, when a step limit says so.
@@ -247,17 +255,46 @@ public final class TrainingRun {
       lastRecorded = result.loss
     }
     if result.endedEpoch, let evaluation = evaluateValidation() {
-      for case .earlyStopping(let patience, let minDelta) in rules {
+      for case .earlyStopping(let patience, let minDelta, let restoreBest) in rules {
         if Double(evaluation.loss) < Double(bestValidation) - minDelta {
           bestValidation = evaluation.loss
           staleEvaluations = 0
+          best = (trainer.step, evaluation.loss, restoreBest ? try? trainer.exportState() : nil)
         } else {
           staleEvaluations += 1
-          if staleEvaluations >= patience { reason = .earlyStopping }
+          if staleEvaluations >= patience {
+            reason = .earlyStopping
+            stopEarly(restoring: restoreBest)
+          }
         }
       }
     }
     return reason
+  }
+
+  /// `early_stopping` fired: says the best step and loss and, with `restore_best`, goes back to
+  /// the best evaluation's state and history.
+  private func stopEarly(restoring: Bool) {
+    let stoppedAt = trainer.step
+    guard let best else {
+      stopNote = "stopped by early_stopping at step \(stoppedAt) (the validation loss never improved)"
+      return
+    }
+    let bestText = "best validation loss \(ProgressLine.significant(Double(best.loss))) at step \(best.step)"
+    stopNote = "stopped by early_stopping at step \(stoppedAt) (\(bestText))"
+    guard restoring, let state = best.state, best.step < stoppedAt,
+      let restored = try? backend.makeTrainer(spec: spec, state: state, data: data)
+    else { return }
+    trainer = restored
+    self.stoppedAt = stoppedAt
+    (checkpoint, checkpointTaken, trainerIsSpoilt) = (state, clock.now, false)
+    lastEvaluationStep = best.step
+    spec.history.trainLoss.removeAll { $0.step > best.step }
+    spec.history.valLoss.removeAll { $0.step > best.step }
+    spec.history.events.append(
+      HistoryEvent(
+        step: best.step, kind: "restore", detail: "early_stopping stopped at step \(stoppedAt); restored step \(best.step) (\(bestText))"))
+    stopNote! += "; restored the state of step \(best.step)"
   }
 
   /// Ends the run: a last validation, the final losses, a `stop` event, the summary.
@@ -267,11 +304,12 @@ public final class TrainingRun {
     let failed = Evaluation(loss: .nan, accuracy: nil)
     let validation = data.validation == nil ? nil : (try? trainer.evaluate(.validation)) ?? failed
     let train = (try? trainer.evaluate(.train)) ?? failed
-    let message = divergence ?? "stopped by \(reason.rawValue) at step \(trainer.step)"
+    let ran = (stoppedAt ?? trainer.step) - start
+    let message = divergence ?? stopNote ?? "stopped by \(reason.rawValue) at step \(trainer.step)"
     spec.history.events.append(
-      HistoryEvent(step: trainer.step, kind: "stop", detail: "\(reason.rawValue) after \(trainer.step - start) steps on \(backend.name)"))
+      HistoryEvent(step: trainer.step, kind: "stop", detail: "\(reason.rawValue) after \(ran) steps on \(backend.name)"))
     let summary = RunSummary(
-      step: trainer.step, stepsRun: trainer.step - start, reason: reason, message: message, train: train, validation: validation,
+      step: trainer.step, stepsRun: ran, reason: reason, message: message, train: train, validation: validation,
       seconds: elapsedSeconds)
     onEvent(.done(summary))
     return summary

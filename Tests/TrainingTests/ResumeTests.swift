@@ -87,6 +87,45 @@ struct ResumeTests {
     #expect(try SessionFile.load(folder + "/d.json").tensors == state.tensors)
   }
 
+  /// `early_stopping` names the best evaluation; with `restore_best` the session goes back to
+  /// its exact state (and history), which equals a run stopped at that step.
+  @Test(arguments: BackendRegistry.builtIn.all.map(\.name))
+  func earlyStoppingRestoresTheBestStateExactly(backendName: String) throws {
+    var spec = Self.spec(.adam(.init(lr: 0.01, weightDecay: 0)))
+    // Never improves by 100 after the first evaluation: fires at the second (3 steps an epoch).
+    spec.training.stop = [.maxSteps(steps: 500), .earlyStopping(patience: 1, minDelta: 100, restoreBest: true)]
+    let backend = try BackendRegistry.builtIn.named(backendName)
+    let run = try TrainingRun(bundle: SessionBundle(spec: spec), folder: "", backend: backend)
+    let summary = run.run()
+    #expect(summary.reason == .earlyStopping)
+    #expect(summary.message.hasPrefix("stopped by early_stopping at step 6 (best validation loss "), "\(summary.message)")
+    #expect(summary.message.hasSuffix("at step 3); restored the state of step 3"), "\(summary.message)")
+    #expect(summary.step == 3 && summary.stepsRun == 6)
+    let bundle = run.bundle
+    #expect(bundle.spec.state?.step == 3)
+    #expect(bundle.spec.history.trainLoss.map(\.step) == [1, 2, 3] && bundle.spec.history.valLoss.map(\.step) == [3])
+    #expect(
+      bundle.spec.history.events.contains {
+        $0.kind == "restore" && $0.step == 3 && $0.detail.hasPrefix("early_stopping stopped at step 6")
+      })
+    // The same state as a run that stopped at step 3.
+    var three = spec
+    three.training.stop = [.maxSteps(steps: 3)]
+    let straight = try TrainingRun(bundle: SessionBundle(spec: three), folder: "", backend: backend)
+    _ = straight.run()
+    let (restored, expected) = (try bundle.trainingState(), try straight.bundle.trainingState())
+    #expect(restored.tensors == expected.tensors)
+    #expect((restored.index, restored.epoch, restored.dropoutRNG) == (expected.index, expected.epoch, expected.dropoutRNG))
+    // Saved and loaded, it continues from step 3 with a history whose steps never decrease.
+    let folder = temporaryFolder()
+    try SessionFile.save(bundle, to: folder + "/e")
+    #expect(try SessionFile.load(folder + "/e.json").spec.state?.step == 3)
+    // Without restore_best the message still names the best evaluation, and nothing goes back.
+    spec.training.stop = [.maxSteps(steps: 500), .earlyStopping(patience: 1, minDelta: 100)]
+    let plain = try TrainingRun(bundle: SessionBundle(spec: spec), folder: "", backend: backend).run()
+    #expect(plain.step == 6 && plain.message.hasSuffix("at step 3)"), "\(plain.message)")
+  }
+
   @Test func stopRulesFire() throws {
     var spec = Self.spec(.adam(.init(lr: 0.01, weightDecay: 0)))
     func reason(_ rules: [StopRule]) throws -> (StopReason, Int) {

@@ -50,7 +50,9 @@ public enum StopRule: Hashable, Sendable {
   /// Stops when the training loss changed by less than `tol` for `patience` recorded steps.
   case converged(tol: Double, patience: Int)
   /// Stops when validation loss has not improved by more than `minDelta` for `patience` evaluations.
-  case earlyStopping(patience: Int, minDelta: Double)
+  /// Stops when the validation loss has not improved by more than `minDelta` for `patience`
+  /// evaluations; with `restoreBest`, the state goes back to the best evaluation's.
+  case earlyStopping(patience: Int, minDelta: Double, restoreBest: Bool = false)
 
   public static let names = ["max_steps", "max_epochs", "time_limit", "target_loss", "converged", "early_stopping"]
 
@@ -74,8 +76,11 @@ public enum StopRule: Hashable, Sendable {
       case .timeLimit(let seconds): [.init(key: "seconds", value: .double(seconds))]
       case .targetLoss(let value): [.init(key: "value", value: .double(value))]
       case .converged(let tol, let patience): [.init(key: "tol", value: .double(tol)), .init(key: "patience", value: .int(patience))]
-      case .earlyStopping(let patience, let minDelta):
-        [.init(key: "patience", value: .int(patience)), .init(key: "min_delta", value: .double(minDelta))]
+      case .earlyStopping(let patience, let minDelta, let restoreBest):
+        [
+          .init(key: "patience", value: .int(patience)), .init(key: "min_delta", value: .double(minDelta)),
+          .init(key: "restore_best", value: .bool(restoreBest)),
+        ]
       }
     return .object([type] + fields)
   }
@@ -92,7 +97,10 @@ public enum StopRule: Hashable, Sendable {
     case "time_limit": return .timeLimit(seconds: r.number("seconds", .positive))
     case "target_loss": return .targetLoss(value: r.number("value"))
     case "converged": return .converged(tol: r.number("tol", .nonNegative), patience: r.integer("patience", .positive))
-    default: return .earlyStopping(patience: r.integer("patience", .positive), minDelta: r.number("min_delta", default: 0, .nonNegative))
+    default:
+      return .earlyStopping(
+        patience: r.integer("patience", .positive), minDelta: r.number("min_delta", default: 0, .nonNegative),
+        restoreBest: r.boolean("restore_best", default: false))
     }
   }
 }
