@@ -289,6 +289,33 @@ struct EngineContractTests {
     #expect(mapped.text.hasPrefix("kept param/dense1.bias") && mapped.text.hasSuffix("fresh param/dense1.weight"), "\(mapped.text)")
   }
 
+  /// A new session belongs to no file, and undoing a load gives the old session its own place
+  /// back: a later `save` never writes one session over another's file.
+  @Test func newAndUndoneLoadsKeepEachSessionToItsFile() throws {
+    let folder = temporaryFolder()
+    let engine = engine()
+    _ = engine.execute("save \(folder)/mine")
+    let mine = try Data(contentsOf: URL(fileURLWithPath: folder + "/mine.json"))
+    #expect(!engine.execute("new other --input 2").failed)
+    #expect(engine.path == nil)
+    #expect(engine.execute("save").text == "save: give a path the first time, such as save sessions/mine")
+    #expect(engine.execute("undo").text.hasPrefix("undid new other --input 2"))
+    #expect(engine.path == folder + "/mine.json")
+    // load, then undo: back to this session and its file, and the loaded file is untouched.
+    let xor = repositoryPath("sessions/xor.json")
+    let xorBytes = try Data(contentsOf: URL(fileURLWithPath: xor))
+    #expect(!engine.execute("load \(xor)").failed)
+    #expect(engine.execute("undo").text == "undid load \(xor); the last change is now stop max_steps 100000")
+    #expect(engine.path == folder + "/mine.json" && engine.spec.name == "spirals")
+    #expect(engine.execute("redo").text == "redid load \(xor)")
+    #expect(engine.path == xor)
+    _ = engine.execute("undo")
+    _ = engine.execute("batch 16")
+    _ = engine.execute("save")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: xor)) == xorBytes, "the loaded file is never written by the undone session")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/mine.json")) != mine)
+  }
+
   @Test func everyEventHasOneFormat() throws {
     let engine = engine()
     _ = engine.execute("train 5 --wait")

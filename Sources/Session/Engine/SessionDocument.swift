@@ -27,7 +27,8 @@ public struct SessionDocument: Sendable {
 
   /// Another session in this one's place (`load`): undo goes back to this one.
   mutating func replace(with bundle: SessionBundle, path: String) {
-    undoStack.append(UndoEntry(spec: spec, state: state, stepAfter: bundle.spec.state?.step ?? 0, replacesSession: true))
+    undoStack.append(
+      UndoEntry(spec: spec, state: state, stepAfter: bundle.spec.state?.step ?? 0, replacesSession: true, path: self.path, loaded: true))
     redoStack.removeAll()
     spec = bundle.spec
     state = bundle.spec.state == nil ? nil : try? bundle.trainingState()
@@ -47,14 +48,15 @@ public struct SessionDocument: Sendable {
     guard let entry = isUndo ? undoStack.popLast() : redoStack.popLast() else {
       throw CommandError("nothing to \(isUndo ? "undo" : "redo")")
     }
-    let undone = spec.journal.last
+    // What is undone: the last command of the journal, or the load that brought this session.
+    let undone = entry.loaded ? "load \(path ?? spec.name)" : spec.journal.last
     let back = restore(entry)
     if isUndo { redoStack.append(back) } else { undoStack.append(back) }
     hasUnsavedChanges = true
-    let now = spec.journal.last.map { "the last change is now \($0)" } ?? "no changes are left"
-    return isUndo
-      ? "undid \(undone ?? "the last change"); \(now)"
-      : "redid \(spec.journal.last ?? "the change")"
+    if isUndo {
+      return "undid \(undone ?? "the last change"); " + (spec.journal.last.map { "the last change is now \($0)" } ?? "no changes are left")
+    }
+    return "redid " + (entry.loaded ? "load \(path ?? spec.name)" : spec.journal.last ?? "the change")
   }
 
   /// Applies an edit: undo point, journal, state mapping. While training runs (`training`),
@@ -215,10 +217,12 @@ public struct SessionDocument: Sendable {
     } else {
       next.journal = spec.journal + [line]
     }
+    let replacesSession = if case .new = command { true } else { false }
     undoStack.append(
-      UndoEntry(
-        spec: before.spec, state: before.state, stepAfter: nextState?.step ?? 0,
-        replacesSession: { if case .new = command { true } else { false } }()))
+      UndoEntry(spec: before.spec, state: before.state, stepAfter: nextState?.step ?? 0, replacesSession: replacesSession, path: path))
+    // A new session belongs to no file yet: `save` asks for a path rather than writing over
+    // the previous session's.
+    if replacesSession { path = nil }
     redoStack.removeAll()
     // A data file the user names here is theirs to read, wherever it is (a session file's
     // paths are limited to its folder; see DataAccess): allowed once the change is made.
@@ -256,6 +260,11 @@ struct UndoEntry {
   var state: TrainingState?
   var stepAfter: Int
   var replacesSession: Bool
+  /// Where that session lives, for an entry that replaces the session (`new`, `load`): undoing
+  /// a load must not leave the old session pointed at the loaded file.
+  var path: String? = nil
+  /// Whether the entry is a `load` (rather than a `new`), for the message of undo and redo.
+  var loaded = false
 }
 
 extension SessionDocument {
@@ -264,12 +273,12 @@ extension SessionDocument {
   /// otherwise the spec change is reverted on the current state — training is not undone, and
   /// tensors are kept as any edit keeps them.
   mutating func restore(_ entry: UndoEntry) -> UndoEntry {
-    let (oldSpec, oldState) = (spec, state)
+    let (oldSpec, oldState, oldPath) = (spec, state, path)
     let trainedSince = (state?.step ?? 0) != entry.stepAfter
     if entry.replacesSession || !trainedSince {
       let history = spec.history
       (spec, state) = (entry.spec, entry.state)
-      if !entry.replacesSession { spec.history = history }
+      if entry.replacesSession { path = entry.path } else { spec.history = history }
     } else {
       var target = entry.spec
       target.history = spec.history
@@ -282,6 +291,8 @@ extension SessionDocument {
       }
       spec = target
     }
-    return UndoEntry(spec: oldSpec, state: oldState, stepAfter: state?.step ?? 0, replacesSession: entry.replacesSession)
+    return UndoEntry(
+      spec: oldSpec, state: oldState, stepAfter: state?.step ?? 0, replacesSession: entry.replacesSession, path: oldPath,
+      loaded: entry.loaded)
   }
 }
