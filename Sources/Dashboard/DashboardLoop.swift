@@ -18,7 +18,8 @@ public enum DashboardLoop {
   /// Runs until `q` (or `shouldStop` says so, for a hang-up or SIGTERM); the terminal is restored
   /// before it returns. `state` is where the dashboard starts (a fresh `DashboardState` the first
   /// time) and holds, when it returns, where it was left — focus, selection, smoothing, theme,
-  /// log — for the next opening. Returns lines for the REPL to print afterwards.
+  /// log — for the next opening. Returns lines for the REPL to print afterwards: problems with
+  /// themes, and every event that happened while the dashboard was open.
   public static func run(
     engine: SessionEngine, themes: ThemeLibrary, themeName: String? = nil, state: inout DashboardState,
     shouldStop: () -> Bool = { false }
@@ -83,7 +84,10 @@ public enum DashboardLoop {
       }
       guard keyed || clock.now - lastFrame >= interval else { continue }
       lastFrame = clock.now
-      state.appendLog(engine.takeEvents().map(\.line))
+      // Events go to the log here and, on return, to the REPL, which prints them above its prompt.
+      let events = engine.takeEvents().map(\.line)
+      state.appendLog(events)
+      afterwards += events
       let size = screen.size
       let input = DashboardInput(
         spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: engine.hasUnsavedChanges, themeName: themes.themes[themeIndex].name
@@ -91,7 +95,9 @@ public enum DashboardLoop {
       screen.draw(DashboardView.render(input, state: state, width: size.width, height: size.height, charset: screen.charset))
       interval = max(frameInterval, (clock.now - lastFrame) * frameBudget)
     }
-    return afterwards
+    let last = engine.takeEvents().map(\.line)
+    state.appendLog(last)
+    return afterwards + last
   }
 
   static func isNone(_ input: CursesScreen.Input) -> Bool { if case .none = input { true } else { false } }

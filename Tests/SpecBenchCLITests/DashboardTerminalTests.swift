@@ -126,6 +126,8 @@ struct DashboardTerminalTests {
     try terminal.send("q")
     screen = try terminal.waitFor { $0.contains("spirals [fast running *]>") }
     #expect(screen.contains("spirals [fast running *]>"), "\(screen)")
+    // What happened in the dashboard is printed in the REPL on return.
+    #expect(screen.contains("[backend] backend at step ") && screen.contains("reference -> fast, state carried across"), "\(screen)")
     try terminal.send("status", "Enter")
     screen = try terminal.waitFor {
       $0.range(of: #"running at step \d+/100000000, epoch \d+, backend fast"#, options: .regularExpression) != nil
