@@ -151,11 +151,18 @@ final class CursesScreen {
       case Int32(KEY_BTAB): return .key(.backTab)
       case Int32(KEY_BACKSPACE): return .key(.backspace)
       case Int32(KEY_ENTER): return .key(.enter)
+      case Int32(KEY_HOME): return .key(.home)
+      case Int32(KEY_END): return .key(.end)
+      case Int32(KEY_DC): return .key(.delete)
       default: return .none
       }
     }
     switch code {
+    case 1: return .key(.home)
     case 3: return .key(.interrupt)
+    case 5: return .key(.end)
+    case 21: return .key(.killLine)
+    case 23: return .key(.killWord)
     case 9: return .key(.tab)
     case 10, 13: return .key(.enter)
     case 12: return .key(.redraw)

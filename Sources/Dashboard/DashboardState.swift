@@ -8,6 +8,10 @@ public enum DashboardKey: Hashable, Sendable {
   case up, down, left, right
   case tab, backTab
   case enter, backspace, escape
+  /// Home (or Ctrl-A), End (or Ctrl-E), Delete.
+  case home, end, delete
+  /// Ctrl-U: delete from the line's start to the cursor. Ctrl-W: delete the word before it.
+  case killLine, killWord
   /// Ctrl-C.
   case interrupt
   /// Ctrl-L: draw everything again.
@@ -44,8 +48,13 @@ public struct DashboardState: Sendable {
   public var logScale = false
   public var themeIndex = 0
   public var showsHelp = false
-  /// The `:` command line while it is open (nil when closed).
-  public var commandLine: String?
+  /// The `:` command line while it is open (nil when closed). Setting it puts the cursor at its
+  /// end; the keys that edit it place the cursor after.
+  public var commandLine: String? {
+    didSet { commandCursor = commandLine?.count ?? 0 }
+  }
+  /// Where the cursor is on the command line, in characters from its start.
+  public var commandCursor = 0
   /// Commands entered on the command line, oldest first, and the position while browsing them.
   public var commandHistory: [String] = []
   var historyPosition: Int?
@@ -122,10 +131,20 @@ public struct DashboardState: Sendable {
       }
       return [.perform(.training(.backend(context.backends[(index + 1) % context.backends.count])))]
     case .character("o"):
-      commandLine = context.optimizerCommand + " "
+      // The optimizer as a command, the cursor after the learning rate's value: what a user edits.
+      let line = context.optimizerCommand + " "
+      commandLine = line
+      if let lr = line.range(of: " lr=") {
+        let valueEnd = line[lr.upperBound...].firstIndex(of: " ") ?? line.endIndex
+        commandCursor = line.distance(from: line.startIndex, to: valueEnd)
+      } else {
+        commandCursor = line.count
+      }
+      historyPosition = nil
       return []
     case .character(":"):
       commandLine = ""
+      commandCursor = 0
       historyPosition = nil
       return []
     case .character("s"), .character("S"):
@@ -189,13 +208,15 @@ public struct DashboardState: Sendable {
     }
   }
 
-  /// Keys while the command line is open: edit, complete, browse history, run or cancel.
+  /// Keys while the command line is open: edit as readline does (←/→, Home/End or Ctrl-A/E,
+  /// Backspace, Delete, Ctrl-U, Ctrl-W), complete, browse history, run or cancel.
   mutating func handleCommandLine(_ key: DashboardKey, context: Context) -> [DashboardAction] {
-    var line = commandLine ?? ""
+    var line = Array(commandLine ?? "")
+    var cursor = min(commandCursor, line.count)
     switch key {
     case .enter:
       commandLine = nil
-      let command = line.trimmingCharacters(in: .whitespaces)
+      let command = String(line).trimmingCharacters(in: .whitespaces)
       guard !command.isEmpty else { return [] }
       if commandHistory.last != command { commandHistory.append(command) }
       historyPosition = nil
@@ -210,30 +231,55 @@ public struct DashboardState: Sendable {
         commandLine = nil
         return []
       }
-      line.removeLast()
+      if cursor > 0 {
+        line.remove(at: cursor - 1)
+        cursor -= 1
+      }
+    case .delete:
+      if cursor < line.count { line.remove(at: cursor) }
+    case .left: cursor = max(0, cursor - 1)
+    case .right: cursor = min(line.count, cursor + 1)
+    case .home: cursor = 0
+    case .end: cursor = line.count
+    case .killLine:
+      line.removeSubrange(0..<cursor)
+      cursor = 0
+    case .killWord:
+      var start = cursor
+      while start > 0 && line[start - 1] == " " { start -= 1 }
+      while start > 0 && line[start - 1] != " " { start -= 1 }
+      line.removeSubrange(start..<cursor)
+      cursor = start
     case .tab:
-      let candidates = context.complete(line)
-      let word = String(line.reversed().prefix { $0 != " " }.reversed())
+      // Completion works on what is before the cursor, at the line's end.
+      guard cursor == line.count else { return [] }
+      let text = String(line)
+      let candidates = context.complete(text)
+      let word = String(text.reversed().prefix { $0 != " " }.reversed())
       if candidates.count == 1 {
-        line = String(line.dropLast(word.count)) + candidates[0] + " "
+        line = Array(String(text.dropLast(word.count)) + candidates[0] + " ")
       } else if candidates.count > 1 {
         let common = candidates.dropFirst().reduce(candidates[0]) { String(zip($0, $1).prefix { $0.0 == $0.1 }.map(\.0)) }
-        if common.count > word.count { line = String(line.dropLast(word.count)) + common }
+        if common.count > word.count { line = Array(String(text.dropLast(word.count)) + common) }
         message = candidates.prefix(12).joined(separator: "  ") + (candidates.count > 12 ? "  …" : "")
         messageIsError = false
       }
+      cursor = line.count
     case .up, .down:
       guard !commandHistory.isEmpty else { return [] }
       var position = historyPosition ?? commandHistory.count
       position = key == .up ? max(0, position - 1) : min(commandHistory.count, position + 1)
       historyPosition = position
-      line = position < commandHistory.count ? commandHistory[position] : ""
+      line = Array(position < commandHistory.count ? commandHistory[position] : "")
+      cursor = line.count
     case .character(let character):
-      line.append(character)
+      line.insert(character, at: cursor)
+      cursor += 1
     default:
       break
     }
-    commandLine = line
+    commandLine = String(line)
+    commandCursor = cursor
     return []
   }
 }

@@ -153,11 +153,20 @@ public enum DashboardView {
   /// The command line when open; otherwise the last message, or the main keys.
   static func bottomLine(_ grid: inout Grid, _ state: DashboardState, width: Int, y: Int) {
     if let line = state.commandLine {
-      let text = ":" + line
-      // Keep the end of a long line in view.
-      let visible = text.count < width ? text : String(text.suffix(width - 1))
-      grid.write(visible + "█", x: 0, y: y, role: .status)
-      grid.write(String(repeating: " ", count: max(0, width - visible.count - 1)), x: visible.count + 1, y: y, role: .status)
+      let text = Array(":" + line)
+      let cursor = min(state.commandCursor, line.count) + 1
+      // Keep the cursor in view: the end of a long line, or the part around the cursor.
+      let first = max(0, min(cursor - (width - 2), text.count - (width - 1)))
+      let visible = String(text[first..<min(text.count, first + width - 1)])
+      grid.write(visible, x: 0, y: y, role: .status)
+      if cursor >= text.count {
+        grid.write("█", x: visible.count, y: y, role: .status)
+      } else {
+        // The character under the cursor, drawn as selected.
+        grid.write(String(text[cursor]), x: cursor - first, y: y, role: .selected)
+      }
+      let used = max(visible.count, cursor - first) + 1
+      grid.write(String(repeating: " ", count: max(0, width - used)), x: used, y: y, role: .status)
     } else if let message = state.message {
       grid.write(String(message.prefix(width)), x: 0, y: y, role: state.messageIsError ? .warning : .text)
     } else {

@@ -45,13 +45,54 @@ struct DashboardStateTests {
     #expect(state.handle(.character("b"), context: Self.context(backend: "fast")) == [.perform(.training(.backend("reference")))])
   }
 
+  /// `o` opens the optimizer as a command with the cursor after the learning rate's value.
   @Test func oOpensTheCommandLineOnTheOptimizer() {
     var state = DashboardState()
-    #expect(state.handle(.character("o"), context: Self.context()).isEmpty)
+    let context = Self.context()
+    #expect(state.handle(.character("o"), context: context).isEmpty)
     #expect(state.commandLine == "optimizer adam lr=0.01 ")
-    for character in "momentum=0.9" { _ = state.handle(.character(character), context: Self.context()) }
-    #expect(state.handle(.enter, context: Self.context()) == [.execute("optimizer adam lr=0.01 momentum=0.9")])
+    #expect(state.commandCursor == "optimizer adam lr=0.01".count)
+    _ = state.handle(.backspace, context: context)
+    _ = state.handle(.character("3"), context: context)
+    _ = state.handle(.end, context: context)
+    for character in "momentum=0.9" { _ = state.handle(.character(character), context: context) }
+    #expect(state.handle(.enter, context: context) == [.execute("optimizer adam lr=0.03 momentum=0.9")])
     #expect(state.commandLine == nil)
+  }
+
+  /// The command line edits as readline does: arrows, Home/End, Delete, Ctrl-U, Ctrl-W.
+  @Test func theCommandLineEditsLikeReadline() {
+    var state = DashboardState()
+    let context = Self.context()
+    _ = state.handle(.character(":"), context: context)
+    for character in "train 100 --wait" { _ = state.handle(.character(character), context: context) }
+    // Home, then over "train ": insert a digit into the number.
+    _ = state.handle(.home, context: context)
+    #expect(state.commandCursor == 0)
+    for _ in 0..<7 { _ = state.handle(.right, context: context) }
+    _ = state.handle(.character("5"), context: context)
+    #expect(state.commandLine == "train 1500 --wait" && state.commandCursor == 8)
+    _ = state.handle(.left, context: context)
+    _ = state.handle(.delete, context: context)
+    #expect(state.commandLine == "train 100 --wait")
+    // Ctrl-W deletes the word before the cursor; at the end, the last word.
+    _ = state.handle(.end, context: context)
+    _ = state.handle(.killWord, context: context)
+    #expect(state.commandLine == "train 100 " && state.commandCursor == 10)
+    // Ctrl-U deletes from the start to the cursor.
+    _ = state.handle(.left, context: context)
+    _ = state.handle(.killLine, context: context)
+    #expect(state.commandLine == " " && state.commandCursor == 0)
+    // Left and Right stop at the ends; history puts the cursor at the end.
+    for _ in 0..<3 { _ = state.handle(.left, context: context) }
+    #expect(state.commandCursor == 0)
+    _ = state.handle(.escape, context: context)
+    _ = state.handle(.character(":"), context: context)
+    for character in "status" { _ = state.handle(.character(character), context: context) }
+    _ = state.handle(.enter, context: context)
+    _ = state.handle(.character(":"), context: context)
+    _ = state.handle(.up, context: context)
+    #expect(state.commandLine == "status" && state.commandCursor == 6)
   }
 
   @Test func theCommandLineEditsCompletesAndRemembers() {

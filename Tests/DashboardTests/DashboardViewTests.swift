@@ -55,6 +55,23 @@ struct DashboardViewTests {
     for (key, _) in DashboardView.keyHelp { #expect(text.contains(key), "help lists \(key)") }
   }
 
+  /// A cursor inside the command line is the character under it drawn as selected; at the end,
+  /// a block.
+  @Test func theCommandLineShowsItsCursor() {
+    var state = Fixture.state
+    state.commandLine = "optimizer sgd lr=0.1"
+    state.commandCursor = 4
+    let grid = DashboardView.render(Fixture.input, state: state, width: 80, height: 24)
+    #expect(grid.plainText.split(separator: "\n").last! == ":optimizer sgd lr=0.1")
+    #expect(grid[5, 23].character == "m" && grid[5, 23].role == .selected)
+    #expect(grid[4, 23].role == .status && grid[6, 23].role == .status)
+    // A long line keeps the cursor in view.
+    state.commandLine = String(repeating: "x", count: 200)
+    state.commandCursor = 10
+    let long = DashboardView.render(Fixture.input, state: state, width: 80, height: 24)
+    #expect(long[11, 23].role == .selected)
+  }
+
   @Test func theCommandLineAndMessagesShowAtTheBottom() throws {
     var state = Fixture.state
     state.commandLine = "optimizer sgd lr=0.1"

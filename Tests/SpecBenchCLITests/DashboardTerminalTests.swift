@@ -88,10 +88,17 @@ struct DashboardTerminalTests {
     #expect(Self.pane("loss ·", in: screen).joined().filter { $0 == "┴" }.count > markersBefore, "a marker at the swap: \(screen)")
     #expect(Self.pane("loss ·", in: screen).joined().contains("┊"))
 
-    // A `:` command changes the optimizer while training runs.
+    // A `:` command changes the optimizer while training runs; the line edits as readline does
+    // (Home, End, Ctrl-W, Backspace fix a missing letter and a stray word).
     try terminal.send(":")
-    try terminal.send("-l", "optimizer sgd lr=0.1")
-    screen = try terminal.waitFor { $0.contains(":optimizer sgd lr=0.1") }
+    try terminal.send("-l", "ptimizer sgd lr=0.1 junk")
+    try terminal.waitFor { $0.contains(":ptimizer sgd lr=0.1 junk") }
+    try terminal.send("Home")
+    try terminal.send("o")
+    try terminal.send("End")
+    try terminal.send("C-w")
+    try terminal.send("BSpace")
+    screen = try terminal.waitFor { Self.lines($0).last { !$0.isEmpty }?.hasPrefix(":optimizer sgd lr=0.1█") == true }
     #expect(Self.lines(screen).last { !$0.isEmpty }?.hasPrefix(":optimizer sgd lr=0.1") == true, "the command line at the bottom")
     try terminal.send("Enter")
     screen = try terminal.waitFor {
