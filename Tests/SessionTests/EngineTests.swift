@@ -53,6 +53,8 @@ struct EngineTests {
   func built() -> SessionEngine {
     let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "x", input: [2])))
     for line in Self.build { run(engine, line) }
+    // The tests compare with headless runs on reference (a new session would take fast).
+    run(engine, "backend reference")
     return engine
   }
 
@@ -69,6 +71,7 @@ struct EngineTests {
     let engine = built()
     let replay = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "other", input: [5])))
     for line in engine.spec.journal { run(replay, line) }
+    run(replay, "backend reference")  // the backend is chosen, not an edit of the spec's journal
     #expect(replay.spec == engine.spec)
   }
 
@@ -370,7 +373,7 @@ struct LiveSwapTests {
 
   @Test func swappingAtAStepBoundaryInTheMiddleOfARun() throws {
     let e = SessionEngine.withDefaultSession()
-    run(e, "stop max_steps 100000", "train")
+    run(e, "backend reference", "stop max_steps 100000", "train")
     waitUntil { e.snapshot.step >= 30 }
     run(e, "backend fast")
     waitUntil { e.snapshot.history.events.contains { $0.kind == "backend" } }

@@ -46,8 +46,9 @@ struct DashboardTerminalTests {
   @Test func openFromTheReplWatchPauseSwapChangeOptimizerResizeAndGoBack() throws {
     let folder = temporaryFolder()
     let terminal = try TmuxSession.specbench(from: folder)
-    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
     // A long run on the slower backend, so that there is time to watch it.
+    try terminal.send("backend reference", "Enter")
     try terminal.send("stop max_steps 100000000", "Enter")
     try terminal.send("train", "Enter")
     try terminal.waitFor { $0.contains("[started] training on reference") }
@@ -273,7 +274,7 @@ struct DashboardTerminalTests {
     #expect(Self.pane("events", in: screen).joined().contains("broken.json"), "\(screen)")
     #expect(screen.contains("theme default-dark"))
     try terminal.send("q")
-    screen = try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    screen = try terminal.waitFor { $0.contains("spirals [fast idle]>") }
     // The REPL repeats the problem once the dashboard has gone, so it is not lost.
     #expect(screen.contains("broken.json"), "\(screen)")
     try terminal.send("quit", "Enter")

@@ -18,7 +18,7 @@ struct HostileTerminalTests {
   func theDashboardRefusesATerminalItCannotDrawOnAndTheSessionGoesOn(_ term: String, _ message: String) throws {
     let folder = temporaryFolder("specbench-term")
     let terminal = try TmuxSession.specbench(from: folder, environment: "TERM=\(term)", width: 120, height: 30)
-    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
     try terminal.send("batch 7", "Enter")
     try terminal.send("dashboard", "Enter")
     // (Long lines wrap on the 120-column screen: read it as one line.)
@@ -41,7 +41,7 @@ struct HostileTerminalTests {
     try FileManager.default.createDirectory(atPath: folder + "/state/specbench", withIntermediateDirectories: true)
     #expect(mkfifo(folder + "/state/specbench/history", 0o600) == 0)
     let terminal = try TmuxSession.specbench(from: folder, width: 160, height: 30)
-    let screen = try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    let screen = try terminal.waitFor { $0.contains("spirals [fast idle]>") }
     let flat = screen.replacingOccurrences(of: "\n", with: "")
     #expect(flat.contains("is a FIFO (named pipe), not a regular file; history is not read or saved"), "\(screen)")
     try terminal.send("quit", "Enter")
@@ -51,7 +51,7 @@ struct HostileTerminalTests {
   @Test func commandsThatCannotFitFailAndThePromptComesBack() throws {
     let folder = temporaryFolder("specbench-term")
     let terminal = try TmuxSession.specbench(from: folder, width: 160, height: 40)
-    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
     for line in ["add dense 1000000000", "add dense 9223372036854775807", "data spirals samples=1000000000000"] {
       try terminal.send(line, "Enter")
     }

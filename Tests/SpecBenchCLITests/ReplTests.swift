@@ -8,9 +8,11 @@ struct ReplTerminalTests {
   @Test func buildTrainHotSwapPlotSaveQuitAndReload() throws {
     let folder = temporaryFolder()
     let terminal = try TmuxSession.specbench(from: folder, width: 200, height: 50)
-    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
-    // Build a model by typing, completing an activation with Tab.
+    // The built-in session trains on fast, the default where it can run.
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
+    // Build a model by typing, completing an activation with Tab; train on reference.
     try terminal.send("new mine --input 2", "Enter")
+    try terminal.send("backend reference", "Enter")
     try terminal.send("data spirals samples=300 classes=3 noise=0.1 seed=5", "Enter")
     try terminal.send("add dense 32 re", "Tab")
     // (capture-pane trims trailing spaces, so the space Tab adds after "relu" is not seen.)
@@ -66,7 +68,8 @@ struct ReplTerminalTests {
   @Test func eventsArriveAboveTheLineBeingTyped() throws {
     let folder = temporaryFolder()
     let terminal = try TmuxSession.specbench(from: folder, width: 110, height: 30)
-    try terminal.waitFor { $0.contains("spirals [reference idle]>") }
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
+    try terminal.send("backend reference", "Enter")
     try terminal.send("train 300", "Enter")
     try terminal.send("half typed")
     // The event is printed, then readline redraws the prompt and the half-typed line below it:
@@ -185,7 +188,7 @@ struct ReplScriptTests {
   @Test func aCleanScriptExitsZero() throws {
     let result = try runProcess("/bin/sh", ["-c", "printf 'status\\nshow optimizer\\nhelp train\\n' | \(specbenchExecutable)"])
     #expect(result.status == 0, "\(result.stderr)")
-    #expect(result.stdout.contains("idle at step 0, epoch 0, backend reference"))
+    #expect(result.stdout.contains("idle at step 0, epoch 0, backend fast"))
     #expect(result.stdout.contains("Optimizer:  adam lr=0.01"))
     #expect(result.stdout.contains("train [STEPS] [--wait]"))
   }

@@ -87,7 +87,11 @@ public final class SessionEngine {
     let (message, events) = try document.apply(edit, line: line, folder: folder, training: training.hasWorker, step: step)
     pendingEvents.append(contentsOf: events)
     training.change(to: spec, backend: spec.backend)
-    if case .new = edit { training.forgetSession() }
+    if case .new = edit {
+      training.forgetSession()
+      // A new session trains on the fast backend when it can run here; reference is one command away.
+      if let fast = backends.all.first(where: { $0.name == "fast" && $0.unavailableReason == nil }) { document.spec.backend = fast.name }
+    }
     return .done(message)
   }
 
