@@ -88,7 +88,7 @@ let package = Package(
     ),
     .testTarget(
       name: "SessionTests",
-      dependencies: ["SpecKit", "Datasets", "Backends", "Session", "TermPlot", "SpecBenchTestSupport"]
+      dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "TermPlot", "SpecBenchTestSupport"]
     ),
     .testTarget(
       name: "TermPlotTests",

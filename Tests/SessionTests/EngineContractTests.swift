@@ -2,6 +2,7 @@ import Datasets
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
+import TensorCore
 import Testing
 
 @testable import Session
@@ -20,7 +21,7 @@ struct EngineContractTests {
     "train", "train 40", "train 40 --wait", "train --wait", "pause", "resume", "stop", "backend fast", "status", "show model", "plot loss",
     "plot lr --log", "plot loss --log --smooth 0.6", "hist dense1.weight", "backends", "history", "help", "help train", "save",
     "save \"my runs/a\"", "export onnx out.onnx --softmax", "load sessions/xor.json", "undo", "redo", "dashboard", "quit",
-    "add dense 8 relu", "optimizer lr=0.003",
+    "add dense 8 relu", "optimizer lr=0.003", "evaluate", "evaluate train", "show", "set input 1,28,28",
   ])
   func everyCommandsTextParsesBackToIt(_ line: String) throws {
     let command = try #require(try CommandParser.parse(line))
@@ -314,6 +315,34 @@ struct EngineContractTests {
     _ = engine.execute("save")
     #expect(try Data(contentsOf: URL(fileURLWithPath: xor)) == xorBytes, "the loaded file is never written by the undone session")
     #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/mine.json")) != mine)
+  }
+
+  /// `evaluate`: a confusion matrix and per-class precision and recall for a classifier (with
+  /// the csv's class names), MAE, RMSE and R² for a regression; the numbers are the matrix's.
+  @Test func evaluateReportsWhatAPractitionerLooksAt() throws {
+    // Four samples, three classes: true 0,0,1,2; predicted 0,1,1,2.
+    let logits = Tensor(shape: [4, 3], scalars: [5, 0, 0, 0, 5, 0, 0, 5, 0, 0, 0, 5])
+    let report = EvaluationReport.make(
+      split: .validation, loss: 0.5, outputs: logits, targets: .classes([0, 0, 1, 2]), classNames: ["cat", "dog", "owl"])
+    let lines = report.text.split(separator: "\n").map(String.init)
+    #expect(lines[0] == "validation: 4 samples, loss 0.5, accuracy 75.0% (3 of 4)")
+    #expect(
+      lines.contains { $0.hasPrefix("cat ") && $0.split(separator: " ").map(String.init) == ["cat", "1", "1", "0"] }, "\(report.text)")
+    #expect(lines.contains { $0.split(separator: " ").map(String.init) == ["cat", "100.0%", "50.0%", "66.7%", "2"] }, "\(report.text)")
+    #expect(lines.contains { $0.split(separator: " ").map(String.init) == ["dog", "50.0%", "100.0%", "66.7%", "1"] }, "\(report.text)")
+    // Regression: errors 1, −1, 0, 2 on targets 0, 2, 4, 6 (mean 3, total 20).
+    let regression = EvaluationReport.make(
+      split: .train, loss: 1.5, outputs: Tensor(shape: [4, 1], scalars: [1, 1, 4, 8]),
+      targets: .values(Tensor(shape: [4, 1], scalars: [0, 2, 4, 6])), classNames: nil)
+    #expect(regression.text == "train: 4 samples, loss 1.5, MAE 1, RMSE 1.225, R² 0.7000", "\(regression.text)")
+    // Through the engine: the accuracy is the run's.
+    let engine = engine()
+    _ = engine.execute("train 200 --wait")
+    waitIdle(engine)
+    let evaluated = engine.execute("evaluate")
+    #expect(evaluated.text.hasPrefix("train: 600 samples, loss "), "\(evaluated.text)")
+    #expect(evaluated.text.contains("confusion matrix (rows: true class, columns: predicted)"))
+    #expect(engine.execute("evaluate validation").text.hasPrefix("evaluate: the session has no validation split"))
   }
 
   @Test func everyEventHasOneFormat() throws {

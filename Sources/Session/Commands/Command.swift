@@ -1,3 +1,4 @@
+import Backends
 import SpecKit
 
 /// A parsed command line. Spec parts travel as JSON objects (`{"type": "adam", "lr": 0.003}`)
@@ -40,6 +41,7 @@ public enum Command: Equatable, Sendable {
         separator: " ")
     case .query(.hist(let tensor)): return "hist " + word(tensor)
     case .query(.backends): return "backends"
+    case .query(.evaluate(let part)): return (["evaluate"] + (part.map { [$0.rawValue] } ?? [])).joined(separator: " ")
     case .query(.history): return "history"
     case .query(.help(let topic)): return (["help"] + (topic.map { [word($0)] } ?? [])).joined(separator: " ")
     case .file(.save(let path)): return (["save"] + (path.map { [word($0)] } ?? [])).joined(separator: " ")
@@ -104,6 +106,8 @@ public enum Query: Equatable, Sendable {
   case backends
   case history
   case help(topic: String?)
+  /// `evaluate [train|validation]`: the model on one split (nil: validation when there is one).
+  case evaluate(DataPart?)
 }
 
 public enum FileCommand: Equatable, Sendable {

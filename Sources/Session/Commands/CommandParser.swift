@@ -1,3 +1,4 @@
+import Backends
 import SpecKit
 
 /// Turns one line of the command language into a `Command`. Pure: no session needed.
@@ -135,6 +136,13 @@ public enum CommandParser {
     case "undo": return try bare(.file(.undo), "undo", args)
     case "redo": return try bare(.file(.redo), "redo", args)
     case "history": return try bare(.query(.history), "history", args)
+    case "evaluate":
+      guard args.count <= 1 else { throw usage("evaluate") }
+      guard let word = args.first else { return .query(.evaluate(nil)) }
+      guard let part = DataPart(rawValue: word) else {
+        throw CommandError("evaluate: expected train or validation, got \(TextExcerpt.quoted(word))")
+      }
+      return .query(.evaluate(part))
     case "help":
       guard args.count <= 1 else { throw usage("help") }
       return .query(.help(topic: args.first))

@@ -51,6 +51,10 @@ public enum CommandTable {
     .init(name: "resume", usage: "resume", summary: "resume paused training", example: "resume"),
     .init(name: "status", usage: "status", summary: "what training is doing: step, loss, speed, ETA", example: "status"),
     .init(
+      name: "evaluate", usage: "evaluate [train|validation]",
+      summary: "the model on a split: loss and accuracy, a confusion matrix and per-class precision/recall (or MAE, RMSE, R²)",
+      example: "evaluate validation"),
+    .init(
       name: "show", usage: "show [model|optimizer|data|training|spec]", summary: "an overview of the session, or one part",
       example: "show model"),
     .init(

@@ -57,6 +57,32 @@ extension SessionEngine {
           ?? "no commands yet")
     case .help(let topic):
       return .done(try CommandTable.help(topic))
+    case .evaluate(let part):
+      return .done(try evaluate(part))
+    }
+  }
+
+  /// `evaluate`: the session as it stands (at a step boundary while training), on one split.
+  func evaluate(_ requested: DataPart?) throws(CommandError) -> String {
+    let bundle = try currentBundle(for: "evaluate")
+    do {
+      let (dataset, names) = try DatasetLoader.loadNamed(bundle.spec.data, relativeTo: folder)
+      let split = DataSplit(dataset, validationFraction: bundle.spec.data.validationFraction, seed: bundle.spec.training.seed)
+      let part = requested ?? (split.validation == nil ? .train : .validation)
+      guard let data = part == .train ? split.train : split.validation else {
+        throw CommandError("evaluate: the session has no validation split (data.validation_fraction is 0); evaluate train")
+      }
+      let state = try bundle.trainingState()
+      let trainer = try backends.named(bundle.spec.backend).makeTrainer(spec: bundle.spec, state: state, data: split)
+      let loss = try trainer.evaluate(part)?.loss ?? .nan
+      let outputs = try trainer.predict(data.inputs)
+      return EvaluationReport.make(
+        split: part, loss: loss, outputs: outputs.reshaped([outputs.rows, outputs.rowWidth]), targets: data.targets, classNames: names
+      ).text
+    } catch let error as CommandError {
+      throw error
+    } catch {
+      throw CommandError("evaluate: \(error)")
     }
   }
 
