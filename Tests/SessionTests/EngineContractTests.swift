@@ -21,7 +21,7 @@ struct EngineContractTests {
     "train", "train 40", "train 40 --wait", "train --wait", "pause", "resume", "stop", "backend fast", "status", "show model", "plot loss",
     "plot lr --log", "plot loss --log --smooth 0.6", "hist dense1.weight", "backends", "history", "help", "help train", "save",
     "save \"my runs/a\"", "export onnx out.onnx --softmax", "load sessions/xor.json", "undo", "redo", "dashboard", "quit",
-    "add dense 8 relu", "optimizer lr=0.003", "evaluate", "evaluate train", "show", "set input 1,28,28",
+    "add dense 8 relu", "optimizer lr=0.003", "evaluate", "evaluate train", "show", "set input 1,28,28", "predict 0.5,-1.0 2.0,3.25",
   ])
   func everyCommandsTextParsesBackToIt(_ line: String) throws {
     let command = try #require(try CommandParser.parse(line))
@@ -343,6 +343,37 @@ struct EngineContractTests {
     #expect(evaluated.text.hasPrefix("train: 600 samples, loss "), "\(evaluated.text)")
     #expect(evaluated.text.contains("confusion matrix (rows: true class, columns: predicted)"))
     #expect(engine.execute("evaluate validation").text.hasPrefix("evaluate: the session has no validation split"))
+  }
+
+  /// `predict` takes raw rows as the data file has them: the session's standardisation is
+  /// applied, and the answer names the csv's class.
+  @Test func predictTakesRawRowsAndNamesTheClass() throws {
+    let root = temporaryFolder()
+    var generator = SplitMix64(seed: 3, stream: "predict-rows")
+    var rows: [(size: Double, ratio: Double, kind: String)] = []
+    for _ in 0..<160 {
+      let size = Double(generator.nextUniform()) * 900 + 100, ratio = Double(generator.nextUniform())
+      rows.append((size, ratio, (size - 100) / 900 + ratio > 1 ? "large" : "small"))
+    }
+    try ("size,ratio,kind\n" + rows.map { "\($0.size),\($0.ratio),\($0.kind)" }.joined(separator: "\n") + "\n").write(
+      toFile: root + "/rows.csv", atomically: true, encoding: .utf8)
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "p", input: [2])))
+    for line in [
+      "new p --input 2", "data csv path=\(root)/rows.csv target=kind task=classification normalize=true", "add dense 8 tanh", "add dense 2",
+      "optimizer adam lr=0.05", "batch 16", "backend reference",
+    ] {
+      #expect(!engine.execute(line).failed, "\(line)")
+    }
+    _ = engine.execute("train 300 --wait")
+    waitIdle(engine)
+    let sample = rows.prefix(40)
+    let answer = engine.execute("predict " + sample.map { "\($0.size),\($0.ratio)" }.joined(separator: " ")).text
+    let lines = answer.split(separator: "\n").map(String.init)
+    #expect(lines.count == 40, "\(answer)")
+    let right = zip(lines, sample).filter { line, row in line.contains("→ \(row.kind) (") }.count
+    #expect(right >= 34, "\(right) of 40 right on raw rows: \(answer)")
+    #expect(lines[0].contains("large ") && lines[0].contains("small "), "the probabilities name the classes: \(lines[0])")
+    #expect(engine.execute("predict 1,2,3").text == "predict: sample 1 has 3 values, but the model takes 2 (input [2])")
   }
 
   @Test func everyEventHasOneFormat() throws {

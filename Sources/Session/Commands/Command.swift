@@ -41,6 +41,8 @@ public enum Command: Equatable, Sendable {
         separator: " ")
     case .query(.hist(let tensor)): return "hist " + word(tensor)
     case .query(.backends): return "backends"
+    case .query(.predict(let samples)):
+      return (["predict"] + samples.map { $0.map { String($0) }.joined(separator: ",") }).joined(separator: " ")
     case .query(.evaluate(let part)): return (["evaluate"] + (part.map { [$0.rawValue] } ?? [])).joined(separator: " ")
     case .query(.history): return "history"
     case .query(.help(let topic)): return (["help"] + (topic.map { [word($0)] } ?? [])).joined(separator: " ")
@@ -108,6 +110,8 @@ public enum Query: Equatable, Sendable {
   case help(topic: String?)
   /// `evaluate [train|validation]`: the model on one split (nil: validation when there is one).
   case evaluate(DataPart?)
+  /// `predict 5.1,3.5,1.4,0.2 …`: the model's answer for samples typed as raw rows.
+  case predict([[Double]])
 }
 
 public enum FileCommand: Equatable, Sendable {

@@ -136,6 +136,18 @@ public enum CommandParser {
     case "undo": return try bare(.file(.undo), "undo", args)
     case "redo": return try bare(.file(.redo), "redo", args)
     case "history": return try bare(.query(.history), "history", args)
+    case "predict":
+      guard !args.isEmpty else { throw usage("predict") }
+      return .query(
+        .predict(
+          try args.map { word throws(CommandError) -> [Double] in
+            let values = word.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
+            guard !values.isEmpty, values.allSatisfy({ $0?.isFinite == true }) else {
+              throw CommandError(
+                "predict: a sample is finite numbers separated by commas, such as 5.1,3.5,1.4,0.2; got \(TextExcerpt.quoted(word))")
+            }
+            return values.map { $0! }
+          }))
     case "evaluate":
       guard args.count <= 1 else { throw usage("evaluate") }
       guard let word = args.first else { return .query(.evaluate(nil)) }

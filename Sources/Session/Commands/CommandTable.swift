@@ -51,6 +51,10 @@ public enum CommandTable {
     .init(name: "resume", usage: "resume", summary: "resume paused training", example: "resume"),
     .init(name: "status", usage: "status", summary: "what training is doing: step, loss, speed, ETA", example: "status"),
     .init(
+      name: "predict", usage: "predict VALUES [VALUES ...]",
+      summary: "the model's answer for samples typed as raw rows (comma-separated), the data's preprocessing applied",
+      example: "predict 0.5,-1.2"),
+    .init(
       name: "evaluate", usage: "evaluate [train|validation]",
       summary: "the model on a split: loss and accuracy, a confusion matrix and per-class precision/recall (or MAE, RMSE, R²)",
       example: "evaluate validation"),

@@ -3,6 +3,7 @@ import Datasets
 import Foundation
 import Interchange
 import SpecKit
+import TensorCore
 import TermPlot
 
 extension SessionEngine {
@@ -59,6 +60,49 @@ extension SessionEngine {
       return .done(try CommandTable.help(topic))
     case .evaluate(let part):
       return .done(try evaluate(part))
+    case .predict(let samples):
+      return .done(try predict(samples))
+    }
+  }
+
+  /// `predict`: each sample through the data's preprocessing (a csv's standardisation) and the
+  /// model; a classifier's answer is its most likely class with the probabilities.
+  func predict(_ samples: [[Double]]) throws(CommandError) -> String {
+    let width = spec.model.input.reduce(1, *)
+    if let bad = samples.firstIndex(where: { $0.count != width }) {
+      throw CommandError(
+        "predict: sample \(bad + 1) has \(samples[bad].count) values, but the model takes \(width) (input \(spec.model.input))")
+    }
+    let bundle = try currentBundle(for: "predict")
+    do throws(any Error) {
+      let (dataset, names) = try DatasetLoader.loadNamed(bundle.spec.data, relativeTo: folder)
+      let split = DataSplit(dataset, validationFraction: bundle.spec.data.validationFraction, seed: bundle.spec.training.seed)
+      var inputs = Tensor(shape: [samples.count] + bundle.spec.model.input, scalars: samples.flatMap { $0.map { Float($0) } })
+      if let standardization = split.standardization { inputs = standardization.apply(to: inputs) }
+      let trainer = try backends.named(bundle.spec.backend).makeTrainer(spec: bundle.spec, state: try bundle.trainingState(), data: split)
+      let outputs = try trainer.predict(inputs)
+      let columns = outputs.rowWidth
+      return samples.indices.map { row in
+        let values = Array(outputs.scalars[(row * columns)..<((row + 1) * columns)])
+        let label = samples[row].map { ProgressLine.significant($0) }.joined(separator: ",")
+        switch bundle.spec.loss {
+        case .softmaxCrossEntropy:
+          let top = values.max() ?? 0
+          let exps = values.map { exp(Double($0 - top)) }
+          let total = exps.reduce(0, +)
+          let best = exps.indices.max { exps[$0] < exps[$1] } ?? 0
+          let probabilities = exps.indices.map { "\(EvaluationReport.name(of: $0, in: names)) \(String(format: "%.3f", exps[$0] / total))" }
+          return "\(label) → \(EvaluationReport.name(of: best, in: names)) (\(probabilities.joined(separator: ", ")))"
+        case .sigmoidBinaryCrossEntropy:
+          return "\(label) → " + values.map { String(format: "%.3f", 1 / (1 + exp(-Double($0)))) }.joined(separator: ", ")
+        case .mse, .huber:
+          return "\(label) → " + values.map { ProgressLine.significant(Double($0)) }.joined(separator: ", ")
+        }
+      }.joined(separator: "\n")
+    } catch let error as CommandError {
+      throw error
+    } catch {
+      throw CommandError("predict: \(error)")
     }
   }
 
