@@ -60,12 +60,17 @@ struct DashboardStateTests {
     #expect(state.commandLine == nil)
   }
 
+  /// Opens the command line and types `text` on it.
+  static func type(_ text: String, into state: inout DashboardState, _ context: DashboardState.Context) {
+    _ = state.handle(.character(":"), context: context)
+    for character in text { _ = state.handle(.character(character), context: context) }
+  }
+
   /// The command line edits as readline does: arrows, Home/End, Delete, Ctrl-U, Ctrl-W.
   @Test func theCommandLineEditsLikeReadline() {
     var state = DashboardState()
     let context = Self.context()
-    _ = state.handle(.character(":"), context: context)
-    for character in "train 100 --wait" { _ = state.handle(.character(character), context: context) }
+    Self.type("train 100 --wait", into: &state, context)
     // Home, then over "train ": insert a digit into the number.
     _ = state.handle(.home, context: context)
     #expect(state.commandCursor == 0)
@@ -87,8 +92,7 @@ struct DashboardStateTests {
     for _ in 0..<3 { _ = state.handle(.left, context: context) }
     #expect(state.commandCursor == 0)
     _ = state.handle(.escape, context: context)
-    _ = state.handle(.character(":"), context: context)
-    for character in "status" { _ = state.handle(.character(character), context: context) }
+    Self.type("status", into: &state, context)
     _ = state.handle(.enter, context: context)
     _ = state.handle(.character(":"), context: context)
     _ = state.handle(.up, context: context)
@@ -98,8 +102,7 @@ struct DashboardStateTests {
   @Test func theCommandLineEditsCompletesAndRemembers() {
     var state = DashboardState()
     let context = Self.context()
-    _ = state.handle(.character(":"), context: context)
-    for character in "optimizer ad" { _ = state.handle(.character(character), context: context) }
+    Self.type("optimizer ad", into: &state, context)
     // Tab extends the word to what the candidates share and lists them; one candidate completes.
     _ = state.handle(.tab, context: context)
     #expect(state.commandLine == "optimizer ada")
