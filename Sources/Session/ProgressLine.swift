@@ -1,14 +1,15 @@
 import Foundation
 
 /// The one-line progress of a run, as `specbench run` shows it on a terminal:
-/// `step 1200/3000  loss 0.0312  lr 0.0042  412 steps/s  ETA 0:04`.
+/// `step 1200/3000  batch loss 0.0312  lr 0.0042  412 steps/s  ETA 0:04` (the loss of the last
+/// batch; the whole training set's and the validation loss are labelled as such where shown).
 public enum ProgressLine {
   /// - Parameters:
   ///   - planned: the step the run will stop at, when a step limit says so.
   ///   - stepsPerSecond: the recent rate, or nil before it is known.
   public static func format(step: Int, planned: Int?, loss: Float, learningRate: Double, stepsPerSecond: Double?) -> String {
     var parts = ["step \(step)" + (planned.map { "/\($0)" } ?? "")]
-    parts.append("loss \(significant(Double(loss)))")
+    parts.append("batch loss \(significant(Double(loss)))")
     parts.append("lr \(significant(learningRate))")
     if let rate = stepsPerSecond, rate > 0 {
       parts.append("\(rate >= 100 ? String(Int(rate.rounded())) : significant(rate)) steps/s")

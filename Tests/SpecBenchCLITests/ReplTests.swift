@@ -23,7 +23,7 @@ struct ReplTerminalTests {
     #expect(screen.contains("mine [reference running *]>"), "\(screen)")
     // status while it trains
     // (The first steps may not be recorded yet: ask again until a loss shows.)
-    let statusLine = #"running at step \d+/1000000, epoch \d+, backend reference, loss [0-9.e-]+, lr 0.01"#
+    let statusLine = #"running at step \d+/1000000, epoch \d+, backend reference, batch loss [0-9.e-]+, lr 0.01"#
     for _ in 0..<20 {
       try terminal.send("status", "Enter")
       screen = try terminal.waitFor(seconds: 1, required: false) { $0.range(of: statusLine, options: .regularExpression) != nil }
@@ -92,9 +92,9 @@ struct ReplTerminalTests {
     try terminal.waitFor { $0.contains("(Ctrl-C stops it)") }
     // While it waits, a progress line: the step of the planned one, the loss, the rate.
     let progress = try terminal.waitFor { screen in
-      screen.split(separator: "\n").contains { $0.hasPrefix("step ") && $0.contains("/100000300  loss ") && $0.contains(" steps/s  ETA ") }
+      screen.split(separator: "\n").contains { $0.hasPrefix("step ") && $0.contains("/100000300  batch loss ") && $0.contains(" steps/s  ETA ") }
     }
-    #expect(progress.contains("/100000300  loss "), "\(progress)")
+    #expect(progress.contains("/100000300  batch loss "), "\(progress)")
     try terminal.send("C-c")
     var after = try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
     #expect(after.contains("[stopped] stopped by interrupted at step "))

@@ -126,7 +126,7 @@ struct RunTests {
     let result = try specbench("run", "sessions/xor.json", "--steps", "300")
     #expect(result.status == 0, "\(result.stderr)")
     let lines = result.stdout.split(separator: "\n")
-    #expect(lines.first?.hasPrefix("step 30/300  loss ") == true, "\(lines)")
+    #expect(lines.first?.hasPrefix("step 30/300  batch loss ") == true, "\(lines)")
     #expect(lines.contains { $0.hasPrefix("stopped by steps at step 300 (300 steps in ") })
     #expect(lines.contains { $0.hasPrefix("train:      loss ") && $0.contains("accuracy") })
     #expect(!result.stdout.contains("\u{1B}"))

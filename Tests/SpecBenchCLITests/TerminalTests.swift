@@ -12,7 +12,7 @@ struct TerminalTests {
     let terminal = try TmuxSession(command)
     // The progress line appears and keeps moving.
     let first = try terminal.waitFor { $0.contains("steps/s") && $0.contains("ETA") }
-    #expect(first.contains("step ") && first.contains("/100000000  loss "), "\(first)")
+    #expect(first.contains("step ") && first.contains("/100000000  batch loss "), "\(first)")
     let progressLines = first.split(separator: "\n").filter { $0.hasPrefix("step ") }
     #expect(progressLines.count == 1, "one live line, redrawn in place: \(first)")
     try terminal.send("C-c")

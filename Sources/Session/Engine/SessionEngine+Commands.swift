@@ -157,7 +157,7 @@ extension SessionEngine {
     var parts = [
       "\(s.status.rawValue) at step \(s.step)" + (s.plannedStep.map { "/\($0)" } ?? ""), "epoch \(s.epoch)", "backend \(s.backend)",
     ]
-    if let loss = s.lastLoss ?? s.trainLoss.last?.value { parts.append("loss \(ProgressLine.significant(Double(loss)))") }
+    if let loss = s.lastLoss ?? s.trainLoss.last?.value { parts.append("batch loss \(ProgressLine.significant(Double(loss)))") }
     if let lr = s.learningRate { parts.append("lr \(ProgressLine.significant(lr))") }
     if s.status == .running, let rate = s.stepsPerSecond {
       parts.append("\(Int(rate.rounded())) steps/s")
