@@ -92,7 +92,9 @@ struct ReplTerminalTests {
     try terminal.waitFor { $0.contains("(Ctrl-C stops it)") }
     // While it waits, a progress line: the step of the planned one, the loss, the rate.
     let progress = try terminal.waitFor { screen in
-      screen.split(separator: "\n").contains { $0.hasPrefix("step ") && $0.contains("/100000300  batch loss ") && $0.contains(" steps/s  ETA ") }
+      screen.split(separator: "\n").contains {
+        $0.hasPrefix("step ") && $0.contains("/100000300  batch loss ") && $0.contains(" steps/s  ETA ")
+      }
     }
     #expect(progress.contains("/100000300  batch loss "), "\(progress)")
     try terminal.send("C-c")
