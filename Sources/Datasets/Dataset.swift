@@ -105,6 +105,16 @@ public struct DataSplit: Hashable, Sendable {
   }
 }
 
+extension DataSplit {
+  /// The data of `spec` split as training splits it (its `validation_fraction` and training
+  /// seed, the csv standardisation with the training part's statistics), with the class names
+  /// of a csv or built-in source: the one way to see a session's data as its model does.
+  public static func of(_ spec: SessionSpec, relativeTo folder: String) throws(DataError) -> (split: DataSplit, classNames: [String]?) {
+    let (dataset, names) = try DatasetLoader.loadNamed(spec.data, relativeTo: folder)
+    return (DataSplit(dataset, validationFraction: spec.data.validationFraction, seed: spec.training.seed), names)
+  }
+}
+
 /// The one shuffle of SpecBench, so any program can reproduce sample orders.
 public enum Shuffle {
   /// 0..<n permuted by Fisher–Yates from the end: for i = n−1 down to 1, swap i with

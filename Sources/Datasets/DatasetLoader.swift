@@ -16,17 +16,12 @@ public enum DatasetLoader {
     case .blobs(let samples, let centers, let features, let std, let seed):
       return SyntheticData.blobs(samples: samples, centers: centers, features: features, std: std, seed: seed)
     case .sine(let samples, let noise, let seed): return SyntheticData.sine(samples: samples, noise: noise, seed: seed)
-    case .csv(let source):
-      let (text, path) = try csvText(source, in: folder)
-      return try CSVData.load(text: text, source: source, path: path).0
+    case .csv, .builtin:
+      return try loadNamed(spec, relativeTo: folder).dataset
     case .idx(let images, let labels):
       let imagesPath = try DataAccess.resolve(images, in: folder, field: "data.images")
       let labelsPath = try DataAccess.resolve(labels, in: folder, field: "data.labels")
       return try IDXData.load(images: read(imagesPath), labels: read(labelsPath), imagesPath: imagesPath, labelsPath: labelsPath)
-    case .builtin(let name):
-      guard name == "iris" else { throw .mismatch("no builtin dataset \"\(name)\"; builtins: iris") }
-      let source = DataSource.CSVSource(path: "iris", target: .index(4), header: false, task: .classification)
-      return try CSVData.load(text: IrisData.csv, source: source, path: "builtin:iris").0
     }
   }
 
@@ -38,7 +33,8 @@ public enum DatasetLoader {
       let (text, path) = try csvText(source, in: folder)
       let (dataset, names) = try CSVData.load(text: text, source: source, path: path)
       return (dataset, names)
-    case .builtin("iris"):
+    case .builtin(let name):
+      guard name == "iris" else { throw .mismatch("no builtin dataset \"\(name)\"; builtins: iris") }
       let source = DataSource.CSVSource(path: "iris", target: .index(4), header: false, task: .classification)
       let (dataset, names) = try CSVData.load(text: IrisData.csv, source: source, path: "builtin:iris")
       return (dataset, names)

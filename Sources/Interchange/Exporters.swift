@@ -121,8 +121,7 @@ public enum Exporter {
   static func preprocessing(_ spec: SessionSpec, folder: String) throws -> (Standardization?, [String]?) {
     switch spec.data.source {
     case .csv, .builtin:
-      let (dataset, names) = try DatasetLoader.loadNamed(spec.data, relativeTo: folder)
-      let split = DataSplit(dataset, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
+      let (split, names) = try DataSplit.of(spec, relativeTo: folder)
       return (split.standardization, names)
     default:
       return (nil, nil)

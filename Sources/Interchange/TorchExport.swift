@@ -127,8 +127,7 @@ public enum TorchExport {
         }
       }
     }
-    let dataset = try DatasetLoader.load(spec.data, relativeTo: folder)
-    let split = DataSplit(dataset, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
+    let split = try DataSplit.of(spec, relativeTo: folder).split
     func store(_ data: Dataset, _ prefix: String) {
       tensors[prefix + "inputs"] = StoredTensor(shape: data.inputs.shape, scalars: data.inputs.scalars)
       switch data.targets {
@@ -138,7 +137,7 @@ public enum TorchExport {
     }
     store(split.train, "data/")
     if let validation = split.validation { store(validation, "data/val_") }
-    let classes: Int? = if case .classes = dataset.targets { spec.model.outputShape.last } else { nil }
+    let classes: Int? = if case .classes = split.train.targets { spec.model.outputShape.last } else { nil }
     let script = TorchScript(
       spec: spec, state: state, modules: modules, tensorsFile: tensorsFile, scriptFile: scriptFile, classes: classes,
       hasValidation: split.validation != nil, standardization: split.standardization

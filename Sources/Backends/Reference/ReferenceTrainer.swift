@@ -209,7 +209,8 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     let objective: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
       evaluations += 1
       let (loss, grads) = lossAndGradients(batch.inputs, batch.targets, parameters: at, pass: &pass)
-      let badGradient = grads.keys.sorted().first { !grads[$0]!.isFinite }
+      // (Named in name order, so that the message is the same every run; sorted only on failure.)
+      let badGradient = grads.values.allSatisfy(\.isFinite) ? nil : grads.keys.sorted().first { !grads[$0]!.isFinite }
       guard loss.isFinite, badGradient == nil else {
         let reason = loss.isFinite ? "the gradient of \(badGradient!) is not finite" : "the loss is \(loss)"
         throw .diverged(step: step + 1, loss: loss, reason: reason)

@@ -73,13 +73,10 @@ extension SessionEngine {
       throw CommandError(
         "predict: sample \(bad + 1) has \(samples[bad].count) values, but the model takes \(width) (input \(spec.model.input))")
     }
-    let bundle = try currentBundle(for: "predict")
+    let (bundle, trainer, split, names) = try modelOnItsData(for: "predict")
     do throws(any Error) {
-      let (dataset, names) = try DatasetLoader.loadNamed(bundle.spec.data, relativeTo: folder)
-      let split = DataSplit(dataset, validationFraction: bundle.spec.data.validationFraction, seed: bundle.spec.training.seed)
       var inputs = Tensor(shape: [samples.count] + bundle.spec.model.input, scalars: samples.flatMap { $0.map { Float($0) } })
       if let standardization = split.standardization { inputs = standardization.apply(to: inputs) }
-      let trainer = try backends.named(bundle.spec.backend).makeTrainer(spec: bundle.spec, state: try bundle.trainingState(), data: split)
       let outputs = try trainer.predict(inputs)
       let columns = outputs.rowWidth
       return samples.indices.map { row in
@@ -99,32 +96,40 @@ extension SessionEngine {
           return "\(label) → " + values.map { ProgressLine.significant(Double($0)) }.joined(separator: ", ")
         }
       }.joined(separator: "\n")
-    } catch let error as CommandError {
-      throw error
     } catch {
       throw CommandError("predict: \(error)")
     }
   }
 
+  /// The session as it stands (at a step boundary while training), a trainer of it on its own
+  /// backend, its data split as training sees it, and the data's class names: what `evaluate`
+  /// and `predict` run.
+  func modelOnItsData(for verb: String) throws(CommandError) -> (
+    bundle: SessionBundle, trainer: any Trainer, split: DataSplit, classNames: [String]?
+  ) {
+    let bundle = try currentBundle(for: verb)
+    do throws(any Error) {
+      let (split, names) = try DataSplit.of(bundle.spec, relativeTo: folder)
+      let trainer = try backends.named(bundle.spec.backend).makeTrainer(spec: bundle.spec, state: try bundle.trainingState(), data: split)
+      return (bundle, trainer, split, names)
+    } catch {
+      throw CommandError("\(verb): \(error)")
+    }
+  }
+
   /// `evaluate`: the session as it stands (at a step boundary while training), on one split.
   func evaluate(_ requested: DataPart?) throws(CommandError) -> String {
-    let bundle = try currentBundle(for: "evaluate")
-    do {
-      let (dataset, names) = try DatasetLoader.loadNamed(bundle.spec.data, relativeTo: folder)
-      let split = DataSplit(dataset, validationFraction: bundle.spec.data.validationFraction, seed: bundle.spec.training.seed)
-      let part = requested ?? (split.validation == nil ? .train : .validation)
-      guard let data = part == .train ? split.train : split.validation else {
-        throw CommandError("evaluate: the session has no validation split (data.validation_fraction is 0); evaluate train")
-      }
-      let state = try bundle.trainingState()
-      let trainer = try backends.named(bundle.spec.backend).makeTrainer(spec: bundle.spec, state: state, data: split)
+    let (_, trainer, split, names) = try modelOnItsData(for: "evaluate")
+    let part = requested ?? (split.validation == nil ? .train : .validation)
+    guard let data = part == .train ? split.train : split.validation else {
+      throw CommandError("evaluate: the session has no validation split (data.validation_fraction is 0); evaluate train")
+    }
+    do throws(any Error) {
       let loss = try trainer.evaluate(part)?.loss ?? .nan
       let outputs = try trainer.predict(data.inputs)
       return EvaluationReport.make(
         split: part, loss: loss, outputs: outputs.reshaped([outputs.rows, outputs.rowWidth]), targets: data.targets, classNames: names
       ).text
-    } catch let error as CommandError {
-      throw error
     } catch {
       throw CommandError("evaluate: \(error)")
     }

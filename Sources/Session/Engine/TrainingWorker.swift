@@ -133,18 +133,19 @@ final class TrainingWorker: Sendable {
     var reason: StopReason?
     var paused = false
     steps: while true {
+      // Every request of this boundary is answered; the first pause or stop ends the run here.
       var ending = false
       for control in controls.withLock({ pending in
         defer { pending.removeAll() }
         return pending
       }) {
         switch control {
-        case .pause:
-          paused = !ending || paused
-          ending = true
-        case .stop:
-          if !ending { reason = .interrupted }
-          ending = true
+        case .pause where !ending:
+          (paused, ending) = (true, true)
+        case .stop where !ending:
+          (reason, ending) = (.interrupted, true)
+        case .pause, .stop:
+          break
         case .export(let reply):
           reply.fulfill(run.bundle)
         case .change(let spec, let backendName):

@@ -62,7 +62,9 @@ public enum MetricsFile {
       var found = 0
       var points: [MetricPoint] = []
       points.reserveCapacity(count)
-      for i in 0..<count where found < 3 {
+      // At most three problems a metric: enough to say what is wrong, and the loop stops there.
+      for i in 0..<count {
+        guard found < 3 else { break }
         let step = steps.values[i]
         let value = values.scalars[i]
         if step < 0 || step > Int64(StateSpec.stepLimit) {
