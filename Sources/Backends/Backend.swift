@@ -127,24 +127,35 @@ public struct StepResult: Hashable, Sendable {
   public var loss: Float
   /// The scheduled learning rate the update used.
   public var learningRate: Double
+  /// The batch's accuracy (class targets) and MAE (regression losses) before the update; nil
+  /// when the loss has none, or when the trainer does not measure them.
+  public var measures: BatchMeasures
   /// True when this batch was the last of an epoch.
   public var endedEpoch: Bool
 
-  public init(step: Int, loss: Float, learningRate: Double, endedEpoch: Bool) {
-    (self.step, self.loss, self.learningRate, self.endedEpoch) = (step, loss, learningRate, endedEpoch)
+  public init(step: Int, loss: Float, learningRate: Double, endedEpoch: Bool, measures: BatchMeasures = BatchMeasures()) {
+    (self.step, self.loss, self.learningRate, self.endedEpoch, self.measures) = (step, loss, learningRate, endedEpoch, measures)
   }
 }
 
-/// Loss and (for class targets) accuracy over a dataset.
+/// Loss and, for class targets, accuracy over a dataset; for a regression loss (mse, huber) the
+/// mean absolute error and R² (docs/spec-format.md, "history").
 public struct Evaluation: Hashable, Sendable {
   public var loss: Float
-  /// Fraction of samples classified correctly; nil for regression.
+  /// Fraction of samples classified correctly; nil for value targets.
   public var accuracy: Double?
+  /// Mean of |y − t| over every output; nil unless the loss is a regression loss.
+  public var meanAbsoluteError: Double?
+  /// R² averaged over the outputs whose target varies; nil unless the loss is a regression loss
+  /// and some target varies.
+  public var r2: Double?
 
-  public init(loss: Float, accuracy: Double?) {
-    self.loss = loss
-    self.accuracy = accuracy
+  public init(loss: Float, accuracy: Double?, meanAbsoluteError: Double? = nil, r2: Double? = nil) {
+    (self.loss, self.accuracy, self.meanAbsoluteError, self.r2) = (loss, accuracy, meanAbsoluteError, r2)
   }
+
+  /// An evaluation that failed or had nothing to evaluate.
+  public static let none = Evaluation(loss: .nan, accuracy: nil)
 }
 
 /// Why a backend refused or stopped.

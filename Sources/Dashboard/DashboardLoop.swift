@@ -106,11 +106,14 @@ public enum DashboardLoop {
   static func context(_ engine: SessionEngine, _ themes: ThemeLibrary) -> DashboardState.Context {
     let spec = engine.spec
     let backends = engine.backendNames
-    return DashboardState.Context(
+    let logs = engine.snapshot.logs
+    var context = DashboardState.Context(
       status: engine.trainingStatus, backend: spec.backend, backends: backends, themeCount: themes.themes.count,
       layerTensors: ((try? spec.model.layerShapes()) ?? []).map { $0.tensors.map(\.name) },
       optimizerCommand: "optimizer " + spec.optimizer.summary,
       complete: { line in Completion.candidates(before: line, spec: spec, backends: backends) ?? [] })
+    context.charts = HistoryPlots.Metrics.allCases.filter { $0 == .loss || $0.metrics.contains { (logs[$0]?.count ?? 0) > 0 } }
+    return context
   }
 
   /// Shows a command's outcome in the message line and the log, as the REPL would print it.

@@ -46,6 +46,8 @@ public struct DashboardState: Sendable {
   /// TensorBoard smoothing of the loss chart.
   public var smoothing = 0.6
   public var logScale = false
+  /// What the chart pane shows: the loss, or the accuracy, MAE or R² (`m` cycles).
+  public var chart = HistoryPlots.Metrics.loss
   public var themeIndex = 0
   public var showsHelp = false
   /// The `:` command line while it is open (nil when closed). Setting it puts the cursor at its
@@ -81,6 +83,8 @@ public struct DashboardState: Sendable {
     public var layerTensors: [[String]]
     /// The optimizer as a command (`optimizer adam lr=0.001 …`), for `o`.
     public var optimizerCommand: String
+    /// The charts with points to show (the loss always), for `m`.
+    public var charts: [HistoryPlots.Metrics] = [.loss]
     /// Completion of a partial command line: the candidates for its last word.
     public var complete: @Sendable (String) -> [String]
 
@@ -152,6 +156,10 @@ public struct DashboardState: Sendable {
       let current = stops.firstIndex { $0 >= smoothing - 1e-9 } ?? stops.count - 1
       smoothing = stops[key == .character("s") ? max(0, current - 1) : min(stops.count - 1, current + 1)]
       message = "smoothing \(smoothing)"
+    case .character("m"):
+      let charts = context.charts.isEmpty ? [.loss] : context.charts
+      chart = charts[((charts.firstIndex(of: chart) ?? -1) + 1) % charts.count]
+      message = chart == .loss && charts.count == 1 ? "only the loss is recorded so far" : "chart: \(chart.rawValue)"
     case .character("l"):
       logScale.toggle()
       message = logScale ? "log scale" : "linear scale"

@@ -7,7 +7,7 @@ extension DashboardView {
   static func paneTitle(_ pane: DashboardPane, _ input: DashboardInput, _ state: DashboardState) -> String {
     switch pane {
     case .loss:
-      return "loss · smoothing \(state.smoothing)" + (state.logScale ? " · log" : "")
+      return "\(state.chart.rawValue) · smoothing \(state.smoothing)" + (state.logScale ? " · log" : "")
     case .histogram:
       guard let name = state.selectedTensorName(in: input.layerTensors) else { return "histogram" }
       return "histogram · \(name) @ step \(grouped(input.snapshot.histogramStep))"
@@ -21,10 +21,14 @@ extension DashboardView {
   }
 
   static func lossPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, _ charset: Charset) -> Grid {
-    guard let chart = HistoryPlots.lossChart(input.snapshot, logScale: state.logScale, smoothing: state.smoothing, charset: charset)
+    guard
+      let chart = HistoryPlots.chart(state.chart, input.snapshot, logScale: state.logScale, smoothing: state.smoothing, charset: charset)
     else {
       var grid = Grid(width: frame.width, height: frame.height)
-      grid.write("no losses recorded yet — space starts training", x: 1, y: frame.height / 2, role: .label)
+      let text = state.chart == .loss ? "no losses recorded yet — space starts training" : HistoryPlots.missing(state.chart)
+      for (row, line) in wrap(text, width: max(1, frame.width - 2)).prefix(frame.height).enumerated() {
+        grid.write(line, x: 1, y: frame.height / 2 + row, role: .label)
+      }
       return grid
     }
     return chart.render(width: frame.width, height: frame.height)
@@ -139,7 +143,8 @@ extension DashboardView {
     let chartHeight = frame.height - lines.count
     if chartHeight >= LineChart.minimumSize.height {
       let last = s.plannedStep ?? TrainingRun.plannedStep(spec: spec, from: s.step, extraSteps: nil)
-      let chart = HistoryPlots.learningRateChart(spec, through: last, current: s.step, charset: charset)
+      let chart = HistoryPlots.learningRateChart(
+        spec, used: s.logs[.learningRate]?.pointChunks ?? [], events: s.events, through: last, current: s.step, charset: charset)
       grid.paste(chart.render(width: frame.width, height: chartHeight), x: 0, y: lines.count)
     }
     return grid

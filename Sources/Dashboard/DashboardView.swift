@@ -124,7 +124,7 @@ public enum DashboardView {
 
   // MARK: bars
 
-  /// `spirals* │ fast │ running │ step 1,234/2,000 │ epoch 12 │ 8,100 steps/s │ 0:12 │ ETA 0:04`
+  /// `spirals* │ fast │ running │ step 1,234/2,000 │ epoch 12 │ batch loss 0.031 │ val loss 0.089 │ val acc 96.7% │ 8,100 steps/s │ ETA 0:04`
   static func statusBar(_ grid: inout Grid, _ input: DashboardInput, width: Int) {
     let s = input.snapshot
     // (text, priority): when the bar is too narrow, the lowest priorities go first.
@@ -132,15 +132,18 @@ public enum DashboardView {
       (" " + input.spec.name + (input.hasUnsavedChanges ? "*" : ""), 0), (s.backend, 3), (s.status.rawValue, 0),
       ("step \(grouped(s.step))" + (s.plannedStep.map { "/\(grouped($0))" } ?? ""), 1), ("epoch \(s.epoch)", 5),
     ]
-    if let loss = s.lastLoss ?? s.trainLoss.last?.value { parts.append(("loss \(ProgressLine.significant(Double(loss)))", 4)) }
+    // The batch loss before the validation figures, which go before the recent batches' mean.
+    for reading in s.metricReadings(short: true) {
+      parts.append((reading, reading.hasPrefix("batch") ? 4 : reading.hasPrefix("val") ? 6 : 7))
+    }
     if s.status == .running, let rate = s.stepsPerSecond {
       parts.append(("\(grouped(Int(rate.rounded()))) steps/s", 2))
     }
-    if s.status != .idle, let elapsed = s.elapsedSeconds { parts.append((ProgressLine.duration(elapsed) + " elapsed", 6)) }
+    if s.status != .idle, let elapsed = s.elapsedSeconds { parts.append((ProgressLine.duration(elapsed) + " elapsed", 7)) }
     if s.status == .running, let rate = s.stepsPerSecond, rate > 0, let planned = s.plannedStep, planned > s.step {
       parts.append(("ETA " + ProgressLine.duration(Double(planned - s.step) / rate), 2))
     }
-    parts.append(("theme \(input.themeName)", 7))
+    parts.append(("theme \(input.themeName)", 8))
     while parts.map(\.0).joined(separator: " │ ").count > width, let lowest = parts.indices.max(by: { parts[$0].1 < parts[$1].1 }),
       parts[lowest].1 > 0
     {
@@ -191,6 +194,7 @@ public enum DashboardView {
     ("← →", "model, histograms: the layer's tensor · loss: smoothing"),
     ("s / S", "less / more smoothing of the loss chart"),
     ("l", "log scale on or off"),
+    ("m", "chart: loss → accuracy, MAE, R² (those recorded)"),
     ("t", "next theme"),
     ("Ctrl-L", "draw the screen again"),
     ("?", "this help (any key closes it)"),

@@ -29,10 +29,8 @@ public struct EvaluationReport: Sendable {
       let names = (0..<classes).map { name(of: $0, in: classNames) }
       var matrix = Array(repeating: Array(repeating: 0, count: classes), count: classes)
       for row in 0..<rows {
-        let scores = outputs.scalars[(row * width)..<((row + 1) * width)]
         // A single output is a binary classifier's logit: class 1 when it is positive.
-        let predicted =
-          width == 1 ? (scores[scores.startIndex] > 0 ? 1 : 0) : (scores.indices.max { scores[$0] < scores[$1] }! - row * width)
+        let predicted = outputs.scalars.withUnsafeBufferPointer { LossSpec.predictedClass($0, row: row, width: width) }
         matrix[labels[row]][predicted] += 1
       }
       let correct = (0..<classes).reduce(0) { $0 + matrix[$1][$1] }
@@ -53,20 +51,11 @@ public struct EvaluationReport: Sendable {
       }
       lines.append(Table.render(header: ["class", "precision", "recall", "F1", "support"], rows: perClass).plainText)
     case .values(let values):
-      let count = Double(max(values.scalars.count, 1))
-      var absolute = 0.0, squared = 0.0, mean = 0.0
-      for v in values.scalars { mean += Double(v) }
-      mean /= count
-      var total = 0.0
-      for (o, t) in zip(outputs.scalars, values.scalars) {
-        let d = Double(o) - Double(t)
-        absolute += abs(d)
-        squared += d * d
-        total += (Double(t) - mean) * (Double(t) - mean)
-      }
-      let r2 = total > 0 ? 1 - squared / total : .nan
+      var sums = RegressionSums(width: width)
+      sums.add(output: outputs.reshaped([rows, width]), targets: values.reshaped([rows, width]))
+      let r2 = sums.r2.map { String(format: "%.4f", $0) } ?? "n/a (constant targets)"
       lines[0] +=
-        ", MAE \(ProgressLine.significant(absolute / count)), RMSE \(ProgressLine.significant((squared / count).squareRoot())), R² \(r2.isNaN ? "n/a (constant targets)" : String(format: "%.4f", r2))"
+        ", MAE \(ProgressLine.significant(sums.meanAbsoluteError ?? .nan)), RMSE \(ProgressLine.significant(sums.rootMeanSquaredError ?? .nan)), R² \(r2)"
     }
     return EvaluationReport(split: split, samples: rows, loss: loss, text: lines.joined(separator: "\n"))
   }

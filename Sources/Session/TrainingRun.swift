@@ -245,7 +245,7 @@ public final class TrainingRun {
   private func record(_ result: StepResult, rules: [StopRule]) -> StopReason? {
     var reason: StopReason?
     if result.step % spec.training.record.every == 0 {
-      spec.history.trainLoss.append(MetricPoint(step: result.step, value: result.loss))
+      spec.history.record(result.recordedValues, at: result.step)
       onEvent(.step(result))
       for case .targetLoss(let value) in rules where Double(result.loss) <= value { reason = .targetLoss }
       for case .converged(let tol, let patience) in rules {
@@ -289,8 +289,7 @@ public final class TrainingRun {
     self.stoppedAt = stoppedAt
     (checkpoint, checkpointTaken, trainerIsSpoilt) = (state, clock.now, false)
     lastEvaluationStep = best.step
-    spec.history.trainLoss.removeAll { $0.step > best.step }
-    spec.history.valLoss.removeAll { $0.step > best.step }
+    spec.history.truncate(after: best.step)
     spec.history.events.append(
       HistoryEvent(
         step: best.step, kind: "restore", detail: "early_stopping stopped at step \(stoppedAt); restored step \(best.step) (\(bestText))"))
@@ -371,8 +370,57 @@ public final class TrainingRun {
   private func evaluateValidation() -> Evaluation? {
     guard data.validation != nil, let result = try? trainer.evaluate(.validation) else { return nil }
     lastEvaluationStep = trainer.step
-    if result.loss.isFinite { spec.history.valLoss.append(MetricPoint(step: trainer.step, value: result.loss)) }
+    spec.history.record(result.recordedValues, at: trainer.step)
     onEvent(.evaluation(step: trainer.step, result))
     return result
+  }
+}
+
+extension StepResult {
+  /// The history's points of a recorded update: its batch loss, its learning rate, and the
+  /// batch's accuracy or MAE when the trainer measured them (docs/spec-format.md, "history").
+  var recordedValues: [(Metric, Double)] {
+    var values: [(Metric, Double)] = [(.trainLoss, Double(loss)), (.learningRate, learningRate)]
+    if let accuracy = measures.accuracy { values.append((.trainAccuracy, Double(accuracy))) }
+    if let error = measures.meanAbsoluteError { values.append((.trainMAE, Double(error))) }
+    return values
+  }
+}
+
+extension Evaluation {
+  /// The history's points of an evaluation of the validation split: its loss, and its accuracy
+  /// or MAE and R² where the loss has them.
+  var recordedValues: [(Metric, Double)] {
+    var values: [(Metric, Double)] = [(.valLoss, Double(loss))]
+    if let accuracy { values.append((.valAccuracy, accuracy)) }
+    if let meanAbsoluteError { values.append((.valMAE, meanAbsoluteError)) }
+    if let r2 { values.append((.valR2, r2)) }
+    return values
+  }
+}
+
+extension Evaluation {
+  /// What it says beyond the loss, for a line: ", accuracy 96.1%", or ", MAE 0.0123, R² 0.9731".
+  public var measuresText: String {
+    var text = accuracy.map { String(format: ", accuracy %.1f%%", $0 * 100) } ?? ""
+    if let meanAbsoluteError { text += ", MAE \(ProgressLine.significant(meanAbsoluteError))" }
+    if let r2 { text += String(format: ", R² %.4f", r2) }
+    return text
+  }
+
+  /// Its measures by the history's names with `prefix` (`val` gives val_loss, val_accuracy, …),
+  /// for JSON lines; a value that is not finite is null.
+  public func members(prefix: String) -> [JSONObject.Member] {
+    var members: [JSONObject.Member] = [.init(key: prefix + "_loss", value: loss.isFinite ? .float(loss) : .null)]
+    for (name, value) in [("_accuracy", accuracy), ("_mae", meanAbsoluteError), ("_r2", r2)] {
+      if let value { members.append(.init(key: prefix + name, value: value.isFinite ? .double(value) : .null)) }
+    }
+    return members
+  }
+}
+
+extension HistorySpec {
+  mutating func record(_ values: [(Metric, Double)], at step: Int) {
+    for (metric, value) in values { append(value, at: step, to: metric) }
   }
 }

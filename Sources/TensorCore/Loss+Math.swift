@@ -95,18 +95,4 @@ extension LossSpec {
       return Float(total / Double(count))
     }
   }
-
-  /// The number of rows whose predicted class is the target's, or nil for value targets.
-  /// The predicted class is the argmax of the row (for one logit: 1 when it is above 0).
-  public func correctCount(output: Tensor, targets: Targets) -> Int? {
-    guard case .classes(let labels) = targets else { return nil }
-    let width = output.rowWidth
-    var correct = 0
-    for i in 0..<output.rows {
-      let row = output.scalars[i * width..<(i + 1) * width]
-      let predicted = width == 1 ? (row.first! > 0 ? 1 : 0) : (row.indices.max { row[$0] < row[$1] }! - i * width)
-      if predicted == labels[i] { correct += 1 }
-    }
-    return correct
-  }
 }

@@ -136,7 +136,13 @@ struct RunReporter {
     switch event {
     case .step(let result):
       if json {
-        emit(["event": .string("step"), "step": .int(result.step), "loss": number(result.loss), "lr": .double(result.learningRate)])
+        var members: [JSONObject.Member] = [
+          .init(key: "event", value: .string("step")), .init(key: "step", value: .int(result.step)),
+          .init(key: "loss", value: number(result.loss)), .init(key: "lr", value: .double(result.learningRate)),
+        ]
+        if let accuracy = result.measures.accuracy { members.append(.init(key: "accuracy", value: number(accuracy))) }
+        if let error = result.measures.meanAbsoluteError { members.append(.init(key: "mae", value: number(error))) }
+        write(JSONWriter.compact(.object(members)) + "\n")
         return
       }
       updateRate(result.step)
@@ -157,11 +163,8 @@ struct RunReporter {
       }
     case .evaluation(let step, let evaluation):
       if json {
-        var members: [JSONObject.Member] = [
-          .init(key: "event", value: .string("eval")), .init(key: "step", value: .int(step)),
-          .init(key: "val_loss", value: number(evaluation.loss)),
-        ]
-        if let accuracy = evaluation.accuracy { members.append(.init(key: "val_accuracy", value: .double(accuracy))) }
+        let members: [JSONObject.Member] =
+          [.init(key: "event", value: .string("eval")), .init(key: "step", value: .int(step))] + evaluation.members(prefix: "val")
         write(JSONWriter.compact(.object(members)) + "\n")
       }
     case .done(let summary):
@@ -170,13 +173,10 @@ struct RunReporter {
           .init(key: "event", value: .string("done")), .init(key: "step", value: .int(summary.step)),
           .init(key: "reason", value: .string(summary.reason.rawValue)),
           .init(key: "message", value: .string(summary.message)), .init(key: "steps_run", value: .int(summary.stepsRun)),
-          .init(key: "seconds", value: .double(summary.seconds)), .init(key: "train_loss", value: number(summary.train.loss)),
+          .init(key: "seconds", value: .double(summary.seconds)),
         ]
-        if let accuracy = summary.train.accuracy { members.append(.init(key: "train_accuracy", value: .double(accuracy))) }
-        if let validation = summary.validation {
-          members.append(.init(key: "val_loss", value: number(validation.loss)))
-          if let accuracy = validation.accuracy { members.append(.init(key: "val_accuracy", value: .double(accuracy))) }
-        }
+        members += summary.train.members(prefix: "train")
+        if let validation = summary.validation { members += validation.members(prefix: "val") }
         write(JSONWriter.compact(.object(members)) + "\n")
         return
       }
@@ -202,11 +202,9 @@ struct RunReporter {
   }
 
   private func describe(_ evaluation: Evaluation) -> String {
-    "loss \(ProgressLine.significant(Double(evaluation.loss)))"
-      + (evaluation.accuracy.map { String(format: ", accuracy %.1f%%", $0 * 100) } ?? "")
+    "loss \(ProgressLine.significant(Double(evaluation.loss)))" + evaluation.measuresText
   }
 
   private func number(_ value: Float) -> JSONValue { value.isFinite ? .float(value) : .null }
 
-  private func emit(_ pairs: KeyValuePairs<String, JSONValue>) { write(JSONWriter.compact(.object(pairs)) + "\n") }
 }

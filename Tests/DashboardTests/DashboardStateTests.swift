@@ -39,6 +39,22 @@ struct DashboardStateTests {
     #expect(state.handle(.character(" "), context: Self.context(.idle)) == [.perform(.training(.train(steps: nil, wait: false)))])
   }
 
+  /// `m` cycles the chart through the metrics recorded; with the loss alone it says so.
+  @Test func mCyclesTheChartsRecorded() {
+    var state = DashboardState()
+    var context = Self.context()
+    _ = state.handle(.character("m"), context: context)
+    #expect(state.chart == .loss && state.message == "only the loss is recorded so far")
+    context.charts = [.loss, .mae, .r2]
+    for expected in [HistoryPlots.Metrics.mae, .r2, .loss] {
+      _ = state.handle(.character("m"), context: context)
+      #expect(state.chart == expected && state.message == "chart: \(expected.rawValue)")
+    }
+    // The pane draws the chosen metric, titled by it.
+    state.chart = .accuracy
+    #expect(DashboardView.paneTitle(.loss, Fixture.input, state).hasPrefix("accuracy · smoothing"))
+  }
+
   @Test func bCyclesTheBackends() {
     var state = DashboardState()
     #expect(state.handle(.character("b"), context: Self.context(backend: "reference")) == [.perform(.training(.backend("fast")))])

@@ -26,8 +26,11 @@ struct DashboardViewTests {
     }
     #expect(text.hasPrefix(" spirals* │ fast │ running │ step 600/2,000 │ "))
     #expect(text.contains("8,123 steps/s") && text.contains("ETA 0:01"))
-    // A narrower bar drops the least needed parts first.
-    #expect(text.split(separator: "\n")[0].contains("epoch 64") == (width >= 100))
+    // A narrower bar drops the least needed parts first: the validation figures, then the epoch;
+    // the batch loss, labelled as the last batch's, goes last of these.
+    let bar = text.split(separator: "\n")[0]
+    #expect(bar.contains("val loss 0.1254") == (width >= 120) && bar.contains("epoch 64") == (width >= 120))
+    #expect(bar.contains("batch loss 0.1234") == (width >= 100))
   }
 
   @Test func asciiWhenTheLocaleIsNotUTF8() throws {

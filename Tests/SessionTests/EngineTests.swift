@@ -137,7 +137,7 @@ struct EngineTests {
     ("optimizer adam lr=0", "optimizer.lr: must be a number > 0, got 0"),
     ("remove dense9", "no layer \"dense9\"; layers: dense1, dropout1, dense2 — did you mean \"dense1\"?"),
     ("show modle", "show: expected one of model, optimizer, data, training, spec — did you mean \"model\"?"),
-    ("plot los", "plot: expected loss or lr — did you mean \"loss\"?"),
+    ("plot los", "plot: expected one of loss, accuracy, mae, r2, lr — did you mean \"loss\"?"),
     ("hist dense1.wieght", "did you mean \"dense1.weight\"?"),
     ("batch zero", "batch: the size must be a positive integer, such as batch 64"),
     ("stop max_steps -1", "training.stop[0].steps: must be a positive integer, got -1"),
@@ -164,6 +164,32 @@ struct EngineTests {
     run(engine, "train 10")
     waitIdle(engine)
     #expect(engine.state?.step == 50)
+  }
+
+  /// After a run, `status`, `show` and `plot` give the metrics beyond the loss, each labelled by
+  /// what it measures.
+  @Test func statusShowAndPlotGiveTheMetricsLabelled() throws {
+    let engine = built()
+    run(engine, "data spirals samples=120 classes=3 noise=0.1 seed=3 validation_fraction=0.25", "train")
+    waitIdle(engine)
+    let status = engine.execute("status").text
+    for fragment in ["batch loss ", "% over the last 40 batches", "validation loss ", "validation accuracy "] {
+      #expect(status.contains(fragment), "\(fragment) in \(status)")
+    }
+    let overview = engine.execute("show").text
+    #expect(overview.contains("validation at step 40: accuracy "), "\(overview)")
+    #expect(overview.contains("over the last 40 recorded batches"), "\(overview)")
+    guard case .drawing(.chart(let accuracy, _)) = engine.perform(.query(.plot(.accuracy, logScale: false, smoothing: nil))) else {
+      Issue.record("plot accuracy draws a chart")
+      return
+    }
+    #expect(accuracy.title == "accuracy (%)" && accuracy.series.map(\.name) == ["batch", "validation"])
+    #expect(accuracy.series[0].points.allSatisfy { $0.y >= 0 && $0.y <= 100 })
+    guard case .drawing(.note(let note)) = engine.execute("plot r2") else {
+      Issue.record("plot r2 on a classifier says why there is nothing")
+      return
+    }
+    #expect(note.hasPrefix("no R² recorded"), "\(note)")
   }
 
   @Test func trainingInTheWorkbenchEqualsTrainingHeadless() throws {
@@ -419,7 +445,7 @@ struct SnapshotTests {
     var snapshot = Snapshot()
     snapshot.history = history
     #expect(snapshot.history == history)
-    snapshot.trainLoss.append(Self.point(5001))
+    snapshot.logs[.trainLoss]!.append(Self.point(5001))
     #expect(snapshot.history.trainLoss.count == 5001 && snapshot.trainLoss.last == Self.point(5001))
   }
 

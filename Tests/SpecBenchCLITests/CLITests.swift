@@ -69,11 +69,12 @@ struct CLITests {
   @Test func validateRefusesANewerVersion() throws {
     let folder = temporaryFolder()
     let text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8).replacingOccurrences(
-      of: "\"version\": 2", with: "\"version\": 3")
-    try text.write(toFile: folder + "/v3.json", atomically: true, encoding: .utf8)
-    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v3.json"])
+      of: "\"version\": 3", with: "\"version\": 4")
+    #expect(text.contains("\"version\": 4"))
+    try text.write(toFile: folder + "/v4.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v4.json"])
     #expect(result.status == 1)
-    #expect(result.stderr.contains("format version 3, but this SpecBench reads versions up to 2"))
+    #expect(result.stderr.contains("format version 4, but this SpecBench reads versions up to 3"))
   }
 
   @Test func missingFileIsNamed() throws {

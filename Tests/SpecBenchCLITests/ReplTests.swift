@@ -23,13 +23,20 @@ struct ReplTerminalTests {
     #expect(screen.contains("mine [reference running *]>"), "\(screen)")
     // status while it trains
     // (The first steps may not be recorded yet: ask again until a loss shows.)
-    let statusLine = #"running at step \d+/1000000, epoch \d+, backend reference, batch loss [0-9.e-]+, lr 0.01"#
+    // Each figure labelled: the last batch's loss, the recent batches' accuracy, the last
+    // validation (once an epoch has ended). The line is longer than the terminal: it wraps (and
+    // capture-pane trims a space at a row's end), so it is matched without newlines and spaces.
+    let statusLine =
+      #"running at step \d+/1000000, epoch \d+, backend reference, batch loss [0-9.e-]+, accuracy [0-9.]+% over the last \d+ batches(, validation (loss|accuracy) [0-9.e%-]+)*, lr 0.01"#
+    func hasStatus(_ screen: String) -> Bool {
+      screen.filter { $0 != "\n" && $0 != " " }.range(of: statusLine.filter { $0 != " " }, options: .regularExpression) != nil
+    }
     for _ in 0..<20 {
       try terminal.send("status", "Enter")
-      screen = try terminal.waitFor(seconds: 1, required: false) { $0.range(of: statusLine, options: .regularExpression) != nil }
-      if screen.range(of: statusLine, options: .regularExpression) != nil { break }
+      screen = try terminal.waitFor(seconds: 1, required: false, hasStatus)
+      if hasStatus(screen) { break }
     }
-    #expect(screen.range(of: statusLine, options: .regularExpression) != nil, "\(screen)")
+    #expect(hasStatus(screen), "\(screen)")
     // hot-swap the optimizer
     try terminal.send("optimizer sgd lr=0.05 momentum=0.9", "Enter")
     screen = try terminal.waitFor { $0.contains("[optimizer] optimizer at step ") }
@@ -38,6 +45,13 @@ struct ReplTerminalTests {
     try terminal.send("plot loss", "Enter")
     screen = try terminal.waitFor { $0.contains("loss  ━ train") }
     #expect(screen.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille dots in \(screen)")
+    // the batches' accuracy, and the rates used (the optimizer change marked) and planned
+    try terminal.send("plot accuracy --smooth 0.6", "Enter")
+    screen = try terminal.waitFor { $0.contains("accuracy (%)  ━ batch") }
+    #expect(screen.contains("accuracy (%)  ━ batch"), "\(screen)")
+    try terminal.send("plot lr", "Enter")
+    screen = try terminal.waitFor { $0.contains("━ used  ━ planned") }
+    #expect(screen.contains("learning rate (constant)  ━ used  ━ planned"), "\(screen)")
     try terminal.send("stop", "Enter")
     try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
     try terminal.send("save mine", "Enter")

@@ -6,7 +6,7 @@ import Testing
 
 /// Format version 2's metrics file (`NAME.history.safetensors`) and the migration from version 1,
 /// whose points were in the JSON (docs/spec-format.md, "history" and "Versions").
-@Suite("History files (format version 2)")
+@Suite("History files (format version 2 on)")
 struct HistoryFileTests {
   /// The spirals example with its initial state and `count` training-loss points (steps 1…count,
   /// values that use every kind of finite float32: tiny, subnormal, negative zero, huge) and a
@@ -34,14 +34,17 @@ struct HistoryFileTests {
     #expect(specBytes < 64 * 1024, "the spec has \(specBytes) bytes")
     let text = try String(contentsOfFile: folder + "/long.json", encoding: .utf8)
     #expect(!text.contains("train_loss\": ["), "no points in the JSON")
-    #expect(text.contains("\"version\": 2"))
+    #expect(text.contains("\"version\": 3"))
     let record = try #require(written.history.metrics)
     #expect(record.file == "long.history.safetensors")
-    #expect(record.points == [.trainLoss: 1_000_000, .valLoss: 10_000])
+    // Every metric is named, those without points with 0.
+    var expected = Dictionary(uniqueKeysWithValues: Metric.allCases.map { ($0, 0) })
+    (expected[.trainLoss], expected[.valLoss]) = (1_000_000, 10_000)
+    #expect(record.points == expected)
     let metricsBytes = Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/long.history.safetensors")))
     #expect(record.sha256 == SessionFile.sha256Hex(metricsBytes))
-    // 12 bytes a point, plus the header.
-    #expect(metricsBytes.count > 12 * 1_010_000 && metricsBytes.count < 12 * 1_010_000 + 1024)
+    // 12 bytes a point, plus the header (16 tensors).
+    #expect(metricsBytes.count > 12 * 1_010_000 && metricsBytes.count < 12 * 1_010_000 + 2048)
     let loaded = try SessionFile.load(folder + "/long.json")
     #expect(bits(loaded.spec.history.trainLoss) == bits(original.spec.history.trainLoss))
     #expect(bits(loaded.spec.history.valLoss) == bits(original.spec.history.valLoss))
@@ -55,7 +58,11 @@ struct HistoryFileTests {
   @Test(.enabled(if: PythonPeer.isAvailable, "python3 with numpy and safetensors is not installed: skipped"))
   func pythonReadsTheMetricsFileWithTheDocumentedNamesAndDtypes() throws {
     let folder = temporaryFolder()
-    let original = try bundle(points: 250)
+    var original = try bundle(points: 250)
+    // Version 3's metrics beside the losses: the rates at the loss's steps, an accuracy at the
+    // validation's.
+    original.spec.history[.learningRate] = original.spec.history.trainLoss.map { MetricPoint(step: $0.step, value: 0.001) }
+    original.spec.history[.valAccuracy] = original.spec.history.valLoss.map { MetricPoint(step: $0.step, value: 0.75) }
     try SessionFile.save(original, to: folder + "/p")
     let script = """
       import sys, json
@@ -64,18 +71,28 @@ struct HistoryFileTests {
       out = {k: [str(v.dtype), list(v.shape)] for k, v in f.items()}
       out["steps"] = [int(s) for s in f["train_loss/step"][:3]] + [int(f["val_loss/step"][-1])]
       out["bits"] = [int(x) for x in f["train_loss/value"].view("uint32")[:7]]
+      out["lr"] = float(f["lr/value"][0])
+      out["val_accuracy"] = [int(f["val_accuracy/step"][-1]), float(f["val_accuracy/value"][-1])]
       print(json.dumps(out, sort_keys=True))
       """
     let result = try PythonPeer.run(script, [folder + "/p.history.safetensors"])
     #expect(result.status == 0, "\(result.stderr)")
     let expectedBits = original.spec.history.trainLoss.prefix(7).map { String($0.value.bitPattern) }.joined(separator: ", ")
-    #expect(
-      result.stdout.trimmingCharacters(in: .newlines)
-        == "{\"bits\": [\(expectedBits)], \"steps\": [1, 2, 3, 200], \"train_loss/step\": [\"int64\", [250]], \"train_loss/value\": [\"float32\", [250]], \"val_loss/step\": [\"int64\", [2]], \"val_loss/value\": [\"float32\", [2]]}"
-    )
+    let counts: [Metric: Int] = [.trainLoss: 250, .learningRate: 250, .valLoss: 2, .valAccuracy: 2]
+    let tensors = Metric.allCases.sorted { $0.rawValue < $1.rawValue }.map { metric in
+      let n = counts[metric] ?? 0
+      return "\"\(metric.rawValue)/step\": [\"int64\", [\(n)]], \"\(metric.rawValue)/value\": [\"float32\", [\(n)]]"
+    }
+    // json.dumps sorts "bits", "lr", "lr/step", …, "steps", "train_…", "val_accuracy", "val_accuracy/step", ….
+    var members =
+      tensors + [
+        "\"bits\": [\(expectedBits)]", "\"steps\": [1, 2, 3, 200]", "\"lr\": \(Double(Float(0.001)))", "\"val_accuracy\": [200, 0.75]",
+      ]
+    members.sort { $0.split(separator: ":")[0] < $1.split(separator: ":")[0] }
+    #expect(result.stdout.trimmingCharacters(in: .newlines) == "{" + members.joined(separator: ", ") + "}")
   }
 
-  @Test func aVersion1FileWithALongHistoryLoadsWithItsPointsAndSavesAsVersion2() throws {
+  @Test func aVersion1FileWithALongHistoryLoadsWithItsPointsAndSavesAsTheCurrentVersion() throws {
     let folder = temporaryFolder()
     // 300,000 points: the 8 MB spec file of the issue that brought version 2.
     let original = try bundle(points: 300_000)
@@ -90,10 +107,10 @@ struct HistoryFileTests {
     #expect(loaded.spec.history.events == original.spec.history.events)
     #expect(loaded.spec.history.metrics == nil)
     #expect(loaded.tensors == original.tensors)
-    // Saved, it is version 2: a small spec and a metrics file with the same points.
+    // Saved, it is version 3: a small spec and a metrics file with the same points.
     try SessionFile.save(loaded, to: folder + "/old")
     let text = try String(contentsOfFile: folder + "/old.json", encoding: .utf8)
-    #expect(text.contains("\"version\": 2") && text.utf8.count < 64 * 1024)
+    #expect(text.contains("\"version\": 3") && text.utf8.count < 64 * 1024)
     let again = try SessionFile.load(folder + "/old.json")
     #expect(bits(again.spec.history.trainLoss) == bits(original.spec.history.trainLoss))
     #expect(again.spec.state == written.state, "the state's file and hash are untouched by the migration")
@@ -309,5 +326,85 @@ struct HistoryFileTests {
     try SessionFile.save(try bundle(points: 10), to: other + "/a")
     #expect(throws: SpecError.self) { try SessionFile.save(try bundle(points: 0), to: other + "/a.history") }
     #expect(try SessionFile.load(other + "/a.json").spec.history.trainLoss.count == 10)
+  }
+
+  // MARK: version 2
+
+  /// Writes `bundle` as format version 2 wrote it: `version` 2, `points` with exactly the two
+  /// losses, and a metrics file with only their tensors. Returns the spec's path.
+  func writeVersion2(_ bundle: SessionBundle, to folder: String) throws -> String {
+    let saved = try SessionFile.save(bundle, to: folder + "/v2")
+    var contents = MetricsFile.contents(of: bundle.spec.history)
+    for metric in Metric.allCases where !Metric.version2.contains(metric) {
+      (contents.integers[metric.stepTensor], contents.tensors[metric.valueTensor]) = (nil, nil)
+    }
+    let bytes = SafeTensors.encode(contents)
+    try Data(bytes).write(to: URL(fileURLWithPath: folder + "/v2.history.safetensors"))
+    var spec = saved
+    spec.history.metrics = MetricsRecord(
+      file: "v2.history.safetensors", sha256: SessionFile.sha256Hex(bytes),
+      points: [.trainLoss: bundle.spec.history.trainLoss.count, .valLoss: bundle.spec.history.valLoss.count])
+    spec.history.trainLoss = []
+    spec.history.valLoss = []
+    let text = spec.canonicalText.replacingOccurrences(of: "\"version\": 3", with: "\"version\": 2")
+    #expect(text.contains("\"version\": 2") && !text.contains("\"train_accuracy\""))
+    try text.write(toFile: folder + "/v2.json", atomically: true, encoding: .utf8)
+    return folder + "/v2.json"
+  }
+
+  /// A version-2 session (the two losses only) loads as it is and is saved as version 3 with
+  /// every metric named, the losses exact and the state untouched.
+  @Test func aVersion2FileLoadsAndSavesAsVersion3() throws {
+    let folder = temporaryFolder()
+    let original = try bundle(points: 500)
+    let path = try writeVersion2(original, to: folder)
+    let loaded = try SessionFile.load(path)
+    #expect(bits(loaded.spec.history.trainLoss) == bits(original.spec.history.trainLoss))
+    #expect(bits(loaded.spec.history.valLoss) == bits(original.spec.history.valLoss))
+    #expect(loaded.spec.history[.learningRate].isEmpty && loaded.tensors == original.tensors)
+    #expect(loaded.spec.history.metrics?.points == [.trainLoss: 500, .valLoss: 5])
+    let resaved = try SessionFile.save(loaded, to: folder + "/v3")
+    let text = try String(contentsOfFile: folder + "/v3.json", encoding: .utf8)
+    #expect(text.contains("\"version\": 3") && text.contains("\"val_r2\": 0") && text.contains("\"train_mae\": 0"))
+    #expect(resaved.history.metrics?.points.count == Metric.allCases.count)
+    #expect(try SessionFile.load(folder + "/v3.json").spec.history.trainLoss == loaded.spec.history.trainLoss)
+  }
+
+  /// Version 2 names exactly the two losses: a metric of version 3 in a version-2 file is an
+  /// unknown key, and so is a misspelt metric in version 3 (with a suggestion).
+  @Test func metricNamesFollowTheFilesVersion() throws {
+    let folder = temporaryFolder()
+    let path = try writeVersion2(try bundle(points: 20), to: folder)
+    let v2 = try String(contentsOfFile: path, encoding: .utf8)
+    let withRate = v2.replacingOccurrences(of: "\"train_loss\": 20", with: "\"lr\": 0,\n      \"train_loss\": 20")
+    #expect(withRate != v2)
+    try withRate.write(toFile: folder + "/r.json", atomically: true, encoding: .utf8)
+    let refusal = try #require(loadRefusal(folder + "/r.json"))
+    #expect(refusal.description.contains("history.metrics.points.lr: unknown key; expected one of train_loss, val_loss"), "\(refusal)")
+    // Version 3, "val_acuracy".
+    try SessionFile.save(try bundle(points: 20), to: folder + "/t")
+    let v3 = try String(contentsOfFile: folder + "/t.json", encoding: .utf8)
+    let misspelt = v3.replacingOccurrences(of: "\"val_accuracy\"", with: "\"val_acuracy\"")
+    #expect(misspelt != v3)
+    try misspelt.write(toFile: folder + "/t.json", atomically: true, encoding: .utf8)
+    let unknown = try #require(loadRefusal(folder + "/t.json"))
+    #expect(unknown.description.contains("history.metrics.points.val_acuracy: unknown key"), "\(unknown)")
+    #expect(unknown.description.contains("did you mean \"val_accuracy\"?"), "\(unknown)")
+  }
+
+  /// A version-3 file may name only some metrics; the file then holds just their tensors, and
+  /// a tensor of a metric it does not name is refused.
+  @Test func aVersion3FileNamesTheMetricsItHolds() throws {
+    // (30 points of train_loss, none of val_loss or val_accuracy.)
+    var contents = MetricsFile.contents(of: try bundle(points: 30).spec.history)
+    for metric in [Metric.learningRate, .trainAccuracy, .trainMAE, .valMAE, .valR2] {
+      (contents.integers[metric.stepTensor], contents.tensors[metric.valueTensor]) = (nil, nil)
+    }
+    let declared: [Metric: Int] = [.trainLoss: 30, .valLoss: 0, .valAccuracy: 0]
+    let matching = contents
+    #expect(try loadWithMetrics(matching, points: declared) == nil)
+    // Not named, but in the file: refused.
+    let error = try #require(try loadWithMetrics(matching, points: [.trainLoss: 30, .valLoss: 0]))
+    #expect("\(error)".contains("unexpected tensor \"val_accuracy/step\""), "\(error)")
   }
 }

@@ -311,7 +311,7 @@ public enum FormatVersion1 {
   public static func text(of spec: SessionSpec) -> String {
     guard case .object(var root) = spec.json.kind, case .object(var history) = spec.history.json.kind else { return "" }
     history.members.removeAll { $0.key == "metrics" }
-    for metric in Metric.allCases {
+    for metric in Metric.version2 {
       history.members.append(.init(key: metric.rawValue, value: .array(spec.history[metric].map(\.json))))
     }
     for i in root.members.indices {

@@ -104,6 +104,9 @@ struct ResumeTests {
     let bundle = run.bundle
     #expect(bundle.spec.state?.step == 3)
     #expect(bundle.spec.history.trainLoss.map(\.step) == [1, 2, 3] && bundle.spec.history.valLoss.map(\.step) == [3])
+    // Every metric goes back with it: the rates and accuracies too.
+    #expect(bundle.spec.history[.learningRate].map(\.step) == [1, 2, 3] && bundle.spec.history[.trainAccuracy].map(\.step) == [1, 2, 3])
+    #expect(bundle.spec.history[.valAccuracy].map(\.step) == [3])
     #expect(
       bundle.spec.history.events.contains {
         $0.kind == "restore" && $0.step == 3 && $0.detail.hasPrefix("early_stopping stopped at step 6")

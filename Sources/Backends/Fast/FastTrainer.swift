@@ -126,6 +126,7 @@ final class FastTrainer: EvaluatesDatasets {
     gather(batch, from: train, into: workspace)
     forward(workspace, rows: rows, training: true)
     let loss = lossAndGradient(workspace, rows: rows, targets: train.targets)
+    let measures = measures(workspace, rows: rows, targets: train.targets)
     guard loss.isFinite else {
       restore()
       throw .diverged(step: step + 1, loss: loss, reason: "the loss is \(loss)")
@@ -151,19 +152,18 @@ final class FastTrainer: EvaluatesDatasets {
     }
     hasGradients = true
     progress.commit()
-    return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
+    return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch, measures: measures)
   }
 
-  /// Evaluates any samples in chunks of up to 4096, weighting each chunk's mean by its size.
+  /// Evaluates any samples in chunks of up to 4096 (see `ChunkedEvaluation`).
   func evaluate(_ data: Dataset) -> Evaluation {
-    guard data.count > 0 else { return Evaluation(loss: .nan, accuracy: nil) }
+    guard data.count > 0 else { return .none }
     let space = evaluationSpace(count: data.count, targetWidth: data.targets.width)
-    return ChunkedEvaluation.run(count: data.count, chunk: space.capacity) { chunk in
+    return ChunkedEvaluation.run(count: data.count, chunk: space.capacity, loss: spec.loss, targets: data.targets) { chunk in
       gather(chunk, from: data, into: space)
       forward(space, rows: chunk.count, training: false)
       let loss = lossAndGradient(space, rows: chunk.count, targets: data.targets)
-      let output = Tensor(shape: [chunk.count, widths.last!], scalars: Array(prefix(space.output, chunk.count * widths.last!)))
-      return (loss, spec.loss.correctCount(output: output, targets: data.targets.gather(chunk)))
+      return (loss, Tensor(shape: [chunk.count, widths.last!], scalars: Array(prefix(space.output, chunk.count * widths.last!))))
     }
   }
 
@@ -274,14 +274,26 @@ final class FastTrainer: EvaluatesDatasets {
   /// The loss of the batch in the workspace (whose targets are of the kind of `kind`); its
   /// gradient goes to the workspace's gradient buffer.
   func lossAndGradient(_ space: FastWorkspace, rows: Int, targets kind: Targets) -> Float {
+    let (output, targets) = views(space, rows: rows, targets: kind)
+    return spec.loss.evaluate(
+      output: output, rows: rows, width: widths.last!, targets: targets, gradient: prefix(space.gradient, rows * widths.last!))
+  }
+
+  /// The accuracy or MAE of the batch in the workspace, from its outputs.
+  func measures(_ space: FastWorkspace, rows: Int, targets kind: Targets) -> BatchMeasures {
+    let (output, targets) = views(space, rows: rows, targets: kind)
+    return spec.loss.batchMeasures(output: output, rows: rows, width: widths.last!, targets: targets)
+  }
+
+  /// The workspace's outputs and targets for `rows` samples.
+  private func views(_ space: FastWorkspace, rows: Int, targets kind: Targets) -> (UnsafeBufferPointer<Float>, LossSpec.TargetView) {
     let width = widths.last!
-    let output = UnsafeBufferPointer(prefix(space.output, rows * width))
     let targets: LossSpec.TargetView =
       switch kind {
       case .classes: .classes(UnsafeBufferPointer(prefix(space.labels, rows)))
       case .values: .values(UnsafeBufferPointer(prefix(space.targetValues, rows * width)))
       }
-    return spec.loss.evaluate(output: output, rows: rows, width: width, targets: targets, gradient: prefix(space.gradient, rows * width))
+    return (UnsafeBufferPointer(prefix(space.output, rows * width)), targets)
   }
 }
 

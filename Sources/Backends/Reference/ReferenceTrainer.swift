@@ -181,14 +181,16 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   }
 
   /// The loss of a batch and the gradients of every parameter at `parameters`, in training mode
-  /// with the step's pass (see `forward`).
+  /// with the step's pass (see `forward`), and the batch's accuracy or MAE.
   func lossAndGradients(_ inputs: Tensor, _ targets: Targets, parameters: [String: Tensor], pass: inout StepPass?) -> (
-    loss: Float, gradients: [String: Tensor]
+    loss: Float, gradients: [String: Tensor], measures: BatchMeasures
   ) {
     let (output, caches) = forward(inputs, parameters: parameters, pass: &pass)
-    let (loss, gradient) = spec.loss.evaluate(output: output.reshaped([output.rows, output.rowWidth]), targets: targets)
-    guard loss.isFinite else { return (loss, [:]) }
-    return (loss, backward(gradient.reshaped(output.shape), caches: caches, parameters: parameters))
+    let flat = output.reshaped([output.rows, output.rowWidth])
+    let (loss, gradient) = spec.loss.evaluate(output: flat, targets: targets)
+    let measures = spec.loss.batchMeasures(output: flat, targets: targets)
+    guard loss.isFinite else { return (loss, [:], measures) }
+    return (loss, backward(gradient.reshaped(output.shape), caches: caches, parameters: parameters), measures)
   }
 
   // MARK: Trainer
@@ -205,17 +207,19 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     let learningRate = spec.schedule.learningRate(at: update.step, base: spec.optimizer.learningRate)
     var pass: StepPass? = StepPass()
     var gradients: [String: Tensor] = [:]
+    var measures = BatchMeasures()
     evaluations = 0
     let objective: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
       evaluations += 1
-      let (loss, grads) = lossAndGradients(batch.inputs, batch.targets, parameters: at, pass: &pass)
+      let (loss, grads, batchMeasures) = lossAndGradients(batch.inputs, batch.targets, parameters: at, pass: &pass)
       // (Named in name order, so that the message is the same every run; sorted only on failure.)
       let badGradient = grads.values.allSatisfy(\.isFinite) ? nil : grads.keys.sorted().first { !grads[$0]!.isFinite }
       guard loss.isFinite, badGradient == nil else {
         let reason = loss.isFinite ? "the gradient of \(badGradient!) is not finite" : "the loss is \(loss)"
         throw .diverged(step: step + 1, loss: loss, reason: reason)
       }
-      if evaluations == 1 { gradients = grads }
+      // The batch's measures are those of the parameters before the update: the first evaluation.
+      if evaluations == 1 { (gradients, measures) = (grads, batchMeasures) }
       return (loss, grads)
     }
     let loss: Float
@@ -244,17 +248,17 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     }
     lastGradients = gradients
     progress.commit()
-    return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch)
+    return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch, measures: measures)
   }
 
-  /// Evaluates in chunks of 4096 samples, weighting each chunk's mean by its size.
-  /// Mean loss and accuracy over any samples of the model's shapes.
+  /// Mean loss, accuracy, MAE and R² over any samples of the model's shapes, in chunks of 4096
+  /// samples (see `ChunkedEvaluation`).
   func evaluate(_ data: Dataset) -> Evaluation {
-    ChunkedEvaluation.run(count: data.count, chunk: 4096) { range in
+    ChunkedEvaluation.run(count: data.count, chunk: 4096, loss: spec.loss, targets: data.targets) { range in
       let chunk = data.subset(range)
       let output = predict(chunk.inputs)
       let flat = output.reshaped([output.rows, output.rowWidth])
-      return (spec.loss.evaluate(output: flat, targets: chunk.targets).loss, spec.loss.correctCount(output: flat, targets: chunk.targets))
+      return (spec.loss.evaluate(output: flat, targets: chunk.targets).loss, flat)
     }
   }
 

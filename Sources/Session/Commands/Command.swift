@@ -99,7 +99,7 @@ public enum Query: Equatable, Sendable {
   /// What `show` prints.
   public enum Part: String, CaseIterable, Sendable { case overview, model, optimizer, data, training, spec }
   /// What `plot` draws.
-  public enum Chart: String, CaseIterable, Sendable { case loss, lr }
+  public enum Chart: String, CaseIterable, Sendable { case loss, accuracy, mae, r2, lr }
 
   case status
   case show(Part)

@@ -94,9 +94,10 @@ public enum CommandParser {
       return .query(.show(part))
     case "plot":
       guard let what = args.first.flatMap(Query.Chart.init(rawValue:)) else {
+        let charts = Query.Chart.allCases.map(\.rawValue)
         throw CommandError(
-          "plot: expected loss or lr"
-            + (args.first.flatMap { Suggestion.nearest(to: $0, in: ["loss", "lr"]) }.map { " — did you mean \"\($0)\"?" } ?? ""))
+          "plot: expected one of \(charts.joined(separator: ", "))"
+            + (args.first.flatMap { Suggestion.nearest(to: $0, in: charts) }.map { " — did you mean \"\($0)\"?" } ?? ""))
       }
       var logScale = false
       var smoothing: Double?

@@ -62,8 +62,9 @@ public enum CommandTable {
       name: "show", usage: "show [model|optimizer|data|training|spec]", summary: "an overview of the session, or one part",
       example: "show model"),
     .init(
-      name: "plot", usage: "plot loss|lr [--log] [--smooth S]",
-      summary: "chart the loss (training and validation) or the learning-rate schedule", example: "plot loss --smooth 0.6"),
+      name: "plot", usage: "plot loss|accuracy|mae|r2|lr [--log] [--smooth S]",
+      summary: "chart the loss, accuracy, MAE or R² (batches and validation), or the learning rate used and planned",
+      example: "plot accuracy --smooth 0.6"),
     .init(name: "hist", usage: "hist TENSOR", summary: "histogram of a tensor's values, e.g. dense1.weight", example: "hist dense1.weight"),
     .init(
       name: "backend", usage: "backend NAME", summary: "train on another backend; works while training, the state carried across",

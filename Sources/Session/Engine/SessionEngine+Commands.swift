@@ -162,7 +162,7 @@ extension SessionEngine {
     var parts = [
       "\(s.status.rawValue) at step \(s.step)" + (s.plannedStep.map { "/\($0)" } ?? ""), "epoch \(s.epoch)", "backend \(s.backend)",
     ]
-    if let loss = s.lastLoss ?? s.trainLoss.last?.value { parts.append("batch loss \(ProgressLine.significant(Double(loss)))") }
+    parts += s.metricReadings()
     if let lr = s.learningRate { parts.append("lr \(ProgressLine.significant(lr))") }
     if s.status == .running, let rate = s.stepsPerSecond {
       parts.append("\(Int(rate.rounded())) steps/s")
@@ -195,12 +195,15 @@ extension SessionEngine {
 
   func plot(_ what: Query.Chart, logScale: Bool, smoothing: Double?) -> Drawing {
     let height = 16
-    if what == .lr {
-      let s = snapshot
-      return .chart(HistoryPlots.learningRateChart(spec, through: s.plannedStep, current: s.step, logScale: logScale), height: height)
+    let s = snapshot
+    guard let metrics = HistoryPlots.Metrics(rawValue: what.rawValue) else {
+      let last = s.plannedStep ?? TrainingRun.plannedStep(spec: spec, from: s.step, extraSteps: nil)
+      let chart = HistoryPlots.learningRateChart(
+        spec, used: s.logs[.learningRate]?.pointChunks ?? [], events: s.events, through: last, current: s.step, logScale: logScale)
+      return .chart(chart, height: height)
     }
-    guard let chart = HistoryPlots.lossChart(snapshot, logScale: logScale, smoothing: smoothing ?? 0) else {
-      return .note("no losses recorded yet; train first")
+    guard let chart = HistoryPlots.chart(metrics, s, logScale: logScale, smoothing: smoothing ?? 0) else {
+      return .note(HistoryPlots.missing(metrics))
     }
     return .chart(chart, height: height)
   }

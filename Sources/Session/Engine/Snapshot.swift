@@ -40,10 +40,15 @@ public struct Snapshot: Sendable {
   public var lastLoss: Float?
   public var learningRate: Double?
   public var stepsPerSecond: Double?
-  /// The training and validation losses recorded so far, and the events plots mark.
-  public var trainLoss = MetricLog()
-  public var valLoss = MetricLog()
+  /// The metrics recorded so far (a metric without points may be absent), and the events plots
+  /// mark.
+  public var logs: [Metric: MetricLog] = [:]
   public var events: [HistoryEvent] = []
+
+  /// The training loss: each recorded update's batch loss.
+  public var trainLoss: MetricLog { logs[.trainLoss] ?? MetricLog() }
+  /// The validation loss at each evaluation.
+  public var valLoss: MetricLog { logs[.valLoss] ?? MetricLog() }
   /// The values of every parameter and buffer (by tensor name, `dense1.weight`) at
   /// `histogramStep`, refreshed every `record.histograms_every` steps (at most ten times a
   /// second while training).
@@ -64,8 +69,36 @@ public struct Snapshot: Sendable {
   /// The recorded history as the session file holds it. Reading it copies the losses (once the
   /// log has more than one chunk), so a front end reads it once a frame.
   public var history: HistorySpec {
-    get { HistorySpec(trainLoss: trainLoss.points, valLoss: valLoss.points, events: events) }
-    set { (trainLoss, valLoss, events) = (MetricLog(newValue.trainLoss), MetricLog(newValue.valLoss), newValue.events) }
+    get {
+      var history = HistorySpec(events: events)
+      for (metric, log) in logs { history[metric] = log.points }
+      return history
+    }
+    set {
+      logs = newValue.points.mapValues { MetricLog($0) }
+      events = newValue.events
+    }
+  }
+
+  /// Appends points at `step` (values float32 cannot hold finitely are not points).
+  mutating func record(_ values: [(Metric, Double)], at step: Int) {
+    for (metric, value) in values where Float(value).isFinite {
+      logs[metric, default: MetricLog()].append(MetricPoint(step: step, value: Float(value)))
+    }
+  }
+
+  /// The mean of a metric's last `count` points, and how many there were; nil without points.
+  public func recentMean(_ metric: Metric, count: Int = 50) -> (mean: Double, points: Int)? {
+    guard let log = logs[metric], log.count > 0 else { return nil }
+    var (sum, taken) = (0.0, 0)
+    for chunk in log.pointChunks.reversed() {
+      for point in chunk.reversed() {
+        guard taken < count else { break }
+        sum += Double(point.value)
+        taken += 1
+      }
+    }
+    return (sum / Double(taken), taken)
   }
 }
 
@@ -130,5 +163,27 @@ public struct DistributionColumn: Hashable, Sendable {
     columns.append(column)
     guard columns.count > limit else { return }
     columns = columns.enumerated().filter { $0.offset % 2 == 1 || $0.offset == columns.count - 1 }.map(\.element)
+  }
+}
+
+extension Snapshot {
+  /// The latest figures, labelled by what they measure: the last batch's loss, the recent
+  /// batches' accuracy or MAE (their mean over the last 50 recorded), and the last validation's
+  /// loss, accuracy, MAE and R². `short` labels fit a status bar (`val acc 96.7%`).
+  public func metricReadings(short: Bool = false) -> [String] {
+    var readings: [String] = []
+    if let loss = lastLoss ?? trainLoss.last?.value { readings.append("batch loss \(ProgressLine.significant(Double(loss)))") }
+    for metric in [Metric.trainAccuracy, .trainMAE] {
+      guard let (mean, points) = recentMean(metric) else { continue }
+      let value = metric.text(mean)
+      let name = metric == .trainAccuracy ? (short ? "acc" : "accuracy") : "MAE"
+      readings.append(short ? "\(name) \(value) (\(points) batches)" : "\(name) \(value) over the last \(points) batches")
+    }
+    let validation: [(Metric, String)] = [(.valLoss, "loss"), (.valAccuracy, short ? "acc" : "accuracy"), (.valMAE, "MAE"), (.valR2, "R²")]
+    for (metric, name) in validation {
+      guard let last = logs[metric]?.last else { continue }
+      readings.append("\(short ? "val" : "validation") \(name) \(metric.text(Double(last.value)))")
+    }
+    return readings
   }
 }

@@ -112,13 +112,13 @@ final class TrainingWorker: Sendable {
       switch event {
       case .step(let result):
         shared.withLock { s in
-          s.snapshot.trainLoss.append(MetricPoint(step: result.step, value: result.loss))
+          s.snapshot.record(result.recordedValues, at: result.step)
           s.snapshot.lastLoss = result.loss
           s.snapshot.learningRate = result.learningRate
         }
       case .evaluation(let step, let evaluation):
         shared.withLock { s in
-          if evaluation.loss.isFinite { s.snapshot.valLoss.append(MetricPoint(step: step, value: evaluation.loss)) }
+          s.snapshot.record(evaluation.recordedValues, at: step)
         }
       case .done:
         break
@@ -204,13 +204,9 @@ final class TrainingWorker: Sendable {
     publishTensors(run)
     var text = summary.message
     if !summary.rateText.isEmpty { text += " " + summary.rateText }
-    text +=
-      " — train loss \(ProgressLine.significant(Double(summary.train.loss)))"
-      + (summary.train.accuracy.map { String(format: ", accuracy %.1f%%", $0 * 100) } ?? "")
+    text += " — train loss \(ProgressLine.significant(Double(summary.train.loss)))" + summary.train.measuresText
     if let validation = summary.validation {
-      text +=
-        "; validation loss \(ProgressLine.significant(Double(validation.loss)))"
-        + (validation.accuracy.map { String(format: ", accuracy %.1f%%", $0 * 100) } ?? "")
+      text += "; validation loss \(ProgressLine.significant(Double(validation.loss)))" + validation.measuresText
     }
     shared.withLock { s in
       s.result = bundle

@@ -1,5 +1,5 @@
-/// The metrics file of format version 2 (`NAME.history.safetensors`): for each metric `M`, the
-/// tensors `M/step` (I64) and `M/value` (F32), one element a point. docs/spec-format.md,
+/// The metrics file (`NAME.history.safetensors`, format version 2 on): for each metric `M` its
+/// spec names, the tensors `M/step` (I64) and `M/value` (F32), one element a point. docs/spec-format.md,
 /// "history", is the contract this follows.
 public enum MetricsFile {
   /// The file name SpecBench gives the metrics of the session whose spec is `jsonName`
@@ -11,7 +11,7 @@ public enum MetricsFile {
   /// Bytes a point costs while it is read: 12 in the file and 16 once loaded.
   static let bytesPerPointRead = 28
 
-  /// The file's contents for `history`'s points.
+  /// The file's contents for `history`'s points: every metric, those without points empty.
   public static func contents(of history: HistorySpec) -> SafeTensors.Contents {
     var contents = SafeTensors.Contents(tensors: [:])
     for metric in Metric.allCases {
@@ -29,14 +29,15 @@ public enum MetricsFile {
   ) -> Result<[Metric: [MetricPoint]], MetricsProblems> {
     var problems: [String] = []
     var result: [Metric: [MetricPoint]] = [:]
-    let expected = Set(Metric.allCases.flatMap { [$0.stepTensor, $0.valueTensor] })
+    let declared = Metric.allCases.filter { record.points[$0] != nil }
+    let expected = Set(declared.flatMap { [$0.stepTensor, $0.valueTensor] })
     let present = Set(contents.tensors.keys).union(contents.integers.keys)
     for name in present.subtracting(expected).sorted() {
       problems.append(
-        "unexpected tensor \(TextExcerpt.quoted(name, limit: 64)); a metrics file holds only M/step and M/value for M in train_loss, val_loss"
+        "unexpected tensor \(TextExcerpt.quoted(name, limit: 64)); the file holds only M/step and M/value for the metrics M that history.metrics.points names (\(declared.map(\.rawValue).joined(separator: ", ")))"
       )
     }
-    for metric in Metric.allCases {
+    for metric in declared {
       let count = record.points[metric] ?? 0
       let what = "history.metrics.points.\(metric.rawValue) says \(count)"
       /// Why a tensor of the wrong dtype, or none, is where one of `dtype` should be.

@@ -108,6 +108,7 @@ extension SessionSpec {
     if let last = history.trainLoss.last { historyLine += " (last \(String(format: "%.4g", last.value)) at step \(last.step))" }
     historyLine += ", \(counted(history.valLoss.count, "validation-loss point")), \(counted(history.events.count, "event"))"
     lines.append(historyLine)
+    if let measured = history.measuresLine { lines.append("            " + measured) }
     lines.append("Journal:    \(counted(journal.count, "command"))")
     return lines.joined(separator: "\n")
   }
@@ -126,5 +127,26 @@ extension SessionSpec {
     case .layerNorm(let eps): "eps \(short(eps))"
     case .batchNorm(let eps, let momentum): "eps \(short(eps)), momentum \(short(momentum))"
     }
+  }
+}
+
+extension HistorySpec {
+  /// What the history says beyond the losses, for `inspect`: the last validation's accuracy,
+  /// MAE and R², and the mean of the last 50 batches' accuracy or MAE; nil when it has none.
+  var measuresLine: String? {
+    var parts: [String] = []
+    let validation = [Metric.valAccuracy, .valMAE, .valR2].compactMap { metric in
+      self[metric].last.map { "\(metric == .valR2 ? "R²" : metric == .valMAE ? "MAE" : "accuracy") \(metric.text(Double($0.value)))" }
+    }
+    if let step = self[.valLoss].last?.step, !validation.isEmpty {
+      parts.append("validation at step \(step): " + validation.joined(separator: ", "))
+    }
+    for metric in [Metric.trainAccuracy, .trainMAE] where !self[metric].isEmpty {
+      let recent = self[metric].suffix(50)
+      let mean = recent.reduce(0.0) { $0 + Double($1.value) } / Double(recent.count)
+      parts.append(
+        "\(metric == .trainAccuracy ? "accuracy" : "MAE") \(metric.text(mean)) over the last \(recent.count) recorded batches")
+    }
+    return parts.isEmpty ? nil : parts.joined(separator: "; ")
   }
 }
