@@ -192,6 +192,31 @@ struct EngineTests {
     #expect(note.hasPrefix("no R² recorded"), "\(note)")
   }
 
+  /// After an insert or a remove, SpecBench's own layer names follow the order, and a renamed
+  /// layer's trained tensors (and optimizer slots) go with it; names a user gave stay.
+  @Test func insertedAndRemovedLayersKeepNamesInOrderWithTheirState() throws {
+    let engine = built()
+    run(engine, "stop max_steps 5", "train")
+    waitIdle(engine)
+    let trained = try #require(engine.state)
+    let outcome = engine.execute("insert 2 dense 8 relu")
+    #expect(outcome.text.hasPrefix("inserted dense2 (dense); renamed dense2 → dense3 to follow the order"), "\(outcome.text)")
+    #expect(engine.spec.model.layers.map(\.name) == ["dense1", "dropout1", "dense2", "dense3"])
+    let state = try #require(engine.state)
+    // The old dense2 (16 → 3) is dense3 now (8 → 3): its bias kept, under the new name, with its slots.
+    #expect(state.tensors["param/dense3.bias"] == trained.tensors["param/dense2.bias"])
+    #expect(state.tensors["opt/dense3.bias/exp_avg"] == trained.tensors["opt/dense2.bias/exp_avg"])
+    #expect(state.tensors["param/dense1.weight"] == trained.tensors["param/dense1.weight"])
+    #expect(state.tensors["param/dense2.weight"]?.shape == [8, 16])
+    run(engine, "set dense3 name=logits")
+    let removed = engine.execute("remove dense1")
+    #expect(removed.text.hasPrefix("removed dense1; renamed dense2 → dense1 to follow the order"), "\(removed.text)")
+    #expect(engine.spec.model.layers.map(\.name) == ["dropout1", "dense1", "logits"])
+    // Undo puts back the names and the state.
+    run(engine, "undo")
+    #expect(engine.spec.model.layers.map(\.name) == ["dense1", "dropout1", "dense2", "logits"])
+  }
+
   @Test func trainingInTheWorkbenchEqualsTrainingHeadless() throws {
     let engine = built()
     run(engine, "train")

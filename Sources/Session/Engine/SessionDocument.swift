@@ -67,6 +67,23 @@ public struct SessionDocument: Sendable {
   /// A schedule set on a session that has trained starts at its current step (`step`, the
   /// worker's while it trains), as a PyTorch scheduler counts from when it is created, unless
   /// the command gives `start=`.
+  /// Renames layers (and their state's tensors) so that SpecBench's own names follow the
+  /// layers' order after an insert or a remove; says which, apart from `skipping` (the layer
+  /// just inserted, whose message names it already).
+  static func rename(_ spec: inout SessionSpec, _ state: inout TrainingState?, _ renames: [String: String], skipping: String? = nil)
+    -> String
+  {
+    guard !renames.isEmpty else { return "" }
+    for i in spec.model.layers.indices {
+      if let new = renames[spec.model.layers[i].name] { spec.model.layers[i].name = new }
+    }
+    state = state?.renamingLayers(renames)
+    let said = spec.model.layers.compactMap { layer in
+      renames.first { $0.value == layer.name && $0.key != skipping }.map { "\($0.key) → \($0.value)" }
+    }
+    return said.isEmpty ? "" : "; renamed \(said.joined(separator: ", ")) to follow the order"
+  }
+
   mutating func apply(_ command: Edit, line: String, folder: String, training: Bool, step: Int = 0) throws(CommandError) -> (
     message: String, events: [EngineEvent]
   ) {
@@ -119,11 +136,14 @@ public struct SessionDocument: Sendable {
         throw CommandError("insert: position \(index!) is past the end (the model has \(next.model.layers.count) layers)")
       }
       next.model.layers.insert(LayerSpec(name: name!, kind: kind), at: index ?? next.model.layers.count)
-      message = "\(index == nil ? "added" : "inserted") \(name!) (\(kind.typeName))"
+      let renames = next.model.namesInOrder()
+      message = "\(index == nil ? "added" : "inserted") \(renames[name!] ?? name!) (\(kind.typeName))"
+      message += Self.rename(&next, &nextState, renames, skipping: name!)
     case .remove(let reference):
       let i = try layerIndex(reference)
       message = "removed \(next.model.layers[i].name)"
       next.model.layers.remove(at: i)
+      message += Self.rename(&next, &nextState, next.model.namesInOrder())
     case .set(let reference, let fields):
       let i = try layerIndex(reference)
       let layer = next.model.layers[i]

@@ -64,3 +64,29 @@ extension SessionBundle {
       optimizerSteps: optimizerSteps ?? record.step, tensors: tensors)
   }
 }
+
+extension TrainingState {
+  /// The state with its layers renamed (`renames`: old layer name → new): every parameter,
+  /// buffer and optimizer slot of a renamed layer (`dense2.weight`, `opt/dense2.weight/exp_avg`)
+  /// under the new name. Whole-model and backend-private tensors are as they were.
+  public func renamingLayers(_ renames: [String: String]) -> TrainingState {
+    guard !renames.isEmpty else { return self }
+    func renamed(_ tensor: String) -> String {
+      guard let dot = tensor.firstIndex(of: "."), let layer = renames[String(tensor[..<dot])] else { return tensor }
+      return layer + tensor[dot...]
+    }
+    var result = self
+    result.tensors = [:]
+    for (name, value) in tensors {
+      let key: StateKey? =
+        switch StateKey(name: name) {
+        case .parameter(let tensor)?: .parameter(renamed(tensor))
+        case .buffer(let tensor)?: .buffer(renamed(tensor))
+        case .slot(let parameter, let slot)?: .slot(parameter: renamed(parameter), slot)
+        default: nil
+        }
+      result.tensors[key?.name ?? name] = value
+    }
+    return result
+  }
+}

@@ -9,6 +9,30 @@ public struct ModelSpec: Hashable, Sendable {
     self.layers = layers
   }
 
+  /// The renames that make SpecBench's own layer names follow the layers' order: a layer named
+  /// by its type and a number (`dense2`) is the *k*-th auto-named layer of its type and gets the
+  /// number *k*; other names are the user's and stay. Only the names that change are listed
+  /// (old → new); nothing when a new name would be taken by a layer the user named.
+  public func namesInOrder() -> [String: String] {
+    var counts: [String: Int] = [:]
+    var renames: [String: String] = [:]
+    for layer in layers where Self.isAutoName(layer.name, type: layer.kind.typeName) {
+      let type = layer.kind.typeName
+      counts[type, default: 0] += 1
+      let wanted = "\(type)\(counts[type]!)"
+      if wanted != layer.name { renames[layer.name] = wanted }
+    }
+    let kept = Set(layers.map(\.name)).subtracting(renames.keys)
+    return renames.values.contains(where: kept.contains) ? [:] : renames
+  }
+
+  /// True for a name SpecBench gives: the layer's type followed by a positive number.
+  static func isAutoName(_ name: String, type: String) -> Bool {
+    guard name.hasPrefix(type) else { return false }
+    let number = name.dropFirst(type.count)
+    return !number.isEmpty && number.first != "0" && number.allSatisfy(\.isASCII) && number.allSatisfy(\.isNumber)
+  }
+
   /// A fresh name for a layer of `typeName` that no layer in `taken` has: `dense1`, `dense2`, …
   public static func freshName(for typeName: String, avoiding taken: Set<String>, startingAt start: Int = 1) -> String {
     var n = start
