@@ -79,6 +79,42 @@ struct ReplTerminalTests {
     #expect(history.contains("optimizer sgd lr=0.05 momentum=0.9"))
   }
 
+  /// A practitioner's session on their own CSV, typed: what `new` chose edited (`set input`),
+  /// the overview, training with progress, `evaluate`, `predict` on raw rows, the labelled
+  /// status, `undo` saying what it undid.
+  @Test func aCSVSessionFromNewToPredict() throws {
+    let folder = temporaryFolder()
+    var csv = "a,b,kind\n"
+    for i in 0..<40 { csv += "\(Double(i) * 0.25),\(i % 7),\(Double(i) * 0.25 < 5 ? "small" : "big")\n" }
+    try csv.write(toFile: folder + "/flowers.csv", atomically: true, encoding: .utf8)
+    let terminal = try TmuxSession.specbench(from: folder, width: 160, height: 50)
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
+    try terminal.send("new flowers --input 3", "Enter")
+    try terminal.send("data csv path=flowers.csv target=kind task=classification normalize=true validation_fraction=0.25", "Enter")
+    var screen = try terminal.waitFor { $0.contains("(40 samples)") }
+    try terminal.send("set input 2", "Enter")
+    screen = try terminal.waitFor { $0.contains("input [2] (was [3])") }
+    for line in ["add dense 8 relu", "add dense 2", "loss softmax_cross_entropy", "show"] { try terminal.send(line, "Enter") }
+    screen = try terminal.waitFor { $0.contains("Journal:    6 commands") }
+    #expect(screen.contains("Model: input [2]") && screen.contains("Data:       csv path=\"flowers.csv\""), "\(screen)")
+    try terminal.send("train 300 --wait", "Enter")
+    screen = try terminal.waitFor { $0.contains("[stopped] stopped by steps at step 300") }
+    try terminal.send("evaluate validation", "Enter")
+    screen = try terminal.waitFor { $0.contains("class  precision  recall  F1") }
+    #expect(screen.contains("validation: 10 samples, loss ") && screen.contains("true \\ predicted  big  small"), "\(screen)")
+    // Raw rows, standardised as training saw them, answered with the csv's class names.
+    try terminal.send("predict 9,1 1,1", "Enter")
+    screen = try terminal.waitFor { $0.contains("1,1 → ") }
+    #expect(screen.contains("9,1 → big (big ") && screen.contains("1,1 → small (big "), "\(screen)")
+    try terminal.send("status", "Enter")
+    screen = try terminal.waitFor { $0.contains("idle at step 300") }
+    #expect(screen.contains("batch loss ") && screen.contains("over the last 50 batches, validation loss "), "\(screen)")
+    #expect(screen.contains("validation accuracy "), "\(screen)")
+    try terminal.send("undo", "Enter")
+    screen = try terminal.waitFor { $0.contains("undid ") }
+    #expect(screen.contains("undid loss softmax_cross_entropy"), "\(screen)")
+  }
+
   @Test func eventsArriveAboveTheLineBeingTyped() throws {
     let folder = temporaryFolder()
     let terminal = try TmuxSession.specbench(from: folder, width: 110, height: 30)
