@@ -146,18 +146,21 @@ struct RunReporter {
         return
       }
       updateRate(result.step)
-      let line = ProgressLine.format(
-        step: result.step, planned: planned, loss: result.loss, learningRate: result.learningRate, stepsPerSecond: stepsPerSecond)
+      // The line is formatted only when it is written (formatting costs more than a small step).
+      func line() -> String {
+        ProgressLine.format(
+          step: result.step, planned: planned, loss: result.loss, learningRate: result.learningRate, stepsPerSecond: stepsPerSecond)
+      }
       if live {
         let now = clock.now
         if lastDraw == nil || now - lastDraw! >= .milliseconds(100) {
-          write("\r\u{1B}[K" + line)
+          write("\r\u{1B}[K" + line())
           lastDraw = now
         }
       } else {
         let every = max(1, (planned.map { $0 / 10 }) ?? 100)
         if result.step - lastPlainStep >= every {
-          write(line + "\n")
+          write(line() + "\n")
           lastPlainStep = result.step
         }
       }
