@@ -46,12 +46,8 @@ struct ReplTerminalTests {
     screen = try terminal.waitFor { $0.contains("loss  ━ train") }
     #expect(screen.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) }, "braille dots in \(screen)")
     // the batches' accuracy, and the rates used (the optimizer change marked) and planned
-    try terminal.send("plot accuracy --smooth 0.6", "Enter")
-    screen = try terminal.waitFor { $0.contains("accuracy (%)  ━ batch") }
-    #expect(screen.contains("accuracy (%)  ━ batch"), "\(screen)")
-    try terminal.send("plot lr", "Enter")
-    screen = try terminal.waitFor { $0.contains("━ used  ━ planned") }
-    #expect(screen.contains("learning rate (constant)  ━ used  ━ planned"), "\(screen)")
+    try terminal.type("plot accuracy --smooth 0.6", until: "accuracy (%)  ━ batch")
+    try terminal.type("plot lr", until: "learning rate (constant)  ━ used  ━ planned")
     try terminal.send("stop", "Enter")
     try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
     try terminal.send("save mine", "Enter")
@@ -90,29 +86,22 @@ struct ReplTerminalTests {
     let terminal = try TmuxSession.specbench(from: folder, width: 160, height: 50)
     try terminal.waitFor { $0.contains("spirals [fast idle]>") }
     try terminal.send("new flowers --input 3", "Enter")
-    try terminal.send("data csv path=flowers.csv target=kind task=classification normalize=true validation_fraction=0.25", "Enter")
-    var screen = try terminal.waitFor { $0.contains("(40 samples)") }
-    try terminal.send("set input 2", "Enter")
-    screen = try terminal.waitFor { $0.contains("input [2] (was [3])") }
-    for line in ["add dense 8 relu", "add dense 2", "loss softmax_cross_entropy", "show"] { try terminal.send(line, "Enter") }
-    screen = try terminal.waitFor { $0.contains("Journal:    6 commands") }
+    try terminal.type(
+      "data csv path=flowers.csv target=kind task=classification normalize=true validation_fraction=0.25", until: "(40 samples)")
+    try terminal.type("set input 2", until: "input [2] (was [3])")
+    for line in ["add dense 8 relu", "add dense 2", "loss softmax_cross_entropy"] { try terminal.send(line, "Enter") }
+    var screen = try terminal.type("show", until: "Journal:    6 commands")
     #expect(screen.contains("Model: input [2]") && screen.contains("Data:       csv path=\"flowers.csv\""), "\(screen)")
-    try terminal.send("train 300 --wait", "Enter")
-    screen = try terminal.waitFor { $0.contains("[stopped] stopped by steps at step 300") }
-    try terminal.send("evaluate validation", "Enter")
-    screen = try terminal.waitFor { $0.contains("class  precision  recall  F1") }
+    try terminal.type("train 300 --wait", until: "[stopped] stopped by steps at step 300")
+    screen = try terminal.type("evaluate validation", until: "class  precision  recall  F1")
     #expect(screen.contains("validation: 10 samples, loss ") && screen.contains("true \\ predicted  big  small"), "\(screen)")
     // Raw rows, standardised as training saw them, answered with the csv's class names.
-    try terminal.send("predict 9,1 1,1", "Enter")
-    screen = try terminal.waitFor { $0.contains("1,1 → ") }
+    screen = try terminal.type("predict 9,1 1,1", until: "1,1 → ")
     #expect(screen.contains("9,1 → big (big ") && screen.contains("1,1 → small (big "), "\(screen)")
-    try terminal.send("status", "Enter")
-    screen = try terminal.waitFor { $0.contains("idle at step 300") }
+    screen = try terminal.type("status", until: "idle at step 300")
     #expect(screen.contains("batch loss ") && screen.contains("over the last 50 batches, validation loss "), "\(screen)")
     #expect(screen.contains("validation accuracy "), "\(screen)")
-    try terminal.send("undo", "Enter")
-    screen = try terminal.waitFor { $0.contains("undid ") }
-    #expect(screen.contains("undid loss softmax_cross_entropy"), "\(screen)")
+    try terminal.type("undo", until: "undid loss softmax_cross_entropy")
   }
 
   @Test func eventsArriveAboveTheLineBeingTyped() throws {

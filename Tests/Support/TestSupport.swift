@@ -260,6 +260,16 @@ public final class TmuxSession {
 }
 
 extension TmuxSession {
+  /// Types `line` and Enter, and waits until the screen shows `fragment` (a timeout throws,
+  /// showing the screen). Returns the screen.
+  @discardableResult
+  public func type(_ line: String, until fragment: String, seconds: Double = 20, file: String = #fileID, lineNumber: Int = #line) throws
+    -> String
+  {
+    try send(line, "Enter")
+    return try waitFor(seconds: seconds, file: file, line: lineNumber) { $0.contains(fragment) }
+  }
+
   /// `specbench ARGUMENTS` in a new terminal: run from `folder`, with its history file under
   /// `state/` of `history` (default `folder`) and `environment` (`NAME=value …`) set. When it
   /// ends the shell runs `afterwards` (by default it prints `EXIT=<status>`) and keeps the pane.
