@@ -217,6 +217,21 @@ struct EngineTests {
     #expect(engine.spec.model.layers.map(\.name) == ["dense1", "dropout1", "dense2", "logits"])
   }
 
+  /// Undo takes back an edit but not the training done since, and says so.
+  @Test func undoAfterTrainingKeepsTheTrainingAndSaysSo() throws {
+    let engine = built()
+    run(engine, "batch 8", "train")
+    waitIdle(engine)
+    let trained = try #require(engine.state)
+    let undo = engine.execute("undo")
+    #expect(
+      undo.text == "undid batch 8 (the state trained since, at step 40, is kept); the last change is now stop max_steps 40", "\(undo.text)")
+    #expect(engine.spec.training.batchSize == 16 && engine.state == trained)
+    // Without training since, nothing is said of it.
+    run(engine, "batch 4")
+    #expect(engine.execute("undo").text == "undid batch 4; the last change is now stop max_steps 40")
+  }
+
   @Test func trainingInTheWorkbenchEqualsTrainingHeadless() throws {
     let engine = built()
     run(engine, "train")

@@ -101,7 +101,8 @@ struct ReplTerminalTests {
     screen = try terminal.type("status", until: "idle at step 300")
     #expect(screen.contains("batch loss ") && screen.contains("over the last 50 batches, validation loss "), "\(screen)")
     #expect(screen.contains("validation accuracy "), "\(screen)")
-    try terminal.type("undo", until: "undid loss softmax_cross_entropy")
+    // Undo takes back the edit and keeps the training done since.
+    try terminal.type("undo", until: "undid loss softmax_cross_entropy (the state trained since, at step 300, is kept)")
   }
 
   @Test func eventsArriveAboveTheLineBeingTyped() throws {

@@ -50,23 +50,19 @@ public struct SessionDocument: Sendable {
     }
     // What is undone: the last command of the journal, or the load that brought this session.
     let undone = entry.loaded ? "load \(path ?? spec.name)" : spec.journal.last
+    // Training since the change is kept (mapped onto the spec undone to); say so.
+    let trained = entry.replacesSession ? nil : state.map(\.step).flatMap { $0 != entry.stepAfter ? $0 : nil }
     let back = restore(entry)
     if isUndo { redoStack.append(back) } else { undoStack.append(back) }
     hasUnsavedChanges = true
+    let kept = trained.map { " (the state trained since, at step \($0), is kept)" } ?? ""
     if isUndo {
-      return "undid \(undone ?? "the last change"); " + (spec.journal.last.map { "the last change is now \($0)" } ?? "no changes are left")
+      return "undid \(undone ?? "the last change")\(kept); "
+        + (spec.journal.last.map { "the last change is now \($0)" } ?? "no changes are left")
     }
     return "redid " + (entry.loaded ? "load \(path ?? spec.name)" : spec.journal.last ?? "the change")
   }
 
-  /// Applies an edit: undo point, journal, state mapping. While training runs (`training`),
-  /// only the edits that apply at a step boundary are allowed, and the worker maps the state.
-  ///
-  /// - Returns: what to tell the user, and the events of the state mapping.
-  ///
-  /// A schedule set on a session that has trained starts at its current step (`step`, the
-  /// worker's while it trains), as a PyTorch scheduler counts from when it is created, unless
-  /// the command gives `start=`.
   /// Renames layers (and their state's tensors) so that SpecBench's own names follow the
   /// layers' order after an insert or a remove; says which, apart from `skipping` (the layer
   /// just inserted, whose message names it already).
@@ -84,6 +80,14 @@ public struct SessionDocument: Sendable {
     return said.isEmpty ? "" : "; renamed \(said.joined(separator: ", ")) to follow the order"
   }
 
+  /// Applies an edit: undo point, journal, state mapping. While training runs (`training`),
+  /// only the edits that apply at a step boundary are allowed, and the worker maps the state.
+  ///
+  /// - Returns: what to tell the user, and the events of the state mapping.
+  ///
+  /// A schedule set on a session that has trained starts at its current step (`step`, the
+  /// worker's while it trains), as a PyTorch scheduler counts from when it is created, unless
+  /// the command gives `start=`.
   mutating func apply(_ command: Edit, line: String, folder: String, training: Bool, step: Int = 0) throws(CommandError) -> (
     message: String, events: [EngineEvent]
   ) {
