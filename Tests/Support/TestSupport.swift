@@ -100,6 +100,8 @@ public struct PythonWith: Sendable {
 }
 
 /// numpy and safetensors, for the interop tests.
+/// Python alone (the jax worker's protocol needs nothing else).
+public let PlainPython = PythonWith("json, struct", install: "apt-get install python3")
 public let PythonPeer = PythonWith("numpy, safetensors.numpy", install: "pip install numpy safetensors")
 /// onnx and onnxruntime as well, for the interchange tests.
 public let ONNXPeer = PythonWith(

@@ -1,0 +1,100 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+@testable import Backends
+
+/// The framed conversation with the jax worker (docs/jax.md), and every fault SpecBench must
+/// survive: the real worker, started as SpecBench starts it.
+@Suite("The engine process and its protocol", .enabled(if: PlainPython.isAvailable, "python3 is not installed: skipped"))
+struct EngineProcessTests {
+  static func worker(testing: Bool = true) throws -> EngineProcess {
+    let python = try #require(PlainPython.interpreter, "python3 is required")
+    return try EngineProcess(
+      executable: python, arguments: [repositoryPath("engines/jax/worker.py")],
+      environment: ["SPECBENCH_ENGINE_TEST": testing ? "1" : "0"])
+  }
+
+  static func op(_ name: String, _ members: [JSONObject.Member] = []) -> JSONValue {
+    .object([.init(key: "op", value: .string(name))] + members)
+  }
+
+  @Test func helloEchoAndExit() throws {
+    let worker = try Self.worker()
+    let hello = try worker.request(Self.op("hello"), timeout: .seconds(60))
+    #expect(hello.header.objectValue?["ok"] == .bool(true) && hello.header.objectValue?["protocol"]?.numberValue?.int == 1)
+    // 16 MiB each way: many short reads and partial writes on a 64 KiB pipe.
+    var generator = SplitMix64(state: 9)
+    let payload = (0..<(16 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+    let echo = try worker.request(Self.op("echo"), payload: payload, timeout: .seconds(60))
+    #expect(echo.payload == payload && echo.header.objectValue?["bytes"]?.numberValue?.int == 16 << 20)
+    let unknown = try worker.request(Self.op("trian"), timeout: .seconds(10))
+    #expect(unknown.header.objectValue?["error"]?.stringValue == "unknown op \"trian\"")
+    #expect(try worker.request(Self.op("exit"), timeout: .seconds(10)).header.objectValue?["ok"] == .bool(true))
+  }
+
+  /// A print to fd 1 and a megabyte on standard error: the frames stay clean and nothing blocks.
+  @Test func noiseNeverBlocksNorCorruptsTheStream() throws {
+    let worker = try Self.worker()
+    let reply = try worker.request(Self.op("noise", [.init(key: "bytes", value: .int(1 << 20))]), timeout: .seconds(30))
+    #expect(reply.header.objectValue?["ok"] == .bool(true))
+    #expect(try worker.request(Self.op("echo"), payload: [1, 2, 3], timeout: .seconds(10)).payload == [1, 2, 3])
+    waitUntil { worker.standardError.contains("a print to fd 1 goes to standard error") }
+    #expect(worker.standardError.utf8.count <= EngineProcess.stderrKept)
+  }
+
+  @Test func aWorkerThatDiesIsReportedWithItsStatus() throws {
+    let worker = try Self.worker()
+    #expect {
+      try worker.request(Self.op("crash"), timeout: .seconds(30))
+    } throws: { error in
+      guard let failure = error as? EngineProcess.Failure, case .exited(let how, _) = failure else { return false }
+      return how == "exited with status 7"
+    }
+    // Killed from outside between requests: the next request says so, and nothing traps on EPIPE.
+    let other = try Self.worker()
+    _ = try other.request(Self.op("echo"), timeout: .seconds(30))
+    kill(other.processIdentifier, SIGKILL)
+    #expect {
+      try other.request(Self.op("echo"), payload: [UInt8](repeating: 7, count: 1 << 20), timeout: .seconds(30))
+    } throws: { error in
+      "\(error)" == "the engine was killed by signal 9"
+    }
+  }
+
+  @Test func aWorkerThatHangsIsStoppedAtTheDeadline() throws {
+    let worker = try Self.worker()
+    let start = ContinuousClock.now
+    #expect {
+      try worker.request(Self.op("hang"), timeout: .milliseconds(500))
+    } throws: { error in
+      "\(error)".hasPrefix("the engine did not answer within 0.5 s and was stopped")
+    }
+    let waited = ContinuousClock.now - start
+    #expect(waited < .seconds(10), "stopped soon after the deadline, not at some later time: \(waited)")
+  }
+
+  @Test func garbageOnTheStreamIsNotAFrame() throws {
+    let worker = try Self.worker()
+    #expect {
+      try worker.request(Self.op("garbage"), timeout: .seconds(30))
+    } throws: { error in
+      "\(error)".hasPrefix("the engine wrote something that is not a frame (expected the magic SBJ1, got \"this\")")
+    }
+  }
+
+  @Test func aProgramThatCannotStartSaysSo() {
+    #expect {
+      try EngineProcess(executable: "/nonexistent/python3", arguments: [])
+    } throws: { error in
+      "\(error)".hasPrefix("the engine could not be started: /nonexistent/python3")
+    }
+  }
+}
+
+/// Polls `condition` for up to 10 seconds.
+private func waitUntil(_ condition: () -> Bool) {
+  let deadline = Date().addingTimeInterval(10)
+  while !condition() && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+}

@@ -1,0 +1,82 @@
+"""Runs worker.py as a child and checks its frames (docs/jax.md): python3 -m unittest here."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import unittest
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+
+
+def frame(header, payload=b""):
+    raw = json.dumps(header).encode()
+    return b"SBJ1" + struct.pack("<IQ", len(raw), len(payload)) + raw + payload
+
+
+def read_frames(data):
+    frames = []
+    while data:
+        assert data[:4] == b"SBJ1", data[:16]
+        header_length, payload_length = struct.unpack("<IQ", data[4:16])
+        header = json.loads(data[16 : 16 + header_length])
+        start = 16 + header_length
+        frames.append((header, data[start : start + payload_length]))
+        data = data[start + payload_length :]
+    return frames
+
+
+def converse(requests, testing=False):
+    environment = dict(os.environ, SPECBENCH_ENGINE_TEST="1" if testing else "0")
+    result = subprocess.run(
+        [sys.executable, WORKER], input=b"".join(requests), capture_output=True, env=environment, timeout=60, check=False
+    )
+    return result.returncode, read_frames(result.stdout), result.stderr.decode()
+
+
+class ProtocolTests(unittest.TestCase):
+    def test_hello_echo_and_exit_in_order(self):
+        payload = os.urandom(3 << 20)
+        status, frames, _ = converse([frame({"op": "hello"}), frame({"op": "echo"}, payload), frame({"op": "exit"})])
+        self.assertEqual(status, 0)
+        self.assertEqual(len(frames), 3)
+        hello = frames[0][0]
+        self.assertEqual((hello["ok"], hello["protocol"]), (True, 1))
+        self.assertIn("jax", hello)
+        self.assertEqual(frames[1], ({"ok": True, "bytes": len(payload)}, payload))
+        self.assertEqual(frames[2][0], {"ok": True})
+
+    def test_an_unknown_op_is_answered_and_the_conversation_goes_on(self):
+        status, frames, _ = converse([frame({"op": "trian"}), frame({"op": "echo"}, b"x")])
+        self.assertEqual(status, 0)
+        self.assertEqual(frames[0][0], {"ok": False, "error": 'unknown op "trian"'})
+        self.assertEqual(frames[1], ({"ok": True, "bytes": 1}, b"x"))
+
+    def test_the_test_ops_exist_only_when_asked_for(self):
+        _, frames, _ = converse([frame({"op": "crash"})])
+        self.assertEqual(frames[0][0]["ok"], False)
+
+    def test_a_print_never_reaches_the_protocol_stream(self):
+        status, frames, stderr = converse([frame({"op": "noise", "bytes": 100}), frame({"op": "exit"})], testing=True)
+        self.assertEqual(status, 0)
+        self.assertEqual([f[0] for f in frames], [{"ok": True}, {"ok": True}])
+        self.assertIn("a print to fd 1 goes to standard error", stderr)
+
+    def test_malformed_frames_end_the_conversation_saying_why(self):
+        cases = [
+            (b"XXXX" + bytes(12), "expected the magic SBJ1"),
+            (b"SBJ1" + struct.pack("<IQ", 0, 0), "header length 0 is outside"),
+            (b"SBJ1" + struct.pack("<IQ", 5, 1 << 41), "payload length 2199023255552 is above 2^40"),
+            (b"SBJ1" + struct.pack("<IQ", 5, 0) + b"[1,2]", "the header is not a JSON object"),
+            (b"SBJ1" + struct.pack("<IQ", 9, 0) + b"{", "the stream ended 8 bytes before the frame did"),
+        ]
+        for data, message in cases:
+            with self.subTest(message=message):
+                status, frames, stderr = converse([data])
+                self.assertEqual((status, frames), (3, []))
+                self.assertIn(message, stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

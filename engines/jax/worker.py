@@ -1,0 +1,134 @@
+"""SpecBench's jax worker: answers framed requests on its standard input and output.
+
+The protocol is docs/jax.md's. This file takes the protocol off fd 1 before anything else is
+imported, so that native libraries printing to fd 1 cannot corrupt a frame.
+"""
+
+import os
+import sys
+
+# The protocol streams: duplicates of fd 0 and fd 1. Then fd 1 points at standard error, so that
+# a stray print (ours, jax's, Gloo's) goes there.
+_PROTOCOL_IN = os.fdopen(os.dup(0), "rb", buffering=0)
+_PROTOCOL_OUT = os.fdopen(os.dup(1), "wb", buffering=0)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+
+MAGIC = b"SBJ1"
+PROTOCOL = 1
+MAX_HEADER = 1 << 20
+MAX_PAYLOAD = 1 << 40
+TESTING = os.environ.get("SPECBENCH_ENGINE_TEST") == "1"
+
+
+class ProtocolError(Exception):
+    """A frame that breaks the rules: the conversation cannot go on."""
+
+
+def read_exact(count):
+    """Reads exactly `count` bytes, looping over short reads; None at end of file before any."""
+    chunks = []
+    remaining = count
+    while remaining > 0:
+        chunk = _PROTOCOL_IN.read(min(remaining, 1 << 20))
+        if not chunk:
+            if remaining == count:
+                return None
+            raise ProtocolError(f"the stream ended {remaining} bytes before the frame did")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame():
+    """The next request as (header, payload), or None when the parent closed the stream."""
+    prefix = read_exact(16)
+    if prefix is None:
+        return None
+    if prefix[:4] != MAGIC:
+        raise ProtocolError(f"expected the magic SBJ1, got {prefix[:4]!r}")
+    header_length, payload_length = struct.unpack("<IQ", prefix[4:])
+    if not 1 <= header_length <= MAX_HEADER:
+        raise ProtocolError(f"header length {header_length} is outside 1 to {MAX_HEADER}")
+    if payload_length > MAX_PAYLOAD:
+        raise ProtocolError(f"payload length {payload_length} is above 2^40")
+    raw = read_exact(header_length)
+    payload = read_exact(payload_length) if payload_length else b""
+    if raw is None or payload is None:
+        raise ProtocolError("the stream ended inside a frame")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ProtocolError(f"the header is not JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("the header is not a JSON object")
+    return header, payload
+
+
+def write_frame(header, payload=b""):
+    raw = json.dumps(header, sort_keys=True).encode("utf-8")
+    _PROTOCOL_OUT.write(MAGIC + struct.pack("<IQ", len(raw), len(payload)) + raw)
+    if payload:
+        _PROTOCOL_OUT.write(payload)
+
+
+def hello():
+    reply = {"ok": True, "protocol": PROTOCOL, "python": platform.python_version(), "jax": None, "devices": None}
+    try:
+        import jax  # noqa: PLC0415 (imported only when asked: it takes half a second)
+
+        reply["jax"] = jax.__version__
+        reply["devices"] = [str(device) for device in jax.devices()]
+    except Exception as error:  # noqa: BLE001 (any failure means: no jax here)
+        reply["jax_error"] = f"{type(error).__name__}: {error}"
+    return reply
+
+
+def answer(header, payload):
+    """The reply to one request, as (header, payload); None for `exit` after replying."""
+    op = header.get("op")
+    if op == "hello":
+        return hello(), b""
+    if op == "echo":
+        return {"ok": True, "bytes": len(payload)}, payload
+    if TESTING and op == "crash":
+        os._exit(7)
+    if TESTING and op == "hang":
+        while True:
+            time.sleep(60)
+    if TESTING and op == "garbage":
+        _PROTOCOL_OUT.write(b"this is not a frame\n" * 4)
+        return None
+    if TESTING and op == "noise":
+        sys.stderr.write("x" * int(header.get("bytes", 0)))
+        sys.stderr.flush()
+        print("a print to fd 1 goes to standard error")
+        return {"ok": True}, b""
+    return {"ok": False, "error": f"unknown op {json.dumps(op)}"}, b""
+
+
+def main():
+    while True:
+        try:
+            frame = read_frame()
+        except ProtocolError as error:
+            sys.stderr.write(f"specbench jax worker: {error}\n")
+            return 3
+        if frame is None:
+            return 0
+        header, payload = frame
+        if header.get("op") == "exit":
+            write_frame({"ok": True})
+            return 0
+        reply = answer(header, payload)
+        if reply is not None:
+            write_frame(*reply)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
