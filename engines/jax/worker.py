@@ -108,6 +108,7 @@ def answer(header, payload):
         sys.stderr.write("x" * int(header.get("bytes", 0)))
         sys.stderr.flush()
         print("a print to fd 1 goes to standard error")
+        os.write(1, b"native code writing to fd 1 reaches standard error too\n")
         return {"ok": True}, b""
     return {"ok": False, "error": f"unknown op {json.dumps(op)}"}, b""
 

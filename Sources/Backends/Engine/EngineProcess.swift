@@ -38,7 +38,8 @@ public final class EngineProcess: @unchecked Sendable {
       case .exited(let how, let stderr): return "the engine \(how)\(tail(stderr))"
       case .timedOut(let seconds, let stderr):
         return "the engine did not answer within \(String(format: "%g", seconds)) s and was stopped\(tail(stderr))"
-      case .malformed(let what, let stderr): return "the engine wrote something that is not a frame (\(what)) and was stopped\(tail(stderr))"
+      case .malformed(let what, let stderr):
+        return "the engine wrote something that is not a frame (\(what)) and was stopped\(tail(stderr))"
       }
     }
   }
@@ -50,6 +51,10 @@ public final class EngineProcess: @unchecked Sendable {
   static let stderrKept = 64 << 10
 
   private let process = Process()
+  /// The parent's ends of the pipes; their descriptors are used raw, and closed only through
+  /// the handles (a descriptor closed twice could be another pipe's by then).
+  private let inputHandle: FileHandle
+  private let outputHandle: FileHandle
   private let input: Int32
   private let output: Int32
   private let errors = StandardErrorTail()
@@ -72,8 +77,9 @@ public final class EngineProcess: @unchecked Sendable {
     try? toWorker.fileHandleForReading.close()
     try? fromWorker.fileHandleForWriting.close()
     try? errorsPipe.fileHandleForWriting.close()
-    input = toWorker.fileHandleForWriting.fileDescriptor
-    output = fromWorker.fileHandleForReading.fileDescriptor
+    (inputHandle, outputHandle) = (toWorker.fileHandleForWriting, fromWorker.fileHandleForReading)
+    input = inputHandle.fileDescriptor
+    output = outputHandle.fileDescriptor
     _ = fcntl(input, F_SETFL, fcntl(input, F_GETFL) | O_NONBLOCK)
     let errorHandle = errorsPipe.fileHandleForReading
     let thread = Thread { [errors, drained] in
@@ -124,6 +130,12 @@ public final class EngineProcess: @unchecked Sendable {
       }
       return Reply(header: parsed, payload: body)
     } catch {
+      // A worker whose stream ended is given a moment to exit by itself, so that its own
+      // status is what is reported, not the kill that `stop` would send.
+      if case .ended = error {
+        let grace = ContinuousClock.now + .seconds(2)
+        while process.isRunning && ContinuousClock.now < grace { usleep(10_000) }
+      }
       stop()
       switch error {
       case .timedOut: throw .timedOut(seconds: seconds, stderr: standardError)
@@ -137,11 +149,11 @@ public final class EngineProcess: @unchecked Sendable {
   public func stop() {
     guard !stopped else { return }
     stopped = true
-    close(input)
+    try? inputHandle.close()
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
     _ = drained.wait(timeout: .now() + 5)
-    close(output)
+    try? outputHandle.close()
   }
 
   // MARK: reading and writing with a deadline
