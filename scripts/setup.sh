@@ -5,7 +5,7 @@
 #     (the fast backend, loaded at run time), tmux for the terminal tests, strace for the save
 #     path's fault-injection tests, Python for the interop tests.
 #   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, which the interop tests
-#     run for real. Where the
+#     run for real, and jax (CPU), which the jax engine's worker uses. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero when the Swift build itself cannot work, and, under
 # CI=true, when anything the tests need could not be installed (CI never skips a test).
@@ -56,8 +56,9 @@ if [ "${CI:-}" = true ] && [ -n "$(missing_tools)" ]; then
 fi
 
 # --- Python packages for the interop tests ------------------------------------------------------
-python_packages=(numpy safetensors onnx onnxruntime)
-check='import numpy, safetensors.numpy, onnx, onnxruntime'
+# jax is pinned to the version the jax engine's worker is tested with (docs/jax.md).
+python_packages=(numpy safetensors onnx onnxruntime "jax[cpu]==0.10.2")
+check='import numpy, safetensors.numpy, onnx, onnxruntime, jax'
 if [ -x .venv/bin/python3 ] && .venv/bin/python3 -c "$check" >/dev/null 2>&1; then
   exit 0
 fi

@@ -102,6 +102,8 @@ public struct PythonWith: Sendable {
 /// numpy and safetensors, for the interop tests.
 /// Python alone (the jax worker's protocol needs nothing else).
 public let PlainPython = PythonWith("json, struct", install: "apt-get install python3")
+/// Python with jax, as scripts/setup.sh installs it, for the jax engine's worker.
+public let JaxPython = PythonWith("jax", install: "scripts/setup.sh (pip install \"jax[cpu]==0.10.2\")")
 public let PythonPeer = PythonWith("numpy, safetensors.numpy", install: "pip install numpy safetensors")
 /// onnx and onnxruntime as well, for the interchange tests.
 public let ONNXPeer = PythonWith(

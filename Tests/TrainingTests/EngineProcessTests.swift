@@ -85,6 +85,17 @@ struct EngineProcessTests {
     }
   }
 
+  /// With the jax that setup installs, `hello` names its version and this machine's device.
+  @Test(.enabled(if: JaxPython.isAvailable, "jax is not installed: skipped"))
+  func helloNamesJaxAndItsDevices() throws {
+    let python = try #require(JaxPython.interpreter, "python3 with jax is required (scripts/setup.sh installs it)")
+    let worker = try EngineProcess(executable: python, arguments: [repositoryPath("engines/jax/worker.py")])
+    let hello = try worker.request(Self.op("hello"), timeout: .seconds(120))
+    let header = try #require(hello.header.objectValue)
+    #expect(header["jax"]?.stringValue == "0.10.2", "\(hello.header)")
+    #expect(header["devices"]?.arrayValue?.first?.stringValue == "cpu:0", "\(hello.header)")
+  }
+
   /// The worker's own tests (engines/jax/test_protocol.py), run here so that CI runs them.
   @Test func theWorkersOwnTestsPass() throws {
     let python = try #require(PlainPython.interpreter, "python3 is required")
