@@ -1,6 +1,8 @@
+import Datasets
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
+import TensorCore
 import Testing
 
 @testable import Backends
@@ -94,6 +96,44 @@ struct EngineProcessTests {
     let header = try #require(hello.header.objectValue)
     #expect(header["jax"]?.stringValue == "0.10.2", "\(hello.header)")
     #expect(header["devices"]?.arrayValue?.first?.stringValue == "cpu:0", "\(hello.header)")
+  }
+
+  /// The worker's model, written in jax.numpy from the format's rules, gives the reference
+  /// backend's outputs for a model with every layer type and activation (complete.json), with
+  /// batch_norm's running statistics away from their starting values.
+  @Test(.enabled(if: JaxPython.isAvailable, "jax is not installed: skipped"))
+  func predictAgreesWithTheReferenceOnEveryLayerAndActivation() throws {
+    let python = try #require(JaxPython.interpreter, "python3 with jax is required (scripts/setup.sh installs it)")
+    var spec = try SessionSpec.decode(
+      try JSONParser.parse(String(contentsOfFile: repositoryPath("Tests/SpecKitTests/Golden/complete.json"), encoding: .utf8)))
+    spec.state = nil
+    var state = try spec.initialTrainingState()
+    state.tensors["buffer/bn.running_mean"] = StoredTensor(shape: [2], scalars: [0.3, -0.7])
+    state.tensors["buffer/bn.running_var"] = StoredTensor(shape: [2], scalars: [1.9, 0.4])
+    let data = try DataSplit.of(spec, relativeTo: "").split
+    let reference = try ReferenceBackend().makeTrainer(spec: spec, state: state, data: data)
+    var generator = SplitMix64(state: 5)
+    let inputs = Tensor(shape: [64, 2], scalars: (0..<128).map { _ in (generator.nextUniform() - 0.5) * 6 })
+    let expected = try reference.predict(inputs)
+
+    var tensors = state.tensors.filter { $0.key.hasPrefix("param/") || $0.key.hasPrefix("buffer/") }
+    tensors["input"] = inputs
+    let worker = try EngineProcess(executable: python, arguments: [repositoryPath("engines/jax/worker.py")])
+    let reply = try worker.request(
+      .object([.init(key: "op", value: .string("predict")), .init(key: "model", value: spec.model.json)]),
+      payload: SafeTensors.encode(SafeTensors.Contents(tensors: tensors)), timeout: .seconds(120))
+    #expect(reply.header.objectValue?["ok"] == .bool(true), "\(reply.header)")
+    let output = try #require(try SafeTensors.decode(reply.payload).tensors["output"])
+    #expect(output.shape == expected.shape)
+    let worst = zip(output.scalars, expected.scalars).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+    #expect(worst <= 1e-5, "largest difference \(worst)")
+    // A layer it cannot run is named, and the worker goes on.
+    let bad = try worker.request(
+      .object([
+        .init(key: "op", value: .string("predict")),
+        .init(key: "model", value: .object(["input": .array([.int(2)]), "layers": .array([.object(["type": .string("conv2d"), "name": .string("c")])])])),
+      ]), payload: SafeTensors.encode(SafeTensors.Contents(tensors: ["input": inputs])), timeout: .seconds(60))
+    #expect(bad.header.objectValue?["error"]?.stringValue == "predict: model.layers[0].type: the jax worker cannot run a 'conv2d' layer")
   }
 
   /// The worker's own tests (engines/jax/test_protocol.py), run here so that CI runs them.

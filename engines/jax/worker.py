@@ -89,11 +89,35 @@ def hello():
     return reply
 
 
+def predict(header, payload):
+    """The model's outputs, in evaluation mode, for the payload's `input` (docs/jax.md)."""
+    import numpy as np  # noqa: PLC0415 (jax and its kin load on the first request that needs them)
+    from safetensors.numpy import load, save  # noqa: PLC0415
+
+    import specmodel  # noqa: PLC0415
+
+    tensors = load(payload)
+    if "input" not in tensors:
+        return {"ok": False, "error": "predict: the payload has no tensor named input"}, b""
+    model = header.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("layers"), list):
+        return {"ok": False, "error": "predict: the header's model must be the spec's model object"}, b""
+    try:
+        output = specmodel.forward(model, tensors, tensors["input"])
+    except specmodel.SpecError as error:
+        return {"ok": False, "error": f"predict: {error}"}, b""
+    except KeyError as error:
+        return {"ok": False, "error": f"predict: the payload has no tensor {error}"}, b""
+    return {"ok": True}, save({"output": np.asarray(output, dtype=np.float32)})
+
+
 def answer(header, payload):
     """The reply to one request, as (header, payload); None for `exit` after replying."""
     op = header.get("op")
     if op == "hello":
         return hello(), b""
+    if op == "predict":
+        return predict(header, payload)
     if op == "echo":
         return {"ok": True, "bytes": len(payload)}, payload
     if TESTING and op == "crash":
