@@ -98,35 +98,43 @@ struct EngineProcessTests {
     #expect(header["devices"]?.arrayValue?.first?.stringValue == "cpu:0", "\(hello.header)")
   }
 
+  /// The largest difference (relative above 1) between the worker's outputs for `spec`'s model
+  /// at `state` and the reference backend's, on `inputs`.
+  static func predictionGap(_ worker: EngineProcess, _ spec: SessionSpec, _ state: TrainingState, _ inputs: Tensor) throws -> Float {
+    let data = try DataSplit.of(spec, relativeTo: "").split
+    let expected = try ReferenceBackend().makeTrainer(spec: spec, state: state, data: data).predict(inputs)
+    var tensors = state.tensors.filter { $0.key.hasPrefix("param/") || $0.key.hasPrefix("buffer/") }
+    tensors["input"] = inputs
+    let reply = try worker.request(
+      .object([.init(key: "op", value: .string("predict")), .init(key: "model", value: spec.model.json)]),
+      payload: SafeTensors.encode(SafeTensors.Contents(tensors: tensors)), timeout: .seconds(120))
+    guard reply.header.objectValue?["ok"] == .bool(true), let output = try SafeTensors.decode(reply.payload).tensors["output"],
+      output.shape == expected.shape
+    else { throw TestFailure("predict failed: \(reply.header)") }
+    return zip(output.scalars, expected.scalars).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+  }
+
+  static func jaxWorker() throws -> EngineProcess {
+    let python = try #require(JaxPython.interpreter, "python3 with jax is required (scripts/setup.sh installs it)")
+    return try EngineProcess(executable: python, arguments: [repositoryPath("engines/jax/worker.py")])
+  }
+
   /// The worker's model, written in jax.numpy from the format's rules, gives the reference
   /// backend's outputs for a model with every layer type and activation (complete.json), with
   /// batch_norm's running statistics away from their starting values.
   @Test(.enabled(if: JaxPython.isAvailable, "jax is not installed: skipped"))
-  func predictAgreesWithTheReferenceOnEveryLayerAndActivation() throws {
-    let python = try #require(JaxPython.interpreter, "python3 with jax is required (scripts/setup.sh installs it)")
+  func predictAgreesWithTheReferenceOnEveryLayerType() throws {
+    let worker = try Self.jaxWorker()
     var spec = try SessionSpec.decode(
       try JSONParser.parse(String(contentsOfFile: repositoryPath("Tests/SpecKitTests/Golden/complete.json"), encoding: .utf8)))
     spec.state = nil
     var state = try spec.initialTrainingState()
     state.tensors["buffer/bn.running_mean"] = StoredTensor(shape: [2], scalars: [0.3, -0.7])
     state.tensors["buffer/bn.running_var"] = StoredTensor(shape: [2], scalars: [1.9, 0.4])
-    let data = try DataSplit.of(spec, relativeTo: "").split
-    let reference = try ReferenceBackend().makeTrainer(spec: spec, state: state, data: data)
     var generator = SplitMix64(state: 5)
     let inputs = Tensor(shape: [64, 2], scalars: (0..<128).map { _ in (generator.nextUniform() - 0.5) * 6 })
-    let expected = try reference.predict(inputs)
-
-    var tensors = state.tensors.filter { $0.key.hasPrefix("param/") || $0.key.hasPrefix("buffer/") }
-    tensors["input"] = inputs
-    let worker = try EngineProcess(executable: python, arguments: [repositoryPath("engines/jax/worker.py")])
-    let reply = try worker.request(
-      .object([.init(key: "op", value: .string("predict")), .init(key: "model", value: spec.model.json)]),
-      payload: SafeTensors.encode(SafeTensors.Contents(tensors: tensors)), timeout: .seconds(120))
-    #expect(reply.header.objectValue?["ok"] == .bool(true), "\(reply.header)")
-    let output = try #require(try SafeTensors.decode(reply.payload).tensors["output"])
-    #expect(output.shape == expected.shape)
-    let worst = zip(output.scalars, expected.scalars).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
-    #expect(worst <= 1e-5, "largest difference \(worst)")
+    let gap = try Self.predictionGap(worker, spec, state, inputs)
+    #expect(gap <= 1e-5, "largest difference \(gap)")
     // A layer it cannot run is named, and the worker goes on.
     let bad = try worker.request(
       .object([
@@ -134,6 +142,24 @@ struct EngineProcessTests {
         .init(key: "model", value: .object(["input": .array([.int(2)]), "layers": .array([.object(["type": .string("conv2d"), "name": .string("c")])])])),
       ]), payload: SafeTensors.encode(SafeTensors.Contents(tensors: ["input": inputs])), timeout: .seconds(60))
     #expect(bad.header.objectValue?["error"]?.stringValue == "predict: model.layers[0].type: the jax worker cannot run a 'conv2d' layer")
+  }
+
+  /// Each activation over a wide range of inputs (pre-activations to about ±30: softplus's
+  /// threshold, sigmoid's saturation, gelu's exact erf form), through a dense layer.
+  @Test(.enabled(if: JaxPython.isAvailable, "jax is not installed: skipped"))
+  func predictAgreesWithTheReferenceOnEveryActivation() throws {
+    let worker = try Self.jaxWorker()
+    let activations: [Activation] = [.identity, .relu, .leakyReLU(alpha: 0.2), .sigmoid, .tanh, .gelu, .silu, .softplus, .elu, .softmax]
+    for function in activations {
+      let wide = LayerSpec(
+        name: "d1",
+        kind: .dense(DenseLayer(units: 16, activation: function, initializer: DenseInit(weight: .uniform(low: -8, high: 8), bias: .uniform(low: -2, high: 2)))))
+      let spec = makeSpec(input: [1], layers: [wide, dense("d2", 1)], loss: .mse, data: .sine(samples: 20, noise: 0, seed: 1))
+      var generator = SplitMix64(state: 6)
+      let inputs = Tensor(shape: [64, 1], scalars: (0..<64).map { _ in (generator.nextUniform() - 0.5) * 6 })
+      let gap = try Self.predictionGap(worker, spec, try spec.initialTrainingState(), inputs)
+      #expect(gap <= 1e-5, "\(function.name): largest difference \(gap)")
+    }
   }
 
   /// The worker's own tests (engines/jax/test_protocol.py), run here so that CI runs them.
