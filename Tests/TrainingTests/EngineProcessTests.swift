@@ -139,7 +139,9 @@ struct EngineProcessTests {
     let bad = try worker.request(
       .object([
         .init(key: "op", value: .string("predict")),
-        .init(key: "model", value: .object(["input": .array([.int(2)]), "layers": .array([.object(["type": .string("conv2d"), "name": .string("c")])])])),
+        .init(
+          key: "model",
+          value: .object(["input": .array([.int(2)]), "layers": .array([.object(["type": .string("conv2d"), "name": .string("c")])])])),
       ]), payload: SafeTensors.encode(SafeTensors.Contents(tensors: ["input": inputs])), timeout: .seconds(60))
     #expect(bad.header.objectValue?["error"]?.stringValue == "predict: model.layers[0].type: the jax worker cannot run a 'conv2d' layer")
   }
@@ -153,7 +155,9 @@ struct EngineProcessTests {
     for function in activations {
       let wide = LayerSpec(
         name: "d1",
-        kind: .dense(DenseLayer(units: 16, activation: function, initializer: DenseInit(weight: .uniform(low: -8, high: 8), bias: .uniform(low: -2, high: 2)))))
+        kind: .dense(
+          DenseLayer(
+            units: 16, activation: function, initializer: DenseInit(weight: .uniform(low: -8, high: 8), bias: .uniform(low: -2, high: 2)))))
       let spec = makeSpec(input: [1], layers: [wide, dense("d2", 1)], loss: .mse, data: .sine(samples: 20, noise: 0, seed: 1))
       var generator = SplitMix64(state: 6)
       let inputs = Tensor(shape: [64, 1], scalars: (0..<64).map { _ in (generator.nextUniform() - 0.5) * 6 })
