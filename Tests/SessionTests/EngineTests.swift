@@ -192,13 +192,18 @@ struct EngineTests {
     #expect(note.hasPrefix("no R² recorded"), "\(note)")
   }
 
+  /// The built session after `edit` and a finished `train`, and its state.
+  func trainedAfter(_ edit: String) throws -> (SessionEngine, TrainingState) {
+    let engine = built()
+    run(engine, edit, "train")
+    waitIdle(engine)
+    return (engine, try #require(engine.state))
+  }
+
   /// After an insert or a remove, SpecBench's own layer names follow the order, and a renamed
   /// layer's trained tensors (and optimizer slots) go with it; names a user gave stay.
   @Test func insertedAndRemovedLayersKeepNamesInOrderWithTheirState() throws {
-    let engine = built()
-    run(engine, "stop max_steps 5", "train")
-    waitIdle(engine)
-    let trained = try #require(engine.state)
+    let (engine, trained) = try trainedAfter("stop max_steps 5")
     let outcome = engine.execute("insert 2 dense 8 relu")
     #expect(outcome.text.hasPrefix("inserted dense2 (dense); renamed dense2 → dense3 to follow the order"), "\(outcome.text)")
     #expect(engine.spec.model.layers.map(\.name) == ["dense1", "dropout1", "dense2", "dense3"])
@@ -219,10 +224,7 @@ struct EngineTests {
 
   /// Undo takes back an edit but not the training done since, and says so.
   @Test func undoAfterTrainingKeepsTheTrainingAndSaysSo() throws {
-    let engine = built()
-    run(engine, "batch 8", "train")
-    waitIdle(engine)
-    let trained = try #require(engine.state)
+    let (engine, trained) = try trainedAfter("batch 8")
     let undo = engine.execute("undo")
     #expect(
       undo.text == "undid batch 8 (the state trained since, at step 40, is kept); the last change is now stop max_steps 40", "\(undo.text)")
