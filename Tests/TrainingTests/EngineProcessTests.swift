@@ -166,6 +166,56 @@ struct EngineProcessTests {
     }
   }
 
+  /// The batch's loss in training mode and every parameter's gradient, from the worker's
+  /// jax.value_and_grad over the spec's model and loss, against the reference backend's
+  /// hand-written backward pass: each loss, with batch_norm on the batch's statistics and
+  /// layer_norm on the way.
+  @Test(
+    .enabled(if: JaxPython.isAvailable, "jax is not installed: skipped"),
+    arguments: [
+      (LossSpec.softmaxCrossEntropy, DataSource.spirals(samples: 60, classes: 3, noise: 0.1, seed: 1), 3),
+      (.sigmoidBinaryCrossEntropy, .moons(samples: 60, noise: 0.1, seed: 2), 1),
+      (.mse, .sine(samples: 60, noise: 0.05, seed: 3), 1),
+      (.huber(delta: 0.3), .sine(samples: 60, noise: 0.05, seed: 4), 1),
+      (.mse, .blobs(samples: 60, centers: 3, features: 2, std: 1, seed: 5), 3),
+    ])
+  func gradientsAgreeWithTheReference(loss: LossSpec, data source: DataSource, outputs: Int) throws {
+    let worker = try Self.jaxWorker()
+    let input = try #require(source.knownShape).input
+    let layers = [
+      dense("d1", 16, .tanh), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)),
+      LayerSpec(name: "ln", kind: .layerNorm(eps: 1e-5)), dense("d2", 8, .gelu), dense("d3", outputs),
+    ]
+    let spec = makeSpec(input: input, layers: layers, loss: loss, data: source)
+    let trainer = try makeTrainer(spec)
+    let batch = trainer.train.subset(Array(0..<32))
+    var pass: ReferenceTrainer.StepPass? = ReferenceTrainer.StepPass()
+    let expected = trainer.lossAndGradients(batch.inputs, batch.targets, parameters: trainer.parameters, pass: &pass)
+
+    var contents = SafeTensors.Contents(tensors: ["input": batch.inputs])
+    for (name, tensor) in trainer.parameters { contents.tensors["param/" + name] = tensor }
+    switch batch.targets {
+    case .classes(let labels): contents.integers["target"] = StoredIntegers(shape: [labels.count], values: labels.map(Int64.init))
+    case .values(let values): contents.tensors["target"] = values
+    }
+    let reply = try worker.request(
+      .object([
+        .init(key: "op", value: .string("gradients")), .init(key: "model", value: spec.model.json), .init(key: "loss", value: spec.loss.json),
+      ]), payload: SafeTensors.encode(contents), timeout: .seconds(120))
+    let header = try #require(reply.header.objectValue)
+    #expect(header["ok"] == .bool(true), "\(reply.header)")
+    let value = try #require(header["loss"]?.numberValue?.double)
+    #expect(abs(Float(value) - expected.loss) <= 1e-5 * max(1, abs(expected.loss)), "loss \(value) vs \(expected.loss)")
+    let gradients = try SafeTensors.decode(reply.payload).tensors
+    #expect(Set(gradients.keys) == Set(expected.gradients.keys.map { "grad/" + $0 }))
+    for (name, tensor) in expected.gradients {
+      let got = try #require(gradients["grad/" + name])
+      let scale = max(1e-3, tensor.scalars.map(abs).max() ?? 0)
+      let worst = zip(got.scalars, tensor.scalars).map { abs($0 - $1) }.max() ?? .infinity
+      #expect(got.shape == tensor.shape && worst <= 1e-4 * scale, "\(loss.name) \(name): \(worst) against a largest value of \(scale)")
+    }
+  }
+
   /// The worker's own tests (engines/jax/test_protocol.py), run here so that CI runs them.
   @Test func theWorkersOwnTestsPass() throws {
     let python = try #require(PlainPython.interpreter, "python3 is required")

@@ -111,6 +111,31 @@ def predict(header, payload):
     return {"ok": True}, save({"output": np.asarray(output, dtype=np.float32)})
 
 
+def gradients(header, payload):
+    """The batch's mean loss in training mode and the gradient of every parameter (docs/jax.md)."""
+    import numpy as np  # noqa: PLC0415
+    from safetensors.numpy import load, save  # noqa: PLC0415
+
+    import specmodel  # noqa: PLC0415
+
+    tensors = load(payload)
+    missing = [name for name in ("input", "target") if name not in tensors]
+    if missing:
+        return {"ok": False, "error": f"gradients: the payload has no tensor named {missing[0]}"}, b""
+    model, loss_spec = header.get("model"), header.get("loss")
+    if not isinstance(model, dict) or not isinstance(loss_spec, dict):
+        return {"ok": False, "error": "gradients: the header needs the spec's model and loss objects"}, b""
+    params = {name: value for name, value in tensors.items() if name not in ("input", "target")}
+    try:
+        value, grads = specmodel.loss_and_gradients(model, loss_spec, params, tensors["input"], tensors["target"])
+    except specmodel.SpecError as error:
+        return {"ok": False, "error": f"gradients: {error}"}, b""
+    except KeyError as error:
+        return {"ok": False, "error": f"gradients: the payload has no tensor {error}"}, b""
+    out = {"grad/" + name[len("param/") :]: np.asarray(g, dtype=np.float32) for name, g in grads.items()}
+    return {"ok": True, "loss": float(value)}, save(out)
+
+
 def answer(header, payload):
     """The reply to one request, as (header, payload); None for `exit` after replying."""
     op = header.get("op")
@@ -118,6 +143,8 @@ def answer(header, payload):
         return hello(), b""
     if op == "predict":
         return predict(header, payload)
+    if op == "gradients":
+        return gradients(header, payload)
     if op == "echo":
         return {"ok": True, "bytes": len(payload)}, payload
     if TESTING and op == "crash":
