@@ -200,7 +200,8 @@ struct EngineProcessTests {
     }
     let reply = try worker.request(
       .object([
-        .init(key: "op", value: .string("gradients")), .init(key: "model", value: spec.model.json), .init(key: "loss", value: spec.loss.json),
+        .init(key: "op", value: .string("gradients")), .init(key: "model", value: spec.model.json),
+        .init(key: "loss", value: spec.loss.json),
       ]), payload: SafeTensors.encode(contents), timeout: .seconds(120))
     let header = try #require(reply.header.objectValue)
     #expect(header["ok"] == .bool(true), "\(reply.header)")
