@@ -217,6 +217,46 @@ struct EngineProcessTests {
     }
   }
 
+  /// The five rules in jax.numpy, PyTorch's order of arithmetic, against SpecBench's own
+  /// (`OptimizerMath`, which the optimizer tests check against PyTorch): twelve updates of 37
+  /// values (more than a lane of eight, and a tail) under every optimizer setting the optimizer
+  /// tests use, with the rate changing between updates.
+  @Test(.enabled(if: JaxPython.isAvailable, "jax is not installed: skipped"))
+  func optimizerRulesAgreeWithOptimizerMath() throws {
+    let worker = try Self.jaxWorker()
+    for optimizer in OptimizerTests.cases {
+      var generator = SplitMix64(state: 11)
+      func values() -> [Float] { (0..<37).map { _ in generator.nextNormal() } }
+      var ours = values()
+      var theirs = ours
+      var slots: [String: [Float]] = [:]
+      for slot in optimizer.slots { slots[slot.slot.rawValue] = [Float](repeating: slot.initialValue, count: 37) }
+      var theirSlots = slots
+      var worst: Float = 0
+      for k in 1...12 {
+        let grad = values()
+        let lr = optimizer.learningRate * (1 + 0.1 * Double(k % 3))
+        OptimizerMath.update(optimizer, param: &ours, grad: grad, slots: &slots, step: k, learningRate: lr)
+        var contents = SafeTensors.Contents(tensors: [
+          "param/w": StoredTensor(shape: [37], scalars: theirs), "grad/w": StoredTensor(shape: [37], scalars: grad),
+        ])
+        for (slot, value) in theirSlots { contents.tensors["opt/w/\(slot)"] = StoredTensor(shape: [37], scalars: value) }
+        let reply = try worker.request(
+          .object([
+            .init(key: "op", value: .string("update")), .init(key: "optimizer", value: optimizer.json), .init(key: "step", value: .int(k)),
+            .init(key: "lr", value: .double(lr)),
+          ]), payload: SafeTensors.encode(contents), timeout: .seconds(60))
+        #expect(reply.header.objectValue?["ok"] == .bool(true), "\(optimizer.summary): \(reply.header)")
+        let result = try SafeTensors.decode(reply.payload).tensors
+        theirs = try #require(result["param/w"]).scalars
+        for slot in theirSlots.keys { theirSlots[slot] = try #require(result["opt/w/\(slot)"], "\(slot)").scalars }
+        worst = max(worst, zip(ours, theirs).map { abs($0 - $1) / max(1, abs($0)) }.max()!)
+      }
+      // Bit for bit for sgd, rmsprop and adagrad; adam within an ulp or two (XLA divides its own way).
+      #expect(worst <= 1e-7, "\(optimizer.summary): largest difference after 12 updates \(worst)")
+    }
+  }
+
   /// The worker's own tests (engines/jax/test_protocol.py), run here so that CI runs them.
   @Test func theWorkersOwnTestsPass() throws {
     let python = try #require(PlainPython.interpreter, "python3 is required")

@@ -136,6 +136,34 @@ def gradients(header, payload):
     return {"ok": True, "loss": float(value)}, save(out)
 
 
+def optimizer_update(header, payload):
+    """One update of every parameter by the spec's optimizer rule (docs/jax.md)."""
+    import numpy as np  # noqa: PLC0415
+    from safetensors.numpy import load, save  # noqa: PLC0415
+
+    import specoptim  # noqa: PLC0415
+
+    optimizer, step, lr = header.get("optimizer"), header.get("step"), header.get("lr")
+    if not isinstance(optimizer, dict) or not isinstance(step, int) or step < 1 or not isinstance(lr, (int, float)):
+        return {"ok": False, "error": "update: the header needs the spec's optimizer object, step (k ≥ 1) and lr"}, b""
+    tensors = load(payload)
+    out = {}
+    try:
+        names = specoptim.slots(optimizer)
+        for key in sorted(k for k in tensors if k.startswith("param/")):
+            name = key[len("param/") :]
+            state = {slot: tensors[f"opt/{name}/{slot}"] for slot in names}
+            p, state = specoptim.update(optimizer, tensors[key], tensors[f"grad/{name}"], state, step, float(lr))
+            out[key] = np.asarray(p, dtype=np.float32)
+            for slot, value in state.items():
+                out[f"opt/{name}/{slot}"] = np.asarray(value, dtype=np.float32)
+    except ValueError as error:
+        return {"ok": False, "error": f"update: {error}"}, b""
+    except KeyError as error:
+        return {"ok": False, "error": f"update: the payload has no tensor {error}"}, b""
+    return {"ok": True}, save(out)
+
+
 def answer(header, payload):
     """The reply to one request, as (header, payload); None for `exit` after replying."""
     op = header.get("op")
@@ -145,6 +173,8 @@ def answer(header, payload):
         return predict(header, payload)
     if op == "gradients":
         return gradients(header, payload)
+    if op == "update":
+        return optimizer_update(header, payload)
     if op == "echo":
         return {"ok": True, "bytes": len(payload)}, payload
     if TESTING and op == "crash":
