@@ -257,6 +257,47 @@ struct EngineProcessTests {
     }
   }
 
+  /// The worker's data order (engines/jax/specdata.py: SplitMix64, FNV-1a, Fisher–Yates, the
+  /// epoch seeds) takes the batches SpecBench's own sampler takes: from a training seed (the
+  /// extremes included) with and without shuffling, and from a saved position mid-epoch; the
+  /// position it ends at is the sampler's.
+  @Test(arguments: [(UInt64(0), true), (UInt64.max, true), (42, false), (7, true)])
+  func batchesFollowTheFormatsDataOrder(trainingSeed: UInt64, shuffle: Bool) throws {
+    let worker = try Self.worker(testing: false)
+    let midEpoch = trainingSeed == 7
+    var sampler = EpochSampler(
+      sampleCount: 37, batchSize: 8, shuffle: shuffle,
+      epochOrderSeed: midEpoch ? 0xfeed_beef_dead_cafe : SeedStreams.initialEpochOrderSeed(trainingSeed: trainingSeed),
+      index: midEpoch ? 13 : 0, epoch: midEpoch ? 2 : 0)
+    var header: [JSONObject.Member] = [
+      .init(key: "op", value: .string("batches")), .init(key: "count", value: .int(37)), .init(key: "batch_size", value: .int(8)),
+      .init(key: "shuffle", value: .bool(shuffle)), .init(key: "steps", value: .int(60)),
+    ]
+    if midEpoch {
+      header += [
+        .init(key: "epoch_order_seed", value: .string(String(UInt64(0xfeed_beef_dead_cafe)))), .init(key: "index", value: .int(13)),
+        .init(key: "epoch", value: .int(2)),
+      ]
+    } else {
+      header.append(.init(key: "training_seed", value: .string(String(trainingSeed))))
+    }
+    let reply = try worker.request(.object(header), timeout: .seconds(30))
+    #expect(reply.header.objectValue?["ok"] == .bool(true), "\(reply.header)")
+    let arrays = try SafeTensors.decode(reply.payload, integers: true).integers
+    let (indices, sizes, ended) = (try #require(arrays["indices"]), try #require(arrays["sizes"]), try #require(arrays["ended"]))
+    var expected: (indices: [Int64], sizes: [Int64], ended: [Int64]) = ([], [], [])
+    for _ in 0..<60 {
+      let batch = sampler.nextBatch()
+      expected.indices += batch.map(Int64.init)
+      expected.sizes.append(Int64(batch.count))
+      expected.ended.append(sampler.isAtEpochStart ? 1 : 0)
+    }
+    #expect(indices.values == expected.indices && sizes.values == expected.sizes && ended.values == expected.ended)
+    let position = try #require(reply.header.objectValue?["position"]?.objectValue)
+    #expect(position["epoch_order_seed"]?.stringValue == String(sampler.epochOrderSeed))
+    #expect(position["index"]?.numberValue?.int == sampler.index && position["epoch"]?.numberValue?.int == sampler.epoch)
+  }
+
   /// The worker's own tests (engines/jax/test_protocol.py), run here so that CI runs them.
   @Test func theWorkersOwnTestsPass() throws {
     let python = try #require(PlainPython.interpreter, "python3 is required")

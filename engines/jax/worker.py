@@ -164,6 +164,42 @@ def optimizer_update(header, payload):
     return {"ok": True}, save(out)
 
 
+def batches(header):
+    """The sample indices of the next `steps` batches under the format's data order (docs/jax.md).
+    64-bit seeds travel as decimal strings: JSON numbers are doubles."""
+    import numpy as np  # noqa: PLC0415
+    from safetensors.numpy import save  # noqa: PLC0415
+
+    import specdata  # noqa: PLC0415
+
+    try:
+        count, batch_size, steps = int(header["count"]), int(header["batch_size"]), int(header["steps"])
+        seed = int(header["epoch_order_seed"]) if "epoch_order_seed" in header else None
+        training_seed = int(header.get("training_seed", "0"))
+    except (KeyError, TypeError, ValueError) as error:
+        return {"ok": False, "error": f"batches: the header needs count, batch_size, steps and a seed ({error})"}, b""
+    if count < 1 or batch_size < 1 or not 0 <= steps <= 1_000_000:
+        return {"ok": False, "error": "batches: count and batch_size must be positive, steps from 0 to 1,000,000"}, b""
+    if seed is None:
+        seed = specdata.initial_epoch_order_seed(training_seed)
+    sampler = specdata.EpochSampler(
+        count, batch_size, bool(header.get("shuffle", True)), seed, int(header.get("index", 0)), int(header.get("epoch", 0))
+    )
+    indices, sizes, ended = [], [], []
+    for _ in range(steps):
+        batch, end = sampler.next_batch()
+        indices += batch
+        sizes.append(len(batch))
+        ended.append(int(end))
+    position = {"epoch_order_seed": str(sampler.seed), "index": sampler.index, "epoch": sampler.epoch}
+    arrays = {
+        "indices": np.asarray(indices, dtype=np.int64),
+        "sizes": np.asarray(sizes, dtype=np.int64),
+        "ended": np.asarray(ended, dtype=np.int64),
+    }
+    return {"ok": True, "position": position}, save(arrays)
+
+
 def answer(header, payload):
     """The reply to one request, as (header, payload); None for `exit` after replying."""
     op = header.get("op")
@@ -175,6 +211,8 @@ def answer(header, payload):
         return gradients(header, payload)
     if op == "update":
         return optimizer_update(header, payload)
+    if op == "batches":
+        return batches(header)
     if op == "echo":
         return {"ok": True, "bytes": len(payload)}, payload
     if TESTING and op == "crash":
