@@ -1,3 +1,4 @@
+import Backends
 import Datasets
 import Foundation
 import SpecBenchTestSupport
@@ -102,6 +103,23 @@ struct EngineContractTests {
       let saved = try SessionFile.load("\(folder)/s\(round).json")
       #expect((saved.spec.state?.step ?? 0) <= engine.state?.step ?? 0)
     }
+  }
+
+  /// The window that made a save as a run ended wait 30 s: a request that reaches the worker
+  /// after it answered its last requests, before the engine collects the finished run. It is
+  /// answered at once with the session the run ended with.
+  @Test func anExportAfterTheWorkerEndedIsAnsweredAtOnce() throws {
+    let engine = engine()
+    let run = try TrainingRun(
+      bundle: engine.document.bundle, folder: "", backend: try BackendRegistry.builtIn.named(engine.spec.backend), recordLoad: false)
+    let worker = TrainingWorker(run: run, backends: .builtIn, extraSteps: 3)
+    waitUntil { worker.shared.withLock { $0.finished } }
+    let reply = TrainingWorker.ExportReply()
+    let started = Date()
+    worker.request(.export(reply))
+    let bundle = try #require(reply.wait(seconds: 10), "answered")
+    #expect(Date().timeIntervalSince(started) < 5)
+    #expect(bundle.spec.state?.step == 3)
   }
 
   @Test func aSaveRightAfterAPauseIsAnsweredAtThatBoundary() throws {

@@ -55,7 +55,10 @@ final class TrainingWorker: Sendable {
   /// Whether a front end shows per-tensor statistics (they cost an extra export of the
   /// parameters at every histogram refresh, so they are measured only while someone looks).
   let measuresStatistics = Atomic<Bool>(false)
-  private let controls = Mutex<[Control]>([])
+  /// Requests waiting for the next step boundary, and, once the run has ended, the session it
+  /// ended with (a request that comes after that is answered at once: nothing waits for a
+  /// boundary that will never come).
+  private let controls = Mutex<(pending: [Control], final: SessionBundle?)>(([], nil))
   private let queue = DispatchQueue(label: "specbench.training", qos: .userInitiated)
 
   /// The run, handed to the worker's queue.
@@ -86,19 +89,29 @@ final class TrainingWorker: Sendable {
     queue.async { [self] in loop(box.run, extraSteps: extraSteps) }
   }
 
-  func request(_ control: Control) { controls.withLock { $0.append(control) } }
+  func request(_ control: Control) {
+    let final = controls.withLock { controls in
+      if controls.final == nil { controls.pending.append(control) }
+      return controls.final
+    }
+    // After the end, an export is answered with the final session; pause, stop and changes
+    // have nothing left to act on (the engine collects the finished run).
+    if let final, case .export(let reply) = control { reply.fulfill(final) }
+  }
 
   private func publish(_ event: EngineEvent) { shared.withLock { $0.events.append(event) } }
 
-  /// Answers the export requests that came after the last boundary with the final session
-  /// (requests made after this are answered by the engine, which then holds the session).
+  /// Ends the conversation (the run paused or stopped): answers the export requests that came
+  /// after the last boundary with the final session, and keeps it to answer any that come later,
+  /// in the same lock, so that none can fall between the two.
   private func answerPendingExports(with bundle: SessionBundle) {
-    let pending = controls.withLock { pending in
-      defer { pending.removeAll() }
-      return pending
+    let pending = controls.withLock { controls in
+      defer { (controls.pending, controls.final) = ([], bundle) }
+      return controls.pending
     }
     for case .export(let reply) in pending { reply.fulfill(bundle) }
   }
+
 
   private func loop(_ run: TrainingRun, extraSteps: Int?) {
     let clock = ContinuousClock()
@@ -135,9 +148,9 @@ final class TrainingWorker: Sendable {
     steps: while true {
       // Every request of this boundary is answered; the first pause or stop ends the run here.
       var ending = false
-      for control in controls.withLock({ pending in
-        defer { pending.removeAll() }
-        return pending
+      for control in controls.withLock({ controls in
+        defer { controls.pending.removeAll() }
+        return controls.pending
       }) {
         switch control {
         case .pause where !ending:
