@@ -112,7 +112,6 @@ final class TrainingWorker: Sendable {
     for case .export(let reply) in pending { reply.fulfill(bundle) }
   }
 
-
   private func loop(_ run: TrainingRun, extraSteps: Int?) {
     let clock = ContinuousClock()
     let began = clock.now
