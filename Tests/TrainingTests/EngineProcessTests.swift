@@ -306,6 +306,24 @@ struct EngineProcessTests {
     #expect(result.stderr.contains("Ran 5 tests") && result.stderr.contains("OK"), "\(result.stderr)")
   }
 
+  /// A reply that declares more than the memory allows is refused before anything is allocated
+  /// (the limit set low for the test), and a stopped worker takes no more requests.
+  @Test func aHugeDeclaredPayloadIsRefusedBeforeAllocating() throws {
+    let python = try #require(PlainPython.interpreter, "python3 is required")
+    let worker = try EngineProcess(
+      executable: python, arguments: [repositoryPath("engines/jax/worker.py")], environment: ["SPECBENCH_ENGINE_TEST": "1"])
+    #expect {
+      try worker.request(Self.op("huge"), timeout: .seconds(30))
+    } throws: { error in
+      "\(error)".hasPrefix("the engine wrote something that is not a frame (a payload of 549755813888 bytes, more than the memory limit")
+    }
+    #expect {
+      try worker.request(Self.op("echo"), timeout: .seconds(30))
+    } throws: { error in
+      "\(error)".hasPrefix("the engine was stopped after an earlier failure; start a new one")
+    }
+  }
+
   @Test func aProgramThatCannotStartSaysSo() {
     #expect {
       try EngineProcess(executable: "/nonexistent/python3", arguments: [])

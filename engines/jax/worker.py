@@ -220,6 +220,9 @@ def answer(header, payload):
     if TESTING and op == "hang":
         while True:
             time.sleep(60)
+    if TESTING and op == "huge":  # a frame that declares a payload of 2^39 bytes, and stops
+        _PROTOCOL_OUT.write(MAGIC + struct.pack("<IQ", 2, 1 << 39) + b"{}")
+        return None
     if TESTING and op == "garbage":
         _PROTOCOL_OUT.write(b"this is not a frame\n" * 4)
         return None

@@ -108,6 +108,7 @@ public final class EngineProcess: @unchecked Sendable {
 
   /// Sends a request and waits for its reply, at most `timeout` in all.
   public func request(_ header: JSONValue, payload: [UInt8] = [], timeout: Duration) throws(Failure) -> Reply {
+    guard !stopped else { throw .exited("was stopped after an earlier failure; start a new one", stderr: standardError) }
     let deadline = ContinuousClock.now + timeout
     let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18
     do throws(Problem) {
@@ -123,6 +124,11 @@ public final class EngineProcess: @unchecked Sendable {
       let payloadLength = head[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
       guard (1...Self.maxHeader).contains(headerLength) else { throw Problem.malformed("a header of \(headerLength) bytes") }
       guard payloadLength <= Self.maxPayload else { throw Problem.malformed("a payload of \(payloadLength) bytes") }
+      // A declared size is checked against the memory limit before anything is allocated for it.
+      guard payloadLength <= UInt64(MemoryBudget.limit) else {
+        throw Problem.malformed(
+          "a payload of \(payloadLength) bytes, more than the memory limit (\(MemoryBudget.limit) bytes, \(MemoryBudget.limitSource))")
+      }
       let headerBytes = try read(headerLength, until: deadline)
       let body = try read(Int(payloadLength), until: deadline)
       guard let parsed = try? JSONParser.parse(headerBytes), parsed.objectValue != nil else {
