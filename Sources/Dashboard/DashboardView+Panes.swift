@@ -25,7 +25,7 @@ extension DashboardView {
       let chart = HistoryPlots.chart(state.chart, input.snapshot, logScale: state.logScale, smoothing: state.smoothing, charset: charset)
     else {
       var grid = Grid(width: frame.width, height: frame.height)
-      let text = state.chart == .loss ? "no losses recorded yet — space starts training" : HistoryPlots.missing(state.chart)
+      let text = state.chart == .loss ? "no losses recorded yet — space starts training" : state.chart.missing
       for (row, line) in wrap(text, width: max(1, frame.width - 2)).prefix(frame.height).enumerated() {
         grid.write(line, x: 1, y: frame.height / 2 + row, role: .label)
       }

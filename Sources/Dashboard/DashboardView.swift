@@ -134,7 +134,13 @@ public enum DashboardView {
     ]
     // The batch loss before the validation figures, which go before the recent batches' mean.
     for reading in s.metricReadings(short: true) {
-      parts.append((reading, reading.hasPrefix("batch") ? 4 : reading.hasPrefix("val") ? 6 : 7))
+      let priority =
+        switch reading.kind {
+        case .lastBatch: 4
+        case .validation: 6
+        case .recentBatches: 7
+        }
+      parts.append((reading.text, priority))
     }
     if s.status == .running, let rate = s.stepsPerSecond {
       parts.append(("\(grouped(Int(rate.rounded()))) steps/s", 2))

@@ -28,10 +28,9 @@ public struct EvaluationReport: Sendable {
       let classes = max(width, (labels.max() ?? 0) + 1)
       let names = (0..<classes).map { name(of: $0, in: classNames) }
       var matrix = Array(repeating: Array(repeating: 0, count: classes), count: classes)
-      for row in 0..<rows {
+      outputs.scalars.withUnsafeBufferPointer { scores in
         // A single output is a binary classifier's logit: class 1 when it is positive.
-        let predicted = outputs.scalars.withUnsafeBufferPointer { LossSpec.predictedClass($0, row: row, width: width) }
-        matrix[labels[row]][predicted] += 1
+        for row in 0..<rows { matrix[labels[row]][LossSpec.predictedClass(scores, row: row, width: width)] += 1 }
       }
       let correct = (0..<classes).reduce(0) { $0 + matrix[$1][$1] }
       lines[0] += String(format: ", accuracy %.1f%% (%d of %d)", 100 * Double(correct) / Double(max(rows, 1)), correct, rows)

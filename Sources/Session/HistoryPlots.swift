@@ -30,7 +30,7 @@ public enum HistoryPlots {
     }
 
     /// Why a session has no points of it.
-    var missing: String {
+    public var missing: String {
       switch self {
       case .loss: "no losses recorded yet; train first"
       case .accuracy:
@@ -80,9 +80,6 @@ public enum HistoryPlots {
       title: what.title + (logScale ? " (log)" : ""), series: series, markers: markers(events), logScale: logScale, smoothing: smoothing,
       charset: charset)
   }
-
-  /// Why `what` has no chart.
-  public static func missing(_ what: Metrics) -> String { what.missing }
 
   /// The steps of the events that change what training does: a backend swap, an optimizer or
   /// model change, a load.

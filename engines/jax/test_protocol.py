@@ -63,6 +63,14 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual([f[0] for f in frames], [{"ok": True}, {"ok": True}])
         self.assertIn("a print to fd 1 goes to standard error", stderr)
 
+    def test_batches_checks_its_sizes_before_building_anything(self):
+        request = {"op": "batches", "count": 1 << 40, "batch_size": 64, "steps": 10, "training_seed": "0"}
+        status, frames, _ = converse([frame(request), frame({"op": "echo"}, b"y")])
+        self.assertEqual(status, 0)
+        self.assertEqual(frames[0][0]["ok"], False)
+        self.assertIn("at most 2^31 samples", frames[0][0]["error"])
+        self.assertEqual(frames[1][1], b"y")
+
     def test_malformed_frames_end_the_conversation_saying_why(self):
         cases = [
             (b"XXXX" + bytes(12), "expected the magic SBJ1"),

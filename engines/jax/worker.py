@@ -180,6 +180,10 @@ def batches(header):
         return {"ok": False, "error": f"batches: the header needs count, batch_size, steps and a seed ({error})"}, b""
     if count < 1 or batch_size < 1 or not 0 <= steps <= 1_000_000:
         return {"ok": False, "error": "batches: count and batch_size must be positive, steps from 0 to 1,000,000"}, b""
+    # The sizes are checked before the orders and the reply are built: at most 2^31 samples and
+    # 10^8 indices in one reply.
+    if count > 1 << 31 or steps * min(batch_size, count) > 100_000_000:
+        return {"ok": False, "error": "batches: at most 2^31 samples and 100,000,000 indices in one request; ask for fewer steps"}, b""
     if seed is None:
         seed = specdata.initial_epoch_order_seed(training_seed)
     sampler = specdata.EpochSampler(

@@ -162,7 +162,7 @@ extension SessionEngine {
     var parts = [
       "\(s.status.rawValue) at step \(s.step)" + (s.plannedStep.map { "/\($0)" } ?? ""), "epoch \(s.epoch)", "backend \(s.backend)",
     ]
-    parts += s.metricReadings()
+    parts += s.metricReadings().map(\.text)
     if let lr = s.learningRate { parts.append("lr \(ProgressLine.significant(lr))") }
     if s.status == .running, let rate = s.stepsPerSecond {
       parts.append("\(Int(rate.rounded())) steps/s")
@@ -203,7 +203,7 @@ extension SessionEngine {
       return .chart(chart, height: height)
     }
     guard let chart = HistoryPlots.chart(metrics, s, logScale: logScale, smoothing: smoothing ?? 0) else {
-      return .note(HistoryPlots.missing(metrics))
+      return .note(metrics.missing)
     }
     return .chart(chart, height: height)
   }

@@ -82,8 +82,8 @@ public struct Snapshot: Sendable {
 
   /// Appends points at `step` (values float32 cannot hold finitely are not points).
   mutating func record(_ values: [(Metric, Double)], at step: Int) {
-    for (metric, value) in values where Float(value).isFinite {
-      logs[metric, default: MetricLog()].append(MetricPoint(step: step, value: Float(value)))
+    for (metric, value) in values {
+      if let point = MetricPoint(step: step, finite: value) { logs[metric, default: MetricLog()].append(point) }
     }
   }
 
@@ -91,9 +91,9 @@ public struct Snapshot: Sendable {
   public func recentMean(_ metric: Metric, count: Int = 50) -> (mean: Double, points: Int)? {
     guard let log = logs[metric], log.count > 0 else { return nil }
     var (sum, taken) = (0.0, 0)
-    for chunk in log.pointChunks.reversed() {
+    newestFirst: for chunk in log.pointChunks.reversed() {
       for point in chunk.reversed() {
-        guard taken < count else { break }
+        if taken == count { break newestFirst }
         sum += Double(point.value)
         taken += 1
       }
@@ -166,23 +166,36 @@ public struct DistributionColumn: Hashable, Sendable {
   }
 }
 
+/// One labelled figure of `Snapshot.metricReadings`, and what it measures (a status bar drops
+/// the recent batches' mean first, then the validation's, the last batch's loss last).
+public struct MetricReading: Hashable, Sendable {
+  public enum Kind: Hashable, Sendable { case lastBatch, recentBatches, validation }
+
+  public var kind: Kind
+  public var text: String
+}
+
 extension Snapshot {
   /// The latest figures, labelled by what they measure: the last batch's loss, the recent
   /// batches' accuracy or MAE (their mean over the last 50 recorded), and the last validation's
   /// loss, accuracy, MAE and R². `short` labels fit a status bar (`val acc 96.7%`).
-  public func metricReadings(short: Bool = false) -> [String] {
-    var readings: [String] = []
-    if let loss = lastLoss ?? trainLoss.last?.value { readings.append("batch loss \(ProgressLine.significant(Double(loss)))") }
+  public func metricReadings(short: Bool = false) -> [MetricReading] {
+    var readings: [MetricReading] = []
+    if let loss = lastLoss ?? trainLoss.last?.value {
+      readings.append(MetricReading(kind: .lastBatch, text: "batch loss \(ProgressLine.significant(Double(loss)))"))
+    }
     for metric in [Metric.trainAccuracy, .trainMAE] {
       guard let (mean, points) = recentMean(metric) else { continue }
-      let value = metric.text(mean)
       let name = metric == .trainAccuracy ? (short ? "acc" : "accuracy") : "MAE"
-      readings.append(short ? "\(name) \(value) (\(points) batches)" : "\(name) \(value) over the last \(points) batches")
+      let value = metric.text(mean)
+      readings.append(
+        MetricReading(
+          kind: .recentBatches, text: short ? "\(name) \(value) (\(points) batches)" : "\(name) \(value) over the last \(points) batches"))
     }
     let validation: [(Metric, String)] = [(.valLoss, "loss"), (.valAccuracy, short ? "acc" : "accuracy"), (.valMAE, "MAE"), (.valR2, "R²")]
     for (metric, name) in validation {
       guard let last = logs[metric]?.last else { continue }
-      readings.append("\(short ? "val" : "validation") \(name) \(metric.text(Double(last.value)))")
+      readings.append(MetricReading(kind: .validation, text: "\(short ? "val" : "validation") \(name) \(metric.text(Double(last.value)))"))
     }
     return readings
   }

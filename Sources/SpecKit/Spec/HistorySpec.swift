@@ -50,8 +50,7 @@ public struct HistorySpec: Hashable, Sendable {
   /// Appends a point to a metric, in place (the points are not copied). A value float32 cannot
   /// hold finitely is not a point (the format's values are finite).
   public mutating func append(_ value: Double, at step: Int, to metric: Metric) {
-    let point = MetricPoint(step: step, value: Float(value))
-    guard point.value.isFinite else { return }
+    guard let point = MetricPoint(step: step, finite: value) else { return }
     points[metric, default: []].append(point)
   }
 
@@ -123,10 +122,6 @@ public enum Metric: String, CaseIterable, Hashable, Sendable {
   public var stepTensor: String { rawValue + "/step" }
   public var valueTensor: String { rawValue + "/value" }
 
-  /// True for the metrics measured on the validation split at each evaluation; false for those of
-  /// each recorded update.
-  public var isValidation: Bool { rawValue.hasPrefix("val_") }
-
   /// A value as people read it: an accuracy in per cent (`96.7%`), R² to four places, others to
   /// four significant digits.
   public func text(_ value: Double) -> String {
@@ -134,20 +129,6 @@ public enum Metric: String, CaseIterable, Hashable, Sendable {
     case .trainAccuracy, .valAccuracy: String(format: "%.1f%%", value * 100)
     case .valR2: String(format: "%.4f", value)
     default: String(format: "%.4g", value)
-    }
-  }
-
-  /// How a front end names it: "validation accuracy", "learning rate".
-  public var label: String {
-    switch self {
-    case .trainLoss: "batch loss"
-    case .learningRate: "learning rate"
-    case .trainAccuracy: "batch accuracy"
-    case .trainMAE: "batch MAE"
-    case .valLoss: "validation loss"
-    case .valAccuracy: "validation accuracy"
-    case .valMAE: "validation MAE"
-    case .valR2: "validation R²"
     }
   }
 }
@@ -195,6 +176,13 @@ public struct MetricPoint: Hashable, Sendable {
   public init(step: Int, value: Float) {
     self.step = step
     self.value = value
+  }
+
+  /// The point of a value computed in double precision, or nil when float32 cannot hold it
+  /// finitely (the format's values are finite).
+  public init?(step: Int, finite value: Double) {
+    guard Float(value).isFinite else { return nil }
+    (self.step, self.value) = (step, Float(value))
   }
 
   public var json: JSONValue { .array([.int(step), .float(value)]) }
