@@ -13,6 +13,13 @@ public protocol Backend: Sendable {
   var capabilities: Capabilities { get }
   /// Why it cannot run on this machine (a library it needs is missing), or nil when it can.
   var unavailableReason: String? { get }
+  /// Its settings (`devices=2`), in the order `backend NAME KEY=VALUE…` takes them.
+  var options: [BackendOption] { get }
+
+  /// This backend with `options` set (`backend jax devices=2`).
+  ///
+  /// - Throws: `BackendError.invalidOptions` for an option it does not take or a bad value.
+  func configured(_ options: [BackendOption]) throws(BackendError) -> any Backend
 
   /// A trainer for `spec` starting from `state`, training on `data.train`.
   ///
@@ -57,6 +64,12 @@ public protocol Trainer: AnyObject {
   /// default) for trainers in this process, more for an engine that a request costs time.
   var stepsPerCall: Int { get }
 
+  /// Keeps only the first `count` updates of the last `train(upTo:)` call, as if it had
+  /// stopped there: a stop rule (`target_loss`, `converged`) fired inside the chunk, and the
+  /// state must be the one a trainer making one step a call would have stopped at. A trainer
+  /// whose chunks are one step long never needs it (the default accepts only the whole chunk).
+  func keepFirst(_ count: Int, of chunk: TrainingChunk) throws(BackendError)
+
   /// Mean loss and accuracy over a part of the data in evaluation mode (dropout off, batch_norm
   /// on its running statistics), or nil when that part is empty (no validation split). Changes
   /// nothing.
@@ -73,6 +86,13 @@ public protocol Trainer: AnyObject {
   /// The L2 norm of every parameter's gradient in the last successful step, by tensor name;
   /// empty before this trainer's first step.
   func gradientNorms() -> [String: Float]
+}
+
+/// One `KEY=VALUE` setting of a backend.
+public struct BackendOption: Hashable, Sendable {
+  public var key: String
+  public var value: String
+  public init(key: String, value: String) { (self.key, self.value) = (key, value) }
 }
 
 /// The part of a session's data to evaluate on.
@@ -94,6 +114,10 @@ public struct TrainingChunk: Sendable {
 
 extension Trainer {
   public var stepsPerCall: Int { 1 }
+
+  public func keepFirst(_ count: Int, of chunk: TrainingChunk) throws(BackendError) {
+    precondition(count == chunk.results.count, "a trainer of one step a call cannot go back over part of its chunk")
+  }
 
   public func train(upTo limit: Int, stopAtEpochEnd: Bool) -> TrainingChunk {
     var chunk = TrainingChunk()
@@ -180,6 +204,8 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
   /// The engine failed while it trained or was asked something (its process died, it stopped
   /// answering): which backend, and why.
   case engineFailed(backend: String, reason: String)
+  /// A setting the backend does not take, or a bad value for one.
+  case invalidOptions(backend: String, reason: String)
 
   public var description: String {
     switch self {
@@ -196,12 +222,23 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
       return reason
     case .engineFailed(let backend, let reason):
       return "the \(backend) backend failed: \(reason)"
+    case .invalidOptions(let backend, let reason):
+      return "backend \(backend): \(reason)"
     }
   }
 }
 
 extension Backend {
   public var unavailableReason: String? { nil }
+  public var options: [BackendOption] { [] }
+
+  /// The name with the settings that differ from the defaults (`jax devices=2`).
+  public var label: String { ([name] + options.map { "\($0.key)=\($0.value)" }).joined(separator: " ") }
+
+  public func configured(_ options: [BackendOption]) throws(BackendError) -> any Backend {
+    guard let first = options.first else { return self }
+    throw .invalidOptions(backend: name, reason: "no option \(first.key); the \(name) backend takes none")
+  }
 
   /// Refuses what this backend cannot train (every unsupported field by its JSON path) and a
   /// state that does not belong to the spec.

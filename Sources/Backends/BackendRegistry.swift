@@ -10,8 +10,17 @@ public struct BackendRegistry: Sendable {
 
   public init(_ backends: [any Backend]) { all = backends }
 
-  /// The backends built into SpecBench: reference, fast.
-  public static let builtIn = BackendRegistry([ReferenceBackend(), FastBackend()])
+  /// The backends built into SpecBench: reference, fast, and jax (an engine in another
+  /// process, available where Python has jax).
+  public static let builtIn = BackendRegistry([ReferenceBackend(), FastBackend(), JaxBackend()])
+
+  /// This registry with `backend` in place of the one of the same name (a backend with new
+  /// settings), or added at the end.
+  public func replacing(_ backend: any Backend) -> BackendRegistry {
+    var copy = self
+    if let index = all.firstIndex(where: { $0.name == backend.name }) { copy.all[index] = backend } else { copy.all.append(backend) }
+    return copy
+  }
 
   public var names: [String] { all.map(\.name) }
 

@@ -183,7 +183,9 @@ public final class TrainingRun {
   /// Checks the limits, asks the trainer for the next chunk of updates (one step for trainers
   /// in this process; as many as the engine takes, up to the limits, for others), records
   /// each, and folds the rules that look at losses over them. Returns why the run must stop, or
-  /// nil to go on. A rule that fires inside a chunk stops the run at the chunk's end.
+  /// nil to go on. A rule that fires inside a chunk stops the run at the update it fired on:
+  /// the trainer keeps only the updates up to it (`keepFirst`), so that every backend stops at
+  /// the same step with the same state.
   public func advance() -> StopReason? {
     let rules = spec.training.stop
     var limit = Int.max
@@ -211,12 +213,16 @@ public final class TrainingRun {
     let epochEnds = data.validation != nil || rules.contains { if case .maxEpochs = $0 { true } else { false } }
     // (No overflow, whatever stepsPerCall an engine declares: limit − step ≥ 1 here.)
     let chunk = trainer.train(upTo: trainer.step + min(limit - trainer.step, max(1, trainer.stepsPerCall)), stopAtEpochEnd: epochEnds)
-    var reason: StopReason?
-    for result in chunk.results {
-      if let stop = record(result, rules: rules), reason == nil { reason = stop }
+    for (i, result) in chunk.results.enumerated() {
+      guard let reason = record(result, rules: rules) else { continue }
+      // A rule that fired inside the chunk: the run stops where a step-by-step run would have.
+      if i + 1 < chunk.results.count {
+        do { try trainer.keepFirst(i + 1, of: chunk) } catch { return fail(error, lastGood: result.step) }
+      }
+      return reason
     }
     if let failure = chunk.failure { return fail(failure, lastGood: chunk.results.last?.step ?? trainer.step) }
-    return reason
+    return nil
   }
 
   /// Stops on a failure of the trainer: a divergence keeps (or rebuilds) the last finite state;

@@ -36,6 +36,12 @@ struct Run: ParsableCommand {
   @Option(help: "The backend to train on (default: the session's backend).")
   var backend: String?
 
+  @Option(help: "jax: the devices of each process to train on, data-parallel (CPU devices are forced on a CPU host).")
+  var devices: Int?
+
+  @Option(help: "jax: worker processes joined by jax.distributed on this host, each with --devices devices.")
+  var processes: Int?
+
   @Flag(help: "Print one JSON object per line instead of progress.")
   var json = false
 
@@ -55,7 +61,10 @@ struct Run: ParsableCommand {
     if let save { try checkSaveTarget(save) }
     let training: TrainingRun
     do {
-      let engine = try BackendRegistry.builtIn.named(backend ?? bundle.spec.backend)
+      let options = [("devices", devices), ("processes", processes)].compactMap { key, value in
+        value.map { BackendOption(key: key, value: String($0)) }
+      }
+      let engine = try BackendRegistry.builtIn.named(backend ?? bundle.spec.backend).configured(options)
       training = try TrainingRun(bundle: bundle, folder: PathText.folder(file), backend: engine)
     } catch let error as BackendError {
       throw failWith(error.description)

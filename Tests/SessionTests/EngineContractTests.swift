@@ -112,7 +112,7 @@ struct EngineContractTests {
     let engine = engine()
     let run = try TrainingRun(
       bundle: engine.document.bundle, folder: "", backend: try BackendRegistry.builtIn.named(engine.spec.backend), recordLoad: false)
-    let worker = TrainingWorker(run: run, backends: .builtIn, extraSteps: 3)
+    let worker = TrainingWorker(run: run, extraSteps: 3)
     waitUntil { worker.shared.withLock { $0.finished } }
     let reply = TrainingWorker.ExportReply()
     let started = Date()

@@ -3,7 +3,10 @@
 that the jax worker trains on the same batches, in the same order, as SpecBench's own backends.
 """
 
+import numpy as np
+
 MASK = (1 << 64) - 1
+GAMMA = 0x9E3779B97F4A7C15
 
 
 def fnv1a64(text):
@@ -33,11 +36,34 @@ class SplitMix64:
         return z ^ (z >> 31)
 
 
+def draws(state, count):
+    """The next `count` outputs of the generator whose state is `state`, at once (NumPy's
+    uint64 arithmetic wraps modulo 2^64, as the generator's does), and the state after them:
+    output i depends only on state + (i + 1)·γ."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(state) + np.arange(1, count + 1, dtype=np.uint64) * np.uint64(GAMMA)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return z, (state + count * GAMMA) & MASK
+
+
+def uniforms(state, count):
+    """`count` float32 uniforms in [0, 1) from the top 24 bits of each output, and the state after."""
+    z, state = draws(state, count)
+    return (z >> np.uint64(40)).astype(np.float32) * np.float32(2.0**-24), state
+
+
 def permutation(n, generator):
-    """0..n−1 by Fisher–Yates from the end: for i = n − 1 down to 1, swap i with next() mod (i + 1)."""
+    """0..n−1 by Fisher–Yates from the end: for i = n − 1 down to 1, swap i with next() mod (i + 1).
+    The draws are made at once; the swaps, which depend on each other, one by one."""
     order = list(range(n))
-    for i in range(n - 1, 0, -1):
-        j = generator.next() % (i + 1)
+    if n < 2:
+        return order
+    z, generator.state = draws(generator.state, n - 1)
+    positions = range(n - 1, 0, -1)
+    picks = (z % np.arange(n, 1, -1, dtype=np.uint64)).tolist()
+    for i, j in zip(positions, picks):
         order[i], order[j] = order[j], order[i]
     return order
 

@@ -41,10 +41,39 @@ def slots(optimizer):
     raise ValueError(f"optimizer.type: the jax worker has no rule {kind!r}")
 
 
+#: The per-update coefficients a rule takes, in this order (`coefficients`).
+COEFFICIENTS = ("neg_lr", "step_size", "bias2", "decay", "clr", "first")
+
+
+def coefficients(optimizer, step, lr):
+    """The scalars update `step` (the optimizer's count k, from 1) of `optimizer` at the rate
+    `lr` needs, computed in double precision and rounded once to float32 (as SpecBench's own
+    rules compute them): −lr; adam's −lr/(1 − β₁ᵏ) and sqrt(1 − β₂ᵏ); adamw's 1 − lr·wd;
+    adagrad's −lr/(1 + (k − 1)·lr_decay); and 1 at the first update (sgd's momentum buffer
+    starts at the gradient). A compiled loop takes them as arrays, so nothing recompiles as the
+    rate and the count change."""
+    beta1, beta2 = optimizer.get("beta1", 0.9), optimizer.get("beta2", 0.999)
+    wd = optimizer.get("weight_decay", 0.0)
+    return (
+        f32(-lr),
+        f32(-(lr / (1 - beta1**step))),
+        f32(math.sqrt(1 - beta2**step)),
+        f32(1 - lr * wd),
+        f32(-(lr / (1 + (step - 1) * optimizer.get("lr_decay", 0.0)))),
+        f32(1.0 if step == 1 else 0.0),
+    )
+
+
 def update(optimizer, p, g, state, step, lr):
     """One update of parameter `p` with gradient `g`; `state` maps slot names to arrays; `step`
     is the optimizer's count k including this update, `lr` the scheduled rate. Returns the new
     parameter and slots."""
+    return apply(optimizer, p, g, state, dict(zip(COEFFICIENTS, coefficients(optimizer, step, lr))))
+
+
+def apply(optimizer, p, g, state, c):
+    """`update` with the update's coefficients `c` (`coefficients`, by name; scalars or traced
+    arrays)."""
     kind = optimizer["type"]
     wd = optimizer.get("weight_decay", 0.0)
     state = dict(state)
@@ -53,17 +82,15 @@ def update(optimizer, p, g, state, step, lr):
         if wd != 0:
             g = g + f32(wd) * p
         if momentum != 0:
-            if step == 1:
-                b = g
-            else:
-                b = state["momentum_buffer"] * f32(momentum) + f32(1 - optimizer.get("dampening", 0.0)) * g
+            moved = state["momentum_buffer"] * f32(momentum) + f32(1 - optimizer.get("dampening", 0.0)) * g
+            b = jnp.where(c["first"] != 0, g, moved)
             state["momentum_buffer"] = b
             g = g + f32(momentum) * b if optimizer.get("nesterov", False) else b
-        return p + f32(-lr) * g, state
+        return p + c["neg_lr"] * g, state
     if kind in ("adam", "adamw"):
         beta1, beta2, eps = optimizer.get("beta1", 0.9), optimizer.get("beta2", 0.999), optimizer.get("eps", 1e-8)
         if kind == "adamw":
-            p = p * f32(1 - lr * wd)
+            p = p * c["decay"]
         elif wd != 0:
             g = g + f32(wd) * p
         mean = lerp(state["exp_avg"], g, 1 - beta1)
@@ -73,9 +100,8 @@ def update(optimizer, p, g, state, step, lr):
         if optimizer.get("amsgrad", False):
             second = jnp.maximum(state["max_exp_avg_sq"], square)
             state["max_exp_avg_sq"] = second
-        step_size = f32(-(lr / (1 - beta1**step)))
-        denominator = jnp.sqrt(second) / f32(math.sqrt(1 - beta2**step)) + f32(eps)
-        return p + step_size * (mean / denominator), state
+        denominator = jnp.sqrt(second) / c["bias2"] + f32(eps)
+        return p + c["step_size"] * (mean / denominator), state
     if kind == "rmsprop":
         alpha, eps, momentum = optimizer.get("alpha", 0.99), optimizer.get("eps", 1e-8), optimizer.get("momentum", 0.0)
         if wd != 0:
@@ -92,13 +118,12 @@ def update(optimizer, p, g, state, step, lr):
         if momentum > 0:
             b = state["momentum_buffer"] * f32(momentum) + g / denominator
             state["momentum_buffer"] = b
-            return p + f32(-lr) * b, state
-        return p + f32(-lr) * (g / denominator), state
+            return p + c["neg_lr"] * b, state
+        return p + c["neg_lr"] * (g / denominator), state
     if kind == "adagrad":
         if wd != 0:
             g = g + f32(wd) * p
         total = state["sum"] + g * g
         state["sum"] = total
-        clr = f32(-(lr / (1 + (step - 1) * optimizer.get("lr_decay", 0.0))))
-        return p + clr * (g / (jnp.sqrt(total) + f32(optimizer.get("eps", 1e-10)))), state
+        return p + c["clr"] * (g / (jnp.sqrt(total) + f32(optimizer.get("eps", 1e-10)))), state
     raise ValueError(f"optimizer.type: the jax worker has no rule {kind!r}")

@@ -77,20 +77,106 @@ def write_frame(header, payload=b""):
         _PROTOCOL_OUT.write(payload)
 
 
+_JAX_STARTED = False
+
+
+def start_jax():
+    """Imports jax once, configured from the environment before its first use (docs/jax.md,
+    "Devices and processes"): SPECBENCH_JAX_DEVICES forces that many CPU devices;
+    SPECBENCH_JAX_COORDINATOR, SPECBENCH_JAX_PROCESSES and SPECBENCH_JAX_PROCESS_ID join a group
+    of processes; SPECBENCH_JAX_CACHE is the persistent compilation cache's folder."""
+    global _JAX_STARTED
+    import jax  # noqa: PLC0415 (imported only when asked: it takes half a second)
+
+    if _JAX_STARTED:
+        return jax
+    _JAX_STARTED = True
+    devices = os.environ.get("SPECBENCH_JAX_DEVICES")
+    if devices:
+        jax.config.update("jax_num_cpu_devices", int(devices))
+    cache = os.environ.get("SPECBENCH_JAX_CACHE")
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    coordinator = os.environ.get("SPECBENCH_JAX_COORDINATOR")
+    if coordinator:
+        jax.distributed.initialize(
+            coordinator_address=coordinator,
+            num_processes=int(os.environ["SPECBENCH_JAX_PROCESSES"]),
+            process_id=int(os.environ["SPECBENCH_JAX_PROCESS_ID"]),
+            initialization_timeout=60,
+            # SpecBench watches every process of the group and stops them all when one ends;
+            # this bounds what is left to JAX (its default is 100 s).
+            heartbeat_timeout_seconds=10,
+        )
+    return jax
+
+
 def hello():
     reply = {"ok": True, "protocol": PROTOCOL, "python": platform.python_version(), "jax": None, "devices": None}
     try:
-        import jax  # noqa: PLC0415 (imported only when asked: it takes half a second)
-
+        jax = start_jax()
         reply["jax"] = jax.__version__
         reply["devices"] = [str(device) for device in jax.devices()]
+        reply["processes"] = jax.process_count()
     except Exception as error:  # noqa: BLE001 (any failure means: no jax here)
         reply["jax_error"] = f"{type(error).__name__}: {error}"
     return reply
 
 
+SESSION = None
+
+
+def load(header, payload):
+    """Starts a session from the spec, its state and its data (docs/jax.md, "Training")."""
+    global SESSION
+    start_jax()
+    from safetensors.numpy import load as load_tensors  # noqa: PLC0415
+
+    import spectrain  # noqa: PLC0415
+
+    SESSION = None
+    SESSION = spectrain.Session(header, load_tensors(payload))
+    import jax  # noqa: PLC0415
+
+    return {
+        "ok": True,
+        "compile_seconds": SESSION.compile_seconds,
+        "max_steps": SESSION.max_chunk,
+        "eval_rows": SESSION.eval_rows,
+        "devices": [str(d) for d in SESSION.mesh.devices.flat],
+        "processes": jax.process_count(),
+    }, b""
+
+
+def session_request(op, header, payload):
+    """A request to the loaded session: train, outputs, export, or predict without a model."""
+    from safetensors.numpy import load as load_tensors  # noqa: PLC0415
+    from safetensors.numpy import save  # noqa: PLC0415
+
+    import spectrain  # noqa: PLC0415
+
+    if SESSION is None:
+        raise spectrain.RequestError(f"{op}: no session is loaded (send load first)")
+    if op == "train":
+        return SESSION.train(header), b""
+    if op == "rewind":
+        return SESSION.rewind(header), b""
+    if op == "outputs":
+        reply, output = SESSION.outputs(header)
+        return reply, save({"output": output})
+    if op == "export":
+        return {"ok": True, "state": SESSION.counters()}, save(SESSION.export(bool(header.get("parameters_only", False))))
+    tensors = load_tensors(payload)
+    if "input" not in tensors:
+        raise spectrain.RequestError("predict: the payload has no tensor named input")
+    return {"ok": True}, save({"output": SESSION.predict(tensors["input"].astype("float32"))})
+
+
 def predict(header, payload):
     """The model's outputs, in evaluation mode, for the payload's `input` (docs/jax.md)."""
+    start_jax()
     import numpy as np  # noqa: PLC0415 (jax and its kin load on the first request that needs them)
     from safetensors.numpy import load, save  # noqa: PLC0415
 
@@ -113,6 +199,7 @@ def predict(header, payload):
 
 def gradients(header, payload):
     """The batch's mean loss in training mode and the gradient of every parameter (docs/jax.md)."""
+    start_jax()
     import numpy as np  # noqa: PLC0415
     from safetensors.numpy import load, save  # noqa: PLC0415
 
@@ -138,6 +225,7 @@ def gradients(header, payload):
 
 def optimizer_update(header, payload):
     """One update of every parameter by the spec's optimizer rule (docs/jax.md)."""
+    start_jax()
     import numpy as np  # noqa: PLC0415
     from safetensors.numpy import load, save  # noqa: PLC0415
 
@@ -209,6 +297,19 @@ def answer(header, payload):
     op = header.get("op")
     if op == "hello":
         return hello(), b""
+    if op in ("load", "train", "rewind", "outputs", "export") or (op == "predict" and "model" not in header):
+        try:
+            return load(header, payload) if op == "load" else session_request(op, header, payload)
+        except Exception as error:  # noqa: BLE001 (every failure of a request is its reply)
+            import spectrain  # noqa: PLC0415
+            import specmodel  # noqa: PLC0415
+
+            global SESSION
+            known = (spectrain.RequestError, specmodel.SpecError, ValueError, KeyError)
+            text = str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
+            if op == "train" and not isinstance(error, spectrain.RequestError):
+                SESSION = None  # the compiled loop took the state's buffers: it is gone
+            return {"ok": False, "error": f"{op}: {text}" if not text.startswith(op) else text, "session": SESSION is not None}, b""
     if op == "predict":
         return predict(header, payload)
     if op == "gradients":

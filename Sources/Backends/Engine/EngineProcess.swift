@@ -60,9 +60,14 @@ public final class EngineProcess: @unchecked Sendable {
   private let errors = StandardErrorTail()
   private let drained = DispatchSemaphore(value: 0)
   private var stopped = false
+  /// The length of the request being answered, for the message when it times out.
+  private var timeoutSeconds = 0.0
 
-  /// Starts `executable` with `arguments` (and `environment` added to this process's).
-  public init(executable: String, arguments: [String], environment: [String: String] = [:]) throws(Failure) {
+  /// Starts `executable` with `arguments` (and `environment` added to this process's);
+  /// `onExit` is called, on a thread of Foundation's, when the worker ends.
+  public init(
+    executable: String, arguments: [String], environment: [String: String] = [:], onExit: (@Sendable () -> Void)? = nil
+  ) throws(Failure) {
     // A write to a worker that died is EPIPE, not this process's death.
     signal(SIGPIPE, SIG_IGN)
     process.executableURL = URL(fileURLWithPath: executable)
@@ -72,6 +77,7 @@ public final class EngineProcess: @unchecked Sendable {
     process.standardInput = toWorker
     process.standardOutput = fromWorker
     process.standardError = errorsPipe
+    if let onExit { process.terminationHandler = { _ in onExit() } }
     do { try process.run() } catch { throw .cannotStart("\(executable): \(error.localizedDescription)") }
     // The worker's ends are the worker's: closed here, so that its death is an end of file.
     try? toWorker.fileHandleForReading.close()
@@ -108,9 +114,16 @@ public final class EngineProcess: @unchecked Sendable {
 
   /// Sends a request and waits for its reply, at most `timeout` in all.
   public func request(_ header: JSONValue, payload: [UInt8] = [], timeout: Duration) throws(Failure) -> Reply {
-    guard !stopped else { throw .exited("was stopped after an earlier failure; start a new one", stderr: standardError) }
     let deadline = ContinuousClock.now + timeout
-    let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18
+    try send(header, payload: payload, deadline: deadline)
+    return try receive(deadline: deadline)
+  }
+
+  /// Sends a request without waiting for its reply (a group sends to every member before it
+  /// reads any reply: a member waits in a collective for the others).
+  public func send(_ header: JSONValue, payload: [UInt8] = [], deadline: ContinuousClock.Instant) throws(Failure) {
+    guard !stopped else { throw .exited("was stopped after an earlier failure; start a new one", stderr: standardError) }
+    timeoutSeconds = Self.seconds(deadline - .now)
     do throws(Problem) {
       let raw = Array(JSONWriter.compact(header).utf8)
       var prefix = Self.magic
@@ -118,6 +131,15 @@ public final class EngineProcess: @unchecked Sendable {
       prefix += withUnsafeBytes(of: UInt64(payload.count).littleEndian, Array.init)
       try write(prefix + raw, until: deadline)
       try write(payload, until: deadline)
+    } catch {
+      throw failure(error)
+    }
+  }
+
+  /// Waits for the reply to the request sent last, until `deadline`.
+  public func receive(deadline: ContinuousClock.Instant) throws(Failure) -> Reply {
+    guard !stopped else { throw .exited("was stopped after an earlier failure; start a new one", stderr: standardError) }
+    do throws(Problem) {
       let head = try read(16, until: deadline)
       guard Array(head[0..<4]) == Self.magic else { throw Problem.malformed("expected the magic SBJ1, got \(printable(head[0..<4]))") }
       let headerLength = head[4..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
@@ -136,20 +158,35 @@ public final class EngineProcess: @unchecked Sendable {
       }
       return Reply(header: parsed, payload: body)
     } catch {
-      // A worker whose stream ended is given a moment to exit by itself, so that its own
-      // status is what is reported, not the kill that `stop` would send.
-      if case .ended = error {
-        let grace = ContinuousClock.now + .seconds(2)
-        while process.isRunning && ContinuousClock.now < grace { usleep(10_000) }
-      }
-      stop()
-      switch error {
-      case .timedOut: throw .timedOut(seconds: seconds, stderr: standardError)
-      case .malformed(let what): throw .malformed(what, stderr: standardError)
-      case .ended: throw .exited(howItEnded(), stderr: standardError)
-      }
+      throw failure(error)
     }
   }
+
+  /// Stops the worker after `error` and says what happened.
+  private func failure(_ error: Problem) -> Failure {
+    // A worker whose stream ended is given a moment to exit by itself, so that its own status
+    // is what is reported, not the kill that `stop` would send.
+    if case .ended = error {
+      let grace = ContinuousClock.now + .seconds(2)
+      while process.isRunning && ContinuousClock.now < grace { usleep(10_000) }
+    }
+    stop()
+    switch error {
+    case .timedOut: return .timedOut(seconds: timeoutSeconds, stderr: standardError)
+    case .malformed(let what): return .malformed(what, stderr: standardError)
+    case .ended: return .exited(howItEnded(), stderr: standardError)
+    }
+  }
+
+  static func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+  }
+
+  /// Whether the worker is still running.
+  public var isRunning: Bool { process.isRunning }
+
+  /// How the worker ended, or nil while it runs.
+  public var exitDescription: String? { process.isRunning ? nil : howItEnded() }
 
   /// Stops the worker (SIGKILL if it is still running) and waits for it and its standard error.
   public func stop() {

@@ -32,7 +32,8 @@ public enum Command: Equatable, Sendable {
     case .training(.pause): return "pause"
     case .training(.resume): return "resume"
     case .training(.stop): return "stop"
-    case .training(.backend(let name)): return "backend " + word(name)
+    case .training(.backend(let name, let options)):
+      return (["backend", word(name)] + options.map { word("\($0.key)=\($0.value)") }).joined(separator: " ")
     case .query(.status): return "status"
     case .query(.show(.overview)): return "show"
     case .query(.show(let what)): return "show " + what.rawValue
@@ -91,8 +92,9 @@ public enum TrainingCommand: Equatable, Sendable {
   case pause
   case resume
   case stop
-  /// Train on this backend from the next step boundary, with the state carried across.
-  case backend(String)
+  /// Train on this backend, with these settings (`devices=2`), from the next step boundary, the
+  /// state carried across.
+  case backend(String, options: [BackendOption] = [])
 }
 
 public enum Query: Equatable, Sendable {

@@ -120,8 +120,15 @@ public enum CommandParser {
       guard args.count == 1 else { throw usage("hist") }
       return .query(.hist(tensor: args[0]))
     case "backend":
-      guard args.count == 1 else { throw usage("backend") }
-      return .training(.backend(args[0]))
+      guard let name = args.first else { throw usage("backend") }
+      var options: [BackendOption] = []
+      for word in args.dropFirst() {
+        guard let equals = word.firstIndex(of: "="), equals != word.startIndex, word.index(after: equals) != word.endIndex else {
+          throw CommandError("backend: \(word) is not KEY=VALUE; usage: \(CommandTable.info("backend")!.usage)")
+        }
+        options.append(BackendOption(key: String(word[..<equals]), value: String(word[word.index(after: equals)...])))
+      }
+      return .training(.backend(name, options: options))
     case "backends": return try bare(.query(.backends), "backends", args)
     case "export":
       let softmax = args.contains("--softmax")

@@ -67,8 +67,9 @@ public enum CommandTable {
       example: "plot accuracy --smooth 0.6"),
     .init(name: "hist", usage: "hist TENSOR", summary: "histogram of a tensor's values, e.g. dense1.weight", example: "hist dense1.weight"),
     .init(
-      name: "backend", usage: "backend NAME", summary: "train on another backend; works while training, the state carried across",
-      example: "backend reference"),
+      name: "backend", usage: "backend NAME [KEY=VALUE...]",
+      summary: "train on another backend (jax takes devices=N processes=P); works while training, the state carried across",
+      example: "backend jax devices=2"),
     .init(name: "backends", usage: "backends", summary: "list the backends and what they support", example: "backends"),
     .init(
       name: "save", usage: "save [PATH]", summary: "save the session (PATH.json, PATH.safetensors, PATH.history.safetensors)",

@@ -19,23 +19,24 @@ extension SessionEngine {
       return .done(try training.resume(document, folder: folder))
     case .stop:
       return .done(try training.stop(at: state?.step ?? 0))
-    case .backend(let name):
+    case .backend(let name, let options):
       let backend: any Backend
-      do { backend = try backends.named(name) } catch { throw CommandError(error.description) }
+      do { backend = try backends.named(name).configured(options) } catch { throw CommandError(error.description) }
       if let reason = backend.unavailableReason { throw CommandError(reason) }
-      let old = spec.backend
+      let old = (try? backends.named(spec.backend))?.label ?? spec.backend
       document.spec.backend = backend.name
       document.hasUnsavedChanges = true
-      if training.change(to: spec, backend: backend.name) {
-        return .done("swapping \(old) -> \(backend.name) at the next step boundary")
+      training.configure(backend)
+      if training.change(to: spec, backend: backend) {
+        return .done("swapping \(old) -> \(backend.label) at the next step boundary")
       }
       // A paused or trained session marks the swap where it happened, as a running one does.
-      if let state, old != backend.name {
-        let detail = "\(old) -> \(backend.name)"
+      if let state, old != backend.label {
+        let detail = "\(old) -> \(backend.label)"
         document.spec.history.events.append(HistoryEvent(step: state.step, kind: "backend", detail: detail))
         pendingEvents.append(EngineEvent(.backend, "backend at step \(state.step): \(detail), state carried across"))
       }
-      return .done("backend \(backend.name)")
+      return .done("backend \(backend.label)")
     }
   }
 

@@ -86,7 +86,7 @@ public final class SessionEngine {
     let step = training.liveSnapshot?.step ?? state?.step ?? 0
     let (message, events) = try document.apply(edit, line: line, folder: folder, training: training.hasWorker, step: step)
     pendingEvents.append(contentsOf: events)
-    training.change(to: spec, backend: spec.backend)
+    if let backend = try? backends.named(spec.backend) { training.change(to: spec, backend: backend) }
     if case .new = edit {
       training.forgetSession()
       // A new session trains on the fast backend when it can run here; reference is one command away.

@@ -8,8 +8,8 @@ import SpecKit
 /// optimizer or backend, an export answered by the worker. It never edits the document; the
 /// engine hands it the document to train and takes back what a finished run returns.
 final class TrainingController {
-  /// The backends it trains on.
-  let backends: BackendRegistry
+  /// The backends it trains on, with the settings last chosen (`backend jax devices=2`).
+  private(set) var backends: BackendRegistry
   private(set) var worker: TrainingWorker?
   /// What training is doing when no worker runs (idle, or paused between runs).
   private(set) var status: TrainingStatus = .idle
@@ -25,6 +25,9 @@ final class TrainingController {
   }
 
   init(backends: BackendRegistry) { self.backends = backends }
+
+  /// Trains on `backend` (new settings of one of its backends) from now on.
+  func configure(_ backend: any Backend) { backends = backends.replacing(backend) }
 
   /// Whether a worker is attached (it may have finished since the last `collect`).
   var hasWorker: Bool { worker != nil }
@@ -66,7 +69,7 @@ final class TrainingController {
     var previous = Snapshot()
     (previous.distributions, previous.tensorStatistics) = tensorHistory
     worker = TrainingWorker(
-      run: run, backends: backends, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresStatistics)
+      run: run, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresStatistics)
     status = .running
     pausedTarget = target
     let warnings = spec.schedule.warnings(runFrom: start + 1, base: spec.optimizer.learningRate)
@@ -104,7 +107,7 @@ final class TrainingController {
   /// Hands a changed spec (optimizer, schedule, stop rules) or backend to the running worker,
   /// which applies it at its next step boundary. Returns false when no worker runs.
   @discardableResult
-  func change(to spec: SessionSpec, backend: String) -> Bool {
+  func change(to spec: SessionSpec, backend: any Backend) -> Bool {
     guard let worker else { return false }
     worker.request(.change(spec, backend: backend))
     return true

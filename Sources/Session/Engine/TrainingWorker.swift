@@ -12,7 +12,7 @@ final class TrainingWorker: Sendable {
     case stop
     /// Continue with this spec (optimizer, schedule or stop rules changed) and backend; the
     /// optimizer's slots are mapped when the optimizer changed.
-    case change(SessionSpec, backend: String)
+    case change(SessionSpec, backend: any Backend)
     /// Answer with the session as it stands at this step boundary (for saving or exporting
     /// while training).
     case export(ExportReply)
@@ -69,11 +69,7 @@ final class TrainingWorker: Sendable {
   }
 
   /// Starts training on the worker's queue.
-  /// The backends a swap may choose from.
-  let backends: BackendRegistry
-
-  init(run: TrainingRun, backends: BackendRegistry, extraSteps: Int?, previous: Snapshot? = nil, measuresStatistics: Bool = false) {
-    self.backends = backends
+  init(run: TrainingRun, extraSteps: Int?, previous: Snapshot? = nil, measuresStatistics: Bool = false) {
     let box = RunBox(run)
     self.measuresStatistics.store(measuresStatistics, ordering: .relaxed)
     shared.withLock { shared in
@@ -160,8 +156,8 @@ final class TrainingWorker: Sendable {
           break
         case .export(let reply):
           reply.fulfill(run.bundle)
-        case .change(let spec, let backendName):
-          apply(spec, backendName, to: run)
+        case .change(let spec, let backend):
+          apply(spec, backend, to: run)
         }
       }
       if ending { break steps }
@@ -231,9 +227,8 @@ final class TrainingWorker: Sendable {
   }
 
   /// Applies a spec or backend change at this step boundary, mapping the optimizer's slots.
-  private func apply(_ spec: SessionSpec, _ backendName: String, to run: TrainingRun) {
+  private func apply(_ spec: SessionSpec, _ backend: any Backend, to run: TrainingRun) {
     do {
-      let backend = try backends.named(backendName)
       var state = try run.trainer.exportState()
       let step = state.step
       var details: [EngineEvent] = []
@@ -243,9 +238,9 @@ final class TrainingWorker: Sendable {
         details.append(EngineEvent(.optimizer, "optimizer at step \(step): \(mapped.detail)"))
         run.record(HistoryEvent(step: step, kind: "optimizer", detail: mapped.detail))
       }
-      if backend.name != run.backend.name {
-        details.append(EngineEvent(.backend, "backend at step \(step): \(run.backend.name) -> \(backend.name), state carried across"))
-        run.record(HistoryEvent(step: step, kind: "backend", detail: "\(run.backend.name) -> \(backend.name)"))
+      if backend.label != run.backend.label {
+        details.append(EngineEvent(.backend, "backend at step \(step): \(run.backend.label) -> \(backend.label), state carried across"))
+        run.record(HistoryEvent(step: step, kind: "backend", detail: "\(run.backend.label) -> \(backend.label)"))
       }
       try run.replace(spec: spec, state: state, backend: backend)
       shared.withLock { s in

@@ -1,0 +1,153 @@
+import Datasets
+import Foundation
+import SpecKit
+import Synchronization
+
+/// The `jax` backend: the spec trained by JAX (XLA) in a Python worker (`engines/jax/`,
+/// docs/jax.md) — K updates a request in one compiled loop, the state resident on the worker's
+/// devices, data-parallel over `devices` devices in each of `processes` processes.
+public struct JaxBackend: Backend {
+  /// Devices per process (forced CPU devices on a CPU host).
+  public var devices: Int
+  /// Worker processes joined by `jax.distributed`.
+  public var processes: Int
+  /// Where the Python interpreter and the worker are; nil finds them (`JaxBackend.locate`).
+  public var location: Location?
+
+  /// The interpreter and the worker script.
+  public struct Location: Hashable, Sendable {
+    public var python: String
+    public var worker: String
+    public init(python: String, worker: String) { (self.python, self.worker) = (python, worker) }
+  }
+
+  public init(devices: Int = 1, processes: Int = 1, location: Location? = nil) {
+    (self.devices, self.processes, self.location) = (devices, processes, location)
+  }
+
+  public var name: String { "jax" }
+  public var summary: String {
+    let placement = devices * processes == 1 ? "one device" : "\(devices) device\(devices == 1 ? "" : "s") × \(processes) process\(processes == 1 ? "" : "es")"
+    let status = unavailableReason.map { "; not available here: \($0)" } ?? ""
+    return "JAX (XLA) in a Python worker, compiled chunks of updates on \(placement) (backend jax devices=N processes=P)\(status)"
+  }
+  public var capabilities: Capabilities { .everything }
+
+  public var options: [BackendOption] {
+    [BackendOption(key: "devices", value: String(devices)), BackendOption(key: "processes", value: String(processes))]
+  }
+
+  public func configured(_ options: [BackendOption]) throws(BackendError) -> any Backend {
+    var copy = self
+    for option in options {
+      guard let value = Int(option.value), (1...64).contains(value) else {
+        throw .invalidOptions(backend: name, reason: "\(option.key)=\(option.value): a whole number from 1 to 64 is needed")
+      }
+      switch option.key {
+      case "devices": copy.devices = value
+      case "processes": copy.processes = value
+      default:
+        throw .invalidOptions(
+          backend: name, reason: "no option \(option.key); the jax backend takes devices=N and processes=P"
+            + (Suggestion.nearest(to: option.key, in: ["devices", "processes"]).map { " (did you mean \($0)?)" } ?? ""))
+      }
+    }
+    return copy
+  }
+
+  public var unavailableReason: String? {
+    switch resolvedLocation() {
+    case .failure(let problem): return problem.reason
+    case .success(let location): return JaxProbe.problem(python: location.python)
+    }
+  }
+
+  public func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
+    let location: Location
+    switch resolvedLocation() {
+    case .failure(let problem): throw .unavailable(backend: name, reason: problem.reason)
+    case .success(let found): location = found
+    }
+    try check(spec: spec, state: state)
+    return try JaxTrainer(spec: spec, state: state, data: data, backend: self, location: location)
+  }
+
+  struct Unlocated: Error { var reason: String }
+
+  func resolvedLocation() -> Result<Location, Unlocated> {
+    if let location { return .success(location) }
+    return Self.locate()
+  }
+
+  /// The worker: `SPECBENCH_JAX_WORKER`, or `engines/jax/worker.py` in a folder above the
+  /// program or the current folder. The interpreter: `SPECBENCH_PYTHON`, or the repository's
+  /// `.venv/bin/python3` (where `scripts/setup.sh` puts the packages when the system Python
+  /// refuses them), or `python3` on the `PATH`.
+  static func locate() -> Result<Location, Unlocated> {
+    let environment = ProcessInfo.processInfo.environment
+    let fileManager = FileManager.default
+    var worker = environment["SPECBENCH_JAX_WORKER"].flatMap { $0.isEmpty ? nil : $0 }
+    var repository: String?
+    if worker == nil {
+      let starts = [(try? fileManager.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "", fileManager.currentDirectoryPath]
+      search: for start in starts where !start.isEmpty {
+        var folder = URL(fileURLWithPath: start).standardizedFileURL
+        for _ in 0..<12 {
+          let candidate = folder.appendingPathComponent("engines/jax/worker.py").path
+          if fileManager.isReadableFile(atPath: candidate) {
+            (worker, repository) = (candidate, folder.path)
+            break search
+          }
+          let parent = folder.deletingLastPathComponent()
+          if parent.path == folder.path { break }
+          folder = parent
+        }
+      }
+    }
+    guard let worker else {
+      return .failure(
+        Unlocated(reason: "the jax backend's worker (engines/jax/worker.py) was not found above the program or here; set SPECBENCH_JAX_WORKER"))
+    }
+    if let python = environment["SPECBENCH_PYTHON"], !python.isEmpty { return .success(Location(python: python, worker: worker)) }
+    if let repository, fileManager.isExecutableFile(atPath: repository + "/.venv/bin/python3") {
+      return .success(Location(python: repository + "/.venv/bin/python3", worker: worker))
+    }
+    for folder in (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+      let candidate = "\(folder)/python3"
+      if fileManager.isExecutableFile(atPath: candidate) { return .success(Location(python: candidate, worker: worker)) }
+    }
+    return .failure(Unlocated(reason: "the jax backend needs Python 3 with jax: run scripts/setup.sh (or set SPECBENCH_PYTHON)"))
+  }
+}
+
+/// Whether an interpreter has what the worker needs, asked once per interpreter and program.
+enum JaxProbe {
+  private static let answers = Mutex<[String: String?]>([:])
+
+  /// Why `python` cannot run the worker (no jax, numpy or safetensors), or nil when it can.
+  static func problem(python: String) -> String? {
+    if let known = answers.withLock({ $0[python] }) { return known }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: python)
+    process.arguments = ["-c", "import jax, numpy, safetensors.numpy"]
+    process.standardOutput = FileHandle.nullDevice
+    let errors = Pipe()
+    process.standardError = errors
+    var answer: String?
+    do {
+      try process.run()
+      let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+      process.waitUntilExit()
+      if process.terminationStatus != 0 {
+        let last = text.split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
+        answer =
+          "the jax backend needs jax, numpy and safetensors in \(python) (\(TextExcerpt.quoted(last, limit: 120))); "
+          + "run scripts/setup.sh, which installs \"jax[cpu]==0.10.2\""
+      }
+    } catch {
+      answer = "the jax backend could not start \(python): \(error.localizedDescription); run scripts/setup.sh or set SPECBENCH_PYTHON"
+    }
+    answers.withLock { $0[python] = .some(answer) }
+    return answer
+  }
+}
