@@ -26,7 +26,7 @@ struct HostileTrainingTests {
     ("adagrad with a huge rate", .adagrad(.init(lr: 1e38)), .constant),
   ]
 
-  @Test(arguments: overflowingUpdates.indices, BackendRegistry.builtIn.all.map(\.name))
+  @Test(arguments: overflowingUpdates.indices, testedBackends)
   func anUpdateThatOverflowsKeepsTheLastFiniteState(_ index: Int, backendName: String) throws {
     let (label, optimizer, schedule) = Self.overflowingUpdates[index]
     let spec = makeSpec(layers: [dense("d1", 8, .tanh), dense("d2", 3)], optimizer: optimizer, schedule: schedule)

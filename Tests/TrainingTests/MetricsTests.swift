@@ -92,7 +92,7 @@ struct MetricsTests {
   }
 
   /// Every backend measures the same batches and splits as the reference.
-  @Test(arguments: BackendRegistry.builtIn.all.map(\.name), [true, false])
+  @Test(arguments: testedBackends, [true, false])
   func backendsMeasureAsTheReferenceDoes(backendName: String, classes: Bool) throws {
     let spec = classes ? Self.classifier() : Self.regression()
     let data = try DataSplit.of(spec, relativeTo: "").split

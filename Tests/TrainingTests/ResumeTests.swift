@@ -26,7 +26,7 @@ struct ResumeTests {
       ], optimizer: optimizer, schedule: .cosine(tMax: 20, etaMin: 0.001), validationFraction: 0.2)
   }
 
-  @Test(arguments: OptimizerTests.cases, BackendRegistry.builtIn.all.map(\.name))
+  @Test(arguments: OptimizerTests.cases, testedBackends)
   func trainSaveLoadTrainEqualsTrainingStraight(optimizer: OptimizerSpec, backendName: String) throws {
     let spec = Self.spec(optimizer)
     let backend = try BackendRegistry.builtIn.named(backendName)
@@ -57,7 +57,7 @@ struct ResumeTests {
     #expect(straight.spec.history.trainLoss == resumed.spec.history.trainLoss)
   }
 
-  @Test(arguments: BackendRegistry.builtIn.all.map(\.name))
+  @Test(arguments: testedBackends)
   func aNonFiniteLossStopsAndKeepsTheLastFiniteState(backendName: String) throws {
     // A learning rate that makes the loss blow up within a few steps; batch_norm's running
     // statistics must come back from the failed step too.
@@ -89,7 +89,7 @@ struct ResumeTests {
 
   /// `early_stopping` names the best evaluation; with `restore_best` the session goes back to
   /// its exact state (and history), which equals a run stopped at that step.
-  @Test(arguments: BackendRegistry.builtIn.all.map(\.name))
+  @Test(arguments: testedBackends)
   func earlyStoppingRestoresTheBestStateExactly(backendName: String) throws {
     var spec = Self.spec(.adam(.init(lr: 0.01, weightDecay: 0)))
     // Never improves by 100 after the first evaluation: fires at the second (3 steps an epoch).

@@ -189,7 +189,7 @@ class Session:
 
     def _compile(self):
         model, loss_spec, optimizer = self.model, self.loss_spec, self.optimizer
-        names, slot_names, batched = self.param_names, self.slot_names, self.batched
+        names, slot_names, batched, replicated = self.param_names, self.slot_names, self.batched, self.replicated
         dropout_indices = [index for index, _, _ in self.dropout]
 
         def one_step(params, buffers, slots, x, t, w, c, masks):
@@ -263,10 +263,13 @@ class Session:
             x = jax.lax.with_sharding_constraint(data_x[ids], batched)
             t = jax.lax.with_sharding_constraint(data_y[ids], batched)
             y = specmodel.run(model, {**params, **buffers}, x)[0]
-            return (specmodel.sample_losses(loss_spec, y, t) * w).sum() / w.sum(), y
+            # The outputs gathered on every device: each process reads them whole.
+            value = (specmodel.sample_losses(loss_spec, y, t) * w).sum() / w.sum()
+            return value, jax.lax.with_sharding_constraint(y, replicated)
 
         def infer(params, buffers, x):
-            return specmodel.run(model, {**params, **buffers}, jax.lax.with_sharding_constraint(x, batched))[0]
+            y = specmodel.run(model, {**params, **buffers}, jax.lax.with_sharding_constraint(x, batched))[0]
+            return jax.lax.with_sharding_constraint(y, replicated)
 
         params, buffers, slots = self.device_state
         train_x, train_y = self.device_data["train"]

@@ -150,6 +150,42 @@ def load(header, payload):
     }, b""
 
 
+def fault():
+    """Test only (SPECBENCH_ENGINE_TEST=1): SPECBENCH_ENGINE_FAULT=KIND:STEP makes a `train`
+    request that starts at or past STEP fail as KIND says — abort (SIGABRT, as a crash in XLA),
+    exit, hang, or garbage on the protocol stream; SPECBENCH_ENGINE_FAULT_PROCESS limits it to
+    one process of a group, and SPECBENCH_ENGINE_FAULT_ONCE=FILE to the first worker that gets
+    there (it creates FILE)."""
+    spec = os.environ.get("SPECBENCH_ENGINE_FAULT")
+    if not TESTING or not spec or SESSION is None:
+        return
+    process = os.environ.get("SPECBENCH_ENGINE_FAULT_PROCESS")
+    if process is not None and process != os.environ.get("SPECBENCH_JAX_PROCESS_ID", "0"):
+        return
+    kind, _, step = spec.partition(":")
+    if SESSION.step < int(step or "0"):
+        return
+    once = os.environ.get("SPECBENCH_ENGINE_FAULT_ONCE")  # a file: the fault fires while it is absent
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    sys.stderr.write(f"specbench jax worker: injected fault {kind} at step {SESSION.step}\n")
+    sys.stderr.flush()
+    if kind == "abort":
+        os.abort()
+    if kind == "exit":
+        os._exit(5)
+    if kind == "hang":
+        while True:
+            time.sleep(60)
+    if kind == "garbage":
+        _PROTOCOL_OUT.write(b"not a frame" * 8)
+        while True:
+            time.sleep(60)
+
+
 def session_request(op, header, payload):
     """A request to the loaded session: train, outputs, export, or predict without a model."""
     from safetensors.numpy import load as load_tensors  # noqa: PLC0415
@@ -160,6 +196,7 @@ def session_request(op, header, payload):
     if SESSION is None:
         raise spectrain.RequestError(f"{op}: no session is loaded (send load first)")
     if op == "train":
+        fault()
         return SESSION.train(header), b""
     if op == "rewind":
         return SESSION.rewind(header), b""

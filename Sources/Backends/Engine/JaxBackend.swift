@@ -13,6 +13,11 @@ public struct JaxBackend: Backend {
   public var processes: Int
   /// Where the Python interpreter and the worker are; nil finds them (`JaxBackend.locate`).
   public var location: Location?
+  /// Variables added to the workers' environment (tests set the worker's fault injection here).
+  public var environment: [String: String] = [:]
+  /// How long a request may take before the worker is taken for hung; loading, which compiles,
+  /// may take ten times as long. `SPECBENCH_JAX_TIMEOUT` (seconds) sets the default of 60 s.
+  public var requestTimeout: Duration = JaxTrainer.defaultTimeout
 
   /// The interpreter and the worker script.
   public struct Location: Hashable, Sendable {
@@ -27,18 +32,23 @@ public struct JaxBackend: Backend {
 
   public var name: String { "jax" }
   public var summary: String {
-    let placement = devices * processes == 1 ? "one device" : "\(devices) device\(devices == 1 ? "" : "s") × \(processes) process\(processes == 1 ? "" : "es")"
+    let placement =
+      devices * processes == 1
+      ? "one device" : "\(devices) device\(devices == 1 ? "" : "s") × \(processes) process\(processes == 1 ? "" : "es")"
     let status = unavailableReason.map { "; not available here: \($0)" } ?? ""
     return "JAX (XLA) in a Python worker, compiled chunks of updates on \(placement) (backend jax devices=N processes=P)\(status)"
   }
   public var capabilities: Capabilities { .everything }
 
+  /// The settings that differ from the defaults (one device, one process).
   public var options: [BackendOption] {
-    [BackendOption(key: "devices", value: String(devices)), BackendOption(key: "processes", value: String(processes))]
+    [("devices", devices), ("processes", processes)].filter { $0.1 != 1 }.map { BackendOption(key: $0.0, value: String($0.1)) }
   }
 
+  /// Options not given take their defaults: `backend jax` is one device in one process.
   public func configured(_ options: [BackendOption]) throws(BackendError) -> any Backend {
-    var copy = self
+    var copy = JaxBackend(location: location)
+    (copy.environment, copy.requestTimeout) = (environment, requestTimeout)
     for option in options {
       guard let value = Int(option.value), (1...64).contains(value) else {
         throw .invalidOptions(backend: name, reason: "\(option.key)=\(option.value): a whole number from 1 to 64 is needed")
@@ -48,7 +58,8 @@ public struct JaxBackend: Backend {
       case "processes": copy.processes = value
       default:
         throw .invalidOptions(
-          backend: name, reason: "no option \(option.key); the jax backend takes devices=N and processes=P"
+          backend: name,
+          reason: "no option \(option.key); the jax backend takes devices=N and processes=P"
             + (Suggestion.nearest(to: option.key, in: ["devices", "processes"]).map { " (did you mean \($0)?)" } ?? ""))
       }
     }
@@ -106,7 +117,8 @@ public struct JaxBackend: Backend {
     }
     guard let worker else {
       return .failure(
-        Unlocated(reason: "the jax backend's worker (engines/jax/worker.py) was not found above the program or here; set SPECBENCH_JAX_WORKER"))
+        Unlocated(
+          reason: "the jax backend's worker (engines/jax/worker.py) was not found above the program or here; set SPECBENCH_JAX_WORKER"))
     }
     if let python = environment["SPECBENCH_PYTHON"], !python.isEmpty { return .success(Location(python: python, worker: worker)) }
     if let repository, fileManager.isExecutableFile(atPath: repository + "/.venv/bin/python3") {

@@ -31,35 +31,37 @@ final class JaxTrainer: Trainer {
   private var secondsPerStep: Double?
   private var norms: [String: Float] = [:]
   private(set) var stepsPerCall = 4
+  private let requestTimeout: Duration
 
-  /// What a request may take before the worker is taken for hung: `SPECBENCH_JAX_TIMEOUT`
-  /// seconds (60 unless set); loading, which compiles, ten times that.
-  static let requestTimeout: Duration = {
+  /// The default of `JaxBackend.requestTimeout`: `SPECBENCH_JAX_TIMEOUT` seconds, 60 unless set.
+  static let defaultTimeout: Duration = {
     let seconds = ProcessInfo.processInfo.environment["SPECBENCH_JAX_TIMEOUT"].flatMap(Double.init) ?? 60
     return .milliseconds(Int(max(0.1, min(seconds, 86_400)) * 1000))
   }()
   static let chunkSeconds = 0.08
 
   init(spec: SessionSpec, state: TrainingState, data: DataSplit, backend: JaxBackend, location: JaxBackend.Location) throws(BackendError) {
-    (self.spec, train, validation) = (spec, data.train, data.validation)
+    (self.spec, train, validation, requestTimeout) = (spec, data.train, data.validation, backend.requestTimeout)
     (step, epoch, counters) = (state.step, state.epoch, state)
     counters.tensors = [:]
     engineState = state.tensors.filter { StateKey(name: $0.key)?.engineBackend != nil }
     do {
-      group = try EngineGroup(location: location, processes: backend.processes, devices: backend.devices)
+      group = try EngineGroup(
+        location: location, processes: backend.processes, devices: backend.devices, environment: backend.environment)
     } catch {
       throw .engineFailed(backend: "jax", reason: error.description)
     }
     let hello: JSONValue
     do {
-      hello = try group.request(.object(["op": .string("hello")]), timeout: Self.requestTimeout * 2).header
+      hello = try group.request(.object(["op": .string("hello")]), timeout: requestTimeout * 2).header
     } catch {
       throw .engineFailed(backend: "jax", reason: group.describe(error))
     }
     if hello.objectValue?["jax"]?.stringValue == nil {
       let why = hello.objectValue?["jax_error"]?.stringValue ?? "jax cannot be imported"
       throw .unavailable(
-        backend: "jax", reason: "the jax backend needs jax in \(location.python) (\(TextExcerpt.quoted(why, limit: 160))); run scripts/setup.sh")
+        backend: "jax",
+        reason: "the jax backend needs jax in \(location.python) (\(TextExcerpt.quoted(why, limit: 160))); run scripts/setup.sh")
     }
     var tensors = state.tensors.filter { StateKey(name: $0.key)?.engineBackend == nil }
     var integers: [String: StoredIntegers] = [:]
@@ -81,7 +83,7 @@ final class JaxTrainer: Trainer {
       "devices": .int(backend.devices * backend.processes),
     ])
     let loaded = try Self.answer(
-      group, header, payload: SafeTensors.encode(.init(tensors: tensors, integers: integers)), timeout: Self.requestTimeout * 10)
+      group, header, payload: SafeTensors.encode(.init(tensors: tensors, integers: integers)), timeout: requestTimeout * 10)
     maxSteps = max(1, loaded.header.objectValue?["max_steps"]?.numberValue?.int ?? 1)
     evaluationRows = max(1, loaded.header.objectValue?["eval_rows"]?.numberValue?.int ?? 1)
     compileSeconds = loaded.header.objectValue?["compile_seconds"]?.numberValue?.double ?? 0
@@ -110,7 +112,7 @@ final class JaxTrainer: Trainer {
   }
 
   private func request(_ header: JSONValue, payload: [UInt8] = []) throws(BackendError) -> EngineProcess.Reply {
-    try Self.answer(group, header, payload: payload, timeout: Self.requestTimeout)
+    try Self.answer(group, header, payload: payload, timeout: requestTimeout)
   }
 
   static func countersJSON(_ state: TrainingState) -> JSONValue {
@@ -220,8 +222,11 @@ final class JaxTrainer: Trainer {
     var failure: BackendError?
     let values = if case .values = dataset.targets { true } else { false }
     let width: Int = if case .values(let values) = dataset.targets { values.rowWidth } else { 1 }
-    let evaluation = ChunkedEvaluation.run(count: dataset.count, chunk: evaluationRows, loss: spec.loss, targets: dataset.targets) { range in
-      let blank = (loss: Float.nan, output: Tensor(shape: [range.count, width], scalars: [Float](repeating: 0, count: range.count * width)))
+    let evaluation = ChunkedEvaluation.run(count: dataset.count, chunk: evaluationRows, loss: spec.loss, targets: dataset.targets) {
+      range in
+      let blank = (
+        loss: Float.nan, output: Tensor(shape: [range.count, width], scalars: [Float](repeating: 0, count: range.count * width))
+      )
       guard failure == nil else { return blank }
       do throws(BackendError) {
         let reply = try request(
@@ -297,10 +302,10 @@ final class EngineGroup: @unchecked Sendable {
     }
   }
 
-  init(location: JaxBackend.Location, processes: Int, devices: Int) throws(EngineProcess.Failure) {
+  init(location: JaxBackend.Location, processes: Int, devices: Int, environment extra: [String: String]) throws(EngineProcess.Failure) {
     let watch = Watch()
     self.watch = watch
-    var environment = ["SPECBENCH_JAX_DEVICES": String(devices), "PYTHONUNBUFFERED": "1"]
+    var environment = extra.merging(["SPECBENCH_JAX_DEVICES": String(devices), "PYTHONUNBUFFERED": "1"]) { $1 }
     let variables = ProcessInfo.processInfo.environment
     environment["SPECBENCH_JAX_CACHE"] =
       variables["SPECBENCH_JAX_CACHE"]
@@ -364,7 +369,8 @@ final class EngineGroup: @unchecked Sendable {
   func describe(_ failure: EngineProcess.Failure) -> String {
     let ended = watch.state.withLock { $0.ended }
     guard members.count > 1, let ended else { return failure.description }
-    return "\(ended) ended (\(members.first { !$0.isRunning }?.exitDescription ?? "stopped")); the group was stopped: \(failure.description)"
+    return
+      "\(ended) ended (\(members.first { !$0.isRunning }?.exitDescription ?? "stopped")); the group was stopped: \(failure.description)"
   }
 
   func stop() {
