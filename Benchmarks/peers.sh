@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# SpecBench's backends beside the peer programs in ../shared/peers, on the same presets, in one
-# run: for each preset, the peer and `specbench bench` alternate ROUNDS times, so the machine's
-# noise falls on both; the ratios are of the medians.
+# SpecBench's backends beside the peer programs in ../shared/peers (NumPy, and JAX with optax),
+# on the same presets, in one run: for each preset, the peers and `specbench bench` alternate
+# ROUNDS times, so the machine's noise falls on both; the ratios are of the medians.
 #   usage: Benchmarks/peers.sh [ROUNDS] [STEPS_SCALE]   (defaults 3 and 1; a scale of 0.1 runs
 #   a tenth of the steps, for a quick look). The peers are looked for in ../shared/peers, or in
 #   $SPECBENCH_PEERS.
@@ -26,26 +26,37 @@ specbench=.build/release/specbench
 steps_for() { $python -c "print(max(10, int($1 * $scale)))"; }
 median() { $python -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 
-printf '%-10s %-10s %12s %12s %9s\n' preset backend "steps/s" "numpy" ratio
+have_jax=false
+$python -c 'import jax, optax' 2>/dev/null && have_jax=true
+$have_jax || echo "peers.sh: skipped the JAX peer (jax_mlp.py needs jax and optax: scripts/setup.sh installs them)" >&2
+
+printf '%-10s %-10s %12s %12s %9s %12s %9s\n' preset backend "steps/s" "numpy" ratio "jax peer" ratio
 for preset in mlp-mnist spirals; do
   case $preset in
     mlp-mnist) sizes=784,256,128,10 batch=128 steps=$(steps_for 300) ;;
     spirals) sizes=2,64,64,3 batch=64 steps=$(steps_for 3000) ;;
   esac
   numpy_runs=()
+  jax_runs=()
   declare -A ours=()
   for _ in $(seq "$rounds"); do
     numpy_runs+=("$($python $peers/numpy_mlp.py --sizes $sizes --batch $batch --steps "$steps" | sed 's/.*steps_per_sec=\([0-9.]*\).*/\1/')")
+    if $have_jax; then
+      jax_runs+=("$($python $peers/jax_mlp.py --sizes $sizes --batch $batch --steps "$steps" | sed 's/.*steps_per_sec=\([0-9.]*\).*/\1/')")
+    fi
     while read -r backend rate; do
       ours[$backend]="${ours[$backend]:-} $rate"
     done < <($specbench bench --preset $preset --steps "$steps" --repeats 1 --json |
       $python -c "import json,sys; [print(d['backend'], d['steps_per_sec']) for d in map(json.loads, sys.stdin)]")
   done
   numpy=$(median "${numpy_runs[@]}")
+  jax_peer=nan
+  $have_jax && jax_peer=$(median "${jax_runs[@]}")
   for backend in "${!ours[@]}"; do
     # shellcheck disable=SC2086
     ours_median=$(median ${ours[$backend]})
-    printf '%-10s %-10s %12.1f %12.1f %8.2fx\n' $preset "$backend" "$ours_median" "$numpy" "$($python -c "print($ours_median / $numpy)")"
+    printf '%-10s %-10s %12.1f %12.1f %8.2fx %12.1f %8.2fx\n' $preset "$backend" "$ours_median" "$numpy" \
+      "$($python -c "print($ours_median / $numpy)")" "$jax_peer" "$($python -c "print($ours_median / float('$jax_peer'))")"
   done
   unset ours
 done

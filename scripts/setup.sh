@@ -56,9 +56,10 @@ if [ "${CI:-}" = true ] && [ -n "$(missing_tools)" ]; then
 fi
 
 # --- Python packages for the interop tests ------------------------------------------------------
-# jax is pinned to the version the jax engine's worker is tested with (docs/jax.md).
-python_packages=(numpy safetensors onnx onnxruntime "jax[cpu]==0.10.2")
-check='import numpy, safetensors.numpy, onnx, onnxruntime, jax'
+# jax is pinned to the version the jax engine's worker is tested with (docs/jax.md); optax only for
+# the standalone JAX peer that Benchmarks/peers.sh runs beside the jax backend.
+python_packages=(numpy safetensors onnx onnxruntime "jax[cpu]==0.10.2" "optax==0.2.8")
+check='import numpy, safetensors.numpy, onnx, onnxruntime, jax, optax'
 if [ -x .venv/bin/python3 ] && .venv/bin/python3 -c "$check" >/dev/null 2>&1; then
   exit 0
 fi

@@ -64,20 +64,38 @@ public enum Benchmark {
     public var gigaflopsPerSecond: Double
     /// Steps per second of every timed run, for the spread.
     public var runs: [Double]
+    /// Seconds from asking for a trainer to having one (an engine's start, its data, its compilation).
+    public var setupSeconds: Double
+    /// Seconds an engine spent compiling, when it reports them (jax: its loop and evaluations).
+    public var compileSeconds: Double?
   }
 
   /// Trains `warmup` steps, then times `repeats` runs of `steps` steps each; reports the median.
+  /// An engine that makes several updates a call trains in the chunks it asks for, as a run does.
   public static func run(_ preset: Preset, on backend: any Backend, steps: Int, warmup: Int, repeats: Int) throws(BackendError) -> Result {
     let spec = preset.spec
     let state: TrainingState
     do { state = try spec.initialTrainingState() } catch { throw .invalidState([error.description]) }
-    let trainer = try backend.makeTrainer(spec: spec, state: state, data: preset.data)
-    for _ in 0..<warmup { _ = try trainer.trainStep() }
     let clock = ContinuousClock()
+    let setupStart = clock.now
+    let trainer = try backend.makeTrainer(spec: spec, state: state, data: preset.data)
+    let setup = clock.now - setupStart
+    func train(_ count: Int) throws(BackendError) {
+      let target = trainer.step + count
+      while trainer.step < target {
+        if trainer.stepsPerCall <= 1 {
+          _ = try trainer.trainStep()
+          continue
+        }
+        let chunk = trainer.train(upTo: min(target, trainer.step + trainer.stepsPerCall), stopAtEpochEnd: false)
+        if let failure = chunk.failure { throw failure }
+      }
+    }
+    try train(warmup)
     var rates: [Double] = []
     for _ in 0..<max(1, repeats) {
       let start = clock.now
-      for _ in 0..<steps { _ = try trainer.trainStep() }
+      try train(steps)
       let elapsed = clock.now - start
       let seconds = elapsed / .seconds(1)
       rates.append(Double(steps) / seconds)
@@ -85,6 +103,7 @@ public enum Benchmark {
     let median = rates.sorted()[rates.count / 2]
     return Result(
       preset: preset.name, backend: backend.name, stepsPerSecond: median, millisecondsPerStep: 1000 / median,
-      samplesPerSecond: median * Double(preset.batchSize), gigaflopsPerSecond: median * preset.flopsPerStep / 1e9, runs: rates)
+      samplesPerSecond: median * Double(preset.batchSize), gigaflopsPerSecond: median * preset.flopsPerStep / 1e9, runs: rates,
+      setupSeconds: setup / .seconds(1), compileSeconds: (trainer as? JaxTrainer)?.compileSeconds)
   }
 }

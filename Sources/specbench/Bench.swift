@@ -44,7 +44,12 @@ struct Bench: ParsableCommand {
     let presets = preset == "all" ? Benchmark.Preset.all : [Benchmark.Preset.named(preset)!]
     let backends: [any Backend]
     if backend == "all" {
-      backends = BackendRegistry.builtIn.all
+      // Every backend that can run here; the others are named on standard error.
+      backends = BackendRegistry.builtIn.all.filter { backend in
+        guard let reason = backend.unavailableReason else { return true }
+        Console.error("bench: skipped \(backend.name): \(reason)")
+        return false
+      }
     } else {
       do { backends = [try BackendRegistry.builtIn.named(backend)] } catch { throw failWith(error.description) }
     }
@@ -63,13 +68,15 @@ struct Bench: ParsableCommand {
                 "preset": .string(p.name), "backend": .string(b.name), "steps_per_sec": .double(result.stepsPerSecond),
                 "ms_per_step": .double(result.millisecondsPerStep), "samples_per_sec": .double(result.samplesPerSecond),
                 "gflops": .double(result.gigaflopsPerSecond), "runs": .array(result.runs.map { .double($0) }),
+                "setup_seconds": .double(result.setupSeconds), "compile_seconds": result.compileSeconds.map { .double($0) } ?? .null,
               ])))
         } else {
           say(
             p.name.padding(toLength: 11, withPad: " ", startingAt: 0) + b.name.padding(toLength: 11, withPad: " ", startingAt: 0)
               + String(
-                format: "%9.1f  %10.3f  %10.0f  %8.2f", result.stepsPerSecond, result.millisecondsPerStep, result.samplesPerSecond,
-                result.gigaflopsPerSecond))
+                format: "%9.1f  %10.3f  %10.0f  %8.2f   setup %.2f s", result.stepsPerSecond, result.millisecondsPerStep,
+                result.samplesPerSecond, result.gigaflopsPerSecond, result.setupSeconds)
+              + (result.compileSeconds.map { String(format: ", compile %.2f s", $0) } ?? ""))
         }
       }
     }

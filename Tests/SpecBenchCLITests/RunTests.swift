@@ -169,7 +169,7 @@ struct RunTests {
   @Test func unknownBackendsAreNamedWithTheKnownOnes() throws {
     let result = try specbench("run", "sessions/xor.json", "--backend", "refrence")
     #expect(result.status == 1)
-    #expect(result.stderr == "no backend named \"refrence\"; backends: reference, fast (did you mean \"reference\"?)\n")
+    #expect(result.stderr == "no backend named \"refrence\"; backends: reference, fast, jax (did you mean \"reference\"?)\n")
   }
 
   @Test func csvDataThatDoesNotFitTheModelIsExplained() throws {
@@ -206,7 +206,12 @@ struct BenchTests {
     let result = try specbench("bench", "--preset", "spirals", "--steps", "20", "--warmup", "2", "--repeats", "3", "--json")
     #expect(result.status == 0, "\(result.stderr)")
     let lines = try events(result.stdout)
-    #expect(lines.compactMap { $0["backend"]?.stringValue } == ["reference", "fast"])
+    // Every backend that can run here; jax where Python has it (its compilation timed apart).
+    #expect(lines.compactMap { $0["backend"]?.stringValue } == ["reference", "fast"] + (JaxPython.interpreter != nil ? ["jax"] : []))
+    for line in lines {
+      #expect((line["setup_seconds"]?.numberValue?.double ?? -1) >= 0)
+      #expect((line["compile_seconds"]?.numberValue != nil) == (line["backend"]?.stringValue == "jax"), "\(line)")
+    }
     for line in lines {
       #expect(line["preset"]?.stringValue == "spirals")
       for key in ["steps_per_sec", "ms_per_step", "samples_per_sec", "gflops"] {

@@ -87,10 +87,14 @@ public struct PythonWith: Sendable {
     (self.modules, self.install, interpreter) = (modules, install, python(importing: modules))
   }
 
-  /// True when the tests can run. When they cannot and SPECBENCH_REQUIRE_PYTHON=1 (set by
-  /// .ci/run after installing the packages), this is still true, so the tests run and fail
-  /// loudly instead of being skipped.
-  public var isAvailable: Bool { interpreter != nil || ProcessInfo.processInfo.environment["SPECBENCH_REQUIRE_PYTHON"] == "1" }
+  /// True when the tests can run. When they cannot and SPECBENCH_REQUIRE_PYTHON=1 (or, for
+  /// jax, SPECBENCH_REQUIRE_JAX=1; .ci/run sets both after installing the packages), this is
+  /// still true, so the tests run and fail loudly instead of being skipped.
+  public var isAvailable: Bool {
+    let environment = ProcessInfo.processInfo.environment
+    return interpreter != nil || environment["SPECBENCH_REQUIRE_PYTHON"] == "1"
+      || (modules.contains("jax") && environment["SPECBENCH_REQUIRE_JAX"] == "1")
+  }
 
   /// Runs a Python script with arguments; throws when Python or the packages are missing.
   public func run(_ script: String, _ arguments: [String] = []) throws -> ProcessResult {

@@ -91,8 +91,8 @@ def run(model, params, x, training=False, weights=None, masks=None, observe=None
         elif kind == "batch_norm":
             eps = jnp.float32(layer.get("eps", 1e-5))
             shape = (1, -1) + (1,) * (x.ndim - 2)  # the channel axis is the first of a sample's
-            running_mean = params[f"buffer/{name}.running_mean"]
-            running_var = params[f"buffer/{name}.running_var"]
+            running_mean = params.get(f"buffer/{name}.running_mean")
+            running_var = params.get(f"buffer/{name}.running_var")
             if training:
                 axes = (0,) + tuple(range(2, x.ndim))
                 inner = math.prod(x.shape[2:])
@@ -102,13 +102,14 @@ def run(model, params, x, training=False, weights=None, masks=None, observe=None
                 mean = (x * w).sum(axis=axes, keepdims=True) / count
                 squares = (w * (x - mean) ** 2).sum(axis=axes, keepdims=True)
                 variance = squares / count
-                # The running statistics move only when a feature has more than one value.
-                momentum = np.float32(layer.get("momentum", 0.1))
-                keep = np.float32(1) - momentum
-                moved_mean = keep * running_mean + momentum * mean.reshape(-1)
-                moved_var = keep * running_var + momentum * (squares.reshape(-1) / jnp.maximum(count - 1, 1))
-                buffers[f"buffer/{name}.running_mean"] = jnp.where(count > 1, moved_mean, running_mean)
-                buffers[f"buffer/{name}.running_var"] = jnp.where(count > 1, moved_var, running_var)
+                # The running statistics (when given) move only when a feature has more than one value.
+                if running_mean is not None and running_var is not None:
+                    momentum = np.float32(layer.get("momentum", 0.1))
+                    keep = np.float32(1) - momentum
+                    moved_mean = keep * running_mean + momentum * mean.reshape(-1)
+                    moved_var = keep * running_var + momentum * (squares.reshape(-1) / jnp.maximum(count - 1, 1))
+                    buffers[f"buffer/{name}.running_mean"] = jnp.where(count > 1, moved_mean, running_mean)
+                    buffers[f"buffer/{name}.running_var"] = jnp.where(count > 1, moved_var, running_var)
             else:
                 mean = running_mean.reshape(shape)
                 variance = running_var.reshape(shape)

@@ -205,59 +205,78 @@ class Session:
                 new_params[name], state = specoptim.apply(optimizer, params[name], grads[name], state, c)
                 for slot, v in state.items():
                     new_slots[f"opt/{short}/{slot}"] = v
-            new_buffers = {**buffers, **moved}
-            gradient_finite = jnp.stack([jnp.isfinite(grads[n]).all() for n in names])
-            # The update's tensors in the order of `names`: a parameter with its slots, then the buffers.
-            updated = [jnp.isfinite(new_params[n]).all() & jnp.all(jnp.stack([jnp.isfinite(new_slots[f"opt/{n[6:]}/{s}"]).all() for s in slot_names] or [True])) for n in names]
-            updated += [jnp.isfinite(new_buffers[b]).all() for b in sorted(buffers)]
-            norms = jnp.stack([jnp.sqrt((grads[n] * grads[n]).sum()) for n in names])
             measure = specmodel.batch_measures(loss_spec, y, t, w)
-            return value, measure, new_params, new_buffers, new_slots, gradient_finite, jnp.stack(updated), norms
+            return value, measure, grads, new_params, {**buffers, **moved}, new_slots
 
-        def chunk(params, buffers, slots, data_x, data_y, indices, weights, coefficients, masks, count):
-            k_max = indices.shape[0]
-            carry = {
-                "params": params, "buffers": buffers, "slots": slots,
-                "done": jnp.int32(0), "failed": jnp.bool_(False), "kind": jnp.int32(0), "tensor": jnp.int32(0),
-                "losses": jnp.zeros(k_max, jnp.float32), "measures": jnp.zeros(k_max, jnp.float32),
-                "norms": jnp.zeros(len(names), jnp.float32),
-            }  # fmt: skip
+        def finite(tensor):
+            return jnp.isfinite(tensor).all()
 
-            def more(carry):
-                return (carry["done"] < count) & ~carry["failed"]
+        def updated_finite(new_params, new_buffers, new_slots):
+            """Per tensor of the update, in the order of `names` (a parameter with its slots),
+            then the buffers."""
+            flags = [finite(new_params[n]) & jnp.all(jnp.stack([finite(new_slots[f"opt/{n[6:]}/{s}"]) for s in slot_names] or [True])) for n in names]
+            return jnp.stack(flags + [finite(new_buffers[b]) for b in sorted(new_buffers)])
 
-            def body(carry):
-                i = carry["done"]
-                ids = indices[i]
-                x = jax.lax.with_sharding_constraint(data_x[ids], batched)
-                t = jax.lax.with_sharding_constraint(data_y[ids], batched)
-                w = jax.lax.with_sharding_constraint(weights[i], batched)
-                c = {name: coefficients[i, j] for j, name in enumerate(specoptim.COEFFICIENTS)}
-                step_masks = {index: jax.lax.with_sharding_constraint(masks[n][i], batched) for n, index in enumerate(dropout_indices)}
-                value, measure, new_params, new_buffers, new_slots, gradient_finite, updated, norms = one_step(
-                    carry["params"], carry["buffers"], carry["slots"], x, t, w, c, step_masks
-                )
-                loss_ok = jnp.isfinite(value) & gradient_finite.all()
-                ok = loss_ok & updated.all()
+        def make_chunk(careful):
+            """The loop over a request's updates. The fast loop checks each update's loss (a
+            scalar) and, once at the end, every tensor: checking every gradient and updated
+            tensor at every update is a pass over the model each time (a tenth of an MLP's
+            step). A request that fails is made again by the careful loop, which checks them
+            all at every update and stops at the first that is not finite."""
 
-                def pick(new, old):
-                    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+            def chunk(params, buffers, slots, data_x, data_y, indices, weights, coefficients, masks, count):
+                k_max = indices.shape[0]
+                carry = {
+                    "params": params, "buffers": buffers, "slots": slots,
+                    "done": jnp.int32(0), "failed": jnp.bool_(False), "kind": jnp.int32(0), "tensor": jnp.int32(0),
+                    "losses": jnp.zeros(k_max, jnp.float32), "measures": jnp.zeros(k_max, jnp.float32),
+                    "norms": jnp.zeros(len(names), jnp.float32),
+                }  # fmt: skip
 
-                return {
-                    "params": pick(new_params, carry["params"]),
-                    "buffers": pick(new_buffers, carry["buffers"]),
-                    "slots": pick(new_slots, carry["slots"]),
-                    "done": i + ok.astype(jnp.int32),
-                    "failed": ~ok,
-                    # 1: the loss, 2: a gradient, 3: the update (`tensor` says which).
-                    "kind": jnp.where(ok, 0, jnp.where(~jnp.isfinite(value), 1, jnp.where(loss_ok, 3, 2))),
-                    "tensor": jnp.where(loss_ok, jnp.argmin(updated), jnp.argmin(gradient_finite)).astype(jnp.int32),
-                    "losses": carry["losses"].at[i].set(value),
-                    "measures": carry["measures"].at[i].set(measure),
-                    "norms": jnp.where(ok, norms, carry["norms"]),
-                }
+                def more(carry):
+                    return (carry["done"] < count) & ~carry["failed"]
 
-            return jax.lax.while_loop(more, body, carry)
+                def body(carry):
+                    i = carry["done"]
+                    ids = indices[i]
+                    x = jax.lax.with_sharding_constraint(data_x[ids], batched)
+                    t = jax.lax.with_sharding_constraint(data_y[ids], batched)
+                    w = jax.lax.with_sharding_constraint(weights[i], batched)
+                    c = {name: coefficients[i, j] for j, name in enumerate(specoptim.COEFFICIENTS)}
+                    step_masks = {index: jax.lax.with_sharding_constraint(masks[n][i], batched) for n, index in enumerate(dropout_indices)}
+                    value, measure, grads, new_params, new_buffers, new_slots = one_step(
+                        carry["params"], carry["buffers"], carry["slots"], x, t, w, c, step_masks
+                    )
+                    loss_ok = jnp.isfinite(value)
+                    kind, tensor = jnp.where(loss_ok, 0, 1), jnp.int32(0)
+                    if careful:
+                        gradient_finite = jnp.stack([finite(grads[n]) for n in names])
+                        updated = updated_finite(new_params, new_buffers, new_slots)
+                        # 1: the loss, 2: a gradient, 3: the update (`tensor` says which).
+                        kind = jnp.where(~loss_ok, 1, jnp.where(~gradient_finite.all(), 2, jnp.where(~updated.all(), 3, 0)))
+                        tensor = jnp.where(kind == 2, jnp.argmin(gradient_finite), jnp.argmin(updated)).astype(jnp.int32)
+                    ok = kind == 0
+                    # The dashboard's gradient norms: those of a request's last update.
+                    norms = jax.lax.cond(
+                        ok & (i + 1 == count),
+                        lambda: jnp.stack([jnp.sqrt((grads[n] * grads[n]).sum()) for n in names]),
+                        lambda: carry["norms"],
+                    )
+                    # A failed update is carried too (keeping the one before would cost a select
+                    # of every tensor at every update): the loop stops, and `train` goes back to
+                    # the state before the request and makes the good updates again.
+                    return {
+                        "params": new_params, "buffers": new_buffers, "slots": new_slots,
+                        "done": i + ok.astype(jnp.int32), "failed": ~ok, "kind": kind.astype(jnp.int32), "tensor": tensor,
+                        "losses": carry["losses"].at[i].set(value), "measures": carry["measures"].at[i].set(measure),
+                        "norms": norms,
+                    }  # fmt: skip
+
+                out = jax.lax.while_loop(more, body, carry)
+                out["all_finite"] = updated_finite(out["params"], out["buffers"], out["slots"]).all()
+                return out
+
+            return chunk
 
         def evaluate(params, buffers, data_x, data_y, ids, w):
             x = jax.lax.with_sharding_constraint(data_x[ids], batched)
@@ -273,7 +292,9 @@ class Session:
 
         params, buffers, slots = self.device_state
         train_x, train_y = self.device_data["train"]
-        self._chunk = jax.jit(chunk, donate_argnums=(0, 1, 2)).lower(params, buffers, slots, train_x, train_y, *self._chunk_inputs(0, [], [], [])).compile()
+        example = (params, buffers, slots, train_x, train_y, *self._chunk_inputs(0, [], [], []))
+        self._chunk = jax.jit(make_chunk(False), donate_argnums=(0, 1, 2)).lower(*example).compile()
+        self._careful_chunk = jax.jit(make_chunk(True), donate_argnums=(0, 1, 2))  # compiled when a request first fails
         ids, w = self._eval_inputs(0, 1)
         self._evaluate = {part: jax.jit(evaluate).lower(params, buffers, x, t, ids, w).compile() for part, (x, t) in self.device_data.items()}
         self._infer = jax.jit(infer)
@@ -330,13 +351,26 @@ class Session:
             dropout_masks.append(per_layer)
             dropout_states.append(state)
 
-        params, buffers, slots = self.device_state
         # What `rewind` goes back to: the loop takes (donates) the state's buffers.
-        self.before_chunk = (jax.tree.map(jnp.copy, self.device_state), start_position, self.dropout_rng, self.step, self.optimizer_steps, self.last_norms)
+        self.before_chunk = (self._copy_state(), start_position, self.dropout_rng, self.step, self.optimizer_steps, self.last_norms)
         train_x, train_y = self.device_data["train"]
-        out = self._chunk(params, buffers, slots, train_x, train_y, *self._chunk_inputs(count, batches, rates, dropout_masks))
+        inputs = self._chunk_inputs(count, batches, rates, dropout_masks)
+        out = self._chunk(*self.device_state, train_x, train_y, *inputs)
         self.device_state = (out["params"], out["buffers"], out["slots"])
         done = int(self.fetch(out["done"]))
+        if done < count or not bool(self.fetch(out["all_finite"])):
+            # Something was not finite: the request made again from its start by the careful
+            # loop, which stops at the first update that fails, with that update's state
+            # carried; then the good updates once more, to keep their state.
+            self.device_state = self.before_chunk[0]
+            self.before_chunk = (self._copy_state(),) + self.before_chunk[1:]
+            out = self._careful_chunk(*self.device_state, train_x, train_y, *inputs)
+            done = int(self.fetch(out["done"]))
+            self.device_state = self.before_chunk[0]
+            self.before_chunk = (self._copy_state(),) + self.before_chunk[1:]
+            again = self._careful_chunk(*self.device_state, train_x, train_y, *inputs[:-1], self.place(np.int32(done)))
+            self.device_state = (again["params"], again["buffers"], again["slots"])
+            out["norms"] = again["norms"]
         losses, measures = self.fetch(out["losses"]), self.fetch(out["measures"])
         reply = {
             "ok": True,
@@ -367,6 +401,9 @@ class Session:
         reply["state"] = self.counters()
         reply["gradient_norms"] = self.last_norms
         return reply
+
+    def _copy_state(self):
+        return jax.tree.map(jnp.copy, self.device_state)
 
     def rewind(self, header):
         """Keeps only the first `keep` updates of the last `train` request (a stop rule fired

@@ -70,8 +70,19 @@ def read_frame():
     return header, payload
 
 
+def plain(value):
+    """`value` with every float JSON cannot hold (NaN, ±infinity) as the strings nan, inf, -inf."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
+
+
 def write_frame(header, payload=b""):
-    raw = json.dumps(header, sort_keys=True).encode("utf-8")
+    raw = json.dumps(plain(header), sort_keys=True, allow_nan=False).encode("utf-8")
     _PROTOCOL_OUT.write(MAGIC + struct.pack("<IQ", len(raw), len(payload)) + raw)
     if payload:
         _PROTOCOL_OUT.write(payload)

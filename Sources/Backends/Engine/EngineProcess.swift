@@ -116,6 +116,7 @@ public final class EngineProcess: @unchecked Sendable {
   public func request(_ header: JSONValue, payload: [UInt8] = [], timeout: Duration) throws(Failure) -> Reply {
     let deadline = ContinuousClock.now + timeout
     try send(header, payload: payload, deadline: deadline)
+    timeoutSeconds = Self.seconds(timeout)
     return try receive(deadline: deadline)
   }
 
@@ -123,7 +124,8 @@ public final class EngineProcess: @unchecked Sendable {
   /// reads any reply: a member waits in a collective for the others).
   public func send(_ header: JSONValue, payload: [UInt8] = [], deadline: ContinuousClock.Instant) throws(Failure) {
     guard !stopped else { throw .exited("was stopped after an earlier failure; start a new one", stderr: standardError) }
-    timeoutSeconds = Self.seconds(deadline - .now)
+    // (To the millisecond: a group's members share one deadline.)
+    timeoutSeconds = (Self.seconds(deadline - .now) * 1000).rounded() / 1000
     do throws(Problem) {
       let raw = Array(JSONWriter.compact(header).utf8)
       var prefix = Self.magic
