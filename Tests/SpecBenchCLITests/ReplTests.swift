@@ -105,6 +105,37 @@ struct ReplTerminalTests {
     try terminal.type("undo", until: "undid loss softmax_cross_entropy (the state trained since, at step 300, is kept)")
   }
 
+  /// `backend jax devices=2` while training, in the REPL and then in the dashboard: the swap
+  /// is an event above the prompt, status and the status bar name the backend, and the
+  /// dashboard's `:backend fast` swaps back.
+  @Test(.enabled(if: JaxPython.isAvailable, "skipped: jax cannot be imported (scripts/setup.sh installs it)"))
+  func swappingOntoJaxWhileTraining() throws {
+    let terminal = try TmuxSession.specbench(from: temporaryFolder(), width: 160, height: 40)
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
+    for line in ["backend reference", "stop max_steps 100000000", "train"] { try terminal.send(line, "Enter") }
+    try terminal.waitFor { $0.contains("spirals [reference running *]>") }
+    try terminal.send("backend jax devices=2", "Enter")
+    var screen = try terminal.waitFor(seconds: 60) { $0.contains("reference -> jax devices=2, state carried across") }
+    #expect(screen.contains("[backend] backend at step "), "\(screen)")
+    screen = try terminal.type("status", until: "backend jax, batch loss")
+    #expect(screen.contains("running at step "), "\(screen)")
+    try terminal.send("dashboard", "Enter")
+    try terminal.waitFor { $0.contains("│ jax │") && $0.contains("│ running │") }
+    try terminal.send(":")
+    try terminal.send("-l", "backend fast")
+    try terminal.send("Enter")
+    screen = try terminal.waitFor(seconds: 60) { $0.contains("jax devices=2 -> fast, state carried across") && $0.contains("│ fast │") }
+    try terminal.send("q")
+    try terminal.waitFor { $0.contains("spirals [fast running *]>") }
+    try terminal.send("stop", "Enter")
+    try terminal.waitFor { $0.contains("[stopped] stopped by interrupted at step ") }
+    // (Unsaved changes: the second quit discards them.)
+    try terminal.send("quit", "Enter")
+    try terminal.waitFor { $0.contains("quit (or Ctrl-D) again discards them") }
+    try terminal.send("quit", "Enter")
+    #expect(try terminal.waitFor { $0.contains("EXIT=") }.contains("EXIT=0"))
+  }
+
   @Test func eventsArriveAboveTheLineBeingTyped() throws {
     let folder = temporaryFolder()
     let terminal = try TmuxSession.specbench(from: folder, width: 110, height: 30)
