@@ -20,6 +20,12 @@ struct Bench: ParsableCommand {
   @Option(help: "A backend name, or all.")
   var backend = "all"
 
+  @Option(help: "jax: the devices of each process (data-parallel).")
+  var devices: Int?
+
+  @Option(help: "jax: worker processes joined by jax.distributed, each with --devices devices.")
+  var processes: Int?
+
   @Option(help: "Steps in each timed run (default: 300 for mlp-mnist, 3000 for spirals).")
   var steps: Int?
 
@@ -37,6 +43,7 @@ struct Bench: ParsableCommand {
       throw ValidationError("unknown preset \(preset); presets: \(Benchmark.Preset.all.map(\.name).joined(separator: ", ")), all")
     }
     if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+    if backend == "all" && (devices != nil || processes != nil) { throw ValidationError("--devices and --processes need --backend jax") }
     if repeats < 1 || warmup < 0 { throw ValidationError("--repeats must be at least 1 and --warmup at least 0") }
   }
 
@@ -51,7 +58,10 @@ struct Bench: ParsableCommand {
         return false
       }
     } else {
-      do { backends = [try BackendRegistry.builtIn.named(backend)] } catch { throw failWith(error.description) }
+      let options = [("devices", devices), ("processes", processes)].compactMap { key, value in
+        value.map { BackendOption(key: key, value: String($0)) }
+      }
+      do { backends = [try BackendRegistry.builtIn.named(backend).configured(options)] } catch { throw failWith(error.description) }
     }
     if !json { say("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
     for p in presets {

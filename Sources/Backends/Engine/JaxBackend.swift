@@ -35,7 +35,11 @@ public struct JaxBackend: Backend {
     let placement =
       devices * processes == 1
       ? "one device" : "\(devices) device\(devices == 1 ? "" : "s") × \(processes) process\(processes == 1 ? "" : "es")"
-    let status = unavailableReason.map { "; not available here: \($0)" } ?? ""
+    let status: String
+    switch resolvedLocation() {
+    case .success(let found) where unavailableReason == nil: status = "; runs here with \(found.python)"
+    default: status = unavailableReason.map { "; not available here: \($0)" } ?? ""
+    }
     return "JAX (XLA) in a Python worker, compiled chunks of updates on \(placement) (backend jax devices=N processes=P)\(status)"
   }
   public var capabilities: Capabilities { .everything }
