@@ -100,6 +100,21 @@ struct JaxBackendTests {
     #expect(abs(x.loss - y.loss) <= 1e-4 * abs(x.loss) && x.accuracy == y.accuracy)
   }
 
+  /// An update that overflows as the last of a request (no later loss shows it): the request
+  /// reports the divergence at that update, and the state stays the one before it.
+  @Test func anUpdateThatOverflowsAsARequestsLastIsCaught() throws {
+    let spec = makeSpec(layers: [dense("d1", 8, .tanh), dense("d2", 3)], optimizer: .sgd(.init(lr: 1e300)))
+    let trainer = try JaxBackend().makeTrainer(spec: spec, state: spec.initialTrainingState(), data: try Self.data(spec))
+    let chunk = trainer.train(upTo: 1, stopAtEpochEnd: false)
+    guard case .diverged(let step, _, let reason) = chunk.failure else {
+      Issue.record("expected a divergence, got \(String(describing: chunk.failure))")
+      return
+    }
+    #expect(step == 1 && reason.contains("the update made") && chunk.results.isEmpty, "\(reason)")
+    let (state, initial) = (try trainer.exportState(), try spec.initialTrainingState())
+    #expect(state.step == 0 && state.tensors == initial.tensors)
+  }
+
   /// Each fault of the worker while it trains: the trainer reports it, naming the backend, and
   /// the updates it made before are kept.
   @Test(arguments: ["abort", "exit", "garbage", "hang"])
