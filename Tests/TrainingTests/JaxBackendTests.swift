@@ -158,6 +158,26 @@ struct JaxBackendTests {
     #expect(error.description.contains("process 2 of 2"), "\(error)")
   }
 
+  /// The watch alone: one member is busy with a long request (it is not in a collective, so
+  /// nothing in JAX would notice) when another dies; the busy one is stopped at once, and its
+  /// request fails instead of answering 30 s later.
+  @Test func theWatchStopsTheOthersWhenOneEnds() throws {
+    let location = try JaxBackend.locate().get()
+    let group = try EngineGroup(location: location, processes: 2, devices: 1, environment: ["SPECBENCH_ENGINE_TEST": "1"])
+    let deadline = ContinuousClock.now + .seconds(120)
+    try group.members[0].send(.object(["op": .string("sleep"), "seconds": .int(30)]), deadline: deadline)
+    try group.members[1].send(.object(["op": .string("crash")]), deadline: deadline)
+    let started = ContinuousClock.now
+    do {
+      _ = try group.members[0].receive(deadline: deadline)
+      Issue.record("the busy member answered: the watch did not stop it")
+    } catch {
+      print("the watch stopped the busy member \(ContinuousClock.now - started) after the other crashed: \(group.describe(error))")
+      #expect(group.describe(error).hasPrefix("process 2 of 2 exited with status 7; SpecBench stopped the others"), "\(group.describe(error))")
+      #expect(error.description.contains("killed by signal 9"), "\(error)")
+    }
+  }
+
   /// Without Python, or with a Python that lacks jax, the backend says what to install.
   @Test func withoutJaxTheBackendSaysWhatToInstall() throws {
     let worker = repositoryPath("engines/jax/worker.py")

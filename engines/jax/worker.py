@@ -370,6 +370,9 @@ def answer(header, payload):
         return {"ok": True, "bytes": len(payload)}, payload
     if TESTING and op == "crash":
         os._exit(7)
+    if TESTING and op == "sleep":  # answers after `seconds`
+        time.sleep(float(header.get("seconds", 0)))
+        return {"ok": True}, b""
     if TESTING and op == "hang":
         while True:
             time.sleep(60)

@@ -289,12 +289,12 @@ final class EngineGroup: @unchecked Sendable {
 
   /// Which member ended first, and the process ids to stop then.
   final class Watch: Sendable {
-    let state = Mutex<(ended: String?, pids: [Int32], stopping: Bool)>((nil, [], false))
+    let state = Mutex<(ended: Int?, pids: [Int32], stopping: Bool)>((nil, [], false))
 
     func ended(_ index: Int, of count: Int) {
       let pids: [Int32] = state.withLock { s in
         guard !s.stopping else { return [] }
-        if s.ended == nil { s.ended = count == 1 ? "the worker" : "process \(index + 1) of \(count)" }
+        if s.ended == nil { s.ended = index }
         s.stopping = true
         return s.pids
       }
@@ -367,10 +367,9 @@ final class EngineGroup: @unchecked Sendable {
 
   /// A failure, naming the member that ended first when one of several did.
   func describe(_ failure: EngineProcess.Failure) -> String {
-    let ended = watch.state.withLock { $0.ended }
-    guard members.count > 1, let ended else { return failure.description }
-    return
-      "\(ended) ended (\(members.first { !$0.isRunning }?.exitDescription ?? "stopped")); the group was stopped: \(failure.description)"
+    guard members.count > 1, let ended = watch.state.withLock({ $0.ended }) else { return failure.description }
+    let how = members[ended].exitDescription ?? "ended"
+    return "process \(ended + 1) of \(members.count) \(how); SpecBench stopped the others: \(failure.description)"
   }
 
   func stop() {
