@@ -173,7 +173,8 @@ struct JaxBackendTests {
       Issue.record("the busy member answered: the watch did not stop it")
     } catch {
       print("the watch stopped the busy member \(ContinuousClock.now - started) after the other crashed: \(group.describe(error))")
-      #expect(group.describe(error).hasPrefix("process 2 of 2 exited with status 7; SpecBench stopped the others"), "\(group.describe(error))")
+      #expect(
+        group.describe(error).hasPrefix("process 2 of 2 exited with status 7; SpecBench stopped the others"), "\(group.describe(error))")
       #expect(error.description.contains("killed by signal 9"), "\(error)")
     }
   }

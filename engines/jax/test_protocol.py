@@ -71,6 +71,56 @@ class ProtocolTests(unittest.TestCase):
         self.assertIn("at most 2^31 samples", frames[0][0]["error"])
         self.assertEqual(frames[1][1], b"y")
 
+    def test_a_session_loads_trains_rewinds_and_exports(self):
+        try:
+            import numpy as np  # noqa: PLC0415
+            from safetensors.numpy import load, save  # noqa: PLC0415
+
+            import jax  # noqa: F401, PLC0415
+        except ImportError:
+            self.skipTest("skipped: needs numpy, safetensors and jax (scripts/setup.sh)")
+        rng = np.random.default_rng(0)
+        tensors = {
+            "param/d.weight": rng.standard_normal((3, 2)).astype(np.float32),
+            "param/d.bias": np.zeros(3, np.float32),
+            "opt/d.weight/momentum_buffer": np.zeros((3, 2), np.float32),
+            "opt/d.bias/momentum_buffer": np.zeros(3, np.float32),
+            "data/train/input": rng.standard_normal((10, 2)).astype(np.float32),
+            "data/train/target": rng.integers(0, 3, 10),
+        }
+        spec = {
+            "model": {"layers": [{"type": "dense", "name": "d", "units": 3}]},
+            "loss": {"type": "softmax_cross_entropy"},
+            "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9},
+            "schedule": {"type": "step", "step_size": 2, "gamma": 0.5},
+            "training": {"batch_size": 4, "shuffle": True},
+        }
+        state = {"step": 0, "epoch": 0, "epoch_order_seed": "18446744073709551615", "index": 0, "dropout_rng": "7", "optimizer_steps": 0}
+        requests = [
+            frame({"op": "train", "steps": 1}),
+            frame({"op": "load", "spec": spec, "state": state}, save(tensors)),
+            frame({"op": "train", "steps": 5, "stop_at_epoch_end": True}),
+            frame({"op": "rewind", "keep": 2}),
+            frame({"op": "export", "parameters_only": True}),
+            frame({"op": "outputs", "part": "train", "start": 8, "count": 5}),
+        ]
+        status, frames, stderr = converse(requests)
+        self.assertEqual(status, 0, stderr)
+        refused, loaded, trained, rewound, exported, outputs = [f[0] for f in frames]
+        self.assertEqual(refused["ok"], False)
+        self.assertIn("no session is loaded", refused["error"])
+        self.assertEqual(loaded["ok"], True, loaded)
+        # Batches of 4, 4, 2: the third ends the epoch, where the request stops.
+        self.assertEqual(trained["ended"], [False, False, True])
+        self.assertEqual(trained["rates"], [0.1, 0.1, 0.05])
+        self.assertEqual((trained["state"]["step"], trained["state"]["epoch"], trained["state"]["index"]), (3, 1, 0))
+        self.assertEqual(rewound["losses"], trained["losses"][:2])
+        self.assertEqual((rewound["state"]["step"], rewound["state"]["index"]), (2, 8))
+        self.assertEqual(sorted(load(frames[4][1])), ["param/d.bias", "param/d.weight"])
+        self.assertEqual(exported["state"]["step"], 2)
+        self.assertEqual(outputs["ok"], False)
+        self.assertIn("must pick 1 to", outputs["error"])
+
     def test_malformed_frames_end_the_conversation_saying_why(self):
         cases = [
             (b"XXXX" + bytes(12), "expected the magic SBJ1"),
