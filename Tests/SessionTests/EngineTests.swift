@@ -141,7 +141,7 @@ struct EngineTests {
     ("hist dense1.wieght", "did you mean \"dense1.weight\"?"),
     ("batch zero", "batch: the size must be a positive integer, such as batch 64"),
     ("stop max_steps -1", "training.stop[0].steps: must be a positive integer, got -1"),
-    ("backend refernce", "no backend named \"refernce\"; backends: reference, fast (did you mean \"reference\"?)"),
+    ("backend refernce", "no backend named \"refernce\"; backends: reference, fast, jax (did you mean \"reference\"?)"),
     ("resume", "nothing to resume; train starts training"),
     ("pause", "not training; train starts it"),
   ])
