@@ -163,7 +163,9 @@ struct JaxBackendTests {
   /// request fails instead of answering 30 s later.
   @Test func theWatchStopsTheOthersWhenOneEnds() throws {
     let location = try JaxBackend.locate().get()
-    let group = try EngineGroup(location: location, processes: 2, devices: 1, environment: ["SPECBENCH_ENGINE_TEST": "1"])
+    var backend = JaxBackend(processes: 2)
+    backend.environment = ["SPECBENCH_ENGINE_TEST": "1"]
+    let group = try EngineGroup(location: location, backend: backend)
     let deadline = ContinuousClock.now + .seconds(120)
     try group.members[0].send(.object(["op": .string("sleep"), "seconds": .int(30)]), deadline: deadline)
     try group.members[1].send(.object(["op": .string("crash")]), deadline: deadline)
@@ -177,6 +179,40 @@ struct JaxBackendTests {
         group.describe(error).hasPrefix("process 2 of 2 exited with status 7; SpecBench stopped the others"), "\(group.describe(error))")
       #expect(error.description.contains("killed by signal 9"), "\(error)")
     }
+  }
+
+  /// `hosts=alpha,beta`: one process on each host, started through the launcher (a stand-in for
+  /// ssh that runs the remote shell's line here), the group's losses those of one device.
+  @Test func hostsAreReachedThroughTheLauncher() throws {
+    let folder = temporaryFolder()
+    let log = folder + "/hosts.log", launcher = folder + "/fake-ssh"
+    // (As a remote shell does, it runs the line; `exec` so that stopping the launcher stops the worker.)
+    try "#!/bin/sh\necho \"$1\" >> '\(log)'\nshift\nexec /bin/sh -c \"exec $*\"\n".write(
+      toFile: launcher, atomically: true, encoding: .utf8)
+    chmod(launcher, 0o755)
+    let options = [
+      BackendOption(key: "hosts", value: "alpha,beta"), BackendOption(key: "coordinator", value: "127.0.0.1:\(try EngineGroup.freePort())"),
+    ]
+    var backend = try #require(try JaxBackend().configured(options) as? JaxBackend)
+    backend.launcher = [launcher]
+    #expect(backend.processes == 2 && backend.label.hasPrefix("jax hosts=alpha,beta coordinator=127.0.0.1:"))
+    let spec = AgreementTests.cases.first { $0.0 == "layer dropout" }!.1
+    let data = try Self.data(spec)
+    let one = try JaxBackend().makeTrainer(spec: spec, state: spec.initialTrainingState(), data: data)
+    let group = try backend.makeTrainer(spec: spec, state: spec.initialTrainingState(), data: data)
+    let gap = Self.largestRelativeGap(try Self.losses(one, steps: 30), try Self.losses(group, steps: 30))
+    #expect(gap < 1e-4)
+    #expect(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").sorted() == ["alpha", "beta"])
+    // A host is a name, never a launcher option or shell words; the remote line quotes every word.
+    for hosts in ["-oProxyCommand=touch /tmp/x", "a b", "a;b", "", "a,,b"] {
+      #expect(throws: BackendError.self, "\(hosts)") { try JaxBackend().configured([BackendOption(key: "hosts", value: hosts)]) }
+    }
+    #expect(throws: BackendError.self) {
+      try JaxBackend().configured([BackendOption(key: "hosts", value: "a,b"), BackendOption(key: "processes", value: "3")])
+    }
+    let hostile = "it's $(touch \(folder)/owned); `touch \(folder)/owned2` \\ \"x\""
+    let echoed = try runProcess("/bin/sh", ["-c", "printf %s " + EngineGroup.quoted(hostile)])
+    #expect(echoed.stdout == hostile && !FileManager.default.fileExists(atPath: folder + "/owned"))
   }
 
   /// Without Python, or with a Python that lacks jax, the backend says what to install.

@@ -120,6 +120,7 @@ def start_jax():
             # SpecBench watches every process of the group and stops them all when one ends;
             # this bounds what is left to JAX (its default is 100 s).
             heartbeat_timeout_seconds=10,
+            shutdown_timeout_seconds=10,
         )
     return jax
 
@@ -399,7 +400,10 @@ def main():
             sys.stderr.write(f"specbench jax worker: {error}\n")
             return 3
         if frame is None:
-            return 0
+            # The parent is gone: nothing is left to answer or to clean up. Exit now, without
+            # the interpreter's exit handlers (jax.distributed's would wait for the group).
+            sys.stderr.flush()
+            os._exit(0)
         header, payload = frame
         if header.get("op") == "exit":
             write_frame({"ok": True})

@@ -11,6 +11,14 @@ public struct JaxBackend: Backend {
   public var devices: Int
   /// Worker processes joined by `jax.distributed`.
   public var processes: Int
+  /// The hosts to start the processes on, one each, through `launcher`; empty: this host.
+  public var hosts: [String] = []
+  /// The group's coordinator (`HOST:PORT`); nil: a free port on this host's loopback, or port
+  /// 8476 of the first host when there are hosts.
+  public var coordinator: String?
+  /// The command that runs a worker on a host: `launcher + [host, command]` (the command a
+  /// remote shell reads); `SPECBENCH_JAX_SSH` (split at spaces) or `ssh`.
+  public var launcher: [String] = (ProcessInfo.processInfo.environment["SPECBENCH_JAX_SSH"] ?? "ssh").split(separator: " ").map(String.init)
   /// Where the Python interpreter and the worker are; nil finds them (`JaxBackend.locate`).
   public var location: Location?
   /// Variables added to the workers' environment (tests set the worker's fault injection here).
@@ -46,26 +54,57 @@ public struct JaxBackend: Backend {
 
   /// The settings that differ from the defaults (one device, one process).
   public var options: [BackendOption] {
-    [("devices", devices), ("processes", processes)].filter { $0.1 != 1 }.map { BackendOption(key: $0.0, value: String($0.1)) }
+    var options = [("devices", devices), ("processes", processes)].filter { $0.1 != 1 && ($0.0 != "processes" || hosts.isEmpty) }.map {
+      BackendOption(key: $0.0, value: String($0.1))
+    }
+    if !hosts.isEmpty { options.append(BackendOption(key: "hosts", value: hosts.joined(separator: ","))) }
+    if let coordinator { options.append(BackendOption(key: "coordinator", value: coordinator)) }
+    return options
   }
 
   /// Options not given take their defaults: `backend jax` is one device in one process.
   public func configured(_ options: [BackendOption]) throws(BackendError) -> any Backend {
     var copy = JaxBackend(location: location)
-    (copy.environment, copy.requestTimeout) = (environment, requestTimeout)
+    (copy.environment, copy.requestTimeout, copy.launcher) = (environment, requestTimeout, launcher)
+    var processesGiven = false
     for option in options {
-      guard let value = Int(option.value), (1...64).contains(value) else {
-        throw .invalidOptions(backend: name, reason: "\(option.key)=\(option.value): a whole number from 1 to 64 is needed")
-      }
       switch option.key {
-      case "devices": copy.devices = value
-      case "processes": copy.processes = value
+      case "devices", "processes":
+        guard let value = Int(option.value), (1...64).contains(value) else {
+          throw .invalidOptions(backend: name, reason: "\(option.key)=\(option.value): a whole number from 1 to 64 is needed")
+        }
+        if option.key == "devices" { copy.devices = value } else { (copy.processes, processesGiven) = (value, true) }
+      case "hosts":
+        // Each host is one argument of the launcher: a name, never an option or a shell word.
+        let hosts = option.value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@:[]")
+        guard (1...64).contains(hosts.count), hosts.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("-") && $0.allSatisfy(allowed.contains) })
+        else {
+          throw .invalidOptions(
+            backend: name,
+            reason:
+              "hosts=\(TextExcerpt.quoted(option.value, limit: 80)): 1 to 64 host names separated by commas, each of letters, digits and . - _ @ : [ ], not starting with -"
+          )
+        }
+        copy.hosts = hosts
+      case "coordinator":
+        guard let colon = option.value.lastIndex(of: ":"), let port = Int(option.value[option.value.index(after: colon)...]),
+          (1...65535).contains(port), colon != option.value.startIndex
+        else { throw .invalidOptions(backend: name, reason: "coordinator=\(option.value): HOST:PORT is needed") }
+        copy.coordinator = option.value
       default:
+        let keys = ["devices", "processes", "hosts", "coordinator"]
         throw .invalidOptions(
           backend: name,
-          reason: "no option \(option.key); the jax backend takes devices=N and processes=P"
-            + (Suggestion.nearest(to: option.key, in: ["devices", "processes"]).map { " (did you mean \($0)?)" } ?? ""))
+          reason: "no option \(option.key); the jax backend takes devices=N, processes=P, hosts=H1,H2 and coordinator=HOST:PORT"
+            + (Suggestion.nearest(to: option.key, in: keys).map { " (did you mean \($0)?)" } ?? ""))
       }
+    }
+    if !copy.hosts.isEmpty {
+      if processesGiven && copy.processes != copy.hosts.count {
+        throw .invalidOptions(backend: name, reason: "processes=\(copy.processes) with \(copy.hosts.count) hosts: one process a host")
+      }
+      copy.processes = copy.hosts.count
     }
     return copy
   }

@@ -46,8 +46,7 @@ final class JaxTrainer: Trainer {
     counters.tensors = [:]
     engineState = state.tensors.filter { StateKey(name: $0.key)?.engineBackend != nil }
     do {
-      group = try EngineGroup(
-        location: location, processes: backend.processes, devices: backend.devices, environment: backend.environment)
+      group = try EngineGroup(location: location, backend: backend)
     } catch {
       throw .engineFailed(backend: "jax", reason: error.description)
     }
@@ -302,26 +301,38 @@ final class EngineGroup: @unchecked Sendable {
     }
   }
 
-  init(location: JaxBackend.Location, processes: Int, devices: Int, environment extra: [String: String]) throws(EngineProcess.Failure) {
+  /// Starts `backend.processes` workers: here, or one on each of `backend.hosts` through the
+  /// launcher (ssh), which gets the worker's command with its `SPECBENCH_…` variables as one
+  /// line for the remote shell, every word quoted.
+  init(location: JaxBackend.Location, backend: JaxBackend) throws(EngineProcess.Failure) {
     let watch = Watch()
     self.watch = watch
-    var environment = extra.merging(["SPECBENCH_JAX_DEVICES": String(devices), "PYTHONUNBUFFERED": "1"]) { $1 }
+    let processes = backend.processes
+    var environment = backend.environment.merging(["SPECBENCH_JAX_DEVICES": String(backend.devices), "PYTHONUNBUFFERED": "1"]) { $1 }
     let variables = ProcessInfo.processInfo.environment
     environment["SPECBENCH_JAX_CACHE"] =
       variables["SPECBENCH_JAX_CACHE"]
       ?? ((variables["XDG_CACHE_HOME"] ?? ((variables["HOME"] ?? NSTemporaryDirectory()) + "/.cache")) + "/specbench/jax")
     if processes > 1 {
-      environment["SPECBENCH_JAX_COORDINATOR"] = "127.0.0.1:\(try Self.freePort())"
+      var coordinator = backend.coordinator ?? backend.hosts.first.map { "\($0):8476" }
+      if coordinator == nil { coordinator = "127.0.0.1:\(try Self.freePort())" }
+      environment["SPECBENCH_JAX_COORDINATOR"] = coordinator!
       environment["SPECBENCH_JAX_PROCESSES"] = String(processes)
     }
     var started: [EngineProcess] = []
     for index in 0..<processes {
       var own = environment
       if processes > 1 { own["SPECBENCH_JAX_PROCESS_ID"] = String(index) }
+      var (executable, arguments, local) = (location.python, [location.worker], own)
+      if index < backend.hosts.count, let program = backend.launcher.first {
+        let line = (["env"] + own.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + [location.python, location.worker])
+          .map(Self.quoted).joined(separator: " ")
+        (executable, arguments, local) = (Self.resolve(program), Array(backend.launcher.dropFirst()) + [backend.hosts[index], line], [:])
+      }
       do {
         started.append(
           try EngineProcess(
-            executable: location.python, arguments: [location.worker], environment: own,
+            executable: executable, arguments: arguments, environment: local,
             onExit: { watch.ended(index, of: processes) }))
       } catch {
         for member in started { member.stop() }
@@ -332,8 +343,21 @@ final class EngineGroup: @unchecked Sendable {
     watch.state.withLock { $0.pids = started.map(\.processIdentifier) }
   }
 
+  /// `word` as one word for a POSIX shell.
+  static func quoted(_ word: String) -> String { "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+  /// A program's path: as given when it has a slash, else the first on the `PATH`.
+  static func resolve(_ program: String) -> String {
+    guard !program.contains("/") else { return program }
+    for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+    where FileManager.default.isExecutableFile(atPath: "\(folder)/\(program)") {
+      return "\(folder)/\(program)"
+    }
+    return program
+  }
+
   /// A free TCP port on the loopback interface for the group's coordinator.
-  private static func freePort() throws(EngineProcess.Failure) -> Int {
+  static func freePort() throws(EngineProcess.Failure) -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw .cannotStart("no socket for the coordinator's port") }
     defer { close(fd) }
