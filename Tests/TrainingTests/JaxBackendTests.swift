@@ -57,6 +57,12 @@ struct JaxBackendTests {
         (x.step, x.epoch, x.index, x.dropoutRNG, x.epochOrderSeed) == (y.step, y.epoch, y.index, y.dropoutRNG, y.epochOrderSeed), "\(label)"
       )
       #expect(Set(x.tensors.keys) == Set(y.tensors.keys), "\(label)")
+      // The dashboard's gradient norms: those of the last update, by parameter name.
+      let (p, q) = (reference.gradientNorms(), jax.gradientNorms())
+      #expect(Set(p.keys) == Set(q.keys), "\(label): \(q.keys.sorted())")
+      for (name, norm) in p {
+        #expect(abs(norm - (q[name] ?? .nan)) <= 1e-3 * max(norm, 1e-3), "\(label): \(name) \(norm) vs \(q[name] ?? .nan)")
+      }
     }
     print("jax against reference over 20 steps: largest relative loss gap \(worst.0) (\(worst.1))")
     #expect(worst.0 < 1e-4, "\(worst.1): \(worst.0)")

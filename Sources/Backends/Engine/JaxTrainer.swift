@@ -193,7 +193,7 @@ final class JaxTrainer: Trainer {
           measures: classes ? BatchMeasures(accuracy: measure) : BatchMeasures(meanAbsoluteError: spec.loss.isRegression ? measure : nil)))
     }
     if let members = object["gradient_norms"]?.objectValue?.members, !members.isEmpty {
-      norms = Dictionary(members.compactMap { member in Self.float(member.value).map { ("param/" + member.key, $0) } }) { a, _ in a }
+      norms = Dictionary(members.compactMap { member in Self.float(member.value).map { (member.key, $0) } }) { a, _ in a }
     }
     if let failure = object["failure"]?.objectValue {
       let failedStep = failure["step"]?.numberValue?.int ?? step + 1
