@@ -295,6 +295,7 @@ class Session:
         example = (params, buffers, slots, train_x, train_y, *self._chunk_inputs(0, [], [], []))
         self._chunk = jax.jit(make_chunk(False), donate_argnums=(0, 1, 2)).lower(*example).compile()
         self._careful_chunk = jax.jit(make_chunk(True), donate_argnums=(0, 1, 2))  # compiled when a request first fails
+        self._copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state)).lower(self.device_state).compile()
         ids, w = self._eval_inputs(0, 1)
         self._evaluate = {part: jax.jit(evaluate).lower(params, buffers, x, t, ids, w).compile() for part, (x, t) in self.device_data.items()}
         self._infer = jax.jit(infer)
@@ -403,7 +404,7 @@ class Session:
         return reply
 
     def _copy_state(self):
-        return jax.tree.map(jnp.copy, self.device_state)
+        return self._copy(self.device_state)
 
     def rewind(self, header):
         """Keeps only the first `keep` updates of the last `train` request (a stop rule fired

@@ -121,6 +121,45 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(outputs["ok"], False)
         self.assertIn("must pick 1 to", outputs["error"])
 
+    def test_nothing_compiles_after_load(self):
+        """The short last batch of an epoch, a new rate at every update and any number of
+        updates a request run on what `load` compiled."""
+        try:
+            import numpy as np  # noqa: PLC0415
+            from safetensors.numpy import save  # noqa: PLC0415
+
+            import jax  # noqa: F401, PLC0415
+        except ImportError:
+            self.skipTest("skipped: needs numpy, safetensors and jax (scripts/setup.sh)")
+        rng = np.random.default_rng(1)
+        tensors = {
+            "param/d.weight": rng.standard_normal((3, 2)).astype(np.float32),
+            "param/d.bias": np.zeros(3, np.float32),
+            "data/train/input": rng.standard_normal((10, 2)).astype(np.float32),
+            "data/train/target": rng.integers(0, 3, 10),
+        }
+        spec = {
+            "model": {"layers": [{"type": "dense", "name": "d", "units": 3}]},
+            "loss": {"type": "softmax_cross_entropy"},
+            "optimizer": {"type": "sgd", "lr": 0.1},
+            "schedule": {"type": "cosine", "t_max": 7},
+            "training": {"batch_size": 4},
+        }
+        state = {"step": 0, "epoch": 0, "epoch_order_seed": "1", "index": 0, "dropout_rng": "7", "optimizer_steps": 0}
+        load = frame({"op": "load", "spec": spec, "state": state}, save(tensors))
+        more = [frame({"op": "train", "steps": k}) for k in (1, 3, 5, 2)] + [frame({"op": "outputs", "part": "train", "start": 7, "count": 3})]
+
+        def compilations(requests):
+            environment = dict(os.environ, JAX_LOG_COMPILES="1")
+            result = subprocess.run([sys.executable, WORKER], input=b"".join(requests), capture_output=True, env=environment, timeout=120, check=False)
+            frames = read_frames(result.stdout)
+            self.assertTrue(all(f[0]["ok"] for f in frames), frames)
+            return result.stderr.decode().count("Compiling ")
+
+        after_load = compilations([load])
+        self.assertGreater(after_load, 0)
+        self.assertEqual(compilations([load] + more), after_load)
+
     def test_malformed_frames_end_the_conversation_saying_why(self):
         cases = [
             (b"XXXX" + bytes(12), "expected the magic SBJ1"),
