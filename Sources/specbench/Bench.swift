@@ -20,11 +20,7 @@ struct Bench: ParsableCommand {
   @Option(help: "A backend name, or all.")
   var backend = "all"
 
-  @Option(help: "jax: the devices of each process (data-parallel).")
-  var devices: Int?
-
-  @Option(help: "jax: worker processes joined by jax.distributed, each with --devices devices.")
-  var processes: Int?
+  @OptionGroup var settings: BackendSettings
 
   @Option(help: "Steps in each timed run (default: 300 for mlp-mnist, 3000 for spirals).")
   var steps: Int?
@@ -43,7 +39,9 @@ struct Bench: ParsableCommand {
       throw ValidationError("unknown preset \(preset); presets: \(Benchmark.Preset.all.map(\.name).joined(separator: ", ")), all")
     }
     if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
-    if backend == "all" && (devices != nil || processes != nil) { throw ValidationError("--devices and --processes need --backend jax") }
+    if backend == "all" && !settings.options.isEmpty {
+      throw ValidationError("--devices, --processes, --hosts and --coordinator need --backend jax")
+    }
     if repeats < 1 || warmup < 0 { throw ValidationError("--repeats must be at least 1 and --warmup at least 0") }
   }
 
@@ -58,10 +56,9 @@ struct Bench: ParsableCommand {
         return false
       }
     } else {
-      let options = [("devices", devices), ("processes", processes)].compactMap { key, value in
-        value.map { BackendOption(key: key, value: String($0)) }
+      do { backends = [try BackendRegistry.builtIn.named(backend).configured(settings.options)] } catch {
+        throw failWith(error.description)
       }
-      do { backends = [try BackendRegistry.builtIn.named(backend).configured(options)] } catch { throw failWith(error.description) }
     }
     if !json { say("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
     for p in presets {

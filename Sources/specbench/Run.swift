@@ -36,17 +36,7 @@ struct Run: ParsableCommand {
   @Option(help: "The backend to train on (default: the session's backend).")
   var backend: String?
 
-  @Option(help: "jax: the devices of each process to train on, data-parallel (CPU devices are forced on a CPU host).")
-  var devices: Int?
-
-  @Option(help: "jax: worker processes joined by jax.distributed on this host, each with --devices devices.")
-  var processes: Int?
-
-  @Option(help: "jax: hosts to start one worker process on each, through ssh (SPECBENCH_JAX_SSH), comma-separated.")
-  var hosts: String?
-
-  @Option(help: "jax: the group's coordinator, HOST:PORT (default: the first host, port 8476).")
-  var coordinator: String?
+  @OptionGroup var settings: BackendSettings
 
   @Flag(help: "Print one JSON object per line instead of progress.")
   var json = false
@@ -67,10 +57,7 @@ struct Run: ParsableCommand {
     if let save { try checkSaveTarget(save) }
     let training: TrainingRun
     do {
-      let options =
-        [("devices", devices.map(String.init)), ("processes", processes.map(String.init)), ("hosts", hosts), ("coordinator", coordinator)]
-        .compactMap { key, value in value.map { BackendOption(key: key, value: $0) } }
-      let engine = try BackendRegistry.builtIn.named(backend ?? bundle.spec.backend).configured(options)
+      let engine = try BackendRegistry.builtIn.named(backend ?? bundle.spec.backend).configured(settings.options)
       training = try TrainingRun(bundle: bundle, folder: PathText.folder(file), backend: engine)
     } catch let error as BackendError {
       throw failWith(error.description)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backends
 import Datasets
 import Foundation
 import Session
@@ -46,6 +47,27 @@ struct DataAccessOptions: ParsableArguments {
   var allowData: [String] = []
 
   func apply() { for folder in allowData { DataAccess.allow(folder) } }
+}
+
+/// The settings of the jax backend (`--devices`, `--processes`, `--hosts`, `--coordinator`),
+/// handed to the backend as its options; a backend that takes none refuses them.
+struct BackendSettings: ParsableArguments {
+  @Option(help: "jax: the devices of each process to train on, data-parallel (CPU devices are forced on a CPU host).")
+  var devices: Int?
+
+  @Option(help: "jax: worker processes joined by jax.distributed on this host, each with --devices devices.")
+  var processes: Int?
+
+  @Option(help: "jax: hosts to start one worker process on each, through ssh (SPECBENCH_JAX_SSH), comma-separated.")
+  var hosts: String?
+
+  @Option(help: "jax: the group's coordinator, HOST:PORT (default: the first host, port 8476).")
+  var coordinator: String?
+
+  var options: [BackendOption] {
+    [("devices", devices.map(String.init)), ("processes", processes.map(String.init)), ("hosts", hosts), ("coordinator", coordinator)]
+      .compactMap { key, value in value.map { BackendOption(key: key, value: $0) } }
+  }
 }
 
 /// A step count from the command line: a whole number from 0 to the most steps a session counts.

@@ -35,6 +35,40 @@ def converse(requests, testing=False):
     return result.returncode, read_frames(result.stdout), result.stderr.decode()
 
 
+def load_request(optimizer, schedule, slots=()):
+    """A `load` of a one-layer classifier (2 inputs, 3 classes) on 10 samples in batches of 4,
+    or None when numpy, safetensors or jax are missing."""
+    try:
+        import numpy as np  # noqa: PLC0415
+        from safetensors.numpy import save  # noqa: PLC0415
+
+        import jax  # noqa: F401, PLC0415
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    tensors = {
+        "param/d.weight": rng.standard_normal((3, 2)).astype(np.float32),
+        "param/d.bias": np.zeros(3, np.float32),
+        "data/train/input": rng.standard_normal((10, 2)).astype(np.float32),
+        "data/train/target": rng.integers(0, 3, 10),
+    }
+    for name in ("d.weight", "d.bias"):
+        for slot in slots:
+            tensors[f"opt/{name}/{slot}"] = np.zeros_like(tensors[f"param/{name}"])
+    spec = {
+        "model": {"layers": [{"type": "dense", "name": "d", "units": 3}]},
+        "loss": {"type": "softmax_cross_entropy"},
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "training": {"batch_size": 4, "shuffle": True},
+    }
+    state = {"step": 0, "epoch": 0, "epoch_order_seed": "18446744073709551615", "index": 0, "dropout_rng": "7", "optimizer_steps": 0}
+    return frame({"op": "load", "spec": spec, "state": state}, save(tensors))
+
+
+NEEDS_JAX = "skipped: needs numpy, safetensors and jax (scripts/setup.sh)"
+
+
 class ProtocolTests(unittest.TestCase):
     def test_hello_echo_and_exit_in_order(self):
         payload = os.urandom(3 << 20)
@@ -72,33 +106,14 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(frames[1][1], b"y")
 
     def test_a_session_loads_trains_rewinds_and_exports(self):
-        try:
-            import numpy as np  # noqa: PLC0415
-            from safetensors.numpy import load, save  # noqa: PLC0415
+        load = load_request({"type": "sgd", "lr": 0.1, "momentum": 0.9}, {"type": "step", "step_size": 2, "gamma": 0.5}, ["momentum_buffer"])
+        if load is None:
+            self.skipTest(NEEDS_JAX)
+        from safetensors.numpy import load as load_tensors  # noqa: PLC0415
 
-            import jax  # noqa: F401, PLC0415
-        except ImportError:
-            self.skipTest("skipped: needs numpy, safetensors and jax (scripts/setup.sh)")
-        rng = np.random.default_rng(0)
-        tensors = {
-            "param/d.weight": rng.standard_normal((3, 2)).astype(np.float32),
-            "param/d.bias": np.zeros(3, np.float32),
-            "opt/d.weight/momentum_buffer": np.zeros((3, 2), np.float32),
-            "opt/d.bias/momentum_buffer": np.zeros(3, np.float32),
-            "data/train/input": rng.standard_normal((10, 2)).astype(np.float32),
-            "data/train/target": rng.integers(0, 3, 10),
-        }
-        spec = {
-            "model": {"layers": [{"type": "dense", "name": "d", "units": 3}]},
-            "loss": {"type": "softmax_cross_entropy"},
-            "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9},
-            "schedule": {"type": "step", "step_size": 2, "gamma": 0.5},
-            "training": {"batch_size": 4, "shuffle": True},
-        }
-        state = {"step": 0, "epoch": 0, "epoch_order_seed": "18446744073709551615", "index": 0, "dropout_rng": "7", "optimizer_steps": 0}
         requests = [
             frame({"op": "train", "steps": 1}),
-            frame({"op": "load", "spec": spec, "state": state}, save(tensors)),
+            load,
             frame({"op": "train", "steps": 5, "stop_at_epoch_end": True}),
             frame({"op": "rewind", "keep": 2}),
             frame({"op": "export", "parameters_only": True}),
@@ -116,7 +131,7 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual((trained["state"]["step"], trained["state"]["epoch"], trained["state"]["index"]), (3, 1, 0))
         self.assertEqual(rewound["losses"], trained["losses"][:2])
         self.assertEqual((rewound["state"]["step"], rewound["state"]["index"]), (2, 8))
-        self.assertEqual(sorted(load(frames[4][1])), ["param/d.bias", "param/d.weight"])
+        self.assertEqual(sorted(load_tensors(frames[4][1])), ["param/d.bias", "param/d.weight"])
         self.assertEqual(exported["state"]["step"], 2)
         self.assertEqual(outputs["ok"], False)
         self.assertIn("must pick 1 to", outputs["error"])
@@ -124,29 +139,9 @@ class ProtocolTests(unittest.TestCase):
     def test_nothing_compiles_after_load(self):
         """The short last batch of an epoch, a new rate at every update and any number of
         updates a request run on what `load` compiled."""
-        try:
-            import numpy as np  # noqa: PLC0415
-            from safetensors.numpy import save  # noqa: PLC0415
-
-            import jax  # noqa: F401, PLC0415
-        except ImportError:
-            self.skipTest("skipped: needs numpy, safetensors and jax (scripts/setup.sh)")
-        rng = np.random.default_rng(1)
-        tensors = {
-            "param/d.weight": rng.standard_normal((3, 2)).astype(np.float32),
-            "param/d.bias": np.zeros(3, np.float32),
-            "data/train/input": rng.standard_normal((10, 2)).astype(np.float32),
-            "data/train/target": rng.integers(0, 3, 10),
-        }
-        spec = {
-            "model": {"layers": [{"type": "dense", "name": "d", "units": 3}]},
-            "loss": {"type": "softmax_cross_entropy"},
-            "optimizer": {"type": "sgd", "lr": 0.1},
-            "schedule": {"type": "cosine", "t_max": 7},
-            "training": {"batch_size": 4},
-        }
-        state = {"step": 0, "epoch": 0, "epoch_order_seed": "1", "index": 0, "dropout_rng": "7", "optimizer_steps": 0}
-        load = frame({"op": "load", "spec": spec, "state": state}, save(tensors))
+        load = load_request({"type": "sgd", "lr": 0.1}, {"type": "cosine", "t_max": 7})
+        if load is None:
+            self.skipTest(NEEDS_JAX)
         more = [frame({"op": "train", "steps": k}) for k in (1, 3, 5, 2)] + [frame({"op": "outputs", "part": "train", "start": 7, "count": 3})]
 
         def compilations(requests):
