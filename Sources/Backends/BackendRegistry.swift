@@ -1,4 +1,6 @@
+import Dispatch
 import SpecKit
+import Synchronization
 
 /// The backends a program offers, by name: a value handed to the session engine (and to the
 /// commands that train), so that a backend can carry settings of its own — an interpreter, a
@@ -44,5 +46,41 @@ public struct BackendRegistry: Sendable {
     section("optimizer", OptimizerSpec.names, \.optimizers)
     section("schedule", ScheduleSpec.names, \.schedules)
     return rows
+  }
+}
+
+/// Whether each backend can run here, found out once and in the background: asking jax means
+/// starting Python, which a front end must not wait for at every frame.
+public enum BackendAvailability {
+  private static let state = Mutex<(unavailable: [String: Bool], pending: Set<String>)>(([:], []))
+
+  private static func key(_ backend: any Backend) -> String { String(reflecting: backend) }
+
+  /// Starts finding out, on a background queue, whether each of `backends` can run here.
+  public static func prefetch(_ backends: [any Backend]) {
+    for backend in backends {
+      let key = key(backend)
+      let start = state.withLock { s in
+        guard s.unavailable[key] == nil, !s.pending.contains(key) else { return false }
+        s.pending.insert(key)
+        return true
+      }
+      guard start else { continue }
+      DispatchQueue.global(qos: .utility).async {
+        let unavailable = backend.unavailableReason != nil
+        state.withLock { s in
+          s.unavailable[key] = unavailable
+          s.pending.remove(key)
+        }
+      }
+    }
+  }
+
+  /// True once `backend` is known not to run here; false while that is not known yet (and
+  /// then finding out starts).
+  public static func isKnownUnavailable(_ backend: any Backend) -> Bool {
+    if let known = state.withLock({ $0.unavailable[key(backend)] }) { return known }
+    prefetch([backend])
+    return false
   }
 }

@@ -105,7 +105,7 @@ public enum DashboardLoop {
   /// What the key map needs to know of the session now.
   static func context(_ engine: SessionEngine, _ themes: ThemeLibrary) -> DashboardState.Context {
     let spec = engine.spec
-    let backends = engine.backendNames
+    let backends = engine.availableBackendNames
     let logs = engine.snapshot.logs
     var context = DashboardState.Context(
       status: engine.trainingStatus, backend: spec.backend, backends: backends, themeCount: themes.themes.count,

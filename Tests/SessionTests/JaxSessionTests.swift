@@ -109,5 +109,8 @@ struct JaxSessionTests {
     let wrong = engine.execute("backend fast devices=2")
     #expect(wrong.failed && wrong.text.contains("no option devices"), "\(wrong.text)")
     #expect(engine.execute("backend jax devices").failed)
+    // The dashboard's `b` cycles through the backends that run here, once that is known.
+    waitUntil { engine.availableBackendNames == ["reference", "fast"] }
+    #expect(engine.backendNames == ["reference", "fast", "jax"])
   }
 }

@@ -130,8 +130,11 @@ public struct JaxBackend: Backend {
 
   func resolvedLocation() -> Result<Location, Unlocated> {
     if let location { return .success(location) }
-    return Self.locate()
+    return Self.found
   }
+
+  /// Where this program finds Python and the worker: looked for once.
+  static let found = locate()
 
   /// The worker: `SPECBENCH_JAX_WORKER`, or `engines/jax/worker.py` in a folder above the
   /// program or the current folder. The interpreter: `SPECBENCH_PYTHON`, or the repository's

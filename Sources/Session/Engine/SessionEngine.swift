@@ -53,6 +53,7 @@ public final class SessionEngine {
   public init(bundle: SessionBundle, path: String? = nil, backends: BackendRegistry = .builtIn) {
     document = SessionDocument(bundle: bundle, path: path)
     training = TrainingController(backends: backends)
+    BackendAvailability.prefetch(backends.all)
   }
 
   /// The built-in default session: three spirals, a 2-64-64-3 ReLU MLP, Adam — ready to train.
@@ -143,6 +144,13 @@ public final class SessionEngine {
   /// The names of the backends a session can train on, in the registry's order (front ends
   /// offer them without knowing the engines).
   public var backendNames: [String] { backends.names }
+
+  /// The backends that can run on this machine (the dashboard's `b` cycles through these). A
+  /// backend whose availability is not known yet (jax asks Python once, in the background from
+  /// the engine's start) counts as available until it is.
+  public var availableBackendNames: [String] {
+    backends.all.filter { !BackendAvailability.isKnownUnavailable($0) }.map(\.name)
+  }
 
   /// The latest picture of training: the worker's live one while it trains.
   public var snapshot: Snapshot {
