@@ -153,6 +153,11 @@ class Session:
         self._compile()
         self.compile_seconds = time.perf_counter() - started
         self.last_norms = {}
+        # What stays on the host: names and sizes. The values live on the devices (a host copy
+        # of the data would double the memory a large dataset takes).
+        self.buffer_names = sorted(self.buffers)
+        self.part_rows = {part: inputs.shape[0] for part, (inputs, _) in self.data.items()}
+        del self.data, self.params, self.buffers, self.slots
 
     # MARK: placement
 
@@ -383,7 +388,7 @@ class Session:
         }
         if done < count:
             kind, tensor = int(self.fetch(out["kind"])), int(self.fetch(out["tensor"]))
-            tensors = self.param_names + sorted(self.buffers) if kind == 3 else self.param_names
+            tensors = self.param_names + self.buffer_names if kind == 3 else self.param_names
             reply["failure"] = {
                 "step": self.step + done + 1,
                 "loss": number(losses[done]),
@@ -439,9 +444,9 @@ class Session:
     def outputs(self, header):
         """The mean loss and the outputs of rows [start, start + count) of a part, in evaluation mode."""
         part = header.get("part")
-        if part not in self.data:
-            raise RequestError(f"outputs: no data part {json_text(part)} (train{', validation' if 'validation' in self.data else ''})")
-        total = self.data[part][0].shape[0]
+        if part not in self.part_rows:
+            raise RequestError(f"outputs: no data part {json_text(part)} (train{', validation' if 'validation' in self.part_rows else ''})")
+        total = self.part_rows[part]
         start, count = header.get("start"), header.get("count")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, count)) or not (0 <= start and 1 <= count <= self.eval_rows and start + count <= total):
             raise RequestError(f"outputs: start and count must pick 1 to {self.eval_rows} of the {total} rows")
