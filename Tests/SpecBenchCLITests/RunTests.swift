@@ -190,6 +190,24 @@ struct RunTests {
     #expect(fixed.status == 0, "\(fixed.stderr)")
   }
 
+  /// Unless the user chose (OPENBLAS_CORETYPE), the fast backend's OpenBLAS kernels follow the
+  /// CPU's features, not OpenBLAS's table of models (where a newer CPU falls back to "Prescott").
+  @Test func openBLASKernelsFollowTheCPUUnlessTheUserChose() throws {
+    let cpu = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+    let flags = Set(cpu.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+    func fastLine(_ environment: [String]) throws -> String {
+      let result = try runProcess("/usr/bin/env", environment + [specbenchExecutable, "backends"])
+      return result.stdout.split(separator: "\n").first { $0.hasPrefix("fast:") }.map(String.init) ?? result.stderr
+    }
+    let chosen = try fastLine(["-u", "OPENBLAS_CORETYPE"])
+    if ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"].allSatisfy(flags.contains) {
+      #expect(chosen.contains("OpenBLAS SkylakeX kernels"), "\(chosen)")
+    } else if flags.contains("avx2") && flags.contains("fma") {
+      #expect(chosen.contains("OpenBLAS Haswell kernels"), "\(chosen)")
+    }
+    #expect(try fastLine(["OPENBLAS_CORETYPE=Haswell"]).contains("OpenBLAS Haswell kernels"))
+  }
+
   @Test func backendsPrintsTheCapabilityMatrix() throws {
     let result = try specbench("backends")
     #expect(result.status == 0)
