@@ -185,8 +185,8 @@ public final class TrainingRun {
   /// each, and folds the rules that look at losses over them. Returns why the run must stop, or
   /// nil to go on. A rule that fires inside a chunk stops the run at the update it fired on:
   /// the trainer keeps only the updates up to it (`keepFirst`), so that every backend stops at
-  /// the same step with the same state.
-  public func advance() -> StopReason? {
+  /// the same step with the same state. `atMost` caps the chunk (one update, to measure it).
+  public func advance(atMost chunkLimit: Int? = nil) -> StopReason? {
     let rules = spec.training.stop
     var limit = Int.max
     if let extraSteps {
@@ -212,7 +212,8 @@ public final class TrainingRun {
     // an epoch limit.
     let epochEnds = data.validation != nil || rules.contains { if case .maxEpochs = $0 { true } else { false } }
     // (No overflow, whatever stepsPerCall an engine declares: limit − step ≥ 1 here.)
-    let chunk = trainer.train(upTo: trainer.step + min(limit - trainer.step, max(1, trainer.stepsPerCall)), stopAtEpochEnd: epochEnds)
+    let chunk = trainer.train(
+      upTo: trainer.step + min(limit - trainer.step, max(1, min(trainer.stepsPerCall, chunkLimit ?? .max))), stopAtEpochEnd: epochEnds)
     for (i, result) in chunk.results.enumerated() {
       guard let reason = record(result, rules: rules) else { continue }
       // A rule that fired inside the chunk: the run stops where a step-by-step run would have.

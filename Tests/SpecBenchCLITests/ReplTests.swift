@@ -119,8 +119,17 @@ struct ReplTerminalTests {
     #expect(screen.contains("[backend] backend at step "), "\(screen)")
     screen = try terminal.type("status", until: "backend jax, batch loss")
     #expect(screen.contains("running at step "), "\(screen)")
+    let swapStep = try #require(
+      screen.firstMatch(of: /backend at step (\d+): reference -> jax/).flatMap { Int($0.1) })
     try terminal.send("dashboard", "Enter")
     try terminal.waitFor { $0.contains("│ jax │") && $0.contains("│ running │") }
+    // The histograms come from the jax trainer's exports: a step after the swap.
+    func histogramStep(_ screen: String) -> Int? { screen.firstMatch(of: /histogram · \S+ @ step (\d+)/).flatMap { Int($0.1) } }
+    screen = try terminal.waitFor(seconds: 30) { (histogramStep($0) ?? 0) > swapStep }
+    #expect((histogramStep(screen) ?? 0) > swapStep, "\(screen)")
+    // The model pane's gradient norm and update ratio, measured over one update of the engine.
+    screen = try terminal.waitFor(seconds: 30) { $0.contains(/dense1 dense relu \[64\] +192 +[0-9][0-9.e+-]* +[0-9][0-9.e+-]*/) }
+    #expect(screen.contains(/dense1 dense relu \[64\] +192 +[0-9]/), "\(screen)")
     try terminal.send(":")
     try terminal.send("-l", "backend fast")
     try terminal.send("Enter")

@@ -116,6 +116,9 @@ final class TrainingWorker: Sendable {
     /// The parameters after a histogram refresh, to measure the next step's update against.
     var before: (step: Int, parameters: [String: [Float]])?
     let histogramsEvery = run.spec.training.record.histogramsEvery
+    /// The last multiple of `histogramsEvery` training passed (an engine's chunk may pass one
+    /// without stopping on it).
+    var lastMultiple = histogramsEvery > 0 ? run.trainer.step / histogramsEvery : 0
     run.onEvent = { [self] event in
       switch event {
       case .step(let result):
@@ -161,7 +164,8 @@ final class TrainingWorker: Sendable {
         }
       }
       if ending { break steps }
-      if let stop = run.advance() {
+      // Measuring an update (for the statistics) takes a chunk of one update.
+      if let stop = run.advance(atMost: before == nil ? nil : 1) {
         reason = stop
         break
       }
@@ -186,11 +190,15 @@ final class TrainingWorker: Sendable {
         publishStatistics(run, before: measured.parameters)
         before = nil
       }
-      // Histograms at the steps `record.histograms_every` names, but at most ten a second: a
-      // fast backend reaches a multiple of 50 hundreds of times a second, and nobody sees more.
-      if histogramsEvery > 0 && step % histogramsEvery == 0 && now - lastTensors >= Self.tensorRefreshInterval {
-        lastTensors = now
-        before = publishTensors(run)
+      // Histograms at the steps `record.histograms_every` names (for an engine in chunks, at
+      // the first boundary after one), but at most ten a second: a fast backend reaches a
+      // multiple of 50 hundreds of times a second, and nobody sees more.
+      if histogramsEvery > 0 && step / histogramsEvery > lastMultiple {
+        lastMultiple = step / histogramsEvery
+        if now - lastTensors >= Self.tensorRefreshInterval {
+          lastTensors = now
+          before = publishTensors(run)
+        }
       }
     }
     if paused {
