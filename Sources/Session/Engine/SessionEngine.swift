@@ -53,7 +53,6 @@ public final class SessionEngine {
   public init(bundle: SessionBundle, path: String? = nil, backends: BackendRegistry = .builtIn) {
     document = SessionDocument(bundle: bundle, path: path)
     training = TrainingController(backends: backends)
-    BackendAvailability.prefetch(backends.all)
   }
 
   /// The built-in default session: three spirals, a 2-64-64-3 ReLU MLP, Adam — ready to train.
@@ -146,8 +145,9 @@ public final class SessionEngine {
   public var backendNames: [String] { backends.names }
 
   /// The backends that can run on this machine (the dashboard's `b` cycles through these). A
-  /// backend whose availability is not known yet (jax asks Python once, in the background from
-  /// the engine's start) counts as available until it is.
+  /// backend whose availability is not known yet counts as available until it is: the first
+  /// call starts finding out in the background (jax asks Python once). The REPL never asks, so
+  /// it starts no process of its own accord.
   public var availableBackendNames: [String] {
     backends.all.filter { !BackendAvailability.isKnownUnavailable($0) }.map(\.name)
   }
