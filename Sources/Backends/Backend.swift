@@ -86,6 +86,10 @@ public protocol Trainer: AnyObject {
   /// The L2 norm of every parameter's gradient in the last successful step, by tensor name;
   /// empty before this trainer's first step.
   func gradientNorms() -> [String: Float]
+
+  /// Seconds the engine spent compiling when it was made, for those that compile (jax); nil
+  /// for the others.
+  var compileSeconds: Double? { get }
 }
 
 /// One `KEY=VALUE` setting of a backend.
@@ -114,6 +118,7 @@ public struct TrainingChunk: Sendable {
 
 extension Trainer {
   public var stepsPerCall: Int { 1 }
+  public var compileSeconds: Double? { nil }
 
   public func keepFirst(_ count: Int, of chunk: TrainingChunk) throws(BackendError) {
     precondition(count == chunk.results.count, "a trainer of one step a call cannot go back over part of its chunk")

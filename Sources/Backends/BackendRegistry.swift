@@ -56,16 +56,16 @@ public enum BackendAvailability {
 
   private static func key(_ backend: any Backend) -> String { String(reflecting: backend) }
 
-  /// Starts finding out, on a background queue, whether each of `backends` can run here.
-  public static func prefetch(_ backends: [any Backend]) {
-    for backend in backends {
-      let key = key(backend)
-      let start = state.withLock { s in
-        guard s.unavailable[key] == nil, !s.pending.contains(key) else { return false }
-        s.pending.insert(key)
-        return true
-      }
-      guard start else { continue }
+  /// True once `backend` is known not to run here; false while that is not known yet (and
+  /// then finding out starts).
+  public static func isKnownUnavailable(_ backend: any Backend) -> Bool {
+    let key = key(backend)
+    let (known, start): (Bool?, Bool) = state.withLock { s in
+      if let known = s.unavailable[key] { return (known, false) }
+      return (nil, s.pending.insert(key).inserted)
+    }
+    if let known { return known }
+    if start {
       DispatchQueue.global(qos: .utility).async {
         let unavailable = backend.unavailableReason != nil
         state.withLock { s in
@@ -74,13 +74,6 @@ public enum BackendAvailability {
         }
       }
     }
-  }
-
-  /// True once `backend` is known not to run here; false while that is not known yet (and
-  /// then finding out starts).
-  public static func isKnownUnavailable(_ backend: any Backend) -> Bool {
-    if let known = state.withLock({ $0.unavailable[key(backend)] }) { return known }
-    prefetch([backend])
     return false
   }
 }

@@ -104,6 +104,6 @@ public enum Benchmark {
     return Result(
       preset: preset.name, backend: backend.name, stepsPerSecond: median, millisecondsPerStep: 1000 / median,
       samplesPerSecond: median * Double(preset.batchSize), gigaflopsPerSecond: median * preset.flopsPerStep / 1e9, runs: rates,
-      setupSeconds: setup / .seconds(1), compileSeconds: (trainer as? JaxTrainer)?.compileSeconds)
+      setupSeconds: setup / .seconds(1), compileSeconds: trainer.compileSeconds)
   }
 }

@@ -10,6 +10,7 @@ to make — so that one compilation serves every request, the short last batch o
 every rate included.
 """
 
+import json
 import math
 import time
 
@@ -33,14 +34,6 @@ EVAL_ROWS = 2048
 
 class RequestError(Exception):
     """A request this session cannot answer; the conversation goes on."""
-
-
-def number(value):
-    """A float for JSON: a finite value as itself, others as the strings nan, inf, -inf."""
-    value = float(value)
-    if math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 def rate(schedule, t, lr):
@@ -380,7 +373,7 @@ class Session:
         losses, measures = self.fetch(out["losses"]), self.fetch(out["measures"])
         reply = {
             "ok": True,
-            "losses": [number(v) for v in losses[:done]],
+            "losses": [float(v) for v in losses[:done]],
             "rates": rates[:done],
             "measures": [None if math.isnan(v) else float(v) for v in measures[:done]],
             "ended": ended[:done],
@@ -391,7 +384,7 @@ class Session:
             tensors = self.param_names + self.buffer_names if kind == 3 else self.param_names
             reply["failure"] = {
                 "step": self.step + done + 1,
-                "loss": number(losses[done]),
+                "loss": float(losses[done]),
                 "kind": {1: "loss", 2: "gradient", 3: "update"}[kind],
                 "tensor": None if kind == 1 else tensors[tensor][tensors[tensor].index("/") + 1 :],
             }
@@ -445,7 +438,7 @@ class Session:
         """The mean loss and the outputs of rows [start, start + count) of a part, in evaluation mode."""
         part = header.get("part")
         if part not in self.part_rows:
-            raise RequestError(f"outputs: no data part {json_text(part)} (train{', validation' if 'validation' in self.part_rows else ''})")
+            raise RequestError(f"outputs: no data part {json.dumps(part)} (train{', validation' if 'validation' in self.part_rows else ''})")
         total = self.part_rows[part]
         start, count = header.get("start"), header.get("count")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, count)) or not (0 <= start and 1 <= count <= self.eval_rows and start + count <= total):
@@ -453,7 +446,7 @@ class Session:
         params, buffers, _ = self.device_state
         x, t = self.device_data[part]
         value, y = self._evaluate[part](params, buffers, x, t, *self._eval_inputs(start, count))
-        return {"ok": True, "loss": number(self.fetch(value))}, np.asarray(self.fetch(y)[:count], np.float32)
+        return {"ok": True, "loss": float(self.fetch(value))}, np.asarray(self.fetch(y)[:count], np.float32)
 
     def predict(self, inputs):
         """The outputs for `inputs` in evaluation mode, in padded pieces of `eval_rows` rows."""
@@ -472,9 +465,3 @@ class Session:
         if not parameters_only:
             tensors.update({k: self.fetch(v) for k, v in slots.items()})
         return {k: np.asarray(v, np.float32) for k, v in tensors.items()}
-
-
-def json_text(value):
-    import json  # noqa: PLC0415
-
-    return json.dumps(value)

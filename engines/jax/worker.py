@@ -354,8 +354,11 @@ def answer(header, payload):
             import specmodel  # noqa: PLC0415
 
             global SESSION
-            known = (spectrain.RequestError, specmodel.SpecError, ValueError, KeyError)
-            text = str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
+            known = (spectrain.RequestError, specmodel.SpecError, ValueError)
+            if isinstance(error, KeyError):
+                text = f"the payload or the spec has no {error}"
+            else:
+                text = str(error) if isinstance(error, known) else f"{type(error).__name__}: {error}"
             if op == "train" and not isinstance(error, spectrain.RequestError):
                 SESSION = None  # the compiled loop took the state's buffers: it is gone
             return {"ok": False, "error": f"{op}: {text}" if not text.startswith(op) else text, "session": SESSION is not None}, b""

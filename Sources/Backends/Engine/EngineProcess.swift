@@ -184,9 +184,6 @@ public final class EngineProcess: @unchecked Sendable {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
   }
 
-  /// Whether the worker is still running.
-  public var isRunning: Bool { process.isRunning }
-
   /// How the worker ended, or nil while it runs.
   public var exitDescription: String? { process.isRunning ? nil : howItEnded() }
 

@@ -64,8 +64,8 @@ public struct JaxBackend: Backend {
 
   /// Options not given take their defaults: `backend jax` is one device in one process.
   public func configured(_ options: [BackendOption]) throws(BackendError) -> any Backend {
-    var copy = JaxBackend(location: location)
-    (copy.environment, copy.requestTimeout, copy.launcher) = (environment, requestTimeout, launcher)
+    var copy = self
+    (copy.devices, copy.processes, copy.hosts, copy.coordinator) = (1, 1, [], nil)
     var processesGiven = false
     for option in options {
       switch option.key {

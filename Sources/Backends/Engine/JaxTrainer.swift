@@ -17,9 +17,11 @@ final class JaxTrainer: Trainer {
   let train: Dataset
   let validation: Dataset?
   private let group: EngineGroup
-  private(set) var step: Int
-  private(set) var epoch: Int
+  /// The counters and generator positions the worker last reported (no tensors: those stay
+  /// in the worker until exported).
   private var counters: TrainingState
+  var step: Int { counters.step }
+  var epoch: Int { counters.epoch }
   /// `engine/…` tensors of the state: kept here and handed on at every export.
   private let engineState: [String: StoredTensor]
   /// The most updates one request may ask for (the worker's K_max).
@@ -27,7 +29,7 @@ final class JaxTrainer: Trainer {
   /// Rows of one `outputs` request.
   private let evaluationRows: Int
   /// Seconds the worker took to compile its loop and its evaluation.
-  let compileSeconds: Double
+  let compileSeconds: Double?
   private var secondsPerStep: Double?
   private var norms: [String: Float] = [:]
   private(set) var stepsPerCall = 4
@@ -42,7 +44,7 @@ final class JaxTrainer: Trainer {
 
   init(spec: SessionSpec, state: TrainingState, data: DataSplit, backend: JaxBackend, location: JaxBackend.Location) throws(BackendError) {
     (self.spec, train, validation, requestTimeout) = (spec, data.train, data.validation, backend.requestTimeout)
-    (step, epoch, counters) = (state.step, state.epoch, state)
+    counters = state
     counters.tensors = [:]
     engineState = state.tensors.filter { StateKey(name: $0.key)?.engineBackend != nil }
     do {
@@ -129,7 +131,6 @@ final class JaxTrainer: Trainer {
       let seed = object["epoch_order_seed"]?.stringValue.flatMap({ UInt64($0) }),
       let dropout = object["dropout_rng"]?.stringValue.flatMap({ UInt64($0) })
     else { throw .engineFailed(backend: "jax", reason: "the worker's reply has no complete state") }
-    (self.step, self.epoch) = (step, epoch)
     (counters.step, counters.epoch, counters.index, counters.optimizerSteps) = (step, epoch, index, optimizerSteps)
     (counters.epochOrderSeed, counters.dropoutRNG) = (seed, dropout)
   }
@@ -219,26 +220,27 @@ final class JaxTrainer: Trainer {
   func evaluate(_ part: DataPart) throws(BackendError) -> Evaluation? {
     guard let dataset = part == .train ? train : validation else { return nil }
     var failure: BackendError?
-    let values = if case .values = dataset.targets { true } else { false }
-    let width: Int = if case .values(let values) = dataset.targets { values.rowWidth } else { 1 }
+    // Value targets fix the outputs' width; class targets take the model's.
+    let width: Int? = if case .values(let values) = dataset.targets { values.rowWidth } else { nil }
     let evaluation = ChunkedEvaluation.run(count: dataset.count, chunk: evaluationRows, loss: spec.loss, targets: dataset.targets) {
       range in
-      let blank = (
-        loss: Float.nan, output: Tensor(shape: [range.count, width], scalars: [Float](repeating: 0, count: range.count * width))
-      )
-      guard failure == nil else { return blank }
+      // After a failure the remaining chunks are not asked for (their blank is thrown away).
+      func blank() -> (loss: Float, output: Tensor) {
+        (.nan, Tensor(shape: [range.count, width ?? 1], scalars: [Float](repeating: 0, count: range.count * (width ?? 1))))
+      }
+      guard failure == nil else { return blank() }
       do throws(BackendError) {
         let reply = try request(
           .object(["op": .string("outputs"), "part": .string(part.rawValue), "start": .int(range.lowerBound), "count": .int(range.count)]))
         let output = try Self.tensor("output", in: reply.payload)
         let rowWidth = output.count / max(range.count, 1)
-        guard output.shape.first == range.count, rowWidth >= 1, !values || rowWidth == width else {
+        guard output.shape.first == range.count, rowWidth >= 1, width == nil || rowWidth == width else {
           throw .engineFailed(backend: "jax", reason: "the worker's outputs have shape \(output.shape) for \(range.count) rows")
         }
         return (Self.float(reply.header.objectValue?["loss"]) ?? .nan, Tensor(shape: [range.count, rowWidth], scalars: output.scalars))
       } catch {
         failure = error
-        return blank
+        return blank()
       }
     }
     if let failure { throw failure }
