@@ -161,9 +161,16 @@ public struct StepResult: Hashable, Sendable {
   public var measures: BatchMeasures
   /// True when this batch was the last of an epoch.
   public var endedEpoch: Bool
+  /// What an iterating rule (L-BFGS) did in this step; nil for the elementwise rules.
+  public var optimizer: OptimizerReport?
 
-  public init(step: Int, loss: Float, learningRate: Double, endedEpoch: Bool, measures: BatchMeasures = BatchMeasures()) {
-    (self.step, self.loss, self.learningRate, self.endedEpoch, self.measures) = (step, loss, learningRate, endedEpoch, measures)
+  public init(
+    step: Int, loss: Float, learningRate: Double, endedEpoch: Bool, measures: BatchMeasures = BatchMeasures(),
+    optimizer: OptimizerReport? = nil
+  ) {
+    (self.step, self.loss, self.learningRate, self.endedEpoch, self.measures, self.optimizer) = (
+      step, loss, learningRate, endedEpoch, measures, optimizer
+    )
   }
 }
 

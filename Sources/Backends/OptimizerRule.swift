@@ -15,8 +15,41 @@ public struct UpdateContext: Sendable {
   public var step: Int
   /// The scheduled learning rate for this update.
   public var learningRate: Double
+  /// The parameters' names in model order: the order a rule that flattens them uses
+  /// (docs/spec-format.md, "L-BFGS state").
+  public var parameterOrder: [String]
 
-  public init(step: Int, learningRate: Double) { (self.step, self.learningRate) = (step, learningRate) }
+  public init(step: Int, learningRate: Double, parameterOrder: [String] = []) {
+    (self.step, self.learningRate, self.parameterOrder) = (step, learningRate, parameterOrder)
+  }
+}
+
+/// What a rule that iterates within a step says about it (L-BFGS): shown in each step's event
+/// and the dashboard's optimizer pane.
+public struct OptimizerReport: Hashable, Sendable {
+  /// Iterations this step made (PyTorch's local `n_iter`).
+  public var iterations: Int
+  /// Evaluations of the objective this step made, the first included.
+  public var evaluations: Int
+  /// Evaluations after the first: the line search's, or the re-evaluations after each move.
+  public var lineSearchEvaluations: Int
+  /// The last step size `t`.
+  public var stepSize: Float
+
+  public init(iterations: Int, evaluations: Int, lineSearchEvaluations: Int, stepSize: Float) {
+    (self.iterations, self.evaluations, self.lineSearchEvaluations, self.stepSize) = (
+      iterations, evaluations, lineSearchEvaluations, stepSize
+    )
+  }
+}
+
+/// What one update gives back: the step's loss (the objective at the starting parameters) and,
+/// for a rule that iterates, its report.
+public struct UpdateOutcome: Hashable, Sendable {
+  public var loss: Float
+  public var report: OptimizerReport?
+
+  public init(loss: Float, report: OptimizerReport? = nil) { (self.loss, self.report) = (loss, report) }
 }
 
 /// An optimizer at whole-model granularity: it receives every parameter, its own state, and an
@@ -40,13 +73,14 @@ public protocol OptimizerRule: OptimizerStateLayout {
   ///   - state: the rule's state tensors by their state-file names (`opt/…`), updated in place.
   ///   - objective: the loss and gradients on this step's batch at any parameter values.
   ///   - context: the update count and the learning rate.
-  /// - Returns: the step's loss (the objective at the starting parameters).
+  /// - Returns: the step's loss (the objective at the starting parameters) and, for a rule
+  ///   that iterates, what the step did.
   func update(
     parameters: inout [String: Tensor], state: inout [String: StoredTensor], objective: Objective, context: UpdateContext
-  ) throws(BackendError) -> Float
+  ) throws(BackendError) -> UpdateOutcome
 }
 
-/// The five built-in rules (SGD, Adam, AdamW, RMSprop, Adagrad) under the whole-model seam: one
+/// The five elementwise rules (SGD, Adam, AdamW, RMSprop, Adagrad) under the whole-model seam: one
 /// evaluation, then `OptimizerMath.update` on each parameter with its slots — the arithmetic of
 /// `torch.optim`, bit for bit as before the seam existed.
 public struct ElementwiseRule: OptimizerRule {
@@ -60,7 +94,7 @@ public struct ElementwiseRule: OptimizerRule {
 
   public func update(
     parameters: inout [String: Tensor], state: inout [String: StoredTensor], objective: Objective, context: UpdateContext
-  ) throws(BackendError) -> Float {
+  ) throws(BackendError) -> UpdateOutcome {
     let (loss, gradients) = try objective(parameters)
     let slots = spec.slots.map(\.slot)
     for (name, gradient) in gradients {
@@ -77,11 +111,14 @@ public struct ElementwiseRule: OptimizerRule {
           shape: gradient.shape, scalars: own.removeValue(forKey: slot.rawValue)!)
       }
     }
-    return loss
+    return UpdateOutcome(loss: loss)
   }
 }
 
-/// The rule for a spec's optimizer: today every optimizer type is elementwise.
+/// The rule for a spec's optimizer: `LBFGSRule` for `lbfgs`, `ElementwiseRule` for the others.
 public enum OptimizerRules {
-  public static func rule(for optimizer: OptimizerSpec) -> any OptimizerRule { ElementwiseRule(optimizer) }
+  public static func rule(for optimizer: OptimizerSpec) -> any OptimizerRule {
+    if case .lbfgs(let settings) = optimizer { return LBFGSRule(settings) }
+    return ElementwiseRule(optimizer)
+  }
 }

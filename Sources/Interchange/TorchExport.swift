@@ -104,7 +104,8 @@ public enum TorchExport {
     )
   }
 
-  /// The script and its tensors: `model/NAME` (the state_dict), `optimizer/NAME/SLOT`, and the
+  /// The script and its tensors: `model/NAME` (the state_dict), `optimizer/NAME/SLOT` (or for
+  /// L-BFGS `optimizer/lbfgs/NAME`, PyTorch's `state` names), and the
   /// training data (`data/inputs`, `data/targets`, and `data/val_*` with a validation split).
   static func script(bundle: SessionBundle, state: TrainingState, scriptFile: String, tensorsFile: String, folder: String) throws -> (
     script: String, tensors: SafeTensors.Contents, leftOut: [String]
@@ -125,6 +126,16 @@ public enum TorchExport {
           }
           tensors["optimizer/\(tensor.torch)/\(slot.rawValue)"] = stored
         }
+      }
+    }
+    // L-BFGS's whole-model state under PyTorch's `state` names (the counts stay I64).
+    if case .lbfgs(let settings) = spec.optimizer {
+      let parameters = try spec.parameterShapes()
+      for declared in LBFGSState.tensors(parameterCount: parameters.map(\.count).reduce(0, +), settings: settings) {
+        guard let stored = state.tensors[declared.key] else {
+          throw InterchangeError.cannotExport(format: "pytorch", reason: "the state has no \(declared.key.name)")
+        }
+        tensors["optimizer/lbfgs/" + declared.key.tensor] = stored
       }
     }
     let split = try DataSplit.of(spec, relativeTo: folder).split

@@ -111,15 +111,39 @@ struct TorchScript {
       ]
     }
     lines += ["", "", "def make_optimizer(model):", "    return \(optimizerConstructor)", "", ""]
-    lines += [
-      "def restore_optimizer(optimizer, model, tensors):",
-      "    \"\"\"Puts the session's optimizer slots and update count into torch.optim's state.\"\"\"",
-      "    if OPTIMIZER_STEP == 0:",
-      "        return",
-      "    for name, parameter in model.named_parameters():",
-      "        state = {slot: tensors[f\"optimizer/{name}/{slot}\"].clone() for slot in \(spec.optimizer.slots.map(\.slot.rawValue))}",
-    ]
-    if case .sgd = spec.optimizer {
+    if case .lbfgs = spec.optimizer {
+      lines += [
+        "def restore_optimizer(optimizer, model, tensors):",
+        "    \"\"\"Puts the session's L-BFGS state into torch.optim.LBFGS's (kept under its first parameter).",
+        "    The flat vectors follow model.parameters()' order, SpecBench's flat layout.\"\"\"",
+        "    def saved(name):",
+        "        return tensors[\"optimizer/lbfgs/\" + name]",
+        "    state = optimizer.state[next(iter(model.parameters()))]",
+        "    state[\"func_evals\"] = int(saved(\"func_evals\").item())",
+        "    state[\"n_iter\"] = int(saved(\"n_iter\").item())",
+        "    if state[\"n_iter\"] == 0:",
+        "        return  # nothing else is read before the first iteration sets it",
+        "    state[\"d\"] = saved(\"d\").clone()",
+        "    state[\"t\"] = float(saved(\"t\").item())",
+        "    state[\"old_dirs\"] = [row.clone() for row in saved(\"old_dirs\")]",
+        "    state[\"old_stps\"] = [row.clone() for row in saved(\"old_stps\")]",
+        "    state[\"ro\"] = [value.clone() for value in saved(\"ro\")]",
+        "    state[\"H_diag\"] = saved(\"H_diag\").clone()",
+        "    state[\"prev_flat_grad\"] = saved(\"prev_flat_grad\").clone()",
+        "    state[\"prev_loss\"] = float(saved(\"prev_loss\").item())",
+      ]
+    } else {
+      lines += [
+        "def restore_optimizer(optimizer, model, tensors):",
+        "    \"\"\"Puts the session's optimizer slots and update count into torch.optim's state.\"\"\"",
+        "    if OPTIMIZER_STEP == 0:",
+        "        return",
+        "    for name, parameter in model.named_parameters():",
+        "        state = {slot: tensors[f\"optimizer/{name}/{slot}\"].clone() for slot in \(spec.optimizer.slots.map(\.slot.rawValue))}",
+      ]
+    }
+    if case .lbfgs = spec.optimizer {
+    } else if case .sgd = spec.optimizer {
       lines.append("        optimizer.state[parameter] = state")
     } else {
       lines.append("        optimizer.state[parameter] = {\"step\": torch.tensor(float(OPTIMIZER_STEP)), **state}")
@@ -188,10 +212,26 @@ struct TorchScript {
       "        t += 1",
       "        for group in optimizer.param_groups:",
       "            group[\"lr\"] = learning_rate(t)",
-      "        optimizer.zero_grad()",
-      "        loss = loss_function(model(inputs[batch]), targets[batch])",
-      "        loss.backward()",
-      "        optimizer.step()",
+    ]
+    if case .lbfgs = spec.optimizer {
+      lines += [
+        "        def closure():",
+        "            # One evaluation of L-BFGS's objective on this step's batch.",
+        "            optimizer.zero_grad()",
+        "            batch_loss = loss_function(model(inputs[batch]), targets[batch])",
+        "            batch_loss.backward()",
+        "            return batch_loss",
+        "        loss = optimizer.step(closure)",
+      ]
+    } else {
+      lines += [
+        "        optimizer.zero_grad()",
+        "        loss = loss_function(model(inputs[batch]), targets[batch])",
+        "        loss.backward()",
+        "        optimizer.step()",
+      ]
+    }
+    lines += [
       "        if t % 100 == 0 or t == STEP + steps:",
       "            print(f\"step {t}  loss {loss.item():.6g}  lr {learning_rate(t):.6g}\")",
     ]
@@ -231,6 +271,7 @@ struct TorchScript {
     case .adamw: "torch.optim.AdamW"
     case .rmsprop: "torch.optim.RMSprop"
     case .adagrad: "torch.optim.Adagrad"
+    case .lbfgs: "torch.optim.LBFGS"
     }
   }
 
@@ -250,6 +291,10 @@ struct TorchScript {
     case .adagrad(let o):
       return
         "torch.optim.Adagrad(model.parameters(), lr=\(p(o.lr)), lr_decay=\(p(o.lrDecay)), weight_decay=\(p(o.weightDecay)), initial_accumulator_value=\(p(o.initialAccumulatorValue)), eps=\(p(o.eps)))"
+    case .lbfgs(let o):
+      let lineSearch = o.lineSearch.map { pyString($0.rawValue) } ?? "None"
+      return
+        "torch.optim.LBFGS(model.parameters(), lr=\(p(o.lr)), max_iter=\(o.maxIter), max_eval=\(o.maxEval.map(String.init) ?? "None"), tolerance_grad=\(p(o.toleranceGrad)), tolerance_change=\(p(o.toleranceChange)), history_size=\(o.historySize), line_search_fn=\(lineSearch))"
     }
   }
 

@@ -171,6 +171,8 @@ public enum OptimizerMath {
           Adagrad(
             decays: o.weightDecay != 0, wd: Float(o.weightDecay), clr: Float(-(lr / (1 + Double(step - 1) * o.lrDecay))),
             eps: Float(o.eps)))
+      case .lbfgs:
+        preconditionFailure("lbfgs is not an elementwise rule: it runs as Backends' LBFGSRule, never through these coefficients")
       }
     }
   }

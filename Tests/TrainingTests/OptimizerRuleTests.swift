@@ -36,7 +36,7 @@ struct ProbeRule: OptimizerRule {
 
   func update(
     parameters: inout [String: Tensor], state: inout [String: StoredTensor], objective: Objective, context: UpdateContext
-  ) throws(BackendError) -> Float {
+  ) throws(BackendError) -> UpdateOutcome {
     let names = parameters.keys.sorted()
     let (loss, gradients) = try objective(parameters)
     var losses = [loss]
@@ -60,7 +60,7 @@ struct ProbeRule: OptimizerRule {
       let huge = parameters.mapValues { Tensor(shape: $0.shape, scalars: $0.scalars.map { $0 * 1e30 }) }
       _ = try objective(huge)
     }
-    return loss
+    return UpdateOutcome(loss: loss)
   }
 }
 

@@ -50,7 +50,14 @@ public struct JaxBackend: Backend {
     }
     return "JAX (XLA) in a Python worker, compiled chunks of updates on \(placement) (backend jax devices=N processes=P)\(status)"
   }
-  public var capabilities: Capabilities { .everything }
+  /// Everything but `lbfgs`: the worker compiles elementwise rules into its update loop; a
+  /// quasi-Newton step with a data-dependent number of evaluations is the Swift backends' (the
+  /// state moves across a swap like any other).
+  public var capabilities: Capabilities {
+    var capabilities = Capabilities.everything
+    capabilities.optimizers.remove("lbfgs")
+    return capabilities
+  }
 
   /// The settings that differ from the defaults (one device, one process).
   public var options: [BackendOption] {

@@ -24,6 +24,8 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   var buffers: [String: Tensor] = [:]
   /// The rule's state by state-file name (`opt/dense1.weight/exp_avg`, `opt/model/…`).
   var optimizerState: [String: StoredTensor] = [:]
+  /// The parameters' names in model order (the flat layout a whole-model rule uses).
+  let parameterOrder: [String]
   /// How many times the current step evaluated its objective (for tests of rules).
   private(set) var evaluations = 0
   /// The sample order, the dropout generator and the update counts.
@@ -51,10 +53,10 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
       case .buffer: buffers[tensor.name] = state.tensors[StateKey.buffer(tensor.name)]!
       }
     }
-    let declared = self.rule.stateTensors(
-      for: layers.flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) })
-    for tensor in declared {
-      guard let values = state.tensors[tensor.key.name], values.shape == tensor.shape else {
+    let parameterShapes = layers.flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) }
+    parameterOrder = parameterShapes.map(\.name)
+    for tensor in self.rule.stateTensors(for: parameterShapes) {
+      guard let values = state.tensors[tensor.key.name], tensor.accepts(shape: values.shape) else {
         throw .invalidState(["the optimizer's state needs \(tensor.key.name) of shape \(tensor.shape)"])
       }
       optimizerState[tensor.key.name] = values
@@ -222,11 +224,11 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
       if evaluations == 1 { (gradients, measures) = (grads, batchMeasures) }
       return (loss, grads)
     }
-    let loss: Float
+    let outcome: UpdateOutcome
     do {
-      loss = try rule.update(
+      outcome = try rule.update(
         parameters: &parameters, state: &optimizerState, objective: objective,
-        context: UpdateContext(step: update.optimizerStep, learningRate: learningRate))
+        context: UpdateContext(step: update.optimizerStep, learningRate: learningRate, parameterOrder: parameterOrder))
     } catch {
       progress.restore(mark)
       if let start { (parameters, optimizerState) = start }
@@ -244,11 +246,12 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     }
     let nonFinite = spoilt.min() ?? spoiltState.min() ?? buffers.keys.sorted().first { !buffers[$0]!.isFinite }
     if let nonFinite {
-      throw .nonFiniteUpdate(step: step + 1, loss: loss, tensor: nonFinite)
+      throw .nonFiniteUpdate(step: step + 1, loss: outcome.loss, tensor: nonFinite)
     }
     lastGradients = gradients
     progress.commit()
-    return StepResult(step: step, loss: loss, learningRate: learningRate, endedEpoch: endedEpoch, measures: measures)
+    return StepResult(
+      step: step, loss: outcome.loss, learningRate: learningRate, endedEpoch: endedEpoch, measures: measures, optimizer: outcome.report)
   }
 
   /// Mean loss, accuracy, MAE and R² over any samples of the model's shapes, in chunks of 4096

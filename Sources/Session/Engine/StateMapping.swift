@@ -24,11 +24,13 @@ public enum StateMapping {
     for info in try new.stateLayout() where info.isOptimizerState {
       let label = Self.label(info)
       if !all.contains(label) { all.append(label) }
-      if compatible, oldShapes[info.name] == info.shape, let tensor = state.tensors[info.name] {
-        result.tensors[info.name] = tensor
+      if compatible, let oldShape = oldShapes[info.name], let tensor = state.tensors[info.name],
+        let carried = carried(tensor, declaredAs: oldShape, into: info)
+      {
+        result.tensors[info.name] = carried
         kept.insert(label)
       } else {
-        result.tensors[info.name] = StoredTensor(shape: info.shape, repeating: info.initialValue)
+        result.tensors[info.name] = info.freshTensor
         fresh.insert(label)
       }
     }
@@ -44,6 +46,23 @@ public enum StateMapping {
         + (fresh.isEmpty ? "" : "; fresh " + fresh.sorted().joined(separator: ", "))
     }
     return (result, detail)
+  }
+
+  /// `tensor` (declared by the old settings as `oldShape`) as the new settings' `info` keeps
+  /// it: unchanged when both declare the same shape and dtype; a growing history (L-BFGS's
+  /// pairs) with the same trailing shape keeps its newest rows, as many as the new settings
+  /// allow. Nil when it cannot be kept.
+  static func carried(_ tensor: StoredTensor, declaredAs oldShape: [Int], into info: StateTensorInfo) -> StoredTensor? {
+    guard (tensor.integers != nil) == info.isInteger else { return nil }
+    guard let maxRows = info.maxRows else { return oldShape == info.shape ? tensor : nil }
+    guard tensor.shape.count == info.shape.count, !tensor.shape.isEmpty, tensor.shape.dropFirst() == info.shape.dropFirst() else {
+      return nil
+    }
+    let rows = tensor.shape[0]
+    guard rows > maxRows else { return tensor }
+    let width = tensor.shape.dropFirst().reduce(1, *)
+    let start = (rows - maxRows) * width
+    return StoredTensor(shape: [maxRows] + Array(tensor.shape.dropFirst()), scalars: Array(tensor.scalars[start..<tensor.scalars.count]))
   }
 
   /// How a mapping names an optimizer tensor: a slot by its slot name (`exp_avg`, for every

@@ -52,8 +52,13 @@ public enum SessionFile {
       state.tensors, sha256: state.sha256, folder: folder, specPath: file,
       mismatch:
         "the tensor file was changed or belongs to another save; restore the pair or remove \"state\" to start from the initializers",
-      hashPath: "state.sha256")
+      hashPath: "state.sha256", counts: true)
     var problems = spec.stateProblems(contents.tensors)
+    if let text = contents.metadata[LBFGSState.layoutMetadataKey], let expected = spec.lbfgsLayoutText, text != expected {
+      problems.append(
+        "the metadata \(LBFGSState.layoutMetadataKey) says the L-BFGS state flattens the parameters as \(TextExcerpt.quoted(text, limit: 120)), but this model's flat layout is \(TextExcerpt.quoted(expected, limit: 120)); the state belongs to another model"
+      )
+    }
     var optimizerSteps: Int?
     if let text = contents.metadata[SessionBundle.optimizerStepsKey] {
       if let value = Int(text), value >= 0, value <= state.step {
@@ -87,10 +92,11 @@ public enum SessionFile {
 
   /// The decoded safetensors file `name` with the hash `sha256` (see `readBinary`).
   static func readSafeTensors(
-    _ name: String, sha256: String, folder: String, specPath: String, mismatch: String, hashPath: String, integers: Bool = false
+    _ name: String, sha256: String, folder: String, specPath: String, mismatch: String, hashPath: String, integers: Bool = false,
+    counts: Bool = false
   ) throws(SpecError) -> SafeTensors.Contents {
     let (bytes, readFrom) = try readBinary(name, sha256: sha256, folder: folder, specPath: specPath, mismatch: mismatch, hashPath: hashPath)
-    do { return try SafeTensors.decode(bytes, integers: integers) } catch { throw .safetensors(path: readFrom, error) }
+    do { return try SafeTensors.decode(bytes, integers: integers, counts: counts) } catch { throw .safetensors(path: readFrom, error) }
   }
 
   /// `history` with the points of the metrics file `record` names, checked against it.
@@ -194,7 +200,8 @@ public enum SessionFile {
       let problems = spec.stateProblems(tensors)
       guard problems.isEmpty else { throw .stateMismatch(path: jsonPath, problems: problems) }
       var state = spec.state ?? spec.initialStateRecord()
-      let metadata = [SessionBundle.optimizerStepsKey: String(bundle.optimizerSteps ?? state.step)]
+      var metadata = [SessionBundle.optimizerStepsKey: String(bundle.optimizerSteps ?? state.step)]
+      if let layout = spec.lbfgsLayoutText { metadata[LBFGSState.layoutMetadataKey] = layout }
       let bytes = SafeTensors.encode(SafeTensors.Contents(tensors: tensors, metadata: metadata))
       state.tensors = PathText.lastComponent(tensorTarget)
       state.sha256 = sha256Hex(bytes)

@@ -58,7 +58,7 @@ public enum SafeTensors {
     for name in allNames {
       let (dtype, shape, bytes) =
         if let tensor = contents.tensors[name] {
-          ("F32", tensor.shape, tensor.scalars.count * 4)
+          tensor.integers == nil ? ("F32", tensor.shape, tensor.scalars.count * 4) : ("I64", tensor.shape, tensor.scalars.count * 8)
         } else {
           ("I64", contents.integers[name]!.shape, contents.integers[name]!.values.count * 8)
         }
@@ -78,7 +78,9 @@ public enum SafeTensors {
     appendLittleEndian([UInt64(header.count)], to: &out)
     out.append(contentsOf: header)
     for name in allNames {
-      if let tensor = contents.tensors[name] {
+      if let tensor = contents.tensors[name], let integers = tensor.integers {
+        appendRaw(integers, bitPattern: { $0 }, to: &out)
+      } else if let tensor = contents.tensors[name] {
         appendRaw(tensor.scalars, bitPattern: \.bitPattern, to: &out)
       } else {
         appendRaw(contents.integers[name]!.values, bitPattern: { $0 }, to: &out)
@@ -93,9 +95,12 @@ public enum SafeTensors {
   ///   past the end, a header that is not a JSON object, a missing or wrong field, an unknown or
   ///   non-F32 dtype, shape × dtype size ≠ byte span, offsets out of bounds, overlapping or
   ///   gapped tensors, bytes no tensor covers, a name used twice.
-  /// - Parameter integers: also accept `I64` tensors (a metrics file's steps); a state file
-  ///   refuses them like any dtype other than `F32`.
-  public static func decode(_ bytes: [UInt8], integers: Bool = false) throws(SafeTensorsProblem) -> Contents {
+  /// - Parameters:
+  ///   - integers: also accept `I64` tensors (a metrics file's steps), returned in `integers`.
+  ///   - counts: also accept `I64` tensors, returned among `tensors` as counts
+  ///     (`StoredTensor.integers`): a state file's, whose layout says which names may be `I64`.
+  ///   Otherwise `I64` is refused like any dtype other than `F32`.
+  public static func decode(_ bytes: [UInt8], integers: Bool = false, counts: Bool = false) throws(SafeTensorsProblem) -> Contents {
     guard bytes.count >= 8 else { throw .tooShort(bytes: bytes.count) }
     var declared: UInt64 = 0
     for i in 0..<8 { declared |= UInt64(bytes[i]) << (8 * UInt64(i)) }
@@ -123,7 +128,7 @@ public enum SafeTensors {
         }
         continue
       }
-      entries.append(try entry(member, dataBytes: dataBytes, integers: integers))
+      entries.append(try entry(member, dataBytes: dataBytes, integers: integers || counts))
     }
     // Every byte of the data belongs to exactly one tensor, in offset order.
     var expected = 0
@@ -143,7 +148,11 @@ public enum SafeTensors {
           for i in 0..<count { buffer[i] = Int64(littleEndian: raw.loadUnaligned(fromByteOffset: base + 8 * i, as: Int64.self)) }
           initialized = count
         }
-        integerTensors[item.name] = StoredIntegers(shape: item.shape, values: values)
+        if counts {
+          tensors[item.name] = StoredTensor(shape: item.shape, integers: values)
+        } else {
+          integerTensors[item.name] = StoredIntegers(shape: item.shape, values: values)
+        }
       }
       for item in entries where !item.isInteger {
         let count = (item.end - item.begin) / 4

@@ -6,6 +6,9 @@
 public struct StoredTensor: Hashable, Sendable, CustomStringConvertible {
   public var shape: [Int]
   public var scalars: [Float]
+  /// For an exact count stored as `I64` (L-BFGS's `n_iter`, `func_evals`): its values, with
+  /// `scalars` holding them rounded to float32 for anything that only looks. Nil for `F32`.
+  public private(set) var integers: [Int64]?
 
   /// A tensor of `shape` holding `scalars` (whose count must be the product of `shape`).
   public init(shape: [Int], scalars: [Float]) {
@@ -13,6 +16,15 @@ public struct StoredTensor: Hashable, Sendable, CustomStringConvertible {
     self.shape = shape
     self.scalars = scalars
   }
+
+  /// An `I64` tensor of `shape` holding `integers`.
+  public init(shape: [Int], integers: [Int64]) {
+    self.init(shape: shape, scalars: integers.map { Float($0) })
+    self.integers = integers
+  }
+
+  /// The one value of an `I64` tensor of shape `[]`.
+  public var integerValue: Int64? { integers?.count == 1 ? integers![0] : nil }
 
   /// A tensor of `shape` filled with `value`.
   public init(shape: [Int], repeating value: Float = 0) {

@@ -6,8 +6,10 @@ public enum OptimizerSpec: Hashable, Sendable {
   case adamw(Adam)
   case rmsprop(RMSprop)
   case adagrad(Adagrad)
+  /// `torch.optim.LBFGS` (format version 4): whole-model state, several evaluations a step.
+  case lbfgs(LBFGS)
 
-  public static let names = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+  public static let names = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"]
 
   /// `torch.optim.SGD`.
   public struct SGD: Hashable, Sendable {
@@ -69,6 +71,40 @@ public enum OptimizerSpec: Hashable, Sendable {
     }
   }
 
+  /// `torch.optim.LBFGS`, with its fields and defaults (docs/training.md, "L-BFGS").
+  public struct LBFGS: Hashable, Sendable {
+    /// PyTorch's `line_search_fn`.
+    public enum LineSearch: String, Hashable, Sendable, CaseIterable {
+      case strongWolfe = "strong_wolfe"
+    }
+
+    /// The largest integer field: 2³¹ − 1.
+    public static let integerLimit = Int(Int32.max)
+
+    public var lr = 1.0
+    public var maxIter = 20
+    /// PyTorch's `max_eval`; nil means `maxIter * 5 / 4` (at least 1), as PyTorch's `None`.
+    public var maxEval: Int?
+    public var toleranceGrad = 1e-7
+    public var toleranceChange = 1e-9
+    public var historySize = 100
+    /// nil: a fixed step `t` (PyTorch's `line_search_fn=None`).
+    public var lineSearch: LineSearch?
+
+    public init(
+      lr: Double = 1, maxIter: Int = 20, maxEval: Int? = nil, toleranceGrad: Double = 1e-7, toleranceChange: Double = 1e-9,
+      historySize: Int = 100, lineSearch: LineSearch? = nil
+    ) {
+      (self.lr, self.maxIter, self.maxEval, self.toleranceGrad, self.toleranceChange, self.historySize, self.lineSearch) = (
+        lr, maxIter, maxEval, toleranceGrad, toleranceChange, historySize, lineSearch
+      )
+    }
+
+    /// The evaluation budget a step checks after each iteration: `max_eval`, or PyTorch's
+    /// default `max_iter * 5 // 4` — at least 1, so that a step may always evaluate once.
+    public var evaluationBudget: Int { maxEval ?? max(1, maxIter * 5 / 4) }
+  }
+
   public var name: String {
     switch self {
     case .sgd: "sgd"
@@ -76,6 +112,7 @@ public enum OptimizerSpec: Hashable, Sendable {
     case .adamw: "adamw"
     case .rmsprop: "rmsprop"
     case .adagrad: "adagrad"
+    case .lbfgs: "lbfgs"
     }
   }
 
@@ -87,6 +124,7 @@ public enum OptimizerSpec: Hashable, Sendable {
       case .adam(let o), .adamw(let o): o.lr
       case .rmsprop(let o): o.lr
       case .adagrad(let o): o.lr
+      case .lbfgs(let o): o.lr
       }
     }
     set {
@@ -106,6 +144,9 @@ public enum OptimizerSpec: Hashable, Sendable {
       case .adagrad(var o):
         o.lr = newValue
         self = .adagrad(o)
+      case .lbfgs(var o):
+        o.lr = newValue
+        self = .lbfgs(o)
       }
     }
   }
@@ -119,8 +160,13 @@ public enum OptimizerSpec: Hashable, Sendable {
     case .rmsprop(let o):
       [(.squareAvg, 0)] + (o.momentum > 0 ? [(.momentumBuffer, 0)] : []) + (o.centered ? [(.gradAvg, 0)] : [])
     case .adagrad(let o): [(.sum, Float(o.initialAccumulatorValue))]
+    case .lbfgs: []
     }
   }
+
+  /// Whether its rule updates each parameter element by element from one evaluation (the five
+  /// `torch.optim` rules with slots); false for L-BFGS, whose state spans the model.
+  public var isElementwise: Bool { if case .lbfgs = self { false } else { true } }
 
   public var json: JSONValue {
     func object(_ pairs: [(String, JSONValue)]) -> JSONValue {
@@ -146,6 +192,12 @@ public enum OptimizerSpec: Hashable, Sendable {
       return object([
         ("lr", .double(o.lr)), ("lr_decay", .double(o.lrDecay)), ("eps", .double(o.eps)),
         ("initial_accumulator_value", .double(o.initialAccumulatorValue)), ("weight_decay", .double(o.weightDecay)),
+      ])
+    case .lbfgs(let o):
+      return object([
+        ("lr", .double(o.lr)), ("max_iter", .int(o.maxIter)), ("max_eval", o.maxEval.map { .int($0) } ?? .null),
+        ("tolerance_grad", .double(o.toleranceGrad)), ("tolerance_change", .double(o.toleranceChange)),
+        ("history_size", .int(o.historySize)), ("line_search", o.lineSearch.map { .string($0.rawValue) } ?? .null),
       ])
     }
   }
@@ -181,6 +233,25 @@ public enum OptimizerSpec: Hashable, Sendable {
           lr: r.number("lr", default: 0.01, .positive), alpha: r.number("alpha", default: 0.99, .closed(0, 1)),
           eps: r.number("eps", default: 1e-8, .nonNegative), momentum: r.number("momentum", default: 0, .nonNegative),
           centered: r.boolean("centered", default: false), weightDecay: r.number("weight_decay", default: 0, .nonNegative)))
+    case "lbfgs":
+      let limit = Rule<Int>("an integer from 1 to \(LBFGS.integerLimit)") { $0 >= 1 && $0 <= LBFGS.integerLimit }
+      var o = LBFGS(
+        lr: r.number("lr", default: 1, .positive), maxIter: r.integer("max_iter", default: 20, limit),
+        toleranceGrad: r.number("tolerance_grad", default: 1e-7, .nonNegative),
+        toleranceChange: r.number("tolerance_change", default: 1e-9, .nonNegative),
+        historySize: r.integer("history_size", default: 100, limit))
+      if let value = r.raw("max_eval"), !value.isNull {
+        if let number = value.numberValue?.int, limit.accepts(number) {
+          o.maxEval = number
+        } else {
+          r.wrong("max_eval", value, expected: "null (max_iter·5 div 4) or " + limit.expected)
+        }
+      }
+      if let value = r.raw("line_search"), !value.isNull {
+        let options = LBFGS.LineSearch.allCases.map { ($0.rawValue, $0) }
+        o.lineSearch = ObjectReader.choice(value, at: path + "line_search", options, what: "line search (or null for none)", log: log)
+      }
+      return .lbfgs(o)
     default:
       return .adagrad(
         Adagrad(

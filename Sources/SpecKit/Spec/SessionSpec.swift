@@ -5,7 +5,7 @@ public struct SessionSpec: Hashable, Sendable {
   /// The value of the `format` key.
   public static let formatName = "specbench/session"
   /// The newest format version this build reads and the one it writes.
-  public static let currentVersion = 3
+  public static let currentVersion = 4
 
   public var name: String
   public var model: ModelSpec
@@ -142,12 +142,15 @@ public typealias Migration = @Sendable (JSONValue) throws(SpecIssue) -> JSONValu
 /// Version 1 → 2 moves the history's points out of the JSON into the metrics file: not a
 /// rewrite of the document, so its step leaves the JSON as it is and the reader reads version
 /// 1's `history` itself (`HistorySpec.read(_:at:version:log:)`); `SessionFile.save` then writes
-/// version 3. Version 2 → 3 adds metrics names that version 2's `points` may not hold: a version-2
-/// document is a version-3 one as it is, so its step changes only `version`.
+/// the current version. Version 2 → 3 adds metrics names that version 2's `points` may not hold: a
+/// version-2 document is a version-3 one as it is, so its step changes only `version`. Version
+/// 3 → 4 adds the `lbfgs` optimizer and `I64` counts in the state file, which no version-3 file
+/// holds: its step changes only `version` too.
 public enum SpecMigrations {
   public static let steps: [Int: Migration] = [
     1: { document throws(SpecIssue) in document },
     2: { document throws(SpecIssue) in document },
+    3: { document throws(SpecIssue) in document },
   ]
 
   /// Runs the steps from `version` up to `target`, setting `version` after each.

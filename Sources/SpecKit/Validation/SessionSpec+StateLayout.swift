@@ -20,6 +20,15 @@ public struct StateTensorInfo: Hashable, Sendable {
   public var initialValue: Float = 0
   /// Whether it accumulates squares (never negative in a valid state).
   public var holdsSquares = false
+  /// For a growing history: `shape` has 0 rows and a state may hold up to this many.
+  public var maxRows: Int?
+  /// Whether it is an exact count (`I64`).
+  public var isInteger = false
+
+  /// Whether a tensor of `other` shape fits it (see `OptimizerStateTensor.accepts`).
+  public func accepts(shape other: [Int]) -> Bool {
+    OptimizerStateTensor(key: .optimizer(name), shape: shape, maxRows: maxRows).accepts(shape: other)
+  }
 
   /// Whether it is the optimizer's (a slot or whole-model state).
   public var isOptimizerState: Bool {
@@ -27,6 +36,13 @@ public struct StateTensorInfo: Hashable, Sendable {
     case .optimizerSlot, .optimizerState: true
     case .parameter, .buffer: false
     }
+  }
+
+  /// What a fresh state holds: `initialValue` everywhere, as an exact count when it is one.
+  public var freshTensor: StoredTensor {
+    isInteger
+      ? StoredTensor(shape: shape, integers: Array(repeating: Int64(initialValue), count: shape.reduce(1, *)))
+      : StoredTensor(shape: shape, repeating: initialValue)
   }
 }
 
@@ -54,7 +70,7 @@ extension SessionSpec {
       layout.append(
         StateTensorInfo(
           name: declared.key.name, shape: declared.shape, kind: kind, initialValue: declared.initialValue,
-          holdsSquares: declared.holdsSquares))
+          holdsSquares: declared.holdsSquares, maxRows: declared.maxRows, isInteger: declared.isInteger))
     }
     return layout
   }
@@ -72,9 +88,20 @@ extension SessionSpec {
       result[StateKey(tensor)] = StoredTensor(shape: tensor.shape, scalars: values)
     }
     for info in try stateLayout(optimizer: rule) where info.isOptimizerState {
-      result[info.name] = StoredTensor(shape: info.shape, repeating: info.initialValue)
+      result[info.name] = info.freshTensor
     }
     return result
+  }
+
+  /// The parameters as an optimizer rule sees them, in model order (the flat layout's order).
+  public func parameterShapes() throws(SpecError) -> [ParameterShape] {
+    try model.layerShapes().flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) }
+  }
+
+  /// The L-BFGS flat layout's text (`LBFGSState.layoutText`) when the optimizer is `lbfgs`.
+  public var lbfgsLayoutText: String? {
+    guard case .lbfgs = optimizer, let parameters = try? parameterShapes() else { return nil }
+    return LBFGSState.layoutText(parameters)
   }
 
   /// A state at step 0 with the generators at their seeded starting positions; the file name
@@ -100,8 +127,13 @@ extension SessionSpec {
         problems.append("missing tensor \(info.name) of shape \(info.shape)")
         continue
       }
-      if tensor.shape != info.shape {
-        problems.append("\(info.name) has shape \(tensor.shape), but the model needs \(info.shape)")
+      if !info.accepts(shape: tensor.shape) {
+        let needed = info.maxRows.map { "[k\(info.shape.dropFirst().map { ", \($0)" }.joined())] with k ≤ \($0)" } ?? "\(info.shape)"
+        problems.append("\(info.name) has shape \(tensor.shape), but the model needs \(needed)")
+      } else if (tensor.integers != nil) != info.isInteger {
+        problems.append(
+          info.isInteger
+            ? "\(info.name) is F32, but it is an exact count stored as I64" : "\(info.name) is I64, but it holds values stored as F32")
       } else if let bad = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
         problems.append("\(info.name) holds a non-finite value (\(tensor.scalars[bad])) at flat index \(bad)")
       } else if info.holdsSquares, let bad = tensor.scalars.firstIndex(where: { $0 < 0 }) {
@@ -110,9 +142,14 @@ extension SessionSpec {
         )
       }
     }
+    if problems.isEmpty, let parameters = try? parameterShapes() {
+      problems += (rule ?? optimizer).stateProblems(tensors, parameters: parameters)
+    }
     // A backend's own state (`engine/BACKEND/NAME`) is not the model's: any shape, but finite.
     for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) where StateKey(name: name)?.engineBackend != nil {
-      if let bad = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
+      if tensor.integers != nil {
+        problems.append("\(TextExcerpt.short(name, limit: 64)) is I64; a backend's own state is F32")
+      } else if let bad = tensor.scalars.firstIndex(where: { !$0.isFinite }) {
         problems.append("\(TextExcerpt.short(name, limit: 64)) holds a non-finite value (\(tensor.scalars[bad])) at flat index \(bad)")
       }
     }
