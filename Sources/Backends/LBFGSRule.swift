@@ -37,19 +37,20 @@ public struct LBFGSRule: OptimizerRule {
     // The first evaluation comes before anything changes: when it throws, nothing did.
     let (loss, gradients) = try objective(parameters)
     let order = context.parameterOrder.isEmpty ? parameters.keys.sorted() : context.parameterOrder
-    let result: Result<(UpdateOutcome, Step, Memory), BackendError> = withoutActuallyEscaping(objective) { objective in
+    // The step holds the objective only while it runs (it must not outlive this call).
+    let result: Result<(UpdateOutcome, [String: Tensor], Memory, Int), BackendError> = withoutActuallyEscaping(objective) { objective in
       var run = Step(settings: settings, order: order, parameters: parameters, objective: objective)
       var memory = Memory(state, count: run.count)
       do throws(BackendError) {
         let outcome = try run.iterate(from: loss, gradients: gradients, memory: &memory, lr: context.learningRate)
-        return .success((outcome, run, memory))
+        return .success((outcome, run.named(run.x), memory, run.count))
       } catch {
         return .failure(error)
       }
     }
-    let (outcome, run, memory) = try result.get()
-    run.write(into: &parameters)
-    memory.write(into: &state, count: run.count)
+    let (outcome, moved, memory, count) = try result.get()
+    for (name, tensor) in moved { parameters[name] = tensor }
+    memory.write(into: &state, count: count)
     return outcome
   }
 
@@ -128,14 +129,6 @@ public struct LBFGSRule: OptimizerRule {
     }
 
     func flat(_ gradients: [String: Tensor]) -> [Float] { layout.flatMap { gradients[$0.name]!.scalars } }
-
-    func write(into parameters: inout [String: Tensor]) {
-      var offset = 0
-      for entry in layout {
-        parameters[entry.name]!.scalars = Array(x[offset..<offset + entry.count])
-        offset += entry.count
-      }
-    }
 
     /// The loss (as PyTorch's Python float) and the flat gradient at `x + t·d`
     /// (`_directional_evaluate`; the parameters stay at `x`).

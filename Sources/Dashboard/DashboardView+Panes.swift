@@ -131,7 +131,8 @@ extension DashboardView {
   static func optimizerPane(_ input: DashboardInput, _ frame: Frame, _ charset: Charset) -> Grid {
     var grid = Grid(width: frame.width, height: frame.height)
     let spec = input.spec, s = input.snapshot
-    let optimizerLines = wrap(spec.optimizer.summary, width: frame.width)
+    let optimizerLines =
+      wrap(spec.optimizer.summary, width: frame.width) + (s.optimizerReport.map { wrap("last step: " + $0, width: frame.width) } ?? [])
     let lines =
       optimizerLines
       + wrap(

@@ -383,6 +383,38 @@ public final class TrainingRun {
   }
 }
 
+extension TrainingRun {
+  /// What to say before training `spec` on `trainingSamples` samples beyond the schedule's
+  /// warnings: L-BFGS on batches smaller than the training set (it assumes one fixed objective).
+  public static func optimizerWarnings(_ spec: SessionSpec, trainingSamples: Int) -> [String] {
+    guard case .lbfgs = spec.optimizer, spec.training.batchSize < trainingSamples else { return [] }
+    return [
+      "lbfgs assumes one fixed objective, but batch_size \(spec.training.batchSize) is smaller than the \(trainingSamples) training samples: each step sees another batch, and the history mixes their curvatures (batch \(trainingSamples) trains on the whole set)"
+    ]
+  }
+
+  /// Every warning for a run about to start from `step`: the schedule's and the optimizer's.
+  public var startWarnings: [String] {
+    spec.schedule.warnings(runFrom: trainer.step + 1, base: spec.optimizer.learningRate)
+      + Self.optimizerWarnings(spec, trainingSamples: data.train.count)
+  }
+}
+
+extension OptimizerReport {
+  /// `4 iterations, 6 evaluations (5 line search), t 0.8123`.
+  public var text: String {
+    "\(iterations) iteration\(iterations == 1 ? "" : "s"), \(evaluations) evaluation\(evaluations == 1 ? "" : "s") (\(lineSearchEvaluations) line search), t \(ProgressLine.significant(Double(stepSize)))"
+  }
+
+  /// Its fields by the names of `run --json`'s step events.
+  public var members: [JSONObject.Member] {
+    [
+      .init(key: "iterations", value: .int(iterations)), .init(key: "func_evals", value: .int(evaluations)),
+      .init(key: "line_search_evals", value: .int(lineSearchEvaluations)), .init(key: "t", value: .float(stepSize)),
+    ]
+  }
+}
+
 extension StepResult {
   /// The history's points of a recorded update: its batch loss, its learning rate, and the
   /// batch's accuracy or MAE when the trainer measured them (docs/spec-format.md, "history").

@@ -38,6 +38,12 @@ struct Run: ParsableCommand {
 
   @OptionGroup var settings: BackendSettings
 
+  @Option(
+    help: ArgumentHelp(
+      "Train with this optimizer, as the workbench's optimizer command takes it (\"lbfgs line_search=strong_wolfe\", \"adam lr=0.001\"); the trained state is mapped as there (docs/training.md).",
+      valueName: "OPTIMIZER"))
+  var optimizer: String?
+
   @Flag(help: "Print one JSON object per line instead of progress.")
   var json = false
 
@@ -49,8 +55,18 @@ struct Run: ParsableCommand {
 
   func run() throws {
     access.apply()
-    let bundle: SessionBundle
+    var bundle: SessionBundle
     do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
+    if let optimizer {
+      var document = SessionDocument(bundle: bundle, path: file)
+      do {
+        let (message, events) = try document.edit("optimizer " + optimizer, folder: PathText.folder(file))
+        Console.error(([message] + events.map(\.line)).joined(separator: "\n"))
+      } catch {
+        throw failWith("--optimizer: \(error.description)")
+      }
+      bundle = document.bundle
+    }
     if let steps, let problem = StateSpec.tooManySteps(steps, from: bundle.spec.state?.step ?? 0) {
       throw failWith("--steps \(steps): \(problem)")
     }
@@ -64,7 +80,7 @@ struct Run: ParsableCommand {
     } catch let error as SessionError {
       throw failWith(error.description)
     }
-    for warning in training.spec.schedule.warnings(runFrom: training.trainer.step + 1, base: training.spec.optimizer.learningRate) {
+    for warning in training.startWarnings {
       Console.error("warning: " + warning)
     }
     installStopHandlers()
@@ -144,6 +160,7 @@ struct RunReporter {
         ]
         if let accuracy = result.measures.accuracy { members.append(.init(key: "accuracy", value: number(accuracy))) }
         if let error = result.measures.meanAbsoluteError { members.append(.init(key: "mae", value: number(error))) }
+        members += result.optimizer?.members ?? []
         write(JSONWriter.compact(.object(members)) + "\n")
         return
       }

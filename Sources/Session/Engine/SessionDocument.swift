@@ -88,6 +88,16 @@ public struct SessionDocument: Sendable {
   /// A schedule set on a session that has trained starts at its current step (`step`, the
   /// worker's while it trains), as a PyTorch scheduler counts from when it is created, unless
   /// the command gives `start=`.
+  /// Applies one edit typed as in the workbench (`optimizer lbfgs line_search=strong_wolfe`),
+  /// journaled, with the trained state mapped as the workbench maps it: what `specbench run
+  /// --optimizer` does before it trains.
+  public mutating func edit(_ line: String, folder: String) throws(CommandError) -> (message: String, events: [EngineEvent]) {
+    guard case .edit(let edit, let typed)? = try CommandParser.parse(line) else {
+      throw CommandError("\(TextExcerpt.short(line, limit: 60)) is not an edit of the spec")
+    }
+    return try apply(edit, line: typed, folder: folder, training: false, step: state?.step ?? 0)
+  }
+
   mutating func apply(_ command: Edit, line: String, folder: String, training: Bool, step: Int = 0) throws(CommandError) -> (
     message: String, events: [EngineEvent]
   ) {

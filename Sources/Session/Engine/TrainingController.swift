@@ -72,7 +72,7 @@ final class TrainingController {
       run: run, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresStatistics)
     status = .running
     pausedTarget = target
-    let warnings = spec.schedule.warnings(runFrom: start + 1, base: spec.optimizer.learningRate)
+    let warnings = run.startWarnings
     return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")
       + warnings.map { "\nwarning: " + $0 }.joined()
   }
