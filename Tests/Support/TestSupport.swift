@@ -92,6 +92,7 @@ public struct PythonWith: Sendable {
   /// still true, so the tests run and fail loudly instead of being skipped.
   public var isAvailable: Bool {
     let environment = ProcessInfo.processInfo.environment
+    if modules.contains("torch") { return interpreter != nil || environment["SPECBENCH_REQUIRE_TORCH"] == "1" }
     return interpreter != nil || environment["SPECBENCH_REQUIRE_PYTHON"] == "1"
       || (modules.contains("jax") && environment["SPECBENCH_REQUIRE_JAX"] == "1")
   }
@@ -109,6 +110,11 @@ public let PlainPython = PythonWith("json, struct", install: "apt-get install py
 /// Python with jax, as scripts/setup.sh installs it, for the jax engine's worker.
 public let JaxPython = PythonWith("jax", install: "scripts/setup.sh (pip install \"jax[cpu]==0.10.2\")")
 public let PythonPeer = PythonWith("numpy, safetensors.numpy", install: "pip install numpy safetensors")
+/// Real PyTorch (about 5 GB with its CUDA libraries, though it runs on the CPU): installed by
+/// `.ci/run` and by `SPECBENCH_WITH_TORCH=1 scripts/setup.sh`; without it the torch tests skip and
+/// say so, unless SPECBENCH_REQUIRE_TORCH=1 (CI) makes them run and fail.
+public let TorchPeer = PythonWith(
+  "torch, safetensors.torch", install: "SPECBENCH_WITH_TORCH=1 scripts/setup.sh (pip install torch safetensors)")
 /// onnx and onnxruntime as well, for the interchange tests.
 public let ONNXPeer = PythonWith(
   "numpy, safetensors.numpy, onnx, onnxruntime", install: "scripts/setup.sh installs them: pip install onnx onnxruntime")
