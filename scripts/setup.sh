@@ -5,7 +5,8 @@
 #     (the fast backend, loaded at run time), tmux for the terminal tests, strace for the save
 #     path's fault-injection tests, Python for the interop tests.
 #   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, which the interop tests
-#     run for real, and jax (CPU), which the jax engine's worker uses. Where the
+#     run for real, and jax (CPU), which the jax engine's worker uses; torch (large) only under
+#     CI=true or SPECBENCH_WITH_TORCH=1, for the tests against real PyTorch. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero when the Swift build itself cannot work, and, under
 # CI=true, when anything the tests need could not be installed (CI never skips a test).
@@ -60,23 +61,41 @@ fi
 # the standalone JAX peer that Benchmarks/peers.sh runs beside the jax backend.
 python_packages=(numpy safetensors onnx onnxruntime "jax[cpu]==0.10.2" "optax==0.2.8")
 check='import numpy, safetensors.numpy, onnx, onnxruntime, jax, optax'
-if [ -x .venv/bin/python3 ] && .venv/bin/python3 -c "$check" >/dev/null 2>&1; then
+
+# Installs packages ($2…) unless `python -c "$1"` already works, into the Python that has the
+# others (.venv/ when it exists), else the system Python, else a new .venv/. Returns 1 on failure.
+install_python() {
+  local test=$1
+  shift
+  local python
+  for python in .venv/bin/python3 python3; do
+    if command -v "$python" >/dev/null 2>&1 && "$python" -c "$test" >/dev/null 2>&1; then return 0; fi
+  done
+  command -v python3 >/dev/null 2>&1 || return 1
+  say "installing Python packages: $*"
+  if [ ! -x .venv/bin/python3 ]; then
+    if python3 -m pip install -q --disable-pip-version-check "$@" >/dev/null 2>&1 && python3 -c "$test" >/dev/null 2>&1; then
+      return 0
+    fi
+    say "the system Python refused; installing into .venv/ instead"
+    python3 -m venv .venv >/dev/null 2>&1 || return 1
+  fi
+  .venv/bin/python3 -m pip install -q --disable-pip-version-check "$@" >/dev/null 2>&1 && .venv/bin/python3 -c "$test" >/dev/null 2>&1
+}
+
+if ! install_python "$check" "${python_packages[@]}"; then
+  say "could not install ${python_packages[*]}; the Python interop tests will be skipped (and say so)"
+  if [ "${CI:-}" = true ]; then say "CI=true: the tests need them; failing"; exit 1; fi
   exit 0
 fi
-if command -v python3 >/dev/null 2>&1 && python3 -c "$check" >/dev/null 2>&1; then
-  exit 0
-fi
-if command -v python3 >/dev/null 2>&1; then
-  say "installing Python packages: ${python_packages[*]}"
-  if python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" >/dev/null 2>&1 && python3 -c "$check" >/dev/null 2>&1; then
-    exit 0
-  fi
-  say "the system Python refused; installing into .venv/ instead"
-  if python3 -m venv .venv >/dev/null 2>&1 && .venv/bin/python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" >/dev/null 2>&1 \
-    && .venv/bin/python3 -c "$check" >/dev/null 2>&1; then
-    exit 0
+
+# Real PyTorch, the oracle of the L-BFGS and export tests (docs/testing.md): about 5 GB with its
+# CUDA libraries, though it runs on the CPU, so only under CI=true or SPECBENCH_WITH_TORCH=1;
+# without it those tests skip and say so.
+if [ "${CI:-}" = true ] || [ "${SPECBENCH_WITH_TORCH:-}" = 1 ]; then
+  if ! install_python 'import torch, safetensors.torch' torch; then
+    say "could not install torch; the tests against real PyTorch will be skipped (and say so)"
+    if [ "${CI:-}" = true ]; then say "CI=true: the tests need it; failing"; exit 1; fi
   fi
 fi
-say "could not install ${python_packages[*]}; the Python interop tests will be skipped (and say so)"
-if [ "${CI:-}" = true ]; then say "CI=true: the tests need them; failing"; exit 1; fi
 exit 0
