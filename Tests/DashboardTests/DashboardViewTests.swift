@@ -33,6 +33,23 @@ struct DashboardViewTests {
     #expect(bar.contains("batch loss 0.1234") == (width >= 100))
   }
 
+  /// An L-BFGS session's optimizer pane says what the last step did: iterations, evaluations,
+  /// the line search's and the step size.
+  @Test func theOptimizerPaneShowsLBFGSIterations() throws {
+    var spec = Fixture.spec
+    spec.optimizer = .lbfgs(.init(lineSearch: .strongWolfe))
+    var snapshot = Fixture.snapshot
+    snapshot.optimizerReport = "4 iterations, 7 evaluations (6 line search), t 0.8123"
+    var state = Fixture.state
+    state.focus = .optimizer
+    let text = DashboardView.render(DashboardInput(spec: spec, snapshot: snapshot, hasUnsavedChanges: false), state: state, width: 120, height: 40)
+      .plainText
+    #expect(text.contains("lbfgs lr=1.0 max_iter=20"), "\(text)")
+    #expect(text.contains("last step: 4 iterations, 7 evaluations (6"), "\(text)")
+    let without = DashboardView.render(DashboardInput(spec: spec, snapshot: Fixture.snapshot, hasUnsavedChanges: false), state: state, width: 120, height: 40)
+    #expect(!without.plainText.contains("last step:"))
+  }
+
   @Test func asciiWhenTheLocaleIsNotUTF8() throws {
     let grid = DashboardView.render(Fixture.input, state: Fixture.state, width: 100, height: 30, charset: .ascii)
     try expectFrame(grid.plainText, "frame-100x30-ascii")

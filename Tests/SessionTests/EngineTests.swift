@@ -278,6 +278,57 @@ struct EngineTests {
     #expect(engine.spec.history.events.contains { $0.kind == "optimizer" })
   }
 
+  /// "Adam first, L-BFGS to finish", and back, while training: each swap at a step boundary
+  /// with its documented mapping (L-BFGS from an empty history, Adam's moments fresh).
+  @Test func adamFirstThenLBFGSWhileTrainingAndBack() throws {
+    let engine = built()
+    run(engine, "batch 120", "stop max_steps 100000", "train")
+    waitUntil { engine.snapshot.step >= 10 }
+    run(engine, "optimizer lbfgs max_iter=3 line_search=strong_wolfe")
+    waitUntil { engine.snapshot.optimizerReport != nil }
+    let report = try #require(engine.snapshot.optimizerReport)
+    #expect(report.contains("iteration") && report.contains("line search") && report.contains(", t "), "\(report)")
+    run(engine, "optimizer adam lr=0.001")
+    waitUntil { engine.snapshot.history.events.filter { $0.kind == "optimizer" }.count >= 2 }
+    let at = engine.snapshot.step
+    waitUntil { engine.snapshot.step > at + 3 }
+    run(engine, "stop")
+    waitIdle(engine)
+    let changes = engine.spec.history.events.filter { $0.kind == "optimizer" }.map(\.detail)
+    #expect(changes.count == 2)
+    #expect(changes.first?.hasPrefix("adam -> lbfgs: fresh optimizer state (model/d, ") == true, "\(changes)")
+    #expect(changes.last?.hasPrefix("lbfgs -> adam: fresh optimizer state (exp_avg, exp_avg_sq)") == true, "\(changes)")
+    let state = try #require(engine.state)
+    #expect(state.tensors["opt/model/d"] == nil && state.tensors["opt/dense1.weight/exp_avg"] != nil)
+    #expect(engine.snapshot.optimizerReport == nil, "Adam's steps report no iterations")
+  }
+
+  /// Swapped in while idle: the state is a fresh L-BFGS state (n_iter 0, no pairs); training
+  /// warns about batches smaller than the training set, fills the history and counts.
+  @Test func lbfgsSwappedInWhileIdleStartsFromAnEmptyHistory() throws {
+    let engine = built()
+    run(engine, "train 10")
+    waitIdle(engine)
+    let trained = try #require(engine.state)
+    run(engine, "optimizer lbfgs max_iter=4 history_size=2")
+    let fresh = try #require(engine.state)
+    #expect(fresh.tensors["opt/model/n_iter"]?.integers == [0])
+    #expect(fresh.tensors["opt/model/old_dirs"]?.shape == [0, 99])
+    #expect(fresh.tensors["param/dense2.weight"] == trained.tensors["param/dense2.weight"])
+    let started = engine.execute("train 3")
+    #expect(started.text.contains("warning: lbfgs assumes one fixed objective, but batch_size 16 is smaller than the 120 training samples"))
+    waitIdle(engine)
+    let after = try #require(engine.state)
+    #expect((after.tensors["opt/model/n_iter"]?.integers?.first ?? 0) > 3)
+    #expect(after.tensors["opt/model/old_dirs"]?.shape == [2, 99], "the history keeps history_size pairs")
+    // A smaller history_size keeps the newest pair.
+    run(engine, "optimizer history_size=1")
+    let trimmed = try #require(engine.state)
+    #expect(trimmed.tensors["opt/model/old_dirs"]?.shape == [1, 99])
+    #expect(Array(trimmed.tensors["opt/model/old_dirs"]!.scalars) == Array(after.tensors["opt/model/old_dirs"]!.scalars[99...]))
+    #expect(trimmed.tensors["opt/model/ro"]?.scalars == [after.tensors["opt/model/ro"]!.scalars[1]])
+  }
+
   /// A change made while training reaches the running trainer (not a trainer rebuilt from the
   /// spec as it was): the steps after it use the new rate.
   @Test func aChangeWhileTrainingReachesTheRunningTrainer() throws {

@@ -86,7 +86,14 @@ extension SessionSpec {
     lines.append("Loss:       \(ScheduleSpec.fieldSummary(loss.json))")
     let slots = optimizer.slots.map(\.slot.rawValue)
     lines.append("Optimizer:  \(optimizer.summary)")
-    lines.append("            state slots per parameter: \(slots.isEmpty ? "none" : slots.joined(separator: ", "))")
+    if case .lbfgs(let settings) = optimizer {
+      let p = (try? parameterShapes().map(\.count).reduce(0, +)).map(String.init) ?? "P"
+      lines.append(
+        "            whole-model state: d, prev_flat_grad [\(p)]; old_dirs, old_stps [k ≤ \(settings.historySize), \(p)]; ro [k]; t, H_diag, prev_loss; n_iter, func_evals (I64)"
+      )
+    } else {
+      lines.append("            state slots per parameter: \(slots.isEmpty ? "none" : slots.joined(separator: ", "))")
+    }
     lines.append("Schedule:   \(schedule.summary)")
     var dataLine = "Data:       \(data.source.summary)"
     if data.validationFraction > 0 { dataLine += "; validation \(short(data.validationFraction * 100))%" }

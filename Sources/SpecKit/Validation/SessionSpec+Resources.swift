@@ -42,6 +42,9 @@ extension SessionSpec {
     public var data: Double?
     /// The layer with the most state, for the message's JSON path.
     public var largestLayer: Int?
+    /// Of `state`, L-BFGS's history and flat vectors: (2·history_size + 8)·P floats (the pairs,
+    /// and the flat vectors a step keeps: d, the gradients, the parameters and the recursion's).
+    public var optimizerHistory = 0.0
 
     public var total: Double { state + batch + (data ?? 0) }
   }
@@ -73,10 +76,19 @@ extension SessionSpec {
       sampleWidth = Double(features) + 1
     case .csv, .idx, .builtin: break
     }
+    var history = 0.0
+    if case .lbfgs(let settings) = optimizer {
+      let parameters = shapes.flatMap(\.tensors).filter { $0.role == .parameter }.reduce(0.0) {
+        $0 + $1.shape.reduce(1.0) { $0 * Double($1) }
+      }
+      history = 4 * parameters * (2 * Double(settings.historySize) + 8)
+      state += history
+    }
     let rows = min(Double(training.batchSize), samples ?? Double(training.batchSize))
     // Each layer's output is kept with its pre-activation and its gradient.
     let batch = 4 * rows * widths * 3
-    return MemoryEstimate(state: state, batch: batch, data: samples.map { 4 * $0 * sampleWidth }, largestLayer: largest?.index)
+    return MemoryEstimate(
+      state: state, batch: batch, data: samples.map { 4 * $0 * sampleWidth }, largestLayer: largest?.index, optimizerHistory: history)
   }
 
   /// A problem when training this spec needs more memory than `limit` allows: the bytes needed
@@ -92,6 +104,8 @@ extension SessionSpec {
       (path, advice) = (JSONPath("data.samples"), "use fewer samples or features")
     } else if largestPart == estimate.batch {
       (path, advice) = (JSONPath("training.batch_size"), "use a smaller batch or narrower layers")
+    } else if estimate.optimizerHistory > estimate.state / 2 {
+      (path, advice) = (JSONPath("optimizer.history_size"), "keep fewer L-BFGS pairs (a smaller history_size) or use a smaller model")
     } else if let layer = estimate.largestLayer {
       (path, advice) = (JSONPath("model.layers") + layer, "use fewer units")
     } else {
