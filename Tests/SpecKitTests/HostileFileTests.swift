@@ -333,3 +333,101 @@ struct HostileFileTests {
     #expect(!TextExcerpt.quoted("\u{9B}2J").unicodeScalars.contains { $0.value == 0x9B })
   }
 }
+
+/// L-BFGS's state (format version 4): hostile files of every kind its rules name, each refused
+/// with the tensor and the rule, and the fields refused with their JSON path.
+@Suite("Hostile L-BFGS files")
+struct HostileLBFGSTests {
+  /// An L-BFGS session with two history pairs, saved in a fresh folder; returns the folder, the
+  /// spec and its state's tensors.
+  func saved() throws -> (folder: String, spec: SessionSpec, tensors: [String: StoredTensor]) {
+    var spec = try SessionSpec.decode(Array(baseSessionText.utf8), file: nil, defaultName: "t")
+    spec.optimizer = .lbfgs(.init(historySize: 3))
+    var tensors = try spec.initialTrainingState().tensors
+    let p = 51  // 2·8 + 8 + 8·3 + 3
+    tensors["opt/model/old_dirs"] = StoredTensor(shape: [2, p], scalars: (0..<2 * p).map { Float($0 % 7) - 3 })
+    tensors["opt/model/old_stps"] = StoredTensor(shape: [2, p], scalars: (0..<2 * p).map { Float($0 % 5) - 2 })
+    tensors["opt/model/ro"] = StoredTensor(shape: [2], scalars: [0.5, 0.25])
+    tensors["opt/model/n_iter"] = StoredTensor(shape: [], integers: [20_000_001])
+    tensors["opt/model/func_evals"] = StoredTensor(shape: [], integers: [25_000_003])
+    let folder = temporaryFolder()
+    var withState = spec
+    withState.state = spec.initialStateRecord()
+    _ = try SessionFile.save(SessionBundle(spec: withState, tensors: tensors), to: folder + "/s")
+    return (folder, spec, tensors)
+  }
+
+  @Test func aSavedStateLoadsExactlyWithItsCountsAsI64() throws {
+    let (folder, _, tensors) = try saved()
+    let loaded = try SessionFile.load(folder + "/s.json")
+    #expect(loaded.tensors == tensors)
+    // Counts past float32's exact integers survive: the file holds them as I64.
+    #expect(loaded.tensors?["opt/model/n_iter"]?.integers == [20_000_001])
+    let bytes = try FileAccess.read(folder + "/s.safetensors")
+    let header = String(decoding: bytes[8..<min(bytes.count, 4000)], as: UTF8.self)
+    #expect(header.contains("\"opt/model/func_evals\": {\"dtype\": \"I64\""), "\(header)")
+    #expect(header.contains("\"lbfgs_flat_layout\": \"dense1.weight:16,dense1.bias:8,dense2.weight:24,dense2.bias:3\""), "\(header)")
+  }
+
+  @Test(arguments: [
+    ("k differs", "opt/model/ro", StoredTensor(shape: [1], scalars: [0.5]), "the L-BFGS history is inconsistent"),
+    ("k > history_size", "opt/model/ro", StoredTensor(shape: [4], scalars: [1, 1, 1, 1]), "opt/model/ro has shape [4], but the model needs [k] with k ≤ 3"),
+    ("negative ro", "opt/model/ro", StoredTensor(shape: [2], scalars: [0.5, -1]), "opt/model/ro holds -1.0 at flat index 1"),
+    ("zero H_diag", "opt/model/H_diag", StoredTensor(shape: [], scalars: [0]), "opt/model/H_diag is 0.0"),
+    ("F32 count", "opt/model/n_iter", StoredTensor(shape: [], scalars: [3]), "opt/model/n_iter is F32, but it is an exact count stored as I64"),
+    ("I64 vector", "opt/model/d", StoredTensor(shape: [51], integers: Array(repeating: 1, count: 51)), "opt/model/d is I64"),
+    ("negative count", "opt/model/func_evals", StoredTensor(shape: [], integers: [-2]), "opt/model/func_evals is -2"),
+    ("wrong width", "opt/model/old_stps", StoredTensor(shape: [2, 50], repeating: 1), "opt/model/old_stps has shape [2, 50], but the model needs [k, 51]"),
+    ("NaN pair", "opt/model/old_dirs", StoredTensor(shape: [2, 51], repeating: .nan), "opt/model/old_dirs holds a non-finite value"),
+  ])
+  func aSpoiltStateIsRefusedNamingTheTensor(_ label: String, name: String, tensor: StoredTensor, message: String) throws {
+    let (folder, spec, tensors) = try saved()
+    var spoilt = tensors
+    spoilt[name] = tensor
+    let problems = spec.stateProblems(spoilt)
+    #expect(problems.contains { $0.contains(message) }, "\(label): \(problems)")
+    // Written as a file another program made (its hash right), loading refuses it too.
+    let bytes = SafeTensors.encode(.init(tensors: spoilt))
+    try Data(bytes).write(to: URL(fileURLWithPath: folder + "/s.safetensors"))
+    let text = try String(contentsOfFile: folder + "/s.json", encoding: .utf8)
+    let hash = SessionFile.sha256Hex(bytes)
+    let old = try #require(text.range(of: "\"sha256\": \"[0-9a-f]{64}\"", options: .regularExpression))
+    try text.replacingCharacters(in: old, with: "\"sha256\": \"\(hash)\"").write(toFile: folder + "/s.json", atomically: true, encoding: .utf8)
+    #expect(throws: SpecError.self) { try SessionFile.load(folder + "/s.json") }
+  }
+
+  @Test func aStateFromAnotherFlatLayoutIsRefused() throws {
+    let (folder, _, tensors) = try saved()
+    let bytes = SafeTensors.encode(.init(tensors: tensors, metadata: ["lbfgs_flat_layout": "dense1.bias:8,dense1.weight:16,dense2.weight:24,dense2.bias:3"]))
+    try Data(bytes).write(to: URL(fileURLWithPath: folder + "/s.safetensors"))
+    let text = try String(contentsOfFile: folder + "/s.json", encoding: .utf8)
+    let old = try #require(text.range(of: "\"sha256\": \"[0-9a-f]{64}\"", options: .regularExpression))
+    try text.replacingCharacters(in: old, with: "\"sha256\": \"\(SessionFile.sha256Hex(bytes))\"").write(
+      toFile: folder + "/s.json", atomically: true, encoding: .utf8)
+    do {
+      _ = try SessionFile.load(folder + "/s.json")
+      Issue.record("loaded a state of another layout")
+    } catch {
+      #expect(error.description.contains("lbfgs_flat_layout"), "\(error)")
+    }
+  }
+
+  @Test(arguments: [
+    ("history_size", JSONValue.int(0), "optimizer.history_size: must be an integer from 1 to 2147483647, got 0"),
+    ("line_search", JSONValue.string("wolfe"), "optimizer.line_search: unknown line search (or null for none) \"wolfe\"; expected one of strong_wolfe"),
+    ("max_iter", JSONValue.double(2.5), "optimizer.max_iter: must be an integer from 1 to 2147483647"),
+    ("max_eval", JSONValue.int(-1), "optimizer.max_eval: must be null (max_iter·5 div 4) or an integer from 1 to 2147483647, got -1"),
+    ("tolerance_grad", JSONValue.double(-1), "optimizer.tolerance_grad: must be a number ≥ 0"),
+    ("lr", JSONValue.int(0), "optimizer.lr: must be a number > 0"),
+    ("momentum", JSONValue.double(0.9), "optimizer.momentum"),
+  ])
+  func badFieldsAreRefusedWithTheirJSONPath(_ field: String, value: JSONValue, message: String) throws {
+    let document = baseDocument().setting("optimizer", to: .object(["type": .string("lbfgs"), field: value]))
+    do {
+      _ = try SessionSpec.decode(Array(JSONWriter.canonical(document).utf8), file: "t.json", defaultName: "t")
+      Issue.record("accepted \(field) = \(value)")
+    } catch {
+      #expect(error.description.contains(message), "\(error)")
+    }
+  }
+}
