@@ -132,7 +132,7 @@ struct EngineTests {
     ),
     (
       "optimizer adma",
-      "optimizer.type: unknown optimizer \"adma\"; expected one of sgd, adam, adamw, rmsprop, adagrad (did you mean \"adam\"?)"
+      "optimizer.type: unknown optimizer \"adma\"; expected one of sgd, adam, adamw, rmsprop, adagrad, lbfgs (did you mean \"adam\"?)"
     ),
     ("optimizer adam lr=0", "optimizer.lr: must be a number > 0, got 0"),
     ("remove dense9", "no layer \"dense9\"; layers: dense1, dropout1, dense2 — did you mean \"dense1\"?"),

@@ -12,7 +12,7 @@ struct CLITests {
     for verb in ["repl", "run", "validate", "inspect", "init", "backends"] { #expect(result.stdout.contains(verb)) }
   }
 
-  @Test(arguments: ["blobs", "circles", "iris", "moons", "sine", "spirals", "xor"])
+  @Test(arguments: ["blobs", "circles", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"])
   func exampleSessionsValidate(name: String) throws {
     let result = try specbench("validate", "sessions/\(name).json")
     #expect(result.status == 0, "\(result.stderr)")
@@ -69,12 +69,12 @@ struct CLITests {
   @Test func validateRefusesANewerVersion() throws {
     let folder = temporaryFolder()
     let text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8).replacingOccurrences(
-      of: "\"version\": 3", with: "\"version\": 4")
-    #expect(text.contains("\"version\": 4"))
-    try text.write(toFile: folder + "/v4.json", atomically: true, encoding: .utf8)
-    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v4.json"])
+      of: "\"version\": 3", with: "\"version\": 5")
+    #expect(text.contains("\"version\": 5"))
+    try text.write(toFile: folder + "/v5.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v5.json"])
     #expect(result.status == 1)
-    #expect(result.stderr.contains("format version 4, but this SpecBench reads versions up to 3"))
+    #expect(result.stderr.contains("format version 5, but this SpecBench reads versions up to 4"))
   }
 
   @Test func missingFileIsNamed() throws {

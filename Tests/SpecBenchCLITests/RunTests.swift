@@ -99,7 +99,7 @@ struct RunTests {
       #expect(Array(fromV1.history[metric]) == Array(continued), "\(metric.rawValue) of the 200 steps after the migration")
     }
     #expect(fromV1.history.events == fromV3.history.events)
-    #expect(try String(contentsOfFile: folder + "/v1/iris.json", encoding: .utf8).contains("\"version\": 3"))
+    #expect(try String(contentsOfFile: folder + "/v1/iris.json", encoding: .utf8).contains("\"version\": \(SessionSpec.currentVersion)"))
   }
 
   @Test func aRunPastItsSchedulesEndSaysSo() throws {
@@ -121,7 +121,32 @@ struct RunTests {
   static let promised: [(String, String, Double)] = [
     ("spirals", "train_accuracy", 0.95), ("iris", "val_accuracy", 0.93), ("moons", "val_accuracy", 0.95), ("xor", "train_accuracy", 0.95),
     ("circles", "train_accuracy", 0.97), ("blobs", "train_accuracy", 0.97), ("sine", "val_loss", -0.02),
+    ("sine-lbfgs", "train_loss", -0.0002),
   ]
+
+  /// sessions/README.md's "Adam first, L-BFGS to finish": Adam's 300 steps, then L-BFGS with a
+  /// strong Wolfe line search, against Adam alone with as many gradient evaluations (the same
+  /// work: a timing bound would not be a test).
+  @Test func adamThenLBFGSBeatsAdamAloneAtTheSameEvaluations() throws {
+    let folder = temporaryFolder()
+    let warm = try specbench("run", "sessions/sine-lbfgs.json", "--save", folder + "/warm", "--json")
+    #expect(warm.status == 0, "\(warm.stderr)")
+    let finish = try specbench(
+      "run", folder + "/warm.json", "--optimizer", "lbfgs line_search=strong_wolfe", "--steps", "30", "--save", folder + "/done", "--json")
+    #expect(finish.status == 0, "\(finish.stderr)")
+    let steps = try events(finish.stdout).filter { $0["event"]?.stringValue == "step" }
+    let evaluations = steps.compactMap { $0["func_evals"]?.numberValue?.int }.reduce(0, +)
+    #expect(steps.count == 30 && evaluations >= 30)
+    let lbfgs = try #require(try events(finish.stdout).last?["train_loss"]?.numberValue?.double)
+    let alone = try specbench("run", "sessions/sine-lbfgs.json", "--steps", String(300 + evaluations), "--json")
+    let adam = try #require(try events(alone.stdout).last?["train_loss"]?.numberValue?.double)
+    #expect(lbfgs <= 2e-6, "Adam then L-BFGS ends at \(lbfgs)")
+    #expect(lbfgs * 10 < adam, "Adam then L-BFGS: \(lbfgs); Adam alone with the same \(300 + evaluations) evaluations: \(adam)")
+    // The saved session says what happened, and loads as an L-BFGS session.
+    let saved = try SessionFile.load(folder + "/done.json")
+    #expect(saved.spec.optimizer.name == "lbfgs")
+    #expect(saved.spec.history.events.contains { $0.kind == "optimizer" && $0.detail.hasPrefix("adam -> lbfgs") })
+  }
 
   @Test(arguments: promised)
   func exampleSessionsReachTheirDocumentedResults(name: String, metric: String, bound: Double) throws {

@@ -11,7 +11,7 @@ import Testing
 struct GoldenFormatTests {
   static let goldenFolder = repositoryPath("Tests/SpecKitTests/Golden")
   static let recording = ProcessInfo.processInfo.environment["SPECBENCH_RECORD_GOLDEN"] == "1"
-  static let exampleNames = ["blobs", "circles", "iris", "moons", "sine", "spirals", "xor"]
+  static let exampleNames = ["blobs", "circles", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"]
 
   func compare(_ text: String, golden name: String) throws {
     let path = "\(Self.goldenFolder)/\(name)"
@@ -38,6 +38,23 @@ struct GoldenFormatTests {
     let first = try SessionFile.load(repositoryPath("sessions/\(name).json")).spec.canonicalText
     let second = try SessionSpec.decode(Array(first.utf8)).canonicalText
     #expect(first == second)
+  }
+
+  /// `lbfgs` written canonically: every field, `max_eval` and `line_search` as null when unset
+  /// (so `max_eval` follows `max_iter` as PyTorch's None does), and read back the same.
+  @Test func lbfgsHasItsCanonicalForm() throws {
+    let defaults = OptimizerSpec.lbfgs(.init())
+    #expect(
+      JSONWriter.compact(defaults.json)
+        == #"{"type": "lbfgs", "lr": 1.0, "max_iter": 20, "max_eval": null, "tolerance_grad": 1e-07, "tolerance_change": 1e-09, "history_size": 100, "line_search": null}"#
+    )
+    var spec = Self.completeSpec
+    for optimizer in [defaults, .lbfgs(.init(lr: 0.5, maxIter: 7, maxEval: 9, historySize: 3, lineSearch: .strongWolfe))] {
+      spec.optimizer = optimizer
+      #expect(try SessionSpec.decode(Array(spec.canonicalText.utf8)).optimizer == optimizer)
+    }
+    #expect(OptimizerSpec.LBFGS(maxIter: 20).evaluationBudget == 25 && OptimizerSpec.LBFGS(maxIter: 1).evaluationBudget == 1)
+    #expect(OptimizerSpec.LBFGS(maxIter: 3).evaluationBudget == 3 && OptimizerSpec.LBFGS(maxEval: 40).evaluationBudget == 40)
   }
 
   @Test func completeSpecRoundTrips() throws {

@@ -34,7 +34,7 @@ struct HistoryFileTests {
     #expect(specBytes < 64 * 1024, "the spec has \(specBytes) bytes")
     let text = try String(contentsOfFile: folder + "/long.json", encoding: .utf8)
     #expect(!text.contains("train_loss\": ["), "no points in the JSON")
-    #expect(text.contains("\"version\": 3"))
+    #expect(text.contains("\"version\": \(SessionSpec.currentVersion)"))
     let record = try #require(written.history.metrics)
     #expect(record.file == "long.history.safetensors")
     // Every metric is named, those without points with 0.
@@ -107,10 +107,10 @@ struct HistoryFileTests {
     #expect(loaded.spec.history.events == original.spec.history.events)
     #expect(loaded.spec.history.metrics == nil)
     #expect(loaded.tensors == original.tensors)
-    // Saved, it is version 3: a small spec and a metrics file with the same points.
+    // Saved, it is the current version: a small spec and a metrics file with the same points.
     try SessionFile.save(loaded, to: folder + "/old")
     let text = try String(contentsOfFile: folder + "/old.json", encoding: .utf8)
-    #expect(text.contains("\"version\": 3") && text.utf8.count < 64 * 1024)
+    #expect(text.contains("\"version\": \(SessionSpec.currentVersion)") && text.utf8.count < 64 * 1024)
     let again = try SessionFile.load(folder + "/old.json")
     #expect(bits(again.spec.history.trainLoss) == bits(original.spec.history.trainLoss))
     #expect(again.spec.state == written.state, "the state's file and hash are untouched by the migration")
@@ -346,7 +346,7 @@ struct HistoryFileTests {
       points: [.trainLoss: bundle.spec.history.trainLoss.count, .valLoss: bundle.spec.history.valLoss.count])
     spec.history.trainLoss = []
     spec.history.valLoss = []
-    let text = spec.canonicalText.replacingOccurrences(of: "\"version\": 3", with: "\"version\": 2")
+    let text = spec.canonicalText.replacingOccurrences(of: "\"version\": \(SessionSpec.currentVersion)", with: "\"version\": 2")
     #expect(text.contains("\"version\": 2") && !text.contains("\"train_accuracy\""))
     try text.write(toFile: folder + "/v2.json", atomically: true, encoding: .utf8)
     return folder + "/v2.json"
@@ -365,7 +365,7 @@ struct HistoryFileTests {
     #expect(loaded.spec.history.metrics?.points == [.trainLoss: 500, .valLoss: 5])
     let resaved = try SessionFile.save(loaded, to: folder + "/v3")
     let text = try String(contentsOfFile: folder + "/v3.json", encoding: .utf8)
-    #expect(text.contains("\"version\": 3") && text.contains("\"val_r2\": 0") && text.contains("\"train_mae\": 0"))
+    #expect(text.contains("\"version\": \(SessionSpec.currentVersion)") && text.contains("\"val_r2\": 0") && text.contains("\"train_mae\": 0"))
     #expect(resaved.history.metrics?.points.count == Metric.allCases.count)
     #expect(try SessionFile.load(folder + "/v3.json").spec.history.trainLoss == loaded.spec.history.trainLoss)
   }
