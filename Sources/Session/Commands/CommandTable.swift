@@ -34,7 +34,7 @@ public enum CommandTable {
       summary: "choose the loss: mse, softmax_cross_entropy, sigmoid_binary_cross_entropy, huber", example: "loss softmax_cross_entropy"),
     .init(
       name: "optimizer", usage: "optimizer [TYPE] [key=value ...]",
-      summary: "choose the optimizer (sgd, adam, adamw, rmsprop, adagrad) or change its fields; works while training",
+      summary: "choose the optimizer (sgd, adam, adamw, rmsprop, adagrad, lbfgs) or change its fields; works while training",
       example: "optimizer adam lr=0.003"),
     .init(
       name: "schedule", usage: "schedule TYPE [key=value ...]",

@@ -23,6 +23,7 @@ public enum Completion {
         case "activation", "function": Activation.names
         case "nesterov", "amsgrad", "centered", "use_bias", "shuffle", "header", "normalize": ["true", "false"]
         case "task": ["classification", "regression"]
+        case "line_search": ["strong_wolfe", "null"]
         case "name" where command == "data": Array(DataSource.builtinCatalog.keys)
         default: []
         }
@@ -92,6 +93,7 @@ public enum Completion {
     case "adam", "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"]
     case "rmsprop": ["lr", "alpha", "eps", "momentum", "centered", "weight_decay"]
     case "adagrad": ["lr", "lr_decay", "eps", "initial_accumulator_value", "weight_decay"]
+    case "lbfgs": ["lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size", "line_search"]
     default: []
     }
   }
