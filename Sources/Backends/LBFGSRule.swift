@@ -320,7 +320,8 @@ public struct LBFGSRule: OptimizerRule {
       let d2Square = d1 * d1 - g1 * g2
       guard d2Square >= 0 else { return (lower + upper) / 2 }
       let d2 = d2Square.squareRoot()
-      let minimum = x1 <= x2 ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2)) : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+      let minimum =
+        x1 <= x2 ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2)) : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
       return pyMin(pyMax(minimum, lower), upper)
     }
 

@@ -42,11 +42,14 @@ struct DashboardViewTests {
     snapshot.optimizerReport = "4 iterations, 7 evaluations (6 line search), t 0.8123"
     var state = Fixture.state
     state.focus = .optimizer
-    let text = DashboardView.render(DashboardInput(spec: spec, snapshot: snapshot, hasUnsavedChanges: false), state: state, width: 120, height: 40)
-      .plainText
+    let text = DashboardView.render(
+      DashboardInput(spec: spec, snapshot: snapshot, hasUnsavedChanges: false), state: state, width: 120, height: 40
+    )
+    .plainText
     #expect(text.contains("lbfgs lr=1.0 max_iter=20"), "\(text)")
     #expect(text.contains("last step: 4 iterations, 7 evaluations (6"), "\(text)")
-    let without = DashboardView.render(DashboardInput(spec: spec, snapshot: Fixture.snapshot, hasUnsavedChanges: false), state: state, width: 120, height: 40)
+    let without = DashboardView.render(
+      DashboardInput(spec: spec, snapshot: Fixture.snapshot, hasUnsavedChanges: false), state: state, width: 120, height: 40)
     #expect(!without.plainText.contains("last step:"))
   }
 

@@ -87,9 +87,11 @@ struct TorchLBFGSTests {
       #expect(abs(t - theirT) <= 1e-3 * max(1, abs(theirT)), "step \(k + 1): t \(t) vs torch's \(theirT)")
     }
     // The script itself, as a user runs it, ends where SpecBench does.
-    let script = try TorchPeer.run("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')", [
-      folder + "/pt.py", "--steps", "4",
-    ])
+    let script = try TorchPeer.run(
+      "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+      [
+        folder + "/pt.py", "--steps", "4",
+      ])
     #expect(script.status == 0, "\(script.stderr)")
     let last = script.stdout.split(separator: "\n").last { $0.hasPrefix("step ") }.map(String.init) ?? ""
     let printed = Double(last.components(separatedBy: "loss ").last?.split(separator: " ").first ?? "") ?? .nan

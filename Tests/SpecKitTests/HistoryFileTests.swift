@@ -365,7 +365,8 @@ struct HistoryFileTests {
     #expect(loaded.spec.history.metrics?.points == [.trainLoss: 500, .valLoss: 5])
     let resaved = try SessionFile.save(loaded, to: folder + "/v3")
     let text = try String(contentsOfFile: folder + "/v3.json", encoding: .utf8)
-    #expect(text.contains("\"version\": \(SessionSpec.currentVersion)") && text.contains("\"val_r2\": 0") && text.contains("\"train_mae\": 0"))
+    #expect(
+      text.contains("\"version\": \(SessionSpec.currentVersion)") && text.contains("\"val_r2\": 0") && text.contains("\"train_mae\": 0"))
     #expect(resaved.history.metrics?.points.count == Metric.allCases.count)
     #expect(try SessionFile.load(folder + "/v3.json").spec.history.trainLoss == loaded.spec.history.trainLoss)
   }

@@ -371,13 +371,22 @@ struct HostileLBFGSTests {
 
   @Test(arguments: [
     ("k differs", "opt/model/ro", StoredTensor(shape: [1], scalars: [0.5]), "the L-BFGS history is inconsistent"),
-    ("k > history_size", "opt/model/ro", StoredTensor(shape: [4], scalars: [1, 1, 1, 1]), "opt/model/ro has shape [4], but the model needs [k] with k ≤ 3"),
+    (
+      "k > history_size", "opt/model/ro", StoredTensor(shape: [4], scalars: [1, 1, 1, 1]),
+      "opt/model/ro has shape [4], but the model needs [k] with k ≤ 3"
+    ),
     ("negative ro", "opt/model/ro", StoredTensor(shape: [2], scalars: [0.5, -1]), "opt/model/ro holds -1.0 at flat index 1"),
     ("zero H_diag", "opt/model/H_diag", StoredTensor(shape: [], scalars: [0]), "opt/model/H_diag is 0.0"),
-    ("F32 count", "opt/model/n_iter", StoredTensor(shape: [], scalars: [3]), "opt/model/n_iter is F32, but it is an exact count stored as I64"),
+    (
+      "F32 count", "opt/model/n_iter", StoredTensor(shape: [], scalars: [3]),
+      "opt/model/n_iter is F32, but it is an exact count stored as I64"
+    ),
     ("I64 vector", "opt/model/d", StoredTensor(shape: [51], integers: Array(repeating: 1, count: 51)), "opt/model/d is I64"),
     ("negative count", "opt/model/func_evals", StoredTensor(shape: [], integers: [-2]), "opt/model/func_evals is -2"),
-    ("wrong width", "opt/model/old_stps", StoredTensor(shape: [2, 50], repeating: 1), "opt/model/old_stps has shape [2, 50], but the model needs [k, 51]"),
+    (
+      "wrong width", "opt/model/old_stps", StoredTensor(shape: [2, 50], repeating: 1),
+      "opt/model/old_stps has shape [2, 50], but the model needs [k, 51]"
+    ),
     ("NaN pair", "opt/model/old_dirs", StoredTensor(shape: [2, 51], repeating: .nan), "opt/model/old_dirs holds a non-finite value"),
   ])
   func aSpoiltStateIsRefusedNamingTheTensor(_ label: String, name: String, tensor: StoredTensor, message: String) throws {
@@ -392,13 +401,15 @@ struct HostileLBFGSTests {
     let text = try String(contentsOfFile: folder + "/s.json", encoding: .utf8)
     let hash = SessionFile.sha256Hex(bytes)
     let old = try #require(text.range(of: "\"sha256\": \"[0-9a-f]{64}\"", options: .regularExpression))
-    try text.replacingCharacters(in: old, with: "\"sha256\": \"\(hash)\"").write(toFile: folder + "/s.json", atomically: true, encoding: .utf8)
+    try text.replacingCharacters(in: old, with: "\"sha256\": \"\(hash)\"").write(
+      toFile: folder + "/s.json", atomically: true, encoding: .utf8)
     #expect(throws: SpecError.self) { try SessionFile.load(folder + "/s.json") }
   }
 
   @Test func aStateFromAnotherFlatLayoutIsRefused() throws {
     let (folder, _, tensors) = try saved()
-    let bytes = SafeTensors.encode(.init(tensors: tensors, metadata: ["lbfgs_flat_layout": "dense1.bias:8,dense1.weight:16,dense2.weight:24,dense2.bias:3"]))
+    let bytes = SafeTensors.encode(
+      .init(tensors: tensors, metadata: ["lbfgs_flat_layout": "dense1.bias:8,dense1.weight:16,dense2.weight:24,dense2.bias:3"]))
     try Data(bytes).write(to: URL(fileURLWithPath: folder + "/s.safetensors"))
     let text = try String(contentsOfFile: folder + "/s.json", encoding: .utf8)
     let old = try #require(text.range(of: "\"sha256\": \"[0-9a-f]{64}\"", options: .regularExpression))
@@ -414,7 +425,10 @@ struct HostileLBFGSTests {
 
   @Test(arguments: [
     ("history_size", JSONValue.int(0), "optimizer.history_size: must be an integer from 1 to 2147483647, got 0"),
-    ("line_search", JSONValue.string("wolfe"), "optimizer.line_search: unknown line search (or null for none) \"wolfe\"; expected one of strong_wolfe"),
+    (
+      "line_search", JSONValue.string("wolfe"),
+      "optimizer.line_search: unknown line search (or null for none) \"wolfe\"; expected one of strong_wolfe"
+    ),
     ("max_iter", JSONValue.double(2.5), "optimizer.max_iter: must be an integer from 1 to 2147483647"),
     ("max_eval", JSONValue.int(-1), "optimizer.max_eval: must be null (max_iter·5 div 4) or an integer from 1 to 2147483647, got -1"),
     ("tolerance_grad", JSONValue.double(-1), "optimizer.tolerance_grad: must be a number ≥ 0"),

@@ -91,7 +91,8 @@ struct LBFGSTests {
     ]
     let input = String(decoding: try JSONSerialization.data(withJSONObject: task), as: UTF8.self)
     let script = try String(contentsOfFile: repositoryPath("Tests/Python/lbfgs_float64.py"), encoding: .utf8)
-    let result = try PythonPeer.run("import sys; sys.stdin = __import__('io').StringIO(sys.argv[1]); sys.argv = ['lbfgs']\n" + script, [input])
+    let result = try PythonPeer.run(
+      "import sys; sys.stdin = __import__('io').StringIO(sys.argv[1]); sys.argv = ['lbfgs']\n" + script, [input])
     #expect(result.status == 0, "\(result.stderr)")
     let expected = result.stdout.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     try #require(expected.count == 5)
@@ -199,7 +200,8 @@ struct LBFGSTests {
       "the fixed step should not converge here: it ended at \(fixedLoss) (optimum \(optimum))")
   }
 
-  @Test("save, load and continue is bit-identical; so is a swap between backends", arguments: [nil, OptimizerSpec.LBFGS.LineSearch.strongWolfe])
+  @Test(
+    "save, load and continue is bit-identical; so is a swap between backends", arguments: [nil, OptimizerSpec.LBFGS.LineSearch.strongWolfe])
   func resumesExactly(lineSearch: OptimizerSpec.LBFGS.LineSearch?) throws {
     let problem = LinearProblem(n: 40, scales: [1, 2, 3], classification: false)
     let spec = problem.spec(.init(maxIter: 4, historySize: 3, lineSearch: lineSearch), classification: false)

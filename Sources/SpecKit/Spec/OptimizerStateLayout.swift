@@ -141,7 +141,8 @@ public enum LBFGSState {
       )
     }
     if let bad = ros.scalars.firstIndex(where: { !($0 > 0) }) {
-      problems.append("\(ro.name) holds \(ros.scalars[bad]) at flat index \(bad); each is 1/(y·s) of a pair kept because y·s > 1e-10, so it is positive")
+      problems.append(
+        "\(ro.name) holds \(ros.scalars[bad]) at flat index \(bad); each is 1/(y·s) of a pair kept because y·s > 1e-10, so it is positive")
     }
     if let value = h.scalars.first, !(value > 0) {
       problems.append("\(hDiag.name) is \(value); it is y·s / y·y of a kept pair (or 1), so it is positive")
