@@ -132,7 +132,7 @@ extension DashboardView {
     var grid = Grid(width: frame.width, height: frame.height)
     let spec = input.spec, s = input.snapshot
     let optimizerLines =
-      wrap(spec.optimizer.summary, width: frame.width) + (s.optimizerReport.map { wrap("last step: " + $0, width: frame.width) } ?? [])
+      wrap(spec.optimizer.summary, width: frame.width) + (s.optimizerReport.map { wrap($0, width: frame.width) } ?? [])
     let lines =
       optimizerLines
       + wrap(

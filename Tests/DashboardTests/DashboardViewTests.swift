@@ -39,7 +39,7 @@ struct DashboardViewTests {
     var spec = Fixture.spec
     spec.optimizer = .lbfgs(.init(lineSearch: .strongWolfe))
     var snapshot = Fixture.snapshot
-    snapshot.optimizerReport = "4 iterations, 7 evaluations (6 line search), t 0.8123"
+    snapshot.optimizerReport = "last step: 4 iterations, 7 evaluations (6 line search), t 0.8123"
     var state = Fixture.state
     state.focus = .optimizer
     let text = DashboardView.render(

@@ -321,6 +321,10 @@ struct EngineTests {
     let after = try #require(engine.state)
     #expect((after.tensors["opt/model/n_iter"]?.integers?.first ?? 0) > 3)
     #expect(after.tensors["opt/model/old_dirs"]?.shape == [2, 99], "the history keeps history_size pairs")
+    let status = engine.execute("status").text
+    #expect(
+      status.range(of: #"so far: \d+ L-BFGS iterations, \d+ evaluations, last t "#, options: .regularExpression) != nil,
+      "\(status)")
     // A smaller history_size keeps the newest pair.
     run(engine, "optimizer history_size=1")
     let trimmed = try #require(engine.state)

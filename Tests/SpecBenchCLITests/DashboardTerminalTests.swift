@@ -244,6 +244,36 @@ struct DashboardTerminalTests {
 
   /// SIGTERM while the dashboard is open and training runs: the terminal comes back as it was
   /// (normal screen, line editing on) and the process ends.
+  /// "Adam first, L-BFGS to finish" in the dashboard: `:optimizer lbfgs …` while training, the
+  /// optimizer pane then shows what each step did, and `:optimizer adam …` goes back.
+  @Test func lbfgsSwappedInAndOutWhileTraining() throws {
+    let folder = temporaryFolder()
+    try FileManager.default.copyItem(atPath: repositoryPath("sessions/sine-lbfgs.json"), toPath: folder + "/fit.json")
+    let terminal = try TmuxSession.specbench("dashboard fit.json", from: folder)
+    try terminal.waitFor { Self.allPanes($0) && $0.contains("─ optimizer · adam") }
+    try terminal.send(":")
+    try terminal.send("-l", "stop max_steps 100000000")
+    try terminal.send("Enter")
+    try terminal.send("Space")
+    try terminal.waitFor { $0.contains("│ running │") }
+    try terminal.send(":")
+    try terminal.send("-l", "optimizer lbfgs line_search=strong_wolfe max_iter=5")
+    try terminal.send("Enter")
+    var screen = try terminal.waitFor { Self.pane("optimizer · lbfgs", in: $0).joined().contains("last step: ") }
+    #expect(screen.contains("adam -> lbfgs: fresh optimizer state"), "\(screen)")
+    let pane = Self.pane("optimizer · lbfgs", in: screen).joined(separator: "\n")
+    #expect(pane.range(of: #"last step: [1-5] iterations?, \d+ evaluations? \(\d+ line"#, options: .regularExpression) != nil, "\(pane)")
+    try terminal.send(":")
+    try terminal.send("-l", "optimizer adam lr=0.001")
+    try terminal.send("Enter")
+    screen = try terminal.waitFor { $0.contains("lbfgs -> adam: fresh optimizer state") && $0.contains("─ optimizer · adam") }
+    try terminal.waitFor { !Self.pane("optimizer · adam", in: $0).joined().contains("last step: ") }
+    // q: the REPL on the same session, which still trains with Adam.
+    try terminal.send("q")
+    screen = try terminal.waitFor { $0.contains("sine-lbfgs [reference running *]>") }
+    #expect(screen.contains("[optimizer] optimizer at step "), "\(screen)")
+  }
+
   @Test func sigtermRestoresTheTerminal() throws {
     let folder = temporaryFolder()
     let terminal = try TmuxSession.specbench(repositoryPath("sessions/xor.json"), from: folder, afterwards: "echo EXIT=$?; stty -a")

@@ -200,6 +200,15 @@ struct LBFGSTests {
       "the fixed step should not converge here: it ended at \(fixedLoss) (optimum \(optimum))")
   }
 
+  /// The backends that run lbfgs are reference and fast; jax says so by the field's path.
+  @Test func jaxRefusesLBFGSByItsPath() throws {
+    let spec = LinearProblem(n: 8, scales: [1], classification: false).spec(.init(), classification: false)
+    #expect(ReferenceBackend().capabilities.unsupported(in: spec).isEmpty && FastBackend().capabilities.unsupported(in: spec).isEmpty)
+    let refused = JaxBackend().capabilities.unsupported(in: spec)
+    #expect(refused.map(\.path.description) == ["optimizer.type"])
+    #expect(refused.first?.message == "optimizer \"lbfgs\" is not supported by this backend")
+  }
+
   @Test(
     "save, load and continue is bit-identical; so is a swap between backends", arguments: [nil, OptimizerSpec.LBFGS.LineSearch.strongWolfe])
   func resumesExactly(lineSearch: OptimizerSpec.LBFGS.LineSearch?) throws {

@@ -165,6 +165,7 @@ extension SessionEngine {
     ]
     parts += s.metricReadings().map(\.text)
     if let lr = s.learningRate { parts.append("lr \(ProgressLine.significant(lr))") }
+    if let report = s.optimizerReport { parts.append(report) }
     if s.status == .running, let rate = s.stepsPerSecond {
       parts.append("\(Int(rate.rounded())) steps/s")
       if let planned = s.plannedStep, planned > s.step, rate > 0 {

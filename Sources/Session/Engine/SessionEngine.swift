@@ -164,6 +164,12 @@ public final class SessionEngine {
     snapshot.plannedStep = training.pausedTarget
     snapshot.distributions = training.tensorHistory.distributions
     snapshot.tensorStatistics = training.tensorHistory.statistics
+    if let current = state, let iterations = current.tensors[LBFGSState.iterations]?.integerValue,
+      let evaluations = current.tensors[LBFGSState.evaluations]?.integerValue, let t = current.tensors[LBFGSState.stepSize]?.scalars.first
+    {
+      snapshot.optimizerReport =
+        "so far: \(iterations) L-BFGS iterations, \(evaluations) evaluations, last t \(ProgressLine.significant(Double(t)))"
+    }
     if let current = state ?? initialState() {
       snapshot.histogramStep = current.step
       for (name, tensor) in current.tensors {

@@ -39,8 +39,9 @@ public struct Snapshot: Sendable {
   public var plannedStep: Int?
   public var lastLoss: Float?
   public var learningRate: Double?
-  /// What the last recorded step of an iterating optimizer (L-BFGS) did: its iterations,
-  /// evaluations, line-search evaluations and step size, as `OptimizerReport.text` says them.
+  /// What an iterating optimizer (L-BFGS) did: while training, the last recorded step's
+  /// iterations, evaluations, line-search evaluations and step size (`last step: …`); idle, the
+  /// state's counts over the whole run (`so far: …`).
   public var optimizerReport: String?
   public var stepsPerSecond: Double?
   /// The metrics recorded so far (a metric without points may be absent), and the events plots

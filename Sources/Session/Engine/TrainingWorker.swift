@@ -126,7 +126,7 @@ final class TrainingWorker: Sendable {
           s.snapshot.record(result.recordedValues, at: result.step)
           s.snapshot.lastLoss = result.loss
           s.snapshot.learningRate = result.learningRate
-          s.snapshot.optimizerReport = result.optimizer?.text
+          s.snapshot.optimizerReport = result.optimizer.map { "last step: " + $0.text }
         }
       case .evaluation(let step, let evaluation):
         shared.withLock { s in
