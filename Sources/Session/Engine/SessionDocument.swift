@@ -80,14 +80,6 @@ public struct SessionDocument: Sendable {
     return said.isEmpty ? "" : "; renamed \(said.joined(separator: ", ")) to follow the order"
   }
 
-  /// Applies an edit: undo point, journal, state mapping. While training runs (`training`),
-  /// only the edits that apply at a step boundary are allowed, and the worker maps the state.
-  ///
-  /// - Returns: what to tell the user, and the events of the state mapping.
-  ///
-  /// A schedule set on a session that has trained starts at its current step (`step`, the
-  /// worker's while it trains), as a PyTorch scheduler counts from when it is created, unless
-  /// the command gives `start=`.
   /// Applies one edit typed as in the workbench (`optimizer lbfgs line_search=strong_wolfe`),
   /// journaled, with the trained state mapped as the workbench maps it: what `specbench run
   /// --optimizer` does before it trains.
@@ -98,6 +90,14 @@ public struct SessionDocument: Sendable {
     return try apply(edit, line: typed, folder: folder, training: false, step: state?.step ?? 0)
   }
 
+  /// Applies an edit: undo point, journal, state mapping. While training runs (`training`),
+  /// only the edits that apply at a step boundary are allowed, and the worker maps the state.
+  ///
+  /// - Returns: what to tell the user, and the events of the state mapping.
+  ///
+  /// A schedule set on a session that has trained starts at its current step (`step`, the
+  /// worker's while it trains), as a PyTorch scheduler counts from when it is created, unless
+  /// the command gives `start=`.
   mutating func apply(_ command: Edit, line: String, folder: String, training: Bool, step: Int = 0) throws(CommandError) -> (
     message: String, events: [EngineEvent]
   ) {
