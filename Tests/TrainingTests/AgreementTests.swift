@@ -58,6 +58,14 @@ struct AgreementTests {
     for optimizer in OptimizerTests.cases {
       cases.append(("optimizer \(optimizer.summary)", makeSpec(layers: [dense("a", 20, .relu), dense("b", 3)], optimizer: optimizer)))
     }
+    // L-BFGS on the whole set, as it is meant to run, and over 4 steps (16 to 20 iterations):
+    // its iterations amplify the backends' different float rounding (measured on these cases:
+    // losses equal to 1e-6 through step 5, 1e-2 apart by step 12, as any two float32 runs of a
+    // quasi-Newton method drift); on batches that change every step, sooner.
+    for optimizer in LBFGSTests.cases {
+      cases.append(
+        ("optimizer \(optimizer.summary)", makeSpec(layers: [dense("a", 20, .tanh), dense("b", 3)], optimizer: optimizer, batchSize: 30)))
+    }
     for schedule: ScheduleSpec in [
       .step(stepSize: 3, gamma: 0.5), .exponential(gamma: 0.9), .cosine(tMax: 10, etaMin: 0.01),
       .warmupCosine(warmupSteps: 3, tMax: 12, etaMin: 0),
@@ -94,17 +102,22 @@ struct AgreementTests {
   func everyClaimedFeatureMatchesReference(backendName: String) throws {
     let backend = try BackendRegistry.builtIn.named(backendName)
     for (label, spec) in Self.cases {
+      // jax runs every optimizer but lbfgs (LBFGSTests.jaxRefusesLBFGSByItsPath); fast claims all.
+      if backendName == "jax", case .lbfgs = spec.optimizer { continue }
       #expect(backend.capabilities.unsupported(in: spec).isEmpty, "\(backendName) claims \(label)")
-      let (expected, referenceTrainer, data) = try Self.train(spec, on: ReferenceBackend(), steps: 12)
-      let (actual, trainer, _) = try Self.train(spec, on: backend, steps: 12)
+      let steps = if case .lbfgs = spec.optimizer { 4 } else { 12 }
+      let (expected, referenceTrainer, data) = try Self.train(spec, on: ReferenceBackend(), steps: steps)
+      let (actual, trainer, _) = try Self.train(spec, on: backend, steps: steps)
       #expect(Set(actual.tensors.keys) == Set(expected.tensors.keys))
       #expect(
         (actual.step, actual.epoch, actual.index, actual.dropoutRNG) == (expected.step, expected.epoch, expected.index, expected.dropoutRNG)
       )
       var worst = (0.0, "")
       for (name, tensor) in expected.tensors {
+        // L-BFGS's flat vectors (s, y, d) are differences: measured against the tensor's scale.
+        let scale = name.hasPrefix("opt/model/") ? Double(tensor.scalars.map(abs).max() ?? 0) : 0
         for (x, y) in zip(tensor.scalars, actual.tensors[name]!.scalars) {
-          let error = Double(abs(x - y)) / max(1e-3, Double(abs(x)))
+          let error = Double(abs(x - y)) / max(1e-3, Double(abs(x)), scale)
           if error > worst.0 { worst = (error, name) }
         }
       }

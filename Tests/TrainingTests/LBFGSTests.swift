@@ -72,6 +72,13 @@ func flatParameters(_ trainer: any Trainer) throws -> [Float] {
 
 @Suite("L-BFGS follows torch.optim.LBFGS")
 struct LBFGSTests {
+  /// The settings other suites run L-BFGS with (agreement between backends, exact resume):
+  /// both line-search modes, a short history so that pairs are dropped.
+  static let cases: [OptimizerSpec] = [
+    .lbfgs(.init(lr: 0.5, maxIter: 4, historySize: 3)),
+    .lbfgs(.init(maxIter: 5, historySize: 2, lineSearch: .strongWolfe)),
+  ]
+
   @Test(
     "each step agrees with a float64 transcription of PyTorch's LBFGS: loss, n_iter, func_evals, t and parameters",
     .enabled(if: PythonPeer.isAvailable, "numpy is not installed: skipped"),

@@ -28,6 +28,17 @@ struct ResumeTests {
 
   @Test(arguments: OptimizerTests.cases, testedBackends)
   func trainSaveLoadTrainEqualsTrainingStraight(optimizer: OptimizerSpec, backendName: String) throws {
+    try trainSaveLoadTrain(optimizer: optimizer, backendName: backendName)
+  }
+
+  /// L-BFGS on the backends that run it, over the same model (dropout masks fixed within a
+  /// step, batch_norm's statistics committed once, a validation split, a schedule).
+  @Test(arguments: LBFGSTests.cases, ["reference", "fast"])
+  func lbfgsTrainSaveLoadTrainEqualsTrainingStraight(optimizer: OptimizerSpec, backendName: String) throws {
+    try trainSaveLoadTrain(optimizer: optimizer, backendName: backendName)
+  }
+
+  func trainSaveLoadTrain(optimizer: OptimizerSpec, backendName: String) throws {
     let spec = Self.spec(optimizer)
     let backend = try BackendRegistry.builtIn.named(backendName)
     let (straight, _) = try train(SessionBundle(spec: spec), steps: 17, on: backend)
