@@ -83,6 +83,35 @@ struct BackendRegistryTests {
     var count: Int { value.withLock { $0 } }
   }
 
+  /// A backend without lbfgs (as jax is): the reference backend with one optimizer less.
+  struct WithoutLBFGS: Backend {
+    var name: String { "nolbfgs" }
+    var summary: String { "the reference backend without lbfgs" }
+    var capabilities: Capabilities {
+      var capabilities = ReferenceBackend().capabilities
+      capabilities.optimizers.remove("lbfgs")
+      return capabilities
+    }
+    func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit) throws(BackendError) -> any Trainer {
+      try ReferenceBackend().makeTrainer(spec: spec, state: state, data: data)
+    }
+  }
+
+  /// Neither a backend swap nor an optimizer change may leave a session its backend cannot
+  /// train: each is refused by the field's path, and nothing changes.
+  @Test func aBackendAndAnOptimizerThatDoNotGoTogetherAreRefused() {
+    let engine = SessionEngine.withDefaultSession(backends: BackendRegistry([ReferenceBackend(), WithoutLBFGS()]))
+    #expect(!engine.execute("backend reference").failed && !engine.execute("optimizer lbfgs").failed)
+    let swap = engine.execute("backend nolbfgs")
+    #expect(swap.failed && swap.text.contains("optimizer.type: optimizer \"lbfgs\" is not supported by this backend"), "\(swap.text)")
+    #expect(engine.spec.backend == "reference")
+    #expect(!engine.execute("optimizer adam").failed && !engine.execute("backend nolbfgs").failed)
+    let journal = engine.spec.journal
+    let change = engine.execute("optimizer lbfgs line_search=strong_wolfe")
+    #expect(change.failed && change.text.contains("the nolbfgs backend cannot train that"), "\(change.text)")
+    #expect(engine.spec.optimizer.name == "adam" && engine.spec.journal == journal)
+  }
+
   @Test func anEngineTrainsOnTheBackendsItWasGiven() {
     let counter = Counter()
     let engine = SessionEngine.withDefaultSession(

@@ -23,6 +23,12 @@ extension SessionEngine {
       let backend: any Backend
       do { backend = try backends.named(name).configured(options) } catch { throw CommandError(error.description) }
       if let reason = backend.unavailableReason { throw CommandError(reason) }
+      let unsupported = backend.capabilities.unsupported(in: spec)
+      if !unsupported.isEmpty {
+        throw CommandError(
+          "the \(backend.name) backend cannot train this session (\(unsupported.map(\.description).joined(separator: "; "))); it stays on \(spec.backend)"
+        )
+      }
       let old = (try? backends.named(spec.backend))?.label ?? spec.backend
       document.spec.backend = backend.name
       document.hasUnsavedChanges = true

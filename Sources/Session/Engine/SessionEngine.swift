@@ -84,7 +84,19 @@ public final class SessionEngine {
   /// boundary, and a new session forgets the old one's training.
   func change(_ edit: Edit, line: String) throws(CommandError) -> CommandOutcome {
     let step = training.liveSnapshot?.step ?? state?.step ?? 0
-    let (message, events) = try document.apply(edit, line: line, folder: folder, training: training.hasWorker, step: step)
+    // Made on a copy first: an edit the session's backend cannot train (lbfgs on jax) changes nothing.
+    var changed = document
+    let (message, events) = try changed.apply(edit, line: line, folder: folder, training: training.hasWorker, step: step)
+    if case .new = edit {
+    } else if let backend = try? backends.named(spec.backend) {
+      let unsupported = backend.capabilities.unsupported(in: changed.spec)
+      if !unsupported.isEmpty {
+        throw CommandError(
+          "the \(backend.name) backend cannot train that (\(unsupported.map(\.description).joined(separator: "; "))); nothing changed: choose a backend that can first (backends lists them)"
+        )
+      }
+    }
+    document = changed
     pendingEvents.append(contentsOf: events)
     if let backend = try? backends.named(spec.backend) { training.change(to: spec, backend: backend) }
     if case .new = edit {
