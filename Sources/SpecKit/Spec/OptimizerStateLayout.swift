@@ -25,9 +25,13 @@ public struct OptimizerStateTensor: Hashable, Sendable {
 
   /// Whether `shape` is one this tensor may have: `self.shape`, or for a growing history the
   /// same trailing shape with at most `maxRows` rows.
-  public func accepts(shape other: [Int]) -> Bool {
-    guard let maxRows else { return other == shape }
-    return other.count == shape.count && !other.isEmpty && other[0] <= maxRows && Array(other.dropFirst()) == Array(shape.dropFirst())
+  public func accepts(shape other: [Int]) -> Bool { Self.fits(other, declared: shape, maxRows: maxRows) }
+
+  /// Whether `shape` is `declared`, or with `maxRows` the same trailing shape with at most
+  /// that many rows.
+  static func fits(_ shape: [Int], declared: [Int], maxRows: Int?) -> Bool {
+    guard let maxRows else { return shape == declared }
+    return shape.count == declared.count && !shape.isEmpty && shape[0] <= maxRows && shape.dropFirst() == declared.dropFirst()
   }
 }
 

@@ -27,7 +27,7 @@ public struct StateTensorInfo: Hashable, Sendable {
 
   /// Whether a tensor of `other` shape fits it (see `OptimizerStateTensor.accepts`).
   public func accepts(shape other: [Int]) -> Bool {
-    OptimizerStateTensor(key: .optimizer(name), shape: shape, maxRows: maxRows).accepts(shape: other)
+    OptimizerStateTensor.fits(other, declared: shape, maxRows: maxRows)
   }
 
   /// Whether it is the optimizer's (a slot or whole-model state).
