@@ -44,6 +44,8 @@ struct JaxBackendTests {
   @Test func everyClaimedFeatureAgreesWithReferenceOverTwentySteps() throws {
     var worst = (0.0, "")
     for (label, spec) in AgreementTests.cases {
+      // lbfgs is the one optimizer jax does not claim (LBFGSTests.jaxRefusesLBFGSByItsPath).
+      if case .lbfgs = spec.optimizer { continue }
       #expect(JaxBackend().capabilities.unsupported(in: spec).isEmpty, "jax claims \(label)")
       let data = try Self.data(spec)
       let reference = try ReferenceBackend().makeTrainer(spec: spec, state: spec.initialTrainingState(), data: data)
