@@ -22,14 +22,11 @@ public struct FastBackend: Backend {
     return try makeTrainer(spec: spec, state: state, data: data, rule: OptimizerRules.rule(for: spec.optimizer))
   }
 
-  /// `FastTrainer`, whose fused passes and vector kernels are the elementwise rules' arithmetic,
-  /// for an elementwise rule; for any other rule (one that evaluates its objective several
-  /// times, or keeps whole-model state), the sequential trainer on OpenBLAS's products.
+  /// `FastTrainer`: for an elementwise rule its fused passes and vector kernels are the rule's
+  /// arithmetic; any other rule (one that evaluates its objective several times, or keeps
+  /// whole-model state: L-BFGS) gets an objective over the same buffers.
   func makeTrainer(spec: SessionSpec, state: TrainingState, data: DataSplit, rule: any OptimizerRule) throws(BackendError) -> any Trainer {
-    if rule.elementwise == spec.optimizer {
-      return try FastTrainer(spec: spec, state: state, train: data.train, validation: data.validation)
-    }
-    return try SequentialTrainer(
-      spec: spec, state: state, train: data.train, validation: data.validation, kernels: BLASKernels(), rule: rule)
+    try FastTrainer(
+      spec: spec, state: state, train: data.train, validation: data.validation, rule: rule.elementwise == spec.optimizer ? nil : rule)
   }
 }

@@ -5,8 +5,9 @@ import TensorCore
 /// The forward and backward passes over the workspace's buffers.
 extension FastTrainer {
   /// Runs the stages on the first `rows` samples of the workspace's input. In training mode,
-  /// dropout draws from the trainer's generator and batch_norm updates its running statistics.
-  func forward(_ space: FastWorkspace, rows: Int, training: Bool) {
+  /// dropout draws from the trainer's generator (or, with `reuseMasks`, applies the masks the
+  /// step's first evaluation drew) and batch_norm updates its running statistics.
+  func forward(_ space: FastWorkspace, rows: Int, training: Bool, reuseMasks: Bool = false) {
     var x = UnsafeBufferPointer(prefix(space.input, rows * widths[0]))
     for (index, stage) in stages.enumerated() {
       let y = prefix(space.outputs[index], rows * widths[index + 1])
@@ -20,7 +21,10 @@ extension FastTrainer {
       case .activation(let function, let lastAxis):
         function.forward(x, into: y, width: lastAxis)
       case .dropout(let rate):
-        if training {
+        if training && reuseMasks {
+          let mask = space.masks[index]!
+          for i in 0..<y.count { y[i] = mask[i] == 0 ? 0 : x[i] * mask[i] }
+        } else if training {
           LayerMath.dropoutForward(x, rate: rate, generator: &progress.dropout, into: y, mask: prefix(space.masks[index]!, y.count))
         } else {
           _ = y.update(fromContentsOf: x)

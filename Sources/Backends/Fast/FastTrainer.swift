@@ -9,7 +9,9 @@ import TensorCore
 /// a step gathers its batch into them, runs the layers with OpenBLAS's sgemm for the products
 /// and one fused pass for bias and activation, and updates each parameter with the optimizer's
 /// rule in one pass. Nothing is allocated in the step loop (the sampler draws a new order once
-/// an epoch).
+/// an epoch). A rule that is not elementwise (L-BFGS) gets an objective over the same buffers:
+/// each evaluation copies the parameters in, runs the passes with the step's dropout masks, and
+/// hands back the gradients; batch_norm's statistics are the first evaluation's.
 final class FastTrainer: EvaluatesDatasets {
   /// A trainable tensor: values, gradient and optimizer slots in the trainer's memory.
   struct Parameter {
@@ -48,14 +50,27 @@ final class FastTrainer: EvaluatesDatasets {
   var progress: TrainingProgress
   /// Whether the gradient buffers hold a step's gradients.
   var hasGradients = false
+  /// A rule that is not elementwise, with its state and the parameters' flat order; nil for the
+  /// fused elementwise rules.
+  let rule: (any OptimizerRule)?
+  var optimizerState: [String: StoredTensor] = [:]
+  let parameterOrder: [String]
+  /// A whole-model rule's step: the gradients of its first evaluation (the step's), for
+  /// `gradientNorms`.
+  var firstGradients: [String: Float] = [:]
 
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
 
-  init(spec: SessionSpec, state: TrainingState, train: Dataset, validation: Dataset? = nil) throws(BackendError) {
+  /// - Parameter rule: a rule that is not elementwise, whose declared state `state` holds; nil
+  ///   for the spec's elementwise optimizer.
+  init(spec: SessionSpec, state: TrainingState, train: Dataset, validation: Dataset? = nil, rule: (any OptimizerRule)? = nil)
+    throws(BackendError)
+  {
     self.validation = validation
     self.spec = spec
     self.train = train
+    self.rule = rule
     let layers: [LayerShape]
     do { layers = try spec.model.layerShapes() } catch { throw .invalidState([error.description]) }
     var parameterIndex: [String: Int] = [:], bufferIndex: [String: Int] = [:]
@@ -66,7 +81,7 @@ final class FastTrainer: EvaluatesDatasets {
         _ = values.update(fromContentsOf: state.tensors[StateKey.parameter(tensor.name)]!.scalars)
         var slots: [(slot: OptimizerSlot, values: UnsafeMutableBufferPointer<Float>)] = []
         var views = OptimizerMath.SlotViews()
-        for (slot, _) in spec.optimizer.slots {
+        for (slot, _) in rule == nil ? spec.optimizer.slots : [] {
           let slotValues = arena.floats(tensor.count)
           _ = slotValues.update(fromContentsOf: state.tensors[StateKey.slot(parameter: tensor.name, slot)]!.scalars)
           slots.append((slot, slotValues))
@@ -104,6 +119,15 @@ final class FastTrainer: EvaluatesDatasets {
           inner: shape.inputShape.dropFirst().reduce(1, *))
       }
     }
+    let parameterShapes = layers.flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) }
+    parameterOrder = parameterShapes.map(\.name)
+    for tensor in rule?.stateTensors(for: parameterShapes) ?? [] {
+      guard let values = state.tensors[tensor.key.name], tensor.accepts(shape: values.shape), (values.integers != nil) == tensor.isInteger
+      else {
+        throw .invalidState(["the optimizer's state needs \(tensor.key.name) of shape \(tensor.shape)\(tensor.isInteger ? " (I64)" : "")"])
+      }
+      optimizerState[tensor.key.name] = values
+    }
     widths = [spec.model.input.reduce(1, *)] + layers.map { $0.outputShape.reduce(1, *) }
     outputShape = layers.last?.outputShape ?? spec.model.input
     workspace = FastWorkspace(
@@ -114,6 +138,7 @@ final class FastTrainer: EvaluatesDatasets {
   // MARK: Trainer
 
   func trainStep() throws(BackendError) -> StepResult {
+    if let rule { return try wholeModelStep(rule) }
     // Keep what a failed step would change, to put it back.
     let mark = progress.mark()
     for buffer in buffers { _ = buffer.saved.update(fromContentsOf: buffer.values) }
@@ -184,6 +209,7 @@ final class FastTrainer: EvaluatesDatasets {
 
   func gradientNorms() -> [String: Float] {
     guard hasGradients else { return [:] }
+    if rule != nil { return firstGradients }
     return Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, l2Norm($0.gradient)) })
   }
 
@@ -196,6 +222,7 @@ final class FastTrainer: EvaluatesDatasets {
       }
     }
     for buffer in buffers { tensors[StateKey.buffer(buffer.name)] = StoredTensor(shape: buffer.shape, scalars: Array(buffer.values)) }
+    if !parametersOnly { tensors.merge(optimizerState) { _, own in own } }
     return progress.state(tensors: tensors)
   }
 
@@ -310,5 +337,79 @@ extension Targets {
     case .classes: 0
     case .values(let values): values.rowWidth
     }
+  }
+}
+
+extension FastTrainer {
+  /// One step of a rule that is not elementwise: the batch gathered once, an objective over the
+  /// trainer's buffers (the step's dropout masks drawn at the first evaluation and reused,
+  /// batch_norm's statistics from the first evaluation committed when the step commits), the
+  /// rule's update, and everything put back when it fails.
+  func wholeModelStep(_ rule: any OptimizerRule) throws(BackendError) -> StepResult {
+    let mark = progress.mark()
+    for buffer in buffers { _ = buffer.saved.update(fromContentsOf: buffer.values) }
+    var parameters = Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, Tensor(shape: $0.shape, scalars: Array($0.values))) })
+    let start = (parameters, optimizerState)
+    func restore() {
+      progress.restore(mark)
+      for buffer in buffers { _ = buffer.values.update(fromContentsOf: buffer.saved) }
+      load(start.0)
+      optimizerState = start.1
+    }
+    let (batch, endedEpoch) = progress.nextBatch()
+    let rows = batch.count
+    gather(batch, from: train, into: workspace)
+    let update = progress.nextUpdate
+    let learningRate = spec.schedule.learningRate(at: update.step, base: spec.optimizer.learningRate)
+    var evaluations = 0
+    var measures = BatchMeasures()
+    var committed: [[Float]] = []
+    let objective: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
+      evaluations += 1
+      load(at)
+      // Every evaluation starts from the step's running statistics; the first one's are kept.
+      if evaluations > 1 { for buffer in buffers { _ = buffer.values.update(fromContentsOf: buffer.saved) } }
+      forward(workspace, rows: rows, training: true, reuseMasks: evaluations > 1)
+      let loss = lossAndGradient(workspace, rows: rows, targets: train.targets)
+      if evaluations == 1 { measures = self.measures(workspace, rows: rows, targets: train.targets) }
+      guard loss.isFinite else { throw .diverged(step: step + 1, loss: loss, reason: "the loss is \(loss)") }
+      backward(workspace, rows: rows)
+      if let bad = self.parameters.first(where: { !allFinite(UnsafeBufferPointer($0.gradient)) }) {
+        throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
+      }
+      if evaluations == 1 {
+        committed = buffers.map { Array($0.values) }
+        firstGradients = Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, l2Norm($0.gradient)) })
+      }
+      return (
+        loss, Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, Tensor(shape: $0.shape, scalars: Array($0.gradient))) })
+      )
+    }
+    let outcome: UpdateOutcome
+    do {
+      outcome = try rule.update(
+        parameters: &parameters, state: &optimizerState, objective: objective,
+        context: UpdateContext(step: update.optimizerStep, learningRate: learningRate, parameterOrder: parameterOrder))
+    } catch {
+      restore()
+      throw error
+    }
+    load(parameters)
+    for (buffer, values) in zip(buffers, committed) { _ = buffer.values.update(fromContentsOf: values) }
+    // Named as the sequential trainer names them: a parameter, then the rule's state, then a buffer.
+    let spoilt =
+      self.parameters.first { !allFinite(UnsafeBufferPointer($0.values)) }?.name
+      ?? optimizerState.keys.sorted().first { !optimizerState[$0]!.isFinite }
+      ?? buffers.first { !allFinite(UnsafeBufferPointer($0.values)) }?.name
+    if let spoilt { throw .nonFiniteUpdate(step: step + 1, loss: outcome.loss, tensor: spoilt) }
+    hasGradients = true
+    progress.commit()
+    return StepResult(
+      step: step, loss: outcome.loss, learningRate: learningRate, endedEpoch: endedEpoch, measures: measures, optimizer: outcome.report)
+  }
+
+  /// Copies parameter values by name into the trainer's buffers.
+  func load(_ values: [String: Tensor]) {
+    for parameter in parameters { _ = parameter.values.update(fromContentsOf: values[parameter.name]!.scalars) }
   }
 }
