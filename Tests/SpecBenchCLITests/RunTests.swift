@@ -124,6 +124,23 @@ struct RunTests {
     ("sine-lbfgs", "train_loss", -0.0002),
   ]
 
+  /// `run --optimizer` takes the workbench's command text: a bad field is refused by its path,
+  /// control characters are shown escaped, another command cannot ride along, nothing is saved.
+  @Test(arguments: [
+    ("lbfgs history_size=0", "--optimizer: optimizer.history_size: must be an integer from 1 to 2147483647, got 0"),
+    ("lbfgs line_search=\u{1B}[31mred", "unknown line search (or null for none) \"\\u001b[31mred\""),
+    ("lbfgs\nsave /tmp/x", "--optimizer: optimizer: expected key=value, got save"),
+    ("lbgfs", "unknown optimizer \"lbgfs\""),
+  ])
+  func aBadOptimizerIsRefusedAndNothingIsSaved(text: String, message: String) throws {
+    let folder = temporaryFolder()
+    let result = try specbench("run", "sessions/sine-lbfgs.json", "--optimizer", text, "--steps", "1", "--save", folder + "/out")
+    #expect(result.status == 1)
+    #expect(result.stderr.contains(message), "\(result.stderr)")
+    #expect(!result.stderr.contains("\u{1B}"))
+    #expect(!FileManager.default.fileExists(atPath: folder + "/out.json"))
+  }
+
   /// sessions/README.md's "Adam first, L-BFGS to finish": Adam's 300 steps, then L-BFGS with a
   /// strong Wolfe line search, against Adam alone with as many gradient evaluations (the same
   /// work: a timing bound would not be a test).
