@@ -3,34 +3,6 @@ import SpecBenchTestSupport
 import SpecKit
 import Testing
 
-/// Drives the PyTorch script SpecBench exports, under real torch: builds its model, loads its
-/// weights, restores its `torch.optim.LBFGS` state, then makes full-batch steps with a closure
-/// and prints, per step, the loss `step` returns and the state's counts and `t`.
-let torchLBFGSDriver = """
-  import importlib.util, json, sys
-  from safetensors.torch import load_file
-  spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
-  exported = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(exported)
-  tensors = load_file(exported.TENSORS)
-  model = exported.build_model()
-  model.load_state_dict({name: tensors["model/" + name] for name in exported.EXPECTED}, strict=True)
-  optimizer = exported.make_optimizer(model)
-  exported.restore_optimizer(optimizer, model, tensors)
-  state = optimizer.state[next(iter(model.parameters()))]
-  print(json.dumps({"n_iter": state["n_iter"], "func_evals": state["func_evals"]}))
-  inputs, targets = tensors["data/inputs"], tensors["data/targets"]
-  model.train()
-  for _ in range(int(sys.argv[2])):
-      def closure():
-          optimizer.zero_grad()
-          loss = exported.loss_function(model(inputs), targets)
-          loss.backward()
-          return loss
-      loss = optimizer.step(closure)
-      print(json.dumps({"loss": float(loss), "n_iter": state["n_iter"], "func_evals": state["func_evals"], "t": float(state["t"])}))
-  """
-
 @Suite(
   "L-BFGS against real PyTorch", .serialized,
   .enabled(if: TorchPeer.isAvailable, "torch is not installed (SPECBENCH_WITH_TORCH=1 scripts/setup.sh installs it): skipped"))
@@ -65,7 +37,9 @@ struct TorchLBFGSTests {
     let (folder, saved) = try warmSession(settings)
     let exported = try specbench("export", folder + "/l2.json", "--to", "pytorch", "--out", folder + "/pt")
     #expect(exported.status == 0, "\(exported.stderr)")
-    let torch = try TorchPeer.run(torchLBFGSDriver, [folder + "/pt.py", "4"])
+    // The peer Benchmarks/lbfgs-torch.sh times, here printing each step (its --each).
+    let driver = try String(contentsOfFile: repositoryPath("Benchmarks/lbfgs_torch_peer.py"), encoding: .utf8)
+    let torch = try TorchPeer.run(driver, [folder + "/pt.py", "4", "--each"])
     #expect(torch.status == 0, "\(torch.stderr)")
     let lines = torch.stdout.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     try #require(lines.count == 5)
