@@ -406,6 +406,17 @@ struct HostileLBFGSTests {
     #expect(throws: SpecError.self) { try SessionFile.load(folder + "/s.json") }
   }
 
+  /// A history that cannot fit is refused before anything is allocated, at the field to change.
+  @Test func aHistoryThatCannotFitIsRefusedAtHistorySize() throws {
+    var spec = try SessionSpec.decode(Array(baseSessionText.utf8), file: nil, defaultName: "t")
+    spec.optimizer = .lbfgs(.init(historySize: Int(Int32.max)))
+    let problems = spec.resourceProblems(limit: 1 << 30)
+    #expect(problems.map(\.path.description) == ["optimizer.history_size"], "\(problems)")
+    #expect(problems.first?.message.contains("a smaller history_size") == true)
+    spec.optimizer = .lbfgs(.init(historySize: 100))
+    #expect(spec.resourceProblems(limit: 1 << 30).isEmpty)
+  }
+
   @Test func aStateFromAnotherFlatLayoutIsRefused() throws {
     let (folder, _, tensors) = try saved()
     let bytes = SafeTensors.encode(
