@@ -131,10 +131,17 @@ public struct LBFGSRule: OptimizerRule {
     func flat(_ gradients: [String: Tensor]) -> [Float] { layout.flatMap { gradients[$0.name]!.scalars } }
 
     /// The loss (as PyTorch's Python float) and the flat gradient at `x + t·d`
-    /// (`_directional_evaluate`; the parameters stay at `x`).
+    /// (`_directional_evaluate`; the parameters stay at `x`), for the line search: a trial
+    /// point where the loss or the gradient is not finite (a step far past the minimum) has loss
+    /// +∞ and a NaN gradient, which the search brackets away from as PyTorch's does with an
+    /// infinite loss; it never becomes the search's result, which is always a finite point.
     func evaluate(at t: Float, along d: [Float]) throws(BackendError) -> (Double, [Float]) {
-      let (loss, gradients) = try objective(named(Vector.moved(x, by: t, along: d)))
-      return (Double(loss), flat(gradients))
+      do {
+        let (loss, gradients) = try objective(named(Vector.moved(x, by: t, along: d)))
+        return (Double(loss), flat(gradients))
+      } catch .diverged {
+        return (.infinity, [Float](repeating: .nan, count: count))
+      }
     }
 
     /// `step`'s body after the first evaluation.

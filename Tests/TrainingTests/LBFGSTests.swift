@@ -207,6 +207,28 @@ struct LBFGSTests {
       "the fixed step should not converge here: it ended at \(fixedLoss) (optimum \(optimum))")
   }
 
+  /// A line-search trial far past the minimum, where the loss overflows float32, is bracketed
+  /// away from as PyTorch's infinite loss is: the step goes on and ends at a finite point. The
+  /// fixed step has no search: its overflow is a divergence, the state kept from before it.
+  @Test(arguments: [Float(1e22), 1e30])
+  func aTrialThatOverflowsIsBracketedAway(lr: Float) throws {
+    let problem = LinearProblem(n: 48, scales: [1, 2, 0.5], classification: false)
+    let wolfe = try problem.trainer(problem.spec(.init(lr: Double(lr), lineSearch: .strongWolfe), classification: false))
+    let first = try wolfe.trainStep()
+    let report = try #require(first.optimizer)
+    #expect(report.lineSearchEvaluations > 1, "\(report)")
+    var losses = [first.loss]
+    for _ in 0..<5 { losses.append(try wolfe.trainStep().loss) }
+    let parameters = try flatParameters(wolfe)
+    #expect(parameters.allSatisfy { $0.isFinite })
+    let final = try #require(try wolfe.evaluate(.train)).loss
+    #expect(final <= losses[0], "losses \(losses), final \(final)")
+    let fixed = try problem.trainer(problem.spec(.init(lr: Double(lr)), classification: false))
+    #expect(throws: BackendError.self) { _ = try fixed.trainStep() }
+    let initial = try problem.spec(.init(lr: Double(lr)), classification: false).initialTrainingState()
+    #expect(try fixed.exportState() == initial)
+  }
+
   /// The backends that run lbfgs are reference and fast; jax says so by the field's path.
   @Test func jaxRefusesLBFGSByItsPath() throws {
     let spec = LinearProblem(n: 8, scales: [1], classification: false).spec(.init(), classification: false)
