@@ -141,12 +141,11 @@ struct TorchScript {
         "    for name, parameter in model.named_parameters():",
         "        state = {slot: tensors[f\"optimizer/{name}/{slot}\"].clone() for slot in \(spec.optimizer.slots.map(\.slot.rawValue))}",
       ]
-    }
-    if case .lbfgs = spec.optimizer {
-    } else if case .sgd = spec.optimizer {
-      lines.append("        optimizer.state[parameter] = state")
-    } else {
-      lines.append("        optimizer.state[parameter] = {\"step\": torch.tensor(float(OPTIMIZER_STEP)), **state}")
+      let withStep = if case .sgd = spec.optimizer { false } else { true }
+      lines.append(
+        withStep
+          ? "        optimizer.state[parameter] = {\"step\": torch.tensor(float(OPTIMIZER_STEP)), **state}"
+          : "        optimizer.state[parameter] = state")
     }
     lines += ["", "", "def loss_function(output, target):", "    \"\"\"The session's loss (\(spec.loss.name)), as it defines it.\"\"\""]
     switch spec.loss {
