@@ -164,10 +164,6 @@ public enum OptimizerSpec: Hashable, Sendable {
     }
   }
 
-  /// Whether its rule updates each parameter element by element from one evaluation (the five
-  /// `torch.optim` rules with slots); false for L-BFGS, whose state spans the model.
-  public var isElementwise: Bool { if case .lbfgs = self { false } else { true } }
-
   public var json: JSONValue {
     func object(_ pairs: [(String, JSONValue)]) -> JSONValue {
       .object([JSONObject.Member(key: "type", value: .string(name))] + pairs.map { JSONObject.Member(key: $0.0, value: $0.1) })
