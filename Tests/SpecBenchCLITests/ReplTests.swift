@@ -105,6 +105,33 @@ struct ReplTerminalTests {
     try terminal.type("undo", until: "undid loss softmax_cross_entropy (the state trained since, at step 300, is kept)")
   }
 
+  /// "Adam first, L-BFGS to finish" typed at the prompt: Adam trains, `optimizer lbfgs …` swaps
+  /// (an event naming the fresh state), training on warns about small batches only when they
+  /// are, status says what L-BFGS did, a swap to jax is refused, and the saved file holds it.
+  @Test func adamThenLBFGSAtThePrompt() throws {
+    let folder = temporaryFolder()
+    let terminal = try TmuxSession.specbench(from: folder, width: 160, height: 40)
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
+    try terminal.type("batch 600", until: "batch size 600")
+    try terminal.type("train 30 --wait", until: "[stopped] stopped by steps at step 30")
+    var screen = try terminal.type("optimizer lbfgs line_search=strong_wolfe max_iter=5", until: "adam -> lbfgs: fresh optimizer state")
+    #expect(screen.contains("[optimizer] adam -> lbfgs: fresh optimizer state (model/d, model/t"), "\(screen)")
+    screen = try terminal.type("train 5 --wait", until: "[stopped] stopped by steps at step 35")
+    #expect(!screen.contains("lbfgs assumes one fixed objective"), "a full batch is not warned about: \(screen)")
+    screen = try terminal.type("status", until: "L-BFGS iterations")
+    #expect(screen.contains(#/so far: \d+ L-BFGS iterations, \d+ evaluations, last t /#), "\(screen)")
+    screen = try terminal.type("backend jax", until: "error: the jax backend cannot train this session")
+    #expect(screen.contains("optimizer.type: optimizer \"lbfgs\" is not supported by this backend"), "\(screen)")
+    screen = try terminal.type("batch 32", until: "batch size 32")
+    screen = try terminal.type("train 1 --wait", until: "[stopped] stopped by steps at step 36")
+    #expect(screen.contains("warning: lbfgs assumes one fixed objective, but batch_size 32 is smaller than the "), "\(screen)")
+    try terminal.type("save lb", until: "saved lb.json")
+    try terminal.send("quit", "Enter")
+    #expect(try terminal.waitFor { $0.contains("EXIT=") }.contains("EXIT=0"))
+    let saved = try SessionFile.load(folder + "/lb.json")
+    #expect(saved.spec.optimizer.name == "lbfgs" && saved.tensors?["opt/model/n_iter"]?.integers?.first ?? 0 > 0)
+  }
+
   /// `backend jax devices=2` while training, in the REPL and then in the dashboard: the swap
   /// is an event above the prompt, status and the status bar name the backend, and the
   /// dashboard's `:backend fast` swaps back.
