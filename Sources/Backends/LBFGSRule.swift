@@ -36,7 +36,7 @@ public struct LBFGSRule: OptimizerRule {
   ) throws(BackendError) -> UpdateOutcome {
     // The first evaluation comes before anything changes: when it throws, nothing did.
     let (loss, gradients) = try objective(parameters)
-    let order = context.parameterOrder.isEmpty ? parameters.keys.sorted() : context.parameterOrder
+    let order = context.parameterOrder
     // The step holds the objective only while it runs (it must not outlive this call).
     let result: Result<(UpdateOutcome, [String: Tensor], Memory, Int), BackendError> = withoutActuallyEscaping(objective) { objective in
       var run = Step(settings: settings, order: order, parameters: parameters, objective: objective)

@@ -19,7 +19,7 @@ public struct UpdateContext: Sendable {
   /// (docs/spec-format.md, "L-BFGS state").
   public var parameterOrder: [String]
 
-  public init(step: Int, learningRate: Double, parameterOrder: [String] = []) {
+  public init(step: Int, learningRate: Double, parameterOrder: [String]) {
     (self.step, self.learningRate, self.parameterOrder) = (step, learningRate, parameterOrder)
   }
 }
@@ -78,6 +78,22 @@ public protocol OptimizerRule: OptimizerStateLayout {
   func update(
     parameters: inout [String: Tensor], state: inout [String: StoredTensor], objective: Objective, context: UpdateContext
   ) throws(BackendError) -> UpdateOutcome
+}
+
+extension OptimizerRule {
+  /// The tensors this rule declares for `parameters` (in model order), taken from `state`: each
+  /// present, with a shape and dtype its declaration accepts (a history may hold fewer rows).
+  func declaredState(in state: TrainingState, for parameters: [ParameterShape]) throws(BackendError) -> [String: StoredTensor] {
+    var tensors: [String: StoredTensor] = [:]
+    for tensor in stateTensors(for: parameters) {
+      guard let values = state.tensors[tensor.key.name], tensor.accepts(shape: values.shape), (values.integers != nil) == tensor.isInteger
+      else {
+        throw .invalidState(["the optimizer's state needs \(tensor.key.name) of shape \(tensor.shape)\(tensor.isInteger ? " (I64)" : "")"])
+      }
+      tensors[tensor.key.name] = values
+    }
+    return tensors
+  }
 }
 
 /// The five elementwise rules (SGD, Adam, AdamW, RMSprop, Adagrad) under the whole-model seam: one

@@ -157,7 +157,7 @@ class LBFGS:
                 for i in range(num_old - 1, -1, -1):
                     al[i] = old_stps[i].dot(q) * ro[i]
                     q = q - al[i] * old_dirs[i]
-                d = r = q * H_diag
+                r = q * H_diag
                 for i in range(num_old):
                     be_i = old_dirs[i].dot(r) * ro[i]
                     r = r + (al[i] - be_i) * old_stps[i]

@@ -14,16 +14,12 @@ struct LinearProblem {
   let x: [[Double]]
   let y: [Double]
 
-  /// `n` rows of `scales.count` features, x_j ~ N(0, 1)·scales[j], from a fixed LCG; the target
-  /// is `x·w* + 0.5 + noise` (regression) or its sign (classification).
+  /// `n` rows of `scales.count` features, x_j ~ N(0, 1)·scales[j], from the format's seeded
+  /// generator; the target is `x·w* + 0.5 + noise` (regression) or its sign (classification).
   init(n: Int, scales: [Double], classification: Bool, seed: UInt64 = 7) {
     folder = temporaryFolder("lbfgs")
-    var state = seed
-    func uniform() -> Double {
-      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-      return (Double(state >> 11) + 0.5) / Double(1 << 53)
-    }
-    func normal() -> Double { (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform()) }
+    var generator = SplitMix64(state: seed)
+    func normal() -> Double { Double(generator.nextNormal()) }
     let truth = scales.indices.map { Double($0 % 3) - 0.7 }
     var x: [[Double]] = [], y: [Double] = []
     for _ in 0..<n {

@@ -57,7 +57,7 @@ final class FastTrainer: EvaluatesDatasets {
   let parameterOrder: [String]
   /// A whole-model rule's step: the gradients of its first evaluation (the step's), for
   /// `gradientNorms`.
-  var firstGradients: [String: Float] = [:]
+  var firstGradients: [String: Tensor] = [:]
 
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
@@ -121,13 +121,7 @@ final class FastTrainer: EvaluatesDatasets {
     }
     let parameterShapes = layers.flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) }
     parameterOrder = parameterShapes.map(\.name)
-    for tensor in rule?.stateTensors(for: parameterShapes) ?? [] {
-      guard let values = state.tensors[tensor.key.name], tensor.accepts(shape: values.shape), (values.integers != nil) == tensor.isInteger
-      else {
-        throw .invalidState(["the optimizer's state needs \(tensor.key.name) of shape \(tensor.shape)\(tensor.isInteger ? " (I64)" : "")"])
-      }
-      optimizerState[tensor.key.name] = values
-    }
+    optimizerState = try rule?.declaredState(in: state, for: parameterShapes) ?? [:]
     widths = [spec.model.input.reduce(1, *)] + layers.map { $0.outputShape.reduce(1, *) }
     outputShape = layers.last?.outputShape ?? spec.model.input
     workspace = FastWorkspace(
@@ -209,7 +203,7 @@ final class FastTrainer: EvaluatesDatasets {
 
   func gradientNorms() -> [String: Float] {
     guard hasGradients else { return [:] }
-    if rule != nil { return firstGradients }
+    if rule != nil { return firstGradients.mapValues { l2Norm($0.scalars) } }
     return Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, l2Norm($0.gradient)) })
   }
 
@@ -377,13 +371,9 @@ extension FastTrainer {
       if let bad = self.parameters.first(where: { !allFinite(UnsafeBufferPointer($0.gradient)) }) {
         throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
       }
-      if evaluations == 1 {
-        committed = buffers.map { Array($0.values) }
-        firstGradients = Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, l2Norm($0.gradient)) })
-      }
-      return (
-        loss, Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, Tensor(shape: $0.shape, scalars: Array($0.gradient))) })
-      )
+      let gradients = Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, Tensor(shape: $0.shape, scalars: Array($0.gradient))) })
+      if evaluations == 1 { (committed, firstGradients) = (buffers.map { Array($0.values) }, gradients) }
+      return (loss, gradients)
     }
     let outcome: UpdateOutcome
     do {

@@ -55,13 +55,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     }
     let parameterShapes = layers.flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) }
     parameterOrder = parameterShapes.map(\.name)
-    for tensor in self.rule.stateTensors(for: parameterShapes) {
-      guard let values = state.tensors[tensor.key.name], tensor.accepts(shape: values.shape), (values.integers != nil) == tensor.isInteger
-      else {
-        throw .invalidState(["the optimizer's state needs \(tensor.key.name) of shape \(tensor.shape)\(tensor.isInteger ? " (I64)" : "")"])
-      }
-      optimizerState[tensor.key.name] = values
-    }
+    optimizerState = try self.rule.declaredState(in: state, for: parameterShapes)
     progress = TrainingProgress(spec: spec, state: state, sampleCount: train.count)
   }
 
