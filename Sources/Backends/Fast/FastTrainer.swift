@@ -371,7 +371,8 @@ extension FastTrainer {
       if let bad = self.parameters.first(where: { !allFinite(UnsafeBufferPointer($0.gradient)) }) {
         throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
       }
-      let gradients = Dictionary(uniqueKeysWithValues: self.parameters.map { ($0.name, Tensor(shape: $0.shape, scalars: Array($0.gradient))) })
+      let gradients = Dictionary(
+        uniqueKeysWithValues: self.parameters.map { ($0.name, Tensor(shape: $0.shape, scalars: Array($0.gradient))) })
       if evaluations == 1 { (committed, firstGradients) = (buffers.map { Array($0.values) }, gradients) }
       return (loss, gradients)
     }
