@@ -377,15 +377,23 @@ final class EngineGroup: @unchecked Sendable {
   /// Sends the request to every member, then reads every reply; the first member's is returned.
   func request(_ header: JSONValue, payload: [UInt8] = [], timeout: Duration) throws(EngineProcess.Failure) -> EngineProcess.Reply {
     let deadline = ContinuousClock.now + timeout
+    var current = 0
     do {
-      for member in members { try member.send(header, payload: payload, deadline: deadline) }
+      for (index, member) in members.enumerated() {
+        current = index
+        try member.send(header, payload: payload, deadline: deadline)
+      }
       var first: EngineProcess.Reply?
-      for member in members {
+      for (index, member) in members.enumerated() {
+        current = index
         let reply = try member.receive(deadline: deadline)
         if first == nil { first = reply }
       }
       return first!
     } catch {
+      // A member whose pipe ended has exited: it ended first unless the watch saw another end
+      // before (the exit notice can come after the pipe's end; `describe` names it either way).
+      if case .exited = error { watch.state.withLock { if $0.ended == nil { $0.ended = current } } }
       stop()
       throw error
     }
