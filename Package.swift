@@ -12,6 +12,7 @@ let package = Package(
     .library(name: "Backends", targets: ["Backends"]),
     .library(name: "Interchange", targets: ["Interchange"]),
     .library(name: "TermPlot", targets: ["TermPlot"]),
+    .library(name: "Bayes", targets: ["Bayes"]),
     .executable(name: "specbench", targets: ["specbench"]),
   ],
   dependencies: [
@@ -38,13 +39,16 @@ let package = Package(
     // The engine protocol and the engines: the Backend and Trainer protocols, capabilities, the
     // registry, and the backends (reference, fast), with the benchmark presets.
     .target(name: "Backends", dependencies: ["SpecKit", "TensorCore", "Datasets", "CFastKernels"]),
+    // Weights as distributions: the Laplace posterior of a trained session, the predictives of
+    // a posterior and of variational layers, calibration. Reads specs and states; no engine.
+    .target(name: "Bayes", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "CFastKernels"]),
     // Sessions in other formats: ONNX export and import over a protobuf wire codec of its own
     // (internal to it), PyTorch's state_dict safetensors, the PyTorch training script. Needs no
     // engine: it reads specs and states.
     .target(name: "Interchange", dependencies: ["SpecKit", "TensorCore", "Datasets"]),
     // The engine both front ends share: the session, its commands, the training worker and run,
     // the console.
-    .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Interchange", "TermPlot"]),
+    .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Bayes", "Interchange", "TermPlot"]),
     // Pure text rendering: braille line charts, histograms, sparklines, tables, into a grid of
     // cells with colour roles. No terminal library.
     .target(name: "TermPlot"),
@@ -80,7 +84,7 @@ let package = Package(
     ),
     .testTarget(
       name: "TrainingTests",
-      dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Session", "SpecBenchTestSupport"]
+      dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Bayes", "Session", "SpecBenchTestSupport"]
     ),
     .testTarget(
       name: "InterchangeTests",

@@ -8,9 +8,15 @@ public struct Capabilities: Hashable, Sendable {
   public var losses: Set<String>
   public var optimizers: Set<String>
   public var schedules: Set<String>
+  /// Whether it trains variational layers (`model.variational`, Bayes by Backprop).
+  public var variational: Bool
 
-  public init(layers: Set<String>, activations: Set<String>, losses: Set<String>, optimizers: Set<String>, schedules: Set<String>) {
+  public init(
+    layers: Set<String>, activations: Set<String>, losses: Set<String>, optimizers: Set<String>, schedules: Set<String>,
+    variational: Bool = true
+  ) {
     (self.layers, self.activations, self.losses, self.optimizers, self.schedules) = (layers, activations, losses, optimizers, schedules)
+    self.variational = variational
   }
 
   /// Everything the format defines.
@@ -36,6 +42,9 @@ public struct Capabilities: Hashable, Sendable {
     need(losses, spec.loss.name, "loss.type", "loss")
     need(optimizers, spec.optimizer.name, "optimizer.type", "optimizer")
     need(schedules, spec.schedule.name, "schedule.type", "schedule")
+    if spec.model.variational != nil, !variational {
+      issues.append(SpecIssue(path: "model.variational", message: "variational layers (Bayes by Backprop) are not supported by this backend"))
+    }
     return issues
   }
 }

@@ -73,3 +73,38 @@ void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, cons
   sgemm(row_major, transpose_a ? transpose : no_transpose, transpose_b ? transpose : no_transpose, m, n, k, 1.0f, a, lda, b, ldb,
         beta, c, ldc);
 }
+
+// LAPACK's dsyevd (OpenBLAS carries LAPACK), for the symmetric eigendecompositions of the Laplace
+// posterior. Fortran calling convention: every argument by pointer, column-major.
+typedef void (*dsyevd_function)(const char *, const char *, const int *, double *, const int *, double *, double *, const int *,
+                                int *, const int *, int *);
+static pthread_once_t lapack_once = PTHREAD_ONCE_INIT;
+static dsyevd_function dsyevd;
+
+static void load_lapack(void) {
+  if (!specbench_blas_load()) return;
+  const char *chosen = getenv("SPECBENCH_OPENBLAS");
+  void *library = dlopen(chosen && *chosen ? chosen : "libopenblas.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (library == NULL) library = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (library != NULL) dsyevd = (dsyevd_function)dlsym(library, "dsyevd_");
+}
+
+int specbench_dsyevd(int n, double *a, double *w) {
+  pthread_once(&lapack_once, load_lapack);
+  if (dsyevd == NULL) return -1;
+  if (n <= 0) return 0;
+  long lwork = 1 + 6 * (long)n + 2 * (long)n * (long)n, liwork = 3 + 5 * (long)n;
+  if (lwork > 0x7fffffff) return -2;
+  double *work = malloc(sizeof(double) * (size_t)lwork);
+  int *iwork = malloc(sizeof(int) * (size_t)liwork);
+  if (work == NULL || iwork == NULL) {
+    free(work);
+    free(iwork);
+    return -2;
+  }
+  int info = 0, lw = (int)lwork, liw = (int)liwork;
+  dsyevd("V", "U", &n, a, &n, w, work, &lw, iwork, &liw, &info);
+  free(work);
+  free(iwork);
+  return info;
+}

@@ -56,6 +56,7 @@ public struct JaxBackend: Backend {
   public var capabilities: Capabilities {
     var capabilities = Capabilities.everything
     capabilities.optimizers.remove("lbfgs")
+    capabilities.variational = false
     return capabilities
   }
 

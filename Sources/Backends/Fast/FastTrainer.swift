@@ -58,6 +58,8 @@ final class FastTrainer: EvaluatesDatasets {
   /// A whole-model rule's step: the gradients of its first evaluation (the step's), for
   /// `gradientNorms`.
   var firstGradients: [String: Tensor] = [:]
+  /// Bayes by Backprop's objective, when the model has variational layers.
+  let variational: VariationalObjective?
 
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
@@ -70,6 +72,9 @@ final class FastTrainer: EvaluatesDatasets {
     self.validation = validation
     self.spec = spec
     self.train = train
+    // Variational layers run through the objective path, with the spec's rule on its parameters.
+    variational = VariationalObjective(spec: spec, trainingSamples: train.count)
+    let rule = rule ?? (variational == nil ? nil : OptimizerRules.rule(for: spec.optimizer))
     self.rule = rule
     let layers: [LayerShape]
     do { layers = try spec.model.layerShapes() } catch { throw .invalidState([error.description]) }
@@ -358,7 +363,7 @@ extension FastTrainer {
     var evaluations = 0
     var measures = BatchMeasures()
     var committed: [[Float]] = []
-    let objective: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
+    var network: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
       evaluations += 1
       load(at)
       // Every evaluation starts from the step's running statistics; the first one's are kept.
@@ -373,8 +378,15 @@ extension FastTrainer {
       }
       let gradients = Dictionary(
         uniqueKeysWithValues: self.parameters.map { ($0.name, Tensor(shape: $0.shape, scalars: Array($0.gradient))) })
-      if evaluations == 1 { (committed, firstGradients) = (buffers.map { Array($0.values) }, gradients) }
+      if evaluations == 1 { committed = buffers.map { Array($0.values) } }
       return (loss, gradients)
+    }
+    if let variational { network = variational.wrap(network, update: update.step) }
+    var firstEvaluation = true
+    let objective: Objective = { [self, network] (at: [String: Tensor]) throws(BackendError) in
+      let result = try network(at)
+      if firstEvaluation { (firstGradients, firstEvaluation) = (result.gradients, false) }
+      return result
     }
     let outcome: UpdateOutcome
     do {

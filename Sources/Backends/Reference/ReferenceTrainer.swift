@@ -32,6 +32,8 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   var progress: TrainingProgress
   /// The last successful step's gradients, for `gradientNorms`.
   var lastGradients: [String: Tensor] = [:]
+  /// Bayes by Backprop's objective, when the model has variational layers.
+  let variational: VariationalObjective?
 
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
@@ -57,6 +59,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     parameterOrder = parameterShapes.map(\.name)
     optimizerState = try self.rule.declaredState(in: state, for: parameterShapes)
     progress = TrainingProgress(spec: spec, state: state, sampleCount: train.count)
+    variational = VariationalObjective(spec: spec, trainingSamples: train.count)
   }
 
   // MARK: forward and backward
@@ -206,7 +209,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     var gradients: [String: Tensor] = [:]
     var measures = BatchMeasures()
     evaluations = 0
-    let objective: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
+    var network: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
       evaluations += 1
       let (loss, grads, batchMeasures) = lossAndGradients(batch.inputs, batch.targets, parameters: at, pass: &pass)
       // (Named in name order, so that the message is the same every run; sorted only on failure.)
@@ -216,8 +219,14 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
         throw .diverged(step: step + 1, loss: loss, reason: reason)
       }
       // The batch's measures are those of the parameters before the update: the first evaluation.
-      if evaluations == 1 { (gradients, measures) = (grads, batchMeasures) }
+      if evaluations == 1 { measures = batchMeasures }
       return (loss, grads)
+    }
+    if let variational { network = variational.wrap(network, update: update.step) }
+    let objective: Objective = { [network] (at: [String: Tensor]) throws(BackendError) in
+      let result = try network(at)
+      if gradients.isEmpty { gradients = result.gradients }
+      return result
     }
     let outcome: UpdateOutcome
     do {

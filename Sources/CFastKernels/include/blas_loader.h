@@ -24,6 +24,12 @@ const char *specbench_blas_core(void);
 void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float beta, float *c, int ldc);
 
+/// The eigenvalues (ascending, into `w`) and eigenvectors of the symmetric `n × n` matrix `a`
+/// (row-major or column-major alike), with OpenBLAS's LAPACK `dsyevd`: on return row k of `a`
+/// (read row-major) is the eigenvector of `w[k]`. 0 on success, -1 when OpenBLAS or its dsyevd
+/// cannot be loaded, -2 when the workspace cannot be had, LAPACK's `info` otherwise.
+int specbench_dsyevd(int n, double *a, double *w);
+
 #ifdef __cplusplus
 }
 #endif

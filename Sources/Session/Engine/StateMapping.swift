@@ -71,7 +71,7 @@ public enum StateMapping {
     switch info.kind {
     case .optimizerSlot(_, let slot): slot.rawValue
     case .optimizerState(let name): "model/" + name
-    case .parameter, .buffer: info.name
+    case .parameter, .buffer, .posterior: info.name
     }
   }
 

@@ -34,6 +34,8 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
   /// State a backend keeps for itself (`engine/BACKEND/NAME`, any shape): kept through save
   /// and load, given back to that backend, dropped (with an event) when another one trains.
   case engine(backend: String, name: String)
+  /// A Laplace posterior's curvature (format version 5): `posterior/NAME` (`NAME` may hold `/`).
+  case posterior(String)
 
   /// The name in the safetensors file.
   public var name: String {
@@ -43,6 +45,7 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
     case .slot(let parameter, let slot): "opt/" + parameter + "/" + slot.rawValue
     case .optimizer(let name): "opt/model/" + name
     case .engine(let backend, let name): "engine/" + backend + "/" + name
+    case .posterior(let name): "posterior/" + name
     }
   }
 
@@ -53,7 +56,7 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
     switch self {
     case .parameter(let tensor), .buffer(let tensor): tensor
     case .slot(let parameter, _): parameter
-    case .optimizer(let name), .engine(_, let name): name
+    case .optimizer(let name), .engine(_, let name), .posterior(let name): name
     }
   }
 
@@ -74,6 +77,8 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
       let slot = OptimizerSlot(rawValue: String(name[name.index(after: slash)...]))
     {
       self = .slot(parameter: String(name[name.index(name.startIndex, offsetBy: 4)..<slash]), slot)
+    } else if name.hasPrefix("posterior/"), name.count > 10 {
+      self = .posterior(String(name.dropFirst(10)))
     } else if name.hasPrefix("engine/") {
       let rest = name.dropFirst(7)
       guard let slash = rest.firstIndex(of: "/"), slash != rest.startIndex, rest.index(after: slash) != rest.endIndex else { return nil }
@@ -93,6 +98,9 @@ public enum StateKey: Hashable, Sendable, CustomStringConvertible {
     default: false
     }
   }
+
+  /// Whether it is a posterior's curvature.
+  public var isPosterior: Bool { if case .posterior = self { true } else { false } }
 
   /// The backend that keeps it, for `engine/…` state.
   public var engineBackend: String? { if case .engine(let backend, _) = self { backend } else { nil } }

@@ -3,10 +3,13 @@ public struct ModelSpec: Hashable, Sendable {
   /// The shape of one sample, without the batch dimension.
   public var input: [Int]
   public var layers: [LayerSpec]
+  /// Bayes by Backprop over some dense layers (format version 5), or nil for point weights.
+  public var variational: VariationalSpec?
 
-  public init(input: [Int], layers: [LayerSpec]) {
+  public init(input: [Int], layers: [LayerSpec], variational: VariationalSpec? = nil) {
     self.input = input
     self.layers = layers
+    self.variational = variational
   }
 
   /// The renames that make SpecBench's own layer names follow the layers' order: a layer named
@@ -41,7 +44,9 @@ public struct ModelSpec: Hashable, Sendable {
   }
 
   public var json: JSONValue {
-    .object(["input": .array(input.map { .int($0) }), "layers": .array(layers.map(\.json))])
+    .object([
+      "input": .array(input.map { .int($0) }), "layers": .array(layers.map(\.json)), "variational": variational?.json ?? .null,
+    ])
   }
 
   static func read(_ value: JSONValue, at path: JSONPath, log: IssueLog) -> ModelSpec? {
@@ -93,6 +98,8 @@ public struct ModelSpec: Hashable, Sendable {
       counters[type, default: 0] += 1
       layers.append(LayerSpec(name: name, kind: layer.kind))
     }
-    return ModelSpec(input: input, layers: layers)
+    var variational: VariationalSpec?
+    if let raw = reader.raw("variational"), !raw.isNull { variational = VariationalSpec.read(raw, at: path + "variational", log: log) }
+    return ModelSpec(input: input, layers: layers, variational: variational)
   }
 }

@@ -5,7 +5,7 @@ public struct SessionSpec: Hashable, Sendable {
   /// The value of the `format` key.
   public static let formatName = "specbench/session"
   /// The newest format version this build reads and the one it writes.
-  public static let currentVersion = 4
+  public static let currentVersion = 5
 
   public var name: String
   public var model: ModelSpec
@@ -18,6 +18,8 @@ public struct SessionSpec: Hashable, Sendable {
   public var backend: String
   /// Nil until the session has state; then the tensors live in a `.safetensors` beside the file.
   public var state: StateSpec?
+  /// A Laplace posterior of the state's weights (format version 5), or nil.
+  public var posterior: PosteriorSpec?
   /// The commands that built the session, oldest first.
   public var journal: [String]
   public var history: HistorySpec
@@ -25,8 +27,9 @@ public struct SessionSpec: Hashable, Sendable {
   public init(
     name: String, model: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec, schedule: ScheduleSpec = .constant,
     data: DataSpec, training: TrainingSpec = TrainingSpec(), backend: String = "reference", state: StateSpec? = nil,
-    journal: [String] = [], history: HistorySpec = HistorySpec()
+    journal: [String] = [], history: HistorySpec = HistorySpec(), posterior: PosteriorSpec? = nil
   ) {
+    self.posterior = posterior
     (self.name, self.model, self.loss, self.optimizer, self.schedule) = (name, model, loss, optimizer, schedule)
     (self.data, self.training, self.backend, self.state, self.journal, self.history) = (data, training, backend, state, journal, history)
   }
@@ -37,7 +40,7 @@ public struct SessionSpec: Hashable, Sendable {
       "format": .string(Self.formatName), "version": .int(Self.currentVersion), "name": .string(name),
       "model": model.json, "loss": loss.json, "optimizer": optimizer.json, "schedule": schedule.json,
       "data": data.json, "training": training.json, "backend": .string(backend),
-      "state": state?.json ?? .null, "journal": .array(journal.map { .string($0) }), "history": history.json,
+      "state": state?.json ?? .null, "posterior": posterior?.json ?? .null, "journal": .array(journal.map { .string($0) }), "history": history.json,
     ])
   }
 
@@ -118,6 +121,8 @@ public struct SessionSpec: Hashable, Sendable {
     let backend = r.string("backend", default: "reference", Rule("a backend name such as \"reference\"") { LayerSpec.isValidName($0) })
     var state: StateSpec?
     if let raw = r.raw("state"), !raw.isNull { state = StateSpec.read(raw, at: "state", log: log) }
+    var posterior: PosteriorSpec?
+    if let raw = r.raw("posterior"), !raw.isNull { posterior = PosteriorSpec.read(raw, at: "posterior", log: log) }
     let journal = r.array("journal", default: []) { value, path -> String? in
       guard let line = value.stringValue else {
         log.report(path, "must be a command line (a string), got \(value.excerpt())", at: value.location)
@@ -129,7 +134,7 @@ public struct SessionSpec: Hashable, Sendable {
     guard let model, let loss, let optimizer, let schedule, let data else { return nil }
     return SessionSpec(
       name: name, model: model, loss: loss, optimizer: optimizer, schedule: schedule, data: data, training: training,
-      backend: backend, state: state, journal: journal, history: history)
+      backend: backend, state: state, journal: journal, history: history, posterior: posterior)
   }
 }
 
@@ -145,12 +150,14 @@ public typealias Migration = @Sendable (JSONValue) throws(SpecIssue) -> JSONValu
 /// the current version. Version 2 → 3 adds metrics names that version 2's `points` may not hold: a
 /// version-2 document is a version-3 one as it is, so its step changes only `version`. Version
 /// 3 → 4 adds the `lbfgs` optimizer and `I64` counts in the state file, which no version-3 file
-/// holds: its step changes only `version` too.
+/// holds: its step changes only `version` too. Version 4 → 5 adds `model.variational` and
+/// `posterior`, which no version-4 file holds: its step changes only `version`.
 public enum SpecMigrations {
   public static let steps: [Int: Migration] = [
     1: { document throws(SpecIssue) in document },
     2: { document throws(SpecIssue) in document },
     3: { document throws(SpecIssue) in document },
+    4: { document throws(SpecIssue) in document },
   ]
 
   /// Runs the steps from `version` up to `target`, setting `version` after each.

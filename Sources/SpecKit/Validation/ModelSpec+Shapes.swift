@@ -51,6 +51,7 @@ extension ModelSpec {
     var shape = input
     var result: [LayerShape] = []
     guard Self.checkedCount(input, at: path + "input", what: "a sample of shape \(input)", log: log) != nil else { return nil }
+    guard checkVariationalLayers(at: path + "variational", log: log) else { return nil }
     for (index, layer) in layers.enumerated() {
       let here = path + "layers" + index
       var tensors: [LayerTensor] = []
@@ -76,6 +77,13 @@ extension ModelSpec {
             LayerTensor(
               name: layer.name + ".bias", shape: [dense.units], role: .parameter, initializer: dense.initializer.bias, fanIn: inputs,
               fanOut: dense.units))
+        }
+        if let variational, variational.layers.contains(layer.name) {
+          tensors += tensors.map { mean in
+            LayerTensor(
+              name: VariationalSpec.rhoName(of: mean.name), shape: mean.shape, role: .parameter,
+              initializer: .constant(value: variational.rhoInit), fanIn: mean.fanIn, fanOut: mean.fanOut)
+          }
         }
         output = [dense.units]
       case .activation, .dropout:
@@ -104,6 +112,32 @@ extension ModelSpec {
       shape = output
     }
     return result
+  }
+
+  /// Whether `variational.layers` names dense layers of this model, each once (problems reported).
+  private func checkVariationalLayers(at path: JSONPath, log: IssueLog) -> Bool {
+    guard let variational else { return true }
+    var ok = true
+    var seen: Set<String> = []
+    for (i, name) in variational.layers.enumerated() {
+      let here = path + "layers" + i
+      if !seen.insert(name).inserted {
+        log.report(here, "names \(JSONWriter.quoted(name)) twice; list each layer once", at: nil)
+        ok = false
+      } else if let layer = layers.first(where: { $0.name == name }) {
+        if case .dense = layer.kind { continue }
+        log.report(here, "\(name) is a \(layer.kind.typeName) layer; only dense layers can be variational", at: nil)
+        ok = false
+      } else {
+        let dense = layers.filter { if case .dense = $0.kind { true } else { false } }.map(\.name)
+        let hint = Suggestion.nearest(to: name, in: dense).map { " (did you mean \(JSONWriter.quoted($0))?)" } ?? ""
+        log.report(
+          here, "names \(JSONWriter.quoted(name)), but the model has no such layer\(hint); its dense layers are \(dense.joined(separator: ", "))",
+          at: nil)
+        ok = false
+      }
+    }
+    return ok
   }
 
   /// The most values one tensor may hold: 2^40 (4 TiB of float32). Larger declared sizes are

@@ -9,6 +9,8 @@ public struct StateTensorInfo: Hashable, Sendable {
     case optimizerSlot(parameter: String, slot: OptimizerSlot)
     /// `opt/model/NAME`: optimizer state that spans the whole model.
     case optimizerState(name: String)
+    /// `posterior/NAME`: a Laplace posterior's curvature.
+    case posterior
   }
 
   /// The name in the safetensors file.
@@ -34,7 +36,7 @@ public struct StateTensorInfo: Hashable, Sendable {
   public var isOptimizerState: Bool {
     switch kind {
     case .optimizerSlot, .optimizerState: true
-    case .parameter, .buffer: false
+    case .parameter, .buffer, .posterior: false
     }
   }
 
@@ -71,6 +73,11 @@ extension SessionSpec {
         StateTensorInfo(
           name: declared.key.name, shape: declared.shape, kind: kind, initialValue: declared.initialValue,
           holdsSquares: declared.holdsSquares, maxRows: declared.maxRows, isInteger: declared.isInteger))
+    }
+    if let posterior, case .success(let covered) = posteriorLayout(posterior.subset) {
+      for tensor in covered.tensors(posterior.hessian) {
+        layout.append(StateTensorInfo(name: tensor.name, shape: tensor.shape, kind: .posterior, holdsSquares: tensor.nonNegative))
+      }
     }
     return layout
   }

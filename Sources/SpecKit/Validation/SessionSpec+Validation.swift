@@ -41,6 +41,19 @@ extension SessionSpec {
         "must not be the state's tensor file (\(TextExcerpt.quoted(state.tensors))); the metrics have a file of their own, normally NAME.history.safetensors",
         at: nil)
     }
+    if let posterior, log.isClean(under: "posterior"), log.isClean(under: "model"), log.isClean(under: "loss") {
+      if let state, log.isClean(under: "state") {
+        if posterior.step != state.step {
+          log.report(
+            "posterior.step",
+            "is \(posterior.step), but the state is at step \(state.step); a posterior belongs to the weights it was fitted at: fit it again (posterior) or remove it",
+            at: nil)
+        }
+      } else if state == nil {
+        log.report("posterior", "a posterior needs trained weights, but state is null; train, then fit one (posterior)", at: nil)
+      }
+      if let problem = posteriorProblem(posterior) { log.report(problem.path, problem.message, at: nil) }
+    }
     if log.isClean(under: "training") && log.isClean(under: "data") && data.validationFraction == 0 {
       for (i, rule) in training.stop.enumerated() {
         if case .earlyStopping = rule {

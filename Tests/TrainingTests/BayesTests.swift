@@ -1,0 +1,211 @@
+import Datasets
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import TensorCore
+import Testing
+
+@testable import Backends
+@testable import Bayes
+
+/// Double-precision linear algebra for the closed forms.
+enum Dense64 {
+  /// The inverse and log-determinant of a symmetric positive definite matrix (Gauss–Jordan).
+  static func inverse(_ m: [Double], n: Int) -> (inverse: [Double], logDet: Double) {
+    var a = m
+    var inv = [Double](repeating: 0, count: n * n)
+    for i in 0..<n { inv[i * n + i] = 1 }
+    var logDet = 0.0
+    for col in 0..<n {
+      let pivot = (col..<n).max { abs(a[$0 * n + col]) < abs(a[$1 * n + col]) }!
+      if pivot != col {
+        for k in 0..<n {
+          a.swapAt(col * n + k, pivot * n + k)
+          inv.swapAt(col * n + k, pivot * n + k)
+        }
+      }
+      let p = a[col * n + col]
+      logDet += log(abs(p))
+      for k in 0..<n {
+        a[col * n + k] /= p
+        inv[col * n + k] /= p
+      }
+      for r in 0..<n where r != col {
+        let f = a[r * n + col]
+        if f == 0 { continue }
+        for k in 0..<n {
+          a[r * n + k] -= f * a[col * n + k]
+          inv[r * n + k] -= f * inv[col * n + k]
+        }
+      }
+    }
+    return (inv, logDet)
+  }
+}
+
+/// Bayesian linear regression, where the Laplace posterior is the exact posterior.
+struct LinearRegressionProblem {
+  let n = 40, features = 3
+  let noise = 0.3, prior = 2.0
+  let x: [Double]
+  let y: [Double]
+
+  init() {
+    var generator = SplitMix64(seed: 11, stream: "blr")
+    let x = (0..<40 * 3).map { _ in Double(generator.nextNormal()) }
+    let truth = [0.8, -1.2, 0.4], bias = 0.5
+    var y: [Double] = []
+    for i in 0..<40 {
+      var value = bias
+      for j in 0..<3 { value += truth[j] * x[i * 3 + j] }
+      y.append(value + 0.3 * Double(generator.nextNormal()))
+    }
+    (self.x, self.y) = (x, y)
+  }
+
+  /// Rows of the design matrix with the bias column last (the flat order: weight, then bias).
+  var design: [Double] { (0..<n).flatMap { i in Array(x[i * features..<(i + 1) * features]) + [1] } }
+
+  /// The exact posterior precision X̃ᵀX̃/s² + δI, its covariance, and the mean.
+  var exact: (precision: [Double], covariance: [Double], mean: [Double], logDet: Double) {
+    let p = features + 1
+    var a = [Double](repeating: 0, count: p * p)
+    var b = [Double](repeating: 0, count: p)
+    let d = design
+    for i in 0..<n {
+      for j in 0..<p {
+        b[j] += d[i * p + j] * y[i] / (noise * noise)
+        for k in 0..<p { a[j * p + k] += d[i * p + j] * d[i * p + k] / (noise * noise) }
+      }
+    }
+    for j in 0..<p { a[j * p + j] += prior }
+    let (inv, logDet) = Dense64.inverse(a, n: p)
+    let mean = (0..<p).map { j in (0..<p).reduce(0) { $0 + inv[j * p + $1] * b[$1] } }
+    return (a, inv, mean, logDet)
+  }
+
+  /// The direct log evidence: y ~ N(0, s²I + X̃X̃ᵀ/δ).
+  var logEvidence: Double {
+    let p = features + 1
+    let d = design
+    var c = [Double](repeating: 0, count: n * n)
+    for i in 0..<n {
+      for j in 0..<n {
+        c[i * n + j] = (0..<p).reduce(0) { $0 + d[i * p + $1] * d[j * p + $1] } / prior + (i == j ? noise * noise : 0)
+      }
+    }
+    let (inv, logDet) = Dense64.inverse(c, n: n)
+    var quadratic = 0.0
+    for i in 0..<n { for j in 0..<n { quadratic += y[i] * inv[i * n + j] * y[j] } }
+    return -0.5 * quadratic - 0.5 * logDet - Double(n) / 2 * log(2 * Double.pi)
+  }
+
+  var spec: SessionSpec {
+    var spec = makeSpec(input: [3], layers: [dense("out", 1)], loss: .mse, data: .sine(samples: 40, noise: 0.1, seed: 1))
+    spec.state = spec.initialStateRecord()
+    return spec
+  }
+
+  var dataset: Dataset {
+    Dataset(
+      inputs: Tensor(shape: [n, features], scalars: x.map { Float($0) }),
+      targets: .values(Tensor(shape: [n, 1], scalars: y.map { Float($0) })), shape: DataShape(input: [3], target: .values(width: 1)))
+  }
+
+  /// The state with the weights at the exact posterior mean (the MAP).
+  func tensors() throws -> [String: StoredTensor] {
+    var tensors = try spec.initialTensors()
+    let mean = exact.mean
+    tensors["param/out.weight"] = StoredTensor(shape: [1, 3], scalars: mean[0..<3].map { Float($0) })
+    tensors["param/out.bias"] = StoredTensor(shape: [1], scalars: [Float(mean[3])])
+    return tensors
+  }
+}
+
+@Suite("Bayes: Laplace posterior, predictive, calibration, Bayes by Backprop")
+struct BayesTests {
+  @Test(arguments: PosteriorSpec.Hessian.allCases)
+  func laplaceOfLinearRegressionIsTheExactPosterior(hessian: PosteriorSpec.Hessian) throws {
+    let problem = LinearRegressionProblem()
+    let fit = try LaplaceFit.fit(
+      spec: problem.spec, tensors: try problem.tensors(), train: problem.dataset,
+      request: .init(subset: .all, hessian: hessian, priorPrecision: problem.prior, noiseSigma: problem.noise))
+    let p = 4
+    let exact = problem.exact
+    // Σ's entries through the quadratic forms: eᵢ gives Σᵢᵢ, eᵢ + eⱼ gives Σᵢᵢ + Σⱼⱼ + 2Σᵢⱼ.
+    var vectors: [Double] = []
+    for i in 0..<p { vectors += (0..<p).map { $0 == i ? 1 : 0 } }
+    for i in 0..<p { for j in (i + 1)..<p { vectors += (0..<p).map { $0 == i || $0 == j ? 1 : 0 } } }
+    let forms = fit.posterior.quadraticForms(vectors, rows: vectors.count / p)
+    if hessian == .diag {
+      // The diagonal approximation keeps the precision's diagonal: Σᵢᵢ = 1/Aᵢᵢ.
+      for i in 0..<p { #expect(abs(forms[i] * exact.precision[i * p + i] - 1) < 1e-5, "\(i)") }
+      return
+    }
+    for i in 0..<p { #expect(abs(forms[i] / exact.covariance[i * p + i] - 1) < 1e-5, "Σ[\(i),\(i)]") }
+    var row = p
+    for i in 0..<p {
+      for j in (i + 1)..<p {
+        let cross = (forms[row] - forms[i] - forms[j]) / 2
+        #expect(abs(cross - exact.covariance[i * p + j]) < 1e-5 * max(abs(exact.covariance[i * p + j]), 1e-3), "Σ[\(i),\(j)]")
+        row += 1
+      }
+    }
+    // The marginal likelihood against the direct Gaussian evidence.
+    #expect(abs(fit.logMarginalLikelihood - problem.logEvidence) < 1e-3, "\(fit.logMarginalLikelihood) vs \(problem.logEvidence)")
+  }
+
+  @Test func theTunedPriorPrecisionMaximisesTheDirectEvidence() throws {
+    let problem = LinearRegressionProblem()
+    let fit = try LaplaceFit.fit(
+      spec: problem.spec, tensors: try problem.tensors(), train: problem.dataset,
+      request: .init(subset: .all, hessian: .full, priorPrecision: nil, noiseSigma: problem.noise))
+    #expect(fit.settings.priorTuning == .marglik)
+    let tuned = fit.settings.priorPrecision
+    // The Laplace evidence terms peak at the tuned value: 1 % either side is lower.
+    let posterior = fit.posterior
+    let best = posterior.logEvidenceTerms(priorPrecision: tuned)
+    #expect(posterior.logEvidenceTerms(priorPrecision: tuned * 1.01) < best)
+    #expect(posterior.logEvidenceTerms(priorPrecision: tuned / 1.01) < best)
+  }
+
+  @Test func theEigenSolversAgree() {
+    var generator = SplitMix64(seed: 5, stream: "eigen")
+    let n = 9
+    var m = [Double](repeating: 0, count: n * n)
+    for i in 0..<n { for j in i..<n { let v = Double(generator.nextNormal()); (m[i * n + j], m[j * n + i]) = (v, v) } }
+    let lapack = SymmetricEigen(m, n: n), jacobi = SymmetricEigen.jacobi(m, n: n)
+    for k in 0..<n { #expect(abs(lapack.values[k] - jacobi.values[k]) < 1e-10) }
+    // Each is an eigenpair: M v = λ v.
+    for eigen in [lapack, jacobi] {
+      for k in 0..<n {
+        for i in 0..<n {
+          let mv = (0..<n).reduce(0) { $0 + m[i * n + $1] * eigen.vectors[k * n + $1] }
+          #expect(abs(mv - eigen.values[k] * eigen.vectors[k * n + i]) < 1e-9)
+        }
+      }
+    }
+  }
+
+  @Test func thePredictiveStandardDeviationIsTheExactOne() throws {
+    let problem = LinearRegressionProblem()
+    var spec = problem.spec
+    let fit = try LaplaceFit.fit(
+      spec: spec, tensors: try problem.tensors(), train: problem.dataset,
+      request: .init(subset: .all, hessian: .full, priorPrecision: problem.prior, noiseSigma: problem.noise))
+    spec.posterior = fit.settings
+    let tensors = try problem.tensors().merging(fit.tensors) { _, new in new }
+    let predictor = try Predictor(spec: spec, tensors: tensors, method: .laplace, train: problem.dataset)
+    let point: [Float] = [0.3, -2.0, 1.5]
+    let prediction = predictor.predict(Tensor(shape: [1, 3], scalars: point))
+    let x = point.map(Double.init) + [1]
+    let exact = problem.exact
+    var variance = 0.0, mean = 0.0
+    for i in 0..<4 {
+      mean += x[i] * exact.mean[i]
+      for j in 0..<4 { variance += x[i] * exact.covariance[i * 4 + j] * x[j] }
+    }
+    #expect(abs(prediction.mean[0] - mean) < 1e-5)
+    #expect(abs(prediction.std[0] - (variance + problem.noise * problem.noise).squareRoot()) < 1e-5)
+  }
+}
