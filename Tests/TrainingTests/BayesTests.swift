@@ -209,3 +209,123 @@ struct BayesTests {
     #expect(abs(prediction.std[0] - (variance + problem.noise * problem.noise).squareRoot()) < 1e-5)
   }
 }
+
+@Suite("Bayes by Backprop")
+struct VariationalTests {
+  /// spirals through a variational output layer, with a Gaussian or a scale-mixture prior.
+  static func spec(_ prior: VariationalSpec.Prior, samples: Int = 2, optimizer: OptimizerSpec = .adam(.init(lr: 0.01, weightDecay: 0))) -> SessionSpec {
+    var spec = makeSpec(
+      layers: [dense("d1", 6, .tanh), dense("d2", 3)], optimizer: optimizer, data: .spirals(samples: 30, classes: 3, noise: 0.1, seed: 1),
+      validationFraction: 0.2)
+    spec.model.variational = VariationalSpec(layers: ["d2", "d1"], prior: prior, rhoInit: -2, trainSamples: samples)
+    return spec
+  }
+
+  static let priors: [VariationalSpec.Prior] = [.gaussian(sigma: 0.7), .scaleMixture(pi: 0.3, sigma1: 1.5, sigma2: 0.1)]
+
+  @Test func theStateHoldsEachVariationalWeightsRhoWithItsSlots() throws {
+    let spec = Self.spec(.gaussian(sigma: 1))
+    let names = try spec.parameterShapes().map(\.name)
+    #expect(names == ["d1.weight", "d1.bias", "d1.weight_rho", "d1.bias_rho", "d2.weight", "d2.bias", "d2.weight_rho", "d2.bias_rho"])
+    let tensors = try spec.initialTensors()
+    #expect(tensors["param/d2.weight_rho"]!.scalars.allSatisfy { $0 == -2 })
+    #expect(tensors["opt/d2.bias_rho/exp_avg"] != nil)
+  }
+
+  @Test(arguments: priors)
+  func theVariationalGradientMatchesFiniteDifferencesAtFixedNoise(prior: VariationalSpec.Prior) throws {
+    let spec = Self.spec(prior, samples: 3)
+    let trainer = try makeTrainer(spec)
+    let variational = try #require(VariationalObjective(spec: spec, trainingSamples: trainer.train.count))
+    let draws = variational.noise(update: 4)
+    let batch = trainer.train
+    // The network in evaluation mode (no dropout in this model), so each evaluation is a function.
+    let network: Objective = { parameters throws(BackendError) in
+      var pass: SequentialTrainer<PlainKernels>.StepPass?
+      let (loss, gradients, _) = trainer.lossAndGradients(batch.inputs, batch.targets, parameters: parameters, pass: &pass)
+      return (loss, gradients)
+    }
+    var parameters = trainer.parameters
+    // Spread the ρ's so that softplus's slope varies.
+    for name in ["d1.weight_rho", "d2.bias_rho"] {
+      parameters[name]!.scalars = parameters[name]!.scalars.enumerated().map { Float(-3 + 0.37 * Double($0.offset % 9)) }
+    }
+    let (_, analytic) = try variational.evaluate(parameters, draws: draws, update: 4, network: network)
+    for name in parameters.keys.sorted() {
+      let check = GradientCheck(step: 1e-2, absoluteTolerance: 2e-3, relativeTolerance: 2e-2)
+      let worst = check.worst(analytic: analytic[name]!.scalars, at: parameters[name]!.scalars) { point in
+        var moved = parameters
+        moved[name]!.scalars = point
+        return (try? variational.evaluate(moved, draws: draws, update: 4, network: network).loss) ?? .nan
+      }
+      #expect(worst.ratio <= 1, "\(prior) \(name)[\(worst.index)]: analytic \(worst.analytic), numeric \(worst.numeric)")
+    }
+  }
+
+  /// Bayesian linear regression through one variational dense layer: with the mean loss and
+  /// kl_weight = 1/N, the objective is mean-field VI for a Gaussian likelihood of variance ½, whose
+  /// optimum is known: μ the exact posterior mean, σᵢ² = 1/Aᵢᵢ with A = 2X̃ᵀX̃ + I/σp².
+  @Test func sigmaConvergesToTheMeanFieldOptimum() throws {
+    let problem = LinearRegressionProblem()
+    let priorSigma = 1.0
+    var spec = makeSpec(
+      input: [3], layers: [dense("out", 1)], loss: .mse, optimizer: .adam(.init(lr: 0.02, weightDecay: 0)),
+      data: .sine(samples: 40, noise: 0.1, seed: 1), batchSize: 40, schedule: .cosine(tMax: 4000, etaMin: 0))
+    spec.model.variational = VariationalSpec(layers: ["out"], prior: .gaussian(sigma: priorSigma), rhoInit: -3, trainSamples: 16)
+    let trainer = try ReferenceTrainer(spec: spec, state: spec.initialTrainingState(), train: problem.dataset, kernels: PlainKernels())
+    for _ in 0..<4000 { _ = try trainer.trainStep() }
+    // The optimum, in double precision.
+    let d = problem.design
+    var a = [Double](repeating: 0, count: 16), b = [Double](repeating: 0, count: 4)
+    for i in 0..<problem.n {
+      for j in 0..<4 {
+        b[j] += 2 * d[i * 4 + j] * problem.y[i]
+        for k in 0..<4 { a[j * 4 + k] += 2 * d[i * 4 + j] * d[i * 4 + k] }
+      }
+    }
+    for j in 0..<4 { a[j * 4 + j] += 1 / (priorSigma * priorSigma) }
+    let inverse = Dense64.inverse(a, n: 4).inverse
+    let mean = (0..<4).map { j in (0..<4).reduce(0.0) { $0 + inverse[j * 4 + $1] * b[$1] } }
+    let optimum = (0..<4).map { 1 / a[$0 * 4 + $0].squareRoot() }
+    let mu: [Float] = trainer.parameters["out.weight"]!.scalars + trainer.parameters["out.bias"]!.scalars
+    let rho: [Float] = trainer.parameters["out.weight_rho"]!.scalars + trainer.parameters["out.bias_rho"]!.scalars
+    let sigma = rho.map { Double(VariationalSpec.softplus($0)) }
+    for j in 0..<4 {
+      // Stated tolerance: σ within 10 % of the optimum, μ within a tenth of the optimum's σ.
+      #expect(abs(sigma[j] / optimum[j] - 1) < 0.10, "σ[\(j)] = \(sigma[j]), optimum \(optimum[j])")
+      #expect(abs(Double(mu[j]) - mean[j]) < 0.1 * optimum[j], "μ[\(j)] = \(mu[j]), optimum \(mean[j])")
+    }
+  }
+
+  @Test(arguments: ["reference", "fast"])
+  func trainSaveLoadTrainIsBitIdentical(backendName: String) throws {
+    let spec = Self.spec(.scaleMixture(pi: 0.5, sigma1: 1, sigma2: 0.05))
+    let backend = try BackendRegistry.builtIn.named(backendName)
+    let (straight, _) = try train(SessionBundle(spec: spec), steps: 13, on: backend)
+    let (half, _) = try train(SessionBundle(spec: spec), steps: 6, on: backend)
+    let folder = temporaryFolder()
+    try SessionFile.save(half, to: folder + "/half")
+    let (resumed, _) = try train(try SessionFile.load(folder + "/half.json"), steps: 7, on: backend)
+    let (a, b) = (try straight.trainingState(), try resumed.trainingState())
+    #expect(a.step == 13 && b.step == 13)
+    #expect(Set(a.tensors.keys) == Set(b.tensors.keys))
+    #expect(a.tensors.keys.contains("opt/d2.weight_rho/exp_avg_sq"))
+    for (name, tensor) in a.tensors {
+      #expect(tensor.scalars.map(\.bitPattern) == b.tensors[name]!.scalars.map(\.bitPattern), "\(backendName): \(name)")
+    }
+  }
+
+  @Test func fastAgreesWithReference() throws {
+    let spec = Self.spec(.gaussian(sigma: 1), samples: 2)
+    let (reference, _) = try train(SessionBundle(spec: spec), steps: 20, on: ReferenceBackend())
+    let (fast, _) = try train(SessionBundle(spec: spec), steps: 20, on: try BackendRegistry.builtIn.named("fast"))
+    let (a, b) = (try reference.trainingState(), try fast.trainingState())
+    for (name, tensor) in a.tensors where name.hasPrefix("param/") {
+      let other = b.tensors[name]!.scalars
+      let worst = zip(tensor.scalars, other).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
+      #expect(worst < 1e-4, "\(name): \(worst)")
+    }
+    // Training moved the ρ's (their gradients reach the optimizer).
+    #expect(a.tensors["param/d2.weight_rho"]!.scalars.contains { $0 != -2 })
+  }
+}
