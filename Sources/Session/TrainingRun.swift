@@ -112,8 +112,15 @@ public final class TrainingRun {
     let mismatches = spec.problems(with: dataset.shape)
     guard mismatches.isEmpty else { throw .dataMismatch(file: nil, mismatches) }
     data = DataSplit(dataset, validationFraction: spec.data.validationFraction, seed: spec.training.seed)
-    let state: TrainingState
+    var state: TrainingState
     do { state = try bundle.trainingState() } catch { throw .spec(error) }
+    // A posterior belongs to the weights it was fitted at; training moves them.
+    if let posterior = spec.posterior {
+      spec.posterior = nil
+      state.tensors = state.tensors.filter { StateKey(name: $0.key)?.isPosterior != true }
+      spec.history.events.append(
+        HistoryEvent(step: state.step, kind: "posterior", detail: "removed the \(posterior.subset.rawValue) Laplace posterior: training moves the weights it was fitted at"))
+    }
     guard state.index <= data.train.count else {
       throw .spec(
         .stateMismatch(

@@ -291,8 +291,8 @@ struct VariationalTests {
     let rho: [Float] = trainer.parameters["out.weight_rho"]!.scalars + trainer.parameters["out.bias_rho"]!.scalars
     let sigma = rho.map { Double(VariationalSpec.softplus($0)) }
     for j in 0..<4 {
-      // Stated tolerance: σ within 10 % of the optimum, μ within a tenth of the optimum's σ.
-      #expect(abs(sigma[j] / optimum[j] - 1) < 0.10, "σ[\(j)] = \(sigma[j]), optimum \(optimum[j])")
+      // Stated tolerance: σ within 3 % of the optimum (0.8 % measured), μ within a tenth of the optimum's σ.
+      #expect(abs(sigma[j] / optimum[j] - 1) < 0.03, "σ[\(j)] = \(sigma[j]), optimum \(optimum[j])")
       #expect(abs(Double(mu[j]) - mean[j]) < 0.1 * optimum[j], "μ[\(j)] = \(mu[j]), optimum \(mean[j])")
     }
   }
@@ -327,5 +327,115 @@ struct VariationalTests {
     }
     // Training moved the ρ's (their gradients reach the optimizer).
     #expect(a.tensors["param/d2.weight_rho"]!.scalars.contains { $0 != -2 })
+  }
+}
+
+@Suite("Laplace curvature of a network")
+struct CurvatureTests {
+  /// A small network with every layer the curvature passes through, its state moved off its
+  /// initial values (batch_norm's running statistics too), and seven samples.
+  static func problem() throws -> (SessionSpec, [String: StoredTensor], Dataset) {
+    var spec = makeSpec(
+      layers: [
+        dense("d1", 5, .tanh), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)),
+        LayerSpec(name: "act", kind: .activation(function: .sigmoid)), LayerSpec(name: "ln", kind: .layerNorm(eps: 1e-5)),
+        LayerSpec(name: "drop", kind: .dropout(rate: 0.3)), dense("d2", 3),
+      ])
+    spec.state = spec.initialStateRecord()
+    var tensors = try spec.initialTensors()
+    var generator = SplitMix64(seed: 3, stream: "curvature")
+    for (name, tensor) in tensors where name.hasPrefix("param/") || name.hasPrefix("buffer/") {
+      let moved = tensor.scalars.map { $0 + 0.3 * generator.nextNormal() }
+      tensors[name] = StoredTensor(shape: tensor.shape, scalars: name.hasSuffix("running_var") ? moved.map { abs($0) + 0.2 } : moved)
+    }
+    let inputs = (0..<14).map { _ in generator.nextNormal() }
+    let data = Dataset(
+      inputs: Tensor(shape: [7, 2], scalars: inputs), targets: .classes([0, 1, 2, 1, 0, 2, 2]),
+      shape: DataShape(input: [2], target: .classes(3)))
+    return (spec, tensors, data)
+  }
+
+  /// The GGN Σₙ Jₙᵀ Λₙ Jₙ with Jₙ by central differences of the network's outputs.
+  static func directGGN(_ spec: SessionSpec, _ tensors: [String: StoredTensor], _ data: Dataset, names: [String]) throws -> [Double] {
+    let network = try NetworkPass(spec: spec, tensors: tensors)
+    let flat = names.flatMap { network.parameters[$0]!.scalars }
+    let p = flat.count
+    func outputs(_ values: [Float]) -> [Double] {
+      var replaced: [String: Tensor] = [:]
+      var offset = 0
+      for name in names {
+        let tensor = network.parameters[name]!
+        replaced[name] = Tensor(shape: tensor.shape, scalars: Array(values[offset..<offset + tensor.count]))
+        offset += tensor.count
+      }
+      return network.with(replaced).forward(data.inputs).output.scalars.map(Double.init)
+    }
+    let f = outputs(flat)
+    let (n, c) = (data.count, 3)
+    var jacobian = [Double](repeating: 0, count: n * c * p)  // [n, c, p]
+    let h: Float = 1e-2
+    for k in 0..<p {
+      var plus = flat, minus = flat
+      plus[k] += h
+      minus[k] -= h
+      let (fp, fm) = (outputs(plus), outputs(minus))
+      for i in 0..<n * c { jacobian[i * p + k] = (fp[i] - fm[i]) / Double(2 * h) }
+    }
+    var ggn = [Double](repeating: 0, count: p * p)
+    for s in 0..<n {
+      let probabilities = Likelihood.softmax(f[s * c..<(s + 1) * c].map { Float($0) })
+      for a in 0..<c {
+        for b in 0..<c {
+          let lambda = (a == b ? probabilities[a] : 0) - probabilities[a] * probabilities[b]
+          for i in 0..<p {
+            let ji = jacobian[(s * c + a) * p + i] * lambda
+            if ji == 0 { continue }
+            for j in 0..<p { ggn[i * p + j] += ji * jacobian[(s * c + b) * p + j] }
+          }
+        }
+      }
+    }
+    return ggn
+  }
+
+  @Test func theFullGGNMatchesFiniteDifferenceJacobians() throws {
+    let (spec, tensors, data) = try Self.problem()
+    let fit = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .full, priorPrecision: 1))
+    let names = try spec.parameterShapes().map(\.name)
+    let direct = try Self.directGGN(spec, tensors, data, names: names)
+    let stored = fit.tensors["posterior/ggn"]!.scalars
+    #expect(stored.count == direct.count)
+    var worst = 0.0
+    for i in 0..<direct.count { worst = max(worst, abs(Double(stored[i]) - direct[i]) / (2e-3 + 2e-2 * abs(direct[i]))) }
+    #expect(worst <= 1, "worst scaled difference \(worst)")
+  }
+
+  @Test func diagonalAndKroneckerAgreeWithTheFullMatrixWhereTheyAreExact() throws {
+    let (spec, tensors, data) = try Self.problem()
+    let full = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .full, priorPrecision: 1))
+    let diag = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .diag, priorPrecision: 1))
+    let ggn = full.tensors["posterior/ggn"]!.scalars
+    let p = Int(Double(ggn.count).squareRoot())
+    let diagonal = try spec.parameterShapes().flatMap { diag.tensors["posterior/ggn_diag/" + $0.name]!.scalars }
+    for i in 0..<p { #expect(abs(diagonal[i] - ggn[i * p + i]) <= 1e-5 * max(1, abs(ggn[i * p + i])), "\(i)") }
+    // With one sample, A ⊗ G is the dense block exactly.
+    let one = data.subset([4])
+    let fullOne = try LaplaceFit.fit(spec: spec, tensors: tensors, train: one, request: .init(subset: .lastLayer, hessian: .full, priorPrecision: 1))
+    let kronOne = try LaplaceFit.fit(spec: spec, tensors: tensors, train: one, request: .init(subset: .lastLayer, hessian: .kron, priorPrecision: 1))
+    let block = fullOne.tensors["posterior/ggn"]!.scalars
+    let a = kronOne.tensors["posterior/kron/d2/A"]!.scalars, g = kronOne.tensors["posterior/kron/d2/G"]!.scalars
+    // Flat order: weight [3, 5] row-major, then bias [3]; the block's (o, i) with the bias as input 5.
+    func flatIndex(_ o: Int, _ i: Int) -> Int { i < 5 ? o * 5 + i : 15 + o }
+    for o in 0..<3 {
+      for i in 0..<6 {
+        for o2 in 0..<3 {
+          for i2 in 0..<6 {
+            let kron = g[o * 3 + o2] * a[i * 6 + i2]
+            let exact = block[flatIndex(o, i) * 18 + flatIndex(o2, i2)]
+            #expect(abs(kron - exact) <= 1e-5 * max(1, abs(exact)), "(\(o),\(i)),(\(o2),\(i2))")
+          }
+        }
+      }
+    }
   }
 }

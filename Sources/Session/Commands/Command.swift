@@ -1,4 +1,5 @@
 import Backends
+import Bayes
 import SpecKit
 
 /// A parsed command line. Spec parts travel as JSON objects (`{"type": "adam", "lr": 0.003}`)
@@ -34,6 +35,13 @@ public enum Command: Equatable, Sendable {
     case .training(.stop): return "stop"
     case .training(.backend(let name, let options)):
       return (["backend", word(name)] + options.map { word("\($0.key)=\($0.value)") }).joined(separator: " ")
+    case .training(.posterior(.off)): return "posterior off"
+    case .training(.posterior(.fit(let r))):
+      var words = ["posterior", "subset=" + r.subset.rawValue, "hessian=" + r.hessian.rawValue]
+      words.append("prior=" + (r.priorPrecision.map { "\($0)" } ?? "tune"))
+      if let noise = r.noiseSigma { words.append("noise=\(noise)") }
+      words += ["predictive=" + r.predictive.rawValue, "samples=\(r.samples)"]
+      return words.joined(separator: " ")
     case .query(.status): return "status"
     case .query(.show(.overview)): return "show"
     case .query(.show(let what)): return "show " + what.rawValue
@@ -45,6 +53,7 @@ public enum Command: Equatable, Sendable {
     case .query(.predict(let samples)):
       return (["predict"] + samples.map { $0.map { String($0) }.joined(separator: ",") }).joined(separator: " ")
     case .query(.evaluate(let part)): return (["evaluate"] + (part.map { [$0.rawValue] } ?? [])).joined(separator: " ")
+    case .query(.calibration(let part)): return (["calibration"] + (part.map { [$0.rawValue] } ?? [])).joined(separator: " ")
     case .query(.history): return "history"
     case .query(.help(let topic)): return (["help"] + (topic.map { [word($0)] } ?? [])).joined(separator: " ")
     case .file(.save(let path)): return (["save"] + (path.map { [word($0)] } ?? [])).joined(separator: " ")
@@ -76,12 +85,14 @@ public enum Edit: Equatable, Sendable {
   case seed(UInt64)
   /// The model's input shape (`set input 1,28,28`).
   case input([Int])
+  /// Bayes by Backprop over some dense layers (`model.variational`), or off (nil).
+  case variational(JSONValue?)
 
   /// Whether it may be made while training runs (it takes effect at the next step boundary).
   public var appliesWhileTraining: Bool {
     switch self {
     case .optimizer, .schedule, .stopRules: true
-    case .new, .data, .add, .remove, .set, .loss, .batch, .seed, .input: false
+    case .new, .data, .add, .remove, .set, .loss, .batch, .seed, .input, .variational: false
     }
   }
 }
@@ -95,6 +106,14 @@ public enum TrainingCommand: Equatable, Sendable {
   /// Train on this backend, with these settings (`devices=2`), from the next step boundary, the
   /// state carried across.
   case backend(String, options: [BackendOption] = [])
+  /// Fit a Laplace posterior to the weights as they stand, or remove it.
+  case posterior(PosteriorAction)
+}
+
+/// What `posterior` does.
+public enum PosteriorAction: Equatable, Sendable {
+  case fit(LaplaceFit.Request)
+  case off
 }
 
 public enum Query: Equatable, Sendable {
@@ -114,6 +133,9 @@ public enum Query: Equatable, Sendable {
   case evaluate(DataPart?)
   /// `predict 5.1,3.5,1.4,0.2 …`: the model's answer for samples typed as raw rows.
   case predict([[Double]])
+  /// `calibration [train|validation]`: the point network against the session's Bayesian
+  /// predictive (nil: validation when there is one).
+  case calibration(DataPart?)
 }
 
 public enum FileCommand: Equatable, Sendable {

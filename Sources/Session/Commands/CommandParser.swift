@@ -1,4 +1,5 @@
 import Backends
+import Bayes
 import SpecKit
 
 /// Turns one line of the command language into a `Command`. Pure: no session needed.
@@ -156,6 +157,17 @@ public enum CommandParser {
             }
             return values.map { $0! }
           }))
+    case "calibration":
+      guard args.count <= 1 else { throw usage("calibration") }
+      guard let word = args.first else { return .query(.calibration(nil)) }
+      guard let part = DataPart(rawValue: word) else {
+        throw CommandError("calibration: expected train or validation, got \(TextExcerpt.quoted(word))")
+      }
+      return .query(.calibration(part))
+    case "posterior":
+      return .training(.posterior(try posterior(args)))
+    case "variational":
+      return .edit(.variational(try variational(args)), line: line)
     case "evaluate":
       guard args.count <= 1 else { throw usage("evaluate") }
       guard let word = args.first else { return .query(.evaluate(nil)) }
@@ -171,6 +183,78 @@ public enum CommandParser {
     default:
       throw CommandError("unknown command \"\(head)\"" + CommandTable.hint(head))
     }
+  }
+
+  // MARK: Bayes
+
+  /// `posterior [off] [subset=…] [hessian=…] [prior=NUMBER|tune] [noise=NUMBER] [predictive=…] [samples=N]`.
+  static func posterior(_ args: [String]) throws(CommandError) -> PosteriorAction {
+    if args == ["off"] { return .off }
+    var request = LaplaceFit.Request()
+    for word in args {
+      guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
+        throw CommandError("posterior: expected key=value or off, got \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("posterior")!.usage)")
+      }
+      let (key, text) = (String(word[..<equals]), String(word[word.index(after: equals)...]))
+      func choice<T: RawRepresentable & CaseIterable>(_ type: T.Type) throws(CommandError) -> T where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+          let names = T.allCases.map(\.rawValue)
+          throw CommandError(
+            "posterior: \(key) must be one of \(names.joined(separator: ", ")), got \(TextExcerpt.quoted(text))"
+              + (Suggestion.nearest(to: text, in: names).map { " — did you mean \"\($0)\"?" } ?? ""))
+        }
+        return value
+      }
+      func positive() throws(CommandError) -> Double {
+        guard let value = Double(text), value.isFinite, value >= Double(Float.leastNormalMagnitude), value <= Double(Float.greatestFiniteMagnitude) else {
+          throw CommandError("posterior: \(key) must be a positive number, got \(TextExcerpt.quoted(text))")
+        }
+        return value
+      }
+      switch key {
+      case "subset": request.subset = try choice(PosteriorSpec.Subset.self)
+      case "hessian": request.hessian = try choice(PosteriorSpec.Hessian.self)
+      case "predictive": request.predictive = try choice(PosteriorSpec.Predictive.self)
+      case "prior": request.priorPrecision = text == "tune" ? nil : try positive()
+      case "noise": request.noiseSigma = try positive()
+      case "samples":
+        guard let n = Int(text), n >= 1, n <= PosteriorSpec.maxSamples else {
+          throw CommandError("posterior: samples must be an integer from 1 to \(PosteriorSpec.maxSamples), got \(TextExcerpt.quoted(text))")
+        }
+        request.samples = n
+      default:
+        let keys = ["subset", "hessian", "prior", "noise", "predictive", "samples"]
+        throw CommandError(
+          "posterior: unknown setting \(TextExcerpt.quoted(key)); settings: \(keys.joined(separator: ", "))"
+            + (Suggestion.nearest(to: key, in: keys).map { " — did you mean \"\($0)\"?" } ?? ""))
+      }
+    }
+    return .fit(request)
+  }
+
+  /// `variational LAYER[,LAYER…] [prior=gaussian|scale_mixture] [sigma=…] [pi=…] [sigma1=…]
+  /// [sigma2=…] [kl_weight=…] [rho_init=…] [train_samples=…] [predict_samples=…]`, or `off`.
+  static func variational(_ args: [String]) throws(CommandError) -> JSONValue? {
+    guard let first = args.first else { throw usage("variational") }
+    if args == ["off"] { return nil }
+    guard !first.contains("=") else { throw usage("variational") }
+    let layers = first.split(separator: ",").map { JSONValue.string(String($0)) }
+    var prior: [JSONObject.Member] = []
+    var rest: [String] = []
+    for word in args.dropFirst() {
+      if let equals = word.firstIndex(of: "="), ["prior", "sigma", "pi", "sigma1", "sigma2"].contains(String(word[..<equals])) {
+        let key = String(word[..<equals])
+        prior.append(.init(key: key == "prior" ? "type" : key, value: value(String(word[word.index(after: equals)...]))))
+      } else {
+        rest.append(word)
+      }
+    }
+    var members: [JSONObject.Member] = [.init(key: "layers", value: .array(layers))]
+    if !prior.isEmpty {
+      if !prior.contains(where: { $0.key == "type" }) { prior.insert(.init(key: "type", value: .string("gaussian")), at: 0) }
+      members.append(.init(key: "prior", value: .object(prior)))
+    }
+    return try fields(rest, command: "variational", into: members)
   }
 
   // MARK: words

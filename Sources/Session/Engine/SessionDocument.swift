@@ -117,6 +117,18 @@ public struct SessionDocument: Sendable {
     case .input(let sizes):
       next.model.input = sizes
       message = "input \(sizes) (was \(spec.model.input))"
+    case .variational(let json?):
+      let variational = try parts { () throws(SpecError) in try SpecParts.variational(json) }
+      next.model.variational = variational
+      let problems = next.model.variationalIssues()
+      if !problems.isEmpty { throw CommandError(problems.map(\.description).joined(separator: "\n")) }
+      message =
+        "variational \(variational.layers.joined(separator: ", ")): \(variational.summary)"
+        + (spec.model.variational == nil && state != nil ? "; the trained weights are the means" : "")
+    case .variational(nil):
+      guard let old = spec.model.variational else { throw CommandError("variational off: the model has no variational layers") }
+      next.model.variational = nil
+      message = "variational off: \(old.layers.joined(separator: ", ")) keep their means as weights; the ρ's are dropped"
     case .data(let json):
       next.data = try parts { () throws(SpecError) in try SpecParts.data(json) }
       message = "data: \(next.data.source.summary)"
@@ -216,6 +228,14 @@ public struct SessionDocument: Sendable {
       message = "seed \(seed)" + (state == nil ? "" : " (the trained state is kept; new tensors will use it)")
     }
 
+    // A posterior belongs to the model, loss, data and weights it was fitted to.
+    if let posterior = next.posterior, next.model != spec.model || next.loss != spec.loss || next.data != spec.data || next.training.seed != spec.training.seed {
+      next.posterior = nil
+      if let kept = nextState?.tensors.filter({ StateKey(name: $0.key)?.isPosterior != true }) { nextState?.tensors = kept }
+      let detail = "removed the \(posterior.subset.rawValue) Laplace posterior: it was fitted to the session before \(line)"
+      events.append(EngineEvent(.posterior, detail))
+      next.history.events.append(HistoryEvent(step: nextState?.step ?? 0, kind: "posterior", detail: detail))
+    }
     // Sizes that cannot fit (or overflow) are refused before anything is allocated for them.
     let tooLarge = next.resourceProblems() + next.model.oversizedTensors()
     if !tooLarge.isEmpty { throw CommandError(tooLarge.map(\.description).joined(separator: "\n")) }
@@ -267,6 +287,25 @@ public struct SessionDocument: Sendable {
     state = nextState
     hasUnsavedChanges = true
     return (message, events)
+  }
+
+  /// Attaches the posterior `bundle` carries (its spec's `posterior` and its state's tensors).
+  mutating func attachPosterior(from bundle: SessionBundle, detail: String) {
+    spec.posterior = bundle.spec.posterior
+    state = try? bundle.trainingState()
+    spec.history.events.append(HistoryEvent(step: state?.step ?? 0, kind: "posterior", detail: detail))
+    hasUnsavedChanges = true
+  }
+
+  /// Removes the posterior, saying why; nil when there is none.
+  mutating func dropPosterior(reason: String) -> EngineEvent? {
+    guard let posterior = spec.posterior else { return nil }
+    spec.posterior = nil
+    if let kept = state?.tensors.filter({ StateKey(name: $0.key)?.isPosterior != true }) { state?.tensors = kept }
+    let detail = "removed the \(posterior.subset.rawValue) Laplace posterior: \(reason)"
+    spec.history.events.append(HistoryEvent(step: state?.step ?? 0, kind: "posterior", detail: detail))
+    hasUnsavedChanges = true
+    return EngineEvent(.posterior, detail)
   }
 
   /// Runs a SpecKit reader, turning its problems into a command error.

@@ -11,7 +11,13 @@ extension SessionEngine {
   func run(_ command: TrainingCommand) throws(CommandError) -> CommandOutcome {
     switch command {
     case .train(let steps, let wait):
-      let text = try training.start(document, folder: folder, extraSteps: steps)
+      // Refused before anything changes when training cannot start.
+      if training.hasWorker { throw CommandError("already training; pause, stop, or wait for it") }
+      var trained = document
+      let dropped = trained.dropPosterior(reason: "training moves the weights it was fitted at")
+      let text = try training.start(trained, folder: folder, extraSteps: steps)
+      document = trained
+      if let dropped { pendingEvents.append(dropped) }
       return wait ? .waiting(text) : .done(text)
     case .pause:
       return .done(try training.pause())
@@ -19,6 +25,8 @@ extension SessionEngine {
       return .done(try training.resume(document, folder: folder))
     case .stop:
       return .done(try training.stop(at: state?.step ?? 0))
+    case .posterior(let action):
+      return .done(try posterior(action))
     case .backend(let name, let options):
       let backend: any Backend
       do { backend = try backends.named(name).configured(options) } catch { throw CommandError(error.description) }
@@ -69,6 +77,37 @@ extension SessionEngine {
       return .done(try evaluate(part))
     case .predict(let samples):
       return .done(try predict(samples))
+    case .calibration(let part):
+      let bundle = try currentBundle(for: "calibration")
+      let report = try Uncertainty.calibration(of: bundle, folder: folder, part: part)
+      calibration = (bundle.spec.state?.step ?? 0, report)
+      return .done(report.text)
+    }
+  }
+
+  /// `posterior`: fits a Laplace posterior around the weights as they stand (training neither
+  /// running nor paused, so that they stay there) and shows its calibration; `posterior off`
+  /// removes it.
+  func posterior(_ action: PosteriorAction) throws(CommandError) -> String {
+    guard !training.hasWorker, training.status != .paused else {
+      throw CommandError(
+        "posterior: training is \(training.hasWorker ? "running" : "paused"); stop it first (stop), so that the weights stay where the posterior is fitted")
+    }
+    switch action {
+    case .off:
+      guard let event = document.dropPosterior(reason: "posterior off") else { throw CommandError("posterior off: the session has no posterior") }
+      pendingEvents.append(event)
+      return "posterior removed; predictions are the point network's"
+    case .fit(let request):
+      let (fitted, fit) = try Uncertainty.fitPosterior(Uncertainty.droppingPosterior(document.bundle).0, folder: folder, request: request)
+      let summary = Uncertainty.fitSummary(fit)
+      document.attachPosterior(from: fitted, detail: summary)
+      var lines = [summary]
+      if let report = try? Uncertainty.calibration(of: fitted, folder: folder) {
+        calibration = (fitted.spec.state?.step ?? 0, report)
+        lines.append(report.text)
+      }
+      return lines.joined(separator: "\n")
     }
   }
 

@@ -32,6 +32,9 @@ public final class SessionEngine {
   var pendingEvents: [EngineEvent] = []
   /// The seeded initial state of the current spec, for histograms before any training.
   var initialStateCache: (spec: SessionSpec, state: TrainingState)?
+  /// The last calibration measured (by `posterior` or `calibration`) and the step it was
+  /// measured at: the dashboard's uncertainty pane shows it while the weights are those.
+  public internal(set) var calibration: (step: Int, report: Uncertainty.Calibration)?
 
   public var spec: SessionSpec { document.spec }
   /// The training state when no worker holds it (nil: the seeded initial state).
@@ -185,8 +188,12 @@ public final class SessionEngine {
     if let current = state ?? initialState() {
       snapshot.histogramStep = current.step
       for (name, tensor) in current.tensors {
-        guard let key = StateKey(name: name), !key.isOptimizerState else { continue }
+        guard let key = StateKey(name: name), !key.isOptimizerState, !key.isPosterior else { continue }
         snapshot.tensorValues[key.tensor] = tensor.scalars
+        // A variational weight's σ beside its ρ, so that the histograms show μ and σ.
+        if case .parameter(let parameter) = key, parameter.hasSuffix("_rho") {
+          snapshot.tensorValues[String(parameter.dropLast(4)) + "_sigma"] = tensor.scalars.map(VariationalSpec.softplus)
+        }
       }
     }
     return snapshot

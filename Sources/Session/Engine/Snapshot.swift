@@ -12,7 +12,7 @@ public enum TrainingStatus: String, Sendable {
 /// every front end shows it.
 public struct EngineEvent: Hashable, Sendable, CustomStringConvertible {
   public enum Kind: String, Hashable, Sendable, CaseIterable {
-    case started, paused, stopped, diverged, failed, optimizer, backend, model, saved, error
+    case started, paused, stopped, diverged, failed, optimizer, backend, model, posterior, saved, error
   }
 
   public var kind: Kind

@@ -22,6 +22,10 @@ public enum SpecParts {
     try read { log in ScheduleSpec.read(json, at: path, log: log) }
   }
 
+  public static func variational(_ json: JSONValue, at path: JSONPath = "model.variational") throws(SpecError) -> VariationalSpec {
+    try read { log in VariationalSpec.read(json, at: path, log: log) }
+  }
+
   public static func stopRule(_ json: JSONValue, at path: JSONPath) throws(SpecError) -> StopRule {
     try read { log in StopRule.read(json, at: path, log: log) }
   }

@@ -89,6 +89,16 @@ public struct VariationalSpec: Hashable, Sendable {
   @inline(__always)
   public static func sigmoid(_ rho: Float) -> Float { 1 / (1 + exp(-rho)) }
 
+  /// One line: the prior and the settings.
+  public var summary: String {
+    let prior =
+      switch prior {
+      case .gaussian(let sigma): "prior N(0, \(sigma)²)"
+      case .scaleMixture(let pi, let s1, let s2): "prior \(pi)·N(0, \(s1)²) + \(1 - pi)·N(0, \(s2)²)"
+      }
+    return "\(prior), kl_weight \(klWeight.map { "\($0)" } ?? "1/N"), rho_init \(rhoInit), \(trainSamples) draw\(trainSamples == 1 ? "" : "s") a step, \(predictSamples) to predict"
+  }
+
   public var json: JSONValue {
     .object([
       "layers": .array(layers.map { .string($0) }), "prior": prior.json, "kl_weight": klWeight.map { .double($0) } ?? .null,

@@ -114,6 +114,14 @@ extension ModelSpec {
     return result
   }
 
+  /// The problems of `variational.layers` (names that are not dense layers of this model, or
+  /// named twice).
+  public func variationalIssues() -> [SpecIssue] {
+    let log = IssueLog()
+    _ = checkVariationalLayers(at: "model.variational", log: log)
+    return log.issues
+  }
+
   /// Whether `variational.layers` names dense layers of this model, each once (problems reported).
   private func checkVariationalLayers(at path: JSONPath, log: IssueLog) -> Bool {
     guard let variational else { return true }

@@ -1,0 +1,137 @@
+import Backends
+import Bayes
+import Datasets
+import Foundation
+import SpecKit
+import TensorCore
+
+/// Posteriors, predictives and calibration for a session (docs/bayes.md): what the `posterior`
+/// and `calibration` commands of the workbench and `specbench posterior`, `calibration` and
+/// `predict` share.
+public enum Uncertainty {
+  /// The calibration of a session's predictives on one split.
+  public struct Calibration: Sendable {
+    public var split: DataPart
+    /// A row per predictive: the point network first, then the session's Bayesian one.
+    public var rows: [(label: String, report: CalibrationReport)]
+
+    /// The table and, for classes, the reliability diagram of the last predictive.
+    public var text: String {
+      var lines = ["calibration on \(split.rawValue) (\(rows.first?.report.samples ?? 0) samples)", CalibrationReport.table(rows)]
+      if let last = rows.last, last.report.isClassification {
+        lines.append("reliability of \(last.label) (15 bins of top-class confidence; | marks the confidence):")
+        lines += last.report.reliabilityDiagram()
+      }
+      return lines.joined(separator: "\n")
+    }
+
+    public var json: JSONValue {
+      .object([
+        "split": .string(split.rawValue),
+        "predictives": .object(rows.map { JSONObject.Member(key: $0.label, value: $0.report.json) }),
+      ])
+    }
+
+    /// A line for status bars: the Bayesian predictive's figures against the point network's.
+    public var summary: String {
+      guard let point = rows.first?.report, let last = rows.last else { return "" }
+      let r = last.report
+      if r.isClassification {
+        return String(
+          format: "%@ on %@: NLL %.3f (point %.3f), ECE %.3f (point %.3f), accuracy %.1f %%", last.label, split.rawValue, r.nll, point.nll,
+          r.ece, point.ece, 100 * r.accuracy)
+      }
+      return String(format: "%@ on %@: NLL %.3f (point %.3f), mean std %.4g, within 2 std %.1f %%", last.label, split.rawValue, r.nll, point.nll, r.meanStd, 100 * r.withinTwoStd)
+    }
+  }
+
+  /// The session's own Bayesian predictive: its posterior's, its variational layers', or none.
+  public static func bayesianMethod(of spec: SessionSpec) -> Predictor.Method? {
+    if spec.posterior != nil { return .laplace }
+    if spec.model.variational != nil { return .variational }
+    return nil
+  }
+
+  /// How a predictive is labelled in tables.
+  public static func label(_ method: Predictor.Method, spec: SessionSpec) -> String {
+    switch method {
+    case .point: spec.model.variational == nil ? "point" : "mean network"
+    case .laplace: "laplace " + (spec.posterior.map { "\($0.subset.rawValue) \($0.hessian.rawValue) \($0.predictive.rawValue)" } ?? "")
+    case .variational: "variational (\(spec.model.variational?.predictSamples ?? 0) draws)"
+    }
+  }
+
+  /// The session's data as training splits it, read as the session is allowed to.
+  static func split(of bundle: SessionBundle, folder: String) throws(CommandError) -> (DataSplit, [String]?) {
+    do { return try DataSplit.of(bundle.spec, relativeTo: folder) } catch { throw CommandError("\(error)") }
+  }
+
+  /// The calibration of the point network and the session's Bayesian predictive on `part` (the
+  /// validation split when there is one and `part` is nil, else the training data).
+  public static func calibration(of bundle: SessionBundle, folder: String, part: DataPart? = nil) throws(CommandError) -> Calibration {
+    guard let tensors = bundle.tensors, bundle.spec.state != nil else {
+      throw CommandError("calibration: the session has not trained yet; train first")
+    }
+    let (split, _) = try Self.split(of: bundle, folder: folder)
+    let chosen: DataPart = part ?? (split.validation == nil ? .train : .validation)
+    guard let data = chosen == .train ? split.train : split.validation else {
+      throw CommandError("calibration: the session has no validation split (data.validation_fraction is 0); use calibration train")
+    }
+    var rows: [(String, CalibrationReport)] = []
+    for method in [Predictor.Method.point] + (bayesianMethod(of: bundle.spec).map { [$0] } ?? []) {
+      do {
+        let predictor = try Predictor(spec: bundle.spec, tensors: tensors, method: method, train: split.train)
+        rows.append((label(method, spec: bundle.spec), CalibrationReport(predictor.predict(data.inputs), targets: data.targets)))
+      } catch {
+        throw CommandError("calibration: \(error)")
+      }
+    }
+    return Calibration(split: chosen, rows: rows)
+  }
+
+  /// The session with a Laplace posterior fitted to its weights, and what the fit found.
+  public static func fitPosterior(_ bundle: SessionBundle, folder: String, request: LaplaceFit.Request) throws(CommandError) -> (
+    bundle: SessionBundle, fit: LaplaceFit.Result
+  ) {
+    guard let tensors = bundle.tensors, bundle.spec.state != nil else {
+      throw CommandError("posterior: the session has not trained yet; a posterior surrounds trained weights, so train first")
+    }
+    let (split, _) = try Self.split(of: bundle, folder: folder)
+    var spec = bundle.spec
+    spec.posterior = nil
+    let fit: LaplaceFit.Result
+    do { fit = try LaplaceFit.fit(spec: spec, tensors: withoutPosterior(tensors), train: split.train, request: request) } catch {
+      throw CommandError("posterior: \(error)")
+    }
+    spec.posterior = fit.settings
+    var result = bundle
+    result.spec = spec
+    result.tensors = withoutPosterior(tensors).merging(fit.tensors) { _, new in new }
+    return (result, fit)
+  }
+
+  /// The tensors without a posterior's.
+  public static func withoutPosterior(_ tensors: [String: StoredTensor]) -> [String: StoredTensor] {
+    tensors.filter { StateKey(name: $0.key)?.isPosterior != true }
+  }
+
+  /// The session without its posterior, and whether it had one.
+  public static func droppingPosterior(_ bundle: SessionBundle) -> (SessionBundle, dropped: Bool) {
+    guard bundle.spec.posterior != nil else { return (bundle, false) }
+    var result = bundle
+    result.spec.posterior = nil
+    result.tensors = bundle.tensors.map(withoutPosterior)
+    return (result, true)
+  }
+
+  /// What a fit says: the settings, the evidence and the prior precision's origin.
+  public static func fitSummary(_ fit: LaplaceFit.Result) -> String {
+    let s = fit.settings
+    let prior = s.priorTuning == .marglik ? "tuned by the marginal likelihood" : "as given"
+    let noise = s.noiseSigma.map { String(format: ", noise σ %.4g", $0) } ?? ""
+    return String(
+      format: "posterior: laplace over %@ (%d parameters), %@ GGN of %d samples, prior precision %.4g (%@)%@, log marginal likelihood %.4f; predictive %@",
+      s.subset.rawValue, fit.posterior.parameterCount, s.hessian.rawValue, s.dataCount, s.priorPrecision, prior, noise,
+      fit.logMarginalLikelihood, s.predictive == .mc ? "mc with \(s.samples) draws" : "probit")
+  }
+}
