@@ -66,7 +66,7 @@ let package = Package(
     .executableTarget(
       name: "specbench",
       dependencies: [
-        "SpecKit", "Datasets", "Backends", "Interchange", "Session", "REPL", "Dashboard", "TermPlot",
+        "SpecKit", "TensorCore", "Datasets", "Backends", "Bayes", "Interchange", "Session", "REPL", "Dashboard", "TermPlot",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
