@@ -25,6 +25,8 @@ public enum ExportFormat: String, CaseIterable, Sendable {
     ("loss", "no", "no", "yes"),
     ("training data", "no", "no", "yes (tensors)"),
     ("stop rules", "no", "no", "max_steps, max_epochs"),
+    ("variational layers (model.variational)", "the mean network", "the mean network", "refused"),
+    ("Laplace posterior (posterior)", "no (the weights are its mean)", "no (the weights are its mean)", "no (the weights are its mean)"),
   ]
 
   /// The file name extension of the main file.
@@ -77,6 +79,28 @@ public enum Exporter {
       }
     }
     let state = try bundle.trainingState()
+    if let variational = bundle.spec.model.variational, format == .pytorch {
+      throw InterchangeError.cannotExport(
+        format: "pytorch",
+        reason:
+          "model.variational: the script would train \(variational.layers.joined(separator: ", ")) as point weights, not as Bayes by Backprop's Gaussians; export onnx or safetensors for the mean network (nothing was written)"
+      )
+    }
+    var result = try write(bundle, state: state, format: format, main: main, folder: folder, softmax: softmax)
+    if let variational = bundle.spec.model.variational {
+      result.leftOut.insert(
+        "the variational layers' σ (model.variational: \(variational.layers.joined(separator: ", "))): the file holds the mean network", at: 0)
+    }
+    if bundle.spec.posterior != nil {
+      result.leftOut.insert("the Laplace posterior (posterior): the file holds its mean, the trained weights", at: 0)
+    }
+    return result
+  }
+
+  /// Writes the format's files.
+  static func write(_ bundle: SessionBundle, state: TrainingState, format: ExportFormat, main: String, folder: String, softmax: Bool) throws
+    -> Result
+  {
     switch format {
     case .onnx:
       var (standardization, classNames, unread): (Standardization?, [String]?, String?) = (nil, nil, nil)

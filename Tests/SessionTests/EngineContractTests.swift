@@ -23,6 +23,8 @@ struct EngineContractTests {
     "plot lr --log", "plot loss --log --smooth 0.6", "hist dense1.weight", "backends", "history", "help", "help train", "save",
     "save \"my runs/a\"", "export onnx out.onnx --softmax", "load sessions/xor.json", "undo", "redo", "dashboard", "quit",
     "add dense 8 relu", "optimizer lr=0.003", "evaluate", "evaluate train", "show", "set input 1,28,28", "predict 0.5,-1.0 2.0,3.25",
+    "posterior", "posterior off", "posterior subset=all hessian=kron prior=0.5 predictive=mc samples=30", "posterior noise=0.2",
+    "calibration", "calibration validation", "variational dense2 prior=scale_mixture pi=0.3 kl_weight=0.01", "variational off",
   ])
   func everyCommandsTextParsesBackToIt(_ line: String) throws {
     let command = try #require(try CommandParser.parse(line))

@@ -57,6 +57,22 @@ struct GoldenFormatTests {
     #expect(OptimizerSpec.LBFGS(maxIter: 3).evaluationBudget == 3 && OptimizerSpec.LBFGS(maxEval: 40).evaluationBudget == 40)
   }
 
+  /// The complete session with a Laplace posterior in place of its variational layers.
+  static let posteriorSpec: SessionSpec = {
+    var spec = completeSpec
+    spec.model.variational = nil
+    spec.posterior = PosteriorSpec(
+      subset: .all, hessian: .kron, priorPrecision: 0.5, priorTuning: .marglik, noiseSigma: 0.3, predictive: .mc, samples: 50, step: 40,
+      dataCount: 48)
+    return spec
+  }()
+
+  @Test func aPosteriorHasItsCanonicalForm() throws {
+    try compare(Self.posteriorSpec.canonicalText, golden: "complete-posterior.json")
+    let back = try SessionSpec.decode(Array(Self.posteriorSpec.canonicalText.utf8))
+    #expect(back == Self.posteriorSpec)
+  }
+
   @Test func completeSpecRoundTrips() throws {
     let text = Self.completeSpec.canonicalText
     let back = try SessionSpec.decode(Array(text.utf8))
@@ -119,7 +135,11 @@ struct GoldenFormatTests {
     ]
     return SessionSpec(
       name: "complete",
-      model: ModelSpec(input: [2], layers: layers),
+      model: ModelSpec(
+        input: [2], layers: layers,
+        variational: VariationalSpec(
+          layers: ["d3", "out"], prior: .scaleMixture(pi: 0.25, sigma1: 1.5, sigma2: 0.002), klWeight: 0.001, rhoInit: -4, trainSamples: 2,
+          predictSamples: 16)),
       loss: .mse,
       optimizer: .adamw(.init(lr: 0.002, beta1: 0.85, beta2: 0.995, eps: 1e-7, weightDecay: 0.02, amsgrad: true)),
       schedule: .warmupCosine(warmupSteps: 10, tMax: 100, etaMin: 1e-5),

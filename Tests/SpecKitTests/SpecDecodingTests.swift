@@ -147,7 +147,7 @@ struct SpecDecodingTests {
     ("optimizer", #"{"type": "sgd"}"#, "optimizer.lr", "is required but missing"),
     // values and rules across fields
     ("format", "\"specbench/other\"", "format", "must be \"specbench/session\""),
-    ("version", "0", "version", "must be a format version from 1 to 4, got 0"),
+    ("version", "0", "version", "must be a format version from 1 to 5, got 0"),
     (
       "model.layers", #"[{"type": "dense", "units": 8, "name": "a"}, {"type": "dense", "units": 3, "name": "a"}]"#, "model.layers[1].name",
       "\"a\" is already the name of layers[0]"
@@ -236,8 +236,8 @@ struct SpecDecodingTests {
         Issue.record("wrong error \(error)")
         return
       }
-      #expect(found == 7 && supported == 4)
-      #expect(error.description.contains("version 7") && error.description.contains("up to 4"))
+      #expect(found == 7 && supported == 5)
+      #expect(error.description.contains("version 7") && error.description.contains("up to 5"))
     }
   }
 

@@ -24,6 +24,11 @@ public enum Completion {
         case "nesterov", "amsgrad", "centered", "use_bias", "shuffle", "header", "normalize": ["true", "false"]
         case "task": ["classification", "regression"]
         case "line_search": ["strong_wolfe", "null"]
+        case "subset": ["last_layer", "all"]
+        case "hessian": ["full", "diag", "kron"]
+        case "predictive": ["probit", "mc"]
+        case "prior" where command == "posterior": ["tune"]
+        case "prior" where command == "variational": ["gaussian", "scale_mixture"]
         case "name" where command == "data": Array(DataSource.builtinCatalog.keys)
         default: []
         }
@@ -62,6 +67,16 @@ public enum Completion {
       guard position == 1, let tensors = try? spec.model.layerShapes().flatMap(\.tensors).map(\.name) else { return [] }
       return filter(tensors, current)
     case "backend": return position == 1 ? filter(backends, current) : []
+    case "posterior":
+      return filter((position == 1 ? ["off"] : []) + ["subset=", "hessian=", "prior=", "noise=", "predictive=", "samples="], current)
+    case "calibration": return position == 1 ? filter(["train", "validation"], current) : []
+    case "variational":
+      if position == 1 {
+        let dense = spec.model.layers.filter { if case .dense = $0.kind { true } else { false } }.map(\.name)
+        return filter(dense + ["off"], current)
+      }
+      return filter(
+        ["prior=", "sigma=", "pi=", "sigma1=", "sigma2=", "kl_weight=", "rho_init=", "train_samples=", "predict_samples="], current)
     case "save", "load": return nil
     case "export":
       return position == 1 ? filter(ExportFormat.allCases.map(\.rawValue), current) : position == 2 ? nil : filter(["--softmax"], current)

@@ -1,0 +1,148 @@
+import Backends
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+@testable import Session
+
+/// The posterior, calibration and variational commands through the engine.
+@Suite("Bayes in the workbench", .serialized)
+struct BayesSessionTests {
+  /// A small spirals session, trained.
+  func trained() -> SessionEngine {
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "b", input: [2])))
+    for line in [
+      "new b --input 2", "data spirals samples=120 classes=3 noise=0.1 seed=7 validation_fraction=0.25", "add dense 16 tanh", "add dense 3",
+      "loss softmax_cross_entropy", "optimizer adam lr=0.02", "batch 90", "backend reference", "train 60 --wait",
+    ] {
+      let outcome = engine.execute(line)
+      #expect(!outcome.failed, "\(line): \(outcome.text)")
+    }
+    waitForTraining(engine)
+    return engine
+  }
+
+  func waitForTraining(_ engine: SessionEngine) {
+    while engine.isTraining { usleep(2_000) }
+    engine.refresh()
+  }
+
+  @Test func aPosteriorIsFittedKeptSavedAndRemovedWhenTrainingMovesTheWeights() throws {
+    let engine = trained()
+    let weights = engine.state!.tensors["param/dense2.weight"]!
+    let outcome = engine.execute("posterior")
+    #expect(!outcome.failed, "\(outcome.text)")
+    #expect(outcome.text.contains("posterior: laplace over last_layer (51 parameters), full GGN of 90 samples"))
+    #expect(outcome.text.contains("calibration on validation (30 samples)") && outcome.text.contains("laplace last_layer full probit"))
+    let posterior = try #require(engine.spec.posterior)
+    #expect(posterior.priorTuning == .marglik && posterior.step == 60 && posterior.dataCount == 90)
+    #expect(engine.state!.tensors["posterior/ggn"]?.shape == [51, 51])
+    #expect(engine.state!.tensors["param/dense2.weight"] == weights)
+    #expect(engine.spec.history.events.last?.kind == "posterior")
+    // Saved and loaded with the session: the same predictive.
+    let folder = temporaryFolder()
+    #expect(!engine.execute("save \(folder)/b").failed)
+    let before = engine.execute("calibration").text
+    let loaded = try SessionFile.load(folder + "/b.json")
+    #expect(loaded.spec.posterior == posterior)
+    let reopened = SessionEngine(bundle: loaded, path: folder + "/b.json")
+    #expect(reopened.execute("calibration").text == before)
+    // Training moves the weights: the posterior goes, said as an event.
+    #expect(!engine.execute("train 2 --wait").failed)
+    waitForTraining(engine)
+    #expect(engine.spec.posterior == nil)
+    #expect(engine.state!.tensors.keys.allSatisfy { !$0.hasPrefix("posterior/") })
+    #expect(engine.takeEvents().contains { $0.kind == .posterior && $0.text.contains("training moves the weights") })
+    #expect(!engine.execute("calibration").text.contains("laplace"))
+  }
+
+  @Test func everyHessianAndPredictiveFitsAndAnEditRemovesIt() throws {
+    let engine = trained()
+    for line in ["posterior subset=all hessian=kron", "posterior subset=all hessian=diag predictive=mc samples=20", "posterior prior=0.5"] {
+      let outcome = engine.execute(line)
+      #expect(!outcome.failed, "\(line): \(outcome.text)")
+    }
+    #expect(engine.spec.posterior?.priorPrecision == 0.5 && engine.spec.posterior?.priorTuning == .fixed)
+    // A change of optimizer keeps it (the weights and the likelihood are the same) …
+    #expect(!engine.execute("optimizer sgd lr=0.1").failed)
+    #expect(engine.spec.posterior != nil)
+    // … a change of the model does not.
+    #expect(!engine.execute("set dense1 units=8").failed)
+    #expect(engine.spec.posterior == nil)
+    #expect(engine.state!.tensors.keys.allSatisfy { !$0.hasPrefix("posterior/") })
+    // And undo brings back the session as it was, posterior and all.
+    #expect(!engine.execute("undo").failed)
+    #expect(engine.spec.posterior?.priorPrecision == 0.5)
+  }
+
+  @Test func aPosteriorThatCannotBeHadChangesNothing() throws {
+    let engine = trained()
+    let before = (engine.spec, engine.state)
+    for (line, fragment) in [
+      ("posterior hessian=blocky", "hessian must be one of full, diag, kron"),
+      ("posterior noise=0.3", "noise_sigma is for mse"),
+      ("posterior prior=-1", "prior must be a positive number"),
+      ("posterior off", "the session has no posterior"),
+      ("posterior sampels=3", "did you mean \"samples\""),
+    ] {
+      let outcome = engine.execute(line)
+      #expect(outcome.failed && outcome.text.contains(fragment), "\(line): \(outcome.text)")
+    }
+    _ = engine.execute("loss huber")
+    let huber = engine.execute("posterior")
+    #expect(huber.failed && huber.text.contains("huber is not the negative log-likelihood"), "\(huber.text)")
+    _ = engine.execute("undo")
+    #expect(engine.spec == before.0 && engine.state == before.1)
+    // Not while training.
+    _ = engine.execute("train 100000")
+    let running = engine.execute("posterior")
+    #expect(running.failed && running.text.contains("stop it first"), "\(running.text)")
+    _ = engine.execute("stop")
+    waitForTraining(engine)
+  }
+
+  @Test func variationalLayersTurnOnWithTheTrainedWeightsAsMeansAndOffKeepingThem() throws {
+    let engine = trained()
+    let mean = engine.state!.tensors["param/dense2.weight"]!
+    let on = engine.execute("variational dense2 prior=gaussian sigma=0.5 train_samples=2")
+    #expect(!on.failed, "\(on.text)")
+    #expect(on.text.contains("the trained weights are the means"))
+    #expect(engine.spec.model.variational?.layers == ["dense2"])
+    #expect(engine.state!.tensors["param/dense2.weight"] == mean)
+    #expect(engine.state!.tensors["param/dense2.weight_rho"]!.scalars.allSatisfy { $0 == -5 })
+    #expect(engine.snapshot.tensorValues["dense2.weight_sigma"]?.first == VariationalSpec.softplus(-5))
+    // It trains on reference and fast, and calibration shows the variational predictive.
+    for backend in ["reference", "fast"] {
+      #expect(!engine.execute("backend \(backend)").failed)
+      #expect(!engine.execute("train 5 --wait").failed)
+      waitForTraining(engine)
+    }
+    #expect(engine.state!.step == 70)
+    #expect(engine.execute("calibration").text.contains("variational (32 draws)"))
+    #expect(engine.execute("posterior").text.contains("model.variational"))
+    // jax says it cannot.
+    #expect(JaxBackend().capabilities.unsupported(in: engine.spec).map(\.path.description) == ["model.variational"])
+    let trainedMean = engine.state!.tensors["param/dense2.weight"]!
+    #expect(!engine.execute("variational off").failed)
+    #expect(engine.spec.model.variational == nil && engine.state!.tensors["param/dense2.weight"] == trainedMean)
+    #expect(engine.state!.tensors.keys.allSatisfy { !$0.contains("_rho") })
+  }
+
+  @Test func aVariationalLayerThatIsNotThereIsNamed() {
+    let engine = trained()
+    let before = (engine.spec, engine.state)
+    for (line, fragment) in [
+      ("variational dense3", "model.variational.layers[0]: names \"dense3\", but the model has no such layer (did you mean \"dense1\"?)"),
+      ("variational dense2,dense2", "names \"dense2\" twice"),
+      ("variational dense2 prior=gaussian sigma=0", "model.variational.prior.sigma"),
+      ("variational dense2 train_samples=65", "an integer from 1 to 64"),
+      ("variational dense2 colour=blue", "colour"),
+      ("variational off", "the model has no variational layers"),
+    ] {
+      let outcome = engine.execute(line)
+      #expect(outcome.failed && outcome.text.contains(fragment), "\(line): \(outcome.text)")
+    }
+    #expect(engine.spec == before.0 && engine.state == before.1)
+  }
+}
