@@ -36,7 +36,7 @@ public struct PosteriorSpec: Hashable, Sendable {
   public var dataCount: Int
 
   /// The most values a `full` matrix's subset may hold.
-  public static let fullLimit = 8192
+  public static let fullLimit = 4096
   public static let maxSamples = 100_000
 
   public init(
