@@ -27,6 +27,14 @@ public enum PredictionData {
     public var task: DataSource.CSVSource.Task
     /// The training data's class names in label order (a csv's values), to number the targets.
     public var classNames: [String]?
+    /// How many classes the model tells apart (a target must be one of them).
+    public var classCount: Int = 0
+  }
+
+  /// How many classes `spec`'s model tells apart: its outputs, or 2 for one sigmoid logit.
+  static func classCount(of spec: SessionSpec) -> Int {
+    if spec.loss == .sigmoidBinaryCrossEntropy { return 2 }
+    return (try? spec.model.layerShapes().last?.outputShape.reduce(1, *)) ?? 0
   }
 
   /// The layout of a session's data: its CSV's, or (for other sources) plain rows of the input
@@ -35,9 +43,11 @@ public enum PredictionData {
     let inputs = spec.model.input.reduce(1, *)
     let task: DataSource.CSVSource.Task = spec.loss == .mse || { if case .huber = spec.loss { true } else { false } }() ? .regression : .classification
     if case .csv(let source) = spec.data.source {
-      return Layout(delimiter: source.delimiter, header: source.header, target: source.target, inputs: inputs, task: source.task, classNames: classNames)
+      return Layout(
+        delimiter: source.delimiter, header: source.header, target: source.target, inputs: inputs, task: source.task, classNames: classNames,
+        classCount: classCount(of: spec))
     }
-    return Layout(delimiter: ",", header: nil, target: nil, inputs: inputs, task: task, classNames: classNames)
+    return Layout(delimiter: ",", header: nil, target: nil, inputs: inputs, task: task, classNames: classNames, classCount: classCount(of: spec))
   }
 
   /// Reads the CSV `text` (from `path`, for messages) in `layout`.
@@ -94,12 +104,12 @@ public enum PredictionData {
             }
             values.append(value)
           case .classification:
-            if let index = classIndex?[text] {
+            if let index = classIndex?[text], index < layout.classCount {
               labels.append(index)
-            } else if classIndex == nil, let index = Int(text), index >= 0 {
+            } else if classIndex == nil, let index = Int(text), index >= 0, index < layout.classCount {
               labels.append(index)
             } else {
-              let known = layout.classNames.map { "; the training data's classes are " + $0.prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") } ?? "; a class is its index from 0"
+              let known = layout.classNames.map { "; the training data's classes are " + $0.prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") } ?? "; a class is its index from 0 to \(layout.classCount - 1)"
               throw .csv(path: path, line: row.line, column: column + 1, message: "\(TextExcerpt.quoted(text)) is not a class of the session\(known)")
             }
           }
@@ -140,6 +150,9 @@ public enum PredictionData {
       let dataset = try DatasetLoader.load(DataSpec(source: data.source), relativeTo: PathText.folder(path))
       guard dataset.inputs.rowWidth == spec.model.input.reduce(1, *) else {
         throw .mismatch("\(path): its samples have shape \(dataset.shape.input), but the model takes \(spec.model.input)")
+      }
+      if case .classes(let labels) = dataset.targets, let bad = labels.max(), bad >= classCount(of: spec) {
+        throw .mismatch("\(path): its samples have class \(bad), but the model tells \(classCount(of: spec)) classes apart")
       }
       samples = Samples(inputs: dataset.inputs, targets: dataset.targets)
     } else {
