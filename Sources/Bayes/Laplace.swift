@@ -204,6 +204,48 @@ public struct LaplacePosterior: Sendable {
     return result
   }
 
+  /// For `kron`: vᵀ(H + δI)⁻¹v per sample for the per-sample gradients `samples` (each row a
+  /// sample's vector v). A dense layer's part of v is the outer product g ⊗ ã of its
+  /// pre-activation gradient and its input (with a 1 for the bias), so in the eigenbases it is
+  /// (Q_Gᵀg)(Q_Aᵀã)ᵀ: O(units² + side²) a sample rather than the block's size squared.
+  func kronQuadraticForms(_ samples: [String: NetworkPass.Samples], rows: Int) -> [Double]? {
+    guard case .kron(let blocks, let diagonal) = curvature else { return nil }
+    let delta = settings.priorPrecision
+    var result = [Double](repeating: 0, count: rows)
+    for block in blocks {
+      guard case .dense(let inputs, let gradients)? = samples[block.layer.layer] else { continue }
+      let (units, width, side) = (block.layer.units, inputs.rowWidth, block.layer.side)
+      var zg = [Double](repeating: 0, count: units), za = [Double](repeating: 0, count: side)
+      for r in 0..<rows {
+        for i in 0..<units {
+          var s = 0.0
+          for o in 0..<units { s += block.g.vectors[i * units + o] * Double(gradients.scalars[r * units + o]) }
+          zg[i] = s * s
+        }
+        for j in 0..<side {
+          var s = 0.0
+          for t in 0..<width { s += block.a.vectors[j * side + t] * Double(inputs.scalars[r * width + t]) }
+          if side > width { s += block.a.vectors[j * side + width] }
+          za[j] = s * s
+        }
+        var total = 0.0
+        for i in 0..<units where zg[i] != 0 {
+          let gi = max(block.g.values[i], 0)
+          for j in 0..<side { total += zg[i] * za[j] / (gi * max(block.a.values[j], 0) + delta) }
+        }
+        result[r] += total
+      }
+    }
+    let covered = Set(layout.kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
+    let others = layout.parameters.map(\.name).filter { !covered.contains($0) }
+    if !others.isEmpty {
+      LaplaceFit.scatter(samples, names: others, offsets: offsets, width: theta.count, rows: rows) { row, index, value in
+        result[row] += Double(value) * Double(value) / (max(diagonal[index], 0) + delta)
+      }
+    }
+    return result
+  }
+
   /// A block's part of a flat vector as a `[units, side]` matrix (bias in the last column).
   func blockMatrix(_ block: KronBlock, _ flat: ArraySlice<Double>) -> [Double] {
     let (units, inputs, side) = (block.layer.units, block.layer.inputs, block.layer.side)

@@ -151,6 +151,10 @@ public struct Predictor: Sendable {
       var seed = [Float](repeating: 0, count: rows * width)
       for n in 0..<rows { seed[n * width + c] = 1 }
       let samples = network.perSampleGradients(Tensor(shape: [rows, width], scalars: seed), caches: caches, from: first)
+      if let forms = posterior.kronQuadraticForms(samples, rows: rows) {
+        for n in 0..<rows { variance[n * width + c] = forms[n] }
+        continue
+      }
       let p = posterior.parameterCount
       var jacobian = [Double](repeating: 0, count: rows * p)
       LaplaceFit.scatter(samples, names: names, offsets: posterior.offsets, width: p, rows: rows) { row, index, value in

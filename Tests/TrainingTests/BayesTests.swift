@@ -438,4 +438,27 @@ struct CurvatureTests {
       }
     }
   }
+
+  /// The Kronecker predictive's rank-one shortcut gives the quadratic forms of the flat Jacobians.
+  @Test func theKroneckerShortcutEqualsTheFlatQuadraticForms() throws {
+    let (spec, tensors, data) = try Self.problem()
+    let fit = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .kron, priorPrecision: 0.3))
+    let network = try NetworkPass(spec: spec, tensors: tensors)
+    let (f, caches) = network.forward(data.inputs)
+    let posterior = fit.posterior
+    for c in 0..<3 {
+      var seed = [Float](repeating: 0, count: f.count)
+      for n in 0..<f.rows { seed[n * 3 + c] = 1 }
+      let samples = network.perSampleGradients(Tensor(shape: f.shape, scalars: seed), caches: caches, from: 0)
+      let p = posterior.parameterCount
+      var flat = [Double](repeating: 0, count: f.rows * p)
+      LaplaceFit.scatter(samples, names: posterior.layout.parameters.map(\.name), offsets: posterior.offsets, width: p, rows: f.rows) {
+        flat[$0 * p + $1] = Double($2)
+      }
+      let slow = posterior.quadraticForms(flat, rows: f.rows)
+      let fast = try #require(posterior.kronQuadraticForms(samples, rows: f.rows))
+      for n in 0..<f.rows { // (The flat path forms g·a in float32: 1e-6 relative.)
+        #expect(abs(slow[n] - fast[n]) <= 1e-6 * max(1, abs(slow[n])), "class \(c), sample \(n): \(slow[n]) vs \(fast[n])") }
+    }
+  }
 }
