@@ -109,7 +109,7 @@ public enum DashboardLoop {
     let logs = engine.snapshot.logs
     var context = DashboardState.Context(
       status: engine.trainingStatus, backend: spec.backend, backends: backends, themeCount: themes.themes.count,
-      layerTensors: ((try? spec.model.layerShapes()) ?? []).map { $0.tensors.map(\.name) },
+      layerTensors: ((try? spec.model.layerShapes()) ?? []).map { DashboardInput.withSigmas($0.tensors.map(\.name)) },
       optimizerCommand: "optimizer " + spec.optimizer.summary,
       complete: { line in Completion.candidates(before: line, spec: spec, backends: backends) ?? [] })
     context.charts = HistoryPlots.Metrics.allCases.filter { $0 == .loss || $0.metrics.contains { (logs[$0]?.count ?? 0) > 0 } }

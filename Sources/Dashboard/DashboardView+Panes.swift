@@ -137,7 +137,8 @@ extension DashboardView {
       optimizerLines
       + wrap(
         "schedule \(spec.schedule.summary)" + (s.learningRate.map { " · lr now \(ProgressLine.significant($0))" } ?? ""), width: frame.width
-      )
+      ) + (s.uncertainty.first.map { wrap("uncertainty: " + $0, width: frame.width) } ?? [])
+      + s.uncertainty.dropFirst().map { String($0.prefix(frame.width)) }
     for (row, text) in lines.prefix(frame.height).enumerated() {
       grid.write(String(text.prefix(frame.width)), x: 0, y: row, role: row < optimizerLines.count ? .text : .label)
     }

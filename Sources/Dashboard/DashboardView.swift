@@ -15,10 +15,16 @@ public struct DashboardInput: Sendable {
     (self.spec, self.snapshot, self.hasUnsavedChanges, self.themeName) = (spec, snapshot, hasUnsavedChanges, themeName)
   }
 
+  /// A layer's tensor names with each variational ρ followed by its σ (`dense2.weight_sigma`,
+  /// which the snapshot publishes), so that the histograms show μ and σ.
+  public static func withSigmas(_ names: [String]) -> [String] {
+    names.flatMap { $0.hasSuffix("_rho") ? [$0, String($0.dropLast(4)) + "_sigma"] : [$0] }
+  }
+
   /// Each layer's tensors (parameters, then buffers), by layer index; empty when the model does
   /// not chain yet.
   public var layerTensors: [[String]] {
-    ((try? spec.model.layerShapes()) ?? []).map { $0.tensors.map(\.name) }
+    ((try? spec.model.layerShapes()) ?? []).map { DashboardInput.withSigmas($0.tensors.map(\.name)) }
   }
 }
 

@@ -80,7 +80,7 @@ extension SessionEngine {
     case .calibration(let part):
       let bundle = try currentBundle(for: "calibration")
       let report = try Uncertainty.calibration(of: bundle, folder: folder, part: part)
-      calibration = (bundle.spec.state?.step ?? 0, report)
+      calibration = (bundle.spec.state?.step ?? 0, bundle.spec, report)
       return .done(report.text)
     }
   }
@@ -104,7 +104,7 @@ extension SessionEngine {
       document.attachPosterior(from: fitted, detail: summary)
       var lines = [summary]
       if let report = try? Uncertainty.calibration(of: fitted, folder: folder) {
-        calibration = (fitted.spec.state?.step ?? 0, report)
+        calibration = (fitted.spec.state?.step ?? 0, fitted.spec, report)
         lines.append(report.text)
       }
       return lines.joined(separator: "\n")

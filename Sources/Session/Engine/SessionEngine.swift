@@ -34,7 +34,7 @@ public final class SessionEngine {
   var initialStateCache: (spec: SessionSpec, state: TrainingState)?
   /// The last calibration measured (by `posterior` or `calibration`) and the step it was
   /// measured at: the dashboard's uncertainty pane shows it while the weights are those.
-  public internal(set) var calibration: (step: Int, report: Uncertainty.Calibration)?
+  public internal(set) var calibration: (step: Int, spec: SessionSpec, report: Uncertainty.Calibration)?
 
   public var spec: SessionSpec { document.spec }
   /// The training state when no worker holds it (nil: the seeded initial state).
@@ -184,6 +184,11 @@ public final class SessionEngine {
     {
       snapshot.optimizerReport =
         "so far: \(iterations) L-BFGS iterations, \(evaluations) evaluations, last t \(ProgressLine.significant(Double(t)))"
+    }
+    if let calibration, let current = state, calibration.step == current.step, calibration.spec.model == spec.model,
+      calibration.spec.loss == spec.loss, calibration.spec.data == spec.data, calibration.spec.posterior == spec.posterior
+    {
+      snapshot.uncertainty = [calibration.report.summary] + (calibration.report.rows.last?.report.reliabilityDiagram(width: 20) ?? [])
     }
     if let current = state ?? initialState() {
       snapshot.histogramStep = current.step

@@ -43,6 +43,9 @@ public struct Snapshot: Sendable {
   /// iterations, evaluations, line-search evaluations and step size (`last step: …`); idle, the
   /// state's counts over the whole run (`so far: …`).
   public var optimizerReport: String?
+  /// The predictive uncertainty of the weights as they stand, when a calibration was measured
+  /// at them (`posterior`, `calibration`): a summary line, then the reliability diagram's lines.
+  public var uncertainty: [String] = []
   public var stepsPerSecond: Double?
   /// The metrics recorded so far (a metric without points may be absent), and the events plots
   /// mark.
