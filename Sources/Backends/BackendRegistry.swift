@@ -45,6 +45,9 @@ public struct BackendRegistry: Sendable {
     section("loss", LossSpec.names, \.losses)
     section("optimizer", OptimizerSpec.names, \.optimizers)
     section("schedule", ScheduleSpec.names, \.schedules)
+    rows.append(["variational layers (model.variational)"] + all.map { $0.capabilities.variational ? "yes" : "-" })
+    // A Laplace posterior is computed from the state, on no backend: every backend's session may have one.
+    rows.append(["Laplace posterior (posterior)"] + all.map { _ in "yes (no backend needed)" })
     return rows
   }
 }

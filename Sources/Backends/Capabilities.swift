@@ -43,7 +43,8 @@ public struct Capabilities: Hashable, Sendable {
     need(optimizers, spec.optimizer.name, "optimizer.type", "optimizer")
     need(schedules, spec.schedule.name, "schedule.type", "schedule")
     if spec.model.variational != nil, !variational {
-      issues.append(SpecIssue(path: "model.variational", message: "variational layers (Bayes by Backprop) are not supported by this backend"))
+      issues.append(
+        SpecIssue(path: "model.variational", message: "variational layers (Bayes by Backprop) are not supported by this backend"))
     }
     return issues
   }

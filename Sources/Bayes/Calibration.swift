@@ -119,7 +119,9 @@ public struct CalibrationReport: Sendable, Equatable {
     let body: [[String]]
     if first.isClassification {
       header = ["predictive", "accuracy", "NLL", "ECE", "Brier"]
-      body = rows.map { [$0.label, String(format: "%.1f %%", 100 * $0.report.accuracy), f4($0.report.nll), f4($0.report.ece), f4($0.report.brier)] }
+      body = rows.map {
+        [$0.label, String(format: "%.1f %%", 100 * $0.report.accuracy), f4($0.report.nll), f4($0.report.ece), f4($0.report.brier)]
+      }
     } else {
       header = ["predictive", "NLL", "RMSE", "mean std", "within 1 std", "within 2 std"]
       body = rows.map {
@@ -132,7 +134,8 @@ public struct CalibrationReport: Sendable, Equatable {
     let widths = header.indices.map { c in ([header[c]] + body.map { $0[c] }).map(\.count).max()! }
     func line(_ cells: [String]) -> String {
       cells.enumerated().map { c, text in
-        c == 0 ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - text.count) + text
+        c == 0
+          ? text.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - text.count) + text
       }.joined(separator: "  ")
     }
     return ([line(header)] + body.map(line)).joined(separator: "\n")

@@ -80,7 +80,8 @@ public struct LaplacePosterior: Sendable {
       for layer in layout.kronLayers {
         let a = SymmetricEigen(Self.symmetrised(try stored("kron/\(layer.layer)/A"), n: layer.side), n: layer.side)
         let g = SymmetricEigen(Self.symmetrised(try stored("kron/\(layer.layer)/G"), n: layer.units), n: layer.units)
-        blocks.append(KronBlock(layer: layer, a: a, g: g, weightOffset: offsets[layer.weight]!, biasOffset: layer.bias.map { offsets[$0]! }))
+        blocks.append(
+          KronBlock(layer: layer, a: a, g: g, weightOffset: offsets[layer.weight]!, biasOffset: layer.bias.map { offsets[$0]! }))
       }
       for parameter in layout.parameters where !covered.contains(parameter.name) {
         let values = try stored("ggn_diag/" + parameter.name)

@@ -43,7 +43,8 @@ public enum LaplaceFit {
   ///
   /// - Throws: `BayesError` naming the field when the spec has no such posterior (a huber
   ///   loss, a variational model, a last layer that is not dense, a full matrix too large).
-  public static func fit(spec: SessionSpec, tensors: [String: StoredTensor], train: Dataset, request: Request) throws(BayesError) -> Result {
+  public static func fit(spec: SessionSpec, tensors: [String: StoredTensor], train: Dataset, request: Request) throws(BayesError) -> Result
+  {
     guard let state = spec.state else { throw BayesError("the session has no trained weights yet; train first", path: "state") }
     guard train.count > 0 else { throw BayesError("the training data has no samples", path: "data") }
     let network: NetworkPass

@@ -99,7 +99,9 @@ struct GramAccumulator {
       var c = [Float](repeating: 0, count: width * width)
       matrix.withUnsafeBufferPointer { a in
         c.withUnsafeMutableBufferPointer { c in
-          specbench_sgemm(1, 0, Int32(width), Int32(width), Int32(rows), a.baseAddress, Int32(width), a.baseAddress, Int32(width), 0, c.baseAddress, Int32(width))
+          specbench_sgemm(
+            1, 0, Int32(width), Int32(width), Int32(rows), a.baseAddress, Int32(width), a.baseAddress, Int32(width), 0, c.baseAddress,
+            Int32(width))
         }
       }
       product = c

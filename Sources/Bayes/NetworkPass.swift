@@ -118,7 +118,9 @@ struct NetworkPass {
       let name = shape.layer.name
       switch (shape.layer.kind, caches[index]) {
       case (.dense(let dense), .dense(let input, let z, let y)):
-        let dz = dense.activation == .identity ? g.reshaped(z.shape) : dense.activation.backward(input: z, output: y, gradient: g.reshaped(z.shape))
+        let dz =
+          dense.activation == .identity
+          ? g.reshaped(z.shape) : dense.activation.backward(input: z, output: y, gradient: g.reshaped(z.shape))
         result[name] = .dense(inputs: input, gradients: dz)
         if index > first {
           g = Tensor(
@@ -143,7 +145,11 @@ struct NetworkPass {
         }
         result[name] = .affine(weight: Tensor(shape: [batch, features], scalars: dw), bias: Tensor(shape: [batch, features], scalars: db))
         if index > first {
-          g = LayerMath.layerNormBackward(g.reshaped(shape.inputShape.count == 1 ? [batch, features] : [batch] + shape.inputShape), cache: cache, weight: parameters[name + ".weight"]!).input
+          g =
+            LayerMath.layerNormBackward(
+              g.reshaped(shape.inputShape.count == 1 ? [batch, features] : [batch] + shape.inputShape), cache: cache,
+              weight: parameters[name + ".weight"]!
+            ).input
         }
       case (.batchNorm, .batchNorm(let normalized, let inverse, let channels, let inner)):
         let batch = g.rows

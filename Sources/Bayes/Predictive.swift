@@ -69,7 +69,9 @@ public struct Predictor: Sendable {
       self.posterior = posterior
       noiseSigma = posterior.settings.noiseSigma
     case .variational:
-      guard let variational = spec.model.variational else { throw BayesError("the model has no variational layers", path: "model.variational") }
+      guard let variational = spec.model.variational else {
+        throw BayesError("the model has no variational layers", path: "model.variational")
+      }
       posterior = nil
       // The objective's implied Gaussian noise: kl_weight = 2s²/N.
       noiseSigma =
@@ -78,7 +80,9 @@ public struct Predictor: Sendable {
       posterior = nil
       noiseSigma = spec.loss == .mse ? try LaplaceFit.residualSigma(network, train) : nil
     }
-    if case .huber = spec.loss { throw BayesError("huber is not a likelihood; calibration needs mse or a classification loss", path: "loss.type") }
+    if case .huber = spec.loss {
+      throw BayesError("huber is not a likelihood; calibration needs mse or a classification loss", path: "loss.type")
+    }
   }
 
   /// The predictive for `inputs` (`[N, sample shape…]`), in chunks of 256 samples.
@@ -192,7 +196,10 @@ public struct Predictor: Sendable {
         }
         let p: [Double] =
           spec.loss == .sigmoidBinaryCrossEntropy
-          ? { let q = Likelihood.sigmoid(logits[0]); return [1 - q, q] }() : Likelihood.softmax(doubles: logits)
+          ? {
+            let q = Likelihood.sigmoid(logits[0])
+            return [1 - q, q]
+          }() : Likelihood.softmax(doubles: logits)
         for c in 0..<classes {
           sums[n * classes + c] += p[c]
           squares[n * classes + c] += p[c] * p[c]

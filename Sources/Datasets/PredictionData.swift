@@ -41,13 +41,16 @@ public enum PredictionData {
   /// values with an optional last target column.
   public static func layout(for spec: SessionSpec, classNames: [String]?) -> Layout {
     let inputs = spec.model.input.reduce(1, *)
-    let task: DataSource.CSVSource.Task = spec.loss == .mse || { if case .huber = spec.loss { true } else { false } }() ? .regression : .classification
+    let task: DataSource.CSVSource.Task =
+      spec.loss == .mse || { if case .huber = spec.loss { true } else { false } }() ? .regression : .classification
     if case .csv(let source) = spec.data.source {
       return Layout(
-        delimiter: source.delimiter, header: source.header, target: source.target, inputs: inputs, task: source.task, classNames: classNames,
+        delimiter: source.delimiter, header: source.header, target: source.target, inputs: inputs, task: source.task,
+        classNames: classNames,
         classCount: classCount(of: spec))
     }
-    return Layout(delimiter: ",", header: nil, target: nil, inputs: inputs, task: task, classNames: classNames, classCount: classCount(of: spec))
+    return Layout(
+      delimiter: ",", header: nil, target: nil, inputs: inputs, task: task, classNames: classNames, classCount: classCount(of: spec))
   }
 
   /// Reads the CSV `text` (from `path`, for messages) in `layout`.
@@ -100,7 +103,9 @@ public enum PredictionData {
           switch layout.task {
           case .regression:
             guard let value = Float(text), value.isFinite else {
-              throw .csv(path: path, line: row.line, column: column + 1, message: "the target must be a finite number, got \(TextExcerpt.quoted(text))")
+              throw .csv(
+                path: path, line: row.line, column: column + 1,
+                message: "the target must be a finite number, got \(TextExcerpt.quoted(text))")
             }
             values.append(value)
           case .classification:
@@ -109,15 +114,22 @@ public enum PredictionData {
             } else if classIndex == nil, let index = Int(text), index >= 0, index < layout.classCount {
               labels.append(index)
             } else {
-              let known = layout.classNames.map { "; the training data's classes are " + $0.prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") } ?? "; a class is its index from 0 to \(layout.classCount - 1)"
-              throw .csv(path: path, line: row.line, column: column + 1, message: "\(TextExcerpt.quoted(text)) is not a class of the session\(known)")
+              let known =
+                layout.classNames.map {
+                  "; the training data's classes are " + $0.prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ")
+                } ?? "; a class is its index from 0 to \(layout.classCount - 1)"
+              throw .csv(
+                path: path, line: row.line, column: column + 1, message: "\(TextExcerpt.quoted(text)) is not a class of the session\(known)"
+              )
             }
           }
           continue
         }
         guard let value = Float(text), value.isFinite else {
           let label = names.map { " (\(TextExcerpt.short($0[column])))" } ?? ""
-          throw .csv(path: path, line: row.line, column: column + 1, message: "column \(column + 1)\(label) must be a finite number, got \(TextExcerpt.quoted(text))")
+          throw .csv(
+            path: path, line: row.line, column: column + 1,
+            message: "column \(column + 1)\(label) must be a finite number, got \(TextExcerpt.quoted(text))")
         }
         inputs.append(value)
       }

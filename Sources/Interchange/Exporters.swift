@@ -89,7 +89,8 @@ public enum Exporter {
     var result = try write(bundle, state: state, format: format, main: main, folder: folder, softmax: softmax)
     if let variational = bundle.spec.model.variational {
       result.leftOut.insert(
-        "the variational layers' σ (model.variational: \(variational.layers.joined(separator: ", "))): the file holds the mean network", at: 0)
+        "the variational layers' σ (model.variational: \(variational.layers.joined(separator: ", "))): the file holds the mean network",
+        at: 0)
     }
     if bundle.spec.posterior != nil {
       result.leftOut.insert("the Laplace posterior (posterior): the file holds its mean, the trained weights", at: 0)

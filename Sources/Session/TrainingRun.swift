@@ -119,7 +119,9 @@ public final class TrainingRun {
       spec.posterior = nil
       state.tensors = state.tensors.filter { StateKey(name: $0.key)?.isPosterior != true }
       spec.history.events.append(
-        HistoryEvent(step: state.step, kind: "posterior", detail: "removed the \(posterior.subset.rawValue) Laplace posterior: training moves the weights it was fitted at"))
+        HistoryEvent(
+          step: state.step, kind: "posterior",
+          detail: "removed the \(posterior.subset.rawValue) Laplace posterior: training moves the weights it was fitted at"))
     }
     guard state.index <= data.train.count else {
       throw .spec(

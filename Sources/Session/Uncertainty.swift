@@ -41,7 +41,9 @@ public enum Uncertainty {
           format: "%@ on %@: NLL %.3f (point %.3f), ECE %.3f (point %.3f), accuracy %.1f %%", last.label, split.rawValue, r.nll, point.nll,
           r.ece, point.ece, 100 * r.accuracy)
       }
-      return String(format: "%@ on %@: NLL %.3f (point %.3f), mean std %.4g, within 2 std %.1f %%", last.label, split.rawValue, r.nll, point.nll, r.meanStd, 100 * r.withinTwoStd)
+      return String(
+        format: "%@ on %@: NLL %.3f (point %.3f), mean std %.4g, within 2 std %.1f %%", last.label, split.rawValue, r.nll, point.nll,
+        r.meanStd, 100 * r.withinTwoStd)
     }
   }
 
@@ -130,7 +132,8 @@ public enum Uncertainty {
     let prior = s.priorTuning == .marglik ? "tuned by the marginal likelihood" : "as given"
     let noise = s.noiseSigma.map { String(format: ", noise σ %.4g", $0) } ?? ""
     return String(
-      format: "posterior: laplace over %@ (%d parameters), %@ GGN of %d samples, prior precision %.4g (%@)%@, log marginal likelihood %.4f; predictive %@",
+      format:
+        "posterior: laplace over %@ (%d parameters), %@ GGN of %d samples, prior precision %.4g (%@)%@, log marginal likelihood %.4f; predictive %@",
       s.subset.rawValue, fit.posterior.parameterCount, s.hessian.rawValue, s.dataCount, s.priorPrecision, prior, noise,
       fit.logMarginalLikelihood, s.predictive == .mc ? "mc with \(s.samples) draws" : "probit")
   }

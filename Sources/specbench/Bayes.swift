@@ -61,7 +61,9 @@ struct Posterior: ParsableCommand {
     switch try? CommandParser.parse(words.joined(separator: " ")) {
     case .training(.posterior(.fit(let parsed)))?: request = parsed
     default:
-      do { _ = try CommandParser.parse(words.joined(separator: " ")) } catch { throw failWith(error.message.replacingOccurrences(of: "posterior: ", with: "")) }
+      do { _ = try CommandParser.parse(words.joined(separator: " ")) } catch {
+        throw failWith(error.message.replacingOccurrences(of: "posterior: ", with: ""))
+      }
       throw failWith("could not read the settings")
     }
     let folder = PathText.folder(file)
@@ -152,7 +154,8 @@ struct Predict: ParsableCommand {
   @Option(help: "The samples: a CSV, or a .json data object.")
   var data: String
 
-  @Option(help: "point, laplace or variational (default: the session's own: its posterior's, its variational layers', or the point network's).")
+  @Option(
+    help: "point, laplace or variational (default: the session's own: its posterior's, its variational layers', or the point network's).")
   var method: String?
 
   @Flag(help: "One JSON object per line: a line per sample, then {\"summary\": …}.")
@@ -215,7 +218,9 @@ struct Predict: ParsableCommand {
         if json {
           lines.append(JSONWriter.compact(.object(members)))
         } else {
-          let probabilities = (0..<prediction.width).map { "\(className($0)) \(String(format: "%.3f", prediction.probabilities[row + $0]))" }
+          let probabilities = (0..<prediction.width).map {
+            "\(className($0)) \(String(format: "%.3f", prediction.probabilities[row + $0]))"
+          }
           lines.append(
             "\(n): \(className(best)) (\(probabilities.joined(separator: ", "))), entropy \(String(format: "%.3f", prediction.entropy(n)))")
         }
@@ -229,12 +234,16 @@ struct Predict: ParsableCommand {
               ])))
         } else {
           lines.append(
-            "\(n): " + (0..<prediction.width).map { String(format: "%.5g ± %.3g", prediction.mean[row + $0], prediction.std[row + $0]) }.joined(separator: ", "))
+            "\(n): "
+              + (0..<prediction.width).map { String(format: "%.5g ± %.3g", prediction.mean[row + $0], prediction.std[row + $0]) }.joined(
+                separator: ", "))
         }
       }
     }
     for line in lines { say(line) }
-    var summary: [JSONObject.Member] = [.init(key: "samples", value: .int(prediction.count)), .init(key: "predictive", value: .string(label))]
+    var summary: [JSONObject.Member] = [
+      .init(key: "samples", value: .int(prediction.count)), .init(key: "predictive", value: .string(label)),
+    ]
     if let targets = samples.targets {
       let report = CalibrationReport(prediction, targets: targets)
       summary.append(.init(key: "calibration", value: report.json))

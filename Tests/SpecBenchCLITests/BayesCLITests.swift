@@ -88,8 +88,14 @@ struct BayesCLITests {
       ("class.csv", "x,y,c\n1,2,7\n", "class.csv:2:3: \"7\" is not a class of the session; a class is its index from 0 to 2"),
       ("ragged.csv", "1,2\n3\n", "ragged.csv:2: has 1 fields, but the first row has 2"),
       ("nul.csv", "1,2\u{0}\n", "not UTF-8 text"),
-      ("object.json", #"{"type": "blobs", "samples": 10, "centers": 3, "features": 3}"#, "its samples have shape [3], but the model takes [2]"),
-      ("classes.json", #"{"type": "spirals", "samples": 10, "classes": 5}"#, "its samples have class 4, but the model tells 3 classes apart"),
+      (
+        "object.json", #"{"type": "blobs", "samples": 10, "centers": 3, "features": 3}"#,
+        "its samples have shape [3], but the model takes [2]"
+      ),
+      (
+        "classes.json", #"{"type": "spirals", "samples": 10, "classes": 5}"#,
+        "its samples have class 4, but the model tells 3 classes apart"
+      ),
       ("broken.json", #"{"type": "blobs", "samples": -1}"#, "data.samples"),
     ]
     for (name, text, fragment) in cases {

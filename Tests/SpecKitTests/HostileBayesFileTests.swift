@@ -39,7 +39,8 @@ struct HostileBayesFileTests {
     switch hessian {
     case .full: #expect(names == ["posterior/ggn"] && tensors["posterior/ggn"]?.shape == [27, 27])
     case .diag: #expect(names == ["posterior/ggn_diag/dense2.bias", "posterior/ggn_diag/dense2.weight"])
-    case .kron: #expect(names == ["posterior/kron/dense2/A", "posterior/kron/dense2/G"] && tensors["posterior/kron/dense2/A"]?.shape == [9, 9])
+    case .kron:
+      #expect(names == ["posterior/kron/dense2/A", "posterior/kron/dense2/G"] && tensors["posterior/kron/dense2/A"]?.shape == [9, 9])
     }
     let folder = temporaryFolder()
     _ = try SessionFile.save(SessionBundle(spec: spec, tensors: tensors), to: folder + "/p")
@@ -47,12 +48,16 @@ struct HostileBayesFileTests {
     #expect(loaded.spec.posterior == spec.posterior && loaded.tensors == tensors)
   }
 
-  @Test(arguments: [
-    ("missing", "posterior/ggn", nil, "missing tensor posterior/ggn of shape [27, 27]"),
-    ("wrong shape", "posterior/ggn", StoredTensor(shape: [26, 26], repeating: 1), "posterior/ggn has shape [26, 26], but the model needs [27, 27]"),
-    ("NaN", "posterior/ggn", StoredTensor(shape: [27, 27], repeating: .nan), "posterior/ggn holds a non-finite value"),
-    ("stranger", "posterior/extra", StoredTensor(shape: [1], repeating: 1), "unexpected tensor posterior/extra"),
-  ] as [(String, String, StoredTensor?, String)])
+  @Test(
+    arguments: [
+      ("missing", "posterior/ggn", nil, "missing tensor posterior/ggn of shape [27, 27]"),
+      (
+        "wrong shape", "posterior/ggn", StoredTensor(shape: [26, 26], repeating: 1),
+        "posterior/ggn has shape [26, 26], but the model needs [27, 27]"
+      ),
+      ("NaN", "posterior/ggn", StoredTensor(shape: [27, 27], repeating: .nan), "posterior/ggn holds a non-finite value"),
+      ("stranger", "posterior/extra", StoredTensor(shape: [1], repeating: 1), "unexpected tensor posterior/extra"),
+    ] as [(String, String, StoredTensor?, String)])
   func aSpoiltCurvatureIsRefusedNamingTheTensor(_ label: String, name: String, tensor: StoredTensor?, message: String) throws {
     let spec = try posteriorSpec()
     var spoilt = try tensors(spec)
@@ -65,7 +70,8 @@ struct HostileBayesFileTests {
     let spec = try posteriorSpec(hessian: .diag)
     var spoilt = try tensors(spec)
     spoilt["posterior/ggn_diag/dense2.bias"] = StoredTensor(shape: [3], scalars: [1, -2, 1])
-    #expect(spec.stateProblems(spoilt).contains { $0.contains("posterior/ggn_diag/dense2.bias holds a negative value (-2.0) at flat index 1") })
+    #expect(
+      spec.stateProblems(spoilt).contains { $0.contains("posterior/ggn_diag/dense2.bias holds a negative value (-2.0) at flat index 1") })
   }
 
   @Test(arguments: [

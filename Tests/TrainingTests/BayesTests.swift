@@ -173,7 +173,12 @@ struct BayesTests {
     var generator = SplitMix64(seed: 5, stream: "eigen")
     let n = 9
     var m = [Double](repeating: 0, count: n * n)
-    for i in 0..<n { for j in i..<n { let v = Double(generator.nextNormal()); (m[i * n + j], m[j * n + i]) = (v, v) } }
+    for i in 0..<n {
+      for j in i..<n {
+        let v = Double(generator.nextNormal())
+        (m[i * n + j], m[j * n + i]) = (v, v)
+      }
+    }
     let lapack = SymmetricEigen(m, n: n), jacobi = SymmetricEigen.jacobi(m, n: n)
     for k in 0..<n { #expect(abs(lapack.values[k] - jacobi.values[k]) < 1e-10) }
     // Each is an eigenpair: M v = λ v.
@@ -213,7 +218,9 @@ struct BayesTests {
 @Suite("Bayes by Backprop")
 struct VariationalTests {
   /// spirals through a variational output layer, with a Gaussian or a scale-mixture prior.
-  static func spec(_ prior: VariationalSpec.Prior, samples: Int = 2, optimizer: OptimizerSpec = .adam(.init(lr: 0.01, weightDecay: 0))) -> SessionSpec {
+  static func spec(_ prior: VariationalSpec.Prior, samples: Int = 2, optimizer: OptimizerSpec = .adam(.init(lr: 0.01, weightDecay: 0)))
+    -> SessionSpec
+  {
     var spec = makeSpec(
       layers: [dense("d1", 6, .tanh), dense("d2", 3)], optimizer: optimizer, data: .spirals(samples: 30, classes: 3, noise: 0.1, seed: 1),
       validationFraction: 0.2)
@@ -412,16 +419,20 @@ struct CurvatureTests {
 
   @Test func diagonalAndKroneckerAgreeWithTheFullMatrixWhereTheyAreExact() throws {
     let (spec, tensors, data) = try Self.problem()
-    let full = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .full, priorPrecision: 1))
-    let diag = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .diag, priorPrecision: 1))
+    let full = try LaplaceFit.fit(
+      spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .full, priorPrecision: 1))
+    let diag = try LaplaceFit.fit(
+      spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .diag, priorPrecision: 1))
     let ggn = full.tensors["posterior/ggn"]!.scalars
     let p = Int(Double(ggn.count).squareRoot())
     let diagonal = try spec.parameterShapes().flatMap { diag.tensors["posterior/ggn_diag/" + $0.name]!.scalars }
     for i in 0..<p { #expect(abs(diagonal[i] - ggn[i * p + i]) <= 1e-5 * max(1, abs(ggn[i * p + i])), "\(i)") }
     // With one sample, A ⊗ G is the dense block exactly.
     let one = data.subset([4])
-    let fullOne = try LaplaceFit.fit(spec: spec, tensors: tensors, train: one, request: .init(subset: .lastLayer, hessian: .full, priorPrecision: 1))
-    let kronOne = try LaplaceFit.fit(spec: spec, tensors: tensors, train: one, request: .init(subset: .lastLayer, hessian: .kron, priorPrecision: 1))
+    let fullOne = try LaplaceFit.fit(
+      spec: spec, tensors: tensors, train: one, request: .init(subset: .lastLayer, hessian: .full, priorPrecision: 1))
+    let kronOne = try LaplaceFit.fit(
+      spec: spec, tensors: tensors, train: one, request: .init(subset: .lastLayer, hessian: .kron, priorPrecision: 1))
     let block = fullOne.tensors["posterior/ggn"]!.scalars
     let a = kronOne.tensors["posterior/kron/d2/A"]!.scalars, g = kronOne.tensors["posterior/kron/d2/G"]!.scalars
     // Flat order: weight [3, 5] row-major, then bias [3]; the block's (o, i) with the bias as input 5.
@@ -442,7 +453,8 @@ struct CurvatureTests {
   /// The Kronecker predictive's rank-one shortcut gives the quadratic forms of the flat Jacobians.
   @Test func theKroneckerShortcutEqualsTheFlatQuadraticForms() throws {
     let (spec, tensors, data) = try Self.problem()
-    let fit = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .kron, priorPrecision: 0.3))
+    let fit = try LaplaceFit.fit(
+      spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .kron, priorPrecision: 0.3))
     let network = try NetworkPass(spec: spec, tensors: tensors)
     let (f, caches) = network.forward(data.inputs)
     let posterior = fit.posterior
@@ -457,8 +469,9 @@ struct CurvatureTests {
       }
       let slow = posterior.quadraticForms(flat, rows: f.rows)
       let fast = try #require(posterior.kronQuadraticForms(samples, rows: f.rows))
-      for n in 0..<f.rows { // (The flat path forms g·a in float32: 1e-6 relative.)
-        #expect(abs(slow[n] - fast[n]) <= 1e-6 * max(1, abs(slow[n])), "class \(c), sample \(n): \(slow[n]) vs \(fast[n])") }
+      for n in 0..<f.rows {  // (The flat path forms g·a in float32: 1e-6 relative.)
+        #expect(abs(slow[n] - fast[n]) <= 1e-6 * max(1, abs(slow[n])), "class \(c), sample \(n): \(slow[n]) vs \(fast[n])")
+      }
     }
   }
 }

@@ -193,7 +193,8 @@ public enum CommandParser {
     var request = LaplaceFit.Request()
     for word in args {
       guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
-        throw CommandError("posterior: expected key=value or off, got \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("posterior")!.usage)")
+        throw CommandError(
+          "posterior: expected key=value or off, got \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("posterior")!.usage)")
       }
       let (key, text) = (String(word[..<equals]), String(word[word.index(after: equals)...]))
       func choice<T: RawRepresentable & CaseIterable>(_ type: T.Type) throws(CommandError) -> T where T.RawValue == String {
@@ -206,7 +207,9 @@ public enum CommandParser {
         return value
       }
       func positive() throws(CommandError) -> Double {
-        guard let value = Double(text), value.isFinite, value >= Double(Float.leastNormalMagnitude), value <= Double(Float.greatestFiniteMagnitude) else {
+        guard let value = Double(text), value.isFinite, value >= Double(Float.leastNormalMagnitude),
+          value <= Double(Float.greatestFiniteMagnitude)
+        else {
           throw CommandError("posterior: \(key) must be a positive number, got \(TextExcerpt.quoted(text))")
         }
         return value

@@ -60,15 +60,20 @@ public enum CommandTable {
       example: "evaluate validation"),
     .init(
       name: "posterior",
-      usage: "posterior [off] [subset=last_layer|all] [hessian=full|diag|kron] [prior=NUMBER|tune] [noise=NUMBER] [predictive=probit|mc] [samples=N]",
-      summary: "fit a Laplace posterior around the trained weights (the prior tuned by the marginal likelihood) and show its calibration; off removes it",
+      usage:
+        "posterior [off] [subset=last_layer|all] [hessian=full|diag|kron] [prior=NUMBER|tune] [noise=NUMBER] [predictive=probit|mc] [samples=N]",
+      summary:
+        "fit a Laplace posterior around the trained weights (the prior tuned by the marginal likelihood) and show its calibration; off removes it",
       example: "posterior subset=last_layer hessian=full"),
     .init(
       name: "calibration", usage: "calibration [train|validation]",
-      summary: "accuracy, NLL, ECE and Brier (or NLL and predictive deviations) of the point network and the posterior or variational predictive, with a reliability diagram",
+      summary:
+        "accuracy, NLL, ECE and Brier (or NLL and predictive deviations) of the point network and the posterior or variational predictive, with a reliability diagram",
       example: "calibration validation"),
     .init(
-      name: "variational", usage: "variational LAYER[,LAYER...] [prior=gaussian sigma=S | prior=scale_mixture pi=P sigma1=S1 sigma2=S2] [kl_weight=W] [rho_init=R] [train_samples=N] [predict_samples=N] | variational off",
+      name: "variational",
+      usage:
+        "variational LAYER[,LAYER...] [prior=gaussian sigma=S | prior=scale_mixture pi=P sigma1=S1 sigma2=S2] [kl_weight=W] [rho_init=R] [train_samples=N] [predict_samples=N] | variational off",
       summary: "Bayes by Backprop: make dense layers' weights Gaussians (the trained weights become the means); off keeps the means",
       example: "variational dense2 prior=gaussian sigma=1"),
     .init(

@@ -229,7 +229,9 @@ public struct SessionDocument: Sendable {
     }
 
     // A posterior belongs to the model, loss, data and weights it was fitted to.
-    if let posterior = next.posterior, next.model != spec.model || next.loss != spec.loss || next.data != spec.data || next.training.seed != spec.training.seed {
+    if let posterior = next.posterior,
+      next.model != spec.model || next.loss != spec.loss || next.data != spec.data || next.training.seed != spec.training.seed
+    {
       next.posterior = nil
       if let kept = nextState?.tensors.filter({ StateKey(name: $0.key)?.isPosterior != true }) { nextState?.tensors = kept }
       let detail = "removed the \(posterior.subset.rawValue) Laplace posterior: it was fitted to the session before \(line)"

@@ -91,11 +91,14 @@ extension SessionEngine {
   func posterior(_ action: PosteriorAction) throws(CommandError) -> String {
     guard !training.hasWorker, training.status != .paused else {
       throw CommandError(
-        "posterior: training is \(training.hasWorker ? "running" : "paused"); stop it first (stop), so that the weights stay where the posterior is fitted")
+        "posterior: training is \(training.hasWorker ? "running" : "paused"); stop it first (stop), so that the weights stay where the posterior is fitted"
+      )
     }
     switch action {
     case .off:
-      guard let event = document.dropPosterior(reason: "posterior off") else { throw CommandError("posterior off: the session has no posterior") }
+      guard let event = document.dropPosterior(reason: "posterior off") else {
+        throw CommandError("posterior off: the session has no posterior")
+      }
       pendingEvents.append(event)
       return "posterior removed; predictions are the point network's"
     case .fit(let request):

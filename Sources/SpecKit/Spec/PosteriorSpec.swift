@@ -156,7 +156,9 @@ extension SessionSpec {
   /// Why the spec's posterior (or one of these settings) does not fit the spec, or nil.
   public func posteriorProblem(_ posterior: PosteriorSpec) -> PosteriorProblem? {
     if model.variational != nil {
-      return .init("the model is variational (model.variational), a posterior of its own; a Laplace posterior needs point weights", path: "model.variational")
+      return .init(
+        "the model is variational (model.variational), a posterior of its own; a Laplace posterior needs point weights",
+        path: "model.variational")
     }
     switch loss {
     case .mse:

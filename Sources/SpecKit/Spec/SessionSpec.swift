@@ -40,7 +40,8 @@ public struct SessionSpec: Hashable, Sendable {
       "format": .string(Self.formatName), "version": .int(Self.currentVersion), "name": .string(name),
       "model": model.json, "loss": loss.json, "optimizer": optimizer.json, "schedule": schedule.json,
       "data": data.json, "training": training.json, "backend": .string(backend),
-      "state": state?.json ?? .null, "posterior": posterior?.json ?? .null, "journal": .array(journal.map { .string($0) }), "history": history.json,
+      "state": state?.json ?? .null, "posterior": posterior?.json ?? .null, "journal": .array(journal.map { .string($0) }),
+      "history": history.json,
     ])
   }
 

@@ -96,7 +96,8 @@ public struct VariationalSpec: Hashable, Sendable {
       case .gaussian(let sigma): "prior N(0, \(sigma)²)"
       case .scaleMixture(let pi, let s1, let s2): "prior \(pi)·N(0, \(s1)²) + \(1 - pi)·N(0, \(s2)²)"
       }
-    return "\(prior), kl_weight \(klWeight.map { "\($0)" } ?? "1/N"), rho_init \(rhoInit), \(trainSamples) draw\(trainSamples == 1 ? "" : "s") a step, \(predictSamples) to predict"
+    return
+      "\(prior), kl_weight \(klWeight.map { "\($0)" } ?? "1/N"), rho_init \(rhoInit), \(trainSamples) draw\(trainSamples == 1 ? "" : "s") a step, \(predictSamples) to predict"
   }
 
   public var json: JSONValue {

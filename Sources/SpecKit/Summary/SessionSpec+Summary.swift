@@ -82,6 +82,9 @@ extension SessionSpec {
     } else {
       lines.append("  (the layer shapes do not chain; run `specbench validate` for details)")
     }
+    if let variational = model.variational {
+      lines.append("  variational (Bayes by Backprop): \(variational.layers.joined(separator: ", ")); \(variational.summary)")
+    }
     lines.append("")
     lines.append("Loss:       \(ScheduleSpec.fieldSummary(loss.json))")
     let slots = optimizer.slots.map(\.slot.rawValue)
@@ -110,6 +113,13 @@ extension SessionSpec {
           + (tensorsChecked ? " (hash, names and shapes checked)" : ""))
     } else {
       lines.append("State:      none; training starts from the seeded initializers")
+    }
+    if let posterior {
+      var line =
+        "Posterior:  laplace over \(posterior.subset.rawValue), \(posterior.hessian.rawValue) GGN of \(posterior.dataCount) samples at step \(grouped(posterior.step)), prior precision \(String(format: "%.4g", posterior.priorPrecision)) (\(posterior.priorTuning == .marglik ? "marginal likelihood" : "given"))"
+      if let noise = posterior.noiseSigma { line += ", noise σ \(String(format: "%.4g", noise))" }
+      line += "; predictive \(posterior.predictive.rawValue)" + (posterior.predictive == .mc ? " (\(posterior.samples) draws)" : "")
+      lines.append(line)
     }
     var historyLine = "History:    \(counted(history.trainLoss.count, "training-loss point"))"
     if let last = history.trainLoss.last { historyLine += " (last \(String(format: "%.4g", last.value)) at step \(last.step))" }

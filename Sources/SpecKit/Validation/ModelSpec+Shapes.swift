@@ -140,7 +140,8 @@ extension ModelSpec {
         let dense = layers.filter { if case .dense = $0.kind { true } else { false } }.map(\.name)
         let hint = Suggestion.nearest(to: name, in: dense).map { " (did you mean \(JSONWriter.quoted($0))?)" } ?? ""
         log.report(
-          here, "names \(JSONWriter.quoted(name)), but the model has no such layer\(hint); its dense layers are \(dense.joined(separator: ", "))",
+          here,
+          "names \(JSONWriter.quoted(name)), but the model has no such layer\(hint); its dense layers are \(dense.joined(separator: ", "))",
           at: nil)
         ok = false
       }
