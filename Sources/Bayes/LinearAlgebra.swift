@@ -112,14 +112,5 @@ struct GramAccumulator {
   }
 
   /// The sum, symmetrised (the two triangles' average).
-  var symmetric: [Double] {
-    var s = sum
-    for i in 0..<width {
-      for j in (i + 1)..<max(width, i + 1) {
-        let m = (s[i * width + j] + s[j * width + i]) / 2
-        (s[i * width + j], s[j * width + i]) = (m, m)
-      }
-    }
-    return s
-  }
+  var symmetric: [Double] { LaplacePosterior.symmetrised(sum, n: width) }
 }

@@ -57,13 +57,7 @@ public enum CSVData {
           targetCells.append((row.line, trimmed))
           continue
         }
-        guard let value = Float(trimmed), value.isFinite else {
-          let label = names.map { " (\(TextExcerpt.short($0[column])))" } ?? ""
-          throw .csv(
-            path: path, line: row.line, column: column + 1,
-            message: "column \(column + 1)\(label) must be a finite number, got \(TextExcerpt.quoted(trimmed))")
-        }
-        inputs.append(value)
+        inputs.append(try inputValue(trimmed, column: column, names: names, path: path, line: row.line))
       }
     }
     let count = rows.count, features = width - 1
@@ -102,6 +96,18 @@ public enum CSVData {
         classes
       )
     }
+  }
+
+  /// An input cell's value: a finite number, or an error at its line and column (named by the
+  /// header when there is one).
+  static func inputValue(_ text: String, column: Int, names: [String]?, path: String, line: Int) throws(DataError) -> Float {
+    guard let value = Float(text), value.isFinite else {
+      let label = names.map { " (\(TextExcerpt.short($0[column])))" } ?? ""
+      throw .csv(
+        path: path, line: line, column: column + 1,
+        message: "column \(column + 1)\(label) must be a finite number, got \(TextExcerpt.quoted(text))")
+    }
+    return value
   }
 
   static func fields(of line: Substring, delimiter: Character, path: String, line number: Int) throws(DataError) -> [String] {

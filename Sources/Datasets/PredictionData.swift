@@ -125,13 +125,7 @@ public enum PredictionData {
           }
           continue
         }
-        guard let value = Float(text), value.isFinite else {
-          let label = names.map { " (\(TextExcerpt.short($0[column])))" } ?? ""
-          throw .csv(
-            path: path, line: row.line, column: column + 1,
-            message: "column \(column + 1)\(label) must be a finite number, got \(TextExcerpt.quoted(text))")
-        }
-        inputs.append(value)
+        inputs.append(try CSVData.inputValue(text, column: column, names: names, path: path, line: row.line))
       }
     }
     let count = rows.count

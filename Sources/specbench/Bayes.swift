@@ -51,9 +51,7 @@ struct Posterior: ParsableCommand {
   @OptionGroup var access: DataAccessOptions
 
   func run() throws {
-    access.apply()
-    let bundle: SessionBundle
-    do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
+    let bundle = try access.load(file)
     var words = ["posterior", "subset=\(subset)", "hessian=\(hessian)", "predictive=\(predictive)", "samples=\(samples)"]
     words.append("prior=" + (priorPrecision.map { "\($0)" } ?? "tune"))
     if let noiseSigma { words.append("noise=\(noiseSigma)") }
@@ -118,9 +116,7 @@ struct CalibrationCommand: ParsableCommand {
   @OptionGroup var access: DataAccessOptions
 
   func run() throws {
-    access.apply()
-    let bundle: SessionBundle
-    do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
+    let bundle = try access.load(file)
     var part: DataPart?
     if let split {
       guard let chosen = DataPart(rawValue: split) else { throw failWith("--split must be train or validation, got \(split)") }
@@ -164,9 +160,7 @@ struct Predict: ParsableCommand {
   @OptionGroup var access: DataAccessOptions
 
   func run() throws {
-    access.apply()
-    let bundle: SessionBundle
-    do { bundle = try SessionFile.load(file) } catch { throw fail(error) }
+    let bundle = try access.load(file)
     guard let tensors = bundle.tensors, bundle.spec.state != nil else {
       throw failWith("\(file): the session has not trained yet; train it first (specbench run \(file) --save …)")
     }

@@ -47,6 +47,12 @@ struct DataAccessOptions: ParsableArguments {
   var allowData: [String] = []
 
   func apply() { for folder in allowData { DataAccess.allow(folder) } }
+
+  /// Allows the folders, then loads the session `file` (a failure is printed, exit status 1).
+  func load(_ file: String) throws -> SessionBundle {
+    apply()
+    do { return try SessionFile.load(file) } catch { throw fail(error) }
+  }
 }
 
 /// The settings of the jax backend (`--devices`, `--processes`, `--hosts`, `--coordinator`),

@@ -158,23 +158,13 @@ public enum CommandParser {
             return values.map { $0! }
           }))
     case "calibration":
-      guard args.count <= 1 else { throw usage("calibration") }
-      guard let word = args.first else { return .query(.calibration(nil)) }
-      guard let part = DataPart(rawValue: word) else {
-        throw CommandError("calibration: expected train or validation, got \(TextExcerpt.quoted(word))")
-      }
-      return .query(.calibration(part))
+      return .query(.calibration(try split(args, command: "calibration")))
     case "posterior":
       return .training(.posterior(try posterior(args)))
     case "variational":
       return .edit(.variational(try variational(args)), line: line)
     case "evaluate":
-      guard args.count <= 1 else { throw usage("evaluate") }
-      guard let word = args.first else { return .query(.evaluate(nil)) }
-      guard let part = DataPart(rawValue: word) else {
-        throw CommandError("evaluate: expected train or validation, got \(TextExcerpt.quoted(word))")
-      }
-      return .query(.evaluate(part))
+      return .query(.evaluate(try split(args, command: "evaluate")))
     case "help":
       guard args.count <= 1 else { throw usage("help") }
       return .query(.help(topic: args.first))
@@ -367,6 +357,16 @@ public enum CommandParser {
       throw CommandError("\(what) must be positive sizes separated by commas, such as 2 or 1,28,28; got \(text)")
     }
     return parsed
+  }
+
+  /// `[train|validation]`: the split a command looks at, nil when not given.
+  static func split(_ args: [String], command: String) throws(CommandError) -> DataPart? {
+    guard args.count <= 1 else { throw usage(command) }
+    guard let word = args.first else { return nil }
+    guard let part = DataPart(rawValue: word) else {
+      throw CommandError("\(command): expected train or validation, got \(TextExcerpt.quoted(word))")
+    }
+    return part
   }
 
   static func bare(_ command: Command, _ name: String, _ args: [String]) throws(CommandError) -> Command {
