@@ -93,7 +93,8 @@ fi
 # CUDA libraries, though it runs on the CPU, so only under CI=true or SPECBENCH_WITH_TORCH=1;
 # without it those tests skip and say so.
 if [ "${CI:-}" = true ] || [ "${SPECBENCH_WITH_TORCH:-}" = 1 ]; then
-  if ! install_python 'import torch, safetensors.torch' torch; then
+  # laplace-torch too: the Laplace posterior's tests compare against it (docs/bayes.md).
+  if ! install_python 'import torch, safetensors.torch, laplace' torch laplace-torch; then
     say "could not install torch; the tests against real PyTorch will be skipped (and say so)"
     if [ "${CI:-}" = true ]; then say "CI=true: the tests need it; failing"; exit 1; fi
   fi

@@ -34,6 +34,42 @@ public enum LaplaceFit {
     public var logLikelihood: Double
     /// The Laplace log marginal likelihood at the chosen δ.
     public var logMarginalLikelihood: Double
+    /// Whether the stored curvature was used as it is (a new prior precision or predictive for
+    /// an existing posterior): no pass over the data for it.
+    public var reusedCurvature = false
+  }
+
+  /// The posterior `spec` has, with another prior precision (tuned again from the stored
+  /// curvature when nil), predictive and sample count: the data term is not computed again; the
+  /// training data is read only for the log-likelihood the evidence reports (a forward pass).
+  /// Nil when the request changes what the curvature is (the subset, the hessian, mse's noise).
+  public static func retune(spec: SessionSpec, tensors: [String: StoredTensor], train: Dataset, request: Request) throws(BayesError)
+    -> Result?
+  {
+    guard var settings = spec.posterior, settings.subset == request.subset, settings.hessian == request.hessian,
+      request.noiseSigma == nil || request.noiseSigma == settings.noiseSigma
+    else { return nil }
+    var posterior = try LaplacePosterior(spec: spec, tensors: tensors)
+    settings.priorPrecision = request.priorPrecision ?? posterior.tunedPriorPrecision()
+    settings.priorTuning = request.priorPrecision == nil ? .marglik : .fixed
+    (settings.predictive, settings.samples) = (request.predictive, request.samples)
+    posterior = posterior.with(priorPrecision: settings.priorPrecision, predictive: settings.predictive, samples: settings.samples)
+    let network: NetworkPass
+    do { network = try NetworkPass(spec: spec, tensors: tensors) } catch { throw BayesError(error.description, path: "model") }
+    guard let likelihood = Likelihood(spec.loss, noiseSigma: settings.noiseSigma) else {
+      throw BayesError("no likelihood", path: "loss.type")
+    }
+    var logLikelihood = 0.0
+    for start in stride(from: 0, to: train.count, by: chunk) {
+      let batch = train.subset(start..<min(start + chunk, train.count))
+      logLikelihood += likelihood.logLikelihood(outputs: network.forward(batch.inputs).output, targets: batch.targets)
+    }
+    let stored = tensors.filter { StateKey(name: $0.key)?.isPosterior == true }
+    var result = Result(
+      settings: settings, tensors: stored, posterior: posterior, logLikelihood: logLikelihood,
+      logMarginalLikelihood: logLikelihood + posterior.logEvidenceTerms(priorPrecision: settings.priorPrecision))
+    result.reusedCurvature = true
+    return result
   }
 
   /// Samples per chunk of the pass.

@@ -100,9 +100,17 @@ public enum Uncertainty {
     }
     let (split, _) = try Self.split(of: bundle, folder: folder)
     var spec = bundle.spec
-    spec.posterior = nil
     let fit: LaplaceFit.Result
-    do { fit = try LaplaceFit.fit(spec: spec, tensors: withoutPosterior(tensors), train: split.train, request: request) } catch {
+    do {
+      // A new prior precision or predictive for the posterior the session has: its stored
+      // curvature as it is; anything else: a new fit.
+      if let retuned = try LaplaceFit.retune(spec: spec, tensors: tensors, train: split.train, request: request) {
+        fit = retuned
+      } else {
+        spec.posterior = nil
+        fit = try LaplaceFit.fit(spec: spec, tensors: withoutPosterior(tensors), train: split.train, request: request)
+      }
+    } catch {
       throw CommandError("posterior: \(error)")
     }
     spec.posterior = fit.settings
@@ -117,15 +125,6 @@ public enum Uncertainty {
     tensors.filter { StateKey(name: $0.key)?.isPosterior != true }
   }
 
-  /// The session without its posterior, and whether it had one.
-  public static func droppingPosterior(_ bundle: SessionBundle) -> (SessionBundle, dropped: Bool) {
-    guard bundle.spec.posterior != nil else { return (bundle, false) }
-    var result = bundle
-    result.spec.posterior = nil
-    result.tensors = bundle.tensors.map(withoutPosterior)
-    return (result, true)
-  }
-
   /// What a fit says: the settings, the evidence and the prior precision's origin.
   public static func fitSummary(_ fit: LaplaceFit.Result) -> String {
     let s = fit.settings
@@ -133,8 +132,9 @@ public enum Uncertainty {
     let noise = s.noiseSigma.map { String(format: ", noise σ %.4g", $0) } ?? ""
     return String(
       format:
-        "posterior: laplace over %@ (%d parameters), %@ GGN of %d samples, prior precision %.4g (%@)%@, log marginal likelihood %.4f; predictive %@",
-      s.subset.rawValue, fit.posterior.parameterCount, s.hessian.rawValue, s.dataCount, s.priorPrecision, prior, noise,
-      fit.logMarginalLikelihood, s.predictive == .mc ? "mc with \(s.samples) draws" : "probit")
+        "posterior: laplace over %@ (%d parameters), %@ GGN of %d samples%@, prior precision %.4g (%@)%@, log marginal likelihood %.4f; predictive %@",
+      s.subset.rawValue, fit.posterior.parameterCount, s.hessian.rawValue, s.dataCount,
+      fit.reusedCurvature ? " (the stored curvature)" : "",
+      s.priorPrecision, prior, noise, fit.logMarginalLikelihood, s.predictive == .mc ? "mc with \(s.samples) draws" : "probit")
   }
 }

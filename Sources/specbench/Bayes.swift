@@ -68,7 +68,7 @@ struct Posterior: ParsableCommand {
     let fitted: (bundle: SessionBundle, fit: LaplaceFit.Result)
     let calibration: Uncertainty.Calibration
     do {
-      fitted = try Uncertainty.fitPosterior(Uncertainty.droppingPosterior(bundle).0, folder: folder, request: request)
+      fitted = try Uncertainty.fitPosterior(bundle, folder: folder, request: request)
       calibration = try Uncertainty.calibration(of: fitted.bundle, folder: folder)
     } catch {
       throw failWith(error.message)

@@ -57,6 +57,44 @@ struct BayesSessionTests {
     #expect(!engine.execute("calibration").text.contains("laplace"))
   }
 
+  /// A new prior precision or predictive for the posterior the session has reuses its stored
+  /// curvature; another subset or hessian fits again.
+  @Test func aPosteriorIsRetunedFromItsStoredCurvature() throws {
+    let engine = trained()
+    #expect(!engine.execute("posterior").failed)
+    let tuned = try #require(engine.spec.posterior?.priorPrecision)
+    let curvature = engine.state!.tensors["posterior/ggn"]!
+    var outcome = engine.execute("posterior prior=0.5 predictive=mc samples=40")
+    #expect(outcome.text.contains("full GGN of 90 samples (the stored curvature), prior precision 0.5 (as given)"), "\(outcome.text)")
+    #expect(engine.spec.posterior?.predictive == .mc && engine.spec.posterior?.samples == 40)
+    #expect(engine.state!.tensors["posterior/ggn"] == curvature)
+    outcome = engine.execute("posterior")
+    #expect(outcome.text.contains("(the stored curvature)") && engine.spec.posterior?.priorPrecision == tuned, "\(outcome.text)")
+    outcome = engine.execute("posterior hessian=diag")
+    #expect(!outcome.text.contains("(the stored curvature)") && engine.state!.tensors["posterior/ggn"] == nil, "\(outcome.text)")
+    #expect(engine.state!.tensors["posterior/ggn_diag/dense2.weight"] != nil)
+  }
+
+  @Test func aRegressionPosteriorMeasuresItsNoiseAndReportsDeviations() throws {
+    let engine = SessionEngine(bundle: SessionBundle(spec: SessionEngine.emptySpec(name: "r", input: [1])))
+    for line in [
+      "new r --input 1", "data sine samples=200 noise=0.1 seed=3 validation_fraction=0.25", "add dense 16 tanh", "add dense 1", "loss mse",
+      "optimizer adam lr=0.02", "batch 150", "backend reference", "train 300 --wait",
+    ] {
+      let outcome = engine.execute(line)
+      #expect(!outcome.failed, "\(line): \(outcome.text)")
+    }
+    waitForTraining(engine)
+    let outcome = engine.execute("posterior")
+    #expect(!outcome.failed, "\(outcome.text)")
+    let noise = try #require(engine.spec.posterior?.noiseSigma)
+    #expect(noise > 0.05 && noise < 0.3, "the residuals' RMS: \(noise)")
+    #expect(outcome.text.contains("NLL") && outcome.text.contains("within 2 std"), "\(outcome.text)")
+    let report = try #require(engine.calibration?.report.rows.last?.report)
+    #expect(!report.isClassification && report.withinTwoStd > 0.8 && report.meanStd >= noise, "\(report)")
+    #expect(engine.execute("posterior noise=0.2").text.contains("noise σ 0.2"))
+  }
+
   @Test func everyHessianAndPredictiveFitsAndAnEditRemovesIt() throws {
     let engine = trained()
     for line in ["posterior subset=all hessian=kron", "posterior subset=all hessian=diag predictive=mc samples=20", "posterior prior=0.5"] {

@@ -115,6 +115,10 @@ public let PythonPeer = PythonWith("numpy, safetensors.numpy", install: "pip ins
 /// say so, unless SPECBENCH_REQUIRE_TORCH=1 (CI) makes them run and fail.
 public let TorchPeer = PythonWith(
   "torch, safetensors.torch", install: "SPECBENCH_WITH_TORCH=1 scripts/setup.sh (pip install torch safetensors)")
+/// laplace-torch, the Laplace library users know (with PyTorch), for the posterior's tests:
+/// installed with torch by `.ci/run` and `SPECBENCH_WITH_TORCH=1 scripts/setup.sh`.
+public let LaplacePeer = PythonWith(
+  "torch, safetensors.torch, laplace", install: "SPECBENCH_WITH_TORCH=1 scripts/setup.sh (pip install torch laplace-torch)")
 /// onnx and onnxruntime as well, for the interchange tests.
 public let ONNXPeer = PythonWith(
   "numpy, safetensors.numpy, onnx, onnxruntime", install: "scripts/setup.sh installs them: pip install onnx onnxruntime")

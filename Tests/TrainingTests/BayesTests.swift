@@ -475,3 +475,80 @@ struct CurvatureTests {
     }
   }
 }
+
+/// The posterior against laplace-torch (`Tests/Python/laplace_peer.py`) on the same weights and
+/// data: its posterior precision, marginal likelihood and probit predictive.
+@Suite("Laplace against laplace-torch")
+struct LaplaceTorchTests {
+  @Test(
+    .enabled(if: LaplacePeer.isAvailable, "skipped: torch and laplace-torch are not installed (SPECBENCH_WITH_TORCH=1 scripts/setup.sh)"),
+    arguments: [("last_layer", PosteriorSpec.Hessian.full), ("all", .full), ("all", .diag)])
+  func agreesWithLaplaceTorch(subset: String, hessian: PosteriorSpec.Hessian) throws {
+    var spec = makeSpec(layers: [dense("dense1", 6, .tanh), dense("dense2", 5, .tanh), dense("dense3", 3)])
+    spec.state = spec.initialStateRecord()
+    var tensors = try spec.initialTensors()
+    var generator = SplitMix64(seed: 8, stream: "laplace-torch")
+    for (name, tensor) in tensors where name.hasPrefix("param/") {
+      tensors[name] = StoredTensor(shape: tensor.shape, scalars: tensor.scalars.map { 1.5 * $0 + 0.2 * generator.nextNormal() })
+    }
+    let data = SyntheticData.spirals(samples: 60, classes: 3, noise: 0.2, seed: 4)
+    let queries = Tensor(shape: [4, 2], scalars: [0.1, 0.2, -1.5, 0.7, 3, -3, 0, 0])
+    let prior = 0.8
+    let request = LaplaceFit.Request(subset: PosteriorSpec.Subset(rawValue: subset)!, hessian: hessian, priorPrecision: prior)
+    let fit = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: request)
+    // Ours: the curvature + δ, the evidence, the probit predictive.
+    var ours = spec
+    ours.posterior = fit.settings
+    let predictor = try Predictor(spec: ours, tensors: tensors.merging(fit.tensors) { _, new in new }, method: .laplace, train: data)
+    let prediction = predictor.predict(queries)
+
+    let folder = temporaryFolder()
+    let parameters = tensors.filter { $0.key.hasPrefix("param/") }
+    try Data(SafeTensors.encode(.init(tensors: parameters))).write(to: URL(fileURLWithPath: folder + "/state.safetensors"))
+    guard case .classes(let labels) = data.targets else { throw TestFailure("spirals has classes") }
+    let peerData: [String: StoredTensor] = [
+      "inputs": data.inputs, "labels": StoredTensor(shape: [labels.count], scalars: labels.map { Float($0) }), "queries": queries,
+    ]
+    try Data(SafeTensors.encode(.init(tensors: peerData))).write(to: URL(fileURLWithPath: folder + "/data.safetensors"))
+    let script = try String(contentsOfFile: repositoryPath("Tests/Python/laplace_peer.py"), encoding: .utf8)
+    let result = try LaplacePeer.run(
+      script, [folder + "/state.safetensors", folder + "/data.safetensors", subset, hessian.rawValue, "\(prior)", folder + "/out.json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let peer = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/out.json"))) as? [String: Any])
+
+    // The posterior precision: laplace-torch's H + δI against our stored H plus δ.
+    let p = fit.posterior.parameterCount
+    var worst = 0.0
+    switch hessian {
+    case .full:
+      let theirs = try #require(peer["precision"] as? [[Double]])
+      let h = fit.tensors["posterior/ggn"]!.scalars
+      for i in 0..<p {
+        for j in 0..<p {
+          let mine = Double(h[i * p + j]) + (i == j ? prior : 0)
+          worst = max(worst, abs(mine - theirs[i][j]) / (1e-4 + 1e-4 * abs(theirs[i][j])))
+        }
+      }
+    default:
+      let theirs = try #require(peer["precision"] as? [Double])
+      let h = try spec.parameterShapes().flatMap { fit.tensors["posterior/ggn_diag/" + $0.name]!.scalars }
+      for i in 0..<p { worst = max(worst, abs(Double(h[i]) + prior - theirs[i]) / (1e-4 + 1e-4 * abs(theirs[i]))) }
+    }
+    #expect(worst <= 1, "\(subset) \(hessian): precision differs by \(worst) tolerances")
+    // The marginal likelihood at δ.
+    let marglik = try #require(peer["marglik"] as? Double)
+    #expect(abs(fit.logMarginalLikelihood - marglik) <= 1e-3 * max(1, abs(marglik)), "\(fit.logMarginalLikelihood) vs \(marglik)")
+    // The probit predictive.
+    let probit = try #require(peer["probit"] as? [[Double]])
+    for n in 0..<4 {
+      for c in 0..<3 {
+        #expect(abs(prediction.probabilities[n * 3 + c] - probit[n][c]) < 1e-5, "query \(n) class \(c)")
+      }
+    }
+    // The tuned prior precision: laplace-torch optimises the same evidence by gradient steps.
+    let tuned = try #require(peer["tuned"] as? Double)
+    let ownTuned = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: request.subset, hessian: hessian))
+    #expect(abs(ownTuned.settings.priorPrecision / tuned - 1) < 0.02, "\(ownTuned.settings.priorPrecision) vs \(tuned)")
+  }
+}

@@ -102,7 +102,7 @@ extension SessionEngine {
       pendingEvents.append(event)
       return "posterior removed; predictions are the point network's"
     case .fit(let request):
-      let (fitted, fit) = try Uncertainty.fitPosterior(Uncertainty.droppingPosterior(document.bundle).0, folder: folder, request: request)
+      let (fitted, fit) = try Uncertainty.fitPosterior(document.bundle, folder: folder, request: request)
       let summary = Uncertainty.fitSummary(fit)
       document.attachPosterior(from: fitted, detail: summary)
       var lines = [summary]
