@@ -40,6 +40,10 @@ struct BayesSessionTests {
     #expect(engine.state!.tensors["posterior/ggn"]?.shape == [51, 51])
     #expect(engine.state!.tensors["param/dense2.weight"] == weights)
     #expect(engine.spec.history.events.last?.kind == "posterior")
+    // predict answers with the posterior's predictive.
+    let predicted = engine.execute("predict 0.1,0.2 9,9")
+    #expect(
+      predicted.text.contains("(laplace last_layer full probit predictive)") && predicted.text.contains("entropy"), "\(predicted.text)")
     // Saved and loaded with the session: the same predictive.
     let folder = temporaryFolder()
     #expect(!engine.execute("save \(folder)/b").failed)

@@ -1,4 +1,5 @@
 import Backends
+import Bayes
 import Datasets
 import Foundation
 import Interchange
@@ -126,6 +127,28 @@ extension SessionEngine {
     do throws(any Error) {
       var inputs = Tensor(shape: [samples.count] + bundle.spec.model.input, scalars: samples.flatMap { $0.map { Float($0) } })
       if let standardization = split.standardization { inputs = standardization.apply(to: inputs) }
+      // A session with a posterior or variational layers answers with its predictive.
+      if let method = Uncertainty.bayesianMethod(of: bundle.spec), let tensors = bundle.tensors {
+        let predictor = try Predictor(spec: bundle.spec, tensors: tensors, method: method, train: split.train)
+        let prediction = predictor.predict(inputs)
+        let lines = samples.indices.map { row -> String in
+          let label = samples[row].map { ProgressLine.significant($0) }.joined(separator: ",")
+          let base = row * prediction.width
+          guard prediction.kind == .classes else {
+            return "\(label) → "
+              + (0..<prediction.width).map {
+                "\(ProgressLine.significant(prediction.mean[base + $0])) ± \(ProgressLine.significant(prediction.std[base + $0]))"
+              }.joined(separator: ", ")
+          }
+          let best = prediction.predictedClass(row)
+          let probabilities = (0..<prediction.width).map {
+            "\(EvaluationReport.name(of: $0, in: names)) \(String(format: "%.3f", prediction.probabilities[base + $0]))"
+          }
+          return "\(label) → \(EvaluationReport.name(of: best, in: names)) (\(probabilities.joined(separator: ", "))), entropy "
+            + String(format: "%.3f", prediction.entropy(row))
+        }
+        return (lines + ["(\(Uncertainty.label(method, spec: bundle.spec)) predictive)"]).joined(separator: "\n")
+      }
       let outputs = try trainer.predict(inputs)
       let columns = outputs.rowWidth
       return samples.indices.map { row in
