@@ -477,13 +477,14 @@ struct CurvatureTests {
 }
 
 /// The posterior against laplace-torch (`Tests/Python/laplace_peer.py`) on the same weights and
-/// data: its posterior precision, marginal likelihood and probit predictive.
+/// data: its posterior precision, marginal likelihood and probit predictive, and the prior
+/// precision its own optimisation of the evidence finds. One Python process for the three cases.
 @Suite("Laplace against laplace-torch")
 struct LaplaceTorchTests {
-  @Test(
-    .enabled(if: LaplacePeer.isAvailable, "skipped: torch and laplace-torch are not installed (SPECBENCH_WITH_TORCH=1 scripts/setup.sh)"),
-    arguments: [("last_layer", PosteriorSpec.Hessian.full), ("all", .full), ("all", .diag)])
-  func agreesWithLaplaceTorch(subset: String, hessian: PosteriorSpec.Hessian) throws {
+  static let cases: [(subset: PosteriorSpec.Subset, hessian: PosteriorSpec.Hessian)] = [(.lastLayer, .full), (.all, .full), (.all, .diag)]
+
+  @Test(.enabled(if: LaplacePeer.isAvailable, "skipped: torch and laplace-torch are not installed (SPECBENCH_WITH_TORCH=1 scripts/setup.sh)"))
+  func agreesWithLaplaceTorch() throws {
     var spec = makeSpec(layers: [dense("dense1", 6, .tanh), dense("dense2", 5, .tanh), dense("dense3", 3)])
     spec.state = spec.initialStateRecord()
     var tensors = try spec.initialTensors()
@@ -494,13 +495,6 @@ struct LaplaceTorchTests {
     let data = SyntheticData.spirals(samples: 60, classes: 3, noise: 0.2, seed: 4)
     let queries = Tensor(shape: [4, 2], scalars: [0.1, 0.2, -1.5, 0.7, 3, -3, 0, 0])
     let prior = 0.8
-    let request = LaplaceFit.Request(subset: PosteriorSpec.Subset(rawValue: subset)!, hessian: hessian, priorPrecision: prior)
-    let fit = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: request)
-    // Ours: the curvature + δ, the evidence, the probit predictive.
-    var ours = spec
-    ours.posterior = fit.settings
-    let predictor = try Predictor(spec: ours, tensors: tensors.merging(fit.tensors) { _, new in new }, method: .laplace, train: data)
-    let prediction = predictor.predict(queries)
 
     let folder = temporaryFolder()
     let parameters = tensors.filter { $0.key.hasPrefix("param/") }
@@ -510,45 +504,58 @@ struct LaplaceTorchTests {
       "inputs": data.inputs, "labels": StoredTensor(shape: [labels.count], scalars: labels.map { Float($0) }), "queries": queries,
     ]
     try Data(SafeTensors.encode(.init(tensors: peerData))).write(to: URL(fileURLWithPath: folder + "/data.safetensors"))
+    let jobs = Self.cases.enumerated().map { index, c -> JSONValue in
+      .object([
+        "state": .string(folder + "/state.safetensors"), "data": .string(folder + "/data.safetensors"), "subset": .string(c.subset.rawValue),
+        "hessian": .string(c.hessian.rawValue), "prior": .double(prior), "out": .string(folder + "/out\(index).json"),
+      ])
+    }
+    try JSONWriter.compact(.array(jobs)).write(toFile: folder + "/jobs.json", atomically: true, encoding: .utf8)
     let script = try String(contentsOfFile: repositoryPath("Tests/Python/laplace_peer.py"), encoding: .utf8)
-    let result = try LaplacePeer.run(
-      script, [folder + "/state.safetensors", folder + "/data.safetensors", subset, hessian.rawValue, "\(prior)", folder + "/out.json"])
+    let result = try LaplacePeer.run(script, [folder + "/jobs.json"])
     #expect(result.status == 0, "\(result.stderr)")
-    let peer = try #require(
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/out.json"))) as? [String: Any])
 
-    // The posterior precision: laplace-torch's H + δI against our stored H plus δ.
-    let p = fit.posterior.parameterCount
-    var worst = 0.0
-    switch hessian {
-    case .full:
-      let theirs = try #require(peer["precision"] as? [[Double]])
-      let h = fit.tensors["posterior/ggn"]!.scalars
-      for i in 0..<p {
-        for j in 0..<p {
-          let mine = Double(h[i * p + j]) + (i == j ? prior : 0)
-          worst = max(worst, abs(mine - theirs[i][j]) / (1e-4 + 1e-4 * abs(theirs[i][j])))
+    for (index, c) in Self.cases.enumerated() {
+      let label = "\(c.subset.rawValue) \(c.hessian.rawValue)"
+      let request = LaplaceFit.Request(subset: c.subset, hessian: c.hessian, priorPrecision: prior)
+      let fit = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: request)
+      var ours = spec
+      ours.posterior = fit.settings
+      let predictor = try Predictor(spec: ours, tensors: tensors.merging(fit.tensors) { _, new in new }, method: .laplace, train: data)
+      let prediction = predictor.predict(queries)
+      let peer = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/out\(index).json"))) as? [String: Any])
+
+      // The posterior precision: laplace-torch's H + δI against our stored H plus δ.
+      let p = fit.posterior.parameterCount
+      var worst = 0.0
+      if c.hessian == .full {
+        let theirs = try #require(peer["precision"] as? [[Double]])
+        let h = fit.tensors["posterior/ggn"]!.scalars
+        for i in 0..<p {
+          for j in 0..<p {
+            let mine = Double(h[i * p + j]) + (i == j ? prior : 0)
+            worst = max(worst, abs(mine - theirs[i][j]) / (1e-4 + 1e-4 * abs(theirs[i][j])))
+          }
         }
+      } else {
+        let theirs = try #require(peer["precision"] as? [Double])
+        let h = try spec.parameterShapes().flatMap { fit.tensors["posterior/ggn_diag/" + $0.name]!.scalars }
+        for i in 0..<p { worst = max(worst, abs(Double(h[i]) + prior - theirs[i]) / (1e-4 + 1e-4 * abs(theirs[i]))) }
       }
-    default:
-      let theirs = try #require(peer["precision"] as? [Double])
-      let h = try spec.parameterShapes().flatMap { fit.tensors["posterior/ggn_diag/" + $0.name]!.scalars }
-      for i in 0..<p { worst = max(worst, abs(Double(h[i]) + prior - theirs[i]) / (1e-4 + 1e-4 * abs(theirs[i]))) }
-    }
-    #expect(worst <= 1, "\(subset) \(hessian): precision differs by \(worst) tolerances")
-    // The marginal likelihood at δ.
-    let marglik = try #require(peer["marglik"] as? Double)
-    #expect(abs(fit.logMarginalLikelihood - marglik) <= 1e-3 * max(1, abs(marglik)), "\(fit.logMarginalLikelihood) vs \(marglik)")
-    // The probit predictive.
-    let probit = try #require(peer["probit"] as? [[Double]])
-    for n in 0..<4 {
-      for c in 0..<3 {
-        #expect(abs(prediction.probabilities[n * 3 + c] - probit[n][c]) < 1e-5, "query \(n) class \(c)")
+      #expect(worst <= 1, "\(label): the precision differs by \(worst) tolerances")
+      // The marginal likelihood at δ.
+      let marglik = try #require(peer["marglik"] as? Double)
+      #expect(abs(fit.logMarginalLikelihood - marglik) <= 1e-3 * max(1, abs(marglik)), "\(label): \(fit.logMarginalLikelihood) vs \(marglik)")
+      // The probit predictive.
+      let probit = try #require(peer["probit"] as? [[Double]])
+      for n in 0..<4 {
+        for k in 0..<3 { #expect(abs(prediction.probabilities[n * 3 + k] - probit[n][k]) < 1e-5, "\(label): query \(n) class \(k)") }
       }
+      // The tuned prior precision: laplace-torch maximises the same evidence by gradient steps.
+      let tuned = try #require(peer["tuned"] as? Double)
+      let ownTuned = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: c.subset, hessian: c.hessian))
+      #expect(abs(ownTuned.settings.priorPrecision / tuned - 1) < 0.02, "\(label): \(ownTuned.settings.priorPrecision) vs \(tuned)")
     }
-    // The tuned prior precision: laplace-torch optimises the same evidence by gradient steps.
-    let tuned = try #require(peer["tuned"] as? Double)
-    let ownTuned = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: request.subset, hessian: hessian))
-    #expect(abs(ownTuned.settings.priorPrecision / tuned - 1) < 0.02, "\(ownTuned.settings.priorPrecision) vs \(tuned)")
   }
 }
