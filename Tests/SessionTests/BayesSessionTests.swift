@@ -163,6 +163,13 @@ struct BayesSessionTests {
     #expect(engine.state!.step == 70)
     #expect(engine.execute("calibration").text.contains("variational (32 draws)"))
     #expect(engine.execute("posterior").text.contains("model.variational"))
+    // Exports: ONNX holds the mean network and says so; the PyTorch script is refused.
+    let folder = temporaryFolder()
+    let onnx = engine.execute("export onnx \(folder)/v.onnx")
+    #expect(!onnx.failed && onnx.text.contains("not carried: the variational layers' σ (model.variational: dense2)"), "\(onnx.text)")
+    let torch = engine.execute("export pytorch \(folder)/v.py")
+    #expect(torch.failed && torch.text.contains("model.variational: the script would train dense2 as point weights"), "\(torch.text)")
+    #expect(!FileManager.default.fileExists(atPath: folder + "/v.py"))
     // jax says it cannot.
     #expect(JaxBackend().capabilities.unsupported(in: engine.spec).map(\.path.description) == ["model.variational"])
     let trainedMean = engine.state!.tensors["param/dense2.weight"]!

@@ -483,7 +483,8 @@ struct CurvatureTests {
 struct LaplaceTorchTests {
   static let cases: [(subset: PosteriorSpec.Subset, hessian: PosteriorSpec.Hessian)] = [(.lastLayer, .full), (.all, .full), (.all, .diag)]
 
-  @Test(.enabled(if: LaplacePeer.isAvailable, "skipped: torch and laplace-torch are not installed (SPECBENCH_WITH_TORCH=1 scripts/setup.sh)"))
+  @Test(
+    .enabled(if: LaplacePeer.isAvailable, "skipped: torch and laplace-torch are not installed (SPECBENCH_WITH_TORCH=1 scripts/setup.sh)"))
   func agreesWithLaplaceTorch() throws {
     var spec = makeSpec(layers: [dense("dense1", 6, .tanh), dense("dense2", 5, .tanh), dense("dense3", 3)])
     spec.state = spec.initialStateRecord()
@@ -506,7 +507,8 @@ struct LaplaceTorchTests {
     try Data(SafeTensors.encode(.init(tensors: peerData))).write(to: URL(fileURLWithPath: folder + "/data.safetensors"))
     let jobs = Self.cases.enumerated().map { index, c -> JSONValue in
       .object([
-        "state": .string(folder + "/state.safetensors"), "data": .string(folder + "/data.safetensors"), "subset": .string(c.subset.rawValue),
+        "state": .string(folder + "/state.safetensors"), "data": .string(folder + "/data.safetensors"),
+        "subset": .string(c.subset.rawValue),
         "hessian": .string(c.hessian.rawValue), "prior": .double(prior), "out": .string(folder + "/out\(index).json"),
       ])
     }
@@ -546,7 +548,8 @@ struct LaplaceTorchTests {
       #expect(worst <= 1, "\(label): the precision differs by \(worst) tolerances")
       // The marginal likelihood at δ.
       let marglik = try #require(peer["marglik"] as? Double)
-      #expect(abs(fit.logMarginalLikelihood - marglik) <= 1e-5 * max(1, abs(marglik)), "\(label): \(fit.logMarginalLikelihood) vs \(marglik)")
+      #expect(
+        abs(fit.logMarginalLikelihood - marglik) <= 1e-5 * max(1, abs(marglik)), "\(label): \(fit.logMarginalLikelihood) vs \(marglik)")
       // The probit predictive.
       let probit = try #require(peer["probit"] as? [[Double]])
       for n in 0..<4 {
