@@ -112,6 +112,17 @@ struct BayesCLITests {
     }
   }
 
+  @Test func theCapabilityTableSaysWhoDoesWhat() throws {
+    let result = try runProcess(specbenchExecutable, ["backends"])
+    #expect(result.status == 0)
+    let lines = result.stdout.split(separator: "\n").map(String.init)
+    let variational = try #require(lines.first { $0.hasPrefix("variational layers (model.variational)") })
+    #expect(variational.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["yes", "yes", "-"], "\(variational)")
+    #expect(lines.contains { $0.hasPrefix("Laplace posterior (posterior)") && $0.contains("yes (no backend needed)") })
+    let export = try #require(lines.first { $0.hasPrefix("variational layers") && $0.contains("mean network") })
+    #expect(export.hasSuffix("refused"), "\(export)")
+  }
+
   @Test func aPosteriorThatCannotBeHadIsExplained() throws {
     let folder = temporaryFolder("specbench-bayes-bad")
     // Untrained.
