@@ -1,5 +1,6 @@
 import Foundation
 import SpecBenchTestSupport
+import SpecKit
 import Testing
 
 /// `specbench posterior`, `calibration` and `predict` on the real binary, and the example that
@@ -53,6 +54,12 @@ struct BayesCLITests {
     let (sureTop, unsureTop) = (try far(sure.stdout), try far(unsure.stdout))
     #expect(sureTop > 0.99 && unsureTop < 0.95, "\(sure.stdout)\n\(unsure.stdout)")
     #expect(unsure.stdout.contains("\"logit_std\""))
+    // Training the session with its posterior moves the weights: the posterior is removed, and said.
+    let trainedOn = try runProcess(specbenchExecutable, ["run", folder + "/post.json", "--steps", "1", "--save", folder + "/moved"])
+    #expect(trainedOn.status == 0, "\(trainedOn.stderr)")
+    let moved = try SessionFile.load(folder + "/moved.json")
+    #expect(moved.spec.posterior == nil && moved.tensors?.keys.contains { $0.hasPrefix("posterior/") } == false)
+    #expect(moved.spec.history.events.contains { $0.kind == "posterior" && $0.detail.contains("training moves the weights") })
   }
 
   @Test func predictReadsCSVsWithAndWithoutTargetsAndDataObjects() throws {
@@ -97,6 +104,7 @@ struct BayesCLITests {
         "its samples have class 4, but the model tells 3 classes apart"
       ),
       ("broken.json", #"{"type": "blobs", "samples": -1}"#, "data.samples"),
+      ("escape.json", #"{"type": "csv", "path": "../../../../etc/passwd", "target": 0, "task": "classification"}"#, "data.path"),
     ]
     for (name, text, fragment) in cases {
       try text.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8)
