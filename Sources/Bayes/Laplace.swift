@@ -1,3 +1,4 @@
+import CFastKernels
 import Datasets
 import Foundation
 import SpecKit
@@ -169,6 +170,24 @@ public struct LaplacePosterior: Sendable {
     var result = [Double](repeating: 0, count: rows)
     switch curvature {
     case .full(let eigen):
+      // Every row's coordinates in the eigenbasis at once, Z = J·Vᵀ, by OpenBLAS's dgemm when it loads.
+      var projected = [Double](repeating: 0, count: rows * p)
+      let status = vectors.withUnsafeBufferPointer { j in
+        eigen.vectors.withUnsafeBufferPointer { v in
+          projected.withUnsafeMutableBufferPointer { z in
+            specbench_dgemm_nt(Int32(rows), Int32(p), Int32(p), j.baseAddress, v.baseAddress, z.baseAddress)
+          }
+        }
+      }
+      if status == 0 {
+        let weights = eigen.values.map { 1 / (max($0, 0) + delta) }
+        for r in 0..<rows {
+          var s = 0.0
+          for k in 0..<p { s += projected[r * p + k] * projected[r * p + k] * weights[k] }
+          result[r] = s
+        }
+        return result
+      }
       var z = [Double](repeating: 0, count: p)
       vectors.withUnsafeBufferPointer { all in
         z.withUnsafeMutableBufferPointer { z in

@@ -126,7 +126,20 @@ public enum LaplaceFit {
           scatter(samples, names: names, offsets: offsets, width: p, rows: rows) { row, index, value in matrix[row * p + index] = value }
           full!.add(matrix, rows: rows)
         case .diag:
-          scatter(samples, names: names, offsets: offsets, width: p, rows: rows) { _, index, value in
+          // A dense layer's squares in one product: Σₙ gₙ² ⊗ ãₙ² (the weight's, then the bias's Σ g²).
+          for layer in layout.kronLayers {
+            guard case .dense(let inputs, let gradients)? = samples[layer.layer] else { continue }
+            let squaredInputs = augmented(inputs, bias: layer.bias != nil).map { $0 * $0 }
+            let squares = network.kernels.matmulTransposedA(
+              gradients.scalars.map { $0 * $0 }, squaredInputs, m: rows, k: layer.units, n: layer.side)
+            let (weight, bias) = (offsets[layer.weight]!, layer.bias.map { offsets[$0]! })
+            for o in 0..<layer.units {
+              for i in 0..<layer.inputs { diagonal[weight + o * layer.inputs + i] += Double(squares[o * layer.side + i]) }
+              if let bias { diagonal[bias + o] += Double(squares[o * layer.side + layer.inputs]) }
+            }
+          }
+          let covered = Set(layout.kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
+          scatter(samples, names: names.filter { !covered.contains($0) }, offsets: offsets, width: p, rows: rows) { _, index, value in
             diagonal[index] += Double(value) * Double(value)
           }
         case .kron:

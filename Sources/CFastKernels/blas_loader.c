@@ -78,15 +78,28 @@ void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, cons
 // posterior. Fortran calling convention: every argument by pointer, column-major.
 typedef void (*dsyevd_function)(const char *, const char *, const int *, double *, const int *, double *, double *, const int *,
                                 int *, const int *, int *);
+typedef void (*dgemm_function)(int, int, int, int, int, int, double, const double *, int, const double *, int, double, double *, int);
 static pthread_once_t lapack_once = PTHREAD_ONCE_INIT;
 static dsyevd_function dsyevd;
+static dgemm_function dgemm;
 
 static void load_lapack(void) {
   if (!specbench_blas_load()) return;
   const char *chosen = getenv("SPECBENCH_OPENBLAS");
   void *library = dlopen(chosen && *chosen ? chosen : "libopenblas.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
   if (library == NULL) library = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-  if (library != NULL) dsyevd = (dsyevd_function)dlsym(library, "dsyevd_");
+  if (library != NULL) {
+    dsyevd = (dsyevd_function)dlsym(library, "dsyevd_");
+    dgemm = (dgemm_function)dlsym(library, "cblas_dgemm");
+  }
+}
+
+int specbench_dgemm_nt(int m, int n, int k, const double *a, const double *b, double *c) {
+  pthread_once(&lapack_once, load_lapack);
+  if (dgemm == NULL) return -1;
+  if (m <= 0 || n <= 0) return 0;
+  dgemm(row_major, no_transpose, transpose, m, n, k, 1.0, a, k, b, k, 0.0, c, n);
+  return 0;
 }
 
 int specbench_dsyevd(int n, double *a, double *w) {

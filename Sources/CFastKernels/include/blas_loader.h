@@ -30,6 +30,10 @@ void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, cons
 /// cannot be loaded, -2 when the workspace cannot be had, LAPACK's `info` otherwise.
 int specbench_dsyevd(int n, double *a, double *w);
 
+/// `c = a·bᵀ` in double precision, row-major: a `[m, k]`, b `[n, k]`, c `[m, n]` (OpenBLAS's
+/// cblas_dgemm). 0 on success, -1 when OpenBLAS cannot be loaded.
+int specbench_dgemm_nt(int m, int n, int k, const double *a, const double *b, double *c);
+
 #ifdef __cplusplus
 }
 #endif
