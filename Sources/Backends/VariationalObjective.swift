@@ -43,6 +43,25 @@ struct VariationalObjective {
     return (0..<spec.trainSamples).map { _ in pairs.map { pair in (0..<pair.count).map { _ in generator.nextNormal() } } }
   }
 
+  /// The objective a trainer hands its rule for update `t`: `network`'s, through Bayes by
+  /// Backprop's when the model has variational layers, with the first evaluation's gradients
+  /// (the step's, for `gradientNorms`) given to `recordFirst`. Both trainers build theirs here.
+  static func step(
+    _ network: @escaping Objective, _ variational: VariationalObjective?, update t: Int,
+    recordFirst: @escaping ([String: Tensor]) -> Void
+  ) -> Objective {
+    let objective = variational.map { $0.wrap(network, update: t) } ?? network
+    var first = true
+    return { (parameters: [String: Tensor]) throws(BackendError) in
+      let result = try objective(parameters)
+      if first {
+        first = false
+        recordFirst(result.gradients)
+      }
+      return result
+    }
+  }
+
   /// The objective of update `t` over the spec's parameters, from `network`'s over weights.
   func wrap(_ network: @escaping Objective, update t: Int) -> Objective {
     let draws = noise(update: t)

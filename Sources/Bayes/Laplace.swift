@@ -29,9 +29,9 @@ public struct LaplacePosterior: Sendable {
     case full(SymmetricEigen)
     /// H's diagonal, in flat order.
     case diag([Double])
-    /// Kronecker blocks per dense layer, and the diagonal (flat order, 0 inside the blocks) of
-    /// the other parameters.
-    case kron([KronBlock], diag: [Double])
+    /// Kronecker blocks per dense layer, and H's diagonal at the flat indices of the other
+    /// parameters (those of the layers that are not dense).
+    case kron([KronBlock], outside: [(index: Int, h: Double)])
   }
 
   struct KronBlock: Sendable {
@@ -76,19 +76,18 @@ public struct LaplacePosterior: Sendable {
       curvature = .diag(diagonal)
     case .kron:
       var blocks: [KronBlock] = []
-      var diagonal = [Double](repeating: 0, count: theta.count)
-      let covered = Set(layout.kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
+      var outside: [(index: Int, h: Double)] = []
       for layer in layout.kronLayers {
         let a = SymmetricEigen(Self.symmetrised(try stored("kron/\(layer.layer)/A"), n: layer.side), n: layer.side)
         let g = SymmetricEigen(Self.symmetrised(try stored("kron/\(layer.layer)/G"), n: layer.units), n: layer.units)
         blocks.append(
           KronBlock(layer: layer, a: a, g: g, weightOffset: offsets[layer.weight]!, biasOffset: layer.bias.map { offsets[$0]! }))
       }
-      for parameter in layout.parameters where !covered.contains(parameter.name) {
+      for parameter in layout.outsideKron {
         let values = try stored("ggn_diag/" + parameter.name)
-        for (i, v) in values.enumerated() { diagonal[offsets[parameter.name]! + i] = v }
+        outside += values.enumerated().map { (offsets[parameter.name]! + $0.offset, $0.element) }
       }
-      curvature = .kron(blocks, diag: diagonal)
+      curvature = .kron(blocks, outside: outside)
     }
   }
 
@@ -112,17 +111,13 @@ public struct LaplacePosterior: Sendable {
     switch curvature {
     case .full(let eigen): return eigen.values.reduce(0) { $0 + log(max($1, 0) + delta) }
     case .diag(let h): return h.reduce(0) { $0 + log(max($1, 0) + delta) }
-    case .kron(let blocks, let diagonal):
-      var total = 0.0
-      var inBlocks = [Bool](repeating: false, count: theta.count)
+    case .kron(let blocks, let outside):
+      var total = outside.reduce(0) { $0 + log(max($1.h, 0) + delta) }
       for block in blocks {
         for ga in block.g.values {
           for aa in block.a.values { total += log(max(ga, 0) * max(aa, 0) + delta) }
         }
-        for i in 0..<block.layer.units * block.layer.inputs { inBlocks[block.weightOffset + i] = true }
-        if let b = block.biasOffset { for i in 0..<block.layer.units { inBlocks[b + i] = true } }
       }
-      for (i, h) in diagonal.enumerated() where !inBlocks[i] { total += log(max(h, 0) + delta) }
       return total
     }
   }
@@ -205,15 +200,9 @@ public struct LaplacePosterior: Sendable {
         for k in 0..<p { s += vectors[r * p + k] * vectors[r * p + k] / (max(h[k], 0) + delta) }
         result[r] = s
       }
-    case .kron(let blocks, let diagonal):
-      var inBlocks = [Bool](repeating: false, count: p)
-      for block in blocks {
-        for i in 0..<block.layer.units * block.layer.inputs { inBlocks[block.weightOffset + i] = true }
-        if let b = block.biasOffset { for i in 0..<block.layer.units { inBlocks[b + i] = true } }
-      }
+    case .kron(let blocks, let outside):
       for r in 0..<rows {
-        var s = 0.0
-        for k in 0..<p where !inBlocks[k] { s += vectors[r * p + k] * vectors[r * p + k] / (max(diagonal[k], 0) + delta) }
+        var s = outside.reduce(0) { $0 + vectors[r * p + $1.index] * vectors[r * p + $1.index] / (max($1.h, 0) + delta) }
         for block in blocks {
           let matrix = blockMatrix(block, vectors[(r * p)..<((r + 1) * p)])
           s += kronQuadratic(block, matrix, delta: delta)
@@ -229,7 +218,7 @@ public struct LaplacePosterior: Sendable {
   /// pre-activation gradient and its input (with a 1 for the bias), so in the eigenbases it is
   /// (Q_Gᵀg)(Q_Aᵀã)ᵀ: O(units² + side²) a sample rather than the block's size squared.
   func kronQuadraticForms(_ samples: [String: NetworkPass.Samples], rows: Int) -> [Double]? {
-    guard case .kron(let blocks, let diagonal) = curvature else { return nil }
+    guard case .kron(let blocks, let outside) = curvature else { return nil }
     let delta = settings.priorPrecision
     var result = [Double](repeating: 0, count: rows)
     for block in blocks {
@@ -256,11 +245,11 @@ public struct LaplacePosterior: Sendable {
         result[r] += total
       }
     }
-    let covered = Set(layout.kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
-    let others = layout.parameters.map(\.name).filter { !covered.contains($0) }
-    if !others.isEmpty {
-      LaplaceFit.scatter(samples, names: others, offsets: offsets, width: theta.count, rows: rows) { row, index, value in
-        result[row] += Double(value) * Double(value) / (max(diagonal[index], 0) + delta)
+    if !outside.isEmpty {
+      let h = Dictionary(uniqueKeysWithValues: outside.map { ($0.index, $0.h) })
+      LaplaceFit.scatter(samples, names: layout.outsideKron.map(\.name), offsets: offsets, width: theta.count, rows: rows) {
+        row, index, value in
+        result[row] += Double(value) * Double(value) / (max(h[index]!, 0) + delta)
       }
     }
     return result
@@ -328,8 +317,7 @@ public struct LaplacePosterior: Sendable {
       }
     case .diag(let h):
       for k in 0..<p { sample[k] += eps[k] / (max(h[k], 0) + delta).squareRoot() }
-    case .kron(let blocks, let diagonal):
-      var inBlocks = [Bool](repeating: false, count: p)
+    case .kron(let blocks, let outside):
       for block in blocks {
         let (units, inputs, side) = (block.layer.units, block.layer.inputs, block.layer.side)
         // ε' in the eigen coordinates, scaled; then back: X = Q_G E' Q_Aᵀ, X[o, t] = Σᵢⱼ g_i[o]·E'ᵢⱼ·a_j[t].
@@ -350,15 +338,13 @@ public struct LaplacePosterior: Sendable {
             for j in 0..<side { s += left[o * side + j] * block.a.vectors[j * side + t] }
             if t < inputs {
               sample[block.weightOffset + o * inputs + t] += s
-              inBlocks[block.weightOffset + o * inputs + t] = true
             } else if let b = block.biasOffset {
               sample[b + o] += s
-              inBlocks[b + o] = true
             }
           }
         }
       }
-      for k in 0..<p where !inBlocks[k] { sample[k] += eps[k] / (max(diagonal[k], 0) + delta).squareRoot() }
+      for (k, h) in outside { sample[k] += eps[k] / (max(h, 0) + delta).squareRoot() }
     }
     return sample
   }

@@ -98,7 +98,8 @@ public enum LaplaceFit {
     guard case .success(let layout) = spec.posteriorLayout(settings.subset),
       let likelihood = Likelihood(spec.loss, noiseSigma: settings.noiseSigma)
     else { throw BayesError("no posterior for this model") }
-    let first = network.layers.firstIndex { shape in layout.parameters.contains { $0.name.hasPrefix(shape.layer.name + ".") } } ?? 0
+    let first = network.firstLayer(of: layout)
+    let outsideKron = layout.outsideKron.map(\.name)
     let p = layout.count
     let names = layout.parameters.map(\.name)
     var offsets: [String: Int] = [:]
@@ -138,8 +139,7 @@ public enum LaplaceFit {
               if let bias { diagonal[bias + o] += Double(squares[o * layer.side + layer.inputs]) }
             }
           }
-          let covered = Set(layout.kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
-          scatter(samples, names: names.filter { !covered.contains($0) }, offsets: offsets, width: p, rows: rows) { _, index, value in
+          scatter(samples, names: outsideKron, offsets: offsets, width: p, rows: rows) { _, index, value in
             diagonal[index] += Double(value) * Double(value)
           }
         case .kron:
@@ -148,8 +148,7 @@ public enum LaplaceFit {
             gFactors[layer]!.add(gradients.scalars, rows: rows)
             if k == 0 { aFactors[layer]!.add(augmented(inputs, bias: kron.bias != nil), rows: rows) }
           }
-          let covered = Set(layout.kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
-          scatter(samples, names: names.filter { !covered.contains($0) }, offsets: offsets, width: p, rows: rows) { _, index, value in
+          scatter(samples, names: outsideKron, offsets: offsets, width: p, rows: rows) { _, index, value in
             diagonal[index] += Double(value) * Double(value)
           }
         }
@@ -173,8 +172,7 @@ public enum LaplaceFit {
         stored[StateKey.posterior("kron/\(layer.layer)/G").name] = StoredTensor(
           shape: [layer.units, layer.units], scalars: gFactors[layer.layer]!.symmetric.map { Float($0) })
       }
-      let covered = Set(layout.kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
-      for parameter in layout.parameters where !covered.contains(parameter.name) {
+      for parameter in layout.outsideKron {
         let start = offsets[parameter.name]!
         stored[StateKey.posterior("ggn_diag/" + parameter.name).name] = StoredTensor(
           shape: parameter.shape, scalars: diagonal[start..<start + parameter.shape.reduce(1, *)].map { Float($0) })

@@ -51,6 +51,13 @@ struct NetworkPass {
   /// OpenBLAS's products when it loads, the plain loops otherwise.
   static func bestKernels() -> any MatrixKernels { specbench_blas_load() == 1 ? BLASKernels() : PlainKernels() }
 
+  /// The index of the first layer holding a parameter of `layout`: where a backward pass for
+  /// its per-sample gradients can stop.
+  func firstLayer(of layout: PosteriorLayout) -> Int {
+    let names = Set(layout.parameters.map(\.name))
+    return layers.firstIndex { $0.tensors.contains { names.contains($0.name) } } ?? 0
+  }
+
   /// The same network with some parameters replaced.
   func with(_ replaced: [String: Tensor]) -> NetworkPass {
     NetworkPass(layers: layers, parameters: parameters.merging(replaced) { _, new in new }, buffers: buffers)

@@ -89,57 +89,61 @@ public struct Predictor: Sendable {
   public func predict(_ inputs: Tensor) -> Prediction {
     let count = inputs.rows
     let outputs = network.layers.last?.outputShape.reduce(1, *) ?? inputs.rowWidth
-    let classes = spec.loss == .sigmoidBinaryCrossEntropy ? 2 : outputs
-    var prediction = Prediction(kind: spec.loss == .mse ? .values : .classes, count: count, width: spec.loss == .mse ? outputs : classes)
-    for start in stride(from: 0, to: count, by: LaplaceFit.chunk) {
-      let chunk = inputs.gatherRows(start..<min(start + LaplaceFit.chunk, count))
-      let part = predictChunk(chunk)
-      prediction.probabilities += part.probabilities
-      prediction.mean += part.mean
-      prediction.std += part.std
-      if let s = part.probabilityStd { prediction.probabilityStd = (prediction.probabilityStd ?? []) + s }
-      if let s = part.logitStd { prediction.logitStd = (prediction.logitStd ?? []) + s }
+    var sums = Accumulator(spec.loss, count: count, outputs: outputs)
+    let chunks = stride(from: 0, to: count, by: LaplaceFit.chunk).map { $0..<min($0 + LaplaceFit.chunk, count) }
+    if let draws = sampledNetworks() {
+      // One network at a time, each over every chunk: nothing of a draw is kept but its sums.
+      for next in draws {
+        let network = next()
+        for rows in chunks { sums.add(network.forward(inputs.gatherRows(rows)).output.scalars, from: rows.lowerBound) }
+      }
+    } else {
+      for rows in chunks {
+        let chunk = inputs.gatherRows(rows)
+        if method == .laplace, let posterior {
+          let (f, variance) = linearisedVariance(chunk, posterior)
+          sums.add(f.scalars, from: rows.lowerBound, variance: variance)
+        } else {
+          sums.add(network.forward(chunk).output.scalars, from: rows.lowerBound)
+        }
+      }
     }
-    return prediction
+    return sums.prediction(noiseSigma: noiseSigma)
   }
 
-  private func predictChunk(_ inputs: Tensor) -> Prediction {
+  /// The networks a sampled predictive averages, made one at a time in the order of their
+  /// seeded draws: the Laplace posterior's `mc` draws, or the variational layers'
+  /// `predict_samples`; nil for the others.
+  private func sampledNetworks() -> [() -> NetworkPass]? {
     switch method {
-    case .point:
-      let f = network.forward(inputs).output
-      return fromOutputs([f.scalars.map(Double.init)], rows: f.rows, width: f.rowWidth, variance: nil)
+    case .point: return nil
     case .laplace:
-      let posterior = posterior!
-      if posterior.settings.predictive == .mc {
-        var generator = PosteriorSpec.predictiveNoise(seed: spec.training.seed)
-        var draws: [[Double]] = []
-        for _ in 0..<posterior.settings.samples {
-          let eps = (0..<posterior.parameterCount).map { _ in Double(generator.nextNormal()) }
-          let f = network.with(posterior.parameters(at: posterior.draw(eps))).forward(inputs).output
-          draws.append(f.scalars.map(Double.init))
+      guard let posterior, posterior.settings.predictive == .mc else { return nil }
+      let generator = Box(PosteriorSpec.predictiveNoise(seed: spec.training.seed))
+      return (0..<posterior.settings.samples).map { _ in
+        {
+          let eps = (0..<posterior.parameterCount).map { _ in Double(generator.value.nextNormal()) }
+          return network.with(posterior.parameters(at: posterior.draw(eps)))
         }
-        return fromOutputs(draws, rows: inputs.rows, width: draws[0].count / max(inputs.rows, 1), variance: nil)
       }
-      let (f, variance) = linearisedVariance(inputs, posterior)
-      return fromOutputs([f.scalars.map(Double.init)], rows: f.rows, width: f.rowWidth, variance: variance)
     case .variational:
       let variational = spec.model.variational!
-      var generator = VariationalSpec.predictiveNoise(seed: spec.training.seed)
-      var draws: [[Double]] = []
-      let pairs = network.layers.filter { variational.layers.contains($0.layer.name) }.flatMap { shape in
+      let generator = Box(VariationalSpec.predictiveNoise(seed: spec.training.seed))
+      let means = network.layers.filter { variational.layers.contains($0.layer.name) }.flatMap { shape in
         shape.tensors.filter { !$0.name.hasSuffix("_rho") }.map(\.name)
       }
-      for _ in 0..<variational.predictSamples {
-        var weights: [String: Tensor] = [:]
-        for name in pairs {
-          let mean = network.parameters[name]!, rho = network.parameters[VariationalSpec.rhoName(of: name)]!
-          var w = mean.scalars
-          for j in 0..<w.count { w[j] += VariationalSpec.softplus(rho.scalars[j]) * generator.nextNormal() }
-          weights[name] = Tensor(shape: mean.shape, scalars: w)
+      return (0..<variational.predictSamples).map { _ in
+        {
+          var weights: [String: Tensor] = [:]
+          for name in means {
+            let mean = network.parameters[name]!, rho = network.parameters[VariationalSpec.rhoName(of: name)]!
+            var w = mean.scalars
+            for j in 0..<w.count { w[j] += VariationalSpec.softplus(rho.scalars[j]) * generator.value.nextNormal() }
+            weights[name] = Tensor(shape: mean.shape, scalars: w)
+          }
+          return network.with(weights)
         }
-        draws.append(network.with(weights).forward(inputs).output.scalars.map(Double.init))
       }
-      return fromOutputs(draws, rows: inputs.rows, width: draws[0].count / max(inputs.rows, 1), variance: nil)
     }
   }
 
@@ -147,8 +151,7 @@ public struct Predictor: Sendable {
   func linearisedVariance(_ inputs: Tensor, _ posterior: LaplacePosterior) -> (Tensor, [Double]) {
     let (f, caches) = network.forward(inputs)
     let (rows, width) = (f.rows, f.rowWidth)
-    let first =
-      network.layers.firstIndex { shape in posterior.layout.parameters.contains { $0.name.hasPrefix(shape.layer.name + ".") } } ?? 0
+    let first = network.firstLayer(of: posterior.layout)
     let names = posterior.layout.parameters.map(\.name)
     var variance = [Double](repeating: 0, count: rows * width)
     for c in 0..<width {
@@ -170,44 +173,91 @@ public struct Predictor: Sendable {
     return (f, variance)
   }
 
-  /// Probabilities or means and deviations from the outputs of one or more networks (draws),
-  /// or of one with the linearised variance per output.
-  private func fromOutputs(_ draws: [[Double]], rows: Int, width: Int, variance: [Double]?) -> Prediction {
-    let isValues = spec.loss == .mse
-    let classes = spec.loss == .sigmoidBinaryCrossEntropy ? 2 : width
-    var out = Prediction(kind: isValues ? .values : .classes, count: rows, width: isValues ? width : classes)
-    let s = Double(draws.count)
-    if isValues {
-      let noise = (noiseSigma ?? 0) * (noiseSigma ?? 0)
-      for i in 0..<rows * width {
-        let mean = draws.reduce(0) { $0 + $1[i] } / s
-        let spread = draws.reduce(0) { $0 + ($1[i] - mean) * ($1[i] - mean) } / s
-        out.mean.append(mean)
-        out.std.append((spread + (variance?[i] ?? 0) + noise).squareRoot())
+}
+
+/// The generator a predictive's draws share, drawn from in the order the networks are made.
+private final class Box {
+  var value: SplitMix64
+  init(_ value: SplitMix64) { self.value = value }
+}
+
+/// A predictive's sums over its networks (one, or the draws), sample by sample: probabilities
+/// (with the probit scaling when a linearised variance is given) and their squares, or for
+/// values a running mean and sum of squared deviations (Welford's).
+struct Accumulator {
+  let loss: LossSpec
+  let count: Int
+  let outputs: Int
+  let classes: Int
+  private(set) var draws = 0
+  private var seenAt: [Int]
+  private var sums: [Double]
+  private var squares: [Double]
+  private var variance: [Double]?
+
+  init(_ loss: LossSpec, count: Int, outputs: Int) {
+    (self.loss, self.count, self.outputs) = (loss, count, outputs)
+    classes = loss == .mse ? outputs : loss == .sigmoidBinaryCrossEntropy ? 2 : outputs
+    seenAt = Array(repeating: 0, count: count)
+    sums = Array(repeating: 0, count: count * classes)
+    squares = sums
+  }
+
+  /// A network's outputs for the samples from `first` on (`[rows, outputs]`), with the
+  /// linearised variance of each output for the probit predictive.
+  mutating func add(_ f: [Float], from first: Int, variance linearised: [Double]? = nil) {
+    let rows = f.count / max(outputs, 1)
+    if let linearised {
+      if variance == nil { variance = Array(repeating: 0, count: count * outputs) }
+      for i in 0..<linearised.count { variance![first * outputs + i] = linearised[i] }
+    }
+    for r in 0..<rows {
+      let n = first + r
+      seenAt[n] += 1
+      if first == 0 && r == 0 { draws += 1 }
+      let base = n * classes
+      if loss == .mse {
+        // Welford: the running mean in `sums`, the sum of squared deviations in `squares`.
+        let k = Double(seenAt[n])
+        for c in 0..<outputs {
+          let x = Double(f[r * outputs + c])
+          let delta = x - sums[base + c]
+          sums[base + c] += delta / k
+          squares[base + c] += delta * (x - sums[base + c])
+        }
+        continue
       }
+      var logits = (0..<outputs).map { Double(f[r * outputs + $0]) }
+      if let linearised {
+        for c in 0..<outputs { logits[c] /= (1 + Double.pi / 8 * linearised[r * outputs + c]).squareRoot() }
+      }
+      let p: [Double]
+      if loss == .sigmoidBinaryCrossEntropy {
+        let q = Likelihood.sigmoid(logits[0])
+        p = [1 - q, q]
+      } else {
+        p = Likelihood.softmax(doubles: logits)
+      }
+      for c in 0..<classes {
+        sums[base + c] += p[c]
+        squares[base + c] += p[c] * p[c]
+      }
+    }
+  }
+
+  /// The predictive: the mean probabilities (and their spread over several draws, the logits'
+  /// linearised deviations), or each value's mean and deviation with the noise `noiseSigma`.
+  func prediction(noiseSigma: Double?) -> Prediction {
+    let s = Double(max(draws, 1))
+    var out = Prediction(kind: loss == .mse ? .values : .classes, count: count, width: classes)
+    if loss == .mse {
+      let noise = (noiseSigma ?? 0) * (noiseSigma ?? 0)
+      out.mean = sums
+      out.std = (0..<sums.count).map { (squares[$0] / s + (variance?[$0] ?? 0) + noise).squareRoot() }
       return out
     }
-    var sums = [Double](repeating: 0, count: rows * classes), squares = sums
-    for draw in draws {
-      for n in 0..<rows {
-        var logits = Array(draw[n * width..<(n + 1) * width])
-        if let variance {
-          for c in 0..<width { logits[c] /= (1 + Double.pi / 8 * variance[n * width + c]).squareRoot() }
-        }
-        let p: [Double] =
-          spec.loss == .sigmoidBinaryCrossEntropy
-          ? {
-            let q = Likelihood.sigmoid(logits[0])
-            return [1 - q, q]
-          }() : Likelihood.softmax(doubles: logits)
-        for c in 0..<classes {
-          sums[n * classes + c] += p[c]
-          squares[n * classes + c] += p[c] * p[c]
-        }
-      }
-    }
     out.probabilities = sums.map { $0 / s }
-    if draws.count > 1 {
+    if draws > 1 {
       out.probabilityStd = zip(sums, squares).map { sum, square in max(square / s - (sum / s) * (sum / s), 0).squareRoot() }
     }
     if let variance { out.logitStd = variance.map { max($0, 0).squareRoot() } }

@@ -18,7 +18,7 @@ public struct DashboardInput: Sendable {
   /// A layer's tensor names with each variational ρ followed by its σ (`dense2.weight_sigma`,
   /// which the snapshot publishes), so that the histograms show μ and σ.
   public static func withSigmas(_ names: [String]) -> [String] {
-    names.flatMap { $0.hasSuffix("_rho") ? [$0, String($0.dropLast(4)) + "_sigma"] : [$0] }
+    names.flatMap { name in [name] + (VariationalSpec.sigmaName(ofRho: name).map { [$0] } ?? []) }
   }
 
   /// Each layer's tensors (parameters, then buffers), by layer index; empty when the model does

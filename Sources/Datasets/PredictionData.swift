@@ -42,7 +42,10 @@ public enum PredictionData {
   public static func layout(for spec: SessionSpec, classNames: [String]?) -> Layout {
     let inputs = spec.model.input.reduce(1, *)
     let task: DataSource.CSVSource.Task =
-      spec.loss == .mse || { if case .huber = spec.loss { true } else { false } }() ? .regression : .classification
+      switch spec.loss {
+      case .mse, .huber: .regression
+      case .softmaxCrossEntropy, .sigmoidBinaryCrossEntropy: .classification
+      }
     if case .csv(let source) = spec.data.source {
       return Layout(
         delimiter: source.delimiter, header: source.header, target: source.target, inputs: inputs, task: source.task,

@@ -125,6 +125,44 @@ public enum Uncertainty {
     tensors.filter { StateKey(name: $0.key)?.isPosterior != true }
   }
 
+  /// Sample n of a prediction as text: the most probable class (by name) with every class's
+  /// probability and the predictive entropy, or each value's mean ± standard deviation.
+  public static func text(_ prediction: Prediction, _ n: Int, classNames: [String]?) -> String {
+    let base = n * prediction.width
+    guard prediction.kind == .classes else {
+      return (0..<prediction.width).map {
+        "\(ProgressLine.significant(prediction.mean[base + $0])) ± \(ProgressLine.significant(prediction.std[base + $0]))"
+      }.joined(separator: ", ")
+    }
+    let probabilities = (0..<prediction.width).map {
+      "\(EvaluationReport.name(of: $0, in: classNames)) \(String(format: "%.3f", prediction.probabilities[base + $0]))"
+    }
+    return "\(EvaluationReport.name(of: prediction.predictedClass(n), in: classNames)) (\(probabilities.joined(separator: ", "))), entropy "
+      + String(format: "%.3f", prediction.entropy(n))
+  }
+
+  /// Sample n of a prediction as `specbench predict --json` writes it (docs/bayes.md).
+  public static func json(_ prediction: Prediction, _ n: Int, classNames: [String]?) -> JSONValue {
+    let base = n * prediction.width
+    func row(_ values: [Double], width: Int) -> JSONValue { .array((0..<width).map { .double(values[n * width + $0]) }) }
+    guard prediction.kind == .classes else {
+      return .object([
+        "index": .int(n), "mean": row(prediction.mean, width: prediction.width), "std": row(prediction.std, width: prediction.width),
+      ])
+    }
+    var members: [JSONObject.Member] = [
+      .init(key: "index", value: .int(n)),
+      .init(key: "class", value: .string(EvaluationReport.name(of: prediction.predictedClass(n), in: classNames))),
+      .init(key: "probabilities", value: .array((0..<prediction.width).map { .double(prediction.probabilities[base + $0]) })),
+      .init(key: "entropy", value: .double(prediction.entropy(n))),
+    ]
+    if let std = prediction.probabilityStd { members.append(.init(key: "probability_std", value: row(std, width: prediction.width))) }
+    if let std = prediction.logitStd {
+      members.append(.init(key: "logit_std", value: row(std, width: std.count / max(prediction.count, 1))))
+    }
+    return .object(members)
+  }
+
   /// What a fit says: the settings, the evidence and the prior precision's origin.
   public static func fitSummary(_ fit: LaplaceFit.Result) -> String {
     let s = fit.settings

@@ -52,17 +52,16 @@ struct Posterior: ParsableCommand {
 
   func run() throws {
     let bundle = try access.load(file)
-    var words = ["posterior", "subset=\(subset)", "hessian=\(hessian)", "predictive=\(predictive)", "samples=\(samples)"]
-    words.append("prior=" + (priorPrecision.map { "\($0)" } ?? "tune"))
-    if let noiseSigma { words.append("noise=\(noiseSigma)") }
+    // The options as the workbench's `posterior` settings, one word each: one reader for both.
+    var settings = ["subset=\(subset)", "hessian=\(hessian)", "predictive=\(predictive)", "samples=\(samples)"]
+    settings.append("prior=" + (priorPrecision.map { "\($0)" } ?? "tune"))
+    if let noiseSigma { settings.append("noise=\(noiseSigma)") }
     let request: LaplaceFit.Request
-    switch try? CommandParser.parse(words.joined(separator: " ")) {
-    case .training(.posterior(.fit(let parsed)))?: request = parsed
-    default:
-      do { _ = try CommandParser.parse(words.joined(separator: " ")) } catch {
-        throw failWith(error.message.replacingOccurrences(of: "posterior: ", with: ""))
-      }
-      throw failWith("could not read the settings")
+    do {
+      guard case .fit(let parsed) = try CommandParser.posterior(settings) else { throw failWith("posterior: nothing to fit") }
+      request = parsed
+    } catch let error as CommandError {
+      throw failWith(error.message.replacingOccurrences(of: "posterior: ", with: ""))
     }
     let folder = PathText.folder(file)
     let fitted: (bundle: SessionBundle, fit: LaplaceFit.Result)
@@ -191,48 +190,10 @@ struct Predict: ParsableCommand {
     }
     let prediction = predictor.predict(samples.inputs)
     let label = Uncertainty.label(chosen, spec: spec)
-    func className(_ c: Int) -> String { classNames.map { $0.indices.contains(c) ? $0[c] : String(c) } ?? String(c) }
-    var lines: [String] = []
-    for n in 0..<prediction.count {
-      let row = n * prediction.width
-      if prediction.kind == .classes {
-        let best = prediction.predictedClass(n)
-        var members: [JSONObject.Member] = [
-          .init(key: "index", value: .int(n)), .init(key: "class", value: .string(className(best))),
-          .init(key: "probabilities", value: .array((0..<prediction.width).map { .double(prediction.probabilities[row + $0]) })),
-          .init(key: "entropy", value: .double(prediction.entropy(n))),
-        ]
-        if let std = prediction.probabilityStd {
-          members.append(.init(key: "probability_std", value: .array((0..<prediction.width).map { .double(std[row + $0]) })))
-        }
-        if let std = prediction.logitStd {
-          let width = std.count / max(prediction.count, 1)
-          members.append(.init(key: "logit_std", value: .array((0..<width).map { .double(std[n * width + $0]) })))
-        }
-        if json {
-          lines.append(JSONWriter.compact(.object(members)))
-        } else {
-          let probabilities = (0..<prediction.width).map {
-            "\(className($0)) \(String(format: "%.3f", prediction.probabilities[row + $0]))"
-          }
-          lines.append(
-            "\(n): \(className(best)) (\(probabilities.joined(separator: ", "))), entropy \(String(format: "%.3f", prediction.entropy(n)))")
-        }
-      } else {
-        if json {
-          lines.append(
-            JSONWriter.compact(
-              .object([
-                "index": .int(n), "mean": .array((0..<prediction.width).map { .double(prediction.mean[row + $0]) }),
-                "std": .array((0..<prediction.width).map { .double(prediction.std[row + $0]) }),
-              ])))
-        } else {
-          lines.append(
-            "\(n): "
-              + (0..<prediction.width).map { String(format: "%.5g ± %.3g", prediction.mean[row + $0], prediction.std[row + $0]) }.joined(
-                separator: ", "))
-        }
-      }
+    let lines = (0..<prediction.count).map { n in
+      json
+        ? JSONWriter.compact(Uncertainty.json(prediction, n, classNames: classNames))
+        : "\(n): " + Uncertainty.text(prediction, n, classNames: classNames)
     }
     for line in lines { say(line) }
     var summary: [JSONObject.Member] = [

@@ -363,7 +363,7 @@ extension FastTrainer {
     var evaluations = 0
     var measures = BatchMeasures()
     var committed: [[Float]] = []
-    var network: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
+    let network: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
       evaluations += 1
       load(at)
       // Every evaluation starts from the step's running statistics; the first one's are kept.
@@ -381,13 +381,7 @@ extension FastTrainer {
       if evaluations == 1 { committed = buffers.map { Array($0.values) } }
       return (loss, gradients)
     }
-    if let variational { network = variational.wrap(network, update: update.step) }
-    var firstEvaluation = true
-    let objective: Objective = { [self, network] (at: [String: Tensor]) throws(BackendError) in
-      let result = try network(at)
-      if firstEvaluation { (firstGradients, firstEvaluation) = (result.gradients, false) }
-      return result
-    }
+    let objective = VariationalObjective.step(network, variational, update: update.step) { [self] in firstGradients = $0 }
     let outcome: UpdateOutcome
     do {
       outcome = try rule.update(

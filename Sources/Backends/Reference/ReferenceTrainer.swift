@@ -209,7 +209,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     var gradients: [String: Tensor] = [:]
     var measures = BatchMeasures()
     evaluations = 0
-    var network: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
+    let network: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
       evaluations += 1
       let (loss, grads, batchMeasures) = lossAndGradients(batch.inputs, batch.targets, parameters: at, pass: &pass)
       // (Named in name order, so that the message is the same every run; sorted only on failure.)
@@ -222,12 +222,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
       if evaluations == 1 { measures = batchMeasures }
       return (loss, grads)
     }
-    if let variational { network = variational.wrap(network, update: update.step) }
-    let objective: Objective = { [network] (at: [String: Tensor]) throws(BackendError) in
-      let result = try network(at)
-      if gradients.isEmpty { gradients = result.gradients }
-      return result
-    }
+    let objective = VariationalObjective.step(network, variational, update: update.step) { gradients = $0 }
     let outcome: UpdateOutcome
     do {
       outcome = try rule.update(

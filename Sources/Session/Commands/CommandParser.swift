@@ -178,7 +178,7 @@ public enum CommandParser {
   // MARK: Bayes
 
   /// `posterior [off] [subset=…] [hessian=…] [prior=NUMBER|tune] [noise=NUMBER] [predictive=…] [samples=N]`.
-  static func posterior(_ args: [String]) throws(CommandError) -> PosteriorAction {
+  public static func posterior(_ args: [String]) throws(CommandError) -> PosteriorAction {
     if args == ["off"] { return .off }
     var request = LaplaceFit.Request()
     for word in args {

@@ -81,7 +81,7 @@ extension SessionEngine {
     case .calibration(let part):
       let bundle = try currentBundle(for: "calibration")
       let report = try Uncertainty.calibration(of: bundle, folder: folder, part: part)
-      calibration = (bundle.spec.state?.step ?? 0, bundle.spec, report)
+      calibration = MeasuredCalibration(step: bundle.spec.state?.step ?? 0, spec: bundle.spec, report: report)
       return .done(report.text)
     }
   }
@@ -108,7 +108,7 @@ extension SessionEngine {
       document.attachPosterior(from: fitted, detail: summary)
       var lines = [summary]
       if let report = try? Uncertainty.calibration(of: fitted, folder: folder) {
-        calibration = (fitted.spec.state?.step ?? 0, fitted.spec, report)
+        calibration = MeasuredCalibration(step: fitted.spec.state?.step ?? 0, spec: fitted.spec, report: report)
         lines.append(report.text)
       }
       return lines.joined(separator: "\n")
@@ -131,21 +131,9 @@ extension SessionEngine {
       if let method = Uncertainty.bayesianMethod(of: bundle.spec), let tensors = bundle.tensors {
         let predictor = try Predictor(spec: bundle.spec, tensors: tensors, method: method, train: split.train)
         let prediction = predictor.predict(inputs)
-        let lines = samples.indices.map { row -> String in
-          let label = samples[row].map { ProgressLine.significant($0) }.joined(separator: ",")
-          let base = row * prediction.width
-          guard prediction.kind == .classes else {
-            return "\(label) → "
-              + (0..<prediction.width).map {
-                "\(ProgressLine.significant(prediction.mean[base + $0])) ± \(ProgressLine.significant(prediction.std[base + $0]))"
-              }.joined(separator: ", ")
-          }
-          let best = prediction.predictedClass(row)
-          let probabilities = (0..<prediction.width).map {
-            "\(EvaluationReport.name(of: $0, in: names)) \(String(format: "%.3f", prediction.probabilities[base + $0]))"
-          }
-          return "\(label) → \(EvaluationReport.name(of: best, in: names)) (\(probabilities.joined(separator: ", "))), entropy "
-            + String(format: "%.3f", prediction.entropy(row))
+        let lines = samples.indices.map { row in
+          samples[row].map { ProgressLine.significant($0) }.joined(separator: ",") + " → "
+            + Uncertainty.text(prediction, row, classNames: names)
         }
         return (lines + ["(\(Uncertainty.label(method, spec: bundle.spec)) predictive)"]).joined(separator: "\n")
       }

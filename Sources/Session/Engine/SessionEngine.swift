@@ -32,9 +32,12 @@ public final class SessionEngine {
   var pendingEvents: [EngineEvent] = []
   /// The seeded initial state of the current spec, for histograms before any training.
   var initialStateCache: (spec: SessionSpec, state: TrainingState)?
-  /// The last calibration measured (by `posterior` or `calibration`) and the step it was
-  /// measured at: the dashboard's uncertainty pane shows it while the weights are those.
-  public internal(set) var calibration: (step: Int, spec: SessionSpec, report: Uncertainty.Calibration)?
+  /// The last calibration measured (by `posterior` or `calibration`), with the session it was
+  /// measured on: the dashboard's uncertainty pane shows it while the weights are those.
+  public internal(set) var calibration: MeasuredCalibration?
+  /// Each variational ρ's σ as the idle snapshot last published it: a frame recomputes it only
+  /// when the ρ changed (an unchanged array compares by its storage).
+  var sigmas: [String: (rho: [Float], sigma: [Float])] = [:]
 
   public var spec: SessionSpec { document.spec }
   /// The training state when no worker holds it (nil: the seeded initial state).
@@ -185,19 +188,16 @@ public final class SessionEngine {
       snapshot.optimizerReport =
         "so far: \(iterations) L-BFGS iterations, \(evaluations) evaluations, last t \(ProgressLine.significant(Double(t)))"
     }
-    if let calibration, let current = state, calibration.step == current.step, calibration.spec.model == spec.model,
-      calibration.spec.loss == spec.loss, calibration.spec.data == spec.data, calibration.spec.posterior == spec.posterior
-    {
-      snapshot.uncertainty = [calibration.report.summary] + (calibration.report.rows.last?.report.reliabilityDiagram(width: 20) ?? [])
-    }
+    if let calibration, let current = state, calibration.describes(spec, at: current.step) { snapshot.uncertainty = calibration.lines }
     if let current = state ?? initialState() {
       snapshot.histogramStep = current.step
       for (name, tensor) in current.tensors {
         guard let key = StateKey(name: name), !key.isOptimizerState, !key.isPosterior else { continue }
         snapshot.tensorValues[key.tensor] = tensor.scalars
         // A variational weight's σ beside its ρ, so that the histograms show μ and σ.
-        if case .parameter(let parameter) = key, parameter.hasSuffix("_rho") {
-          snapshot.tensorValues[String(parameter.dropLast(4)) + "_sigma"] = tensor.scalars.map(VariationalSpec.softplus)
+        if case .parameter(let parameter) = key, let sigma = VariationalSpec.sigmaName(ofRho: parameter) {
+          if sigmas[sigma]?.rho != tensor.scalars { sigmas[sigma] = (tensor.scalars, tensor.scalars.map(VariationalSpec.softplus)) }
+          snapshot.tensorValues[sigma] = sigmas[sigma]!.sigma
         }
       }
     }
@@ -226,6 +226,27 @@ public final class SessionEngine {
     let (events, finished) = training.collect()
     pendingEvents.append(contentsOf: events)
     if let finished { document.takeResult(of: finished) }
+  }
+}
+
+/// A calibration with the session it was measured on, and the lines the dashboard shows for it
+/// (made once, not at every frame).
+public struct MeasuredCalibration: Sendable {
+  public let step: Int
+  public let spec: SessionSpec
+  public let report: Uncertainty.Calibration
+  /// The summary, then the reliability diagram's bars.
+  public let lines: [String]
+
+  init(step: Int, spec: SessionSpec, report: Uncertainty.Calibration) {
+    (self.step, self.spec, self.report) = (step, spec, report)
+    lines = [report.summary] + (report.rows.last?.report.reliabilityDiagram(width: 20) ?? [])
+  }
+
+  /// Whether it describes `other` at `step`: the same weights (step), model, loss, data and posterior.
+  func describes(_ other: SessionSpec, at step: Int) -> Bool {
+    self.step == step && spec.model == other.model && spec.loss == other.loss && spec.data == other.data
+      && spec.posterior == other.posterior
   }
 }
 

@@ -277,9 +277,7 @@ final class TrainingWorker: Sendable {
         values[tensorName] = tensor.scalars
         parameters[tensorName] = tensor.scalars
         // A variational weight's σ beside its ρ, so that the histograms show μ and σ.
-        if tensorName.hasSuffix("_rho") {
-          values[String(tensorName.dropLast(4)) + "_sigma"] = tensor.scalars.map(VariationalSpec.softplus)
-        }
+        if let sigma = VariationalSpec.sigmaName(ofRho: tensorName) { values[sigma] = tensor.scalars.map(VariationalSpec.softplus) }
       case .buffer(let tensorName)?:
         values[tensorName] = tensor.scalars
       case .slot?, .optimizer?, .engine?, .posterior?, nil:

@@ -105,19 +105,24 @@ public struct PosteriorLayout: Hashable, Sendable {
 
   public var count: Int { parameters.reduce(0) { $0 + $1.shape.reduce(1, *) } }
 
+  /// The parameters `kron` keeps diagonal: those of the subset's layers that are not dense.
+  public var outsideKron: [ParameterShape] {
+    let covered = Set(kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
+    return parameters.filter { !covered.contains($0.name) }
+  }
+
   /// The tensors the state holds for `hessian`: names and shapes, in order.
   public func tensors(_ hessian: PosteriorSpec.Hessian) -> [(name: String, shape: [Int], nonNegative: Bool)] {
     switch hessian {
     case .full: return [(StateKey.posterior("ggn").name, [count, count], false)]
     case .diag: return parameters.map { (StateKey.posterior("ggn_diag/" + $0.name).name, $0.shape, true) }
     case .kron:
-      let covered = Set(kronLayers.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
       var result: [(name: String, shape: [Int], nonNegative: Bool)] = []
       for layer in kronLayers {
         result.append((StateKey.posterior("kron/\(layer.layer)/A").name, [layer.side, layer.side], false))
         result.append((StateKey.posterior("kron/\(layer.layer)/G").name, [layer.units, layer.units], false))
       }
-      for parameter in parameters where !covered.contains(parameter.name) {
+      for parameter in outsideKron {
         result.append((StateKey.posterior("ggn_diag/" + parameter.name).name, parameter.shape, true))
       }
       return result

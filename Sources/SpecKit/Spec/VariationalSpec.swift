@@ -72,6 +72,12 @@ public struct VariationalSpec: Hashable, Sendable {
   /// The name of a parameter's ρ (`dense2.weight` → `dense2.weight_rho`).
   public static func rhoName(of parameter: String) -> String { parameter + "_rho" }
 
+  /// The name histograms show σ = softplus(ρ) under, for a ρ's name (`dense2.weight_rho` →
+  /// `dense2.weight_sigma`); nil for any other name.
+  public static func sigmaName(ofRho name: String) -> String? {
+    name.hasSuffix("_rho") ? String(name.dropLast(4)) + "_sigma" : nil
+  }
+
   /// The KL weight for `trainingSamples` samples.
   public func resolvedKLWeight(trainingSamples: Int) -> Double { klWeight ?? 1 / Double(max(trainingSamples, 1)) }
 
