@@ -20,6 +20,8 @@ struct NetworkPass {
     case layerNorm(LayerMath.NormCache)
     /// batch_norm with the running statistics: x̂ and 1/√(var + eps) per channel.
     case batchNorm(normalized: [Float], inverseStd: [Float], channels: Int, inner: Int)
+    case conv2d(input: Tensor, preActivation: Tensor, output: Tensor)
+    case maxPool(argmax: [Int32])
   }
 
   /// Each sample's gradient of one layer's parameters: a dense layer's as its input and its
@@ -109,6 +111,27 @@ struct NetworkPass {
         }
         caches.append(.batchNorm(normalized: normalized, inverseStd: inverse, channels: channels, inner: inner))
         x = Tensor(shape: x.shape, scalars: y)
+      case .conv2d(let conv):
+        let input = x.reshaped([x.rows] + shape.inputShape)
+        let z = ImageMath.conv2dForward(
+          input, weight: parameters[name + ".weight"]!, bias: conv.useBias ? parameters[name + ".bias"] : nil,
+          geometry: ImageGeometry(conv.window, input: shape.inputShape), groups: conv.groups)
+        let y = conv.activation == .identity ? z : conv.activation.forward(z)
+        caches.append(.conv2d(input: input, preActivation: z, output: y))
+        x = y
+      case .maxPool2d(let pool):
+        let (y, argmax) = ImageMath.maxPoolForward(x.reshaped([x.rows] + shape.inputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
+        caches.append(.maxPool(argmax: argmax))
+        x = y
+      case .avgPool2d(let pool):
+        caches.append(.passThrough(inputShape: [x.rows] + shape.inputShape))
+        x = ImageMath.avgPoolForward(x.reshaped([x.rows] + shape.inputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
+      case .globalAvgPool:
+        caches.append(.passThrough(inputShape: [x.rows] + shape.inputShape))
+        x = ImageMath.globalAvgPoolForward(x.reshaped([x.rows] + shape.inputShape))
+      case .reshape:
+        caches.append(.passThrough(inputShape: x.shape))
+        x = x.reshaped([x.rows] + shape.outputShape)
       }
     }
     return (x.reshaped([x.rows, x.rowWidth]), caches)
@@ -136,7 +159,34 @@ struct NetworkPass {
         }
       case (.activation(let function), .activation(let input, let output)):
         g = function.backward(input: input, output: output, gradient: g.reshaped(input.shape))
-      case (.dropout, .passThrough(let inputShape)), (.flatten, .passThrough(let inputShape)):
+      case (.conv2d(let conv), .conv2d(let input, let z, let y)):
+        let dz =
+          conv.activation == .identity
+          ? g.reshaped(z.shape) : conv.activation.backward(input: z, output: y, gradient: g.reshaped(z.shape))
+        let geometry = ImageGeometry(conv.window, input: shape.inputShape)
+        let weight = parameters[name + ".weight"]!
+        // Each sample's own weight and bias gradients, one sample at a time.
+        let (batch, weights, filters) = (input.rows, weight.count, conv.filters)
+        var dw = [Float](repeating: 0, count: batch * weights), db = [Float](repeating: 0, count: batch * filters)
+        for b in 0..<batch {
+          let one = ImageMath.conv2dBackward(
+            dz.gatherRows(b..<b + 1), input: input.gatherRows(b..<b + 1), weight: weight, hasBias: true, geometry: geometry,
+            groups: conv.groups)
+          dw.replaceSubrange(b * weights..<(b + 1) * weights, with: one.weight.scalars)
+          db.replaceSubrange(b * filters..<(b + 1) * filters, with: one.bias!.scalars)
+        }
+        result[name] = .affine(weight: Tensor(shape: [batch, weights], scalars: dw), bias: Tensor(shape: [batch, filters], scalars: db))
+        if index > first {
+          g = ImageMath.conv2dBackward(dz, input: input, weight: weight, hasBias: false, geometry: geometry, groups: conv.groups).input
+        }
+      case (.maxPool2d(let pool), .maxPool(let argmax)):
+        g = ImageMath.maxPoolBackward(
+          g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape), argmax: argmax)
+      case (.avgPool2d(let pool), .passThrough):
+        g = ImageMath.avgPoolBackward(g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
+      case (.globalAvgPool, .passThrough(let inputShape)):
+        g = ImageMath.globalAvgPoolBackward(g, inputShape: inputShape)
+      case (.dropout, .passThrough(let inputShape)), (.flatten, .passThrough(let inputShape)), (.reshape, .passThrough(let inputShape)):
         g = g.reshaped(inputShape)
       case (.layerNorm, .layerNorm(let cache)):
         let features = shape.outputShape.last!

@@ -6,7 +6,9 @@ import SpecKit
 /// initializers, one input `input` and one output `output`, each with a symbolic batch
 /// dimension. Dense layers are `Gemm` with `transB=1` (the format's `[out, in]` weights as they
 /// are), normalisations `LayerNormalization` and `BatchNormalization` (inference form, running
-/// statistics), activations their ONNX ops — GELU as `x·½·(1 + erf(x·√½))` and SiLU as
+/// statistics), convolutions `Conv` (weights `[out, in/groups, kh, kw]` as they are, pads as
+/// top, left, bottom, right), the pools `MaxPool`, `AveragePool` (`count_include_pad=1`) and
+/// `GlobalAveragePool` + `Flatten`, reshape `Reshape` (0 keeps the batch), activations their ONNX ops — GELU as `x·½·(1 + erf(x·√½))` and SiLU as
 /// `x·sigmoid(x)`, which opset 17 has no op for — and dropout left out (identity at inference).
 public enum ONNXExport {
   public static let opset = 17
@@ -74,6 +76,31 @@ public enum ONNXExport {
             try builder.initializer(name + ".running_mean", role: "buffer"), try builder.initializer(name + ".running_var", role: "buffer"),
           ], name, name: name, [.float("epsilon", Float(eps)), .float("momentum", Float(1 - momentum))])
         current = name
+      case .conv2d(let conv):
+        var inputs = [current, try builder.initializer(name + ".weight", role: "param")]
+        if conv.useBias { inputs.append(try builder.initializer(name + ".bias", role: "param")) }
+        let linear = conv.activation == .identity ? name : name + ".conv"
+        builder.node(
+          "Conv", inputs, linear, name: name,
+          Self.windowAttributes(conv.window) + [.ints("dilations", [conv.window.dilation.height, conv.window.dilation.width]), .int("group", conv.groups)])
+        current = builder.activation(conv.activation, from: linear, to: name, layer: name)
+      case .maxPool2d(let pool):
+        builder.node("MaxPool", [current], name, name: name, Self.windowAttributes(pool.window))
+        current = name
+      case .avgPool2d(let pool):
+        builder.node("AveragePool", [current], name, name: name, Self.windowAttributes(pool.window) + [.int("count_include_pad", 1)])
+        current = name
+      case .globalAvgPool:
+        // ONNX's global pool keeps [N, C, 1, 1]; the flatten makes it the format's [N, C].
+        builder.node("GlobalAveragePool", [current], name + ".pool", name: name + ".pool")
+        builder.node("Flatten", [name + ".pool"], name, name: name, [.int("axis", 1)])
+        current = name
+      case .reshape:
+        // 0 keeps the batch dimension; the other sizes are the resolved sample shape.
+        let target = name + ".shape"
+        builder.initializers.append(ONNXTensor(name: target, dims: [shape.outputShape.count + 1], ints: [0] + shape.outputShape))
+        builder.node("Reshape", [current, target], name, name: name)
+        current = name
       }
     }
     if softmax {
@@ -117,6 +144,15 @@ public enum ONNXExport {
       "the schedule, the data, the loss (\(spec.loss.name)) and the stop rules",
     ]
     return (model.encoded(), leftOut)
+  }
+
+  /// A window's `kernel_shape`, `strides` and `pads` (top, left, bottom, right).
+  static func windowAttributes(_ window: Window) -> [ONNXAttribute] {
+    let (before, after) = (window.padBefore, window.padAfter)
+    return [
+      .ints("kernel_shape", [window.kernel.height, window.kernel.width]), .ints("strides", [window.stride.height, window.stride.width]),
+      .ints("pads", [before.height, before.width, after.height, after.width]),
+    ]
   }
 
   /// Nodes and initializers in the order they are made.

@@ -66,6 +66,7 @@ struct ONNXAttribute: Equatable {
   static func float(_ name: String, _ value: Float) -> ONNXAttribute { ONNXAttribute(name: name, kind: .float, float: value) }
   static func int(_ name: String, _ value: Int) -> ONNXAttribute { ONNXAttribute(name: name, kind: .int, int: value) }
   static func string(_ name: String, _ value: String) -> ONNXAttribute { ONNXAttribute(name: name, kind: .string, string: value) }
+  static func ints(_ name: String, _ values: [Int]) -> ONNXAttribute { ONNXAttribute(name: name, kind: .ints, ints: values) }
 }
 
 /// A tensor: float32 (data type 1) or int64 (data type 7) values in row-major order.

@@ -58,10 +58,34 @@ public enum TorchExport {
             tensor("weight"), tensor("bias"), tensor("running_mean"), tensor("running_var"),
             (nil, "num_batches_tracked", []),
           ])
+      case .conv2d(let conv):
+        let w = conv.window
+        let padding: String
+        switch w.padding {
+        case .same: padding = "'same'"
+        case .explicit(let pair): padding = "(\(pair.height), \(pair.width))"
+        }
+        add(
+          "nn.Conv2d(\(shape.inputShape[0]), \(conv.filters), kernel_size=\(tuple(w.kernel)), stride=\(tuple(w.stride)), padding=\(padding), dilation=\(tuple(w.dilation)), groups=\(conv.groups), bias=\(conv.useBias ? "True" : "False"))",
+          name, [tensor("weight")] + (conv.useBias ? [tensor("bias")] : []))
+        if conv.activation != .identity { add(activationModule(conv.activation), name) }
+      case .maxPool2d(let pool):
+        add("nn.MaxPool2d(kernel_size=\(tuple(pool.window.kernel)), stride=\(tuple(pool.window.stride)), padding=\(tuple(pool.window.padBefore)))", name)
+      case .avgPool2d(let pool):
+        add("nn.AvgPool2d(kernel_size=\(tuple(pool.window.kernel)), stride=\(tuple(pool.window.stride)), padding=\(tuple(pool.window.padBefore)))", name)
+      case .globalAvgPool:
+        add("nn.AdaptiveAvgPool2d(1)", name)
+        add("nn.Flatten()", name)
+      case .reshape:
+        if shape.inputShape.count != 1 { add("nn.Flatten()", name) }
+        add("nn.Unflatten(1, (\(shape.outputShape.map(String.init).joined(separator: ", ")),))", name)
       }
     }
     return modules
   }
+
+  /// `(h, w)` for a constructor's pair argument.
+  static func tuple(_ pair: Pair) -> String { "(\(pair.height), \(pair.width))" }
 
   static func activationModule(_ function: Activation) -> String {
     switch function {

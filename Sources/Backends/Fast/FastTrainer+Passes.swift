@@ -41,6 +41,18 @@ extension FastTrainer {
           bias: UnsafeBufferPointer(parameters[bias].values), runningMean: buffers[mean].values, runningVar: buffers[variance].values,
           eps: eps, momentum: momentum, training: training, into: y, normalized: space.normalized[index]!,
           inverseStd: space.inverseStd[index]!)
+      case .conv2d(let weight, let bias, let geometry, let filters, let groups, let activation):
+        let z = space.preActivations[index].map { prefix($0, y.count) } ?? y
+        convolve(x, rows: rows, weight: weight, bias: bias, geometry: geometry, filters: filters, groups: groups, space: space, into: z)
+        if activation != .identity { activation.forward(UnsafeBufferPointer(z), into: y, width: geometry.outputWidth) }
+      case .maxPool(let geometry):
+        ImageMath.maxPoolForward(x, rows: rows, geometry: geometry, into: y, argmax: space.argmax[index]!)
+      case .avgPool(let geometry):
+        ImageMath.avgPoolForward(x, rows: rows, geometry: geometry, into: y)
+      case .globalAvgPool(let channels, let inner):
+        ImageMath.globalAvgPoolForward(x, rows: rows, channels: channels, inner: inner, into: y)
+      case .reshape:
+        break
       }
       x = UnsafeBufferPointer(y)
     }
@@ -104,8 +116,29 @@ extension FastTrainer {
       case .dropout:
         let mask = space.masks[index]!
         for i in 0..<g.count { g[i] *= mask[i] }
-      case .flatten:
+      case .flatten, .reshape:
         break
+      case .conv2d(let weight, let bias, let geometry, let filters, let groups, let activation):
+        let z = space.preActivations[index].map { UnsafeBufferPointer(prefix($0, y.count)) } ?? y
+        if activation != .identity {
+          activation.backward(input: z, output: y, gradient: UnsafeBufferPointer(g), into: g, width: geometry.outputWidth)
+        }
+        let dx = index > 0 ? prefix(spare, rows * geometry.inputSize) : nil
+        convolutionGradients(
+          g, input: x, rows: rows, weight: weight, bias: bias, geometry: geometry, filters: filters, groups: groups, space: space, into: dx)
+        if let dx { (spare, g) = (g, dx) }
+      case .maxPool(let geometry):
+        let dx = prefix(spare, rows * geometry.inputSize)
+        ImageMath.maxPoolBackward(UnsafeBufferPointer(g), rows: rows, geometry: geometry, argmax: UnsafeBufferPointer(space.argmax[index]!), into: dx)
+        (spare, g) = (g, dx)
+      case .avgPool(let geometry):
+        let dx = prefix(spare, rows * geometry.inputSize)
+        ImageMath.avgPoolBackward(UnsafeBufferPointer(g), rows: rows, geometry: geometry, into: dx)
+        (spare, g) = (g, dx)
+      case .globalAvgPool(let channels, let inner):
+        let dx = prefix(spare, rows * channels * inner)
+        ImageMath.globalAvgPoolBackward(UnsafeBufferPointer(g), rows: rows, channels: channels, inner: inner, into: dx)
+        (spare, g) = (g, dx)
       case .layerNorm(let weight, let bias, _, _):
         LayerMath.layerNormBackward(
           UnsafeBufferPointer(g), normalized: UnsafeBufferPointer(prefix(space.normalized[index]!, g.count)),
@@ -116,6 +149,98 @@ extension FastTrainer {
           UnsafeBufferPointer(g), batch: rows, inner: inner, normalized: UnsafeBufferPointer(prefix(space.normalized[index]!, g.count)),
           inverseStd: UnsafeBufferPointer(space.inverseStd[index]!), weight: UnsafeBufferPointer(parameters[weight].values), into: g,
           weightGradient: parameters[weight].gradient, biasGradient: parameters[bias].gradient)
+      }
+    }
+  }
+
+  /// A convolution of `rows` samples into `z` `[rows, O, OH, OW]` with its bias: in blocks of
+  /// samples, each block's columns (im2col) multiplied by each group's weights in one sgemm
+  /// `[O/groups, K] × [K, block·OH·OW]`, then moved to the samples' layout with the bias added.
+  func convolve(
+    _ x: UnsafeBufferPointer<Float>, rows: Int, weight: Int, bias: Int?, geometry g: ImageGeometry, filters: Int, groups: Int,
+    space: FastWorkspace, into z: UnsafeMutableBufferPointer<Float>
+  ) {
+    let (block, _, _) = FastStage.lowering(g, filters: filters, groups: groups, capacity: space.capacity)
+    let (plane, groupRows, groupFilters) = (g.outputPlane, (g.channels / groups) * g.kernelSize, filters / groups)
+    let w = parameters[weight].values.baseAddress!
+    let b = bias.map { UnsafeBufferPointer(parameters[$0].values) }
+    for first in stride(from: 0, to: rows, by: block) {
+      let count = min(block, rows - first)
+      let width = count * plane
+      for s in 0..<count {
+        ImageMath.im2col(
+          x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels,
+          into: space.columns.baseAddress! + s * plane, rowStride: width)
+      }
+      for group in 0..<groups {
+        BLASKernels.gemm(
+          w + group * groupFilters * groupRows, transposeA: false, space.columns.baseAddress! + group * groupRows * width, transposeB: false,
+          into: space.product.baseAddress! + group * groupFilters * width, m: groupFilters, n: width, k: groupRows, accumulate: false)
+      }
+      for s in 0..<count {
+        for o in 0..<filters {
+          let source = space.product.baseAddress! + o * width + s * plane
+          let target = z.baseAddress! + ((first + s) * filters + o) * plane
+          let shift = b?[o] ?? 0
+          for p in 0..<plane { target[p] = source[p] + shift }
+        }
+      }
+    }
+  }
+
+  /// A convolution's gradients for dz `[rows, O, OH, OW]`: the bias's sums, the weight's
+  /// `dZ·columnsᵀ` per group (accumulated over the blocks), and, when `dx` is given, the
+  /// columns' gradient `Wᵀ·dZ` put back onto the input (col2im).
+  func convolutionGradients(
+    _ dz: UnsafeMutableBufferPointer<Float>, input x: UnsafeBufferPointer<Float>, rows: Int, weight: Int, bias: Int?,
+    geometry g: ImageGeometry, filters: Int, groups: Int, space: FastWorkspace, into dx: UnsafeMutableBufferPointer<Float>?
+  ) {
+    let (block, _, _) = FastStage.lowering(g, filters: filters, groups: groups, capacity: space.capacity)
+    let (plane, groupRows, groupFilters) = (g.outputPlane, (g.channels / groups) * g.kernelSize, filters / groups)
+    let w = parameters[weight]
+    if let bias {
+      let db = parameters[bias].gradient
+      db.update(repeating: 0)
+      for s in 0..<rows {
+        for o in 0..<filters {
+          let line = dz.baseAddress! + (s * filters + o) * plane
+          var sum: Float = 0
+          for p in 0..<plane { sum += line[p] }
+          db[o] += sum
+        }
+      }
+    }
+    dx?.update(repeating: 0)
+    for first in stride(from: 0, to: rows, by: block) {
+      let count = min(block, rows - first)
+      let width = count * plane
+      for s in 0..<count {
+        ImageMath.im2col(
+          x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels,
+          into: space.columns.baseAddress! + s * plane, rowStride: width)
+        for o in 0..<filters {
+          (space.product.baseAddress! + o * width + s * plane).update(from: dz.baseAddress! + ((first + s) * filters + o) * plane, count: plane)
+        }
+      }
+      for group in 0..<groups {
+        let dZ = space.product.baseAddress! + group * groupFilters * width
+        let columns = space.columns.baseAddress! + group * groupRows * width
+        BLASKernels.gemm(
+          dZ, transposeA: false, columns, transposeB: true, into: w.gradient.baseAddress! + group * groupFilters * groupRows, m: groupFilters,
+          n: groupRows, k: width, accumulate: first > 0)
+        if dx != nil {
+          // The columns are no longer needed: their gradient takes their place.
+          BLASKernels.gemm(
+            w.values.baseAddress! + group * groupFilters * groupRows, transposeA: true, dZ, transposeB: false, into: columns, m: groupRows,
+            n: width, k: groupFilters, accumulate: false)
+        }
+      }
+      if let dx {
+        for s in 0..<count {
+          ImageMath.col2im(
+            space.columns.baseAddress! + s * plane, geometry: g, firstChannel: 0, channels: g.channels,
+            into: dx.baseAddress! + (first + s) * g.inputSize, rowStride: width)
+        }
       }
     }
   }

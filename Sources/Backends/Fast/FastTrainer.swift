@@ -122,6 +122,15 @@ final class FastTrainer: EvaluatesDatasets {
           weight: parameterIndex[name + ".weight"]!, bias: parameterIndex[name + ".bias"]!, mean: bufferIndex[name + ".running_mean"]!,
           variance: bufferIndex[name + ".running_var"]!, eps: Float(eps), momentum: Float(momentum), channels: shape.inputShape[0],
           inner: shape.inputShape.dropFirst().reduce(1, *))
+      case .conv2d(let conv):
+        return .conv2d(
+          weight: parameterIndex[name + ".weight"]!, bias: parameterIndex[name + ".bias"],
+          geometry: ImageGeometry(conv.window, input: shape.inputShape), filters: conv.filters, groups: conv.groups,
+          activation: conv.activation)
+      case .maxPool2d(let pool): return .maxPool(ImageGeometry(pool.window, input: shape.inputShape))
+      case .avgPool2d(let pool): return .avgPool(ImageGeometry(pool.window, input: shape.inputShape))
+      case .globalAvgPool: return .globalAvgPool(channels: shape.inputShape[0], inner: shape.inputShape.dropFirst().reduce(1, *))
+      case .reshape: return .reshape
       }
     }
     let parameterShapes = layers.flatMap(\.tensors).filter { $0.role == .parameter }.map { ParameterShape(name: $0.name, shape: $0.shape) }

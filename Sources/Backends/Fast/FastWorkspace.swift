@@ -7,17 +7,17 @@ final class Arena {
   private var blocks: [UnsafeMutableRawPointer] = []
 
   /// `count` zeroed floats that live as long as the arena.
-  func floats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
-    let block = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
-    block.initialize(repeating: 0)
-    blocks.append(UnsafeMutableRawPointer(block.baseAddress!))
-    return UnsafeMutableBufferPointer(start: block.baseAddress, count: count)
-  }
+  func floats(_ count: Int) -> UnsafeMutableBufferPointer<Float> { zeroed(count, 0) }
 
   /// `count` zeroed integers that live as long as the arena.
-  func integers(_ count: Int) -> UnsafeMutableBufferPointer<Int> {
-    let block = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(count, 1))
-    block.initialize(repeating: 0)
+  func integers(_ count: Int) -> UnsafeMutableBufferPointer<Int> { zeroed(count, 0) }
+
+  /// `count` zeroed 32-bit integers that live as long as the arena.
+  func int32s(_ count: Int) -> UnsafeMutableBufferPointer<Int32> { zeroed(count, 0) }
+
+  private func zeroed<T: BitwiseCopyable>(_ count: Int, _ zero: T) -> UnsafeMutableBufferPointer<T> {
+    let block = UnsafeMutableBufferPointer<T>.allocate(capacity: max(count, 1))
+    block.initialize(repeating: zero)
     blocks.append(UnsafeMutableRawPointer(block.baseAddress!))
     return UnsafeMutableBufferPointer(start: block.baseAddress, count: count)
   }
@@ -35,9 +35,32 @@ enum FastStage {
   case flatten
   case layerNorm(weight: Int, bias: Int, eps: Float, features: Int)
   case batchNorm(weight: Int, bias: Int, mean: Int, variance: Int, eps: Float, momentum: Float, channels: Int, inner: Int)
+  /// A convolution lowered to matrix products (im2col + sgemm), then bias and activation.
+  case conv2d(weight: Int, bias: Int?, geometry: ImageGeometry, filters: Int, groups: Int, activation: Activation)
+  case maxPool(ImageGeometry)
+  case avgPool(ImageGeometry)
+  case globalAvgPool(channels: Int, inner: Int)
+  case reshape
 
   /// Whether its output may share its input's memory (the values pass through unchanged).
-  var passesThrough: Bool { if case .flatten = self { true } else { false } }
+  var passesThrough: Bool {
+    switch self {
+    case .flatten, .reshape: true
+    default: false
+    }
+  }
+
+  /// The most samples a convolution lowers at once: their columns and products stay within
+  /// 4 Mi floats (16 MiB), however large the batch (one sample at least).
+  static let loweringBudget = 1 << 22
+
+  /// A convolution's rows per lowering block, and the floats its columns and products need.
+  static func lowering(_ geometry: ImageGeometry, filters: Int, groups: Int, capacity: Int) -> (block: Int, columns: Int, product: Int) {
+    let rows = (geometry.channels / groups) * geometry.kernelSize * groups
+    let perSample = max(rows, filters) * geometry.outputPlane
+    let block = max(1, min(capacity, loweringBudget / max(1, perSample)))
+    return (block, rows * geometry.outputPlane * block, filters * geometry.outputPlane * block)
+  }
 }
 
 /// The activations, caches and gradients of one forward and backward pass for up to `capacity`
@@ -57,6 +80,12 @@ final class FastWorkspace {
   var masks: [UnsafeMutableBufferPointer<Float>?] = []
   var normalized: [UnsafeMutableBufferPointer<Float>?] = []
   var inverseStd: [UnsafeMutableBufferPointer<Float>?] = []
+  /// Max-pool stages: the index in its sample of the input each output chose.
+  var argmax: [UnsafeMutableBufferPointer<Int32>?] = []
+  /// The convolutions' lowering: the columns of a block of samples and their product with the
+  /// weights (shared by every convolution; sized for the largest).
+  let columns: UnsafeMutableBufferPointer<Float>
+  let product: UnsafeMutableBufferPointer<Float>
   /// Two gradient buffers the backward pass alternates between, as wide as the widest layer.
   let gradient: UnsafeMutableBufferPointer<Float>
   let otherGradient: UnsafeMutableBufferPointer<Float>
@@ -67,6 +96,7 @@ final class FastWorkspace {
   init(stages: [FastStage], widths: [Int], targetWidth: Int, capacity: Int) {
     // widths[0] is the input's per-sample width, widths[i + 1] stage i's output width.
     self.capacity = capacity
+    var columnFloats = 0, productFloats = 0
     input = arena.floats(capacity * widths[0])
     var previous = input
     for (index, stage) in stages.enumerated() {
@@ -75,9 +105,14 @@ final class FastWorkspace {
       outputs.append(output)
       previous = output
       switch stage {
-      case .dense(_, _, _, _, let activation):
+      case .dense(_, _, _, _, let activation), .conv2d(_, _, _, _, _, let activation):
         preActivations.append(activation == .identity ? nil : arena.floats(capacity * width))
       default: preActivations.append(nil)
+      }
+      if case .maxPool = stage { argmax.append(arena.int32s(capacity * width)) } else { argmax.append(nil) }
+      if case .conv2d(_, _, let geometry, let filters, let groups, _) = stage {
+        let need = FastStage.lowering(geometry, filters: filters, groups: groups, capacity: capacity)
+        (columnFloats, productFloats) = (max(columnFloats, need.columns), max(productFloats, need.product))
       }
       if case .dropout = stage { masks.append(arena.floats(capacity * width)) } else { masks.append(nil) }
       switch stage {
@@ -92,6 +127,8 @@ final class FastWorkspace {
         inverseStd.append(nil)
       }
     }
+    columns = arena.floats(columnFloats)
+    product = arena.floats(productFloats)
     let widest = widths.max()!
     gradient = arena.floats(capacity * widest)
     otherGradient = arena.floats(capacity * widest)

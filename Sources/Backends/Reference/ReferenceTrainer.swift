@@ -72,6 +72,8 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     case flatten(inputShape: [Int])
     case layerNorm(LayerMath.NormCache)
     case batchNorm(LayerMath.NormCache)
+    case conv2d(input: Tensor, preActivation: Tensor, output: Tensor)
+    case maxPool(argmax: [Int32])
   }
 
   /// What the evaluations of one step share: the dropout masks drawn at the first evaluation,
@@ -138,6 +140,26 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
         }
         caches.append(.batchNorm(cache))
         x = y
+      case .conv2d(let conv):
+        let z = ImageMath.conv2dForward(
+          x, weight: parameters[name + ".weight"]!, bias: conv.useBias ? parameters[name + ".bias"] : nil,
+          geometry: ImageGeometry(conv.window, input: shape.inputShape), groups: conv.groups)
+        let y = conv.activation == .identity ? z : conv.activation.forward(z)
+        caches.append(.conv2d(input: x, preActivation: z, output: y))
+        x = y
+      case .maxPool2d(let pool):
+        let (y, argmax) = ImageMath.maxPoolForward(x, geometry: ImageGeometry(pool.window, input: shape.inputShape))
+        caches.append(.maxPool(argmax: argmax))
+        x = y
+      case .avgPool2d(let pool):
+        caches.append(.flatten(inputShape: x.shape))
+        x = ImageMath.avgPoolForward(x, geometry: ImageGeometry(pool.window, input: shape.inputShape))
+      case .globalAvgPool:
+        caches.append(.flatten(inputShape: x.shape))
+        x = ImageMath.globalAvgPoolForward(x)
+      case .reshape:
+        caches.append(.flatten(inputShape: x.shape))
+        x = x.reshaped([x.rows] + shape.outputShape)
       }
     }
     return (x, caches)
@@ -163,8 +185,22 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
         var scaled = g
         for i in 0..<scaled.count { scaled.scalars[i] *= mask[i] }
         g = scaled
-      case (.flatten, .flatten(let inputShape)):
+      case (.flatten, .flatten(let inputShape)), (.reshape, .flatten(let inputShape)):
         g = g.reshaped(inputShape)
+      case (.conv2d(let conv), .conv2d(let input, let z, let y)):
+        let dz = conv.activation == .identity ? g.reshaped(z.shape) : conv.activation.backward(input: z, output: y, gradient: g.reshaped(z.shape))
+        let (dx, dw, db) = ImageMath.conv2dBackward(
+          dz, input: input, weight: parameters[name + ".weight"]!, hasBias: conv.useBias,
+          geometry: ImageGeometry(conv.window, input: shape.inputShape), groups: conv.groups)
+        gradients[name + ".weight"] = dw
+        if let db { gradients[name + ".bias"] = db }
+        g = dx
+      case (.maxPool2d(let pool), .maxPool(let argmax)):
+        g = ImageMath.maxPoolBackward(g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape), argmax: argmax)
+      case (.avgPool2d(let pool), .flatten):
+        g = ImageMath.avgPoolBackward(g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
+      case (.globalAvgPool, .flatten(let inputShape)):
+        g = ImageMath.globalAvgPoolBackward(g, inputShape: inputShape)
       case (.layerNorm, .layerNorm(let normCache)):
         let (dx, dw, db) = LayerMath.layerNormBackward(g, cache: normCache, weight: parameters[name + ".weight"]!)
         (gradients[name + ".weight"], gradients[name + ".bias"]) = (dw, db)

@@ -23,6 +23,16 @@ public struct LayerSpec: Hashable, Sendable {
     case layerNorm(eps: Double)
     /// Normalises each feature (the first sample axis) over the batch; keeps running statistics.
     case batchNorm(eps: Double, momentum: Double)
+    /// A 2-D convolution over `[C, H, W]`, then the activation (PyTorch's `Conv2d`).
+    case conv2d(Conv2DLayer)
+    /// The largest value of each window (PyTorch's `MaxPool2d`).
+    case maxPool2d(PoolLayer)
+    /// The mean of each window, padding counted (PyTorch's `AvgPool2d`).
+    case avgPool2d(PoolLayer)
+    /// The mean of each channel: `[C, H, W] → [C]`.
+    case globalAvgPool
+    /// The same values under another sample shape (one -1 stands for the rest).
+    case reshape(shape: [Int])
 
     /// The `type` as written in a spec.
     public var typeName: String {
@@ -33,12 +43,20 @@ public struct LayerSpec: Hashable, Sendable {
       case .flatten: "flatten"
       case .layerNorm: "layer_norm"
       case .batchNorm: "batch_norm"
+      case .conv2d: "conv2d"
+      case .maxPool2d: "max_pool2d"
+      case .avgPool2d: "avg_pool2d"
+      case .globalAvgPool: "global_avg_pool"
+      case .reshape: "reshape"
       }
     }
   }
 
   /// Every layer type as written in a spec.
-  public static let typeNames = ["dense", "activation", "dropout", "flatten", "layer_norm", "batch_norm"]
+  public static let typeNames = [
+    "dense", "activation", "dropout", "flatten", "layer_norm", "batch_norm", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool",
+    "reshape",
+  ]
 
   /// Defaults of the normalisation layers, as PyTorch's.
   public static let defaultEps = 1e-5
@@ -81,6 +99,14 @@ extension LayerSpec {
       members.append(.init(key: "eps", value: .double(eps)))
     case .batchNorm(let eps, let momentum):
       members += [.init(key: "eps", value: .double(eps)), .init(key: "momentum", value: .double(momentum))]
+    case .conv2d(let conv):
+      members += Self.convJSON(conv)
+    case .maxPool2d(let pool), .avgPool2d(let pool):
+      members += Self.poolJSON(pool)
+    case .globalAvgPool:
+      break
+    case .reshape(let shape):
+      members.append(.init(key: "shape", value: .array(shape.map { .int($0) })))
     }
     return .object(members)
   }
@@ -122,6 +148,16 @@ extension LayerSpec {
       kind = .flatten
     case "layer_norm":
       kind = .layerNorm(eps: reader.number("eps", default: defaultEps, .positiveFloat32))
+    case "conv2d":
+      kind = .conv2d(readConv(&reader, at: path, log: log))
+    case "max_pool2d":
+      kind = .maxPool2d(readPool(&reader, at: path, log: log))
+    case "avg_pool2d":
+      kind = .avgPool2d(readPool(&reader, at: path, log: log))
+    case "global_avg_pool":
+      kind = .globalAvgPool
+    case "reshape":
+      kind = .reshape(shape: readShape(&reader, at: path, log: log))
     default:
       kind = .batchNorm(
         eps: reader.number("eps", default: defaultEps, .positiveFloat32),

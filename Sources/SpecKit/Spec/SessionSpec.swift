@@ -5,7 +5,7 @@ public struct SessionSpec: Hashable, Sendable {
   /// The value of the `format` key.
   public static let formatName = "specbench/session"
   /// The newest format version this build reads and the one it writes.
-  public static let currentVersion = 5
+  public static let currentVersion = 6
 
   public var name: String
   public var model: ModelSpec
@@ -152,13 +152,16 @@ public typealias Migration = @Sendable (JSONValue) throws(SpecIssue) -> JSONValu
 /// version-2 document is a version-3 one as it is, so its step changes only `version`. Version
 /// 3 → 4 adds the `lbfgs` optimizer and `I64` counts in the state file, which no version-3 file
 /// holds: its step changes only `version` too. Version 4 → 5 adds `model.variational` and
-/// `posterior`, which no version-4 file holds: its step changes only `version`.
+/// `posterior`, which no version-4 file holds: its step changes only `version`. Version 5 → 6 adds
+/// the image layers and the `npy`, `npz` and `digits` data, which no version-5 file holds: its
+/// step changes only `version`.
 public enum SpecMigrations {
   public static let steps: [Int: Migration] = [
     1: { document throws(SpecIssue) in document },
     2: { document throws(SpecIssue) in document },
     3: { document throws(SpecIssue) in document },
     4: { document throws(SpecIssue) in document },
+    5: { document throws(SpecIssue) in document },
   ]
 
   /// Runs the steps from `version` up to `target`, setting `version` after each.

@@ -143,7 +143,30 @@ extension SessionSpec {
     case .flatten: ""
     case .layerNorm(let eps): "eps \(short(eps))"
     case .batchNorm(let eps, let momentum): "eps \(short(eps)), momentum \(short(momentum))"
+    case .conv2d(let conv):
+      "\(conv.filters) filters \(conv.window.kernel.height)×\(conv.window.kernel.width)"
+        + windowDetails(conv.window) + (conv.groups == 1 ? "" : ", groups \(conv.groups)") + ", \(conv.activation.summary); init \(conv.initializer.weight.summary)"
+        + (conv.useBias ? "/\(conv.initializer.bias.summary)" : ", no bias")
+    case .maxPool2d(let pool), .avgPool2d(let pool):
+      "\(pool.window.kernel.height)×\(pool.window.kernel.width)" + windowDetails(pool.window)
+    case .globalAvgPool: "mean over height and width"
+    case .reshape(let shape): "to \(shape)"
     }
+  }
+
+  /// A window's stride, padding and dilation where they are not the plain ones.
+  private func windowDetails(_ window: Window) -> String {
+    var parts: [String] = []
+    if window.stride != Pair(1) {
+      parts.append("stride \(window.stride.height == window.stride.width ? String(window.stride.height) : window.stride.description)")
+    }
+    switch window.padding {
+    case .same: parts.append("padding same")
+    case .explicit(let pair) where pair != Pair(0): parts.append("padding \(pair.height == pair.width ? String(pair.height) : pair.description)")
+    default: break
+    }
+    if window.dilation != Pair(1) { parts.append("dilation \(window.dilation)") }
+    return parts.map { ", " + $0 }.joined()
   }
 }
 

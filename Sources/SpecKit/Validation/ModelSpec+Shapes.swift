@@ -46,7 +46,8 @@ extension ModelSpec {
 
   /// Shape inference: dense takes a 1-D sample (flatten first); layer_norm normalises the last
   /// axis; batch_norm normalises per feature on the first sample axis (PyTorch's channel axis);
-  /// flatten joins all axes; activation and dropout keep the shape.
+  /// flatten joins all axes; activation and dropout keep the shape; conv2d and the pools take
+  /// `[C, H, W]` (docs/spec-format.md, "Images"); reshape keeps the element count.
   func inferShapes(at path: JSONPath, log: IssueLog) -> [LayerShape]? {
     var shape = input
     var result: [LayerShape] = []
@@ -107,6 +108,62 @@ extension ModelSpec {
               name: layer.name + ".running_var", shape: [features], role: .buffer, initializer: .ones, fanIn: features, fanOut: features),
           ]
         output = shape
+      case .conv2d(let conv):
+        guard let (channels, size) = Self.image(shape, layer, at: here, log: log) else { return nil }
+        guard channels % conv.groups == 0 else {
+          log.report(
+            here + "groups",
+            "\(layer.name) has groups \(conv.groups), which must divide its input's \(channels) channels (input \(shape))", at: nil)
+          return nil
+        }
+        guard let out = Self.windowOutput(conv.window, size, layer, shape, at: here, log: log) else { return nil }
+        let (k, perGroup) = (conv.window.kernel, channels / conv.groups)
+        let weightShape = [conv.filters, perGroup, k.height, k.width]
+        guard Self.checkedCount(weightShape, at: here + "filters", what: "\(layer.name).weight \(weightShape)", log: log) != nil,
+          Self.checkedCount([conv.filters, out.height, out.width], at: here, what: "the output of \(layer.name)", log: log) != nil
+        else { return nil }
+        // PyTorch's fans for a convolution: the receptive field times the channels in and out.
+        let (fanIn, fanOut) = (perGroup * k.height * k.width, conv.filters * k.height * k.width)
+        tensors.append(
+          LayerTensor(
+            name: layer.name + ".weight", shape: weightShape, role: .parameter, initializer: conv.initializer.weight, fanIn: fanIn,
+            fanOut: fanOut))
+        if conv.useBias {
+          tensors.append(
+            LayerTensor(
+              name: layer.name + ".bias", shape: [conv.filters], role: .parameter, initializer: conv.initializer.bias, fanIn: fanIn,
+              fanOut: fanOut))
+        }
+        output = [conv.filters, out.height, out.width]
+      case .maxPool2d(let pool), .avgPool2d(let pool):
+        guard let (channels, size) = Self.image(shape, layer, at: here, log: log),
+          let out = Self.windowOutput(pool.window, size, layer, shape, at: here, log: log)
+        else { return nil }
+        output = [channels, out.height, out.width]
+      case .globalAvgPool:
+        guard let (channels, _) = Self.image(shape, layer, at: here, log: log) else { return nil }
+        output = [channels]
+      case .reshape(let target):
+        guard let count = Self.checkedCount(shape, at: here, what: "the input of \(layer.name) (\(shape))", log: log) else { return nil }
+        let known = target.filter { $0 != -1 }.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        if target.contains(-1) {
+          guard known > 0, count % known == 0 else {
+            log.report(
+              here + "shape", "\(layer.name) cannot reshape \(shape) (\(count) values) to \(target): \(count) is not a multiple of \(known)",
+              at: nil)
+            return nil
+          }
+          output = target.map { $0 == -1 ? count / known : $0 }
+        } else {
+          guard known == count else {
+            log.report(
+              here + "shape",
+              "\(layer.name) cannot reshape \(shape) (\(count) values) to \(target) (\(known == Int.max ? "too many" : String(known)) values); the counts must be equal",
+              at: nil)
+            return nil
+          }
+          output = target
+        }
       }
       result.append(LayerShape(layer: layer, inputShape: shape, outputShape: output, tensors: tensors))
       shape = output
@@ -178,6 +235,34 @@ extension ModelSpec {
       count = product
     }
     return count
+  }
+
+  /// The channels and `[H, W]` of an image input, or nil (with a problem naming the layer) when
+  /// the input is not `[C, H, W]`.
+  private static func image(_ shape: [Int], _ layer: LayerSpec, at path: JSONPath, log: IssueLog) -> (Int, Pair)? {
+    guard shape.count == 3 else {
+      let hint = shape.count == 1 ? "; a reshape layer such as {\"type\": \"reshape\", \"shape\": [1, H, W]} makes one" : ""
+      log.report(
+        path, "\(layer.name) is \(layer.kind.typeName) and needs an image input [channels, height, width], but its input has shape \(shape)\(hint)",
+        at: nil)
+      return nil
+    }
+    return (shape[0], Pair(shape[1], shape[2]))
+  }
+
+  /// A window's output `[OH, OW]`, or nil (with a problem naming the layer and the axis).
+  private static func windowOutput(_ window: Window, _ size: Pair, _ layer: LayerSpec, _ shape: [Int], at path: JSONPath, log: IssueLog)
+    -> Pair?
+  {
+    switch window.output(height: size.height, width: size.width) {
+    case .success(let out): return out
+    case .failure(let mismatch):
+      log.report(
+        path + "kernel",
+        "\(layer.name)'s window reaches \(mismatch.reach) on the \(mismatch.axis) axis, more than its input's \(mismatch.size) (\(mismatch.padded) padded; input \(shape)); use a smaller kernel or dilation, or more padding",
+        at: nil)
+      return nil
+    }
   }
 
   /// The per-feature scale (ones) and shift (zeros) of the normalisation layers.
