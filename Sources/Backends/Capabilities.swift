@@ -36,6 +36,7 @@ public struct Capabilities: Hashable, Sendable {
       switch layer.kind {
       case .dense(let dense): need(activations, dense.activation.name, path + "activation", "activation")
       case .activation(let function): need(activations, function.name, path + "function", "activation")
+      case .conv2d(let conv): need(activations, conv.activation.name, path + "activation", "activation")
       default: break
       }
     }

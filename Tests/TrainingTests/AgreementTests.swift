@@ -76,6 +76,18 @@ struct AgreementTests {
           makeSpec(layers: [dense("a", 20, .relu), dense("b", 3)], optimizer: .adam(.init(lr: 0.02, weightDecay: 0)), schedule: schedule)
         ))
     }
+    for (label, layers) in GradientTests.imageModels {
+      cases.append(("image \(label)", makeSpec(input: [3, 4, 4], layers: layers, data: imageData, batchSize: 8)))
+    }
+    // A convolution lowered in several blocks (batches past the lowering budget of one block).
+    cases.append(
+      (
+        "image conv2d in lowering blocks",
+        makeSpec(
+          input: [1, 64, 64],
+          layers: [conv("c", 2, kernel: Pair(5), padding: .same, .relu), maxPool("p", Pair(8)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)],
+          data: .blobs(samples: 96, centers: 3, features: 4096, std: 1, seed: 2), batchSize: 96)
+      ))
     // Large enough for OpenBLAS's threaded products and the optimizer update split over both cores
     // (tensors of 32 Ki values or more).
     cases.append(

@@ -90,6 +90,90 @@ struct GradientTests {
     ("flatten", [2], [dense("a", 6), LayerSpec(name: "f0", kind: .flatten), dense("b", 3)]),
   ]
 
+  /// Image models: every option of conv2d and the pools, on `[3, 4, 4]` samples.
+  static let imageModels: [(String, [LayerSpec])] = [
+    ("conv2d 3×3 valid, tanh", [conv("c", 4, .tanh), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
+    (
+      "conv2d stride 2, padding 1, no bias", [conv("c", 5, stride: Pair(2), padding: .explicit(Pair(1)), bias: false), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]
+    ),
+    ("conv2d same, 2×3 kernel, dilation", [conv("c", 2, kernel: Pair(2, 3), padding: .same, dilation: Pair(2, 1), .relu), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
+    ("conv2d groups 3", [conv("c", 6, kernel: Pair(2), padding: .explicit(Pair(1, 0)), groups: 3, .sigmoid), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
+    (
+      "max_pool2d with padding, then conv", [maxPool("p", Pair(3), stride: Pair(1), padding: Pair(1)), conv("c2", 2, kernel: Pair(2), stride: Pair(2)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]
+    ),
+    ("avg_pool2d with padding", [conv("c", 4, kernel: Pair(1), .tanh), avgPool("p", Pair(2, 3), stride: Pair(1, 2), padding: Pair(1)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
+    ("global_avg_pool", [conv("c", 5, kernel: Pair(2), .tanh), LayerSpec(name: "g", kind: .globalAvgPool), dense("d", 3)]),
+    ("batch_norm per channel", [conv("c", 4, kernel: Pair(2)), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
+    ("reshape twice", [reshape("r", [6, 8]), LayerSpec(name: "ln", kind: .layerNorm(eps: 1e-5)), reshape("r2", [-1]), dense("d", 3)]),
+  ]
+
+  /// Every image layer and option against central finite differences, for every parameter and
+  /// for the input.
+  @Test(arguments: imageModels)
+  func imageLayerGradients(label: String, layers: [LayerSpec]) throws {
+    let spec = makeSpec(input: [3, 4, 4], layers: layers, data: imageData)
+    let trainer = try makeTrainer(spec)
+    let batch = trainer.train.subset(0..<6)
+    var pass: ReferenceTrainer.StepPass? = .init()
+    let gradients = trainer.lossAndGradients(batch.inputs, batch.targets, parameters: trainer.parameters, pass: &pass).gradients
+    #expect(Set(gradients.keys) == Set(trainer.parameters.keys))
+    for name in trainer.parameters.keys.sorted() {
+      let original = trainer.parameters[name]!
+      // The max pool comes first, so that no parameter moves the values it chooses between (a
+      // step that moved one past another would flip its choice: a kink, not a gradient); its
+      // input gradient is checked in `imageInputGradients`.
+      let worst = GradientCheck(step: 1e-3).worst(analytic: gradients[name]!.scalars, at: original.scalars) { values in
+        var moved = trainer.parameters
+        moved[name] = Tensor(shape: original.shape, scalars: values)
+        return trainer.lossAndGradients(batch.inputs, batch.targets, parameters: moved, pass: &pass).loss
+      }
+      #expect(worst.ratio <= 1, "\(label): \(name) \(worst)")
+    }
+  }
+
+  /// The input gradients of the image passes (conv2d with every option and both pools) against
+  /// finite differences of a fixed projection of their outputs.
+  @Test func imageInputGradients() {
+    var generator = SplitMix64(seed: 5, stream: "image input gradients")
+    func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float(Double.random(in: -1...1, using: &generator)) } }
+    let input = [4, 5, 6]
+    let x = Tensor(shape: [2] + input, scalars: random(2 * 120))
+    let windows: [(Window, Int, Int)] = [
+      (Window(kernel: Pair(3), stride: Pair(2), padding: .explicit(Pair(1))), 6, 2),
+      (Window(kernel: Pair(2, 3), padding: .same, dilation: Pair(2, 1)), 4, 4),
+      (Window(kernel: Pair(1)), 3, 1),
+    ]
+    for (window, filters, groups) in windows {
+      let g = ImageGeometry(window, input: input)
+      let w = Tensor(shape: [filters, 4 / groups, window.kernel.height, window.kernel.width], scalars: random(filters * 4 / groups * window.kernel.height * window.kernel.width))
+      let projection = random(2 * filters * g.outputPlane)
+      func f(_ values: [Float]) -> Float {
+        let y = ImageMath.conv2dForward(Tensor(shape: x.shape, scalars: values), weight: w, bias: nil, geometry: g, groups: groups)
+        return zip(y.scalars, projection).reduce(0) { $0 + $1.0 * $1.1 }
+      }
+      let dy = Tensor(shape: [2, filters, g.outputHeight, g.outputWidth], scalars: projection)
+      let dx = ImageMath.conv2dBackward(dy, input: x, weight: w, hasBias: false, geometry: g, groups: groups).input
+      let worst = GradientCheck(step: 1e-2).worst(analytic: dx.scalars, at: x.scalars, f)
+      #expect(worst.ratio <= 1, "conv \(window) \(worst)")
+    }
+    for window in [Window(kernel: Pair(3), stride: Pair(2), padding: .explicit(Pair(1))), Window(kernel: Pair(2, 3), stride: Pair(1, 2))] {
+      let g = ImageGeometry(window, input: input)
+      let projection = random(2 * 4 * g.outputPlane)
+      let dy = Tensor(shape: [2, 4, g.outputHeight, g.outputWidth], scalars: projection)
+      let avg = ImageMath.avgPoolBackward(dy, geometry: g)
+      let worstAvg = GradientCheck(step: 1e-2).worst(analytic: avg.scalars, at: x.scalars) { values in
+        zip(ImageMath.avgPoolForward(Tensor(shape: x.shape, scalars: values), geometry: g).scalars, projection).reduce(0) { $0 + $1.0 * $1.1 }
+      }
+      #expect(worstAvg.ratio <= 1, "avg_pool \(window) \(worstAvg)")
+      let (_, argmax) = ImageMath.maxPoolForward(x, geometry: g)
+      let max = ImageMath.maxPoolBackward(dy, geometry: g, argmax: argmax)
+      let worstMax = GradientCheck(step: 1e-3).worst(analytic: max.scalars, at: x.scalars) { values in
+        zip(ImageMath.maxPoolForward(Tensor(shape: x.shape, scalars: values), geometry: g).0.scalars, projection).reduce(0) { $0 + $1.0 * $1.1 }
+      }
+      #expect(worstMax.ratio <= 1, "max_pool \(window) \(worstMax)")
+    }
+  }
+
   @Test(arguments: models)
   func layerGradients(label: String, input: [Int], layers: [LayerSpec]) throws {
     let spec = makeSpec(input: input, layers: layers)
@@ -104,6 +188,9 @@ struct GradientTests {
     #expect(Set(gradients.keys) == Set(trainer.parameters.keys))
     for name in trainer.parameters.keys.sorted() {
       let original = trainer.parameters[name]!
+      // The max pool comes first, so that no parameter moves the values it chooses between (a
+      // step that moved one past another would flip its choice: a kink, not a gradient); its
+      // input gradient is checked in `imageInputGradients`.
       let worst = GradientCheck(step: 1e-3).worst(analytic: gradients[name]!.scalars, at: original.scalars) { values in
         var moved = trainer.parameters
         moved[name] = Tensor(shape: original.shape, scalars: values)

@@ -21,6 +21,30 @@ func dense(_ name: String, _ units: Int, _ activation: Activation = .identity, b
   LayerSpec(name: name, kind: .dense(DenseLayer(units: units, activation: activation, useBias: bias)))
 }
 
+/// A convolution layer with the given window.
+func conv(
+  _ name: String, _ filters: Int, kernel: Pair = Pair(3), stride: Pair = Pair(1), padding: Padding = .explicit(Pair(0)),
+  dilation: Pair = Pair(1), groups: Int = 1, _ activation: Activation = .identity, bias: Bool = true
+) -> LayerSpec {
+  LayerSpec(
+    name: name,
+    kind: .conv2d(
+      Conv2DLayer(
+        filters: filters, kernel: kernel, stride: stride, padding: padding, dilation: dilation, groups: groups, activation: activation,
+        useBias: bias)))
+}
+
+/// Image-shaped samples: 48 blob features as `[3, 4, 4]` images (or any shape of 48 values).
+let imageData = DataSource.blobs(samples: 40, centers: 3, features: 48, std: 1, seed: 1)
+
+func reshape(_ name: String, _ shape: [Int]) -> LayerSpec { LayerSpec(name: name, kind: .reshape(shape: shape)) }
+func maxPool(_ name: String, _ kernel: Pair, stride: Pair? = nil, padding: Pair = Pair(0)) -> LayerSpec {
+  LayerSpec(name: name, kind: .maxPool2d(PoolLayer(kernel: kernel, stride: stride, padding: padding)))
+}
+func avgPool(_ name: String, _ kernel: Pair, stride: Pair? = nil, padding: Pair = Pair(0)) -> LayerSpec {
+  LayerSpec(name: name, kind: .avgPool2d(PoolLayer(kernel: kernel, stride: stride, padding: padding)))
+}
+
 /// A reference trainer for `spec` from its seeded initial state.
 func makeTrainer(_ spec: SessionSpec, state: TrainingState? = nil) throws -> ReferenceTrainer {
   let data = try DatasetLoader.load(spec.data, relativeTo: "")
