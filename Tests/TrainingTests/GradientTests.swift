@@ -90,7 +90,8 @@ struct GradientTests {
     ("flatten", [2], [dense("a", 6), LayerSpec(name: "f0", kind: .flatten), dense("b", 3)]),
   ]
 
-  /// Image models: every option of conv2d and the pools, on `[3, 4, 4]` samples.
+  /// Image models: every option of conv2d and the pools, on `[3, 4, 4]` samples (48 blob
+  /// features reshaped).
   static let imageModels: [(String, [LayerSpec])] = [
     ("conv2d 3×3 valid, tanh", [conv("c", 4, .tanh), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
     (
@@ -111,7 +112,7 @@ struct GradientTests {
   /// for the input.
   @Test(arguments: imageModels)
   func imageLayerGradients(label: String, layers: [LayerSpec]) throws {
-    let spec = makeSpec(input: [3, 4, 4], layers: layers, data: imageData)
+    let spec = makeSpec(input: [48], layers: [reshape("image", [3, 4, 4])] + layers, data: imageData)
     let trainer = try makeTrainer(spec)
     let batch = trainer.train.subset(0..<6)
     var pass: ReferenceTrainer.StepPass? = .init()

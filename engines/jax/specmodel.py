@@ -44,6 +44,34 @@ def activation(spec, x):
     raise SpecError(f"unknown activation {name!r}")
 
 
+def pair(value, default):
+    """A pair field of an image layer: `k` or `[kh, kw]`."""
+    if value is None:
+        return default
+    if isinstance(value, (list, tuple)):
+        return (int(value[0]), int(value[1]))
+    return (int(value), int(value))
+
+
+def image_window(layer, shape):
+    """A conv2d's or pool's kernel, stride, dilation and padding as (before, after) per axis, by
+    docs/spec-format.md ("Images"): "same" pads d·(k − 1), half before (rounded down)."""
+    kernel = pair(layer.get("kernel"), (1, 1))
+    pool = layer.get("type") != "conv2d"
+    stride = pair(layer.get("stride"), kernel if pool else (1, 1))
+    dilation = (1, 1) if pool else pair(layer.get("dilation"), (1, 1))
+    padding = layer.get("padding", 0)
+    if padding == "same":
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        pads = tuple((t // 2, t - t // 2) for t in totals)
+    elif padding == "valid":
+        pads = ((0, 0), (0, 0))
+    else:
+        ph, pw = pair(padding, (0, 0))
+        pads = ((ph, ph), (pw, pw))
+    return {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": pads}
+
+
 def dropout_layers(model):
     """The dropout layers that draw masks in training mode: (index, rate) for a rate above 0."""
     return [(i, float(layer.get("rate", 0))) for i, layer in enumerate(model["layers"]) if layer.get("type") == "dropout" and layer.get("rate", 0) > 0]
@@ -60,6 +88,8 @@ def run(model, params, x, training=False, weights=None, masks=None, observe=None
     mode a dropout layer with a rate above 0 needs one. `observe(index, x)`, when given, sees
     each layer's input (shape inference)."""
     buffers = {}
+    if "input" in model:  # the samples in the model's shape ([C, H, W] for the image layers)
+        x = x.reshape((x.shape[0],) + tuple(int(d) for d in model["input"]))
     for index, layer in enumerate(model["layers"]):
         kind, name = layer.get("type"), layer.get("name")
         if observe is not None:
@@ -116,6 +146,34 @@ def run(model, params, x, training=False, weights=None, masks=None, observe=None
             weight = params[f"param/{name}.weight"].reshape(shape)
             bias = params[f"param/{name}.bias"].reshape(shape)
             x = (x - mean) / jnp.sqrt(variance + eps) * weight + bias
+        elif kind == "conv2d":
+            window = image_window(layer, x.shape)
+            x = jax.lax.conv_general_dilated(
+                x,
+                params[f"param/{name}.weight"],
+                window_strides=window["stride"],
+                padding=window["padding"],
+                rhs_dilation=window["dilation"],
+                dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                feature_group_count=int(layer.get("groups", 1)),
+                precision=jax.lax.Precision.HIGHEST,
+            )
+            if layer.get("use_bias", True):
+                x = x + params[f"param/{name}.bias"].reshape(1, -1, 1, 1)
+            x = activation(layer.get("activation", "identity"), x)
+        elif kind in ("max_pool2d", "avg_pool2d"):
+            window = image_window(layer, x.shape)
+            dims, strides = (1, 1) + window["kernel"], (1, 1) + window["stride"]
+            padding = ((0, 0), (0, 0)) + window["padding"]
+            if kind == "max_pool2d":  # the padding is −∞
+                x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strides, padding)
+            else:  # the padding counts as zeros: divided by kh·kw (PyTorch's count_include_pad)
+                total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, padding)
+                x = total / jnp.float32(window["kernel"][0] * window["kernel"][1])
+        elif kind == "global_avg_pool":
+            x = x.reshape(x.shape[0], x.shape[1], -1).mean(axis=2)
+        elif kind == "reshape":
+            x = x.reshape((x.shape[0],) + tuple(int(d) for d in layer["shape"]))
         else:
             raise SpecError(f"{path}.type: the jax worker cannot run a {kind!r} layer")
     return x, buffers
