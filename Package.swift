@@ -28,8 +28,10 @@ let package = Package(
     // Float32 tensors, plain kernels, the layers' forward and backward passes, losses, and the
     // optimizers' update rules.
     .target(name: "TensorCore", dependencies: ["SpecKit"]),
-    // Datasets: the synthetic generators, CSV, IDX, built-ins; the validation split and batching.
-    .target(name: "Datasets", dependencies: ["SpecKit", "TensorCore"]),
+    // Datasets: the synthetic generators, CSV, IDX, NumPy files, built-ins; the validation split and batching.
+    .target(name: "Datasets", dependencies: ["SpecKit", "TensorCore", "CZlib"]),
+    // zlib (zlib licence): inflate and CRC-32 for NumPy's .npz archives.
+    .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
     // The fast backend's C parts: its optimizer rules, compiled for AVX-512, AVX2 and baseline
     // x86-64 and chosen by the CPU when the program loads (Swift compiles for baseline x86-64
     // only), and the loader of OpenBLAS (BSD-3-Clause), whose sgemm does the products. Optimised

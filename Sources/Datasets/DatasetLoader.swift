@@ -22,6 +22,21 @@ public enum DatasetLoader {
       let imagesPath = try DataAccess.resolve(images, in: folder, field: "data.images")
       let labelsPath = try DataAccess.resolve(labels, in: folder, field: "data.labels")
       return try IDXData.load(images: read(imagesPath), labels: read(labelsPath), imagesPath: imagesPath, labelsPath: labelsPath)
+    case .numpy(let source):
+      switch source.files {
+      case .npy(let inputs, let targets):
+        let inputsPath = try DataAccess.resolve(inputs, in: folder, field: "data.inputs")
+        let targetsPath = try DataAccess.resolve(targets, in: folder, field: "data.targets")
+        return try NumPyData.dataset(
+          inputs: NumPyData.parse(read(inputsPath), path: inputsPath), targets: NumPyData.parse(read(targetsPath), path: targetsPath),
+          source: source, inputsName: inputsPath, targetsName: targetsPath)
+      case .npz(let path, let inputs, let targets):
+        let resolved = try DataAccess.resolve(path, in: folder, field: "data.path")
+        let arrays = try NumPyData.parseArchive(read(resolved), path: resolved, wanted: [inputs, targets])
+        return try NumPyData.dataset(
+          inputs: arrays[inputs]!, targets: arrays[targets]!, source: source, inputsName: "\(resolved) (array \(inputs))",
+          targetsName: "\(resolved) (array \(targets))")
+      }
     }
   }
 
@@ -33,8 +48,10 @@ public enum DatasetLoader {
       let (text, path) = try csvText(source, in: folder)
       let (dataset, names) = try CSVData.load(text: text, source: source, path: path)
       return (dataset, names)
+    case .builtin("digits"):
+      return (DigitsData.dataset, (0...9).map(String.init))
     case .builtin(let name):
-      guard name == "iris" else { throw .mismatch("no builtin dataset \"\(name)\"; builtins: iris") }
+      guard name == "iris" else { throw .mismatch("no builtin dataset \"\(name)\"; builtins: digits, iris") }
       let source = DataSource.CSVSource(path: "iris", target: .index(4), header: false, task: .classification)
       let (dataset, names) = try CSVData.load(text: IrisData.csv, source: source, path: "builtin:iris")
       return (dataset, names)

@@ -2,8 +2,9 @@ import SpecKit
 import TensorCore
 
 /// MNIST-style IDX files: an images file of unsigned bytes `[N, rows, cols]` (magic 0x00000803)
-/// and a labels file `[N]` (magic 0x00000801). Inputs are scaled to [0, 1] (value / 255);
-/// the class count is the largest label + 1.
+/// and a labels file `[N]` (magic 0x00000801). The samples are one-channel images `[1, rows,
+/// cols]` (format version 6; a model taking `[rows, cols]`, as earlier versions gave, still takes
+/// them), each pixel value / 255 in [0, 1]; the class count is the largest label + 1.
 public enum IDXData {
   public static func load(images: [UInt8], labels: [UInt8], imagesPath: String, labelsPath: String) throws(DataError) -> Dataset {
     let (imageDims, pixels) = try parse(images, path: imagesPath, rank: 3)
@@ -23,8 +24,8 @@ public enum IDXData {
     let classes = Int(labelBytes.max() ?? 0) + 1
     guard classes >= 2 else { throw .idx(path: labelsPath, message: "every label is 0; classification needs at least 2 classes") }
     return Dataset(
-      inputs: Tensor(shape: imageDims, scalars: pixels.map { Float($0) / 255 }), targets: .classes(labelBytes.map(Int.init)),
-      shape: DataShape(input: Array(imageDims.dropFirst()), target: .classes(classes)))
+      inputs: Tensor(shape: [imageDims[0], 1] + imageDims.dropFirst(), scalars: pixels.map { Float($0) / 255 }),
+      targets: .classes(labelBytes.map(Int.init)), shape: DataShape(input: [1] + imageDims.dropFirst(), target: .classes(classes)))
   }
 
   static func parse(_ bytes: [UInt8], path: String, rank: Int) throws(DataError) -> ([Int], ArraySlice<UInt8>) {

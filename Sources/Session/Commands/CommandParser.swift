@@ -281,8 +281,14 @@ public enum CommandParser {
   }
 
   /// A `key=value` word's value: JSON when it parses as JSON, otherwise the text itself.
+  /// A JSON value as typed; integers separated by commas (`3,3`, `16,-1`) are an array of them
+  /// (a kernel, a stride, a shape).
   static func value(_ text: String) -> JSONValue {
-    (try? JSONParser.parse(text)).map { JSONValue($0.kind) } ?? .string(text)
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+    if parts.count > 1, case let numbers = parts.compactMap({ Int($0) }), numbers.count == parts.count {
+      return .array(numbers.map { .int($0) })
+    }
+    return (try? JSONParser.parse(text)).map { JSONValue($0.kind) } ?? .string(text)
   }
 
   static func fields(_ words: [String], command: String, into members: [JSONObject.Member] = []) throws(CommandError) -> JSONValue {
@@ -304,7 +310,8 @@ public enum CommandParser {
     return try fields(Array(words.dropFirst()), command: command, into: [.init(key: "type", value: .string(type))])
   }
 
-  /// A layer: `dense 64 relu`, `dropout 0.2`, `activation tanh`, or `TYPE key=value ...`.
+  /// A layer: `dense 64 relu`, `dropout 0.2`, `activation tanh`, `conv2d 16 3 relu`,
+  /// `max_pool2d 2`, `reshape 1,8,8`, or `TYPE key=value ...`.
   static func layer(_ words: [String], command: String = "add") throws(CommandError) -> JSONValue {
     guard let type = words.first else { throw usage(command) }
     // An unknown type is the one mistake to report: its arguments cannot be read without it.
@@ -320,6 +327,9 @@ public enum CommandParser {
       case "dense": ["units", "activation"]
       case "dropout": ["rate"]
       case "activation": ["function"]
+      case "conv2d": ["filters", "kernel", "activation"]
+      case "max_pool2d", "avg_pool2d": ["kernel"]
+      case "reshape": ["shape"]
       default: []
       }
     for key in positional {

@@ -16,11 +16,12 @@ public enum CommandTable {
       example: "new spirals --input 2"),
     .init(
       name: "data", usage: "data TYPE [key=value ...]",
-      summary: "choose the data: spirals, moons, circles, xor, blobs, sine, csv, idx, builtin",
+      summary: "choose the data: spirals, moons, circles, xor, blobs, sine, csv, idx, npy, npz, builtin (iris, digits)",
       example: "data spirals samples=600 classes=3 noise=0.15 seed=7"),
     .init(
       name: "add", usage: "add TYPE [ARGS] [key=value ...]",
-      summary: "append a layer: dense UNITS [ACTIVATION], activation FUNCTION, dropout RATE, flatten, layer_norm, batch_norm",
+      summary:
+        "append a layer: dense UNITS [ACTIVATION], activation FUNCTION, dropout RATE, flatten, layer_norm, batch_norm, conv2d FILTERS KERNEL [ACTIVATION], max_pool2d KERNEL, avg_pool2d KERNEL, global_avg_pool, reshape SHAPE",
       example: "add dense 64 relu"),
     .init(
       name: "insert", usage: "insert INDEX TYPE [ARGS] [key=value ...]", summary: "insert a layer before position INDEX (0 is the first)",

@@ -98,6 +98,9 @@ public enum Completion {
     case "dropout": ["rate", "name"]
     case "layer_norm": ["eps", "name"]
     case "batch_norm": ["eps", "momentum", "name"]
+    case "conv2d": ["filters", "kernel", "stride", "padding", "dilation", "groups", "activation", "use_bias", "name"]
+    case "max_pool2d", "avg_pool2d": ["kernel", "stride", "padding", "name"]
+    case "reshape": ["shape", "name"]
     default: ["name"]
     }
   }
@@ -132,6 +135,8 @@ public enum Completion {
     case "blobs": return ["samples", "centers", "features", "std", "seed"] + common
     case "csv": return ["path", "target", "header", "delimiter", "task", "normalize"] + common
     case "idx": return ["images", "labels"] + common
+    case "npy": return ["inputs", "targets", "task", "scale"] + common
+    case "npz": return ["path", "inputs", "targets", "task", "scale"] + common
     case "builtin": return ["name"] + common
     default: return common
     }

@@ -65,13 +65,35 @@ public enum DataSource: Hashable, Sendable {
   /// MNIST-style IDX files (paths relative to the spec file); inputs scaled to [0, 1].
   case idx(images: String, labels: String)
   case builtin(name: String)
+  /// NumPy's own files: two `.npy` files, or two arrays of one `.npz` archive.
+  case numpy(NumPySource)
 
-  public static let names = ["spirals", "moons", "circles", "xor", "blobs", "sine", "csv", "idx", "builtin"]
+  public static let names = ["spirals", "moons", "circles", "xor", "blobs", "sine", "csv", "idx", "builtin", "npy", "npz"]
 
   /// The datasets shipped with SpecBench, with their shapes.
   public static let builtinCatalog: [String: DataShape] = [
-    "iris": DataShape(input: [4], target: .classes(3))
+    "iris": DataShape(input: [4], target: .classes(3)),
+    "digits": DataShape(input: [1, 8, 8], target: .classes(10)),
   ]
+
+  /// NumPy arrays: inputs `[N, …]` and targets `[N]` or `[N, k]` (docs/spec-format.md, "npy and npz").
+  public struct NumPySource: Hashable, Sendable {
+    public enum Files: Hashable, Sendable {
+      /// Two `.npy` files (paths relative to the spec file).
+      case npy(inputs: String, targets: String)
+      /// Two arrays of one `.npz` archive, by name.
+      case npz(path: String, inputs: String, targets: String)
+    }
+    public var files: Files
+    /// What the targets are; nil follows their dtype (integers: classes; floats: values).
+    public var task: CSVSource.Task?
+    /// Every input value is multiplied by it (1/255 for `uint8` images).
+    public var scale: Double
+
+    public init(files: Files, task: CSVSource.Task? = nil, scale: Double = 1) {
+      (self.files, self.task, self.scale) = (files, task, scale)
+    }
+  }
 
   /// A delimited text file (path relative to the spec file).
   public struct CSVSource: Hashable, Sendable {
@@ -110,6 +132,11 @@ public enum DataSource: Hashable, Sendable {
     case .csv: "csv"
     case .idx: "idx"
     case .builtin: "builtin"
+    case .numpy(let source):
+      switch source.files {
+      case .npy: "npy"
+      case .npz: "npz"
+      }
     }
   }
 
@@ -119,6 +146,11 @@ public enum DataSource: Hashable, Sendable {
     switch self {
     case .csv(let csv): [csv.path]
     case .idx(let images, let labels): [images, labels]
+    case .numpy(let source):
+      switch source.files {
+      case .npy(let inputs, let targets): [inputs, targets]
+      case .npz(let path, _, _): [path]
+      }
     default: []
     }
   }
@@ -135,8 +167,23 @@ public enum DataSource: Hashable, Sendable {
       csv.path = move(csv.path)
       return .csv(csv)
     case .idx(let images, let labels): return .idx(images: move(images), labels: move(labels))
+    case .numpy(var source):
+      switch source.files {
+      case .npy(let inputs, let targets): source.files = .npy(inputs: move(inputs), targets: move(targets))
+      case .npz(let path, let inputs, let targets): source.files = .npz(path: move(path), inputs: inputs, targets: targets)
+      }
+      return .numpy(source)
     default: return self
     }
+  }
+
+  /// Whether a model taking `modelInput` takes this source's samples of shape `samples`: the
+  /// same shape, or for `idx` (whose samples were `[rows, cols]` before version 6 and are `[1,
+  /// rows, cols]` since) the shape without its channel.
+  public func accepts(modelInput: [Int], samples: [Int]) -> Bool {
+    if modelInput == samples { return true }
+    if case .idx = self { return [1] + modelInput == samples }
+    return false
   }
 
   public var knownShape: DataShape? {
@@ -145,7 +192,7 @@ public enum DataSource: Hashable, Sendable {
     case .moons, .circles, .xor: DataShape(input: [2], target: .classes(2))
     case .blobs(_, let centers, let features, _, _): DataShape(input: [features], target: .classes(centers))
     case .sine: DataShape(input: [1], target: .values(width: 1))
-    case .csv, .idx: nil
+    case .csv, .idx, .numpy: nil
     case .builtin(let name): Self.builtinCatalog[name]
     }
   }
@@ -178,6 +225,12 @@ public enum DataSource: Hashable, Sendable {
       members = [("images", .string(images)), ("labels", .string(labels))]
     case .builtin(let name):
       members = [("name", .string(name))]
+    case .numpy(let source):
+      switch source.files {
+      case .npy(let inputs, let targets): members = [("inputs", .string(inputs)), ("targets", .string(targets))]
+      case .npz(let path, let inputs, let targets): members = [("path", .string(path)), ("inputs", .string(inputs)), ("targets", .string(targets))]
+      }
+      members += [("task", source.task.map { .string($0.rawValue) } ?? .null), ("scale", .double(source.scale))]
     }
     return .object([JSONObject.Member(key: "type", value: .string(typeName))] + members.map { JSONObject.Member(key: $0.0, value: $0.1) })
   }
@@ -230,6 +283,17 @@ public enum DataSource: Hashable, Sendable {
           normalize: r.boolean("normalize", default: false)))
     case "idx":
       return .idx(images: r.string("images", .nonEmpty), labels: r.string("labels", .nonEmpty))
+    case "npy", "npz":
+      let files: NumPySource.Files =
+        type == "npy"
+        ? .npy(inputs: r.string("inputs", .nonEmpty), targets: r.string("targets", .nonEmpty))
+        : .npz(
+          path: r.string("path", .nonEmpty), inputs: r.string("inputs", default: "x", .nonEmpty), targets: r.string("targets", default: "y", .nonEmpty))
+      var task: CSVSource.Task?
+      if let raw = r.raw("task"), !raw.isNull {
+        task = ObjectReader.choice(raw, at: path + "task", [("classification", .classification), ("regression", .regression)], what: "task", log: log)
+      }
+      return .numpy(NumPySource(files: files, task: task, scale: r.number("scale", default: 1, .float32)))
     default:
       let names = builtinCatalog.keys.sorted()
       return r.choice("name", names.map { ($0, DataSource.builtin(name: $0)) }, what: "builtin dataset")

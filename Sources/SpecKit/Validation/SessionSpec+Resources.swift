@@ -74,7 +74,7 @@ extension SessionSpec {
     case .blobs(let n, _, let features, _, _):
       samples = Double(n)
       sampleWidth = Double(features) + 1
-    case .csv, .idx, .builtin: break
+    case .csv, .idx, .builtin, .numpy: break
     }
     var history = 0.0
     if case .lbfgs(let settings) = optimizer {

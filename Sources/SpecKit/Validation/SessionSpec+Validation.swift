@@ -24,7 +24,7 @@ extension SessionSpec {
     let shapes = modelClean ? model.inferShapes(at: "model", log: log) : nil
     let dataShape = log.isClean(under: "data") ? knownShape ?? data.source.knownShape : nil
 
-    if modelClean, let dataShape, model.input != dataShape.input {
+    if modelClean, let dataShape, !data.source.accepts(modelInput: model.input, samples: dataShape.input) {
       log.report(
         "model.input",
         "must be \(dataShape.input) to match the samples of data \(JSONWriter.quoted(data.source.typeName)), got \(model.input)", at: nil)
