@@ -133,7 +133,7 @@ public enum NumPyData {
     var count = 1
     for d in shape {
       let (p, o) = count.multipliedReportingOverflow(by: d)
-      guard !o, p <= 1 << 40 else { throw .numpy(path: path, message: "declares shape \(shape), whose size overflows") }
+      guard !o, p <= 1 << 40 else { throw .numpy(path: path, message: "declares shape \(shape), more values (over 2^40) than any array SpecBench reads") }
       count = p
     }
     return count
@@ -169,7 +169,7 @@ public enum NumPyData {
 
     static func parse(_ descr: String, path: String) throws(DataError) -> DType {
       let scalars = Swift.Array(descr)
-      guard scalars.count >= 3, let size = Int(String(scalars[2...])) else {
+      guard scalars.count >= 2 else {
         throw .numpy(path: path, message: "has dtype \(TextExcerpt.quoted(descr)), which is not a NumPy type string such as '<f4'")
       }
       let (order, kind) = (scalars[0], scalars[1])
@@ -184,7 +184,7 @@ public enum NumPyData {
         throw .numpy(path: path, message: "holds \(name) values (dtype \(TextExcerpt.quoted(descr))); SpecBench reads numbers: float, int, uint or bool")
       }
       let sizes: [Character: [Int]] = ["f": [2, 4, 8], "i": [1, 2, 4, 8], "u": [1, 2, 4, 8], "b": [1]]
-      guard let allowed = sizes[kind], allowed.contains(size), "<>|=".contains(order) else {
+      guard let size = Int(String(scalars[2...])), let allowed = sizes[kind], allowed.contains(size), "<>|=".contains(order) else {
         throw .numpy(path: path, message: "has dtype \(TextExcerpt.quoted(descr)), which SpecBench does not read (float16/32/64, int8–64, uint8–64, bool)")
       }
       let little = order == "<" || order == "|" || (order == "=" && 1.littleEndian == 1)
@@ -229,6 +229,9 @@ public enum NumPyData {
         reader.skipSpaces()
         guard reader.take(":") else { throw fail("no ':'") }
         reader.skipSpaces()
+        if key == "descr", reader.peek == "[" {
+          throw .numpy(path: path, message: "has a structured dtype (a list of fields); SpecBench reads plain numeric arrays")
+        }
         guard let value = reader.value() else { throw fail("a value SpecBench does not read") }
         guard fields.updateValue(value, forKey: key) == nil else { throw fail("the key \(key) twice") }
         reader.skipSpaces()
@@ -258,6 +261,8 @@ public enum NumPyData {
     }
     let text: [Unicode.Scalar]
     var position = 0
+
+    var peek: Unicode.Scalar? { position < text.count ? text[position] : nil }
 
     mutating func skipSpaces() { while position < text.count, text[position] == " " || text[position] == "\n" { position += 1 } }
     mutating func take(_ c: Unicode.Scalar) -> Bool {
