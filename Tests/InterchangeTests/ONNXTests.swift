@@ -11,7 +11,7 @@ import Testing
 
 @Suite("ONNX with onnxruntime", .enabled(if: ONNXPeer.isAvailable, "python3 with onnx and onnxruntime is not installed: skipped"))
 struct ONNXRuntimeTests {
-  static let examples = ["blobs", "circles", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"]
+  static let examples = ["blobs", "circles", "digits-cnn", "digits-mlp", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"]
 
   /// Every example session, trained, exported and run in onnxruntime on random inputs, gives
   /// SpecBench's predictions within 1e-5; the ONNX checker accepts the file; and importing it

@@ -16,7 +16,7 @@ import Testing
 @Suite(
   "PyTorch and safetensors export", .enabled(if: PythonPeer.isAvailable, "python3 with numpy and safetensors is not installed: skipped"))
 struct TorchExportTests {
-  static let examples = ["blobs", "circles", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"]
+  static let examples = ["blobs", "circles", "digits-cnn", "digits-mlp", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"]
 
   @Test func stateDictNamesForTheSequential() throws {
     let (bundle, _) = try trainedExample("iris", steps: 20)

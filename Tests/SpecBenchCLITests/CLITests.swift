@@ -12,7 +12,7 @@ struct CLITests {
     for verb in ["repl", "run", "validate", "inspect", "init", "backends"] { #expect(result.stdout.contains(verb)) }
   }
 
-  @Test(arguments: ["blobs", "circles", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"])
+  @Test(arguments: ["blobs", "circles", "digits-cnn", "digits-mlp", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"])
   func exampleSessionsValidate(name: String) throws {
     let result = try specbench("validate", "sessions/\(name).json")
     #expect(result.status == 0, "\(result.stderr)")

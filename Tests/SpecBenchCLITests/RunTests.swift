@@ -121,8 +121,22 @@ struct RunTests {
   static let promised: [(String, String, Double)] = [
     ("spirals", "train_accuracy", 0.95), ("iris", "val_accuracy", 0.93), ("moons", "val_accuracy", 0.95), ("xor", "train_accuracy", 0.95),
     ("circles", "train_accuracy", 0.97), ("blobs", "train_accuracy", 0.97), ("sine", "val_loss", -0.02),
-    ("sine-lbfgs", "train_loss", -0.0002),
+    ("sine-lbfgs", "train_loss", -0.0002), ("digits-mlp", "val_accuracy", 0.96), ("digits-cnn", "val_accuracy", 0.98),
   ]
+
+  /// sessions/README.md's "Convolutions on digits": the CNN, with fewer parameters than the MLP,
+  /// classifies more of the same held-out digits.
+  @Test func theDigitsCNNBeatsTheMLPWithFewerParameters() throws {
+    var accuracy: [String: Double] = [:]
+    for name in ["digits-mlp", "digits-cnn"] {
+      let result = try specbench("run", "sessions/\(name).json", "--json")
+      #expect(result.status == 0, "\(result.stderr)")
+      accuracy[name] = try #require(try events(result.stdout).last?["val_accuracy"]?.numberValue?.double)
+    }
+    let (mlp, cnn) = (try SessionFile.load(repositoryPath("sessions/digits-mlp.json")), try SessionFile.load(repositoryPath("sessions/digits-cnn.json")))
+    #expect(cnn.spec.model.parameterCount <= mlp.spec.model.parameterCount)
+    #expect(accuracy["digits-cnn"]! > accuracy["digits-mlp"]!, "\(accuracy)")
+  }
 
   /// `run --optimizer` takes the workbench's command text: a bad field is refused by its path,
   /// control characters are shown escaped, another command cannot ride along, nothing is saved.

@@ -11,7 +11,7 @@ import Testing
 struct GoldenFormatTests {
   static let goldenFolder = repositoryPath("Tests/SpecKitTests/Golden")
   static let recording = ProcessInfo.processInfo.environment["SPECBENCH_RECORD_GOLDEN"] == "1"
-  static let exampleNames = ["blobs", "circles", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"]
+  static let exampleNames = ["blobs", "circles", "digits-cnn", "digits-mlp", "iris", "moons", "sine", "sine-lbfgs", "spirals", "xor"]
 
   func compare(_ text: String, golden name: String) throws {
     let path = "\(Self.goldenFolder)/\(name)"
