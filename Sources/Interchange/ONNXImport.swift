@@ -25,9 +25,7 @@ public enum ONNXImport {
     var spec = SessionSpec(
       name: name, model: ModelSpec(input: reader.inputShape, layers: reader.layers), loss: loss,
       optimizer: .adam(.init(weightDecay: 0)),
-      data: DataSpec(
-        source: .blobs(
-          samples: 300, centers: max(2, width), features: reader.inputShape.count == 1 ? reader.inputShape[0] : 2, std: 1, seed: 0)),
+      data: DataSpec(source: placeholderData(input: reader.inputShape, width: width, name: name)),
       journal: ["import \(PathText.lastComponent(file))"])
     var state: TrainingState
     do { state = try spec.initialTrainingState() } catch {
@@ -58,10 +56,21 @@ public enum ONNXImport {
       "from \(model.producerName.isEmpty ? "an unnamed producer" : model.producerName) \(model.producerVersion), opset \(reader.opsetVersion)",
       reader.inputShape.count == 1
         ? "the data is a placeholder (blobs of the model's input and output widths); set the session's own with `data …` before training"
-        : "the data is a placeholder that does not fit the model's \(reader.inputShape) samples; set the session's own with `data …` before training",
+        : reader.inputShape == [1, 8, 8]
+          ? "the data is a placeholder (the built-in digits, whose images are [1, 8, 8]); set the session's own with `data …` before training"
+          : "the data is a placeholder (\(placeholderData(input: reader.inputShape, width: width, name: name).files[0]), a NumPy archive of [\(reader.inputShape.map(String.init).joined(separator: ", "))] samples for you to provide); set the session's own with `data …` before training",
     ]
     notes += reader.notes
     return (bundle, notes)
+  }
+
+  /// A data source the model fits where there is one: blobs of its input and output widths for
+  /// flat samples, the built-in digits for `[1, 8, 8]` images, otherwise an `.npz` archive named
+  /// after the session (its shape is checked when the user provides it).
+  static func placeholderData(input: [Int], width: Int, name: String) -> DataSource {
+    if input.count == 1 { return .blobs(samples: 300, centers: max(2, width), features: input[0], std: 1, seed: 0) }
+    if input == [1, 8, 8] { return .builtin(name: "digits") }
+    return .numpy(.init(files: .npz(path: "\(name)-data.npz", inputs: "x", targets: "y")))
   }
 
   /// Walks the graph's nodes as one chain from the input to the output.
@@ -242,6 +251,10 @@ public enum ONNXImport {
         dense.activation = function
         layers[open].kind = .dense(dense)
         current = output
+      } else if let open = openDense, case .conv2d(var conv) = layers[open].kind, conv.activation == .identity, function != .softmax {
+        conv.activation = function
+        layers[open].kind = .conv2d(conv)
+        current = output
       } else {
         addLayer(.activation(function: function), output: output)
       }
@@ -418,13 +431,195 @@ public enum ONNXImport {
         }
         openDense = nil
         return 1
+      case "Conv":
+        try requireChain(node, node.inputs.first)
+        try readConv(node, output: output)
+        return 1
+      case "MaxPool", "AveragePool":
+        try requireChain(node, node.inputs.first)
+        try readPool(node, output: output)
+        return 1
+      case "GlobalAveragePool":
+        try requireChain(node, node.inputs.first)
+        _ = try imageShape(node)
+        // [N, C, 1, 1] then a flatten or reshape to [N, C] is the format's global_avg_pool.
+        if index + 1 < nodes.count, nodes[index + 1].inputs.first == output,
+          nodes[index + 1].opType == "Flatten" && (nodes[index + 1].attribute("axis")?.int ?? 1) == 1
+            || nodes[index + 1].opType == "Reshape" && reshapeTarget(nodes[index + 1]) == [shape[0]]
+        {
+          addLayer(.globalAvgPool, output: nodes[index + 1].outputs[0])
+          shape = [shape[0]]
+          openDense = nil
+          return 2
+        }
+        addLayer(.globalAvgPool, output: output)
+        addLayer(.reshape(shape: [shape[0], 1, 1]), output: output)
+        shape = [shape[0], 1, 1]
+        openDense = nil
+        return 1
+      case "Reshape":
+        try requireChain(node, node.inputs.first)
+        guard let target = reshapeTarget(node) else {
+          throw .unsupportedNode(
+            node: node.name, op: node.opType,
+            reason:
+              "its shape is not a stored int64 tensor that keeps the batch axis (0 or -1 first) and gives a sample of \(Self.product(shape)!) values; SpecBench imports fixed reshapes"
+          )
+        }
+        addLayer(target.count == 1 ? .flatten : .reshape(shape: target), output: output)
+        shape = target
+        openDense = nil
+        return 1
       default:
         throw .unsupportedNode(
           node: node.name, op: node.opType,
           reason:
-            "SpecBench imports MLPs: Gemm, MatMul + Add, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, Elu, Gelu, Softmax, Flatten, Identity, "
-            + "Dropout, LayerNormalization and BatchNormalization")
+            "SpecBench imports chains of Gemm, MatMul + Add, Conv, MaxPool, AveragePool, GlobalAveragePool, Relu, LeakyRelu, Sigmoid, Tanh, "
+            + "Softplus, Elu, Gelu, Softmax, Flatten, Reshape, Identity, Dropout, LayerNormalization and BatchNormalization")
       }
+    }
+
+    /// The chain's sample as an image `[C, H, W]`, or a refusal.
+    func imageShape(_ node: ONNXNode) throws(InterchangeError) -> (channels: Int, height: Int, width: Int) {
+      guard shape.count == 3 else {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "its input has sample shape \(shape); SpecBench imports 2-D image ops on [C, H, W]")
+      }
+      return (shape[0], shape[1], shape[2])
+    }
+
+    /// An integer-list attribute of two values (or its default); refused otherwise.
+    func pairAttribute(_ node: ONNXNode, _ name: String, default fallback: Pair?) throws(InterchangeError) -> Pair {
+      guard let attribute = node.attribute(name) else {
+        guard let fallback else { throw .unsupportedNode(node: node.name, op: node.opType, reason: "it has no \(name)") }
+        return fallback
+      }
+      guard attribute.ints.count == 2, attribute.ints.allSatisfy({ $0 >= 0 && $0 < 1 << 20 }) else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "\(name) is \(attribute.ints); SpecBench imports 2-D windows (two values)")
+      }
+      return Pair(attribute.ints[0], attribute.ints[1])
+    }
+
+    /// The padding of a window: ONNX's `pads` (top, left, bottom, right) or `auto_pad`, as the
+    /// format's padding (equal on both sides, or PyTorch's "same" for a stride of 1).
+    func padding(_ node: ONNXNode, kernel: Pair, stride: Pair, dilation: Pair) throws(InterchangeError) -> Padding {
+      let auto = node.attribute("auto_pad")?.string ?? "NOTSET"
+      let same = Window(kernel: kernel, stride: stride, padding: .same, dilation: dilation)
+      switch auto {
+      case "NOTSET":
+        guard let pads = node.attribute("pads")?.ints else { return .explicit(Pair(0)) }
+        guard pads.count == 4, pads.allSatisfy({ $0 >= 0 && $0 < 1 << 20 }) else {
+          throw .unsupportedNode(node: node.name, op: node.opType, reason: "pads is \(pads); SpecBench imports four non-negative pads")
+        }
+        if pads[0] == pads[2] && pads[1] == pads[3] { return .explicit(Pair(pads[0], pads[1])) }
+        if stride == Pair(1), same.padBefore == Pair(pads[0], pads[1]), same.padAfter == Pair(pads[2], pads[3]) { return .same }
+        throw .unsupportedNode(
+          node: node.name, op: node.opType,
+          reason: "pads \(pads) differ before and after; SpecBench pads both sides alike (or as PyTorch's \"same\" for stride 1)")
+      case "VALID": return .explicit(Pair(0))
+      case "SAME_UPPER" where stride == Pair(1): return .same
+      default:
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "auto_pad \(auto) is not imported (NOTSET with pads, VALID, and SAME_UPPER for stride 1 are)")
+      }
+    }
+
+    mutating func readConv(_ node: ONNXNode, output: String) throws(InterchangeError) {
+      let (channels, height, width) = try imageShape(node)
+      let w = try weight(input(node, 1, "weight"), node: node)
+      guard w.dims.count == 4 else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "its weight has shape \(w.dims); a 2-D convolution's is [O, C/group, kh, kw]")
+      }
+      let groups = node.attribute("group")?.int ?? 1
+      let (filters, perGroup) = (w.dims[0], w.dims[1])
+      guard groups >= 1, perGroup * groups == channels, filters % groups == 0 else {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType,
+          reason: "its weight \(w.dims) with group \(groups) does not fit an input of \(channels) channels")
+      }
+      let kernel = try pairAttribute(node, "kernel_shape", default: Pair(w.dims[2], w.dims[3]))
+      guard kernel == Pair(w.dims[2], w.dims[3]) else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "kernel_shape \(kernel) disagrees with its weight \(w.dims)")
+      }
+      let stride = try pairAttribute(node, "strides", default: Pair(1))
+      let dilation = try pairAttribute(node, "dilations", default: Pair(1))
+      let padding = try padding(node, kernel: kernel, stride: stride, dilation: dilation)
+      var bias: [Float]?
+      if node.inputs.count > 2, !node.inputs[2].isEmpty {
+        let b = try weight(node.inputs[2], node: node)
+        guard b.elementCount == filters else {
+          throw .unsupportedNode(node: node.name, op: node.opType, reason: "its bias has \(b.elementCount) values for \(filters) filters")
+        }
+        bias = b.floats
+      }
+      let conv = Conv2DLayer(
+        filters: filters, kernel: kernel, stride: stride, padding: padding, dilation: dilation, groups: groups, useBias: bias != nil)
+      guard stride.height > 0, stride.width > 0, dilation.height > 0, dilation.width > 0,
+        case .success(let out) = conv.window.output(height: height, width: width)
+      else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "its window does not fit its input \(shape)")
+      }
+      addLayer(.conv2d(conv), output: output)
+      let name = layers.last!.name
+      tensors[StateKey.parameter("\(name).weight")] = StoredTensor(shape: w.dims, scalars: w.floats)
+      if let bias { tensors[StateKey.parameter("\(name).bias")] = StoredTensor(shape: [filters], scalars: bias) }
+      shape = [filters, out.height, out.width]
+      openDense = layers.count - 1
+    }
+
+    mutating func readPool(_ node: ONNXNode, output: String) throws(InterchangeError) {
+      let (_, height, width) = try imageShape(node)
+      let kernel = try pairAttribute(node, "kernel_shape", default: nil)
+      let stride = try pairAttribute(node, "strides", default: Pair(1))
+      if (node.attribute("ceil_mode")?.int ?? 0) != 0 {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "ceil_mode=1; SpecBench's pools round down (PyTorch's default)")
+      }
+      if try pairAttribute(node, "dilations", default: Pair(1)) != Pair(1) {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "dilated pools are not imported")
+      }
+      guard kernel.height > 0, kernel.width > 0, stride.height > 0, stride.width > 0 else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "kernel \(kernel) and strides \(stride) must be positive")
+      }
+      guard case .explicit(let pads) = try padding(node, kernel: kernel, stride: stride, dilation: Pair(1)),
+        pads.height <= kernel.height / 2, pads.width <= kernel.width / 2
+      else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "its pads must be equal before and after and at most half the kernel")
+      }
+      if node.opType == "AveragePool", pads != Pair(0), (node.attribute("count_include_pad")?.int ?? 0) != 1 {
+        throw .unsupportedNode(
+          node: node.name, op: node.opType,
+          reason: "count_include_pad=0 with padding; SpecBench's average counts the padding (PyTorch's default, count_include_pad=1)")
+      }
+      let pool = PoolLayer(kernel: kernel, stride: stride, padding: pads)
+      guard case .success(let out) = pool.window.output(height: height, width: width) else {
+        throw .unsupportedNode(node: node.name, op: node.opType, reason: "its window does not fit its input \(shape)")
+      }
+      addLayer(node.opType == "MaxPool" ? .maxPool2d(pool) : .avgPool2d(pool), output: output)
+      shape = [shape[0], out.height, out.width]
+      openDense = nil
+    }
+
+    /// A Reshape's sample shape: its stored int64 shape, keeping the batch axis (first entry 0,
+    /// or -1 with fixed sizes after it), with 0 and -1 resolved; nil when it is not such a shape.
+    func reshapeTarget(_ node: ONNXNode) -> [Int]? {
+      guard node.inputs.count > 1, let tensor = constants[node.inputs[1]], tensor.dataType == ONNXTensor.int64, tensor.dims.count == 1,
+        tensor.ints.count >= 2, (node.attribute("allowzero")?.int ?? 0) == 0, let count = Self.product(shape)
+      else { return nil }
+      let first = tensor.ints[0]
+      var rest = Array(tensor.ints.dropFirst())
+      // A 0 copies the input's size on that axis (axis i + 1 of [N] + the sample).
+      for i in rest.indices where rest[i] == 0 {
+        guard i < shape.count else { return nil }
+        rest[i] = shape[i]
+      }
+      guard rest.allSatisfy({ $0 > 0 || $0 == -1 }), rest.filter({ $0 == -1 }).count <= (first == 0 ? 1 : 0) else { return nil }
+      guard first == 0 || first == -1 else { return nil }
+      let known = rest.filter { $0 > 0 }.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+      if rest.contains(-1) {
+        guard known > 0, count % known == 0 else { return nil }
+        return rest.map { $0 == -1 ? count / known : $0 }
+      }
+      return known == count ? rest : nil
     }
 
     func activation(_ node: ONNXNode) throws(InterchangeError) -> Activation {

@@ -125,7 +125,7 @@ struct ONNXRuntimeTests {
   /// Flatten, Dropout with its ratio as an input, Identity, LayerNormalization,
   /// BatchNormalization, LeakyRelu, Elu, Softplus, Softmax — import into sessions whose
   /// predictions match onnxruntime's.
-  @Test(arguments: ["torch_gemm", "gemm_in_out", "keras_matmul_add", "gelu_silu_flatten", "norms_and_friends"])
+  @Test(arguments: ["torch_gemm", "gemm_in_out", "keras_matmul_add", "gelu_silu_flatten", "norms_and_friends", "torch_cnn", "cnn_global_pool"])
   func graphsFromOtherExportersImport(layout: String) throws {
     let folder = temporaryFolder("specbench-onnx-import")
     let made = try ONNXPeer.run(Self.buildGraphs, [layout, folder])
@@ -189,6 +189,31 @@ struct ONNXRuntimeTests {
                  N("Identity", ["silu"], ["i"]),
                  N("Dropout", ["i", c("ratio", 0.25)], ["dr"]),
                  N("Gemm", ["dr", w("l3.w", 2, 7)], ["y"], transB=1)]
+    elif layout == "torch_cnn":
+        # As torch.onnx.export writes a LeNet-style nn.Sequential: every Conv and pool attribute
+        # spelt out, ReLU after each Conv, view(-1, n) as Reshape with a stored [-1, n].
+        sample = [2, 12, 12]
+        i64 = lambda name, v: inits.append(numpy_helper.from_array(np.array(v, dtype=np.int64), name)) or name
+        nodes = [N("Conv", ["x", w("conv1.weight", 6, 2, 3, 3), w("conv1.bias", 6)], ["/conv1/Conv_output_0"], name="/conv1/Conv",
+                   dilations=[1, 1], group=1, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+                 N("Relu", ["/conv1/Conv_output_0"], ["/relu1/Relu_output_0"], name="/relu1/Relu"),
+                 N("MaxPool", ["/relu1/Relu_output_0"], ["/pool1/MaxPool_output_0"], name="/pool1/MaxPool",
+                   ceil_mode=0, dilations=[1, 1], kernel_shape=[2, 2], pads=[0, 0, 0, 0], strides=[2, 2]),
+                 N("Conv", ["/pool1/MaxPool_output_0", w("conv2.weight", 8, 3, 2, 3)], ["/conv2/Conv_output_0"], name="/conv2/Conv",
+                   dilations=[2, 1], group=2, kernel_shape=[2, 3], pads=[0, 1, 0, 1], strides=[1, 2]),
+                 N("Tanh", ["/conv2/Conv_output_0"], ["/act2/Tanh_output_0"], name="/act2/Tanh"),
+                 N("AveragePool", ["/act2/Tanh_output_0"], ["/pool2/AveragePool_output_0"], name="/pool2/AveragePool",
+                   ceil_mode=0, count_include_pad=1, kernel_shape=[2, 2], pads=[1, 1, 1, 1], strides=[1, 1]),
+                 N("Reshape", ["/pool2/AveragePool_output_0", i64("/Constant_output_0", [-1, 8 * 5 * 4])], ["/Reshape_output_0"], name="/Reshape"),
+                 N("Gemm", ["/Reshape_output_0", w("fc.weight", 4, 160), w("fc.bias", 4)], ["y"], name="/fc/Gemm", alpha=1.0, beta=1.0, transB=1)]
+    elif layout == "cnn_global_pool":
+        sample = [3, 7, 6]
+        nodes = [N("Conv", ["x", w("c.w", 5, 3, 3, 3), w("c.b", 5)], ["c"], auto_pad="SAME_UPPER", kernel_shape=[3, 3]),
+                 N("Relu", ["c"], ["r"]),
+                 N("Conv", ["r", w("c2.w", 4, 5, 2, 2)], ["c2"], pads=[0, 0, 1, 1]),
+                 N("GlobalAveragePool", ["c2"], ["g"]),
+                 N("Flatten", ["g"], ["f"], axis=1),
+                 N("Gemm", ["f", w("d.w", 3, 4), w("d.b", 3)], ["y"], transB=1)]
     else:
         nodes = [N("BatchNormalization", ["x", c("bn.s", rng.uniform(0.5, 1.5, 6)), c("bn.b", rng.standard_normal(6)),
                                           c("bn.m", rng.standard_normal(6)), c("bn.v", rng.uniform(0.5, 2, 6))], ["n1"],
@@ -254,8 +279,12 @@ struct ONNXRefusalTests {
 
   @Test(arguments: [
     (
+      [ONNXNode("LSTM", inputs: ["x", "W"], outputs: ["y"], name: "/lstm/LSTM")],
+      "node \"/lstm/LSTM\" (LSTM): SpecBench imports chains of Gemm, MatMul + Add, Conv, MaxPool"
+    ),
+    (
       [ONNXNode("Conv", inputs: ["x", "W"], outputs: ["y"], name: "/conv1/Conv")],
-      "node \"/conv1/Conv\" (Conv): SpecBench imports MLPs: Gemm, MatMul + Add"
+      "node \"/conv1/Conv\" (Conv): its input has sample shape [4]; SpecBench imports 2-D image ops on [C, H, W]"
     ),
     (
       [ONNXNode("Gemm", inputs: ["x", "V"], outputs: ["y"], name: "fc")],

@@ -148,6 +148,12 @@ struct TorchExportTests {
         def __init__(self, features, eps=1e-5, momentum=0.1):
             self.tensors = {"weight": [features], "bias": [features], "running_mean": [features], "running_var": [features],
                             "num_batches_tracked": []}
+    def pair(v):
+        return list(v) if isinstance(v, (tuple, list)) else [v, v]
+    class Conv2d(Module):
+        def __init__(self, inputs, outputs, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
+            assert padding == "same" or len(pair(padding)) == 2 and inputs % groups == 0 and outputs % groups == 0
+            self.tensors = {"weight": [outputs, inputs // groups] + pair(kernel_size), **({"bias": [outputs]} if bias else {})}
     class Sequential(Module):
         def __init__(self, *children):
             self.children = children
@@ -156,7 +162,9 @@ struct TorchExportTests {
     nn = types.ModuleType("torch.nn")
     nn.Sequential, nn.Linear, nn.LayerNorm = Sequential, Linear, LayerNorm
     nn.BatchNorm1d = nn.BatchNorm2d = nn.BatchNorm3d = BatchNorm
-    for name in ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softplus", "ELU", "Softmax", "Identity", "Dropout", "Flatten"]:
+    nn.Conv2d = Conv2d
+    for name in ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "Softplus", "ELU", "Softmax", "Identity", "Dropout", "Flatten",
+                 "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Unflatten"]:
         setattr(nn, name, type(name, (Module,), {}))
     torch = types.ModuleType("torch")
     torch.nn = nn

@@ -106,6 +106,18 @@ struct GoldenFormatTests {
   static let completeSpec: SessionSpec = {
     let layers: [LayerSpec] = [
       LayerSpec(name: "flat", kind: .flatten),
+      LayerSpec(name: "img", kind: .reshape(shape: [2, 1, -1])),
+      LayerSpec(
+        name: "c1",
+        kind: .conv2d(
+          Conv2DLayer(
+            filters: 4, kernel: Pair(1), padding: .same, groups: 2, activation: .relu,
+            initializer: DenseInit(weight: .heUniform, bias: .constant(value: 0.01))))),
+      LayerSpec(name: "mp", kind: .maxPool2d(PoolLayer(kernel: Pair(1)))),
+      LayerSpec(name: "ap", kind: .avgPool2d(PoolLayer(kernel: Pair(1, 1), stride: Pair(1), padding: Pair(0)))),
+      LayerSpec(
+        name: "c2", kind: .conv2d(Conv2DLayer(filters: 2, kernel: Pair(1), stride: Pair(2), dilation: Pair(2, 1), useBias: false))),
+      LayerSpec(name: "gap", kind: .globalAvgPool),
       LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-3, momentum: 0.2)),
       LayerSpec(
         name: "d1",
