@@ -22,6 +22,9 @@ if ! $python -c 'import numpy' 2>/dev/null; then
 fi
 swift build -c release >&2
 specbench=.build/release/specbench
+# SPECBENCH_BACKEND=fast (or another name) runs one of ours rather than all of them.
+backends=""
+[ -n "${SPECBENCH_BACKEND:-}" ] && backends="--backend $SPECBENCH_BACKEND"
 
 steps_for() { $python -c "print(max(10, int($1 * $scale)))"; }
 median() { $python -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
@@ -31,32 +34,46 @@ $python -c 'import jax, optax' 2>/dev/null && have_jax=true
 $have_jax || echo "peers.sh: skipped the JAX peer (jax_mlp.py needs jax and optax: scripts/setup.sh installs them)" >&2
 
 printf '%-10s %-10s %12s %12s %9s %12s %9s\n' preset backend "steps/s" "numpy" ratio "jax peer" ratio
-for preset in mlp-mnist spirals; do
+for preset in mlp-mnist spirals cnn-digits lenet; do
+  # The MLP presets run ../shared/peers' numpy_mlp.py and jax_mlp.py; the image presets
+  # Benchmarks/jax_cnn_peer.py (no NumPy peer: NumPy has no convolution).
   case $preset in
     mlp-mnist) sizes=784,256,128,10 batch=128 steps=$(steps_for 300) ;;
     spirals) sizes=2,64,64,3 batch=64 steps=$(steps_for 3000) ;;
+    cnn-digits) batch=64 steps=$(steps_for 300) ;;
+    lenet) batch=64 steps=$(steps_for 100) ;;
   esac
   numpy_runs=()
   jax_runs=()
   declare -A ours=()
   for _ in $(seq "$rounds"); do
-    numpy_runs+=("$($python $peers/numpy_mlp.py --sizes $sizes --batch $batch --steps "$steps" | sed 's/.*steps_per_sec=\([0-9.]*\).*/\1/')")
-    if $have_jax; then
-      jax_runs+=("$($python $peers/jax_mlp.py --sizes $sizes --batch $batch --steps "$steps" | sed 's/.*steps_per_sec=\([0-9.]*\).*/\1/')")
-    fi
+    case $preset in
+      mlp-mnist | spirals)
+        numpy_runs+=("$($python $peers/numpy_mlp.py --sizes $sizes --batch $batch --steps "$steps" | sed 's/.*steps_per_sec=\([0-9.]*\).*/\1/')")
+        if $have_jax; then
+          jax_runs+=("$($python $peers/jax_mlp.py --sizes $sizes --batch $batch --steps "$steps" | sed 's/.*steps_per_sec=\([0-9.]*\).*/\1/')")
+        fi
+        ;;
+      *)
+        if $have_jax; then
+          jax_runs+=("$($python Benchmarks/jax_cnn_peer.py --preset $preset --batch $batch --steps "$steps" | sed 's/.*steps_per_sec=\([0-9.]*\).*/\1/')")
+        fi
+        ;;
+    esac
     while read -r backend rate; do
       ours[$backend]="${ours[$backend]:-} $rate"
-    done < <($specbench bench --preset $preset --steps "$steps" --repeats 1 --json |
+    done < <($specbench bench --preset $preset --steps "$steps" --repeats 1 --json $backends |
       $python -c "import json,sys; [print(d['backend'], d['steps_per_sec']) for d in map(json.loads, sys.stdin)]")
   done
-  numpy=$(median "${numpy_runs[@]}")
+  numpy=nan
+  ((${#numpy_runs[@]})) && numpy=$(median "${numpy_runs[@]}")
   jax_peer=nan
-  $have_jax && jax_peer=$(median "${jax_runs[@]}")
+  ((${#jax_runs[@]})) && jax_peer=$(median "${jax_runs[@]}")
   for backend in "${!ours[@]}"; do
     # shellcheck disable=SC2086
     ours_median=$(median ${ours[$backend]})
     printf '%-10s %-10s %12.1f %12.1f %8.2fx %12.1f %8.2fx\n' $preset "$backend" "$ours_median" "$numpy" \
-      "$($python -c "print($ours_median / $numpy)")" "$jax_peer" "$($python -c "print($ours_median / float('$jax_peer'))")"
+      "$($python -c "print($ours_median / float('$numpy'))")" "$jax_peer" "$($python -c "print($ours_median / float('$jax_peer'))")"
   done
   unset ours
 done

@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
       """
   )
 
-  @Option(help: "mlp-mnist, spirals, or all.")
+  @Option(help: "mlp-mnist, spirals, cnn-digits, lenet, or all.")
   var preset = "all"
 
   @Option(help: "A backend name, or all.")
@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
 
   @OptionGroup var settings: BackendSettings
 
-  @Option(help: "Steps in each timed run (default: 300 for mlp-mnist, 3000 for spirals).")
+  @Option(help: "Steps in each timed run (default: 300 for mlp-mnist and cnn-digits, 3000 for spirals, 100 for lenet).")
   var steps: Int?
 
   @Option(help: "Untimed steps first.")
@@ -63,7 +63,7 @@ struct Bench: ParsableCommand {
     if !json { say("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
     for p in presets {
       for b in backends {
-        let count = steps ?? (p.name == "mlp-mnist" ? 300 : 3000)
+        let count = steps ?? Benchmark.Preset.defaultSteps[p.name, default: 300]
         let result: Benchmark.Result
         do { result = try Benchmark.run(p, on: b, steps: count, warmup: warmup, repeats: repeats) } catch {
           throw failWith(error.description)
