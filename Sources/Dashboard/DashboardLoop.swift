@@ -131,7 +131,7 @@ public enum DashboardLoop {
       state.message = "error: " + (result.first ?? text)
       state.messageIsError = true
     case .drawing:
-      state.message = "charts of plot and hist are drawn in the REPL; here they are the loss and histogram panes"
+      state.message = "plot, hist and filters draw in the REPL; here the loss and histogram panes show them"
       state.messageIsError = false
     case .waiting(let text):
       state.message = text

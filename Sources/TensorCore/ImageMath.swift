@@ -193,6 +193,15 @@ public enum ImageMath {
             let target = image + r * g.width
             let line = column + i * g.outputWidth
             let offset = v * g.dilationWidth - g.padLeft
+            if g.strideWidth == 1 {
+              // One run of the row, where it falls inside the image.
+              let first = max(0, -offset), last = min(g.outputWidth, g.width - offset)
+              if first < last {
+                let (from, to) = (line + first, target + first + offset)
+                for j in 0..<last - first { to[j] += from[j] }
+              }
+              continue
+            }
             for j in 0..<g.outputWidth {
               let s = j * g.strideWidth + offset
               if s >= 0 && s < g.width { target[s] += line[j] }
@@ -214,6 +223,10 @@ public enum ImageMath {
     argmax: UnsafeMutableBufferPointer<Int32>
   ) {
     let (inSize, outSize) = (g.inputSize, g.channels * g.outputPlane)
+    if g.padTop == 0 && g.padLeft == 0 {
+      maxPoolForwardUnpadded(x, rows: rows, geometry: g, into: y, argmax: argmax)
+      return
+    }
     for b in 0..<rows {
       for c in 0..<g.channels {
         let plane = b * inSize + c * g.height * g.width
@@ -235,6 +248,38 @@ public enum ImageMath {
             y[o] = best
             argmax[o] = Int32(c * g.height * g.width + at)
           }
+        }
+      }
+    }
+  }
+
+  /// Max pooling without padding: every window lies inside its image, so the loops need no
+  /// bounds checks (the same choices as the general loop: the first largest, NaN wins).
+  static func maxPoolForwardUnpadded(
+    _ x: UnsafeBufferPointer<Float>, rows: Int, geometry g: ImageGeometry, into y: UnsafeMutableBufferPointer<Float>,
+    argmax: UnsafeMutableBufferPointer<Int32>
+  ) {
+    let planeSize = g.height * g.width
+    var o = 0
+    for bc in 0..<rows * g.channels {
+      let plane = x.baseAddress! + bc * planeSize
+      let channelBase = Int32((bc % g.channels) * planeSize)
+      for i in 0..<g.outputHeight {
+        let top = i * g.strideHeight
+        for j in 0..<g.outputWidth {
+          let left = j * g.strideWidth
+          var at = top * g.width + left
+          var best = plane[at]
+          for u in 0..<g.kernelHeight {
+            let row = (top + u) * g.width + left
+            for v in 0..<g.kernelWidth {
+              let value = plane[row + v]
+              if value > best || value.isNaN && !best.isNaN { (best, at) = (value, row + v) }
+            }
+          }
+          y[o] = best
+          argmax[o] = channelBase + Int32(at)
+          o += 1
         }
       }
     }

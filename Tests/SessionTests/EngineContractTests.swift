@@ -25,6 +25,8 @@ struct EngineContractTests {
     "add dense 8 relu", "optimizer lr=0.003", "evaluate", "evaluate train", "show", "set input 1,28,28", "predict 0.5,-1.0 2.0,3.25",
     "posterior", "posterior off", "posterior subset=all hessian=kron prior=0.5 predictive=mc samples=30", "posterior noise=0.2",
     "calibration", "calibration validation", "variational dense2 prior=scale_mixture pi=0.3 kl_weight=0.01", "variational off",
+    "add conv2d 16 3 relu padding=same", "add max_pool2d 2 stride=1,2", "add reshape 1,8,8", "filters conv2d1", "filters conv2d1 0",
+    "data npz path=d.npz inputs=images targets=labels scale=0.00392156862745098",
   ])
   func everyCommandsTextParsesBackToIt(_ line: String) throws {
     let command = try #require(try CommandParser.parse(line))

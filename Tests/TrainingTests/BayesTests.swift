@@ -417,6 +417,31 @@ struct CurvatureTests {
     #expect(worst <= 1, "worst scaled difference \(worst)")
   }
 
+  /// The image layers in the curvature: a max pool first (no parameter moves its choice), two
+  /// convolutions, an average and a global pool, on seven `[1, 3, 4]` images.
+  @Test func theFullGGNOfAnImageNetworkMatchesFiniteDifferenceJacobians() throws {
+    var spec = makeSpec(
+      input: [12],
+      layers: [
+        reshape("image", [1, 3, 4]), maxPool("p1", Pair(2), stride: Pair(1), padding: Pair(1)), conv("c1", 3, kernel: Pair(2), .tanh),
+        avgPool("p2", Pair(2), stride: Pair(1)), conv("c2", 2, kernel: Pair(1)), LayerSpec(name: "gap", kind: .globalAvgPool), dense("d", 3),
+      ])
+    spec.state = spec.initialStateRecord()
+    let tensors = try spec.initialTensors()
+    var generator = SplitMix64(seed: 4, stream: "image curvature")
+    let data = Dataset(
+      inputs: Tensor(shape: [7, 12], scalars: (0..<84).map { _ in generator.nextNormal() }), targets: .classes([0, 1, 2, 1, 0, 2, 2]),
+      shape: DataShape(input: [12], target: .classes(3)))
+    let fit = try LaplaceFit.fit(spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .full, priorPrecision: 1))
+    let names = try spec.parameterShapes().map(\.name)
+    let direct = try Self.directGGN(spec, tensors, data, names: names)
+    let stored = fit.tensors["posterior/ggn"]!.scalars
+    #expect(stored.count == direct.count && names.contains("c1.weight"))
+    var worst = 0.0
+    for i in 0..<direct.count { worst = max(worst, abs(Double(stored[i]) - direct[i]) / (2e-3 + 2e-2 * abs(direct[i]))) }
+    #expect(worst <= 1, "worst scaled difference \(worst)")
+  }
+
   @Test func diagonalAndKroneckerAgreeWithTheFullMatrixWhereTheyAreExact() throws {
     let (spec, tensors, data) = try Self.problem()
     let full = try LaplaceFit.fit(

@@ -49,6 +49,7 @@ public enum Command: Equatable, Sendable {
       return (["plot", what.rawValue] + (logScale ? ["--log"] : []) + (smoothing.map { ["--smooth", String($0)] } ?? [])).joined(
         separator: " ")
     case .query(.hist(let tensor)): return "hist " + word(tensor)
+    case .query(.filters(let layer, let channel)): return (["filters", word(layer)] + (channel.map { [String($0)] } ?? [])).joined(separator: " ")
     case .query(.backends): return "backends"
     case .query(.predict(let samples)):
       return (["predict"] + samples.map { $0.map { String($0) }.joined(separator: ",") }).joined(separator: " ")
@@ -126,6 +127,8 @@ public enum Query: Equatable, Sendable {
   case show(Part)
   case plot(Chart, logScale: Bool, smoothing: Double?)
   case hist(tensor: String)
+  /// `filters LAYER [CHANNEL]`: a conv2d layer's filters as grey images (input channel 0 unless given).
+  case filters(layer: String, channel: Int?)
   case backends
   case history
   case help(topic: String?)

@@ -120,6 +120,16 @@ public enum CommandParser {
     case "hist":
       guard args.count == 1 else { throw usage("hist") }
       return .query(.hist(tensor: args[0]))
+    case "filters":
+      guard args.count == 1 || args.count == 2 else { throw usage("filters") }
+      var channel: Int?
+      if args.count == 2 {
+        guard let c = Int(args[1]), c >= 0 else {
+          throw CommandError("filters: the input channel must be a whole number from 0, got \(TextExcerpt.quoted(args[1]))")
+        }
+        channel = c
+      }
+      return .query(.filters(layer: args[0], channel: channel))
     case "backend":
       guard let name = args.first else { throw usage("backend") }
       var options: [BackendOption] = []

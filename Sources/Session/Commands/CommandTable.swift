@@ -86,6 +86,9 @@ public enum CommandTable {
       example: "plot accuracy --smooth 0.6"),
     .init(name: "hist", usage: "hist TENSOR", summary: "histogram of a tensor's values, e.g. dense1.weight", example: "hist dense1.weight"),
     .init(
+      name: "filters", usage: "filters LAYER [CHANNEL]",
+      summary: "a conv2d layer's first filters as small grey images (for one input channel, 0 unless given)", example: "filters conv2d1"),
+    .init(
       name: "backend", usage: "backend NAME [KEY=VALUE...]",
       summary: "train on another backend (jax takes devices=N processes=P); works while training, the state carried across",
       example: "backend jax devices=2"),

@@ -66,6 +66,9 @@ public enum Completion {
     case "hist":
       guard position == 1, let tensors = try? spec.model.layerShapes().flatMap(\.tensors).map(\.name) else { return [] }
       return filter(tensors, current)
+    case "filters":
+      guard position == 1 else { return [] }
+      return filter(spec.model.layers.filter { if case .conv2d = $0.kind { true } else { false } }.map(\.name), current)
     case "backend": return position == 1 ? filter(backends, current) : []
     case "posterior":
       return filter((position == 1 ? ["off"] : []) + ["subset=", "hessian=", "prior=", "noise=", "predictive=", "samples="], current)

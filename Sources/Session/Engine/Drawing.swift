@@ -8,6 +8,8 @@ public enum Drawing: Sendable {
   case chart(LineChart, height: Int)
   /// The distribution of a tensor's values.
   case histogram(title: String, values: [Double], height: Int)
+  /// A convolution's filters as small grey images.
+  case filters(FilterImages)
   /// Nothing to draw yet, and why.
   case note(String)
 
@@ -16,6 +18,7 @@ public enum Drawing: Sendable {
     switch self {
     case .chart(let chart, let height): chart.render(width: width, height: height)
     case .histogram(let title, let values, let height): Histogram.render(values, title: title, width: width, height: height)
+    case .filters(let images): images.render(width: width)
     case .note(let text):
       {
         var grid = Grid(width: max(1, min(width, text.count)), height: 1)

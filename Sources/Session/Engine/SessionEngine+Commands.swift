@@ -66,6 +66,8 @@ extension SessionEngine {
       return .drawing(plot(what, logScale: logScale, smoothing: smoothing))
     case .hist(let tensor):
       return .drawing(try histogram(tensor))
+    case .filters(let layer, let channel):
+      return .drawing(try filters(layer, channel: channel))
     case .backends:
       return .done(backends.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n"))
     case .history:
@@ -267,6 +269,38 @@ extension SessionEngine {
       return .note(metrics.missing)
     }
     return .chart(chart, height: height)
+  }
+
+  /// The first filters of a conv2d layer (as many as 32), each its `[kh, kw]` kernel for one
+  /// input channel of its group, from the weights as they stand.
+  func filters(_ name: String, channel: Int?) throws(CommandError) -> Drawing {
+    let convs = spec.model.layers.compactMap { layer -> (String, Conv2DLayer)? in
+      if case .conv2d(let conv) = layer.kind { (layer.name, conv) } else { nil }
+    }
+    guard let (layer, conv) = convs.first(where: { $0.0 == name }) else {
+      let names = convs.map(\.0)
+      throw CommandError(
+        "filters: no conv2d layer \(TextExcerpt.quoted(name)); "
+          + (names.isEmpty ? "the model has none (add conv2d FILTERS KERNEL)" : "its conv2d layers are \(names.joined(separator: ", "))")
+          + (Suggestion.nearest(to: name, in: names).map { " — did you mean \"\($0)\"?" } ?? ""))
+    }
+    guard let weight = snapshot.tensorValues[layer + ".weight"], let shape = try? spec.model.layerShapes().first(where: { $0.layer.name == layer }),
+      let tensorShape = shape.tensors.first?.shape, tensorShape.count == 4
+    else { throw CommandError("filters: \(layer) has no weights yet") }
+    let (filters, perGroup, kh, kw) = (tensorShape[0], tensorShape[1], tensorShape[2], tensorShape[3])
+    let c = channel ?? 0
+    guard c < perGroup else {
+      throw CommandError("filters: \(layer)'s filters each read \(perGroup) input channel\(perGroup == 1 ? "" : "s") (0 to \(perGroup - 1)); got \(c)")
+    }
+    let shown = min(filters, 32)
+    let images = (0..<shown).map { o in
+      let base = (o * perGroup + c) * kh * kw
+      return (caption: "#\(o)", values: Array(weight[base..<base + kh * kw]))
+    }
+    let title =
+      "\(layer).weight: \(shown == filters ? "" : "the first \(shown) of ")\(filters) filters \(kh)×\(kw)"
+      + (perGroup > 1 || conv.groups > 1 ? ", input channel \(c) of \(perGroup)\(conv.groups > 1 ? " in its group" : "")" : "")
+    return .filters(FilterImages(title: title, images: images, rows: kh, columns: kw))
   }
 
   func histogram(_ tensor: String) throws(CommandError) -> Drawing {
