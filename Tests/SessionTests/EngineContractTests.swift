@@ -240,7 +240,8 @@ struct EngineContractTests {
     #expect(typo.failed)
     #expect(
       typo.text
-        == "add: unknown layer type \"dens\"; types: dense, activation, dropout, flatten, layer_norm, batch_norm — did you mean \"dense\"?")
+        == "add: unknown layer type \"dens\"; types: dense, activation, dropout, flatten, layer_norm, batch_norm, conv2d, max_pool2d, avg_pool2d, global_avg_pool, reshape — did you mean \"dense\"?"
+    )
     #expect(engine.execute("insert 0 laer_norm").text.hasPrefix("insert: unknown layer type \"laer_norm\""))
     let overview = engine.execute("show").text
     for part in ["Model:", "Optimizer:", "Data:", "Training:", "State:", "History:"] { #expect(overview.contains(part), "\(part)") }

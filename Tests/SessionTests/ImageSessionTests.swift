@@ -31,10 +31,10 @@ struct ImageSessionTests {
     let engine = digitsCNN()
     let model = engine.execute("show model").text
     for row in [
-      "conv2d1           conv2d           [6, 8, 8]       60  6 filters 3×3, padding same, relu",
-      "max_pool2d1       max_pool2d       [6, 4, 4]        0  2×2, stride 2",
-      "conv2d2           conv2d           [8, 2, 2]      104  8 filters 2×2, stride 2, groups 2, tanh",
-      "reshape1          reshape          [8, 2, 2]        0  to [8, 2, 2]", "global_avg_pool1  global_avg_pool  [8]              0",
+      "conv2d1           conv2d           [6, 8, 8]      60  6 filters 3×3, padding same, relu",
+      "max_pool2d1       max_pool2d       [6, 4, 4]       0  2×2, stride 2",
+      "conv2d2           conv2d           [8, 2, 2]     104  8 filters 2×2, stride 2, groups 2, tanh",
+      "reshape1          reshape          [8, 2, 2]       0  to [8, 2, 2]", "global_avg_pool1  global_avg_pool  [8]             0",
     ] {
       #expect(model.contains(row), "\(row)\n\(model)")
     }
@@ -44,24 +44,26 @@ struct ImageSessionTests {
     #expect(before.unicodeScalars.contains { "░▒▓█".unicodeScalars.contains($0) }, "\(before)")
     run(engine, "train 60")
     waitIdle(engine)
-    #expect(engine.state.step == 60)
+    #expect(engine.state?.step == 60)
     let after = engine.execute("filters conv2d1").text
     #expect(after != before, "training moves the filters")
     #expect(engine.execute("hist conv2d1.weight").text.hasPrefix("conv2d1.weight  (54 values)"))
-    // The second convolution reads 2 channels in each of its groups.
-    #expect(engine.execute("filters conv2d2 1").text.hasPrefix("conv2d2.weight: 8 filters 2×2, input channel 1 of 2 in its group"))
+    // The second convolution reads 3 channels in each of its 2 groups.
+    #expect(engine.execute("filters conv2d2 1").text.hasPrefix("conv2d2.weight: 8 filters 2×2, input channel 1 of 3 in its group"))
     let accuracy = engine.execute("evaluate").text
     #expect(accuracy.contains("accuracy"), "\(accuracy)")
+    // A model that no longer chains is accepted while it is edited, and said at train.
+    run(engine, "add reshape 3,3")
+    let train = engine.execute("train")
+    #expect(train.failed && train.text.contains("reshape2 cannot reshape [10] (10 values) to [3, 3]"), "\(train.text)")
   }
 
   @Test(arguments: [
     ("filters dense1", "filters: no conv2d layer \"dense1\"; its conv2d layers are conv2d1, conv2d2"),
     ("filters conv2d3", "did you mean \"conv2d1\"?"),
-    ("filters conv2d2 2", "conv2d2's filters each read 2 input channels (0 to 1); got 2"),
+    ("filters conv2d2 3", "conv2d2's filters each read 3 input channels (0 to 2); got 3"),
     ("filters conv2d1 x", "the input channel must be a whole number from 0, got \"x\""),
-    ("add conv2d 4 9", "conv2d3's window reaches 9 on the height axis, more than its input's 1"),
     ("add conv2d 3 2 groups=2", "must divide filters (3), got 2"),
-    ("add reshape 3,3", "cannot reshape [10] (10 values) to [3, 3]"),
     ("insert 0 max_pool2d 2 padding=2", "must be at most half the kernel on each axis"),
     ("set conv2d1 padding=same stride=2", "\"same\" needs stride 1"),
   ])

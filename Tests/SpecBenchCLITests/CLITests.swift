@@ -69,12 +69,12 @@ struct CLITests {
   @Test func validateRefusesANewerVersion() throws {
     let folder = temporaryFolder()
     let text = try String(contentsOfFile: repositoryPath("sessions/xor.json"), encoding: .utf8).replacingOccurrences(
-      of: "\"version\": 3", with: "\"version\": 6")
-    #expect(text.contains("\"version\": 6"))
-    try text.write(toFile: folder + "/v6.json", atomically: true, encoding: .utf8)
-    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v6.json"])
+      of: "\"version\": 3", with: "\"version\": 7")
+    #expect(text.contains("\"version\": 7"))
+    try text.write(toFile: folder + "/v7.json", atomically: true, encoding: .utf8)
+    let result = try runProcess(specbenchExecutable, ["validate", folder + "/v7.json"])
     #expect(result.status == 1)
-    #expect(result.stderr.contains("format version 6, but this SpecBench reads versions up to 5"))
+    #expect(result.stderr.contains("format version 7, but this SpecBench reads versions up to 6"))
   }
 
   @Test func missingFileIsNamed() throws {

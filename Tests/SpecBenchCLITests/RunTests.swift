@@ -300,7 +300,7 @@ struct BenchTests {
 
   @Test func benchRefusesUnknownPresetsAndBackends() throws {
     let preset = try specbench("bench", "--preset", "mnist")
-    #expect(preset.status != 0 && preset.stderr.contains("unknown preset mnist; presets: mlp-mnist, spirals, all"))
+    #expect(preset.status != 0 && preset.stderr.contains("unknown preset mnist; presets: mlp-mnist, spirals, cnn-digits, lenet, all"))
     let backend = try specbench("bench", "--backend", "gpu")
     #expect(backend.status == 1 && backend.stderr.contains("no backend named \"gpu\""))
   }

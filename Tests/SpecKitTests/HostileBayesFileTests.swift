@@ -138,6 +138,6 @@ struct HostileBayesFileTests {
   @Test func aVersionFourFileIsAVersionFiveFileWithNeither() throws {
     let spec = try SessionSpec.decode(baseDocument().setting("version", to: .int(4)))
     #expect(spec.model.variational == nil && spec.posterior == nil)
-    #expect(spec.canonicalText.contains("\"version\": 5"))
+    #expect(spec.canonicalText.contains("\"version\": 6"))
   }
 }

@@ -193,10 +193,10 @@ struct DataTests {
     let images = Self.idx(dims: [2, 2, 3], body: [0, 255, 51, 102, 0, 0, 255, 255, 255, 0, 0, 0])
     let labels = Self.idx(dims: [2], body: [3, 1])
     let data = try IDXData.load(images: images, labels: labels, imagesPath: "i", labelsPath: "l")
-    #expect(data.inputs.shape == [2, 2, 3])
+    #expect(data.inputs.shape == [2, 1, 2, 3])
     #expect(Array(data.inputs.scalars.prefix(3)) == [0, 1, 0.2])
     #expect(data.targets == .classes([3, 1]))
-    #expect(data.shape == DataShape(input: [2, 3], target: .classes(4)))
+    #expect(data.shape == DataShape(input: [1, 2, 3], target: .classes(4)))
   }
 
   @Test(arguments: [

@@ -141,9 +141,9 @@ struct EngineProcessTests {
         .init(key: "op", value: .string("predict")),
         .init(
           key: "model",
-          value: .object(["input": .array([.int(2)]), "layers": .array([.object(["type": .string("conv2d"), "name": .string("c")])])])),
+          value: .object(["input": .array([.int(2)]), "layers": .array([.object(["type": .string("conv3d"), "name": .string("c")])])])),
       ]), payload: SafeTensors.encode(SafeTensors.Contents(tensors: ["input": inputs])), timeout: .seconds(60))
-    #expect(bad.header.objectValue?["error"]?.stringValue == "predict: model.layers[0].type: the jax worker cannot run a 'conv2d' layer")
+    #expect(bad.header.objectValue?["error"]?.stringValue == "predict: model.layers[0].type: the jax worker cannot run a 'conv3d' layer")
   }
 
   /// Each activation over a wide range of inputs (pre-activations to about ±30: softplus's

@@ -47,7 +47,7 @@ struct ResumeTests {
       layers: [
         reshape("image", [3, 4, 4]), conv("c1", 6, padding: .same, groups: 3, .relu),
         LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), maxPool("p1", Pair(2), stride: Pair(1), padding: Pair(1)),
-        conv("c2", 4, kernel: Pair(2, 3), stride: Pair(2, 1), dilation: Pair(1, 2), .tanh), avgPool("p2", Pair(2), stride: Pair(1)),
+        conv("c2", 4, kernel: Pair(2, 2), stride: Pair(2, 1), dilation: Pair(1, 2), .tanh), avgPool("p2", Pair(2), stride: Pair(1)),
         LayerSpec(name: "drop", kind: .dropout(rate: 0.2)), LayerSpec(name: "gap", kind: .globalAvgPool), dense("d", 3),
       ], optimizer: .adam(.init(lr: 0.01, weightDecay: 0)), data: imageData, validationFraction: 0.2)
     try trainSaveLoadTrain(spec: spec, label: "image layers", backendName: backendName)
