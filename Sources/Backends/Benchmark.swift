@@ -44,7 +44,8 @@ public enum Benchmark {
       Preset(
         name: "lenet", input: [1, 28, 28],
         layers: [
-          conv("conv1", 6, kernel: 5, padding: .explicit(Pair(2))), pool("pool1", 2), conv("conv2", 16, kernel: 5, padding: .explicit(Pair(0))),
+          conv("conv1", 6, kernel: 5, padding: .explicit(Pair(2))), pool("pool1", 2),
+          conv("conv2", 16, kernel: 5, padding: .explicit(Pair(0))),
           pool("pool2", 2), LayerSpec(name: "flatten", kind: .flatten), dense("dense1", 120, .relu), dense("dense2", 84, .relu),
           dense("dense3", 10, .identity),
         ], batchSize: 64),
@@ -54,9 +55,12 @@ public enum Benchmark {
       LayerSpec(
         name: name,
         kind: .conv2d(
-          Conv2DLayer(filters: filters, kernel: Pair(kernel), padding: padding, activation: .relu, initializer: DenseInit(weight: .heNormal))))
+          Conv2DLayer(
+            filters: filters, kernel: Pair(kernel), padding: padding, activation: .relu, initializer: DenseInit(weight: .heNormal))))
     }
-    static func pool(_ name: String, _ kernel: Int) -> LayerSpec { LayerSpec(name: name, kind: .maxPool2d(PoolLayer(kernel: Pair(kernel)))) }
+    static func pool(_ name: String, _ kernel: Int) -> LayerSpec {
+      LayerSpec(name: name, kind: .maxPool2d(PoolLayer(kernel: Pair(kernel))))
+    }
     static func dense(_ name: String, _ units: Int, _ activation: Activation) -> LayerSpec {
       LayerSpec(name: name, kind: .dense(DenseLayer(units: units, activation: activation, initializer: DenseInit(weight: .heNormal))))
     }

@@ -120,7 +120,8 @@ struct NetworkPass {
         caches.append(.conv2d(input: input, preActivation: z, output: y))
         x = y
       case .maxPool2d(let pool):
-        let (y, argmax) = ImageMath.maxPoolForward(x.reshaped([x.rows] + shape.inputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
+        let (y, argmax) = ImageMath.maxPoolForward(
+          x.reshaped([x.rows] + shape.inputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
         caches.append(.maxPool(argmax: argmax))
         x = y
       case .avgPool2d(let pool):
@@ -183,7 +184,8 @@ struct NetworkPass {
         g = ImageMath.maxPoolBackward(
           g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape), argmax: argmax)
       case (.avgPool2d(let pool), .passThrough):
-        g = ImageMath.avgPoolBackward(g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
+        g = ImageMath.avgPoolBackward(
+          g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
       case (.globalAvgPool, .passThrough(let inputShape)):
         g = ImageMath.globalAvgPoolBackward(g, inputShape: inputShape)
       case (.dropout, .passThrough(let inputShape)), (.flatten, .passThrough(let inputShape)), (.reshape, .passThrough(let inputShape)):

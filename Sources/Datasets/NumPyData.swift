@@ -133,7 +133,9 @@ public enum NumPyData {
     var count = 1
     for d in shape {
       let (p, o) = count.multipliedReportingOverflow(by: d)
-      guard !o, p <= 1 << 40 else { throw .numpy(path: path, message: "declares shape \(shape), more values (over 2^40) than any array SpecBench reads") }
+      guard !o, p <= 1 << 40 else {
+        throw .numpy(path: path, message: "declares shape \(shape), more values (over 2^40) than any array SpecBench reads")
+      }
       count = p
     }
     return count
@@ -173,19 +175,27 @@ public enum NumPyData {
         throw .numpy(path: path, message: "has dtype \(TextExcerpt.quoted(descr)), which is not a NumPy type string such as '<f4'")
       }
       let (order, kind) = (scalars[0], scalars[1])
-      let names: [Character: String] = ["O": "object", "U": "unicode string", "S": "byte string", "a": "byte string", "c": "complex", "V": "structured or void", "M": "datetime", "m": "timedelta"]
+      let names: [Character: String] = [
+        "O": "object", "U": "unicode string", "S": "byte string", "a": "byte string", "c": "complex", "V": "structured or void",
+        "M": "datetime", "m": "timedelta",
+      ]
       if kind == "O" {
         throw .numpy(
           path: path,
-          message: "holds an object array ('|O'): its values are a Python pickle, which is code, and SpecBench never loads it; save a numeric array (for example arr.astype(np.float32))"
+          message:
+            "holds an object array ('|O'): its values are a Python pickle, which is code, and SpecBench never loads it; save a numeric array (for example arr.astype(np.float32))"
         )
       }
       if let name = names[kind] {
-        throw .numpy(path: path, message: "holds \(name) values (dtype \(TextExcerpt.quoted(descr))); SpecBench reads numbers: float, int, uint or bool")
+        throw .numpy(
+          path: path,
+          message: "holds \(name) values (dtype \(TextExcerpt.quoted(descr))); SpecBench reads numbers: float, int, uint or bool")
       }
       let sizes: [Character: [Int]] = ["f": [2, 4, 8], "i": [1, 2, 4, 8], "u": [1, 2, 4, 8], "b": [1]]
       guard let size = Int(String(scalars[2...])), let allowed = sizes[kind], allowed.contains(size), "<>|=".contains(order) else {
-        throw .numpy(path: path, message: "has dtype \(TextExcerpt.quoted(descr)), which SpecBench does not read (float16/32/64, int8–64, uint8–64, bool)")
+        throw .numpy(
+          path: path,
+          message: "has dtype \(TextExcerpt.quoted(descr)), which SpecBench does not read (float16/32/64, int8–64, uint8–64, bool)")
       }
       let little = order == "<" || order == "|" || (order == "=" && 1.littleEndian == 1)
       return DType(littleEndian: little, kind: kind, size: size, text: descr)
@@ -217,7 +227,8 @@ public enum NumPyData {
     static func parse(_ text: String, path: String) throws(DataError) -> Header {
       var reader = LiteralReader(text: Swift.Array(text.unicodeScalars))
       func fail(_ what: String) -> DataError {
-        .numpy(path: path, message: "has a header that is not NumPy's (\(what) at character \(reader.position)): \(TextExcerpt.quoted(text))")
+        .numpy(
+          path: path, message: "has a header that is not NumPy's (\(what) at character \(reader.position)): \(TextExcerpt.quoted(text))")
       }
       var fields: [String: LiteralReader.Value] = [:]
       reader.skipSpaces()
@@ -247,7 +258,9 @@ public enum NumPyData {
         throw .numpy(path: path, message: "has a structured dtype (a list of fields); SpecBench reads plain numeric arrays")
       }
       guard case .bool(let fortran)? = fields["fortran_order"] else { throw fail("fortran_order not True or False") }
-      guard case .tuple(let shape)? = fields["shape"], shape.allSatisfy({ $0 >= 0 }) else { throw fail("a shape that is not a tuple of sizes") }
+      guard case .tuple(let shape)? = fields["shape"], shape.allSatisfy({ $0 >= 0 }) else {
+        throw fail("a shape that is not a tuple of sizes")
+      }
       return Header(dtype: try DType.parse(descr, path: path), fortranOrder: fortran, shape: shape)
     }
   }
@@ -325,7 +338,8 @@ public enum NumPyData {
             "has no array \(TextExcerpt.quoted(name)); its arrays are \(names.isEmpty ? "none" : names.map { TextExcerpt.quoted($0) }.joined(separator: ", "))"
         )
       }
-      result[name] = try parse(try ZipArchive.contents(of: member, in: bytes, path: path), path: "\(path) (array \(TextExcerpt.quoted(name)))")
+      result[name] = try parse(
+        try ZipArchive.contents(of: member, in: bytes, path: path), path: "\(path) (array \(TextExcerpt.quoted(name)))")
     }
     return result
   }
@@ -352,7 +366,9 @@ public enum NumPyData {
     static func members(_ b: [UInt8], path: String) throws(DataError) -> [Member] {
       func fail(_ message: String) -> DataError { .numpy(path: path, message: message) }
       // The end-of-central-directory record: the last PK\5\6 within the comment's reach.
-      guard b.count >= 22 else { throw fail("is not an .npz archive (\(b.count) bytes, too few for a zip file); save arrays with numpy.savez") }
+      guard b.count >= 22 else {
+        throw fail("is not an .npz archive (\(b.count) bytes, too few for a zip file); save arrays with numpy.savez")
+      }
       var end = -1
       var o = b.count - 22
       while o >= max(0, b.count - 22 - 65535) {
@@ -422,17 +438,22 @@ public enum NumPyData {
         throw fail("is truncated: it declares \(m.compressedSize) bytes, the archive has \(max(0, b.count - start)) after its header")
       }
       guard m.size <= MemoryBudget.limit else {
-        throw fail("declares \(ByteCount.text(m.size)) uncompressed, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))")
+        throw fail(
+          "declares \(ByteCount.text(m.size)) uncompressed, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))"
+        )
       }
       let data: [UInt8]
       switch m.method {
       case 0:
-        guard m.compressedSize == m.size else { throw fail("is stored, but declares \(m.compressedSize) bytes stored and \(m.size) uncompressed") }
+        guard m.compressedSize == m.size else {
+          throw fail("is stored, but declares \(m.compressedSize) bytes stored and \(m.size) uncompressed")
+        }
         data = Swift.Array(b[start..<start + m.size])
       case 8:
         data = try inflate(b[start..<start + m.compressedSize], size: m.size, fail: fail)
       default:
-        throw fail("uses zip compression method \(m.method); SpecBench reads stored and deflated members (numpy.savez, numpy.savez_compressed)")
+        throw fail(
+          "uses zip compression method \(m.method); SpecBench reads stored and deflated members (numpy.savez, numpy.savez_compressed)")
       }
       let crc = data.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
       guard crc == m.crc else {

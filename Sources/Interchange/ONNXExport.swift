@@ -82,7 +82,9 @@ public enum ONNXExport {
         let linear = conv.activation == .identity ? name : name + ".conv"
         builder.node(
           "Conv", inputs, linear, name: name,
-          Self.windowAttributes(conv.window) + [.ints("dilations", [conv.window.dilation.height, conv.window.dilation.width]), .int("group", conv.groups)])
+          Self.windowAttributes(conv.window) + [
+            .ints("dilations", [conv.window.dilation.height, conv.window.dilation.width]), .int("group", conv.groups),
+          ])
         current = builder.activation(conv.activation, from: linear, to: name, layer: name)
       case .maxPool2d(let pool):
         builder.node("MaxPool", [current], name, name: name, Self.windowAttributes(pool.window))

@@ -495,7 +495,8 @@ public enum ONNXImport {
         return fallback
       }
       guard attribute.ints.count == 2, attribute.ints.allSatisfy({ $0 >= 0 && $0 < 1 << 20 }) else {
-        throw .unsupportedNode(node: node.name, op: node.opType, reason: "\(name) is \(attribute.ints); SpecBench imports 2-D windows (two values)")
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "\(name) is \(attribute.ints); SpecBench imports 2-D windows (two values)")
       }
       return Pair(attribute.ints[0], attribute.ints[1])
     }
@@ -520,7 +521,8 @@ public enum ONNXImport {
       case "SAME_UPPER" where stride == Pair(1): return .same
       default:
         throw .unsupportedNode(
-          node: node.name, op: node.opType, reason: "auto_pad \(auto) is not imported (NOTSET with pads, VALID, and SAME_UPPER for stride 1 are)")
+          node: node.name, op: node.opType,
+          reason: "auto_pad \(auto) is not imported (NOTSET with pads, VALID, and SAME_UPPER for stride 1 are)")
       }
     }
 
@@ -528,7 +530,8 @@ public enum ONNXImport {
       let (channels, height, width) = try imageShape(node)
       let w = try weight(input(node, 1, "weight"), node: node)
       guard w.dims.count == 4 else {
-        throw .unsupportedNode(node: node.name, op: node.opType, reason: "its weight has shape \(w.dims); a 2-D convolution's is [O, C/group, kh, kw]")
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "its weight has shape \(w.dims); a 2-D convolution's is [O, C/group, kh, kw]")
       }
       let groups = node.attribute("group")?.int ?? 1
       let (filters, perGroup) = (w.dims[0], w.dims[1])
@@ -583,7 +586,8 @@ public enum ONNXImport {
       guard case .explicit(let pads) = try padding(node, kernel: kernel, stride: stride, dilation: Pair(1)),
         pads.height <= kernel.height / 2, pads.width <= kernel.width / 2
       else {
-        throw .unsupportedNode(node: node.name, op: node.opType, reason: "its pads must be equal before and after and at most half the kernel")
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "its pads must be equal before and after and at most half the kernel")
       }
       if node.opType == "AveragePool", pads != Pair(0), (node.attribute("count_include_pad")?.int ?? 0) != 1 {
         throw .unsupportedNode(

@@ -70,9 +70,13 @@ public enum TorchExport {
           name, [tensor("weight")] + (conv.useBias ? [tensor("bias")] : []))
         if conv.activation != .identity { add(activationModule(conv.activation), name) }
       case .maxPool2d(let pool):
-        add("nn.MaxPool2d(kernel_size=\(tuple(pool.window.kernel)), stride=\(tuple(pool.window.stride)), padding=\(tuple(pool.window.padBefore)))", name)
+        add(
+          "nn.MaxPool2d(kernel_size=\(tuple(pool.window.kernel)), stride=\(tuple(pool.window.stride)), padding=\(tuple(pool.window.padBefore)))",
+          name)
       case .avgPool2d(let pool):
-        add("nn.AvgPool2d(kernel_size=\(tuple(pool.window.kernel)), stride=\(tuple(pool.window.stride)), padding=\(tuple(pool.window.padBefore)))", name)
+        add(
+          "nn.AvgPool2d(kernel_size=\(tuple(pool.window.kernel)), stride=\(tuple(pool.window.stride)), padding=\(tuple(pool.window.padBefore)))",
+          name)
       case .globalAvgPool:
         add("nn.AdaptiveAvgPool2d(1)", name)
         add("nn.Flatten()", name)

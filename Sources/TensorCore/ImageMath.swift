@@ -406,7 +406,8 @@ public enum ImageMath {
   public static func avgPoolBackward(_ dy: Tensor, geometry g: ImageGeometry) -> Tensor {
     let rows = dy.shape[0]
     var dx = [Float](repeating: 0, count: rows * g.inputSize)
-    dy.scalars.withUnsafeBufferPointer { dy in dx.withUnsafeMutableBufferPointer { avgPoolBackward(dy, rows: rows, geometry: g, into: $0) } }
+    dy.scalars.withUnsafeBufferPointer { dy in dx.withUnsafeMutableBufferPointer { avgPoolBackward(dy, rows: rows, geometry: g, into: $0) }
+    }
     return Tensor(shape: [rows, g.channels, g.height, g.width], scalars: dx)
   }
 

@@ -125,7 +125,9 @@ struct ONNXRuntimeTests {
   /// Flatten, Dropout with its ratio as an input, Identity, LayerNormalization,
   /// BatchNormalization, LeakyRelu, Elu, Softplus, Softmax — import into sessions whose
   /// predictions match onnxruntime's.
-  @Test(arguments: ["torch_gemm", "gemm_in_out", "keras_matmul_add", "gelu_silu_flatten", "norms_and_friends", "torch_cnn", "cnn_global_pool"])
+  @Test(arguments: [
+    "torch_gemm", "gemm_in_out", "keras_matmul_add", "gelu_silu_flatten", "norms_and_friends", "torch_cnn", "cnn_global_pool",
+  ])
   func graphsFromOtherExportersImport(layout: String) throws {
     let folder = temporaryFolder("specbench-onnx-import")
     let made = try ONNXPeer.run(Self.buildGraphs, [layout, folder])

@@ -133,7 +133,9 @@ struct RunTests {
       #expect(result.status == 0, "\(result.stderr)")
       accuracy[name] = try #require(try events(result.stdout).last?["val_accuracy"]?.numberValue?.double)
     }
-    let (mlp, cnn) = (try SessionFile.load(repositoryPath("sessions/digits-mlp.json")), try SessionFile.load(repositoryPath("sessions/digits-cnn.json")))
+    let (mlp, cnn) = (
+      try SessionFile.load(repositoryPath("sessions/digits-mlp.json")), try SessionFile.load(repositoryPath("sessions/digits-cnn.json"))
+    )
     #expect(cnn.spec.model.parameterCount <= mlp.spec.model.parameterCount)
     #expect(accuracy["digits-cnn"]! > accuracy["digits-mlp"]!, "\(accuracy)")
   }

@@ -36,7 +36,10 @@ struct TorchImageTests {
     let exported = try specbench("export", folder + "/warm.json", "--to", "pytorch", "--out", folder + "/pt")
     #expect(exported.status == 0, "\(exported.stderr)")
     let script = try String(contentsOfFile: folder + "/pt.py", encoding: .utf8)
-    for module in ["nn.Conv2d(1, 6, kernel_size=(3, 3)", "padding='same'", "groups=2", "nn.MaxPool2d(", "nn.AvgPool2d(", "nn.AdaptiveAvgPool2d(1)", "nn.Unflatten(1, (8, 5, 3,))", "nn.BatchNorm2d(6"] {
+    for module in [
+      "nn.Conv2d(1, 6, kernel_size=(3, 3)", "padding='same'", "groups=2", "nn.MaxPool2d(", "nn.AvgPool2d(", "nn.AdaptiveAvgPool2d(1)",
+      "nn.Unflatten(1, (8, 5, 3,))", "nn.BatchNorm2d(6",
+    ] {
       #expect(script.contains(module), "\(module) is not in the script")
     }
     let torch = try TorchPeer.run(

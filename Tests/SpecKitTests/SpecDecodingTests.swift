@@ -182,11 +182,14 @@ struct SpecDecodingTests {
     ("journal", #"["new x", 3]"#, "journal[1]", "must be a command line (a string)"),
     // the image layers (version 6): each problem names the layer, the field and the dimension
     (
-      "model", #"{"input": [2], "layers": [{"type": "conv2d", "filters": 2, "kernel": 3}, {"type": "flatten"}, {"type": "dense", "units": 3}]}"#,
-      "model.layers[0]", "conv2d1 is conv2d and needs an image input [channels, height, width], but its input has shape [2]; a reshape layer"
+      "model",
+      #"{"input": [2], "layers": [{"type": "conv2d", "filters": 2, "kernel": 3}, {"type": "flatten"}, {"type": "dense", "units": 3}]}"#,
+      "model.layers[0]",
+      "conv2d1 is conv2d and needs an image input [channels, height, width], but its input has shape [2]; a reshape layer"
     ),
     (
-      "model", #"{"input": [1, 5, 6], "layers": [{"type": "conv2d", "filters": 2, "kernel": [3, 7]}, {"type": "flatten"}, {"type": "dense", "units": 3}]}"#,
+      "model",
+      #"{"input": [1, 5, 6], "layers": [{"type": "conv2d", "filters": 2, "kernel": [3, 7]}, {"type": "flatten"}, {"type": "dense", "units": 3}]}"#,
       "model.layers[0].kernel", "conv2d1's window reaches 7 on the width axis, more than its input's 6 (6 padded; input [1, 5, 6])"
     ),
     (
@@ -218,7 +221,10 @@ struct SpecDecodingTests {
       "reshape1 cannot reshape [2] (2 values) to [3, 3] (9 values); the counts must be equal"
     ),
     ("model", #"{"input": [2], "layers": [{"type": "reshape", "shape": [-1, -1]}]}"#, "model.layers[0].shape", "at most one -1"),
-    ("model", #"{"input": [2], "layers": [{"type": "global_avg_pool"}]}"#, "model.layers[0]", "global_avg_pool1 is global_avg_pool and needs an image input"),
+    (
+      "model", #"{"input": [2], "layers": [{"type": "global_avg_pool"}]}"#, "model.layers[0]",
+      "global_avg_pool1 is global_avg_pool and needs an image input"
+    ),
     ("data", #"{"type": "npz", "path": "d.npz", "task": "sorting"}"#, "data.task", "unknown task \"sorting\""),
     ("data", #"{"type": "npy", "inputs": "x.npy"}"#, "data.targets", "is required but missing"),
   ]

@@ -93,7 +93,10 @@ struct AgreementTests {
         "image conv2d in lowering blocks",
         makeSpec(
           input: [4096],
-          layers: [reshape("image", [1, 64, 64]), conv("c", 2, kernel: Pair(5), padding: .same, .relu), maxPool("p", Pair(8)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)],
+          layers: [
+            reshape("image", [1, 64, 64]), conv("c", 2, kernel: Pair(5), padding: .same, .relu), maxPool("p", Pair(8)),
+            LayerSpec(name: "f", kind: .flatten), dense("d", 3),
+          ],
           optimizer: .sgd(.init(lr: 1e-4)), data: .blobs(samples: 96, centers: 3, features: 4096, std: 1, seed: 2), batchSize: 96)
       ))
     // Large enough for OpenBLAS's threaded products and the optimizer update split over both cores

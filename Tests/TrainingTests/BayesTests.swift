@@ -424,7 +424,8 @@ struct CurvatureTests {
       input: [12],
       layers: [
         reshape("image", [1, 3, 4]), maxPool("p1", Pair(2), stride: Pair(1), padding: Pair(1)), conv("c1", 3, kernel: Pair(2), .tanh),
-        avgPool("p2", Pair(2), stride: Pair(1)), conv("c2", 2, kernel: Pair(1)), LayerSpec(name: "gap", kind: .globalAvgPool), dense("d", 3),
+        avgPool("p2", Pair(2), stride: Pair(1)), conv("c2", 2, kernel: Pair(1)), LayerSpec(name: "gap", kind: .globalAvgPool),
+        dense("d", 3),
       ])
     spec.state = spec.initialStateRecord()
     let tensors = try spec.initialTensors()

@@ -95,16 +95,42 @@ struct GradientTests {
   static let imageModels: [(String, [LayerSpec])] = [
     ("conv2d 3×3 valid, tanh", [conv("c", 4, .tanh), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
     (
-      "conv2d stride 2, padding 1, no bias", [conv("c", 5, stride: Pair(2), padding: .explicit(Pair(1)), bias: false), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]
+      "conv2d stride 2, padding 1, no bias",
+      [conv("c", 5, stride: Pair(2), padding: .explicit(Pair(1)), bias: false), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]
     ),
-    ("conv2d same, 2×3 kernel, dilation", [conv("c", 2, kernel: Pair(2, 3), padding: .same, dilation: Pair(2, 1), .relu), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
-    ("conv2d groups 3", [conv("c", 6, kernel: Pair(2), padding: .explicit(Pair(1, 0)), groups: 3, .sigmoid), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
     (
-      "max_pool2d with padding, then conv", [maxPool("p", Pair(3), stride: Pair(1), padding: Pair(1)), conv("c2", 2, kernel: Pair(2), stride: Pair(2)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]
+      "conv2d same, 2×3 kernel, dilation",
+      [conv("c", 2, kernel: Pair(2, 3), padding: .same, dilation: Pair(2, 1), .relu), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]
     ),
-    ("avg_pool2d with padding", [conv("c", 4, kernel: Pair(1), .tanh), avgPool("p", Pair(2, 3), stride: Pair(1, 2), padding: Pair(1)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
+    (
+      "conv2d groups 3",
+      [
+        conv("c", 6, kernel: Pair(2), padding: .explicit(Pair(1, 0)), groups: 3, .sigmoid), LayerSpec(name: "f", kind: .flatten),
+        dense("d", 3),
+      ]
+    ),
+    (
+      "max_pool2d with padding, then conv",
+      [
+        maxPool("p", Pair(3), stride: Pair(1), padding: Pair(1)), conv("c2", 2, kernel: Pair(2), stride: Pair(2)),
+        LayerSpec(name: "f", kind: .flatten), dense("d", 3),
+      ]
+    ),
+    (
+      "avg_pool2d with padding",
+      [
+        conv("c", 4, kernel: Pair(1), .tanh), avgPool("p", Pair(2, 3), stride: Pair(1, 2), padding: Pair(1)),
+        LayerSpec(name: "f", kind: .flatten), dense("d", 3),
+      ]
+    ),
     ("global_avg_pool", [conv("c", 5, kernel: Pair(2), .tanh), LayerSpec(name: "g", kind: .globalAvgPool), dense("d", 3)]),
-    ("batch_norm per channel", [conv("c", 4, kernel: Pair(2)), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)), LayerSpec(name: "f", kind: .flatten), dense("d", 3)]),
+    (
+      "batch_norm per channel",
+      [
+        conv("c", 4, kernel: Pair(2)), LayerSpec(name: "bn", kind: .batchNorm(eps: 1e-5, momentum: 0.1)),
+        LayerSpec(name: "f", kind: .flatten), dense("d", 3),
+      ]
+    ),
     ("reshape twice", [reshape("r", [6, 8]), LayerSpec(name: "ln", kind: .layerNorm(eps: 1e-5)), reshape("r2", [-1]), dense("d", 3)]),
   ]
 
@@ -146,7 +172,9 @@ struct GradientTests {
     ]
     for (window, filters, groups) in windows {
       let g = ImageGeometry(window, input: input)
-      let w = Tensor(shape: [filters, 4 / groups, window.kernel.height, window.kernel.width], scalars: random(filters * 4 / groups * window.kernel.height * window.kernel.width))
+      let w = Tensor(
+        shape: [filters, 4 / groups, window.kernel.height, window.kernel.width],
+        scalars: random(filters * 4 / groups * window.kernel.height * window.kernel.width))
       let projection = random(2 * filters * g.outputPlane)
       func f(_ values: [Float]) -> Float {
         let y = ImageMath.conv2dForward(Tensor(shape: x.shape, scalars: values), weight: w, bias: nil, geometry: g, groups: groups)
@@ -163,13 +191,17 @@ struct GradientTests {
       let dy = Tensor(shape: [2, 4, g.outputHeight, g.outputWidth], scalars: projection)
       let avg = ImageMath.avgPoolBackward(dy, geometry: g)
       let worstAvg = GradientCheck(step: 1e-2).worst(analytic: avg.scalars, at: x.scalars) { values in
-        zip(ImageMath.avgPoolForward(Tensor(shape: x.shape, scalars: values), geometry: g).scalars, projection).reduce(0) { $0 + $1.0 * $1.1 }
+        zip(ImageMath.avgPoolForward(Tensor(shape: x.shape, scalars: values), geometry: g).scalars, projection).reduce(0) {
+          $0 + $1.0 * $1.1
+        }
       }
       #expect(worstAvg.ratio <= 1, "avg_pool \(window) \(worstAvg)")
       let (_, argmax) = ImageMath.maxPoolForward(x, geometry: g)
       let max = ImageMath.maxPoolBackward(dy, geometry: g, argmax: argmax)
       let worstMax = GradientCheck(step: 1e-3).worst(analytic: max.scalars, at: x.scalars) { values in
-        zip(ImageMath.maxPoolForward(Tensor(shape: x.shape, scalars: values), geometry: g).0.scalars, projection).reduce(0) { $0 + $1.0 * $1.1 }
+        zip(ImageMath.maxPoolForward(Tensor(shape: x.shape, scalars: values), geometry: g).0.scalars, projection).reduce(0) {
+          $0 + $1.0 * $1.1
+        }
       }
       #expect(worstMax.ratio <= 1, "max_pool \(window) \(worstMax)")
     }

@@ -76,13 +76,15 @@ struct ImageDataTests {
     #expect(classes.shape == DataShape(input: [3, 4], target: .classes(4)))
     #expect(classes.inputs.scalars == x.map { Float($0 * 2) })
     #expect(classes.targets == .classes([3, 1]))
-    let values = try DatasetLoader.load(DataSpec(source: .numpy(.init(files: .npy(inputs: "lef4.npy", targets: "values.npy")))), relativeTo: folder)
+    let values = try DatasetLoader.load(
+      DataSpec(source: .numpy(.init(files: .npy(inputs: "lef4.npy", targets: "values.npy")))), relativeTo: folder)
     #expect(values.shape.target == .values(width: 2))
     // Integers as regression values when the task says so.
     let asValues = try DatasetLoader.load(
       DataSpec(source: .numpy(.init(files: .npy(inputs: "lef4.npy", targets: "labels.npy"), task: .regression))), relativeTo: folder)
     #expect(asValues.shape.target == .values(width: 1))
-    let plain = try DatasetLoader.load(DataSpec(source: .numpy(.init(files: .npz(path: "plain.npz", inputs: "x", targets: "y")))), relativeTo: folder)
+    let plain = try DatasetLoader.load(
+      DataSpec(source: .numpy(.init(files: .npz(path: "plain.npz", inputs: "x", targets: "y")))), relativeTo: folder)
     #expect(plain.inputs.scalars == x.map { Float($0) })
     #expect(plain.targets == .classes([0, 2]))
     let packed = try DatasetLoader.load(

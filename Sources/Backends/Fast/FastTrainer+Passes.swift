@@ -129,7 +129,8 @@ extension FastTrainer {
         if let dx { (spare, g) = (g, dx) }
       case .maxPool(let geometry):
         let dx = prefix(spare, rows * geometry.inputSize)
-        ImageMath.maxPoolBackward(UnsafeBufferPointer(g), rows: rows, geometry: geometry, argmax: UnsafeBufferPointer(space.argmax[index]!), into: dx)
+        ImageMath.maxPoolBackward(
+          UnsafeBufferPointer(g), rows: rows, geometry: geometry, argmax: UnsafeBufferPointer(space.argmax[index]!), into: dx)
         (spare, g) = (g, dx)
       case .avgPool(let geometry):
         let dx = prefix(spare, rows * geometry.inputSize)
@@ -174,7 +175,8 @@ extension FastTrainer {
       }
       for group in 0..<groups {
         BLASKernels.gemm(
-          w + group * groupFilters * groupRows, transposeA: false, space.columns.baseAddress! + group * groupRows * width, transposeB: false,
+          w + group * groupFilters * groupRows, transposeA: false, space.columns.baseAddress! + group * groupRows * width,
+          transposeB: false,
           into: space.product.baseAddress! + group * groupFilters * width, m: groupFilters, n: width, k: groupRows, accumulate: false)
       }
       for s in 0..<count {
@@ -219,14 +221,16 @@ extension FastTrainer {
           x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels,
           into: space.columns.baseAddress! + s * plane, rowStride: width)
         for o in 0..<filters {
-          (space.product.baseAddress! + o * width + s * plane).update(from: dz.baseAddress! + ((first + s) * filters + o) * plane, count: plane)
+          (space.product.baseAddress! + o * width + s * plane).update(
+            from: dz.baseAddress! + ((first + s) * filters + o) * plane, count: plane)
         }
       }
       for group in 0..<groups {
         let dZ = space.product.baseAddress! + group * groupFilters * width
         let columns = space.columns.baseAddress! + group * groupRows * width
         BLASKernels.gemm(
-          dZ, transposeA: false, columns, transposeB: true, into: w.gradient.baseAddress! + group * groupFilters * groupRows, m: groupFilters,
+          dZ, transposeA: false, columns, transposeB: true, into: w.gradient.baseAddress! + group * groupFilters * groupRows,
+          m: groupFilters,
           n: groupRows, k: width, accumulate: first > 0)
         if dx != nil {
           // The columns are no longer needed: their gradient takes their place.

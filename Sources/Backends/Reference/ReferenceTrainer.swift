@@ -188,7 +188,8 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
       case (.flatten, .flatten(let inputShape)), (.reshape, .flatten(let inputShape)):
         g = g.reshaped(inputShape)
       case (.conv2d(let conv), .conv2d(let input, let z, let y)):
-        let dz = conv.activation == .identity ? g.reshaped(z.shape) : conv.activation.backward(input: z, output: y, gradient: g.reshaped(z.shape))
+        let dz =
+          conv.activation == .identity ? g.reshaped(z.shape) : conv.activation.backward(input: z, output: y, gradient: g.reshaped(z.shape))
         let (dx, dw, db) = ImageMath.conv2dBackward(
           dz, input: input, weight: parameters[name + ".weight"]!, hasBias: conv.useBias,
           geometry: ImageGeometry(conv.window, input: shape.inputShape), groups: conv.groups)
@@ -196,9 +197,11 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
         if let db { gradients[name + ".bias"] = db }
         g = dx
       case (.maxPool2d(let pool), .maxPool(let argmax)):
-        g = ImageMath.maxPoolBackward(g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape), argmax: argmax)
+        g = ImageMath.maxPoolBackward(
+          g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape), argmax: argmax)
       case (.avgPool2d(let pool), .flatten):
-        g = ImageMath.avgPoolBackward(g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
+        g = ImageMath.avgPoolBackward(
+          g.reshaped([g.rows] + shape.outputShape), geometry: ImageGeometry(pool.window, input: shape.inputShape))
       case (.globalAvgPool, .flatten(let inputShape)):
         g = ImageMath.globalAvgPoolBackward(g, inputShape: inputShape)
       case (.layerNorm, .layerNorm(let normCache)):

@@ -49,7 +49,8 @@ public enum Command: Equatable, Sendable {
       return (["plot", what.rawValue] + (logScale ? ["--log"] : []) + (smoothing.map { ["--smooth", String($0)] } ?? [])).joined(
         separator: " ")
     case .query(.hist(let tensor)): return "hist " + word(tensor)
-    case .query(.filters(let layer, let channel)): return (["filters", word(layer)] + (channel.map { [String($0)] } ?? [])).joined(separator: " ")
+    case .query(.filters(let layer, let channel)):
+      return (["filters", word(layer)] + (channel.map { [String($0)] } ?? [])).joined(separator: " ")
     case .query(.backends): return "backends"
     case .query(.predict(let samples)):
       return (["predict"] + samples.map { $0.map { String($0) }.joined(separator: ",") }).joined(separator: " ")

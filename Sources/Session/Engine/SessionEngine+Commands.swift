@@ -284,13 +284,15 @@ extension SessionEngine {
           + (names.isEmpty ? "the model has none (add conv2d FILTERS KERNEL)" : "its conv2d layers are \(names.joined(separator: ", "))")
           + (Suggestion.nearest(to: name, in: names).map { " — did you mean \"\($0)\"?" } ?? ""))
     }
-    guard let weight = snapshot.tensorValues[layer + ".weight"], let shape = try? spec.model.layerShapes().first(where: { $0.layer.name == layer }),
+    guard let weight = snapshot.tensorValues[layer + ".weight"],
+      let shape = try? spec.model.layerShapes().first(where: { $0.layer.name == layer }),
       let tensorShape = shape.tensors.first?.shape, tensorShape.count == 4
     else { throw CommandError("filters: \(layer) has no weights yet") }
     let (filters, perGroup, kh, kw) = (tensorShape[0], tensorShape[1], tensorShape[2], tensorShape[3])
     let c = channel ?? 0
     guard c < perGroup else {
-      throw CommandError("filters: \(layer)'s filters each read \(perGroup) input channel\(perGroup == 1 ? "" : "s") (0 to \(perGroup - 1)); got \(c)")
+      throw CommandError(
+        "filters: \(layer)'s filters each read \(perGroup) input channel\(perGroup == 1 ? "" : "s") (0 to \(perGroup - 1)); got \(c)")
     }
     let shown = min(filters, 32)
     let images = (0..<shown).map { o in

@@ -228,7 +228,8 @@ public enum DataSource: Hashable, Sendable {
     case .numpy(let source):
       switch source.files {
       case .npy(let inputs, let targets): members = [("inputs", .string(inputs)), ("targets", .string(targets))]
-      case .npz(let path, let inputs, let targets): members = [("path", .string(path)), ("inputs", .string(inputs)), ("targets", .string(targets))]
+      case .npz(let path, let inputs, let targets):
+        members = [("path", .string(path)), ("inputs", .string(inputs)), ("targets", .string(targets))]
       }
       members += [("task", source.task.map { .string($0.rawValue) } ?? .null), ("scale", .double(source.scale))]
     }
@@ -288,10 +289,12 @@ public enum DataSource: Hashable, Sendable {
         type == "npy"
         ? .npy(inputs: r.string("inputs", .nonEmpty), targets: r.string("targets", .nonEmpty))
         : .npz(
-          path: r.string("path", .nonEmpty), inputs: r.string("inputs", default: "x", .nonEmpty), targets: r.string("targets", default: "y", .nonEmpty))
+          path: r.string("path", .nonEmpty), inputs: r.string("inputs", default: "x", .nonEmpty),
+          targets: r.string("targets", default: "y", .nonEmpty))
       var task: CSVSource.Task?
       if let raw = r.raw("task"), !raw.isNull {
-        task = ObjectReader.choice(raw, at: path + "task", [("classification", .classification), ("regression", .regression)], what: "task", log: log)
+        task = ObjectReader.choice(
+          raw, at: path + "task", [("classification", .classification), ("regression", .regression)], what: "task", log: log)
       }
       return .numpy(NumPySource(files: files, task: task, scale: r.number("scale", default: 1, .float32)))
     default:

@@ -98,7 +98,9 @@ public struct Window: Hashable, Sendable {
     guard
       let oh = Self.outputSize(
         height, kernel: kernel.height, stride: stride.height, before: before.height, after: after.height, dilation: dilation.height)
-    else { return .failure(WindowMismatch(axis: "height", size: height, padded: height + before.height + after.height, reach: reach.height)) }
+    else {
+      return .failure(WindowMismatch(axis: "height", size: height, padded: height + before.height + after.height, reach: reach.height))
+    }
     guard
       let ow = Self.outputSize(
         width, kernel: kernel.width, stride: stride.width, before: before.width, after: after.width, dilation: dilation.width)

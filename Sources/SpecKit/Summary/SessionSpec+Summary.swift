@@ -145,7 +145,8 @@ extension SessionSpec {
     case .batchNorm(let eps, let momentum): "eps \(short(eps)), momentum \(short(momentum))"
     case .conv2d(let conv):
       "\(conv.filters) filters \(conv.window.kernel.height)×\(conv.window.kernel.width)"
-        + windowDetails(conv.window) + (conv.groups == 1 ? "" : ", groups \(conv.groups)") + ", \(conv.activation.summary); init \(conv.initializer.weight.summary)"
+        + windowDetails(conv.window) + (conv.groups == 1 ? "" : ", groups \(conv.groups)")
+        + ", \(conv.activation.summary); init \(conv.initializer.weight.summary)"
         + (conv.useBias ? "/\(conv.initializer.bias.summary)" : ", no bias")
     case .maxPool2d(let pool), .avgPool2d(let pool):
       "\(pool.window.kernel.height)×\(pool.window.kernel.width)" + windowDetails(pool.window)
@@ -162,7 +163,8 @@ extension SessionSpec {
     }
     switch window.padding {
     case .same: parts.append("padding same")
-    case .explicit(let pair) where pair != Pair(0): parts.append("padding \(pair.height == pair.width ? String(pair.height) : pair.description)")
+    case .explicit(let pair) where pair != Pair(0):
+      parts.append("padding \(pair.height == pair.width ? String(pair.height) : pair.description)")
     default: break
     }
     if window.dilation != Pair(1) { parts.append("dilation \(window.dilation)") }

@@ -149,7 +149,8 @@ extension ModelSpec {
         if target.contains(-1) {
           guard known > 0, count % known == 0 else {
             log.report(
-              here + "shape", "\(layer.name) cannot reshape \(shape) (\(count) values) to \(target): \(count) is not a multiple of \(known)",
+              here + "shape",
+              "\(layer.name) cannot reshape \(shape) (\(count) values) to \(target): \(count) is not a multiple of \(known)",
               at: nil)
             return nil
           }
@@ -243,7 +244,8 @@ extension ModelSpec {
     guard shape.count == 3 else {
       let hint = shape.count == 1 ? "; a reshape layer such as {\"type\": \"reshape\", \"shape\": [1, H, W]} makes one" : ""
       log.report(
-        path, "\(layer.name) is \(layer.kind.typeName) and needs an image input [channels, height, width], but its input has shape \(shape)\(hint)",
+        path,
+        "\(layer.name) is \(layer.kind.typeName) and needs an image input [channels, height, width], but its input has shape \(shape)\(hint)",
         at: nil)
       return nil
     }
