@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what SpecBench needs to build, run and test, checking first so that a second run does
 # nothing. Used by the README's two commands and by .ci/run.
-#   - Debian packages (apt): GNU readline (the REPL links it), ncursesw (the dashboard), OpenBLAS
+#   - Debian packages (apt): GNU readline (the REPL links it), ncursesw (the dashboard), zlib (NumPy's
+#     .npz archives), OpenBLAS
 #     (the fast backend, loaded at run time), tmux for the terminal tests, strace for the save
 #     path's fault-injection tests, Python for the interop tests.
 #   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, which the interop tests
@@ -27,6 +28,7 @@ apt_needed=()
 need_apt() { apt_needed+=("$1"); }
 [ -f /usr/include/readline/readline.h ] || need_apt libreadline-dev   # the REPL's line editor
 [ -f /usr/include/ncursesw/curses.h ] || need_apt libncurses-dev       # the dashboard (ncursesw)
+[ -f /usr/include/zlib.h ] || need_apt zlib1g-dev                      # .npz archives (inflate, CRC-32)
 # The fast backend's matrix products: OpenBLAS, which SpecBench loads when the backend is first used.
 compgen -G '/usr/lib/*/libopenblas.so.0' >/dev/null || compgen -G '/lib/*/libopenblas.so.0' >/dev/null || need_apt libopenblas0
 command -v tmux >/dev/null 2>&1 || need_apt tmux   # the terminal tests drive the real program in tmux
