@@ -12,6 +12,8 @@
 enum { row_major = 101, no_transpose = 111, transpose = 112 };
 typedef void (*sgemm_function)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef char *(*corename_function)(void);
+typedef void (*set_threads_function)(int);
+typedef int (*get_threads_function)(void);
 
 // OpenBLAS picks its kernels from the CPU's model number when it loads, and a CPU newer than the
 // library (Debian's OpenBLAS on a recent Xeon) gets its oldest x86-64 kernels, "Prescott": three
@@ -34,6 +36,8 @@ __attribute__((constructor)) static void choose_openblas_kernels(void) {
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static sgemm_function sgemm;
 static corename_function corename;
+static set_threads_function set_threads;
+static get_threads_function get_threads;
 static const char *failure;
 
 static void load(void) {
@@ -49,7 +53,16 @@ static void load(void) {
   }
   sgemm = (sgemm_function)dlsym(library, "cblas_sgemm");
   corename = (corename_function)dlsym(library, "openblas_get_corename");
+  set_threads = (set_threads_function)dlsym(library, "openblas_set_num_threads");
+  get_threads = (get_threads_function)dlsym(library, "openblas_get_num_threads");
   if (sgemm == NULL) failure = "libopenblas has no cblas_sgemm";
+}
+
+int specbench_blas_threads(int threads) {
+  if (!specbench_blas_load() || set_threads == NULL || get_threads == NULL) return -1;
+  int previous = get_threads();
+  if (threads > 0 && threads != previous) set_threads(threads);
+  return previous;
 }
 
 int specbench_blas_load(void) {

@@ -1,4 +1,5 @@
 import CFastKernels
+import Dispatch
 import SpecKit
 import TensorCore
 
@@ -154,45 +155,79 @@ extension FastTrainer {
     }
   }
 
+  /// The samples of a convolution split between the two cores: two halves when the batch is
+  /// large enough to pay for the hand-over (measured: from about a million multiply-adds), one
+  /// part otherwise.
+  static func convolutionParts(rows: Int, geometry g: ImageGeometry, filters: Int, groups: Int) -> Parts {
+    let work = rows * g.outputPlane * filters * (g.channels / groups) * g.kernelSize
+    guard rows >= 2, work >= 1 << 20 else { return Parts(count: 1, first: 0..<rows, second: rows..<rows) }
+    return Parts(count: 2, first: 0..<rows / 2, second: rows / 2..<rows)
+  }
+
+  /// One or two ranges of samples (a value, so that the step loop allocates nothing).
+  struct Parts {
+    let count: Int
+    let first: Range<Int>
+    let second: Range<Int>
+  }
+
+  /// Runs `part(index, range)` for each part, on both cores when there are two (OpenBLAS then
+  /// runs each part's products on one thread, so that the two halves do not fight over its
+  /// threads), and puts OpenBLAS's thread count back.
+  static func onBothCores(_ parts: Parts, _ part: @Sendable (Int, Range<Int>) -> Void) {
+    guard parts.count == 2 else {
+      part(0, parts.first)
+      return
+    }
+    let previous = specbench_blas_threads(1)
+    DispatchQueue.concurrentPerform(iterations: 2) { index in part(index, index == 0 ? parts.first : parts.second) }
+    if previous > 0 { _ = specbench_blas_threads(previous) }
+  }
+
   /// A convolution of `rows` samples into `z` `[rows, O, OH, OW]` with its bias: in blocks of
   /// samples, each block's columns (im2col) multiplied by each group's weights in one sgemm
-  /// `[O/groups, K] × [K, block·OH·OW]`, then moved to the samples' layout with the bias added.
+  /// `[O/groups, K] × [K, block·OH·OW]`, then moved to the samples' layout with the bias added;
+  /// each half of a large batch on its own core, with its own columns.
   func convolve(
     _ x: UnsafeBufferPointer<Float>, rows: Int, weight: Int, bias: Int?, geometry g: ImageGeometry, filters: Int, groups: Int,
     space: FastWorkspace, into z: UnsafeMutableBufferPointer<Float>
   ) {
     let (block, _, _) = FastStage.lowering(g, filters: filters, groups: groups, capacity: space.capacity)
     let (plane, groupRows, groupFilters) = (g.outputPlane, (g.channels / groups) * g.kernelSize, filters / groups)
-    let w = parameters[weight].values.baseAddress!
-    let b = bias.map { UnsafeBufferPointer(parameters[$0].values) }
-    for first in stride(from: 0, to: rows, by: block) {
-      let count = min(block, rows - first)
-      let width = count * plane
-      for s in 0..<count {
-        ImageMath.im2col(
-          x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels,
-          into: space.columns.baseAddress! + s * plane, rowStride: width)
-      }
-      for group in 0..<groups {
-        BLASKernels.gemm(
-          w + group * groupFilters * groupRows, transposeA: false, space.columns.baseAddress! + group * groupRows * width,
-          transposeB: false,
-          into: space.product.baseAddress! + group * groupFilters * width, m: groupFilters, n: width, k: groupRows, accumulate: false)
-      }
-      for s in 0..<count {
-        for o in 0..<filters {
-          let source = space.product.baseAddress! + o * width + s * plane
-          let target = z.baseAddress! + ((first + s) * filters + o) * plane
-          let shift = b?[o] ?? 0
-          for p in 0..<plane { target[p] = source[p] + shift }
+    let views = ConvolutionViews(
+      x: x, weights: UnsafeBufferPointer(parameters[weight].values), bias: bias.map { UnsafeBufferPointer(parameters[$0].values) },
+      z: z, columns: (space.columns, space.otherColumns), products: (space.product, space.otherProduct))
+    Self.onBothCores(Self.convolutionParts(rows: rows, geometry: g, filters: filters, groups: groups)) { index, range in
+      let (columns, product) = (views.pick(views.columns, index), views.pick(views.products, index))
+      for first in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+        let count = min(block, range.upperBound - first)
+        let width = count * plane
+        for s in 0..<count {
+          ImageMath.im2col(
+            views.x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels, into: columns + s * plane,
+            rowStride: width)
+        }
+        for group in 0..<groups {
+          BLASKernels.gemm(
+            views.weights.baseAddress! + group * groupFilters * groupRows, transposeA: false, columns + group * groupRows * width,
+            transposeB: false, into: product + group * groupFilters * width, m: groupFilters, n: width, k: groupRows, accumulate: false)
+        }
+        for s in 0..<count {
+          for o in 0..<filters {
+            let source = product + o * width + s * plane
+            let target = views.z.baseAddress! + ((first + s) * filters + o) * plane
+            let shift = views.bias?[o] ?? 0
+            for p in 0..<plane { target[p] = source[p] + shift }
+          }
         }
       }
     }
   }
 
   /// A convolution's gradients for dz `[rows, O, OH, OW]`: the bias's sums, the weight's
-  /// `dZ·columnsᵀ` per group (accumulated over the blocks), and, when `dx` is given, the
-  /// columns' gradient `Wᵀ·dZ` put back onto the input (col2im).
+  /// `dZ·columnsᵀ` per group (accumulated over the blocks; each core's half into its own buffer,
+  /// added once both are done), and, when `dx` is given, the columns' gradient `Wᵀ·dZ` put back
+  /// onto the input (col2im).
   func convolutionGradients(
     _ dz: UnsafeMutableBufferPointer<Float>, input x: UnsafeBufferPointer<Float>, rows: Int, weight: Int, bias: Int?,
     geometry g: ImageGeometry, filters: Int, groups: Int, space: FastWorkspace, into dx: UnsafeMutableBufferPointer<Float>?
@@ -213,39 +248,49 @@ extension FastTrainer {
       }
     }
     dx?.update(repeating: 0)
-    for first in stride(from: 0, to: rows, by: block) {
-      let count = min(block, rows - first)
-      let width = count * plane
-      for s in 0..<count {
-        ImageMath.im2col(
-          x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels,
-          into: space.columns.baseAddress! + s * plane, rowStride: width)
-        for o in 0..<filters {
-          (space.product.baseAddress! + o * width + s * plane).update(
-            from: dz.baseAddress! + ((first + s) * filters + o) * plane, count: plane)
-        }
-      }
-      for group in 0..<groups {
-        let dZ = space.product.baseAddress! + group * groupFilters * width
-        let columns = space.columns.baseAddress! + group * groupRows * width
-        BLASKernels.gemm(
-          dZ, transposeA: false, columns, transposeB: true, into: w.gradient.baseAddress! + group * groupFilters * groupRows,
-          m: groupFilters,
-          n: groupRows, k: width, accumulate: first > 0)
-        if dx != nil {
-          // The columns are no longer needed: their gradient takes their place.
-          BLASKernels.gemm(
-            w.values.baseAddress! + group * groupFilters * groupRows, transposeA: true, dZ, transposeB: false, into: columns, m: groupRows,
-            n: width, k: groupFilters, accumulate: false)
-        }
-      }
-      if let dx {
+    let parts = Self.convolutionParts(rows: rows, geometry: g, filters: filters, groups: groups)
+    let views = ConvolutionViews(
+      x: x, weights: UnsafeBufferPointer(w.values), bias: nil, z: dz, columns: (space.columns, space.otherColumns),
+      products: (space.product, space.otherProduct), weightGradients: (w.gradient, space.otherWeightGradient), dx: dx)
+    Self.onBothCores(parts) { index, range in
+      let (columns, product) = (views.pick(views.columns, index), views.pick(views.products, index))
+      let weightGradient = views.pick(views.weightGradients, index)
+      for first in stride(from: range.lowerBound, to: range.upperBound, by: block) {
+        let count = min(block, range.upperBound - first)
+        let width = count * plane
         for s in 0..<count {
-          ImageMath.col2im(
-            space.columns.baseAddress! + s * plane, geometry: g, firstChannel: 0, channels: g.channels,
-            into: dx.baseAddress! + (first + s) * g.inputSize, rowStride: width)
+          ImageMath.im2col(
+            views.x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels, into: columns + s * plane,
+            rowStride: width)
+          for o in 0..<filters {
+            (product + o * width + s * plane).update(from: views.z.baseAddress! + ((first + s) * filters + o) * plane, count: plane)
+          }
+        }
+        for group in 0..<groups {
+          let dZ = product + group * groupFilters * width
+          let groupColumns = columns + group * groupRows * width
+          BLASKernels.gemm(
+            dZ, transposeA: false, groupColumns, transposeB: true, into: weightGradient + group * groupFilters * groupRows, m: groupFilters,
+            n: groupRows, k: width, accumulate: first > range.lowerBound)
+          if views.dx != nil {
+            // The columns are no longer needed: their gradient takes their place.
+            BLASKernels.gemm(
+              views.weights.baseAddress! + group * groupFilters * groupRows, transposeA: true, dZ, transposeB: false, into: groupColumns,
+              m: groupRows, n: width, k: groupFilters, accumulate: false)
+          }
+        }
+        if let dx = views.dx {
+          for s in 0..<count {
+            ImageMath.col2im(
+              columns + s * plane, geometry: g, firstChannel: 0, channels: g.channels, into: dx.baseAddress! + (first + s) * g.inputSize,
+              rowStride: width)
+          }
         }
       }
+    }
+    if parts.count == 2 {
+      let (mine, other) = (w.gradient, space.otherWeightGradient)
+      for i in 0..<mine.count { mine[i] += other[i] }
     }
   }
 
@@ -263,4 +308,23 @@ extension FastTrainer {
     guard let biasGradient else { return }
     specbench_bias_gradient(g.baseAddress, biasGradient.baseAddress, rows, width)
   }
+}
+
+/// The buffers a convolution's two halves share.
+// @unchecked: the halves read the same inputs and weights and write disjoint samples of the
+// output (and of dx), each its own columns, product and weight gradient; both finish before
+// `concurrentPerform` returns, while the trainer and workspace that own the memory are alive.
+struct ConvolutionViews: @unchecked Sendable {
+  var x: UnsafeBufferPointer<Float>
+  var weights: UnsafeBufferPointer<Float>
+  var bias: UnsafeBufferPointer<Float>?
+  var z: UnsafeMutableBufferPointer<Float>
+  /// The first core's buffer, then the second's.
+  typealias Pair = (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)
+  var columns: Pair
+  var products: Pair
+  var weightGradients: Pair = (.init(start: nil, count: 0), .init(start: nil, count: 0))
+  var dx: UnsafeMutableBufferPointer<Float>? = nil
+
+  func pick(_ pair: Pair, _ index: Int) -> UnsafeMutablePointer<Float> { (index == 0 ? pair.0 : pair.1).baseAddress! }
 }

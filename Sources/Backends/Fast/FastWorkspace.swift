@@ -86,6 +86,11 @@ final class FastWorkspace {
   /// weights (shared by every convolution; sized for the largest).
   let columns: UnsafeMutableBufferPointer<Float>
   let product: UnsafeMutableBufferPointer<Float>
+  /// The second core's columns and product, and the weight gradient of its half of a batch
+  /// (sized for the largest convolution weight).
+  let otherColumns: UnsafeMutableBufferPointer<Float>
+  let otherProduct: UnsafeMutableBufferPointer<Float>
+  let otherWeightGradient: UnsafeMutableBufferPointer<Float>
   /// Two gradient buffers the backward pass alternates between, as wide as the widest layer.
   let gradient: UnsafeMutableBufferPointer<Float>
   let otherGradient: UnsafeMutableBufferPointer<Float>
@@ -96,7 +101,7 @@ final class FastWorkspace {
   init(stages: [FastStage], widths: [Int], targetWidth: Int, capacity: Int) {
     // widths[0] is the input's per-sample width, widths[i + 1] stage i's output width.
     self.capacity = capacity
-    var columnFloats = 0, productFloats = 0
+    var columnFloats = 0, productFloats = 0, weightFloats = 0
     input = arena.floats(capacity * widths[0])
     var previous = input
     for (index, stage) in stages.enumerated() {
@@ -113,6 +118,7 @@ final class FastWorkspace {
       if case .conv2d(_, _, let geometry, let filters, let groups, _) = stage {
         let need = FastStage.lowering(geometry, filters: filters, groups: groups, capacity: capacity)
         (columnFloats, productFloats) = (max(columnFloats, need.columns), max(productFloats, need.product))
+        weightFloats = max(weightFloats, filters * (geometry.channels / groups) * geometry.kernelSize)
       }
       if case .dropout = stage { masks.append(arena.floats(capacity * width)) } else { masks.append(nil) }
       switch stage {
@@ -129,6 +135,10 @@ final class FastWorkspace {
     }
     columns = arena.floats(columnFloats)
     product = arena.floats(productFloats)
+    let split = capacity >= 2 && columnFloats > 0
+    otherColumns = arena.floats(split ? columnFloats : 0)
+    otherProduct = arena.floats(split ? productFloats : 0)
+    otherWeightGradient = arena.floats(split ? weightFloats : 0)
     let widest = widths.max()!
     gradient = arena.floats(capacity * widest)
     otherGradient = arena.floats(capacity * widest)

@@ -19,6 +19,10 @@ const char *specbench_blas_error(void);
 /// OpenBLAS's name for the kernels it uses ("SkylakeX", "Haswell", …), or "unknown".
 const char *specbench_blas_core(void);
 
+/// Sets OpenBLAS's thread count (when `threads` > 0) and returns the count it had, or -1 when
+/// OpenBLAS or its thread functions are missing. Call from one thread, between products.
+int specbench_blas_threads(int threads);
+
 /// `c = op(a)·op(b) + beta·c`, row-major, c `[m, n]`: cblas_sgemm with alpha 1. Call only after
 /// `specbench_blas_load` returned 1.
 void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
