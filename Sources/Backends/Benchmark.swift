@@ -85,7 +85,7 @@ public enum Benchmark {
     /// Random data of the preset's shapes.
     public var data: DataSplit {
       var g = SplitMix64(seed: 0, stream: "bench.data")
-      let count = batchSize * 8
+      let (count, classes) = (batchSize * 8, classes)
       let inputs = Tensor(shape: [count] + input, scalars: (0..<count * width).map { _ in g.nextNormal() })
       let labels = (0..<count).map { _ in Int(g.next() % UInt64(classes)) }
       return DataSplit(

@@ -156,31 +156,26 @@ extension FastTrainer {
   }
 
   /// The samples of a convolution split between the two cores: two halves when the batch is
-  /// large enough to pay for the hand-over (measured: from about a million multiply-adds), one
-  /// part otherwise.
-  static func convolutionParts(rows: Int, geometry g: ImageGeometry, filters: Int, groups: Int) -> Parts {
+  /// large enough to pay for the hand-over (from about a million multiply-adds), one part
+  /// otherwise.
+  static func convolutionParts(rows: Int, geometry g: ImageGeometry, filters: Int, groups: Int) -> (
+    count: Int, first: Range<Int>, second: Range<Int>
+  ) {
     let work = rows * g.outputPlane * filters * (g.channels / groups) * g.kernelSize
-    guard rows >= 2, work >= 1 << 20 else { return Parts(count: 1, first: 0..<rows, second: rows..<rows) }
-    return Parts(count: 2, first: 0..<rows / 2, second: rows / 2..<rows)
+    guard rows >= 2, work >= 1 << 20 else { return (1, 0..<rows, rows..<rows) }
+    return (2, 0..<rows / 2, rows / 2..<rows)
   }
 
-  /// One or two ranges of samples (a value, so that the step loop allocates nothing).
-  struct Parts {
-    let count: Int
-    let first: Range<Int>
-    let second: Range<Int>
-  }
-
-  /// Runs `part(index, range)` for each part, on both cores when there are two (OpenBLAS then
-  /// runs each part's products on one thread, so that the two halves do not fight over its
-  /// threads), and puts OpenBLAS's thread count back.
-  static func onBothCores(_ parts: Parts, _ part: @Sendable (Int, Range<Int>) -> Void) {
-    guard parts.count == 2 else {
-      part(0, parts.first)
+  /// Runs a convolution's job: on both cores when it has two parts (OpenBLAS then runs each
+  /// part's products on one thread, so that the halves do not fight over its threads; its
+  /// thread count is put back), else here.
+  func run(_ job: inout ConvolutionJob) {
+    guard job.parts == 2 else {
+      ConvolutionJob.part(job, 0)
       return
     }
     let previous = specbench_blas_threads(1)
-    DispatchQueue.concurrentPerform(iterations: 2) { index in part(index, index == 0 ? parts.first : parts.second) }
+    cores.run(ConvolutionJob.work, on: &job)
     if previous > 0 { _ = specbench_blas_threads(previous) }
   }
 
@@ -192,36 +187,14 @@ extension FastTrainer {
     _ x: UnsafeBufferPointer<Float>, rows: Int, weight: Int, bias: Int?, geometry g: ImageGeometry, filters: Int, groups: Int,
     space: FastWorkspace, into z: UnsafeMutableBufferPointer<Float>
   ) {
-    let (block, _, _) = FastStage.lowering(g, filters: filters, groups: groups, capacity: space.capacity)
-    let (plane, groupRows, groupFilters) = (g.outputPlane, (g.channels / groups) * g.kernelSize, filters / groups)
-    let views = ConvolutionViews(
-      x: x, weights: UnsafeBufferPointer(parameters[weight].values), bias: bias.map { UnsafeBufferPointer(parameters[$0].values) },
-      z: z, columns: (space.columns, space.otherColumns), products: (space.product, space.otherProduct))
-    Self.onBothCores(Self.convolutionParts(rows: rows, geometry: g, filters: filters, groups: groups)) { index, range in
-      let (columns, product) = (views.pick(views.columns, index), views.pick(views.products, index))
-      for first in stride(from: range.lowerBound, to: range.upperBound, by: block) {
-        let count = min(block, range.upperBound - first)
-        let width = count * plane
-        for s in 0..<count {
-          ImageMath.im2col(
-            views.x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels, into: columns + s * plane,
-            rowStride: width)
-        }
-        for group in 0..<groups {
-          BLASKernels.gemm(
-            views.weights.baseAddress! + group * groupFilters * groupRows, transposeA: false, columns + group * groupRows * width,
-            transposeB: false, into: product + group * groupFilters * width, m: groupFilters, n: width, k: groupRows, accumulate: false)
-        }
-        for s in 0..<count {
-          for o in 0..<filters {
-            let source = product + o * width + s * plane
-            let target = views.z.baseAddress! + ((first + s) * filters + o) * plane
-            let shift = views.bias?[o] ?? 0
-            for p in 0..<plane { target[p] = source[p] + shift }
-          }
-        }
-      }
-    }
+    let parts = Self.convolutionParts(rows: rows, geometry: g, filters: filters, groups: groups)
+    var job = ConvolutionJob(
+      backward: false, geometry: g, filters: filters, groups: groups,
+      block: FastStage.lowering(g, filters: filters, groups: groups, capacity: space.capacity).block, parts: parts.count,
+      first: parts.first, second: parts.second, x: x, weights: UnsafeBufferPointer(parameters[weight].values),
+      bias: bias.map { UnsafeBufferPointer(parameters[$0].values) }, z: z, columns: (space.columns, space.otherColumns),
+      products: (space.product, space.otherProduct), weightGradients: (space.otherWeightGradient, space.otherWeightGradient), dx: nil)
+    run(&job)
   }
 
   /// A convolution's gradients for dz `[rows, O, OH, OW]`: the bias's sums, the weight's
@@ -232,8 +205,7 @@ extension FastTrainer {
     _ dz: UnsafeMutableBufferPointer<Float>, input x: UnsafeBufferPointer<Float>, rows: Int, weight: Int, bias: Int?,
     geometry g: ImageGeometry, filters: Int, groups: Int, space: FastWorkspace, into dx: UnsafeMutableBufferPointer<Float>?
   ) {
-    let (block, _, _) = FastStage.lowering(g, filters: filters, groups: groups, capacity: space.capacity)
-    let (plane, groupRows, groupFilters) = (g.outputPlane, (g.channels / groups) * g.kernelSize, filters / groups)
+    let plane = g.outputPlane
     let w = parameters[weight]
     if let bias {
       let db = parameters[bias].gradient
@@ -249,45 +221,13 @@ extension FastTrainer {
     }
     dx?.update(repeating: 0)
     let parts = Self.convolutionParts(rows: rows, geometry: g, filters: filters, groups: groups)
-    let views = ConvolutionViews(
-      x: x, weights: UnsafeBufferPointer(w.values), bias: nil, z: dz, columns: (space.columns, space.otherColumns),
-      products: (space.product, space.otherProduct), weightGradients: (w.gradient, space.otherWeightGradient), dx: dx)
-    Self.onBothCores(parts) { index, range in
-      let (columns, product) = (views.pick(views.columns, index), views.pick(views.products, index))
-      let weightGradient = views.pick(views.weightGradients, index)
-      for first in stride(from: range.lowerBound, to: range.upperBound, by: block) {
-        let count = min(block, range.upperBound - first)
-        let width = count * plane
-        for s in 0..<count {
-          ImageMath.im2col(
-            views.x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels, into: columns + s * plane,
-            rowStride: width)
-          for o in 0..<filters {
-            (product + o * width + s * plane).update(from: views.z.baseAddress! + ((first + s) * filters + o) * plane, count: plane)
-          }
-        }
-        for group in 0..<groups {
-          let dZ = product + group * groupFilters * width
-          let groupColumns = columns + group * groupRows * width
-          BLASKernels.gemm(
-            dZ, transposeA: false, groupColumns, transposeB: true, into: weightGradient + group * groupFilters * groupRows, m: groupFilters,
-            n: groupRows, k: width, accumulate: first > range.lowerBound)
-          if views.dx != nil {
-            // The columns are no longer needed: their gradient takes their place.
-            BLASKernels.gemm(
-              views.weights.baseAddress! + group * groupFilters * groupRows, transposeA: true, dZ, transposeB: false, into: groupColumns,
-              m: groupRows, n: width, k: groupFilters, accumulate: false)
-          }
-        }
-        if let dx = views.dx {
-          for s in 0..<count {
-            ImageMath.col2im(
-              columns + s * plane, geometry: g, firstChannel: 0, channels: g.channels, into: dx.baseAddress! + (first + s) * g.inputSize,
-              rowStride: width)
-          }
-        }
-      }
-    }
+    var job = ConvolutionJob(
+      backward: true, geometry: g, filters: filters, groups: groups,
+      block: FastStage.lowering(g, filters: filters, groups: groups, capacity: space.capacity).block, parts: parts.count,
+      first: parts.first, second: parts.second, x: x, weights: UnsafeBufferPointer(w.values), bias: nil, z: dz,
+      columns: (space.columns, space.otherColumns), products: (space.product, space.otherProduct),
+      weightGradients: (w.gradient, space.otherWeightGradient), dx: dx)
+    run(&job)
     if parts.count == 2 {
       let (mine, other) = (w.gradient, space.otherWeightGradient)
       for i in 0..<mine.count { mine[i] += other[i] }
@@ -310,21 +250,95 @@ extension FastTrainer {
   }
 }
 
-/// The buffers a convolution's two halves share.
-// @unchecked: the halves read the same inputs and weights and write disjoint samples of the
+/// One convolution pass over a range of samples, in one or two parts: what the two cores share,
+/// as a value on the caller's stack (see `CorePair`).
+// @unchecked: the parts read the same inputs and weights and write disjoint samples of the
 // output (and of dx), each its own columns, product and weight gradient; both finish before
-// `concurrentPerform` returns, while the trainer and workspace that own the memory are alive.
-struct ConvolutionViews: @unchecked Sendable {
+// `CorePair.run` returns, while the trainer and workspace that own the memory are alive.
+struct ConvolutionJob: @unchecked Sendable {
+  /// The first core's buffer, then the second's.
+  typealias Pair = (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)
+  var backward: Bool
+  var geometry: ImageGeometry
+  var filters: Int
+  var groups: Int
+  var block: Int
+  var parts: Int
+  var first: Range<Int>
+  var second: Range<Int>
   var x: UnsafeBufferPointer<Float>
   var weights: UnsafeBufferPointer<Float>
   var bias: UnsafeBufferPointer<Float>?
+  /// The output (forward) or its gradient (backward).
   var z: UnsafeMutableBufferPointer<Float>
-  /// The first core's buffer, then the second's.
-  typealias Pair = (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>)
   var columns: Pair
   var products: Pair
-  var weightGradients: Pair = (.init(start: nil, count: 0), .init(start: nil, count: 0))
-  var dx: UnsafeMutableBufferPointer<Float>? = nil
+  var weightGradients: Pair
+  var dx: UnsafeMutableBufferPointer<Float>?
 
-  func pick(_ pair: Pair, _ index: Int) -> UnsafeMutablePointer<Float> { (index == 0 ? pair.0 : pair.1).baseAddress! }
+  static func pick(_ pair: Pair, _ index: Int) -> UnsafeMutablePointer<Float> { (index == 0 ? pair.0 : pair.1).baseAddress! }
+
+  /// The job at a context pointer, part `index`.
+  static let work: CorePair.Work = { context, index in
+    part(context!.assumingMemoryBound(to: ConvolutionJob.self).pointee, index)
+  }
+
+  /// Part `index` of the job: its range of samples, in blocks.
+  static func part(_ job: ConvolutionJob, _ index: Int) {
+    let range = index == 0 ? job.first : job.second
+    let g = job.geometry
+    let (plane, groupRows, groupFilters) = (g.outputPlane, (g.channels / job.groups) * g.kernelSize, job.filters / job.groups)
+    let (columns, product) = (pick(job.columns, index), pick(job.products, index))
+    for first in stride(from: range.lowerBound, to: range.upperBound, by: job.block) {
+      let count = min(job.block, range.upperBound - first)
+      let width = count * plane
+      for s in 0..<count {
+        ImageMath.im2col(
+          job.x.baseAddress! + (first + s) * g.inputSize, geometry: g, firstChannel: 0, channels: g.channels, into: columns + s * plane,
+          rowStride: width)
+        if job.backward {
+          for o in 0..<job.filters {
+            (product + o * width + s * plane).update(from: job.z.baseAddress! + ((first + s) * job.filters + o) * plane, count: plane)
+          }
+        }
+      }
+      for group in 0..<job.groups {
+        let groupWeights = job.weights.baseAddress! + group * groupFilters * groupRows
+        let groupColumns = columns + group * groupRows * width
+        let groupProduct = product + group * groupFilters * width
+        if !job.backward {
+          BLASKernels.gemm(
+            groupWeights, transposeA: false, groupColumns, transposeB: false, into: groupProduct, m: groupFilters, n: width, k: groupRows,
+            accumulate: false)
+          continue
+        }
+        BLASKernels.gemm(
+          groupProduct, transposeA: false, groupColumns, transposeB: true,
+          into: pick(job.weightGradients, index) + group * groupFilters * groupRows,
+          m: groupFilters, n: groupRows, k: width, accumulate: first > range.lowerBound)
+        if job.dx != nil {
+          // The columns are no longer needed: their gradient takes their place.
+          BLASKernels.gemm(
+            groupWeights, transposeA: true, groupProduct, transposeB: false, into: groupColumns, m: groupRows, n: width, k: groupFilters,
+            accumulate: false)
+        }
+      }
+      if job.backward, let dx = job.dx {
+        for s in 0..<count {
+          ImageMath.col2im(
+            columns + s * plane, geometry: g, firstChannel: 0, channels: g.channels, into: dx.baseAddress! + (first + s) * g.inputSize,
+            rowStride: width)
+        }
+      } else if !job.backward {
+        for s in 0..<count {
+          for o in 0..<job.filters {
+            let source = product + o * width + s * plane
+            let target = job.z.baseAddress! + ((first + s) * job.filters + o) * plane
+            let shift = job.bias?[o] ?? 0
+            for p in 0..<plane { target[p] = source[p] + shift }
+          }
+        }
+      }
+    }
+  }
 }

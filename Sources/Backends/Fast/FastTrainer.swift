@@ -60,6 +60,8 @@ final class FastTrainer: EvaluatesDatasets {
   var firstGradients: [String: Tensor] = [:]
   /// Bayes by Backprop's objective, when the model has variational layers.
   let variational: VariationalObjective?
+  /// The second core, for the halves of large convolutions and optimizer updates.
+  let cores = CorePair()
 
   var step: Int { progress.step }
   var epoch: Int { progress.epoch }
@@ -173,7 +175,7 @@ final class FastTrainer: EvaluatesDatasets {
     let learningRate = spec.schedule.learningRate(at: update.step, base: spec.optimizer.learningRate)
     var nonFinite: String?
     for parameter in parameters where parameter.values.count > 0 {
-      if !Self.update(parameter, spec.optimizer, step: update.optimizerStep, learningRate: learningRate), nonFinite == nil {
+      if !self.update(parameter, spec.optimizer, step: update.optimizerStep, learningRate: learningRate), nonFinite == nil {
         nonFinite = parameter.name
       }
     }
@@ -237,34 +239,39 @@ final class FastTrainer: EvaluatesDatasets {
   /// The optimizer's rule on one parameter; from 32 Ki values on, each core takes half (the
   /// update is bound by memory traffic, which two cores share better than one).
   /// Returns false when a value written is not finite.
-  static func update(_ parameter: Parameter, _ optimizer: OptimizerSpec, step: Int, learningRate: Double) -> Bool {
+  func update(_ parameter: Parameter, _ optimizer: OptimizerSpec, step: Int, learningRate: Double) -> Bool {
     let count = parameter.values.count
     guard count >= 1 << 15 else {
       return VectorOptimizer.update(
         optimizer, param: parameter.values.baseAddress!, grad: parameter.gradient.baseAddress!, count: count, slots: parameter.slotViews,
         step: step, learningRate: learningRate)
     }
-    let shared = SharedParameter(parameter)
-    let finite = Atomic<Int>(0)
-    DispatchQueue.concurrentPerform(iterations: 2) { part in
-      let parameter = shared.parameter
+    var job = UpdateJob(parameter: parameter, optimizer: optimizer, step: step, learningRate: learningRate)
+    cores.run(UpdateJob.work, on: &job)
+    return job.finite.0 && job.finite.1
+  }
+
+  /// One parameter's update in two halves (see `CorePair`).
+  // @unchecked: the halves write disjoint ranges of the parameter's buffers and their own flag,
+  // and both finish before `CorePair.run` returns, while the trainer that owns the buffers is alive.
+  struct UpdateJob: @unchecked Sendable {
+    let parameter: Parameter
+    let optimizer: OptimizerSpec
+    let step: Int
+    let learningRate: Double
+    var finite = (false, false)
+
+    static let work: CorePair.Work = { context, part in
+      let job = context!.assumingMemoryBound(to: UpdateJob.self)
+      let (parameter, count) = (job.pointee.parameter, job.pointee.parameter.values.count)
       // Halves on a multiple of 8, so that each half's chunks of eight start where the whole's would.
       let start = part == 0 ? 0 : (count / 2) & ~7
       let end = part == 0 ? (count / 2) & ~7 : count
       let ok = VectorOptimizer.update(
-        optimizer, param: parameter.values.baseAddress! + start, grad: parameter.gradient.baseAddress! + start, count: end - start,
-        slots: parameter.slotViews.advanced(by: start), step: step, learningRate: learningRate)
-      if ok { finite.add(1, ordering: .relaxed) }
+        job.pointee.optimizer, param: parameter.values.baseAddress! + start, grad: parameter.gradient.baseAddress! + start,
+        count: end - start, slots: parameter.slotViews.advanced(by: start), step: job.pointee.step, learningRate: job.pointee.learningRate)
+      if part == 0 { job.pointee.finite.0 = ok } else { job.pointee.finite.1 = ok }
     }
-    return finite.load(ordering: .relaxed) == 2
-  }
-
-  /// A parameter handed to the two halves of its update.
-  // @unchecked: the halves write disjoint ranges of the parameter's buffers, and both finish
-  // before `concurrentPerform` returns, while the trainer that owns the buffers is alive.
-  struct SharedParameter: @unchecked Sendable {
-    let parameter: Parameter
-    init(_ parameter: Parameter) { self.parameter = parameter }
   }
 
   // MARK: batches
