@@ -138,24 +138,11 @@ struct GradientTests {
   /// for the input.
   @Test(arguments: imageModels)
   func imageLayerGradients(label: String, layers: [LayerSpec]) throws {
-    let spec = makeSpec(input: [48], layers: [reshape("image", [3, 4, 4])] + layers, data: imageData)
-    let trainer = try makeTrainer(spec)
-    let batch = trainer.train.subset(0..<6)
-    var pass: ReferenceTrainer.StepPass? = .init()
-    let gradients = trainer.lossAndGradients(batch.inputs, batch.targets, parameters: trainer.parameters, pass: &pass).gradients
-    #expect(Set(gradients.keys) == Set(trainer.parameters.keys))
-    for name in trainer.parameters.keys.sorted() {
-      let original = trainer.parameters[name]!
-      // The max pool comes first, so that no parameter moves the values it chooses between (a
-      // step that moved one past another would flip its choice: a kink, not a gradient); its
-      // input gradient is checked in `imageInputGradients`.
-      let worst = GradientCheck(step: 1e-3).worst(analytic: gradients[name]!.scalars, at: original.scalars) { values in
-        var moved = trainer.parameters
-        moved[name] = Tensor(shape: original.shape, scalars: values)
-        return trainer.lossAndGradients(batch.inputs, batch.targets, parameters: moved, pass: &pass).loss
-      }
-      #expect(worst.ratio <= 1, "\(label): \(name) \(worst)")
-    }
+    // The max pool comes first in its model, so that no parameter moves the values it chooses
+    // between (a step that moved one past another would flip its choice: a kink, not a
+    // gradient); its input gradient is checked in `imageInputGradients`.
+    let trainer = try makeTrainer(makeSpec(input: [48], layers: [reshape("image", [3, 4, 4])] + layers, data: imageData))
+    try Self.checkParameterGradients(trainer, batch: trainer.train.subset(0..<6), label: label)
   }
 
   /// The input gradients of the image passes (conv2d with every option and both pools) against
@@ -209,21 +196,21 @@ struct GradientTests {
 
   @Test(arguments: models)
   func layerGradients(label: String, input: [Int], layers: [LayerSpec]) throws {
-    let spec = makeSpec(input: input, layers: layers)
-    let trainer = try makeTrainer(spec)
+    let trainer = try makeTrainer(makeSpec(input: input, layers: layers))
     // Samples 0–2 of spirals sit at the origin, where layer_norm of a constant vector has
     // curvature ~1/sqrt(eps) that finite differences cannot resolve; use samples away from it.
-    let batch = trainer.train.subset(9..<17)
-    // One step's pass: every evaluation uses the dropout masks the first one drew (what a rule
-    // that evaluates its objective several times gets).
+    try Self.checkParameterGradients(trainer, batch: trainer.train.subset(9..<17), label: label)
+  }
+
+  /// Every parameter's gradient on `batch` against central finite differences, in one step's
+  /// pass: every evaluation uses the dropout masks the first one drew (what a rule that
+  /// evaluates its objective several times gets).
+  static func checkParameterGradients(_ trainer: ReferenceTrainer, batch: Dataset, label: String) throws {
     var pass: ReferenceTrainer.StepPass? = .init()
     let gradients = trainer.lossAndGradients(batch.inputs, batch.targets, parameters: trainer.parameters, pass: &pass).gradients
     #expect(Set(gradients.keys) == Set(trainer.parameters.keys))
     for name in trainer.parameters.keys.sorted() {
       let original = trainer.parameters[name]!
-      // The max pool comes first, so that no parameter moves the values it chooses between (a
-      // step that moved one past another would flip its choice: a kink, not a gradient); its
-      // input gradient is checked in `imageInputGradients`.
       let worst = GradientCheck(step: 1e-3).worst(analytic: gradients[name]!.scalars, at: original.scalars) { values in
         var moved = trainer.parameters
         moved[name] = Tensor(shape: original.shape, scalars: values)
