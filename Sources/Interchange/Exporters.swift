@@ -19,6 +19,10 @@ public enum ExportFormat: String, CaseIterable, Sendable {
     ("model structure", "yes", "names only", "yes"),
     ("trained weights and buffers", "yes", "yes", "yes"),
     ("dropout", "no (identity)", "-", "yes"),
+    (
+      "image layers (conv2d, pools, reshape)", "yes (Conv, MaxPool, AveragePool, GlobalAveragePool, Reshape)", "yes (nn.Conv2d names)",
+      "yes (nn.Conv2d, nn.MaxPool2d, …)"
+    ),
     ("optimizer state (slots, step)", "no", "no", "yes"),
     ("optimizer hyper-parameters", "no", "no", "yes"),
     ("schedule", "no", "no", "yes"),
