@@ -408,7 +408,7 @@ public enum NumPyData {
           if id == 1 {
             var q = e + 4
             func next() -> Int? {
-              guard q + 8 <= e + 4 + length else { return nil }
+              guard q + 8 <= min(e + 4 + length, extraEnd) else { return nil }
               defer { q += 8 }
               return u64(b, q)
             }

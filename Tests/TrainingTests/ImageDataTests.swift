@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
@@ -165,5 +166,46 @@ struct ImageDataTests {
       #expect(message.contains(expected), "\(files): \(message)")
     }
     #expect(refusal(.npy(inputs: "good.npy", targets: "four.npy")) == "accepted")
+  }
+
+  /// A zip archive made by hand: one stored member, its central entry's sizes and offset either
+  /// plain or (`zip64`) 0xFFFFFFFF with an extra field that holds `extraValues` of them.
+  static func zip(_ name: String, _ data: [UInt8], zip64: Bool = false, extraValues: Int = 3) -> [UInt8] {
+    func u16(_ v: Int) -> [UInt8] { [UInt8(v & 255), UInt8(v >> 8 & 255)] }
+    func u32(_ v: Int) -> [UInt8] { u16(v & 0xFFFF) + u16(v >> 16 & 0xFFFF) }
+    let crc = data.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
+    let nameBytes = Array(name.utf8)
+    let local =
+      u32(0x0403_4B50) + u16(20) + u16(0) + u16(0) + u16(0) + u16(0) + u32(Int(crc)) + u32(data.count) + u32(data.count)
+      + u16(nameBytes.count) + u16(0) + nameBytes + data
+    // Zip64's order: the size, the compressed size, the local header's offset (0).
+    let extra = zip64 ? u16(1) + u16(8 * extraValues) + [data.count, data.count, 0].prefix(extraValues).flatMap { u32($0) + u32(0) } : []
+    let field = zip64 ? 0xFFFF_FFFF : data.count
+    let central =
+      u32(0x0201_4B50) + u16(45) + u16(45) + u16(0) + u16(0) + u16(0) + u16(0) + u32(Int(crc)) + u32(field) + u32(field)
+      + u16(nameBytes.count) + u16(extra.count) + u16(0) + u16(0) + u16(0) + u32(0) + u32(zip64 ? 0xFFFF_FFFF : 0) + nameBytes + extra
+    let end = u32(0x0605_4B50) + u16(0) + u16(0) + u16(1) + u16(1) + u32(central.count) + u32(local.count) + u16(0)
+    return local + central + end
+  }
+
+  /// Zip64 fields read from a central entry's extra data, and an extra field that claims more
+  /// than the entry holds refused as damaged (its values are never read past the entry).
+  @Test func zip64EntriesAreReadAndAShortExtraFieldIsRefused() throws {
+    let npy: [UInt8] = {
+      let header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }".utf8) + [UInt8(ascii: "\n")]
+      return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count), 0] + header + [0, 0, 128, 63, 0, 0, 0, 64]
+    }()
+    for archive in [Self.zip("x.npy", npy), Self.zip("x.npy", npy, zip64: true)] {
+      let arrays = try NumPyData.parseArchive(archive, path: "a.npz", wanted: ["x"])
+      #expect(arrays["x"]?.values == [1, 2])
+    }
+    // The extra field's header claims 24 bytes of values but the entry has room for 8.
+    var short = Self.zip("x.npy", npy, zip64: true, extraValues: 1)
+    let idAt = short.count - 22 - 12
+    #expect(short[idAt] == 1 && short[idAt + 2] == 8)
+    short[idAt + 2] = 24
+    #expect(throws: DataError.numpy(path: "a.npz", message: "has a damaged zip64 entry for \"x.npy\"")) {
+      try NumPyData.parseArchive(short, path: "a.npz", wanted: ["x"])
+    }
   }
 }
