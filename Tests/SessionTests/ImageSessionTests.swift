@@ -42,6 +42,14 @@ struct ImageSessionTests {
     #expect(before.hasPrefix("conv2d1.weight: 6 filters 3×3"), "\(before)")
     #expect(before.contains("#0") && before.contains("#5") && before.contains("scale:"), "\(before)")
     #expect(before.unicodeScalars.contains { "░▒▓█".unicodeScalars.contains($0) }, "\(before)")
+    // The drawing fits any width: the images wrap, and below one image's width it says so.
+    guard case .drawing(let drawing) = engine.execute("filters conv2d1") else { throw TestFailure("filters gives a drawing") }
+    for width in [1, 5, 8, 9, 30, 80, 200] {
+      let grid = drawing.render(width: width)
+      #expect(grid.width == width, "at \(width)")
+      #expect(grid.plainText.split(separator: "\n").allSatisfy { $0.count <= width }, "at \(width)")
+    }
+    #expect(drawing.render(width: 5).plainText == "8×6", "\(drawing.render(width: 5).plainText)")
     run(engine, "train 60")
     waitIdle(engine)
     #expect(engine.state?.step == 60)
