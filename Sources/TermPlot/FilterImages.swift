@@ -2,28 +2,23 @@
 /// cells wide (a square on most terminals) in one of five shades, `░▒▓█` over the blank of the
 /// lowest values (ASCII: ` .:+#`), one scale for every image so that their strengths compare.
 public struct FilterImages: Sendable, Hashable {
+  /// One image: its caption (`#0`) and its values, row-major `rows × columns`.
+  public struct Image: Sendable, Hashable {
+    public var caption: String
+    public var values: [Float]
+
+    public init(caption: String, values: [Float]) {
+      (self.caption, self.values) = (caption, values)
+    }
+  }
+
   public var title: String
-  /// Each image's caption (`#0`) and its values, row-major `rows × columns`.
-  public var images: [(caption: String, values: [Float])]
+  public var images: [Image]
   public var rows: Int
   public var columns: Int
 
-  public init(title: String, images: [(caption: String, values: [Float])], rows: Int, columns: Int) {
+  public init(title: String, images: [Image], rows: Int, columns: Int) {
     (self.title, self.images, self.rows, self.columns) = (title, images, rows, columns)
-  }
-
-  public static func == (a: FilterImages, b: FilterImages) -> Bool {
-    a.title == b.title && a.rows == b.rows && a.columns == b.columns && a.images.map(\.caption) == b.images.map(\.caption)
-      && a.images.map(\.values) == b.images.map(\.values)
-  }
-  public func hash(into hasher: inout Hasher) {
-    hasher.combine(title)
-    hasher.combine(rows)
-    hasher.combine(columns)
-    for image in images {
-      hasher.combine(image.caption)
-      hasher.combine(image.values)
-    }
   }
 
   static let unicodeShades: [Character] = [" ", "░", "▒", "▓", "█"]

@@ -297,7 +297,7 @@ extension SessionEngine {
     let shown = min(filters, 32)
     let images = (0..<shown).map { o in
       let base = (o * perGroup + c) * kh * kw
-      return (caption: "#\(o)", values: Array(weight[base..<base + kh * kw]))
+      return FilterImages.Image(caption: "#\(o)", values: Array(weight[base..<base + kh * kw]))
     }
     let title =
       "\(layer).weight: \(shown == filters ? "" : "the first \(shown) of ")\(filters) filters \(kh)×\(kw)"
