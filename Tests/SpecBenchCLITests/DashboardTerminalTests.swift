@@ -171,7 +171,8 @@ struct DashboardTerminalTests {
 
     // ? lists every key; any key closes it.
     try terminal.send("?")
-    screen = try terminal.waitFor { $0.contains("─ keys ─") }
+    // The overlay is drawn over several frames' worth of cells: wait for its last line too.
+    screen = try terminal.waitFor { $0.contains("─ keys ─") && $0.contains("back to the REPL") }
     for key in ["space", "Tab / Shift-Tab", "s / S", "Ctrl-L", "back to the REPL"] { #expect(screen.contains(key), "help lists \(key)") }
     try terminal.send("Escape")
     screen = try terminal.waitFor { !$0.contains("─ keys ─") }
