@@ -18,6 +18,8 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+    // Keras archives are zips: written and read in memory through ZIPFoundation (MIT).
+    .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
   ],
   targets: [
     // The spec value types, validation, the seeded generator, safetensors and session files.
@@ -29,9 +31,9 @@ let package = Package(
     // optimizers' update rules.
     .target(name: "TensorCore", dependencies: ["SpecKit"]),
     // Datasets: the synthetic generators, CSV, IDX, NumPy files, built-ins; the validation split and batching.
-    .target(name: "Datasets", dependencies: ["SpecKit", "TensorCore", "CZlib"]),
+    .target(name: "Datasets", dependencies: ["SpecKit", "TensorCore", "CZlibShim"]),
     // zlib (zlib licence): inflate and CRC-32 for NumPy's .npz archives.
-    .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+    .systemLibrary(name: "CZlibShim", path: "Sources/CZlibShim"),
     // The fast backend's C parts: its optimizer rules, compiled for AVX-512, AVX2 and baseline
     // x86-64 and chosen by the CPU when the program loads (Swift compiles for baseline x86-64
     // only), and the loader of OpenBLAS (BSD-3-Clause), whose sgemm does the products. Optimised
@@ -45,9 +47,15 @@ let package = Package(
     // a posterior and of variational layers, calibration. Reads specs and states; no engine.
     .target(name: "Bayes", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "CFastKernels"]),
     // Sessions in other formats: ONNX export and import over a protobuf wire codec of its own
-    // (internal to it), PyTorch's state_dict safetensors, the PyTorch training script. Needs no
-    // engine: it reads specs and states.
-    .target(name: "Interchange", dependencies: ["SpecKit", "TensorCore", "Datasets"]),
+    // (internal to it), PyTorch's state_dict safetensors, the PyTorch training script, Keras 3
+    // archives both ways. Needs no engine: it reads specs and states.
+    .target(
+      name: "Interchange",
+      dependencies: ["SpecKit", "TensorCore", "Datasets", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+    ),
+    // The HDF5 C library (BSD-style licence, Debian's serial build): the weights file of a Keras
+    // archive. Linked only by Interchange.
+    .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
     // The engine both front ends share: the session, its commands, the training worker and run,
     // the console.
     .target(name: "Session", dependencies: ["SpecKit", "TensorCore", "Datasets", "Backends", "Bayes", "Interchange", "TermPlot"]),

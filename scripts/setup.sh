@@ -2,11 +2,11 @@
 # Installs what SpecBench needs to build, run and test, checking first so that a second run does
 # nothing. Used by the README's two commands and by .ci/run.
 #   - Debian packages (apt): GNU readline (the REPL links it), ncursesw (the dashboard), zlib (NumPy's
-#     .npz archives), OpenBLAS
+#     .npz archives), HDF5 (Keras files' weights), OpenBLAS
 #     (the fast backend, loaded at run time), tmux for the terminal tests, strace for the save
 #     path's fault-injection tests, Python for the interop tests.
-#   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, which the interop tests
-#     run for real, and jax (CPU), which the jax engine's worker uses; torch (large) only under
+#   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, keras and h5py, which the
+#     interop tests run for real, and jax (CPU), which the jax engine's worker uses; torch (large) only under
 #     CI=true or SPECBENCH_WITH_TORCH=1, for the tests against real PyTorch. Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero when the Swift build itself cannot work, and, under
@@ -29,6 +29,7 @@ need_apt() { apt_needed+=("$1"); }
 [ -f /usr/include/readline/readline.h ] || need_apt libreadline-dev   # the REPL's line editor
 [ -f /usr/include/ncursesw/curses.h ] || need_apt libncurses-dev       # the dashboard (ncursesw)
 [ -f /usr/include/zlib.h ] || need_apt zlib1g-dev                      # .npz archives (inflate, CRC-32)
+[ -f /usr/include/hdf5/serial/hdf5.h ] || need_apt libhdf5-dev       # Keras files (model.weights.h5)
 # The fast backend's matrix products: OpenBLAS, which SpecBench loads when the backend is first used.
 compgen -G '/usr/lib/*/libopenblas.so.0' >/dev/null || compgen -G '/lib/*/libopenblas.so.0' >/dev/null || need_apt libopenblas0
 command -v tmux >/dev/null 2>&1 || need_apt tmux   # the terminal tests drive the real program in tmux
@@ -61,8 +62,9 @@ fi
 # --- Python packages for the interop tests ------------------------------------------------------
 # jax is pinned to the version the jax engine's worker is tested with (docs/jax.md); optax only for
 # the standalone JAX peer that Benchmarks/peers.sh runs beside the jax backend.
-python_packages=(numpy safetensors onnx onnxruntime "jax[cpu]==0.10.2" "optax==0.2.8")
-check='import numpy, safetensors.numpy, onnx, onnxruntime, jax, optax'
+python_packages=(numpy safetensors onnx onnxruntime "jax[cpu]==0.10.2" "optax==0.2.8" "keras==3.15.1" h5py)
+# (keras imports TensorFlow unless told its backend: the tests run it on jax.)
+check='import os; os.environ["KERAS_BACKEND"] = "jax"; import numpy, safetensors.numpy, onnx, onnxruntime, jax, optax, keras, h5py'
 
 # Installs packages ($2…) unless `python -c "$1"` already works, into the Python that has the
 # others (.venv/ when it exists), else the system Python, else a new .venv/. Returns 1 on failure.

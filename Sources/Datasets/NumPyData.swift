@@ -1,4 +1,4 @@
-import CZlib
+import CZlibShim
 import SpecKit
 import TensorCore
 
@@ -475,7 +475,7 @@ public enum NumPyData {
           stream.avail_in = uInt(source.count)
           stream.next_out = target.baseAddress
           stream.avail_out = uInt(target.count)
-          let status = CZlib.inflate(&stream, Z_FINISH)
+          let status = CZlibShim.inflate(&stream, Z_FINISH)
           return (status, target.count - Int(stream.avail_out))
         }
       }

@@ -12,25 +12,32 @@ public enum ExportFormat: String, CaseIterable, Sendable {
   /// A self-contained Python script that builds the `nn.Sequential`, loads the weights,
   /// restores `torch.optim`'s state and continues training; its tensors beside it.
   case pytorch
+  /// A Keras 3 archive (`.keras`): the `Sequential`'s config and its weights, which Keras
+  /// loads on JAX, PyTorch or TensorFlow.
+  case keras
 
   /// What each format carries, for the capability matrix (`specbench backends`): rows of
   /// (what, carried?) in the order the table lists them.
-  public static let carries: [(what: String, onnx: String, safetensors: String, pytorch: String)] = [
-    ("model structure", "yes", "names only", "yes"),
-    ("trained weights and buffers", "yes", "yes", "yes"),
-    ("dropout", "no (identity)", "-", "yes"),
+  public static let carries: [(what: String, onnx: String, safetensors: String, pytorch: String, keras: String)] = [
+    ("model structure", "yes", "names only", "yes", "yes (Sequential)"),
+    ("trained weights and buffers", "yes", "yes", "yes", "yes"),
+    ("dropout", "no (identity)", "-", "yes", "yes (Dropout)"),
     (
       "image layers (conv2d, pools, reshape)", "yes (Conv, MaxPool, AveragePool, GlobalAveragePool, Reshape)", "yes (nn.Conv2d names)",
-      "yes (nn.Conv2d, nn.MaxPool2d, …)"
+      "yes (nn.Conv2d, nn.MaxPool2d, …)", "yes (Conv2D, …, channels_first; max pools padded only where \"same\" agrees)"
     ),
-    ("optimizer state (slots, step)", "no", "no", "yes"),
-    ("optimizer hyper-parameters", "no", "no", "yes"),
-    ("schedule", "no", "no", "yes"),
-    ("loss", "no", "no", "yes"),
-    ("training data", "no", "no", "yes (tensors)"),
-    ("stop rules", "no", "no", "max_steps, max_epochs"),
-    ("variational layers (model.variational)", "the mean network", "the mean network", "refused"),
-    ("Laplace posterior (posterior)", "no (the weights are its mean)", "no (the weights are its mean)", "no (the weights are its mean)"),
+    ("data standardisation (csv normalize)", "yes (Sub, Div)", "no", "yes", "yes (Normalization)"),
+    ("optimizer state (slots, step)", "no", "no", "yes", "no (Keras' rules differ from PyTorch's)"),
+    ("optimizer hyper-parameters", "no", "no", "yes", "no"),
+    ("schedule", "no", "no", "yes", "no"),
+    ("loss", "no", "no", "yes", "no"),
+    ("training data", "no", "no", "yes (tensors)", "no"),
+    ("stop rules", "no", "no", "max_steps, max_epochs", "no"),
+    ("variational layers (model.variational)", "the mean network", "the mean network", "refused", "the mean network"),
+    (
+      "Laplace posterior (posterior)", "no (the weights are its mean)", "no (the weights are its mean)", "no (the weights are its mean)",
+      "no (the weights are its mean)"
+    ),
   ]
 
   /// The file name extension of the main file.
@@ -39,6 +46,7 @@ public enum ExportFormat: String, CaseIterable, Sendable {
     case .onnx: "onnx"
     case .safetensors: "safetensors"
     case .pytorch: "py"
+    case .keras: "keras"
     }
   }
 
@@ -132,6 +140,19 @@ public enum Exporter {
       }
       try AtomicFile.write(SafeTensors.encode(contents), to: main, what: "an export")
       return Result(files: [main], leftOut: leftOut)
+    case .keras:
+      guard !softmax else { throw InterchangeError.cannotExport(format: "keras", reason: "--softmax applies to onnx only") }
+      var standardization: Standardization?
+      var leftOutFirst: [String] = []
+      do { standardization = try preprocessing(bundle.spec, folder: folder).0 } catch {
+        if case .csv(let csv) = bundle.spec.data.source, csv.normalize {
+          leftOutFirst.append(
+            "the data's standardisation (data.normalize): the data could not be read (\(error)), so the model expects standardised inputs")
+        }
+      }
+      let (bytes, leftOut) = try KerasExport.export(spec: bundle.spec, state: state, standardization: standardization)
+      try AtomicFile.write(bytes, to: main, what: "an export")
+      return Result(files: [main], leftOut: leftOutFirst + leftOut)
     case .pytorch:
       guard !softmax else { throw InterchangeError.cannotExport(format: "pytorch", reason: "--softmax applies to onnx only") }
       let tensorsPath = PathText.deletingExtension(main) + ".safetensors"

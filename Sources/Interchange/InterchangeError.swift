@@ -9,6 +9,8 @@ public enum InterchangeError: Error, Hashable, Sendable, CustomStringConvertible
   case unsupportedGraph(String)
   /// The session cannot be exported to that format.
   case cannotExport(format: String, reason: String)
+  /// A container file (a Keras archive) that is not whole: which member, and what is wrong.
+  case malformedArchive(file: String, member: String?, message: String)
   /// No format of that name.
   case unknownFormat(name: String, known: [String])
 
@@ -22,6 +24,8 @@ public enum InterchangeError: Error, Hashable, Sendable, CustomStringConvertible
       return reason
     case .cannotExport(let format, let reason):
       return "cannot export to \(format): \(reason)"
+    case .malformedArchive(let file, let member, let message):
+      return "\(file)\(member.map { " (\($0))" } ?? ""): \(message); nothing was written"
     case .unknownFormat(let name, let known):
       return "no format named \"\(name)\"; formats: \(known.joined(separator: ", "))"
     }

@@ -16,8 +16,8 @@ struct BackendsCommand: ParsableCommand {
     // them; what each file can carry differs.
     say("")
     printTable(
-      [["export (specbench export --to …)", "onnx", "safetensors", "pytorch"]]
-        + ExportFormat.carries.map { [$0.what, $0.onnx, $0.safetensors, $0.pytorch] })
+      [["export (specbench export --to …)", "onnx", "safetensors", "pytorch", "keras"]]
+        + ExportFormat.carries.map { [$0.what, $0.onnx, $0.safetensors, $0.pytorch, $0.keras] })
   }
 }
 

@@ -151,7 +151,10 @@ struct ReplTerminalTests {
     try terminal.send("dashboard", "Enter")
     try terminal.waitFor { $0.contains("│ jax │") && $0.contains("│ running │") }
     // The histograms come from the jax trainer's exports: a step after the swap.
-    func histogramStep(_ screen: String) -> Int? { screen.firstMatch(of: /histogram · \S+ @ step (\d+)/).flatMap { Int($0.1) } }
+    // (The title groups the digits: "@ step 118,834".)
+    func histogramStep(_ screen: String) -> Int? {
+      screen.firstMatch(of: /histogram · \S+ @ step ([\d,]+)/).flatMap { Int($0.1.filter(\.isNumber)) }
+    }
     screen = try terminal.waitFor(seconds: 30) { (histogramStep($0) ?? 0) > swapStep }
     #expect((histogramStep(screen) ?? 0) > swapStep, "\(screen)")
     // The model pane's gradient norm and update ratio, measured over one update of the engine.
