@@ -34,17 +34,17 @@ enum KerasArchive {
     }
   }
 
-  /// The members of a `.keras` file by name; `required` must all be there. A file that is not a
+  /// The members of a `.keras` file by name (`required` and those of `optional` it has); `required` must all be there. A file that is not a
   /// zip, is truncated, or holds a member whose data does not match its CRC-32 or its declared
   /// size is refused, naming the member.
-  static func members(of bytes: [UInt8], file: String, required: [String]) throws(InterchangeError) -> [String: [UInt8]] {
+  static func members(of bytes: [UInt8], file: String, required: [String], optional: [String] = []) throws(InterchangeError) -> [String: [UInt8]] {
     let archive: Archive
     do { archive = try Archive(data: Data(bytes), accessMode: .read) } catch {
       throw .malformedArchive(
         file: file, member: nil, message: "not a readable zip (a .keras file is one; truncated or not a Keras file?)")
     }
     var members: [String: [UInt8]] = [:]
-    for entry in archive where entry.type == .file && required.contains(entry.path) {
+    for entry in archive where entry.type == .file && (required.contains(entry.path) || optional.contains(entry.path)) {
       guard entry.uncompressedSize <= UInt64(memberLimit), entry.compressedSize <= UInt64(bytes.count) else {
         throw .malformedArchive(
           file: file, member: entry.path,

@@ -134,7 +134,7 @@ public enum KerasExport {
         var layer = Layer(
           className: "BatchNormalization", name: name,
           config: [
-            .init(key: "axis", value: .int(1)), .init(key: "momentum", value: .double(1 - momentum)),
+            .init(key: "axis", value: .int(1)), .init(key: "momentum", value: .double(complement(momentum))),
             .init(key: "epsilon", value: .double(eps)), .init(key: "center", value: .bool(true)), .init(key: "scale", value: .bool(true)),
           ])
         layer.variables = [
@@ -187,6 +187,13 @@ public enum KerasExport {
       let stored = try tensor(key)
       return (stored.shape, stored.scalars)
     }
+  }
+
+  /// 1 − `momentum`, rounded to 15 significant digits (0.1 ↔ 0.9, not 0.09999999999999998):
+  /// Keras' momentum weighs the old running value, PyTorch's the new batch's.
+  static func complement(_ momentum: Double) -> Double {
+    let value = 1 - momentum
+    return Double(String(format: "%.15g", value)) ?? value
   }
 
   /// Keras' name of an activation function (leaky ReLU is a layer of its own, after a linear one).

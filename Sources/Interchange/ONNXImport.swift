@@ -17,60 +17,17 @@ public enum ONNXImport {
     var reader = try GraphReader(
       model.graph, opsetVersion: model.opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 17)
     try reader.read()
-    // A placeholder the model fits where it can: as many blob centres as the output has classes
-    // (two for one output, with a binary loss); a model that ends in a softmax compares its
-    // probabilities with one-hot targets (mse).
-    let width = reader.outputWidth
-    let loss: LossSpec = width == 1 ? .sigmoidBinaryCrossEntropy : reader.endsWithSoftmax ? .mse : .softmaxCrossEntropy
-    var spec = SessionSpec(
-      name: name, model: ModelSpec(input: reader.inputShape, layers: reader.layers), loss: loss,
-      optimizer: .adam(.init(weightDecay: 0)),
-      data: DataSpec(source: placeholderData(input: reader.inputShape, width: width, name: name)),
-      journal: ["import \(PathText.lastComponent(file))"])
-    var state: TrainingState
-    do { state = try spec.initialTrainingState() } catch {
-      throw .unsupportedGraph("the imported layers do not chain: \(error.issues.first?.message ?? "\(error)")")
-    }
-    for (key, tensor) in reader.tensors {
-      guard let expected = state.tensors[key] else { throw .unsupportedGraph("internal: no tensor \(key) in the session's layout") }
-      guard expected.shape == tensor.shape else {
-        throw .unsupportedGraph("\(key) has shape \(tensor.shape) in the file, but the layers need \(expected.shape)")
-      }
-      state.tensors[key] = tensor
-    }
-    spec.state = nil
-    // An import writes only what `validate` accepts: the spec goes through the same reader and
-    // checks as a file (every field rule, shapes, sizes), and the weights through the state checks.
-    do { _ = try SessionSpec.decode(Array(spec.canonicalText.utf8), file: file, defaultName: name) } catch {
-      let problems = error.issues.isEmpty ? [error.description] : error.issues.map(\.description)
-      throw .unsupportedGraph("the model does not make a valid session:\n" + problems.map { "  " + $0 }.joined(separator: "\n"))
-    }
-    let stateProblems = spec.stateProblems(state.tensors)
-    guard stateProblems.isEmpty else {
-      throw .unsupportedGraph("the model's weights do not make a valid state:\n" + stateProblems.map { "  " + $0 }.joined(separator: "\n"))
-    }
-    let bundle = SessionBundle(spec: spec, state: state)
+    let (bundle, placeholder) = try ImportedSession.make(
+      name: name, file: file, input: reader.inputShape, layers: reader.layers, tensors: reader.tensors,
+      outputWidth: reader.outputWidth, endsWithSoftmax: reader.endsWithSoftmax)
     var notes = [
       "\(model.graph.nodes.count) nodes became \(reader.layers.count) layers: "
         + reader.layers.map { "\($0.name) (\($0.kind.typeName))" }.joined(separator: ", "),
       "from \(model.producerName.isEmpty ? "an unnamed producer" : model.producerName) \(model.producerVersion), opset \(reader.opsetVersion)",
-      reader.inputShape.count == 1
-        ? "the data is a placeholder (blobs of the model's input and output widths); set the session's own with `data …` before training"
-        : reader.inputShape == [1, 8, 8]
-          ? "the data is a placeholder (the built-in digits, whose images are [1, 8, 8]); set the session's own with `data …` before training"
-          : "the data is a placeholder (\(placeholderData(input: reader.inputShape, width: width, name: name).files[0]), a NumPy archive of [\(reader.inputShape.map(String.init).joined(separator: ", "))] samples for you to provide); set the session's own with `data …` before training",
+      placeholder,
     ]
     notes += reader.notes
     return (bundle, notes)
-  }
-
-  /// A data source the model fits where there is one: blobs of its input and output widths for
-  /// flat samples, the built-in digits for `[1, 8, 8]` images, otherwise an `.npz` archive named
-  /// after the session (its shape is checked when the user provides it).
-  static func placeholderData(input: [Int], width: Int, name: String) -> DataSource {
-    if input.count == 1 { return .blobs(samples: 300, centers: max(2, width), features: input[0], std: 1, seed: 0) }
-    if input == [1, 8, 8] { return .builtin(name: "digits") }
-    return .numpy(.init(files: .npz(path: "\(name)-data.npz", inputs: "x", targets: "y")))
   }
 
   /// Walks the graph's nodes as one chain from the input to the output.

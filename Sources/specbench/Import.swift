@@ -7,17 +7,21 @@ import SpecKit
 
 struct Import: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Make a session from an ONNX model: its layers, and its weights as the state.",
+    abstract: "Make a session from an ONNX model or a Keras 3 file: its layers, and its weights as the state.",
     discussion: """
-      Reads MLP graphs as PyTorch's and Keras' exporters write them (Gemm, or MatMul + Add, \
-      with either weight layout; Relu, LeakyRelu, Sigmoid, Tanh, Softplus, Elu, Gelu, Softmax, \
-      Flatten, Identity, Dropout, LayerNormalization, BatchNormalization). Anything else is \
-      refused, naming the node and its op, and nothing is written. The session's data is a \
+      ONNX (.onnx): graphs as PyTorch's and Keras' exporters write them (Gemm, or MatMul + Add, \
+      with either weight layout; Conv, MaxPool, AveragePool, GlobalAveragePool, Reshape; Relu, \
+      LeakyRelu, Sigmoid, Tanh, Softplus, Elu, Gelu, Softmax, Flatten, Identity, Dropout, \
+      LayerNormalization, BatchNormalization). Keras (.keras, a zip): a Sequential of Dense, \
+      Conv2D and the pools (channels first), Flatten, Reshape, Dropout, BatchNormalization, \
+      LayerNormalization, the activation layers, ZeroPadding2D before a convolution or average \
+      pool, and a leading Normalization (folded into the first Dense). Anything else is \
+      refused, naming the node or layer, and nothing is written. The session's data is a \
       placeholder to replace before training. See docs/interchange.md.
       """
   )
 
-  @Argument(help: "The ONNX model (.onnx).")
+  @Argument(help: "The model: an ONNX file (.onnx) or a Keras 3 archive (.keras).")
   var model: String
 
   @Option(help: "Where to write the session: PATH.json and PATH.safetensors (PATH may end in .json).")
@@ -32,7 +36,12 @@ struct Import: ParsableCommand {
     do { data = try FileAccess.read(model, limit: 2 << 30) } catch { throw fail(error) }
     let sessionName = name ?? PathText.deletingExtension(PathText.lastComponent(model))
     do {
-      let (bundle, notes) = try ONNXImport.session(from: data, file: model, name: sessionName)
+      // A zip (a .keras file) by its first bytes, whatever its name; anything else as ONNX.
+      let isZip = data.starts(with: [0x50, 0x4B, 0x03, 0x04]) || PathText.pathExtension(model).lowercased() == "keras"
+      let (bundle, notes) =
+        isZip
+        ? try KerasImport.session(from: data, file: model, name: sessionName)
+        : try ONNXImport.session(from: data, file: model, name: sessionName)
       let saved = try SessionFile.save(bundle, to: out)
       let paths = SessionFile.paths(for: out)
       say("wrote \(paths.json) and \(paths.tensors): \(saved.model.layers.count) layers, \(saved.model.parameterCount) parameters")
