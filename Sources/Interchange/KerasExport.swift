@@ -144,6 +144,13 @@ public enum KerasExport {
         layers.append(layer)
       case .conv2d(let conv):
         let window = conv.window
+        if (window.stride.height > 1 || window.stride.width > 1) && (window.dilation.height > 1 || window.dilation.width > 1) {
+          throw .cannotExport(
+            format: "keras",
+            reason:
+              "\(name): Keras' Conv2D does not take strides greater than 1 together with a dilation greater than 1 (this one has stride \(window.stride), dilation \(window.dilation)); nothing was written"
+          )
+        }
         var padding = "valid"
         switch window.padding {
         case .same: padding = "same"

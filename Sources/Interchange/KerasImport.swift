@@ -571,6 +571,10 @@ public enum KerasImport {
           pad = Pair(h, w)
         default: throw unsupported(layer, "padding \(TextExcerpt.short(mode)) (valid or same)")
         }
+        guard 2 * pad.height <= kernel.height, 2 * pad.width <= kernel.width else {
+          throw unsupported(
+            layer, "the ZeroPadding2D before it pads \(pad), more than half its pool size \(kernel); SpecBench's pools (PyTorch's) pad at most half")
+        }
         let pool = PoolLayer(kernel: kernel, stride: stride, padding: pad)
         guard case .success(let output) = pool.window.output(height: shape[1], width: shape[2]) else {
           throw unsupported(layer, "its window does not fit the \(shape[1])×\(shape[2]) input")

@@ -66,10 +66,12 @@ public func which(_ name: String) -> String? {
 
 /// The first Python — the project's venv (made by scripts/setup.sh where the system Python
 /// refuses pip), then python3 on PATH — that can import `modules`.
-func python(importing modules: String) -> String? {
+func python(importing modules: String, environment: [String: String]? = nil) -> String? {
   let candidates = [repositoryPath(".venv/bin/python3"), which("python3")].compactMap { $0 }
   return candidates.first { python in
-    guard FileManager.default.isExecutableFile(atPath: python), let result = try? runProcess(python, ["-c", "import " + modules]) else {
+    guard FileManager.default.isExecutableFile(atPath: python),
+      let result = try? runProcess(python, ["-c", "import " + modules], environment: environment)
+    else {
       return false
     }
     return result.status == 0
@@ -81,10 +83,13 @@ public struct PythonWith: Sendable {
   /// What to import, and what to tell a person who has not installed it.
   let modules: String
   let install: String
+  /// Variables the packages need (Keras' backend).
+  let environment: [String: String]?
   public let interpreter: String?
 
-  init(_ modules: String, install: String) {
-    (self.modules, self.install, interpreter) = (modules, install, python(importing: modules))
+  init(_ modules: String, install: String, environment: [String: String]? = nil) {
+    (self.modules, self.install, self.environment) = (modules, install, environment)
+    interpreter = python(importing: modules, environment: environment)
   }
 
   /// True when the tests can run. When they cannot and SPECBENCH_REQUIRE_PYTHON=1 (or, for
@@ -100,7 +105,7 @@ public struct PythonWith: Sendable {
   /// Runs a Python script with arguments; throws when Python or the packages are missing.
   public func run(_ script: String, _ arguments: [String] = []) throws -> ProcessResult {
     guard let interpreter else { throw TestFailure("python3 that can import \(modules) is required (\(install))") }
-    return try runProcess(interpreter, ["-c", script] + arguments)
+    return try runProcess(interpreter, ["-c", script] + arguments, environment: environment)
   }
 }
 
@@ -122,6 +127,11 @@ public let LaplacePeer = PythonWith(
 /// onnx and onnxruntime as well, for the interchange tests.
 public let ONNXPeer = PythonWith(
   "numpy, safetensors.numpy, onnx, onnxruntime", install: "scripts/setup.sh installs them: pip install onnx onnxruntime")
+
+/// Keras 3 with h5py on the jax backend (no TensorFlow), for the Keras files' tests.
+public let KerasPeer = PythonWith(
+  "numpy, safetensors.numpy, keras, h5py", install: "scripts/setup.sh installs them: pip install keras h5py jax",
+  environment: ["KERAS_BACKEND": "jax"])
 
 /// A failure raised by a helper, with the reason.
 public struct TestFailure: Error, CustomStringConvertible {

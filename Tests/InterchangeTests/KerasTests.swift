@@ -1,0 +1,190 @@
+import Backends
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import TensorCore
+import Testing
+
+@testable import Interchange
+@testable import Session
+
+/// Loads a `.keras` file in real Keras 3 (jax backend), predicts the safetensors `input`, and
+/// writes `output`; prints what h5py and the loaded model show: each layer's name, class and
+/// weight shapes, every dataset of model.weights.h5, the group Keras' own naming expects for each
+/// layer, the zip's members, and any warning the load raised.
+let loadInKeras = """
+  import sys, json, zipfile, warnings, numpy as np, h5py, keras
+  from keras.src.utils.naming import to_snake_case
+  from safetensors.numpy import load_file, save_file
+  path, inputs, outputs = sys.argv[1:4]
+  with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      model = keras.saving.load_model(path)
+  x = load_file(inputs)["input"]
+  y = np.asarray(model.predict(x, verbose=0), dtype=np.float32)
+  save_file({"output": np.ascontiguousarray(y)}, outputs)
+  archive = zipfile.ZipFile(path)
+  archive.extract("model.weights.h5", path + ".d")
+  datasets, groups = [], {}
+  with h5py.File(path + ".d/model.weights.h5", "r") as h5:
+      h5.visititems(lambda name, item: datasets.append([name, list(item.shape)]) if isinstance(item, h5py.Dataset) else None)
+      for name in h5["layers"]: groups[name] = h5["layers"][name]["vars"].attrs.get("name")
+  expected, seen = [], {}
+  for layer in model.layers:
+      base = to_snake_case(layer.__class__.__name__)
+      expected.append(base if base not in seen else f"{base}_{seen[base]}")
+      seen[base] = seen.get(base, 0) + 1
+  print(json.dumps({
+      "layers": [[l.name, l.__class__.__name__, [list(w.shape) for w in l.weights]] for l in model.layers],
+      "datasets": sorted(datasets), "expected_groups": expected, "group_names": groups,
+      "members": [[i.filename, i.compress_type] for i in archive.infolist()],
+      "keras_version": json.loads(archive.read("metadata.json"))["keras_version"],
+      "warnings": [str(w.message) for w in caught]}))
+  """
+
+@Suite("Keras 3 files", .enabled(if: KerasPeer.isAvailable, "python3 with keras (jax backend) and h5py is not installed: skipped"))
+struct KerasTests {
+  static let examples = ONNXRuntimeTests.examples + ["blobs-laplace"]
+
+  /// Every example session, trained, exported and loaded in real Keras 3: the same predictions
+  /// within 1e-5; the weights file laid out as Keras' own naming expects (each layer's group its
+  /// class in snake case, numbered; each variable the shape of the loaded layer's); no warning
+  /// on load; and imported back, the same predictions bit for bit.
+  @Test(arguments: examples)
+  func everyExampleLoadsInKerasAndComesBack(name: String) throws {
+    let (bundle, _) = try trainedExample(name)
+    try checkRoundTrip(bundle, name: name, dataFolder: repositoryPath("sessions"))
+  }
+
+  /// Every image layer and option Keras can hold: same padding with an even kernel (uneven
+  /// pads) and dilation, explicit padding (ZeroPadding2D), groups, strides, dilation (Keras takes
+  /// no dilation with strides), a max pool with padding
+  /// where Keras' "same" agrees, an average pool with padding (counted, as PyTorch counts it),
+  /// batch_norm on images, reshapes, the global pool, a leaky ReLU.
+  @Test(arguments: [
+    #"[{"type": "conv2d", "filters": 6, "kernel": 2, "padding": "same", "dilation": [1, 2], "activation": "relu"}, {"type": "batch_norm", "momentum": 0.2}, {"type": "max_pool2d", "kernel": 3, "stride": 1, "padding": 1}, {"type": "conv2d", "filters": 8, "kernel": [2, 3], "stride": [1, 2], "padding": 1, "groups": 2, "activation": "tanh"}, {"type": "avg_pool2d", "kernel": 2, "stride": 1, "padding": 1}, {"type": "reshape", "shape": [8, 10, 5]}, {"type": "conv2d", "filters": 4, "kernel": 3, "dilation": 2}, {"type": "global_avg_pool"}, {"type": "dense", "units": 10, "activation": {"type": "leaky_relu", "alpha": 0.05}}]"#,
+    #"[{"type": "conv2d", "filters": 4, "kernel": 3, "use_bias": false, "activation": "gelu"}, {"type": "max_pool2d", "kernel": 2}, {"type": "reshape", "shape": [-1]}, {"type": "layer_norm", "eps": 0.0001}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 10, "activation": "softmax"}]"#,
+  ])
+  func everyImageLayerLoadsInKerasAndComesBack(layers: String) throws {
+    let text = """
+      {"format": "specbench/session", "version": 6, "name": "images", "model": {"input": [1, 8, 8], "layers": \(layers)},
+       "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "adam", "lr": 0.01},
+       "data": {"type": "builtin", "name": "digits"}, "training": {"batch_size": 64}}
+      """
+    let run = try TrainingRun(bundle: SessionBundle(spec: try SessionSpec.decode(Array(text.utf8))), folder: "", backend: FastBackend())
+    run.run(extraSteps: 10)
+    try checkRoundTrip(run.bundle, name: "images", dataFolder: "")
+  }
+
+  func checkRoundTrip(_ bundle: SessionBundle, name: String, dataFolder: String) throws {
+    let folder = temporaryFolder("specbench-keras")
+    let result = try Exporter.export(bundle, to: .keras, path: folder + "/model", folder: dataFolder)
+    #expect(result.files == [folder + "/model.keras"])
+    #expect(result.leftOut.contains { $0.hasPrefix("the optimizer (\(bundle.spec.optimizer.name)) and its state") })
+    let inputs = randomInputs(bundle.spec.model.input, count: 17, seed: 7)
+    let expected = try predictions(bundle, inputs, folder: dataFolder)
+    try writeTensors(["input": inputs], to: folder + "/inputs.safetensors")
+    let ran = try KerasPeer.run(loadInKeras, [folder + "/model.keras", folder + "/inputs.safetensors", folder + "/outputs.safetensors"])
+    try #require(ran.status == 0, "\(ran.stderr)")
+    let output = try #require(try readTensors(folder + "/outputs.safetensors")["output"])
+    #expect(output.shape == expected.shape)
+    #expect(agree(output.scalars, expected.scalars), "Keras and SpecBench differ for \(name)")
+
+    let report = try #require(try JSONParser.parse(ran.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).objectValue)
+    #expect(report["warnings"]?.arrayValue == [], "Keras warned on load: \(ran.stdout)")
+    #expect(report["keras_version"]?.stringValue == KerasExport.kerasVersion)
+    let members = report["members"]?.arrayValue?.compactMap { $0.arrayValue } ?? []
+    #expect(members.map { $0[0].stringValue ?? "" } == ["metadata.json", "config.json", "model.weights.h5"])
+    #expect(members.allSatisfy { $0[1].numberValue?.literal == "0" }, "Keras stores its members uncompressed")
+    // The groups are the ones Keras' naming gives the loaded layers, and every variable has the
+    // shape of the loaded layer's weight of that index.
+    let layers = report["layers"]?.arrayValue?.compactMap { $0.arrayValue } ?? []
+    let groups = report["expected_groups"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    try #require(layers.count == groups.count && !layers.isEmpty)
+    var expectedDatasets: [String] = []
+    for (layer, group) in zip(layers, groups) {
+      for (index, shape) in (layer[2].arrayValue ?? []).enumerated() {
+        expectedDatasets.append("layers/\(group)/vars/\(index) \(JSONWriter.compact(shape))")
+      }
+      #expect(report["group_names"]?.objectValue?[group]?.stringValue == group, "the vars group of \(group) is named after it")
+    }
+    let datasets = (report["datasets"]?.arrayValue ?? []).compactMap { $0.arrayValue }.map {
+      "\($0[0].stringValue ?? "") \(JSONWriter.compact($0[1]))"
+    }
+    #expect(datasets == expectedDatasets.sorted(), "the weights file's datasets")
+    // The Keras layers keep SpecBench's names (and the helpers', after their layer).
+    let kerasNames = layers.map { $0[0].stringValue ?? "" }
+    for layer in bundle.spec.model.layers { #expect(kerasNames.contains(layer.name), "\(layer.name) is not among \(kerasNames)") }
+
+    // Back in: the same predictions, bit for bit.
+    let bytes = [UInt8](try #require(FileManager.default.contents(atPath: folder + "/model.keras")))
+    let (imported, _) = try KerasImport.session(from: bytes, file: "model.keras", name: name)
+    #expect(imported.spec.model.layers.map(\.name) == bundle.spec.model.layers.map(\.name))
+    let back = try predictions(imported, inputs, folder: folder)
+    #expect(back.shape == expected.shape)
+    #expect(back.scalars.map(\.bitPattern) == expected.scalars.map(\.bitPattern), "the round trip changed \(name)'s predictions")
+  }
+
+  /// Models built in Keras with `keras.Sequential` (random weights and statistics) import, and
+  /// predict what Keras predicts within 1e-5: an MLP with an adapted Normalization (folded into
+  /// the first Dense), BatchNormalization, LayerNormalization, Dropout and the activation
+  /// layers; a channels-first CNN with ZeroPadding2D, Conv2D in every padding, dilation,
+  /// groups, both pools with "same", the global pool and a Reshape.
+  @Test(arguments: ["mlp", "cnn"])
+  func modelsBuiltInKerasImport(kind: String) throws {
+    let folder = temporaryFolder("specbench-keras-built")
+    let script = """
+      import sys, numpy as np, keras
+      from keras import layers as L
+      from safetensors.numpy import save_file
+      kind, folder = sys.argv[1:3]
+      rng = np.random.default_rng(3)
+      if kind == "mlp":
+          norm = L.Normalization()
+          norm.adapt(rng.normal(5, 3, size=(64, 5)).astype("f"))
+          model = keras.Sequential([keras.Input((5,)), norm, L.Dense(16, activation="tanh"), L.BatchNormalization(momentum=0.8, epsilon=1e-4),
+              L.Dense(12), L.LeakyReLU(negative_slope=0.1), L.Dropout(0.2), L.LayerNormalization(epsilon=1e-5), L.Dense(8, activation="gelu"),
+              L.Activation("swish"), L.Dense(6), L.ReLU(), L.Dense(3, activation="softmax")])
+          x = rng.normal(5, 3, size=(9, 5)).astype("f")
+      else:
+          f = "channels_first"
+          model = keras.Sequential([keras.Input((2, 9, 9)), L.ZeroPadding2D(1, data_format=f), L.Conv2D(4, 3, data_format=f, activation="relu"),
+              L.Conv2D(6, (2, 3), padding="same", dilation_rate=(1, 2), groups=2, data_format=f), L.BatchNormalization(axis=1),
+              L.MaxPooling2D(3, strides=1, padding="same", data_format=f), L.ZeroPadding2D(((1, 1), (1, 1)), data_format=f),
+              L.AveragePooling2D(2, data_format=f), L.Conv2D(8, 3, strides=2, data_format=f, activation="elu"),
+              L.Reshape((8, 4)), L.Flatten(), L.Dense(4), L.Softmax()])
+          x = rng.normal(size=(9, 2, 9, 9)).astype("f")
+      # Random weights and running statistics (variances positive); the adapted statistics kept.
+      values = []
+      for v in model.weights:
+          w = np.asarray(v.numpy())
+          if v.path.startswith("normalization/"): values.append(w)
+          elif "variance" in v.path: values.append((np.abs(rng.normal(size=w.shape)) + 0.5).astype(w.dtype))
+          else: values.append((rng.normal(size=w.shape) * 0.5).astype(w.dtype))
+      model.set_weights(values)
+      model.save(folder + "/model.keras")
+      save_file({"input": x, "output": np.asarray(model.predict(x, verbose=0), dtype=np.float32)}, folder + "/io.safetensors")
+      """
+    let ran = try KerasPeer.run(script, [kind, folder])
+    try #require(ran.status == 0, "\(ran.stderr)")
+    let bytes = [UInt8](try #require(FileManager.default.contents(atPath: folder + "/model.keras")))
+    let (imported, notes) = try KerasImport.session(from: bytes, file: "model.keras", name: kind)
+    let io = try readTensors(folder + "/io.safetensors")
+    let input = try #require(io["input"]), output = try #require(io["output"])
+    let ours = try predictions(imported, Tensor(shape: input.shape, scalars: input.scalars), folder: folder)
+    #expect(ours.shape == output.shape)
+    #expect(agree(ours.scalars, output.scalars), "SpecBench and Keras differ for the \(kind): \(ours.scalars.prefix(8)) vs \(output.scalars.prefix(8))")
+    if kind == "mlp" {
+      #expect(notes.contains { $0.contains("the Normalization normalization is folded into dense") }, "\(notes)")
+      // The activation layers became the dense layers' own.
+      #expect(imported.spec.model.layers.map(\.kind.typeName) == ["dense", "batch_norm", "dense", "dropout", "layer_norm", "dense", "activation", "dense", "dense"])
+      if case .batchNorm(let eps, let momentum) = imported.spec.model.layers[1].kind {
+        #expect(eps == 1e-4 && abs(momentum - 0.2) < 1e-12)
+      } else {
+        Issue.record("the second layer is not batch_norm")
+      }
+    } else {
+      #expect(imported.spec.model.layers.filter { if case .conv2d = $0.kind { true } else { false } }.count == 3)
+    }
+  }
+}
