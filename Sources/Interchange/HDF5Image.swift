@@ -141,6 +141,8 @@ struct HDF5Image {
     guard access >= 0 else { throw Failure(path: "", message: "HDF5 could not make a file access list") }
     defer { H5Pclose(access) }
     guard H5Pset_fapl_core(access, 1 << 16, false) >= 0 else { throw Failure(path: "", message: "HDF5's in-memory driver is missing") }
+    // Closing the file closes whatever a failed read left open in it.
+    guard H5Pset_fclose_degree(access, H5F_CLOSE_STRONG) >= 0 else { throw Failure(path: "", message: "HDF5 could not set its close degree") }
     let set = bytes.withUnsafeBytes { H5Pset_file_image(access, UnsafeMutableRawPointer(mutating: $0.baseAddress), bytes.count) }
     guard set >= 0 else { throw Failure(path: "", message: "HDF5 could not take the file's bytes") }
     let file = H5Fopen("specbench-memory.h5", specbench_h5f_acc_rdonly(), access)

@@ -55,10 +55,12 @@ enum KerasArchive {
       contents.reserveCapacity(Int(entry.uncompressedSize))
       let declared = Int(entry.uncompressedSize)
       do {
-        _ = try archive.extract(entry, skipCRC32: false) { chunk in
+        let checksum = try archive.extract(entry, skipCRC32: false) { chunk in
           guard contents.count + chunk.count <= declared else { throw Archive.ArchiveError.invalidEntrySize }
           contents += chunk
         }
+        // ZIPFoundation returns the CRC-32 of what it read; the comparison is the reader's.
+        guard checksum == entry.checksum else { throw Archive.ArchiveError.invalidCRC32 }
       } catch {
         throw .malformedArchive(
           file: file, member: entry.path, message: "its data is damaged or cut short (\(error)); the file is not a whole Keras archive")

@@ -380,7 +380,6 @@ public enum KerasImport {
         add(.flatten, named: layer.name)
         shape = [Self.product(shape) ?? 0]
       case "Reshape":
-        _ = try variables(group, layer, shapes: [])
         guard let target = layer.config["target_shape"]?.arrayValue?.map({ $0.numberValue.flatMap { Int($0.literal) } }),
           target.allSatisfy({ $0 != nil }), !target.isEmpty, target.count <= 8
         else {
@@ -394,6 +393,7 @@ public enum KerasImport {
         else {
           throw unsupported(layer, "target_shape \(sizes) does not hold the \(total) values of its \(shape) input")
         }
+        _ = try variables(group, layer, shapes: [])
         add(.reshape(shape: sizes), named: layer.name)
         shape = sizes.map { $0 == -1 ? total / known : $0 }
       case "BatchNormalization":
