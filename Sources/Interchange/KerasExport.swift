@@ -183,9 +183,9 @@ public enum KerasExport {
           Layer(
             className: "GlobalAveragePooling2D", name: name,
             config: [.init(key: "data_format", value: .string("channels_first")), .init(key: "keepdims", value: .bool(false))]))
-      case .reshape:
-        layers.append(
-          Layer(className: "Reshape", name: name, config: [.init(key: "target_shape", value: .array(shape.outputShape.map { .int($0) }))]))
+      case .reshape(let target):
+        // As written (Keras takes one -1 too).
+        layers.append(Layer(className: "Reshape", name: name, config: [.init(key: "target_shape", value: .array(target.map { .int($0) }))]))
       }
     }
     return layers

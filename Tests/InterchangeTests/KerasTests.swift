@@ -39,6 +39,8 @@ let loadInKeras = """
       "datasets": sorted(datasets), "expected_groups": expected, "group_names": groups,
       "members": [[i.filename, i.compress_type] for i in archive.infolist()],
       "keras_version": json.loads(archive.read("metadata.json"))["keras_version"],
+      "settings": {l.name: {k: l.get_config().get(k) for k in ("momentum", "epsilon", "negative_slope", "approximate") if k in l.get_config()}
+                   for l in model.layers},
       "warnings": [str(w.message) for w in caught]}))
   """
 
@@ -112,14 +114,30 @@ struct KerasTests {
       "\($0[0].stringValue ?? "") \(JSONWriter.compact($0[1]))"
     }
     #expect(datasets == expectedDatasets.sorted(), "the weights file's datasets")
-    // The Keras layers keep SpecBench's names (and the helpers', after their layer).
+    // The Keras layers keep SpecBench's names (and the helpers', after their layer), and the
+    // settings whose defaults differ are the session's: momentum as Keras' complement.
     let kerasNames = layers.map { $0[0].stringValue ?? "" }
-    for layer in bundle.spec.model.layers { #expect(kerasNames.contains(layer.name), "\(layer.name) is not among \(kerasNames)") }
+    let settings = report["settings"]?.objectValue
+    func setting(_ layer: String, _ key: String) -> Double? { settings?[layer]?.objectValue?[key]?.numberValue.flatMap { Double($0.literal) } }
+    for layer in bundle.spec.model.layers {
+      #expect(kerasNames.contains(layer.name), "\(layer.name) is not among \(kerasNames)")
+      switch layer.kind {
+      case .batchNorm(let eps, let momentum):
+        #expect(setting(layer.name, "momentum").map { abs($0 - (1 - momentum)) < 1e-12 } == true, "\(layer.name): \(ran.stdout)")
+        #expect(setting(layer.name, "epsilon") == eps)
+      case .layerNorm(let eps):
+        #expect(setting(layer.name, "epsilon") == eps)
+      case .dense(let dense) where dense.activation != .identity && dense.activation != .relu:
+        if case .leakyReLU(let alpha) = dense.activation { #expect(setting(layer.name + "_leaky_relu", "negative_slope") == alpha) }
+      default: break
+      }
+    }
 
     // Back in: the same predictions, bit for bit.
     let bytes = [UInt8](try #require(FileManager.default.contents(atPath: folder + "/model.keras")))
     let (imported, _) = try KerasImport.session(from: bytes, file: "model.keras", name: name)
     #expect(imported.spec.model.layers.map(\.name) == bundle.spec.model.layers.map(\.name))
+    #expect(imported.spec.model.layers.map(\.kind.withoutInitializers) == bundle.spec.model.layers.map(\.kind.withoutInitializers))
     let back = try predictions(imported, inputs, folder: folder)
     #expect(back.shape == expected.shape)
     #expect(back.scalars.map(\.bitPattern) == expected.scalars.map(\.bitPattern), "the round trip changed \(name)'s predictions")
@@ -185,6 +203,22 @@ struct KerasTests {
       }
     } else {
       #expect(imported.spec.model.layers.filter { if case .conv2d = $0.kind { true } else { false } }.count == 3)
+    }
+  }
+}
+
+extension LayerSpec.Kind {
+  /// The kind with its initializers at their defaults (an import cannot know them; the state
+  /// carries the weights).
+  var withoutInitializers: LayerSpec.Kind {
+    switch self {
+    case .dense(var dense):
+      dense.initializer = DenseInit()
+      return .dense(dense)
+    case .conv2d(var conv):
+      conv.initializer = DenseInit()
+      return .conv2d(conv)
+    default: return self
     }
   }
 }

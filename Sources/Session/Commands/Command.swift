@@ -144,7 +144,7 @@ public enum Query: Equatable, Sendable {
 
 public enum FileCommand: Equatable, Sendable {
   case save(path: String?)
-  /// `export FORMAT PATH [--softmax]`: onnx, safetensors or pytorch.
+  /// `export FORMAT PATH [--softmax]`: onnx, safetensors, pytorch or keras.
   case export(format: String, path: String, softmax: Bool)
   case load(path: String)
   case undo

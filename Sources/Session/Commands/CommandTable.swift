@@ -97,8 +97,8 @@ public enum CommandTable {
       name: "save", usage: "save [PATH]", summary: "save the session (PATH.json, PATH.safetensors, PATH.history.safetensors)",
       example: "save sessions/mine"),
     .init(
-      name: "export", usage: "export onnx|safetensors|pytorch PATH [--softmax]",
-      summary: "write the session for other engines: ONNX (inference), PyTorch's state_dict, or a PyTorch training script",
+      name: "export", usage: "export onnx|safetensors|pytorch|keras PATH [--softmax]",
+      summary: "write the session for other engines: ONNX (inference), PyTorch's state_dict, a PyTorch training script, or a Keras 3 file",
       example: "export onnx out/spirals.onnx"),
     .init(name: "load", usage: "load PATH", summary: "load a session file", example: "load sessions/spirals.json"),
     .init(name: "undo", usage: "undo", summary: "undo the last change to the session", example: "undo"),
