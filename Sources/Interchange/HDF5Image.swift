@@ -142,7 +142,9 @@ struct HDF5Image {
     defer { H5Pclose(access) }
     guard H5Pset_fapl_core(access, 1 << 16, false) >= 0 else { throw Failure(path: "", message: "HDF5's in-memory driver is missing") }
     // Closing the file closes whatever a failed read left open in it.
-    guard H5Pset_fclose_degree(access, H5F_CLOSE_STRONG) >= 0 else { throw Failure(path: "", message: "HDF5 could not set its close degree") }
+    guard H5Pset_fclose_degree(access, H5F_CLOSE_STRONG) >= 0 else {
+      throw Failure(path: "", message: "HDF5 could not set its close degree")
+    }
     let set = bytes.withUnsafeBytes { H5Pset_file_image(access, UnsafeMutableRawPointer(mutating: $0.baseAddress), bytes.count) }
     guard set >= 0 else { throw Failure(path: "", message: "HDF5 could not take the file's bytes") }
     let file = H5Fopen("specbench-memory.h5", specbench_h5f_acc_rdonly(), access)
@@ -184,7 +186,9 @@ struct HDF5Image {
     let rank = H5Sget_simple_extent_ndims(space)
     guard rank >= 0, rank <= 32 else { throw Failure(path: path, message: "the dataset has \(rank) axes") }
     var dims = [hsize_t](repeating: 0, count: Int(rank))
-    guard H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else { throw Failure(path: path, message: "HDF5 cannot read the dataset's shape") }
+    guard H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else {
+      throw Failure(path: path, message: "HDF5 cannot read the dataset's shape")
+    }
     var count = 1
     for dim in dims {
       let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: dim))

@@ -104,7 +104,8 @@ public enum KerasExport {
             .init(key: "use_bias", value: .bool(dense.useBias)),
           ])
         // PyTorch's [out, in] is Keras' kernel transposed.
-        layer.variables.append(([weight.shape[1], weight.shape[0]], transpose(weight.scalars, rows: weight.shape[0], columns: weight.shape[1])))
+        layer.variables.append(
+          ([weight.shape[1], weight.shape[0]], transpose(weight.scalars, rows: weight.shape[0], columns: weight.shape[1])))
         if dense.useBias { layer.variables.append(try bias("param/\(name).bias")) }
         layers.append(layer)
         if let slope = leakySlope(dense.activation) { layers.append(leakyReLU(name + "_leaky_relu", slope)) }
@@ -112,7 +113,8 @@ public enum KerasExport {
         if let slope = leakySlope(activation) {
           layers.append(leakyReLU(name, slope))
         } else {
-          layers.append(Layer(className: "Activation", name: name, config: [.init(key: "activation", value: .string(function(activation)))]))
+          layers.append(
+            Layer(className: "Activation", name: name, config: [.init(key: "activation", value: .string(function(activation)))]))
         }
       case .dropout(let rate):
         layers.append(
@@ -125,7 +127,8 @@ public enum KerasExport {
           className: "LayerNormalization", name: name,
           config: [
             .init(key: "axis", value: .array([.int(-1)])), .init(key: "epsilon", value: .double(eps)),
-            .init(key: "center", value: .bool(true)), .init(key: "scale", value: .bool(true)), .init(key: "rms_scaling", value: .bool(false)),
+            .init(key: "center", value: .bool(true)), .init(key: "scale", value: .bool(true)),
+            .init(key: "rms_scaling", value: .bool(false)),
           ])
         layer.variables = [try bias("param/\(name).weight"), try bias("param/\(name).bias")]
         layers.append(layer)

@@ -94,7 +94,8 @@ public enum KerasImport {
       let sample = dims.dropFirst().map { $0.numberValue.flatMap { Int($0.literal) } }
       guard sample.allSatisfy({ ($0 ?? 0) > 0 }) else {
         throw fault(
-          "config.json: the input's batch_shape", "SpecBench needs fixed sample sizes, but the input is \(JSONWriter.compact(.array(dims)))")
+          "config.json: the input's batch_shape", "SpecBench needs fixed sample sizes, but the input is \(JSONWriter.compact(.array(dims)))"
+        )
       }
       inputShape = sample.map { $0! }
       guard inputShape.count <= 8, Self.product(inputShape) != nil else {
@@ -137,7 +138,8 @@ public enum KerasImport {
       }
       if let pending = pendingNormalization {
         throw .unsupportedNode(
-          node: TextExcerpt.short(pending.layer), op: "Normalization", reason: "a Normalization must be followed by a Dense layer, into which it folds")
+          node: TextExcerpt.short(pending.layer), op: "Normalization",
+          reason: "a Normalization must be followed by a Dense layer, into which it folds")
       }
       guard !layers.isEmpty else { throw fault("config.json", "the Sequential has no layers SpecBench can train") }
     }
@@ -154,7 +156,8 @@ public enum KerasImport {
       guard vars.count == shapes.count else {
         throw .malformedArchive(
           file: file, member: KerasArchive.weightsFile,
-          message: "\(group)/vars holds \(vars.count) variables; \(TextExcerpt.short(layer.className)) \"\(TextExcerpt.short(layer.name))\" as configured has \(shapes.count)"
+          message:
+            "\(group)/vars holds \(vars.count) variables; \(TextExcerpt.short(layer.className)) \"\(TextExcerpt.short(layer.name))\" as configured has \(shapes.count)"
         )
       }
       var result: [[Float]] = []
@@ -266,7 +269,8 @@ public enum KerasImport {
       default:
         throw unsupported(
           layer,
-          "activation \(value.excerpt()) has no SpecBench function (linear, relu, sigmoid, tanh, gelu, silu, softplus, elu, softmax, leaky_relu)")
+          "activation \(value.excerpt()) has no SpecBench function (linear, relu, sigmoid, tanh, gelu, silu, softplus, elu, softmax, leaky_relu)"
+        )
       }
     }
 
@@ -310,7 +314,9 @@ public enum KerasImport {
       }
       switch layer.className {
       case "Dense":
-        guard shape.count == 1 else { throw unsupported(layer, "Dense on \(shape) inputs: SpecBench's dense layers take flat samples (add a Flatten)") }
+        guard shape.count == 1 else {
+          throw unsupported(layer, "Dense on \(shape) inputs: SpecBench's dense layers take flat samples (add a Flatten)")
+        }
         let units = try integer(layer, "units")
         let useBias = flag(layer, "use_bias", default: true)
         let function = try activation(layer)
@@ -375,7 +381,8 @@ public enum KerasImport {
         if shape.count >= 2, try string(layer, "data_format", default: "channels_last") == "channels_first" {
           throw unsupported(
             layer,
-            "data_format channels_first moves the channels last before flattening; SpecBench's flatten keeps the row-major order (channels_last)")
+            "data_format channels_first moves the channels last before flattening; SpecBench's flatten keeps the row-major order (channels_last)"
+          )
         }
         add(.flatten, named: layer.name)
         shape = [Self.product(shape) ?? 0]
@@ -401,7 +408,8 @@ public enum KerasImport {
         guard axis == 1 || (axis == -1 && shape.count == 1) else {
           throw unsupported(
             layer,
-            "axis \(axis): SpecBench's batch_norm normalises each feature of the first sample axis (axis 1\(shape.count == 1 ? " or -1" : ""))")
+            "axis \(axis): SpecBench's batch_norm normalises each feature of the first sample axis (axis 1\(shape.count == 1 ? " or -1" : ""))"
+          )
         }
         guard flag(layer, "center", default: true), flag(layer, "scale", default: true), !flag(layer, "renorm", default: false),
           !flag(layer, "synchronized", default: false)
@@ -419,12 +427,15 @@ public enum KerasImport {
         tensors["buffer/\(name).running_mean"] = StoredTensor(shape: [features], scalars: values[2])
         tensors["buffer/\(name).running_var"] = StoredTensor(shape: [features], scalars: values[3])
         notes.append(
-          "\(name): Keras' momentum \(momentum) is PyTorch's \(KerasExport.complement(momentum)); its moving variance is kept as the running variance")
+          "\(name): Keras' momentum \(momentum) is PyTorch's \(KerasExport.complement(momentum)); its moving variance is kept as the running variance"
+        )
       case "LayerNormalization":
         let axisValue = layer.config["axis"]
         let axes = axisValue?.arrayValue ?? (axisValue.map { [$0] } ?? [])
         let axis = axes.count == 1 ? axes[0].numberValue.flatMap { Int($0.literal) } : nil
-        guard axis == -1 || axis == shape.count else { throw unsupported(layer, "SpecBench's layer_norm normalises over the last axis only") }
+        guard axis == -1 || axis == shape.count else {
+          throw unsupported(layer, "SpecBench's layer_norm normalises over the last axis only")
+        }
         guard flag(layer, "center", default: true), flag(layer, "scale", default: true), !flag(layer, "rms_scaling", default: false) else {
           throw unsupported(layer, "SpecBench's layer_norm has a scale and a shift and no RMS scaling")
         }
@@ -443,7 +454,8 @@ public enum KerasImport {
         let width = shape[0]
         var mean: [Float], variance: [Float]
         if let given = layer.config["mean"]?.arrayValue, let givenVariance = layer.config["variance"]?.arrayValue {
-          let m = given.map { $0.numberValue.flatMap { Float($0.literal) } }, v = givenVariance.map { $0.numberValue.flatMap { Float($0.literal) } }
+          let m = given.map { $0.numberValue.flatMap { Float($0.literal) } },
+            v = givenVariance.map { $0.numberValue.flatMap { Float($0.literal) } }
           guard m.count == width, v.count == width, m.allSatisfy({ $0 != nil }), v.allSatisfy({ $0 != nil }) else {
             throw unsupported(layer, "mean and variance must be lists of \(width) numbers")
           }
@@ -452,11 +464,14 @@ public enum KerasImport {
         } else {
           // Adapted: the mean, the variance and the count of the samples seen (an integer).
           guard case .floats(let meanShape, let meanValues)? = weights.at(group + "/vars/0"),
-            case .floats(let varianceShape, let varianceValues)? = weights.at(group + "/vars/1"), meanShape == [width], varianceShape == [width]
+            case .floats(let varianceShape, let varianceValues)? = weights.at(group + "/vars/1"), meanShape == [width],
+            varianceShape == [width]
           else {
             throw .malformedArchive(
               file: file, member: KerasArchive.weightsFile,
-              message: "\(group)/vars needs the adapted mean and variance of \(width) values (vars/0 and vars/1) for layer \"\(TextExcerpt.short(layer.name))\"")
+              message:
+                "\(group)/vars needs the adapted mean and variance of \(width) values (vars/0 and vars/1) for layer \"\(TextExcerpt.short(layer.name))\""
+            )
           }
           (mean, variance) = (meanValues, varianceValues)
         }
@@ -504,7 +519,9 @@ public enum KerasImport {
           if let pending = pendingPadding { padding = .explicit(pending.pad) }
         case "same":
           guard pendingPadding == nil else { throw unsupported(layer, "padding \"same\" after a ZeroPadding2D") }
-          guard stride == Pair(1) else { throw unsupported(layer, "padding \"same\" with strides \(stride): SpecBench's \"same\" (PyTorch's) is for stride 1") }
+          guard stride == Pair(1) else {
+            throw unsupported(layer, "padding \"same\" with strides \(stride): SpecBench's \"same\" (PyTorch's) is for stride 1")
+          }
           padding = .same
         default: throw unsupported(layer, "padding \(TextExcerpt.short(mode)) (valid or same)")
         }
@@ -523,7 +540,8 @@ public enum KerasImport {
         }
         add(
           .conv2d(
-            Conv2DLayer(filters: filters, kernel: kernel, stride: stride, padding: padding, dilation: dilation, groups: groups, useBias: useBias)),
+            Conv2DLayer(
+              filters: filters, kernel: kernel, stride: stride, padding: padding, dilation: dilation, groups: groups, useBias: useBias)),
           named: layer.name)
         let name = layers.last!.name
         var weight = [Float](repeating: 0, count: values[0].count)
@@ -531,7 +549,8 @@ public enum KerasImport {
           for i in 0..<inner {
             for y in 0..<kernel.height {
               for x in 0..<kernel.width {
-                weight[((o * inner + i) * kernel.height + y) * kernel.width + x] = values[0][((y * kernel.width + x) * inner + i) * filters + o]
+                weight[((o * inner + i) * kernel.height + y) * kernel.width + x] =
+                  values[0][((y * kernel.width + x) * inner + i) * filters + o]
               }
             }
           }
@@ -566,14 +585,18 @@ public enum KerasImport {
             isMax || (h == 0 && w == 0)
           else {
             throw unsupported(
-              layer, "padding \"same\" here places its windows where no SpecBench pool does\(isMax ? "" : " (an average that leaves padding out of its count)")")
+              layer,
+              "padding \"same\" here places its windows where no SpecBench pool does\(isMax ? "" : " (an average that leaves padding out of its count)")"
+            )
           }
           pad = Pair(h, w)
         default: throw unsupported(layer, "padding \(TextExcerpt.short(mode)) (valid or same)")
         }
         guard 2 * pad.height <= kernel.height, 2 * pad.width <= kernel.width else {
           throw unsupported(
-            layer, "the ZeroPadding2D before it pads \(pad), more than half its pool size \(kernel); SpecBench's pools (PyTorch's) pad at most half")
+            layer,
+            "the ZeroPadding2D before it pads \(pad), more than half its pool size \(kernel); SpecBench's pools (PyTorch's) pad at most half"
+          )
         }
         let pool = PoolLayer(kernel: kernel, stride: stride, padding: pad)
         guard case .success(let output) = pool.window.output(height: shape[1], width: shape[2]) else {
@@ -584,7 +607,9 @@ public enum KerasImport {
       case "GlobalAveragePooling2D":
         _ = try variables(group, layer, shapes: [])
         try requireChannelsFirst(layer)
-        guard !flag(layer, "keepdims", default: false) else { throw unsupported(layer, "keepdims true (SpecBench's global pool gives [C])") }
+        guard !flag(layer, "keepdims", default: false) else {
+          throw unsupported(layer, "keepdims true (SpecBench's global pool gives [C])")
+        }
         add(.globalAvgPool, named: layer.name)
         shape = [shape[0]]
       default:

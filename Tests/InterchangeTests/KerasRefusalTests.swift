@@ -17,9 +17,11 @@ struct KerasRefusalTests {
       model: ModelSpec(
         input: [4],
         layers: [
-          LayerSpec(name: "dense1", kind: .dense(DenseLayer(units: 8, activation: .relu))), LayerSpec(name: "dense2", kind: .dense(DenseLayer(units: 3))),
+          LayerSpec(name: "dense1", kind: .dense(DenseLayer(units: 8, activation: .relu))),
+          LayerSpec(name: "dense2", kind: .dense(DenseLayer(units: 3))),
         ]),
-      loss: .softmaxCrossEntropy, optimizer: .adam(.init(weightDecay: 0)), data: DataSpec(source: .blobs(samples: 30, centers: 3, features: 4, std: 1, seed: 1)))
+      loss: .softmaxCrossEntropy, optimizer: .adam(.init(weightDecay: 0)),
+      data: DataSpec(source: .blobs(samples: 30, centers: 3, features: 4, std: 1, seed: 1)))
     let state = try spec.initialTrainingState()
     let bundle = SessionBundle(spec: spec, state: state)
     let layers = try KerasExport.kerasLayers(spec: spec, state: state, standardization: nil)
@@ -57,7 +59,8 @@ struct KerasRefusalTests {
     let (imported, _) = try KerasImport.session(from: archive, file: "m.keras", name: "m")
     #expect(imported.spec.model == bundle.spec.model)
     #expect(try imported.trainingState().tensors["param/dense1.weight"] == bundle.trainingState().tensors["param/dense1.weight"])
-    #expect(KerasExport.snakeCase("LeakyReLU") == "leaky_re_lu" && KerasExport.snakeCase("GlobalAveragePooling2D") == "global_average_pooling2d")
+    #expect(
+      KerasExport.snakeCase("LeakyReLU") == "leaky_re_lu" && KerasExport.snakeCase("GlobalAveragePooling2D") == "global_average_pooling2d")
     #expect(KerasExport.snakeCase("Conv2D") == "conv2d" && KerasExport.snakeCase("BatchNormalization") == "batch_normalization")
   }
 
@@ -66,14 +69,18 @@ struct KerasRefusalTests {
     let archive = try Self.mlp().archive
     for length in [0, 3, 100, archive.count / 2, archive.count - 30, archive.count - 1] {
       let text = Self.refusal(Array(archive.prefix(length)))
-      #expect(text?.hasPrefix("m.keras") == true && text?.hasSuffix("nothing was written") == true, "cut at \(length): \(text ?? "accepted")")
+      #expect(
+        text?.hasPrefix("m.keras") == true && text?.hasSuffix("nothing was written") == true, "cut at \(length): \(text ?? "accepted")")
     }
   }
 
   @Test func missingAndDamagedMembersAreNamed() throws {
     let (_, config, weights, archive) = try Self.mlp()
-    #expect(Self.refusal(try Self.archive(config: config, weights: nil))?.contains("(model.weights.h5): the archive has no model.weights.h5") == true)
-    #expect(Self.refusal(try Self.archive(config: nil, weights: weights))?.contains("(config.json): the archive has no config.json") == true)
+    #expect(
+      Self.refusal(try Self.archive(config: config, weights: nil))?.contains("(model.weights.h5): the archive has no model.weights.h5")
+        == true)
+    #expect(
+      Self.refusal(try Self.archive(config: nil, weights: weights))?.contains("(config.json): the archive has no config.json") == true)
     // A byte of the stored weights flipped: its CRC-32 no longer matches.
     var damaged = archive
     let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46]
@@ -85,8 +92,11 @@ struct KerasRefusalTests {
     #expect(
       Self.refusal(try Self.archive(config: config, weights: Array("not hdf5".utf8)))?.contains("not an HDF5 file") == true)
     let cut = Self.refusal(try Self.archive(config: config, weights: Array(weights.prefix(weights.count / 2))))
-    #expect(cut?.contains("(model.weights.h5): HDF5 cannot open it") == true || cut?.contains("(model.weights.h5)") == true, "\(cut ?? "accepted")")
-    #expect(Self.refusal(try Self.archive(config: Array("{not json".utf8), weights: weights))?.contains("(config.json): not valid JSON") == true)
+    #expect(
+      cut?.contains("(model.weights.h5): HDF5 cannot open it") == true || cut?.contains("(model.weights.h5)") == true,
+      "\(cut ?? "accepted")")
+    #expect(
+      Self.refusal(try Self.archive(config: Array("{not json".utf8), weights: weights))?.contains("(config.json): not valid JSON") == true)
   }
 
   /// A weight of the wrong shape, a missing layer group, a missing variable, a NaN.
@@ -102,11 +112,19 @@ struct KerasRefusalTests {
     ]
     let cases: [([UInt8], String)] = [
       (
-        try weights(["0": .floats(shape: [8, 4], values: .init(repeating: 1, count: 32)), "1": .floats(shape: [8], values: .init(repeating: 0, count: 8))], good1),
+        try weights(
+          [
+            "0": .floats(shape: [8, 4], values: .init(repeating: 1, count: 32)),
+            "1": .floats(shape: [8], values: .init(repeating: 0, count: 8)),
+          ], good1),
         "layers/dense/vars/0 has shape [8, 4], but layer \"dense1\" needs [4, 8]"
       ),
       (
-        try weights(["0": .floats(shape: [4, 8], values: .init(repeating: 1, count: 32)), "1": .floats(shape: [8], values: .init(repeating: 0, count: 8))], nil),
+        try weights(
+          [
+            "0": .floats(shape: [4, 8], values: .init(repeating: 1, count: 32)),
+            "1": .floats(shape: [8], values: .init(repeating: 0, count: 8)),
+          ], nil),
         "it has no group layers/dense_1/vars for layer \"dense2\" (Dense)"
       ),
       (
@@ -114,11 +132,19 @@ struct KerasRefusalTests {
         "layers/dense/vars holds 1 variables; Dense \"dense1\" as configured has 2"
       ),
       (
-        try weights(["0": .floats(shape: [4, 8], values: [.nan] + .init(repeating: 1, count: 31)), "1": .floats(shape: [8], values: .init(repeating: 0, count: 8))], good1),
+        try weights(
+          [
+            "0": .floats(shape: [4, 8], values: [.nan] + .init(repeating: 1, count: 31)),
+            "1": .floats(shape: [8], values: .init(repeating: 0, count: 8)),
+          ], good1),
         "layers/dense/vars/0 holds a NaN or an infinity"
       ),
       (
-        try weights(["0": .integers(shape: [4, 8], values: .init(repeating: 1, count: 32)), "1": .floats(shape: [8], values: .init(repeating: 0, count: 8))], good1),
+        try weights(
+          [
+            "0": .integers(shape: [4, 8], values: .init(repeating: 1, count: 32)),
+            "1": .floats(shape: [8], values: .init(repeating: 0, count: 8)),
+          ], good1),
         "layers/dense/vars/0 is missing or is not a float dataset"
       ),
     ]
@@ -143,7 +169,9 @@ struct KerasRefusalTests {
     let record = try #require((0..<(patched.count - 46)).first(where: isRecord))
     for offset in 24..<28 { patched[record + offset] = 0xF0 }
     let text = Self.refusal(patched)
-    #expect(text?.contains("(model.weights.h5)") == true && (text?.contains("declares") == true || text?.contains("damaged") == true), "\(text ?? "accepted")")
+    #expect(
+      text?.contains("(model.weights.h5)") == true && (text?.contains("declares") == true || text?.contains("damaged") == true),
+      "\(text ?? "accepted")")
 
     let huge = try HDF5Image.bytes(of: [
       "layers": .group(["dense": .group(["vars": .group(["0": .floats(shape: [1 << 20, 1 << 20], values: [])])])]), "vars": .group([:]),
@@ -169,9 +197,15 @@ struct KerasRefusalTests {
       #"{"class_name": "Conv2D", "config": {"name": "c", "filters": 2, "kernel_size": [3, 3], "data_format": "channels_last"}}"#,
       "node \"c\" (Conv2D): data_format channels_last: SpecBench's images are channels first"
     ),
-    (#"{"class_name": "Dense", "config": {"name": "d", "units": 3, "activation": "selu"}}"#, "node \"d\" (Dense): activation \"selu\" has no SpecBench function"),
+    (
+      #"{"class_name": "Dense", "config": {"name": "d", "units": 3, "activation": "selu"}}"#,
+      "node \"d\" (Dense): activation \"selu\" has no SpecBench function"
+    ),
     (#"{"class_name": "Dense", "config": {"name": "evil\u001b[2J", "units": 3}}"#, #""evil\u{1B}[2J" (Dense)"#),
-    (#"{"class_name": "Reshape", "config": {"name": "r", "target_shape": [1099511627776, 1099511627776]}}"#, "node \"r\" (Reshape): target_shape"),
+    (
+      #"{"class_name": "Reshape", "config": {"name": "r", "target_shape": [1099511627776, 1099511627776]}}"#,
+      "node \"r\" (Reshape): target_shape"
+    ),
     (#"{"class_name": "ZeroPadding2D", "config": {"name": "z", "padding": 1, "data_format": "channels_first"}}"#, "(ZeroPadding2D)"),
   ])
   func unsupportedLayersAreNamed(layer: String, message: String) throws {
@@ -183,15 +217,23 @@ struct KerasRefusalTests {
   @Test func onlySequentialModelsWithAFixedInputImport() throws {
     let weights = try HDF5Image.bytes(of: ["layers": .group([:])])
     let functional = Array(#"{"class_name": "Functional", "config": {"layers": []}}"#.utf8)
-    #expect(Self.refusal(try Self.archive(config: functional, weights: weights))?.contains("the model is a Functional; SpecBench imports Keras Sequential models") == true)
+    #expect(
+      Self.refusal(try Self.archive(config: functional, weights: weights))?.contains(
+        "the model is a Functional; SpecBench imports Keras Sequential models") == true)
     let open = Self.config(layers: #"{"class_name": "Dense", "config": {"name": "d", "units": 3}}"#, input: "[null, null]")
     #expect(Self.refusal(try Self.archive(config: open, weights: weights))?.contains("SpecBench needs fixed sample sizes") == true)
   }
 
   /// Sessions Keras cannot hold are refused on export, naming the layer, and nothing is written.
   @Test(arguments: [
-    (#"{"type": "max_pool2d", "kernel": 3, "stride": 2, "padding": 1}"#, "max_pool2d1: a max_pool2d with padding [1, 1] over 8×8 has no Keras equivalent"),
-    (#"{"type": "conv2d", "filters": 2, "kernel": 2, "stride": 2, "dilation": 2}"#, "conv2d1: Keras' Conv2D does not take strides greater than 1 together with a dilation"),
+    (
+      #"{"type": "max_pool2d", "kernel": 3, "stride": 2, "padding": 1}"#,
+      "max_pool2d1: a max_pool2d with padding [1, 1] over 8×8 has no Keras equivalent"
+    ),
+    (
+      #"{"type": "conv2d", "filters": 2, "kernel": 2, "stride": 2, "dilation": 2}"#,
+      "conv2d1: Keras' Conv2D does not take strides greater than 1 together with a dilation"
+    ),
   ])
   func sessionsKerasCannotHoldAreRefused(layer: String, message: String) throws {
     let text = """

@@ -118,7 +118,9 @@ struct KerasTests {
     // settings whose defaults differ are the session's: momentum as Keras' complement.
     let kerasNames = layers.map { $0[0].stringValue ?? "" }
     let settings = report["settings"]?.objectValue
-    func setting(_ layer: String, _ key: String) -> Double? { settings?[layer]?.objectValue?[key]?.numberValue.flatMap { Double($0.literal) } }
+    func setting(_ layer: String, _ key: String) -> Double? {
+      settings?[layer]?.objectValue?[key]?.numberValue.flatMap { Double($0.literal) }
+    }
     for layer in bundle.spec.model.layers {
       #expect(kerasNames.contains(layer.name), "\(layer.name) is not among \(kerasNames)")
       switch layer.kind {
@@ -191,11 +193,16 @@ struct KerasTests {
     let input = try #require(io["input"]), output = try #require(io["output"])
     let ours = try predictions(imported, Tensor(shape: input.shape, scalars: input.scalars), folder: folder)
     #expect(ours.shape == output.shape)
-    #expect(agree(ours.scalars, output.scalars), "SpecBench and Keras differ for the \(kind): \(ours.scalars.prefix(8)) vs \(output.scalars.prefix(8))")
+    #expect(
+      agree(ours.scalars, output.scalars),
+      "SpecBench and Keras differ for the \(kind): \(ours.scalars.prefix(8)) vs \(output.scalars.prefix(8))")
     if kind == "mlp" {
       #expect(notes.contains { $0.contains("the Normalization normalization is folded into dense") }, "\(notes)")
       // The activation layers became the dense layers' own.
-      #expect(imported.spec.model.layers.map(\.kind.typeName) == ["dense", "batch_norm", "dense", "dropout", "layer_norm", "dense", "activation", "dense", "dense"])
+      #expect(
+        imported.spec.model.layers.map(\.kind.typeName) == [
+          "dense", "batch_norm", "dense", "dropout", "layer_norm", "dense", "activation", "dense", "dense",
+        ])
       if case .batchNorm(let eps, let momentum) = imported.spec.model.layers[1].kind {
         #expect(eps == 1e-4 && abs(momentum - 0.2) < 1e-12)
       } else {

@@ -201,7 +201,7 @@ struct CLITests {
     #expect(trains.status == 0 && trains.stdout.contains("stopped by steps at step 5"), "\(trains.stderr)")
 
     let badFormat = try specbench("export", "sessions/spirals.json", "--to", "tflite", "--out", folder + "/x")
-    #expect(badFormat.status == 1 && badFormat.stderr == "no format named \"tflite\"; formats: onnx, safetensors, pytorch\n")
+    #expect(badFormat.status == 1 && badFormat.stderr == "no format named \"tflite\"; formats: onnx, safetensors, pytorch, keras\n")
     try Data([0x0A, 0x05, 0x01]).write(to: URL(fileURLWithPath: folder + "/broken.onnx"))
     let broken = try specbench("import", folder + "/broken.onnx", "--out", folder + "/broken")
     #expect(broken.status == 1)
@@ -209,6 +209,26 @@ struct CLITests {
     #expect(!FileManager.default.fileExists(atPath: folder + "/broken.json"))
     let missing = try specbench("import", folder + "/nope.onnx", "--out", folder + "/nope")
     #expect(missing.status == 1 && missing.stderr == "cannot read \(folder)/nope.onnx: no such file\n")
+
+    // Keras: the CNN out and back in; it trains; a file cut short writes nothing.
+    let keras = try specbench("export", "sessions/digits-cnn.json", "--to", "keras", "--out", folder + "/cnn")
+    #expect(
+      keras.status == 0 && keras.stdout.hasPrefix("wrote \(folder)/cnn.keras\n  not carried: the optimizer (adam) and its state"),
+      "\(keras.stderr)")
+    let fromKeras = try specbench("import", folder + "/cnn.keras", "--out", folder + "/cnn-back")
+    #expect(fromKeras.status == 0, "\(fromKeras.stderr)")
+    #expect(fromKeras.stdout.contains("6 Keras layers became 6 layers: conv2d1 (conv2d), max_pool2d1 (max_pool2d)"), "\(fromKeras.stdout)")
+    #expect(fromKeras.stdout.contains("saved by Keras 3.15.1"))
+    let cnnTrains = try specbench("run", folder + "/cnn-back.json", "--steps", "3")
+    #expect(cnnTrains.status == 0 && cnnTrains.stdout.contains("stopped by steps at step 3"), "\(cnnTrains.stderr)")
+    let whole = try Data(contentsOf: URL(fileURLWithPath: folder + "/cnn.keras"))
+    try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: folder + "/cut.keras"))
+    let cut = try specbench("import", folder + "/cut.keras", "--out", folder + "/cut")
+    #expect(cut.status == 1 && cut.stderr.hasPrefix("\(folder)/cut.keras"), "\(cut.stderr)")
+    #expect(cut.stderr.contains("nothing was written"), "\(cut.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: folder + "/cut.json"))
+    let table = try specbench("backends")
+    #expect(table.stdout.contains(/export \(specbench export --to …\) +onnx +safetensors +pytorch +keras/), "\(table.stdout)")
   }
 
   @Test func initNeedsSave() throws {
