@@ -1,4 +1,5 @@
 import Backends
+import Datasets
 import Foundation
 import SpecBenchTestSupport
 import SpecKit
@@ -143,6 +144,31 @@ struct KerasTests {
     let back = try predictions(imported, inputs, folder: folder)
     #expect(back.shape == expected.shape)
     #expect(back.scalars.map(\.bitPattern) == expected.scalars.map(\.bitPattern), "the round trip changed \(name)'s predictions")
+  }
+
+  /// A CSV session with `normalize`: the Keras file starts with a Normalization layer holding the
+  /// training split's statistics, so Keras on raw rows predicts what SpecBench predicts on the
+  /// standardised rows; imported back, the Normalization folds into the first dense layer and
+  /// the session takes raw rows too.
+  @Test func aNormalisedCSVSessionTakesRawRowsInKeras() throws {
+    let folder = temporaryFolder("specbench-keras-csv")
+    let (spec, bundle, raw, _) = try normalisedCSVSession(in: folder)
+    let result = try Exporter.export(bundle, to: .keras, path: folder + "/rows", folder: folder)
+    #expect(!result.leftOut.contains { $0.contains("standardisation") }, "\(result.leftOut)")
+    let dataset = try DatasetLoader.load(spec.data, relativeTo: folder)
+    let statistics = try #require(DataSplit(dataset, validationFraction: 0.25, seed: spec.training.seed).standardization)
+    let rawRows = Tensor(shape: [120, 2], scalars: raw)
+    let expected = try predictions(bundle, statistics.apply(to: rawRows), folder: folder)
+    try writeTensors(["input": rawRows], to: folder + "/inputs.safetensors")
+    let ran = try KerasPeer.run(loadInKeras, [folder + "/rows.keras", folder + "/inputs.safetensors", folder + "/outputs.safetensors"])
+    try #require(ran.status == 0, "\(ran.stderr)")
+    #expect(ran.stdout.contains(#"["standardize", "Normalization", []]"#), "\(ran.stdout)")
+    let output = try #require(try readTensors(folder + "/outputs.safetensors")["output"])
+    #expect(agree(output.scalars, expected.scalars), "Keras on raw rows and SpecBench differ")
+    let bytes = [UInt8](try #require(FileManager.default.contents(atPath: folder + "/rows.keras")))
+    let (imported, notes) = try KerasImport.session(from: bytes, file: "rows.keras", name: "rows")
+    #expect(notes.contains { $0.contains("the Normalization standardize is folded into d1") }, "\(notes)")
+    #expect(agree(try predictions(imported, rawRows, folder: folder).scalars, expected.scalars, tolerance: 1e-4))
   }
 
   /// Models built in Keras with `keras.Sequential` (random weights and statistics) import, and

@@ -267,7 +267,7 @@ struct EngineContractTests {
     let exported = engine.execute("export onnx \(root)/new/sub/model")
     #expect(!exported.failed, "\(exported.text)")
     #expect(FileManager.default.fileExists(atPath: root + "/new/sub/model.onnx"))
-    // The standardised csv data goes into the Keras file as its first layer.
+    // The same for a Keras file.
     let keras = engine.execute("export keras \(root)/new/model")
     #expect(!keras.failed && keras.text.hasPrefix("wrote \(root)/new/model.keras"), "\(keras.text)")
     #expect(FileManager.default.fileExists(atPath: root + "/new/model.keras"))
