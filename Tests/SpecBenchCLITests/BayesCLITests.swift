@@ -7,11 +7,16 @@ import Testing
 /// sessions/README.md documents.
 @Suite("Posterior, calibration and predict on the command line", .serialized)
 struct BayesCLITests {
+  /// OpenBLAS's AVX2 kernels, which every machine the suite runs on has: with AVX-512 it would
+  /// choose others, whose rounding gives other digits after 3000 steps than the README's.
+  static let documentedKernels = ["OPENBLAS_CORETYPE": "Haswell"]
+
   /// sessions/blobs-laplace.json trained once (3000 steps on fast) into a fresh folder.
   static let trained: String = {
     let folder = temporaryFolder("specbench-bayes")
     let result = try! runProcess(
-      specbenchExecutable, ["run", repositoryPath("sessions/blobs-laplace.json"), "--save", folder + "/trained"])
+      specbenchExecutable, ["run", repositoryPath("sessions/blobs-laplace.json"), "--save", folder + "/trained"],
+      environment: documentedKernels)
     precondition(result.status == 0, result.stderr)
     return folder
   }()
@@ -23,7 +28,9 @@ struct BayesCLITests {
   /// sessions/README.md: the last-layer posterior keeps the accuracy and lowers NLL and ECE.
   @Test func theExamplesPosteriorLowersNLLAndECEAtEqualAccuracy() throws {
     let folder = Self.trained
-    let result = try runProcess(specbenchExecutable, ["posterior", folder + "/trained.json", "--json", "--save", folder + "/post"])
+    let result = try runProcess(
+      specbenchExecutable, ["posterior", folder + "/trained.json", "--json", "--save", folder + "/post"],
+      environment: Self.documentedKernels)
     #expect(result.status == 0, "\(result.stderr)")
     let object = try json(result.stdout)
     let posterior = try #require(object["posterior"] as? [String: Any])
@@ -128,7 +135,7 @@ struct BayesCLITests {
     #expect(variational.split(separator: " ", omittingEmptySubsequences: true).suffix(3) == ["yes", "yes", "-"], "\(variational)")
     #expect(lines.contains { $0.hasPrefix("Laplace posterior (posterior)") && $0.contains("yes (no backend needed)") })
     let export = try #require(lines.first { $0.hasPrefix("variational layers") && $0.contains("mean network") })
-    #expect(export.hasSuffix("refused"), "\(export)")
+    #expect(export.contains(" refused ") && export.hasSuffix("the mean network"), "\(export)")
   }
 
   @Test func aPosteriorThatCannotBeHadIsExplained() throws {
