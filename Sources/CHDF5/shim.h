@@ -12,8 +12,18 @@ static inline hid_t specbench_h5t_native_float(void) { return H5T_NATIVE_FLOAT; 
 static inline hid_t specbench_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
 static inline unsigned specbench_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 static inline unsigned specbench_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
-// HDF5's own error stack printing off: every failure is reported by SpecBench with its path.
-static inline herr_t specbench_h5_quiet(void) { return H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+// Before the library's first use: no clean-up at exit (a damaged file HDF5 could not close would
+// make it print "infinite loop closing library" as the program ends; the system frees the memory),
+// and HDF5's own error stack printing off: every failure is reported by SpecBench with its path.
+// Called under Interchange's HDF5 lock.
+static inline herr_t specbench_h5_quiet(void) {
+  static int started = 0;
+  if (!started) {
+    started = 1;
+    H5dont_atexit();
+  }
+  return H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 // A scalar attribute holding one variable-length UTF-8 string, as h5py writes a Python str.
 static inline herr_t specbench_h5_write_string_attribute(hid_t object, const char *name, const char *value) {
   hid_t type = H5Tcopy(H5T_C_S1);

@@ -124,7 +124,8 @@ struct HDF5Image {
 
   /// The tree of an HDF5 file's bytes: every group, and every dataset's values (floats of any
   /// width are read as float32, integers as Int64). A file HDF5 cannot open, a dataset
-  /// declaring more than `maximumValues` or any read failure is an error naming the path.
+  /// declaring more than `maximumValues`, or more values than the file has bytes (a compressed
+  /// or unwritten dataset claiming gigabytes), or any read failure is an error naming the path.
   static func tree(of bytes: [UInt8]) throws(Failure) -> [String: Node] {
     guard bytes.count >= 8, Array(bytes[0..<8]) == [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] else {
       throw Failure(path: "", message: "not an HDF5 file (its first bytes are not HDF5's signature)")
@@ -150,10 +151,10 @@ struct HDF5Image {
     let file = H5Fopen("specbench-memory.h5", specbench_h5f_acc_rdonly(), access)
     guard file >= 0 else { throw Failure(path: "", message: "HDF5 cannot open it (a damaged or truncated file)") }
     defer { H5Fclose(file) }
-    return try read(group: file, path: "", depth: 0)
+    return try read(group: file, path: "", depth: 0, limit: min(maximumValues, bytes.count))
   }
 
-  private static func read(group: hid_t, path: String, depth: Int) throws(Failure) -> [String: Node] {
+  private static func read(group: hid_t, path: String, depth: Int, limit: Int) throws(Failure) -> [String: Node] {
     guard depth < maximumDepth else { throw Failure(path: path, message: "groups nest more than \(maximumDepth) deep") }
     var info = H5G_info_t()
     guard H5Gget_info(group, &info) >= 0 else { throw Failure(path: path, message: "HDF5 cannot list the group") }
@@ -167,19 +168,31 @@ struct HDF5Image {
       }
       let name = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
       let here = path.isEmpty ? name : path + "/" + name
+      // Only the file's own objects: a soft or external link would lead elsewhere (another
+      // file on this machine, for an external one), so it is refused before it is followed.
+      var link = H5L_info_t()
+      guard H5Lget_info(group, name, &link, specbench_h5p_default()) >= 0 else {
+        throw Failure(path: here, message: "HDF5 cannot read the link")
+      }
+      guard link.type == H5L_TYPE_HARD else {
+        throw Failure(
+          path: here,
+          message: "a \(link.type == H5L_TYPE_EXTERNAL ? "link to another file" : "soft link"); SpecBench reads only the file's own objects"
+        )
+      }
       let object = H5Oopen(group, name, specbench_h5p_default())
       guard object >= 0 else { throw Failure(path: here, message: "HDF5 cannot open it (a dangling or external link?)") }
       defer { H5Oclose(object) }
       switch H5Iget_type(object) {
-      case H5I_GROUP: children[name] = .group(try read(group: object, path: here, depth: depth + 1))
-      case H5I_DATASET: children[name] = try dataset(object, path: here)
+      case H5I_GROUP: children[name] = .group(try read(group: object, path: here, depth: depth + 1, limit: limit))
+      case H5I_DATASET: children[name] = try dataset(object, path: here, limit: limit)
       default: throw Failure(path: here, message: "neither a group nor a dataset")
       }
     }
     return children
   }
 
-  private static func dataset(_ set: hid_t, path: String) throws(Failure) -> Node {
+  private static func dataset(_ set: hid_t, path: String, limit: Int) throws(Failure) -> Node {
     let space = H5Dget_space(set)
     guard space >= 0 else { throw Failure(path: path, message: "HDF5 cannot read the dataset's shape") }
     defer { H5Sclose(space) }
@@ -192,12 +205,25 @@ struct HDF5Image {
     var count = 1
     for dim in dims {
       let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: dim))
-      guard !overflow, dim <= hsize_t(Int.max), product <= maximumValues else {
-        throw Failure(path: path, message: "the dataset declares shape \(dims), more than the \(maximumValues) values SpecBench reads")
+      guard !overflow, dim <= hsize_t(Int.max), product <= limit else {
+        throw Failure(
+          path: path,
+          message:
+            "the dataset declares shape \(dims), more values than the file's \(limit) bytes can hold (SpecBench reads at most \(maximumValues))"
+        )
       }
       count = product
     }
     let shape = dims.map { Int($0) }
+    // Data kept in files outside this one (external storage, virtual datasets) is refused: a
+    // weights file must not read other files of this machine.
+    let creation = H5Dget_create_plist(set)
+    guard creation >= 0 else { throw Failure(path: path, message: "HDF5 cannot read how the dataset is stored") }
+    defer { H5Pclose(creation) }
+    guard H5Pget_external_count(creation) == 0, H5Pget_layout(creation) != H5D_VIRTUAL else {
+      throw Failure(
+        path: path, message: "the dataset's values are stored in other files; SpecBench reads only values inside the weights file")
+    }
     let type = H5Dget_type(set)
     guard type >= 0 else { throw Failure(path: path, message: "HDF5 cannot read the dataset's type") }
     defer { H5Tclose(type) }

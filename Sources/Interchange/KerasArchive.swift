@@ -54,8 +54,9 @@ enum KerasArchive {
         )
       }
       var contents: [UInt8] = []
-      contents.reserveCapacity(Int(entry.uncompressedSize))
       let declared = Int(entry.uncompressedSize)
+      // No more than the file's own size up front: a declared size is a claim until the data comes.
+      contents.reserveCapacity(min(declared, bytes.count))
       do {
         let checksum = try archive.extract(entry, skipCRC32: false) { chunk in
           guard contents.count + chunk.count <= declared else { throw Archive.ArchiveError.invalidEntrySize }

@@ -171,6 +171,50 @@ struct KerasTests {
     #expect(agree(try predictions(imported, rawRows, folder: folder).scalars, expected.scalars, tolerance: 1e-4))
   }
 
+  /// A weights file that reaches outside itself — an external link, a dataset whose values are
+  /// stored in another file of the machine — is refused, naming the path, and nothing of that
+  /// other file is read; so is a dataset that claims more values than the file holds.
+  @Test func aWeightsFileThatReachesOutsideItselfIsRefused() throws {
+    let folder = temporaryFolder("specbench-keras-outside")
+    let (bundle, _) = try trainedExample("xor", steps: 1)
+    _ = try Exporter.export(bundle, to: .keras, path: folder + "/model", folder: repositoryPath("sessions"))
+    try String(repeating: "secret ", count: 64).write(toFile: folder + "/secret.txt", atomically: true, encoding: .utf8)
+    let script = """
+      import sys, zipfile, shutil, h5py
+      folder, kind = sys.argv[1:3]
+      source = zipfile.ZipFile(folder + "/model.keras")
+      source.extract("model.weights.h5", folder + "/x")
+      with h5py.File(folder + "/x/model.weights.h5", "r+") as h5:
+          shape = h5["layers/dense/vars/0"].shape
+          del h5["layers/dense/vars/0"]
+          if kind == "link":
+              h5["layers/dense/vars/0"] = h5py.ExternalLink(folder + "/other.h5", "/w")
+              with h5py.File(folder + "/other.h5", "w") as other: other["w"] = [[1.0] * shape[1]] * shape[0]
+          elif kind == "soft":
+              h5["layers/dense/vars/0"] = h5py.SoftLink("/layers/dense/vars/1")
+          else:
+              h5.create_dataset("layers/dense/vars/0", shape=shape, dtype="f4", external=[(folder + "/secret.txt", 0, 4 * shape[0] * shape[1])])
+      with zipfile.ZipFile(folder + "/" + kind + ".keras", "w") as out:
+          for name in ("metadata.json", "config.json"): out.writestr(name, source.read(name))
+          out.write(folder + "/x/model.weights.h5", "model.weights.h5")
+      """
+    for (kind, message) in [
+      ("link", "layers/dense/vars/0: a link to another file; SpecBench reads only the file's own objects"),
+      ("soft", "layers/dense/vars/0: a soft link"),
+      ("external", "layers/dense/vars/0: the dataset's values are stored in other files"),
+    ] {
+      let ran = try KerasPeer.run(script, [folder, kind])
+      try #require(ran.status == 0, "\(ran.stderr)")
+      let bytes = [UInt8](try #require(FileManager.default.contents(atPath: folder + "/\(kind).keras")))
+      do {
+        _ = try KerasImport.session(from: bytes, file: "\(kind).keras", name: kind)
+        Issue.record("the \(kind) file was imported")
+      } catch {
+        #expect(error.description.contains(message), "\(error)")
+      }
+    }
+  }
+
   /// Models built in Keras with `keras.Sequential` (random weights and statistics) import, and
   /// predict what Keras predicts within 1e-5: an MLP with an adapted Normalization (folded into
   /// the first Dense), BatchNormalization, LayerNormalization, Dropout and the activation
