@@ -15,6 +15,18 @@ func trainedExample(_ name: String, steps: Int = 30) throws -> (bundle: SessionB
   return (run.bundle, run)
 }
 
+/// A digits session of `layers` (a JSON array) trained 10 steps on the fast backend.
+func trainedImageSession(layers: String) throws -> SessionBundle {
+  let text = """
+    {"format": "specbench/session", "version": 6, "name": "images", "model": {"input": [1, 8, 8], "layers": \(layers)},
+     "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "adam", "lr": 0.01},
+     "data": {"type": "builtin", "name": "digits"}, "training": {"batch_size": 64}}
+    """
+  let run = try TrainingRun(bundle: SessionBundle(spec: try SessionSpec.decode(Array(text.utf8))), folder: "", backend: FastBackend())
+  run.run(extraSteps: 10)
+  return run.bundle
+}
+
 /// Seeded normal inputs `[count, sample…]`.
 func randomInputs(_ sample: [Int], count: Int, seed: UInt64) -> Tensor {
   var generator = SplitMix64(seed: seed, stream: "interchange-inputs")

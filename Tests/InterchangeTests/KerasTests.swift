@@ -69,14 +69,7 @@ struct KerasTests {
     #"[{"type": "conv2d", "filters": 4, "kernel": 3, "use_bias": false, "activation": "gelu"}, {"type": "max_pool2d", "kernel": 2}, {"type": "reshape", "shape": [-1]}, {"type": "layer_norm", "eps": 0.0001}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 10, "activation": "softmax"}]"#,
   ])
   func everyImageLayerLoadsInKerasAndComesBack(layers: String) throws {
-    let text = """
-      {"format": "specbench/session", "version": 6, "name": "images", "model": {"input": [1, 8, 8], "layers": \(layers)},
-       "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "adam", "lr": 0.01},
-       "data": {"type": "builtin", "name": "digits"}, "training": {"batch_size": 64}}
-      """
-    let run = try TrainingRun(bundle: SessionBundle(spec: try SessionSpec.decode(Array(text.utf8))), folder: "", backend: FastBackend())
-    run.run(extraSteps: 10)
-    try checkRoundTrip(run.bundle, name: "images", dataFolder: "")
+    try checkRoundTrip(try trainedImageSession(layers: layers), name: "images", dataFolder: "")
   }
 
   func checkRoundTrip(_ bundle: SessionBundle, name: String, dataFolder: String) throws {

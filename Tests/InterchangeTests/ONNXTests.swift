@@ -30,14 +30,7 @@ struct ONNXRuntimeTests {
     #"[{"type": "conv2d", "filters": 4, "kernel": 3, "use_bias": false}, {"type": "reshape", "shape": [-1]}, {"type": "dense", "units": 10, "activation": "softmax"}]"#,
   ])
   func everyImageLayerRunsInOnnxRuntimeAndComesBack(layers: String) throws {
-    let text = """
-      {"format": "specbench/session", "version": 6, "name": "images", "model": {"input": [1, 8, 8], "layers": \(layers)},
-       "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "adam", "lr": 0.01},
-       "data": {"type": "builtin", "name": "digits"}, "training": {"batch_size": 64}}
-      """
-    let run = try TrainingRun(bundle: SessionBundle(spec: try SessionSpec.decode(Array(text.utf8))), folder: "", backend: FastBackend())
-    run.run(extraSteps: 10)
-    try checkRoundTrip(run.bundle, name: "images", dataFolder: "")
+    try checkRoundTrip(try trainedImageSession(layers: layers), name: "images", dataFolder: "")
   }
 
   func checkRoundTrip(_ bundle: SessionBundle, name: String, dataFolder: String) throws {
