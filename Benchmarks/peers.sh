@@ -2,6 +2,9 @@
 # SpecBench's backends beside the peer programs in ../shared/peers (NumPy, and JAX with optax),
 # on the same presets, in one run: for each preset, the peers and `specbench bench` alternate
 # ROUNDS times, so the machine's noise falls on both; the ratios are of the medians.
+# Each round of ours also measures OpenBLAS's sgemm peak (n = 1024, every core; `bench --peak`),
+# so that "percent of the machine's limit" is a ratio measured in the same run: the last column
+# is the backend's GFLOP/s over the median peak of that preset's rounds.
 #   usage: Benchmarks/peers.sh [ROUNDS] [STEPS_SCALE]   (defaults 3 and 1; a scale of 0.1 runs
 #   a tenth of the steps, for a quick look). The peers are looked for in ../shared/peers, or in
 #   $SPECBENCH_PEERS.
@@ -33,7 +36,7 @@ have_jax=false
 $python -c 'import jax, optax' 2>/dev/null && have_jax=true
 $have_jax || echo "peers.sh: skipped the JAX peer (jax_mlp.py needs jax and optax: scripts/setup.sh installs them)" >&2
 
-printf '%-10s %-10s %12s %12s %9s %12s %9s\n' preset backend "steps/s" "numpy" ratio "jax peer" ratio
+printf '%-10s %-10s %12s %12s %9s %12s %9s %9s %8s\n' preset backend "steps/s" "numpy" ratio "jax peer" ratio "GFLOP/s" "of peak"
 for preset in mlp-mnist spirals cnn-digits lenet; do
   # The MLP presets run ../shared/peers' numpy_mlp.py and jax_mlp.py; the image presets
   # Benchmarks/jax_cnn_peer.py (no NumPy peer: NumPy has no convolution).
@@ -45,7 +48,9 @@ for preset in mlp-mnist spirals cnn-digits lenet; do
   esac
   numpy_runs=()
   jax_runs=()
+  peaks=()
   declare -A ours=()
+  declare -A flops=()
   for _ in $(seq "$rounds"); do
     case $preset in
       mlp-mnist | spirals)
@@ -60,20 +65,30 @@ for preset in mlp-mnist spirals cnn-digits lenet; do
         fi
         ;;
     esac
-    while read -r backend rate; do
-      ours[$backend]="${ours[$backend]:-} $rate"
-    done < <($specbench bench --preset $preset --steps "$steps" --repeats 1 --json $backends |
-      $python -c "import json,sys; [print(d['backend'], d['steps_per_sec']) for d in map(json.loads, sys.stdin)]")
+    while read -r backend rate gflops; do
+      if [ "$backend" = sgemm-peak ]; then
+        peaks+=("$gflops")
+      else
+        ours[$backend]="${ours[$backend]:-} $rate"
+        flops[$backend]="${flops[$backend]:-} $gflops"
+      fi
+    done < <($specbench bench --preset $preset --steps "$steps" --repeats 1 --json --peak $backends |
+      $python -c "import json,sys; [print(d.get('backend', d['preset']), d.get('steps_per_sec', 0), d['gflops']) for d in map(json.loads, sys.stdin)]")
   done
   numpy=nan
   ((${#numpy_runs[@]})) && numpy=$(median "${numpy_runs[@]}")
   jax_peer=nan
   ((${#jax_runs[@]})) && jax_peer=$(median "${jax_runs[@]}")
+  peak=$(median "${peaks[@]}")
   for backend in "${!ours[@]}"; do
     # shellcheck disable=SC2086
     ours_median=$(median ${ours[$backend]})
-    printf '%-10s %-10s %12.1f %12.1f %8.2fx %12.1f %8.2fx\n' $preset "$backend" "$ours_median" "$numpy" \
-      "$($python -c "print($ours_median / float('$numpy'))")" "$jax_peer" "$($python -c "print($ours_median / float('$jax_peer'))")"
+    # shellcheck disable=SC2086
+    gflops_median=$(median ${flops[$backend]})
+    printf '%-10s %-10s %12.1f %12.1f %8.2fx %12.1f %8.2fx %9.1f %7.1f%%\n' $preset "$backend" "$ours_median" "$numpy" \
+      "$($python -c "print($ours_median / float('$numpy'))")" "$jax_peer" "$($python -c "print($ours_median / float('$jax_peer'))")" \
+      "$gflops_median" "$($python -c "print(100 * $gflops_median / $peak)")"
   done
-  unset ours
+  printf '%-10s sgemm peak %.1f GFLOP/s (OpenBLAS, n = 1024, every core; median of the rounds)\n' $preset "$peak"
+  unset ours flops
 done

@@ -34,6 +34,11 @@ struct Bench: ParsableCommand {
   @Flag(help: "One JSON object per line.")
   var json = false
 
+  @Flag(
+    help:
+      "Also measure OpenBLAS's sgemm at n = 1024 on every core (the limit of the fast backend's products) and each preset's share of it.")
+  var peak = false
+
   func validate() throws {
     if preset != "all" && Benchmark.Preset.named(preset) == nil {
       throw ValidationError("unknown preset \(preset); presets: \(Benchmark.Preset.all.map(\.name).joined(separator: ", ")), all")
@@ -60,7 +65,22 @@ struct Bench: ParsableCommand {
         throw failWith(error.description)
       }
     }
-    if !json { say("preset     backend    steps/s     ms/step   samples/s   GFLOP/s   (median of \(repeats) runs)") }
+    // The peak first, in the same process and run as the presets it is compared with.
+    var peakRate: Double?
+    if peak {
+      guard let rate = BLASLibrary.sgemmPeak() else { throw failWith(BLASLibrary.problem ?? "OpenBLAS is not available") }
+      peakRate = rate
+      if json {
+        say(JSONWriter.compact(.object(["preset": .string("sgemm-peak"), "n": .int(1024), "gflops": .double(rate)])))
+      } else {
+        say(String(format: "sgemm peak (OpenBLAS, n = 1024, every core): %.1f GFLOP/s", rate))
+      }
+    }
+    if !json {
+      say(
+        "preset     backend    steps/s     ms/step   samples/s   GFLOP/s   \(peakRate == nil ? "" : "of peak   ")(median of \(repeats) runs)"
+      )
+    }
     for p in presets {
       for b in backends {
         let count = steps ?? Benchmark.Preset.defaultSteps[p.name, default: 300]
@@ -76,13 +96,16 @@ struct Bench: ParsableCommand {
                 "ms_per_step": .double(result.millisecondsPerStep), "samples_per_sec": .double(result.samplesPerSecond),
                 "gflops": .double(result.gigaflopsPerSecond), "runs": .array(result.runs.map { .double($0) }),
                 "setup_seconds": .double(result.setupSeconds), "compile_seconds": result.compileSeconds.map { .double($0) } ?? .null,
+                "share_of_peak": peakRate.map { .double(result.gigaflopsPerSecond / $0) } ?? .null,
               ])))
         } else {
           say(
             p.name.padding(toLength: 11, withPad: " ", startingAt: 0) + b.name.padding(toLength: 11, withPad: " ", startingAt: 0)
               + String(
-                format: "%9.1f  %10.3f  %10.0f  %8.2f   setup %.2f s", result.stepsPerSecond, result.millisecondsPerStep,
-                result.samplesPerSecond, result.gigaflopsPerSecond, result.setupSeconds)
+                format: "%9.1f  %10.3f  %10.0f  %8.2f   ", result.stepsPerSecond, result.millisecondsPerStep, result.samplesPerSecond,
+                result.gigaflopsPerSecond)
+              + (peakRate.map { String(format: "%5.1f %%   ", 100 * result.gigaflopsPerSecond / $0) } ?? "")
+              + String(format: "setup %.2f s", result.setupSeconds)
               + (result.compileSeconds.map { String(format: ", compile %.2f s", $0) } ?? ""))
         }
       }

@@ -300,6 +300,24 @@ struct BenchTests {
     }
   }
 
+  /// `--peak` measures OpenBLAS's sgemm in the same process and gives each preset's share of it.
+  @Test func benchMeasuresTheSgemmPeakBesideThePresets() throws {
+    let result = try specbench(
+      "bench", "--preset", "mlp-mnist", "--backend", "fast", "--steps", "5", "--warmup", "1", "--repeats", "1", "--json", "--peak")
+    #expect(result.status == 0, "\(result.stderr)")
+    let lines = try events(result.stdout)
+    try #require(lines.count == 2, "\(result.stdout)")
+    #expect(lines[0]["preset"]?.stringValue == "sgemm-peak" && lines[0]["n"]?.numberValue?.double == 1024)
+    let peak = try #require(lines[0]["gflops"]?.numberValue?.double)
+    let gflops = try #require(lines[1]["gflops"]?.numberValue?.double)
+    #expect(peak > 0 && gflops > 0)
+    #expect(abs((lines[1]["share_of_peak"]?.numberValue?.double ?? -1) - gflops / peak) < 1e-9 * gflops / peak)
+    let text = try specbench(
+      "bench", "--preset", "spirals", "--backend", "fast", "--steps", "5", "--warmup", "1", "--repeats", "1", "--peak")
+    #expect(text.stdout.hasPrefix("sgemm peak (OpenBLAS, n = 1024, every core): "), "\(text.stdout)")
+    #expect(text.stdout.contains(/spirals +fast +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9.]+ %/), "\(text.stdout)")
+  }
+
   @Test func benchRefusesUnknownPresetsAndBackends() throws {
     let preset = try specbench("bench", "--preset", "mnist")
     #expect(preset.status != 0 && preset.stderr.contains("unknown preset mnist; presets: mlp-mnist, spirals, cnn-digits, lenet, all"))

@@ -1,4 +1,6 @@
 import CFastKernels
+import Dispatch
+import SpecKit
 import TensorCore
 
 /// The three products of a dense layer through OpenBLAS's `cblas_sgemm`: row-major, with the
@@ -76,4 +78,23 @@ public enum BLASLibrary {
 
   /// The instruction set of the optimizer kernels on this CPU.
   public static var optimizerInstructionSet: String { String(cString: specbench_fast_kernels_isa()) }
+
+  /// OpenBLAS's sgemm on square `n`×`n` matrices with its own threads (every core): the
+  /// machine's limit for the fast backend's products, in GFLOP/s (2n³ a product), the median of
+  /// `repeats` timed products after one untimed. Nil when OpenBLAS cannot be loaded.
+  public static func sgemmPeak(n: Int = 1024, repeats: Int = 9) -> Double? {
+    guard problem == nil, n > 0, repeats > 0 else { return nil }
+    var generator = SplitMix64(seed: 1, stream: "sgemm-peak")
+    let a = (0..<(n * n)).map { _ in Float(generator.nextUniform()) }
+    let b = (0..<(n * n)).map { _ in Float(generator.nextUniform()) }
+    var c = [Float](repeating: 0, count: n * n)
+    var rates: [Double] = []
+    for run in 0...repeats {
+      let start = DispatchTime.now().uptimeNanoseconds
+      BLASKernels.gemm(a, transposeA: false, b, transposeB: false, into: &c, m: n, n: n, k: n, accumulate: false)
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+      if run > 0 { rates.append(2 * Double(n) * Double(n) * Double(n) / seconds / 1e9) }
+    }
+    return rates.sorted()[rates.count / 2]
+  }
 }
