@@ -50,8 +50,8 @@ enum ImportedSession {
   }
 
   /// A data source the model fits where there is one: blobs of its input and output widths for
-  /// flat samples, the built-in digits for `[1, 8, 8]` images with ten outputs, otherwise an `.npz` archive named
-  /// after the session (its shape is checked when the user provides it).
+  /// flat samples, the built-in digits for `[1, 8, 8]` images with ten outputs, otherwise an
+  /// `.npz` archive named after the session (its shape is checked when the user provides it).
   static func placeholderData(input: [Int], width: Int, name: String) -> DataSource {
     if input.count == 1 { return .blobs(samples: 300, centers: max(2, width), features: input[0], std: 1, seed: 0) }
     if input == [1, 8, 8] && width == 10 { return .builtin(name: "digits") }

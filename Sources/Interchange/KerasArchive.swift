@@ -34,9 +34,9 @@ enum KerasArchive {
     }
   }
 
-  /// The members of a `.keras` file by name (`required` and those of `optional` it has); `required` must all be there. A file that is not a
-  /// zip, is truncated, or holds a member whose data does not match its CRC-32 or its declared
-  /// size is refused, naming the member.
+  /// The members of a `.keras` file by name: all of `required`, and those of `optional` it has.
+  /// A file that is not a zip, is truncated, lacks a required member, or holds a member whose
+  /// data does not match its CRC-32 or its declared size is refused, naming the member.
   static func members(of bytes: [UInt8], file: String, required: [String], optional: [String] = []) throws(InterchangeError) -> [String:
     [UInt8]]
   {
