@@ -1,4 +1,5 @@
 import CHDF5
+import SpecKit
 import Synchronization
 
 /// An HDF5 file held in memory, written and read through the HDF5 C library (its "core" driver
@@ -34,7 +35,8 @@ struct HDF5Image {
   struct Failure: Error, CustomStringConvertible {
     var path: String
     var message: String
-    var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    /// The path holds names from the file: escaped, as every file text in a message.
+    var description: String { path.isEmpty ? message : "\(TextExcerpt.short(path, limit: 200)): \(message)" }
   }
 
   /// The most values a dataset may declare, checked before anything is allocated (4 GiB of floats).

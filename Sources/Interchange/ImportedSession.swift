@@ -20,17 +20,32 @@ enum ImportedSession {
     var spec = SessionSpec(
       name: name, model: ModelSpec(input: input, layers: layers), loss: loss, optimizer: optimizer, data: DataSpec(source: data),
       journal: ["import \(PathText.lastComponent(file))"])
-    var state: TrainingState
-    do { state = try spec.initialTrainingState() } catch {
+    // The state's layout, filled with the file's tensors and a fresh optimizer state: no
+    // seeded initial weights are drawn only to be replaced.
+    let layout: [StateTensorInfo]
+    do { layout = try spec.stateLayout() } catch {
       throw .unsupportedGraph("the imported layers do not chain: \(error.issues.first?.message ?? "\(error)")")
     }
-    for (key, tensor) in tensors {
-      guard let expected = state.tensors[key] else { throw .unsupportedGraph("internal: no tensor \(key) in the session's layout") }
-      guard expected.shape == tensor.shape else {
-        throw .unsupportedGraph("\(key) has shape \(tensor.shape) in the file, but the layers need \(expected.shape)")
-      }
-      state.tensors[key] = tensor
+    let names = Set(layout.map(\.name))
+    if let stray = tensors.keys.sorted().first(where: { !names.contains($0) }) {
+      throw .unsupportedGraph("internal: no tensor \(stray) in the session's layout")
     }
+    var values: [String: StoredTensor] = [:]
+    for info in layout {
+      if info.isOptimizerState {
+        values[info.name] = info.freshTensor
+        continue
+      }
+      guard let tensor = tensors[info.name] else { throw .unsupportedGraph("internal: the file gave no \(info.name)") }
+      guard info.shape == tensor.shape else {
+        throw .unsupportedGraph("\(info.name) has shape \(tensor.shape) in the file, but the layers need \(info.shape)")
+      }
+      values[info.name] = tensor
+    }
+    let record = spec.initialStateRecord()
+    let state = TrainingState(
+      step: 0, epoch: 0, epochOrderSeed: record.epochOrderSeed, index: 0, dropoutRNG: record.dropoutRNG, optimizerSteps: 0,
+      tensors: values)
     spec.state = nil
     do { _ = try SessionSpec.decode(Array(spec.canonicalText.utf8), file: file, defaultName: name) } catch {
       let problems = error.issues.isEmpty ? [error.description] : error.issues.map(\.description)

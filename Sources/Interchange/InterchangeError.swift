@@ -1,3 +1,5 @@
+import SpecKit
+
 /// Why a model could not go out to, or come in from, another format. Every case says where (a
 /// byte offset and field path, a node and its op, a layer) and what to do.
 public enum InterchangeError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -5,6 +7,8 @@ public enum InterchangeError: Error, Hashable, Sendable, CustomStringConvertible
   case malformed(file: String, offset: Int, message: String)
   /// A node the importer cannot map onto the format's layers.
   case unsupportedNode(node: String, op: String, reason: String)
+  /// A layer of a Keras model the importer cannot map onto the format's layers.
+  case unsupportedLayer(layer: String, className: String, reason: String)
   /// The graph as a whole does not fit (several inputs, a branch, a missing weight, …).
   case unsupportedGraph(String)
   /// The session cannot be exported to that format.
@@ -20,6 +24,8 @@ public enum InterchangeError: Error, Hashable, Sendable, CustomStringConvertible
       return "\(file): not a readable ONNX model: \(message) (at byte \(offset))"
     case .unsupportedNode(let node, let op, let reason):
       return "node \(node.isEmpty ? "(unnamed)" : "\"\(node)\"") (\(op)): \(reason)"
+    case .unsupportedLayer(let layer, let className, let reason):
+      return "layer \"\(TextExcerpt.short(layer))\" (\(TextExcerpt.short(className))): \(reason); nothing was written"
     case .unsupportedGraph(let reason):
       return reason
     case .cannotExport(let format, let reason):

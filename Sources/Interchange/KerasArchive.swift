@@ -13,12 +13,10 @@ enum KerasArchive {
   /// The most bytes one member may declare (a weights file of 2 GiB is 500 million floats).
   static let memberLimit = 2 << 30
 
-  /// A zip of `members`, in the given order.
-  static func zip(_ members: [(name: String, bytes: [UInt8])]) throws(InterchangeError) -> [UInt8] {
+  /// A zip of `members`, in the given order, each dated `date` (Keras' `date_saved`).
+  static func zip(_ members: [(name: String, bytes: [UInt8])], date: Date = Date()) throws(InterchangeError) -> [UInt8] {
     do {
       let archive = try Archive(data: Data(), accessMode: .create)
-      // A fixed date, so that the same session gives the same bytes.
-      let date = Date(timeIntervalSince1970: 315_532_800)
       for member in members {
         let data = Data(member.bytes)
         try archive.addEntry(

@@ -30,19 +30,20 @@ public enum KerasExport {
   ) throws(InterchangeError) -> (bytes: [UInt8], leftOut: [String]) {
     let layers = try kerasLayers(spec: spec, state: state, standardization: standardization)
     let config = configJSON(spec: spec, layers: layers)
+    let now = Date()
     let metadata = JSONValue.object([
-      .init(key: "keras_version", value: .string(kerasVersion)),
-      .init(key: "date_saved", value: .string(Self.dateSaved(Date()))),
+      .init(key: "keras_version", value: .string(kerasVersion)), .init(key: "date_saved", value: .string(Self.dateSaved(now))),
     ])
     let weights: [UInt8]
     do { weights = try HDF5Image.bytes(of: weightsTree(layers), attributes: weightsAttributes(layers)) } catch {
       throw .cannotExport(format: "keras", reason: "the weights file could not be written: \(error)")
     }
-    let bytes = try KerasArchive.zip([
-      (KerasArchive.metadataFile, Array(JSONWriter.compact(metadata).utf8)),
-      (KerasArchive.configFile, Array(JSONWriter.compact(config).utf8)),
-      (KerasArchive.weightsFile, weights),
-    ])
+    let bytes = try KerasArchive.zip(
+      [
+        (KerasArchive.metadataFile, Array(JSONWriter.compact(metadata).utf8)),
+        (KerasArchive.configFile, Array(JSONWriter.compact(config).utf8)),
+        (KerasArchive.weightsFile, weights),
+      ], date: now)
     var leftOut = [
       "the optimizer (\(spec.optimizer.name)) and its state: Keras' update rules are not PyTorch's (Adam's epsilon outside the bias correction, SGD's momentum holding −lr·v), so a carried state would not continue the same run; compile the model in Keras to train it",
       "the schedule, the data, the loss (\(spec.loss.name)) and the stop rules",
@@ -105,7 +106,7 @@ public enum KerasExport {
           ])
         // PyTorch's [out, in] is Keras' kernel transposed.
         layer.variables.append(
-          ([weight.shape[1], weight.shape[0]], transpose(weight.scalars, rows: weight.shape[0], columns: weight.shape[1])))
+          ([weight.shape[1], weight.shape[0]], WeightLayouts.transpose(weight.scalars, rows: weight.shape[0], columns: weight.shape[1])))
         if dense.useBias { layer.variables.append(try bias("param/\(name).bias")) }
         layers.append(layer)
         if let slope = leakySlope(dense.activation) { layers.append(leakyReLU(name + "_leaky_relu", slope)) }
@@ -267,21 +268,7 @@ public enum KerasExport {
   /// PyTorch's `[out, in/groups, kh, kw]` as Keras' `[kh, kw, in/groups, out]`.
   static func convolutionKernel(_ weight: StoredTensor) -> (shape: [Int], values: [Float]) {
     let (out, inner, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-    var values = [Float](repeating: 0, count: weight.scalars.count)
-    for o in 0..<out {
-      for i in 0..<inner {
-        for y in 0..<kh {
-          for x in 0..<kw { values[((y * kw + x) * inner + i) * out + o] = weight.scalars[((o * inner + i) * kh + y) * kw + x] }
-        }
-      }
-    }
-    return ([kh, kw, inner, out], values)
-  }
-
-  static func transpose(_ values: [Float], rows: Int, columns: Int) -> [Float] {
-    var result = [Float](repeating: 0, count: values.count)
-    for r in 0..<rows { for c in 0..<columns { result[c * rows + r] = values[r * columns + c] } }
-    return result
+    return ([kh, kw, inner, out], WeightLayouts.convolutionKernel(weight.scalars, out: out, inner: inner, kh: kh, kw: kw, toKeras: true))
   }
 
   // MARK: Files

@@ -41,11 +41,14 @@ public enum KerasImport {
     return (bundle, notes)
   }
 
+  /// One entry of the `Sequential`'s layer list: its class, its name and its config.
+  typealias KerasLayer = (className: String, name: String, config: JSONObject)
+
   /// Walks the `Sequential`'s layers, reading each one's weights from its group.
   struct ModelReader {
     let file: String
     let weights: HDF5Image.Node
-    var kerasLayers: [(className: String, name: String, config: JSONObject)] = []
+    var kerasLayers: [KerasLayer] = []
     var inputShape: [Int] = []
     var layers: [LayerSpec] = []
     var tensors: [String: StoredTensor] = [:]
@@ -119,8 +122,8 @@ public enum KerasImport {
       .malformedArchive(file: file, member: nil, message: "\(place): \(message)")
     }
 
-    func unsupported(_ layer: (className: String, name: String, config: JSONObject), _ reason: String) -> InterchangeError {
-      .unsupportedNode(node: TextExcerpt.short(layer.name), op: TextExcerpt.short(layer.className), reason: reason)
+    func unsupported(_ layer: KerasLayer, _ reason: String) -> InterchangeError {
+      .unsupportedLayer(layer: layer.name, className: layer.className, reason: reason)
     }
 
     mutating func read() throws(InterchangeError) {
@@ -132,20 +135,20 @@ public enum KerasImport {
         }
       }
       if let pending = pendingPadding {
-        throw .unsupportedNode(
-          node: TextExcerpt.short(pending.layer), op: "ZeroPadding2D",
+        throw .unsupportedLayer(
+          layer: pending.layer, className: "ZeroPadding2D",
           reason: "zero padding must be followed by a Conv2D or an AveragePooling2D with padding \"valid\", which take it")
       }
       if let pending = pendingNormalization {
-        throw .unsupportedNode(
-          node: TextExcerpt.short(pending.layer), op: "Normalization",
+        throw .unsupportedLayer(
+          layer: pending.layer, className: "Normalization",
           reason: "a Normalization must be followed by a Dense layer, into which it folds")
       }
       guard !layers.isEmpty else { throw fault("config.json", "the Sequential has no layers SpecBench can train") }
     }
 
     /// The variables of the layer's group (`vars/0`, `vars/1`, …), checked in number and shape.
-    func variables(_ group: String, _ layer: (className: String, name: String, config: JSONObject), shapes: [[Int]])
+    func variables(_ group: String, _ layer: KerasLayer, shapes: [[Int]])
       throws(InterchangeError) -> [[Float]]
     {
       guard case .group(let vars)? = weights.at(group + "/vars") else {
@@ -182,7 +185,7 @@ public enum KerasImport {
 
     // MARK: Config values
 
-    func string(_ layer: (className: String, name: String, config: JSONObject), _ key: String, default fallback: String)
+    func string(_ layer: KerasLayer, _ key: String, default fallback: String)
       throws(InterchangeError) -> String
     {
       guard let value = layer.config[key], !value.isNull else { return fallback }
@@ -190,7 +193,7 @@ public enum KerasImport {
       return text
     }
 
-    func integer(_ layer: (className: String, name: String, config: JSONObject), _ key: String, default fallback: Int? = nil)
+    func integer(_ layer: KerasLayer, _ key: String, default fallback: Int? = nil)
       throws(InterchangeError) -> Int
     {
       guard let value = layer.config[key], !value.isNull else {
@@ -203,7 +206,7 @@ public enum KerasImport {
       return number
     }
 
-    func number(_ layer: (className: String, name: String, config: JSONObject), _ key: String, default fallback: Double)
+    func number(_ layer: KerasLayer, _ key: String, default fallback: Double)
       throws(InterchangeError) -> Double
     {
       guard let value = layer.config[key], !value.isNull else { return fallback }
@@ -213,12 +216,12 @@ public enum KerasImport {
       return number
     }
 
-    func flag(_ layer: (className: String, name: String, config: JSONObject), _ key: String, default fallback: Bool) -> Bool {
+    func flag(_ layer: KerasLayer, _ key: String, default fallback: Bool) -> Bool {
       layer.config[key]?.boolValue ?? fallback
     }
 
     /// A Keras pair (`3` or `[3, 3]`).
-    func pair(_ layer: (className: String, name: String, config: JSONObject), _ key: String, default fallback: Pair? = nil)
+    func pair(_ layer: KerasLayer, _ key: String, default fallback: Pair? = nil)
       throws(InterchangeError) -> Pair
     {
       guard let value = layer.config[key], !value.isNull else {
@@ -234,7 +237,7 @@ public enum KerasImport {
       throw unsupported(layer, "\(key) must be a positive whole number or two, got \(value.excerpt())")
     }
 
-    func requireChannelsFirst(_ layer: (className: String, name: String, config: JSONObject)) throws(InterchangeError) {
+    func requireChannelsFirst(_ layer: KerasLayer) throws(InterchangeError) {
       let format = try string(layer, "data_format", default: "channels_last")
       guard format == "channels_first" else {
         throw unsupported(
@@ -246,7 +249,7 @@ public enum KerasImport {
     }
 
     /// Keras' activation names as SpecBench's functions.
-    func activation(_ layer: (className: String, name: String, config: JSONObject), key: String = "activation") throws(InterchangeError)
+    func activation(_ layer: KerasLayer, key: String = "activation") throws(InterchangeError)
       -> Activation
     {
       guard let value = layer.config[key], !value.isNull else { return .identity }
@@ -303,7 +306,7 @@ public enum KerasImport {
       endsWithSoftmax = function == .softmax
     }
 
-    mutating func readLayer(_ layer: (className: String, name: String, config: JSONObject), group: String, isFirst: Bool)
+    mutating func readLayer(_ layer: KerasLayer, group: String, isFirst: Bool)
       throws(InterchangeError)
     {
       if pendingPadding != nil, !["Conv2D", "AveragePooling2D"].contains(layer.className) {
@@ -322,7 +325,7 @@ public enum KerasImport {
         let function = try activation(layer)
         let inputs = shape[0]
         let values = try variables(group, layer, shapes: useBias ? [[inputs, units], [units]] : [[inputs, units]])
-        var weight = KerasExport.transpose(values[0], rows: inputs, columns: units)
+        var weight = WeightLayouts.transpose(values[0], rows: inputs, columns: units)
         var bias = useBias ? values[1] : nil
         if let normalization = pendingNormalization {
           // W·((x − m) / d) + b = (W / d)·x + (b − (W / d)·m).
@@ -544,17 +547,8 @@ public enum KerasImport {
               filters: filters, kernel: kernel, stride: stride, padding: padding, dilation: dilation, groups: groups, useBias: useBias)),
           named: layer.name)
         let name = layers.last!.name
-        var weight = [Float](repeating: 0, count: values[0].count)
-        for o in 0..<filters {
-          for i in 0..<inner {
-            for y in 0..<kernel.height {
-              for x in 0..<kernel.width {
-                weight[((o * inner + i) * kernel.height + y) * kernel.width + x] =
-                  values[0][((y * kernel.width + x) * inner + i) * filters + o]
-              }
-            }
-          }
-        }
+        let weight = WeightLayouts.convolutionKernel(
+          values[0], out: filters, inner: inner, kh: kernel.height, kw: kernel.width, toKeras: false)
         tensors[StateKey.parameter("\(name).weight")] = StoredTensor(shape: [filters, inner, kernel.height, kernel.width], scalars: weight)
         if useBias { tensors[StateKey.parameter("\(name).bias")] = StoredTensor(shape: [filters], scalars: values[1]) }
         shape = [filters, output.height, output.width]

@@ -245,7 +245,7 @@ public enum ONNXImport {
         }
         let out = b.dims[transB ? 0 : 1]
         let alpha = try number(node, "alpha", default: 1), beta = try number(node, "beta", default: 1)
-        var w = transB ? b.floats : Self.transpose(b.floats, rows: b.dims[0], columns: b.dims[1])
+        var w = transB ? b.floats : WeightLayouts.transpose(b.floats, rows: b.dims[0], columns: b.dims[1])
         if alpha != 1 { w = w.map { $0 * alpha } }
         var bias: [Float]?
         if node.inputs.count > 2, !node.inputs[2].isEmpty {
@@ -278,7 +278,7 @@ public enum ONNXImport {
           }
         }
         addDense(
-          weight: Self.transpose(b.floats, rows: b.dims[0], columns: out), out: out, inputs: shape[0], bias: bias,
+          weight: WeightLayouts.transpose(b.floats, rows: b.dims[0], columns: out), out: out, inputs: shape[0], bias: bias,
           output: taken == 2 ? nodes[index + 1].outputs[0] : output)
         return taken
       case "Add":
@@ -636,12 +636,6 @@ public enum ONNXImport {
         close(n[4].inputs.first { $0 != n[3].outputs[0] } ?? "", 0.5)
       else { return nil }
       return n[4].outputs.first
-    }
-
-    static func transpose(_ values: [Float], rows: Int, columns: Int) -> [Float] {
-      var out = [Float](repeating: 0, count: values.count)
-      for r in 0..<rows { for c in 0..<columns { out[c * rows + r] = values[r * columns + c] } }
-      return out
     }
   }
 }

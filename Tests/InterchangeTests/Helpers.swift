@@ -6,6 +6,7 @@ import Session
 import SpecBenchTestSupport
 import SpecKit
 import TensorCore
+import Testing
 
 /// A session trained a few steps on the reference backend, from an example file.
 func trainedExample(_ name: String, steps: Int = 30) throws -> (bundle: SessionBundle, run: TrainingRun) {
@@ -46,6 +47,13 @@ func predictions(_ bundle: SessionBundle, _ inputs: Tensor, folder: String) thro
   let trainer = try ReferenceBackend().makeTrainer(
     spec: bundle.spec, state: try bundle.trainingState(), data: DataSplit(data, validationFraction: 0, seed: 0))
   return try trainer.predict(inputs)
+}
+
+/// A session imported back predicts `expected` for `inputs`, bit for bit.
+func expectSamePredictions(_ imported: SessionBundle, _ inputs: Tensor, _ expected: Tensor, folder: String, name: String) throws {
+  let back = try predictions(imported, inputs, folder: folder)
+  #expect(back.shape == expected.shape)
+  #expect(back.scalars.map(\.bitPattern) == expected.scalars.map(\.bitPattern), "the round trip changed \(name)'s predictions")
 }
 
 /// Whether two outputs agree within `tolerance`, relative to the larger of 1 and the value.
