@@ -112,20 +112,18 @@ struct Run: ParsableCommand {
     }
   }
 
-  /// SIGINT (Ctrl-C), SIGTERM and SIGHUP all stop the run at the next step boundary.
+  /// SIGINT (Ctrl-C), SIGTERM and SIGHUP all stop the run at the next step boundary. A plain
+  /// handler, installed before this returns: a dispatch signal source was registered with the
+  /// kernel later, on libdispatch's own thread, and a signal sent in between (right after the
+  /// first output, under load) met SIG_IGN and was lost — the run then never stopped. Storing to
+  /// the lock-free atomic is async-signal-safe.
   private func installStopHandlers() {
+    _ = stopSignal.load(ordering: .relaxed)  // the global initialised before a handler can run
     for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
-      signal(signalNumber, SIG_IGN)
-      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-      source.setEventHandler { _ = stopSignal.compareExchange(expected: 0, desired: signalNumber, ordering: .relaxed) }
-      source.resume()
-      stopSources.append(source)
+      signal(signalNumber) { caught in _ = stopSignal.compareExchange(expected: 0, desired: caught, ordering: .relaxed) }
     }
   }
 }
-
-/// Keeps the signal sources alive for the life of the process.
-nonisolated(unsafe) var stopSources: [any DispatchSourceSignal] = []
 
 /// Prints a run's events: JSON lines, a live line on a terminal, or plain lines now and then.
 struct RunReporter {
