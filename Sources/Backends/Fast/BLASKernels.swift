@@ -60,6 +60,40 @@ public struct BLASKernels: MatrixKernels {
   }
 }
 
+/// The fast trainer's matrix products: each goes to the small-product kernels
+/// (`CFastKernels/small_gemm.h`: register-blocked, no packing, no threads) or to OpenBLAS's sgemm
+/// by its shape alone, so that the same session always takes the same path and gives the same
+/// bits. Small means at most 2¹⁸ multiply-adds, or at most 2²¹ with a side of 16 or less: where
+/// sgemm's packing, call and thread hand-over cost more than the arithmetic (measured on the
+/// presets' shapes, docs/performance.md).
+enum Products {
+  /// Whether a product `[m, k]·[k, n]` runs in the small kernels.
+  static func isSmall(m: Int, n: Int, k: Int) -> Bool {
+    let work = m * n * k
+    return work <= 1 << 18 || (min(m, n, k) <= 16 && work <= 1 << 21)
+  }
+
+  /// The floats of scratch a small product of these operands needs (0 for most; see `gemm`).
+  static func scratch(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int) -> Int {
+    isSmall(m: m, n: n, k: k) ? specbench_small_gemm_scratch(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k) : 0
+  }
+
+  /// `c = op(a)·op(b)` (or `c += …` with `accumulate`), c `[m, n]` as `BLASKernels.gemm`: in the
+  /// small kernels when the shape says so and `scratch` holds what they need, else in sgemm.
+  static func gemm(
+    _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool, into c: UnsafeMutablePointer<Float>,
+    m: Int, n: Int, k: Int, accumulate: Bool, scratch: UnsafeMutableBufferPointer<Float>? = nil
+  ) {
+    let (ta, tb) = (transposeA ? Int32(1) : 0, transposeB ? Int32(1) : 0)
+    guard isSmall(m: m, n: n, k: k), specbench_small_gemm_scratch(ta, tb, m, n, k) <= scratch?.count ?? 0 else {
+      BLASKernels.gemm(a, transposeA: transposeA, b, transposeB: transposeB, into: c, m: m, n: n, k: k, accumulate: accumulate)
+      return
+    }
+    specbench_small_gemm(
+      ta, tb, m, n, k, a, transposeA ? m : k, b, transposeB ? k : n, accumulate ? 1 : 0, c, n, scratch?.baseAddress)
+  }
+}
+
 /// OpenBLAS as the fast backend finds it: loaded on first use (see `CFastKernels/blas_loader.h`).
 public enum BLASLibrary {
   /// Nil when OpenBLAS is there; otherwise what to do about it.
@@ -78,6 +112,9 @@ public enum BLASLibrary {
 
   /// The instruction set of the optimizer kernels on this CPU.
   public static var optimizerInstructionSet: String { String(cString: specbench_fast_kernels_isa()) }
+
+  /// The instruction set of the small-product kernels on this CPU.
+  public static var smallProductInstructionSet: String { String(cString: specbench_small_gemm_isa()) }
 
   /// OpenBLAS's sgemm on square `n`×`n` matrices with its own threads (every core): the
   /// machine's limit for the fast backend's products, in GFLOP/s (2n³ a product), the median of

@@ -15,9 +15,9 @@ extension FastTrainer {
       switch stage {
       case .dense(let weight, let bias, let inputs, let outputs, let activation):
         let z = space.preActivations[index].map { prefix($0, y.count) } ?? y
-        BLASKernels.gemm(
+        Products.gemm(
           x.baseAddress!, transposeA: false, parameters[weight].values.baseAddress!, transposeB: true, into: z.baseAddress!, m: rows,
-          n: outputs, k: inputs, accumulate: false)
+          n: outputs, k: inputs, accumulate: false, scratch: space.productScratch)
         Self.biasAndActivation(z, bias: bias.map { UnsafeBufferPointer(parameters[$0].values) }, activation, into: y, width: outputs)
       case .activation(let function, let lastAxis):
         function.forward(x, into: y, width: lastAxis)
@@ -102,12 +102,12 @@ extension FastTrainer {
         let biasGradient = bias.map { parameters[$0].gradient }
         Self.activationGradient(g, z: z, y: y, activation, biasGradient: biasGradient, width: outputs)
         let w = parameters[weight]
-        BLASKernels.gemm(
+        Products.gemm(
           g.baseAddress!, transposeA: true, x.baseAddress!, transposeB: false, into: w.gradient.baseAddress!, m: outputs, n: inputs,
           k: rows, accumulate: false)
         if index > 0 {
           let dx = prefix(spare, rows * inputs)
-          BLASKernels.gemm(
+          Products.gemm(
             g.baseAddress!, transposeA: false, w.values.baseAddress!, transposeB: false, into: dx.baseAddress!, m: rows, n: inputs,
             k: outputs, accumulate: false)
           (spare, g) = (g, dx)
@@ -307,18 +307,18 @@ struct ConvolutionJob: @unchecked Sendable {
         let groupColumns = columns + group * groupRows * width
         let groupProduct = product + group * groupFilters * width
         if !job.backward {
-          BLASKernels.gemm(
+          Products.gemm(
             groupWeights, transposeA: false, groupColumns, transposeB: false, into: groupProduct, m: groupFilters, n: width, k: groupRows,
             accumulate: false)
           continue
         }
-        BLASKernels.gemm(
+        Products.gemm(
           groupProduct, transposeA: false, groupColumns, transposeB: true,
           into: pick(job.weightGradients, index) + group * groupFilters * groupRows,
           m: groupFilters, n: groupRows, k: width, accumulate: first > range.lowerBound)
         if job.dx != nil {
           // The columns are no longer needed: their gradient takes their place.
-          BLASKernels.gemm(
+          Products.gemm(
             groupWeights, transposeA: true, groupProduct, transposeB: false, into: groupColumns, m: groupRows, n: width, k: groupFilters,
             accumulate: false)
         }

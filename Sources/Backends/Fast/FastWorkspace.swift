@@ -94,6 +94,9 @@ final class FastWorkspace {
   /// Two gradient buffers the backward pass alternates between, as wide as the widest layer.
   let gradient: UnsafeMutableBufferPointer<Float>
   let otherGradient: UnsafeMutableBufferPointer<Float>
+  /// Where the small-product kernels transpose a dense layer's weight for its forward product
+  /// (`Products.scratch`), sized for the largest that needs it at this capacity.
+  let productScratch: UnsafeMutableBufferPointer<Float>
   /// The batch's targets: class indices, or values.
   let labels: UnsafeMutableBufferPointer<Int>
   let targetValues: UnsafeMutableBufferPointer<Float>
@@ -101,7 +104,7 @@ final class FastWorkspace {
   init(stages: [FastStage], widths: [Int], targetWidth: Int, capacity: Int) {
     // widths[0] is the input's per-sample width, widths[i + 1] stage i's output width.
     self.capacity = capacity
-    var columnFloats = 0, productFloats = 0, weightFloats = 0
+    var columnFloats = 0, productFloats = 0, weightFloats = 0, scratchFloats = 0
     input = arena.floats(capacity * widths[0])
     var previous = input
     for (index, stage) in stages.enumerated() {
@@ -113,6 +116,13 @@ final class FastWorkspace {
       case .dense(_, _, _, _, let activation), .conv2d(_, _, _, _, _, let activation):
         preActivations.append(activation == .identity ? nil : arena.floats(capacity * width))
       default: preActivations.append(nil)
+      }
+      if case .dense(_, _, let inputs, let outputs, _) = stage {
+        // Any batch up to the capacity (the last of an epoch may be smaller): the scratch is the
+        // weight's size whenever it is needed, and fewer rows make a product smaller, so the
+        // fewest rows that can need it (32, or the capacity) say whether any batch will.
+        scratchFloats = max(
+          scratchFloats, Products.scratch(transposeA: false, transposeB: true, m: min(capacity, 32), n: outputs, k: inputs))
       }
       if case .maxPool = stage { argmax.append(arena.int32s(capacity * width)) } else { argmax.append(nil) }
       if case .conv2d(_, _, let geometry, let filters, let groups, _) = stage {
@@ -142,6 +152,7 @@ final class FastWorkspace {
     let widest = widths.max()!
     gradient = arena.floats(capacity * widest)
     otherGradient = arena.floats(capacity * widest)
+    productScratch = arena.floats(scratchFloats)
     labels = arena.integers(capacity)
     targetValues = arena.floats(capacity * targetWidth)
   }
