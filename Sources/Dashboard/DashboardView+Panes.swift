@@ -146,7 +146,7 @@ extension DashboardView {
     if chartHeight >= LineChart.minimumSize.height {
       let last = s.plannedStep ?? TrainingRun.plannedStep(spec: spec, from: s.step, extraSteps: nil)
       let chart = HistoryPlots.learningRateChart(
-        spec, used: s.logs[.learningRate]?.pointChunks ?? [], events: s.events, through: last, current: s.step, charset: charset)
+        spec, used: s.logs[.learningRate] ?? MetricLog(), events: s.events, through: last, current: s.step, charset: charset)
       grid.paste(chart.render(width: frame.width, height: chartHeight), x: 0, y: lines.count)
     }
     return grid

@@ -53,7 +53,12 @@ public enum HistoryPlots {
   public static func chart(
     _ what: Metrics, _ history: HistorySpec, logScale: Bool = false, smoothing: Double = 0, charset: Charset = .unicode
   ) -> LineChart? {
-    chart(what, points: { [history[$0]] }, events: history.events, logScale: logScale, smoothing: smoothing, charset: charset)
+    chart(
+      what,
+      series: { metric, name, scale in
+        let points = history[metric]
+        return points.isEmpty ? nil : .init(name: name, points: points.map { LineChart.Point(Double($0.step), Double($0.value) * scale) })
+      }, events: history.events, logScale: logScale, smoothing: smoothing, charset: charset)
   }
 
   /// The same chart from a snapshot's logs, read chunk by chunk (a front end draws it every
@@ -62,19 +67,21 @@ public enum HistoryPlots {
     _ what: Metrics, _ snapshot: Snapshot, logScale: Bool = false, smoothing: Double = 0, charset: Charset = .unicode
   ) -> LineChart? {
     chart(
-      what, points: { snapshot.logs[$0]?.pointChunks ?? [] }, events: snapshot.events, logScale: logScale, smoothing: smoothing,
-      charset: charset)
+      what,
+      series: { metric, name, scale in
+        guard let log = snapshot.logs[metric], log.count > 0 else { return nil }
+        return .init(name: name, summarized: log, scale: scale)
+      }, events: snapshot.events, logScale: logScale, smoothing: smoothing, charset: charset)
   }
 
+  /// `series` makes a metric's series (nil without points) from its name in the legend and the
+  /// scale of its values.
   static func chart(
-    _ what: Metrics, points: (Metric) -> [[MetricPoint]], events: [HistoryEvent], logScale: Bool, smoothing: Double, charset: Charset
+    _ what: Metrics, series: (Metric, String, Double) -> LineChart.Series?, events: [HistoryEvent], logScale: Bool, smoothing: Double,
+    charset: Charset
   ) -> LineChart? {
     let scale = what == .accuracy ? 100.0 : 1.0
-    let series = what.series.compactMap { metric, name -> LineChart.Series? in
-      let chunks = points(metric).filter { !$0.isEmpty }
-      guard !chunks.isEmpty else { return nil }
-      return LineChart.Series(name: name, chunks: chunks.map { $0.map { LineChart.Point(Double($0.step), Double($0.value) * scale) } })
-    }
+    let series = what.series.compactMap { metric, name in series(metric, name, scale) }
     guard !series.isEmpty else { return nil }
     return LineChart(
       title: what.title + (logScale ? " (log)" : ""), series: series, markers: markers(events), logScale: logScale, smoothing: smoothing,
@@ -92,22 +99,20 @@ public enum HistoryPlots {
   /// the current step and at optimizer changes. Without recorded rates (a session saved before
   /// version 3), the schedule's from step 1.
   public static func learningRateChart(
-    _ spec: SessionSpec, used: [[MetricPoint]] = [], events: [HistoryEvent] = [], through last: Int?, current: Int, logScale: Bool = false,
-    charset: Charset = .unicode
+    _ spec: SessionSpec, used: MetricLog = MetricLog(), events: [HistoryEvent] = [], through last: Int?, current: Int,
+    logScale: Bool = false, charset: Charset = .unicode
   ) -> LineChart {
-    let recorded = used.filter { !$0.isEmpty }
-    let first = recorded.isEmpty ? 1 : current + 1
-    let end = max(last ?? 0, current, recorded.isEmpty ? 100 : current)
+    let recorded = used.count > 0
+    let first = !recorded ? 1 : current + 1
+    let end = max(last ?? 0, current, !recorded ? 100 : current)
     var series: [LineChart.Series] = []
-    if !recorded.isEmpty {
-      series.append(.init(name: "used", chunks: recorded.map { $0.map { LineChart.Point(Double($0.step), Double($0.value)) } }))
-    }
+    if recorded { series.append(.init(name: "used", summarized: used)) }
     if end >= first {
       let stride = max(1, (end - first) / 400)
       let planned = Swift.stride(from: first, through: end, by: stride).map {
         LineChart.Point(Double($0), spec.schedule.learningRate(at: $0, base: spec.optimizer.learningRate))
       }
-      series.append(.init(name: recorded.isEmpty ? "lr" : "planned", points: planned))
+      series.append(.init(name: !recorded ? "lr" : "planned", points: planned))
     }
     return LineChart(
       title: "learning rate (\(spec.schedule.summary))", series: series,

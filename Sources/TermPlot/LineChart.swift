@@ -22,11 +22,15 @@ public struct LineChart: Sendable {
     }
   }
 
-  /// A named series: its points in order of x, in one array or in several consecutive chunks
-  /// (a long recorded history arrives in chunks, and is drawn without being joined).
+  /// A named series: its points in order of x, in one array or in several consecutive chunks, or
+  /// a summarized history (`SummarizedPoints`, its values times `scale`) read at the resolution
+  /// the chart's width needs.
   public struct Series: Sendable {
     public var name: String
     public var chunks: [[Point]]
+    public var summarized: (any SummarizedPoints)?
+    /// What the summarized values are multiplied by (a positive number: 100 for percentages).
+    public var scale = 1.0
     public init(name: String, points: [Point]) {
       self.name = name
       self.chunks = [points]
@@ -35,8 +39,36 @@ public struct LineChart: Sendable {
       self.name = name
       self.chunks = chunks
     }
+    public init(name: String, summarized: any SummarizedPoints, scale: Double = 1) {
+      (self.name, self.chunks, self.summarized, self.scale) = (name, [], summarized, scale)
+    }
     /// Every point, joined.
-    public var points: [Point] { chunks.count == 1 ? chunks[0] : Array(chunks.joined()) }
+    public var points: [Point] {
+      if let source = summarized { return (0..<source.count).map { Point(source.point($0).x, source.point($0).y * scale) } }
+      return chunks.count == 1 ? chunks[0] : Array(chunks.joined())
+    }
+
+    /// Calls `body` with each point in order, wherever it is kept.
+    func forEachPoint(_ body: (Point) -> Void) {
+      if let source = summarized {
+        for index in 0..<source.count {
+          let p = source.point(index)
+          body(Point(p.x, p.y * scale))
+        }
+        return
+      }
+      for chunk in chunks { for p in chunk { body(p) } }
+    }
+  }
+
+  /// The level of summaries a chart `pixelColumns` wide reads: the coarsest whose blocks hold at
+  /// most an eighth of a pixel column's points, so that each column still gets eight or more; 0
+  /// (every point) for a history short enough that its columns hold fewer than 128 points.
+  static func summaryLevel(count: Int, pixelColumns: Int, levels: Int) -> Int {
+    let perColumn = count / max(1, pixelColumns)
+    var level = 0
+    while level < levels && SpanSummary.blockSize(level + 1) * 8 <= perColumn { level += 1 }
+    return level
   }
 
   public var title: String
@@ -86,10 +118,26 @@ public struct LineChart: Sendable {
     var seriesRange: [(low: Double, high: Double)] = []
     for s in series {
       var (low, high) = (Double.infinity, -Double.infinity)
-      for chunk in s.chunks {
-        for p in chunk {
+      if let source = s.summarized, source.summaryLevels > 0, source.count > 0 {
+        // The top level's one block, and the first and last points that are drawn.
+        let whole = source.summary(level: source.summaryLevels, block: 0)
+        if logScale {
+          if whole.positive > 0 { (low, high) = (plotted(Double(whole.lowPositive) * s.scale), plotted(Double(whole.high) * s.scale)) }
+        } else if whole.finite > 0 {
+          (low, high) = (Double(whole.low) * s.scale, Double(whole.high) * s.scale)
+        }
+        func drawn(_ level: Int, _ block: Int) -> Bool {
+          let summary = source.summary(level: level, block: block)
+          return logScale ? summary.positive > 0 : summary.finite > 0
+        }
+        func isDrawn(_ index: Int) -> Bool { plotted(source.point(index).y * s.scale).isFinite }
+        if let first = Self.firstIndex(in: source, where: drawn, isDrawn), let last = Self.lastIndex(in: source, where: drawn, isDrawn) {
+          (xLow, xHigh) = (min(xLow, source.point(first).x), max(xHigh, source.point(last).x))
+        }
+      } else {
+        s.forEachPoint { p in
           let y = plotted(p.y)
-          guard y.isFinite && p.x.isFinite else { continue }
+          guard y.isFinite && p.x.isFinite else { return }
           (low, high) = (min(low, y), max(high, y))
           (xLow, xHigh) = (min(xLow, p.x), max(xHigh, p.x))
         }
@@ -124,8 +172,11 @@ public struct LineChart: Sendable {
     let yScale = Double(canvas.pixelHeight - 1) / (yHigh - yLow)
     /// The nearest pixel of a point in the chart's range (both offsets are ≥ 0 there, so adding
     /// a half and truncating rounds, without a call to the C library's round).
+    // (Constants, so that the closures below capture values rather than variables, which Swift
+    // would check for exclusive access at run time on every read.)
+    let (left0, top0) = (xLow, yHigh)
     func pixel(_ x: Double, _ y: Double) -> (x: Int, y: Int) {
-      (Int((x - xLow) * xScale + 0.5), Int((yHigh - y) * yScale + 0.5))
+      (Int((x - left0) * xScale + 0.5), Int((top0 - y) * yScale + 0.5))
     }
     // Each series in one pass: the raw line (faint behind the smoothed one when smoothing), and
     // the smoothed line, whose average carries over gaps. A faint dot never covers another
@@ -135,17 +186,44 @@ public struct LineChart: Sendable {
       var raw = ColumnTracer(role: smoothed ? .faint(i) : .series(i))
       var smooth = ColumnTracer(role: .series(i))
       var running = Smoothing.Running(weight: smoothing)
-      for chunk in s.chunks {
-        for p in chunk {
-          let y = plotted(p.y)
-          guard y.isFinite && p.x.isFinite else {
-            raw.breakLine(on: &canvas)
-            smooth.breakLine(on: &canvas)
-            continue
-          }
-          raw.add(pixel(p.x, y), on: &canvas)
-          if smoothed { smooth.add(pixel(p.x, running.next(y)), on: &canvas) }
+      func draw(_ p: Point) {
+        let y = plotted(p.y)
+        guard y.isFinite && p.x.isFinite else {
+          raw.breakLine(on: &canvas)
+          smooth.breakLine(on: &canvas)
+          return
         }
+        raw.add(pixel(p.x, y), on: &canvas)
+        if smoothed { smooth.add(pixel(p.x, running.next(y)), on: &canvas) }
+      }
+      if let source = s.summarized,
+        case let level = Self.summaryLevel(count: source.count, pixelColumns: canvas.pixelWidth, levels: source.summaryLevels), level > 0
+      {
+        // Whole blocks where every value is drawn: the block's first point, its lowest and
+        // highest value in the column of its first point (a block holds at most an eighth of a
+        // column), its last point; the smoothed line through the blocks' means, as TensorBoard
+        // smooths the samples it shows. A block with a value left out (not finite, or ≤ 0 on a
+        // log axis), point by point.
+        let scale = s.scale
+        let size = SpanSummary.blockSize(level)
+        source.forEachBlock(level: level, in: 0..<((source.count + size - 1) / size)) { block, first, last, summary in
+          let (start, end) = (block * size, min(source.count, (block + 1) * size))
+          guard summary.finite == end - start && (!logScale || summary.positive == end - start) else {
+            for index in start..<end {
+              let p = source.point(index)
+              draw(Point(p.x, p.y * scale))
+            }
+            return
+          }
+          let column = pixel(first.x, 0).x
+          raw.add((column, pixel(first.x, plotted(first.y * scale)).y), on: &canvas)
+          raw.add((column, pixel(first.x, plotted(Double(summary.low) * scale)).y), on: &canvas)
+          raw.add((column, pixel(first.x, plotted(Double(summary.high) * scale)).y), on: &canvas)
+          raw.add(pixel(last.x, plotted(last.y * scale)), on: &canvas)
+          if smoothed { smooth.add(pixel(last.x, running.next(plotted(summary.mean * scale))), on: &canvas) }
+        }
+      } else {
+        s.forEachPoint { draw($0) }
       }
       raw.breakLine(on: &canvas)
       smooth.breakLine(on: &canvas)
@@ -179,6 +257,32 @@ public struct LineChart: Sendable {
       nextFree = start + label.count + 1
     }
     return grid
+  }
+
+  /// The first point `isDrawn` accepts, searched block by block from the top level down,
+  /// skipping blocks `drawn` says hold none.
+  static func firstIndex(
+    in source: any SummarizedPoints, where drawn: (Int, Int) -> Bool, _ isDrawn: (Int) -> Bool, reversed: Bool = false
+  ) -> Int? {
+    func search(_ level: Int, _ blocks: Range<Int>) -> Int? {
+      let order = reversed ? AnyCollection(blocks.reversed()) : AnyCollection(blocks)
+      for block in order {
+        if level == 0 {
+          if isDrawn(block) { return block }
+          continue
+        }
+        guard drawn(level, block) else { continue }
+        let below = SpanSummary.blockSize(level - 1)
+        let children = (block * 16)..<min(block * 16 + 16, (source.count + below - 1) / below)
+        if let found = search(level - 1, children) { return found }
+      }
+      return nil
+    }
+    return search(source.summaryLevels, 0..<1)
+  }
+
+  static func lastIndex(in source: any SummarizedPoints, where drawn: (Int, Int) -> Bool, _ isDrawn: (Int) -> Bool) -> Int? {
+    firstIndex(in: source, where: drawn, isDrawn, reversed: true)
   }
 
   /// Whole decades on a log axis when the range spans at least one; nice ticks otherwise.

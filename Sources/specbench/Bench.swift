@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backends
+import Dashboard
 import Foundation
 import Session
 import SpecKit
@@ -39,7 +40,14 @@ struct Bench: ParsableCommand {
       "Also measure OpenBLAS's sgemm at n = 1024 on every core (the limit of the fast backend's products) and each preset's share of it.")
   var peak = false
 
+  @Option(
+    help: ArgumentHelp(
+      "Time a dashboard frame (160×48) with 10 thousand recorded steps and with this many (e.g. 10000000), side by side, instead of the presets.",
+      valueName: "steps"))
+  var frame: Int?
+
   func validate() throws {
+    if let frame, frame < 10_000 { throw ValidationError("--frame must be at least 10000 (the steps it is compared with)") }
     if preset != "all" && Benchmark.Preset.named(preset) == nil {
       throw ValidationError("unknown preset \(preset); presets: \(Benchmark.Preset.all.map(\.name).joined(separator: ", ")), all")
     }
@@ -51,6 +59,10 @@ struct Bench: ParsableCommand {
   }
 
   func run() throws {
+    if let frame {
+      FrameBench.run(long: frame, repeats: repeats, json: json)
+      return
+    }
     let presets = preset == "all" ? Benchmark.Preset.all : [Benchmark.Preset.named(preset)!]
     let backends: [any Backend]
     if backend == "all" {
@@ -109,6 +121,68 @@ struct Bench: ParsableCommand {
               + (result.compileSeconds.map { String(format: ", compile %.2f s", $0) } ?? ""))
         }
       }
+    }
+  }
+}
+
+/// What a long history costs a dashboard frame: the same frame (160×48, the spirals preset's
+/// session, training) rendered with 10 thousand recorded steps and with `long`, alternating, so
+/// that the machine's noise falls on both; the medians and their ratio, and the history's bytes a
+/// recorded step. Each step records the training loss, the learning rate and the accuracy, and
+/// every 100th a validation loss, as a classifier's session does.
+enum FrameBench {
+  static func snapshot(steps: Int) -> Snapshot {
+    var snapshot = Snapshot()
+    (snapshot.status, snapshot.backend, snapshot.step, snapshot.lastLoss) = (.running, "fast", steps, 0.5)
+    var (loss, rate, accuracy, validation) = (MetricLog(), MetricLog(), MetricLog(), MetricLog())
+    var generator = SplitMix64(seed: 3, stream: "frame-bench")
+    for step in 1...steps {
+      let progress = Double(step) / Double(steps)
+      let noise = Float(generator.nextUniform()) * 0.2
+      loss.append(MetricPoint(step: step, value: Float(1.1 * exp(-4 * progress)) + noise))
+      rate.append(MetricPoint(step: step, value: Float(0.01 * (1 - 0.9 * progress))))
+      accuracy.append(MetricPoint(step: step, value: min(1, Float(0.3 + 0.7 * progress) + noise / 4)))
+      if step % 100 == 0 { validation.append(MetricPoint(step: step, value: Float(1.2 * exp(-3.5 * progress)))) }
+    }
+    snapshot.logs = [.trainLoss: loss, .learningRate: rate, .trainAccuracy: accuracy, .valLoss: validation]
+    return snapshot
+  }
+
+  static func run(long: Int, repeats: Int, json: Bool) {
+    let spec = Benchmark.Preset.named("spirals")!.spec
+    let lengths = [10_000, long]
+    let inputs = lengths.map { DashboardInput(spec: spec, snapshot: snapshot(steps: $0)) }
+    let bytes = inputs.map { input in input.snapshot.logs.values.reduce(0) { $0 + $1.bytes } }
+    let points = inputs.map { input in input.snapshot.logs.values.reduce(0) { $0 + $1.count } }
+    var times: [[Double]] = [[], []]
+    let frames = 20
+    for _ in 0..<max(3, repeats) {
+      for (index, input) in inputs.enumerated() {
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<frames { _ = DashboardView.render(input, state: DashboardState(), width: 160, height: 48) }
+        times[index].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 / Double(frames))
+      }
+    }
+    let medians = times.map { $0.sorted()[$0.count / 2] }
+    if json {
+      for (index, steps) in lengths.enumerated() {
+        say(
+          JSONWriter.compact(
+            .object([
+              "frame": .string("160x48"), "steps": .int(steps), "ms_per_frame": .double(medians[index]),
+              "history_bytes": .int(bytes[index]), "bytes_per_step": .double(Double(bytes[index]) / Double(steps)),
+              "bytes_per_point": .double(Double(bytes[index]) / Double(points[index])),
+            ])))
+      }
+    } else {
+      for (index, steps) in lengths.enumerated() {
+        say(
+          String(
+            format: "dashboard frame 160×48, %@ steps: %.3f ms a frame; history %.1f bytes a step (%.1f a point)",
+            steps.formatted(), medians[index], Double(bytes[index]) / Double(steps), Double(bytes[index]) / Double(points[index])))
+      }
+      say(
+        String(format: "ratio %.3f (median of %d rounds of %d frames each, alternating)", medians[1] / medians[0], times[0].count, frames))
     }
   }
 }

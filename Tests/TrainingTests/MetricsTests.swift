@@ -158,7 +158,7 @@ struct MetricsTests {
     #expect(rates.map(\.step) == Array(1...10))
     #expect(rates.prefix(5).allSatisfy { $0.value == 0.01 } && rates.suffix(5).allSatisfy { $0.value == 0.05 })
     // The chart draws them as "used", then the schedule's plan from the current step.
-    let chart = HistoryPlots.learningRateChart(second.spec, used: [rates], through: 20, current: 10)
+    let chart = HistoryPlots.learningRateChart(second.spec, used: MetricLog(rates), through: 20, current: 10)
     #expect(chart.series.map(\.name) == ["used", "planned"])
     #expect(chart.series[1].points.first?.x == 11 && chart.series[1].points.last?.x == 20)
     // A session without recorded rates (saved before version 3) gets the schedule from step 1.

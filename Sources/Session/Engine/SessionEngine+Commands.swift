@@ -262,7 +262,7 @@ extension SessionEngine {
     guard let metrics = HistoryPlots.Metrics(rawValue: what.rawValue) else {
       let last = s.plannedStep ?? TrainingRun.plannedStep(spec: spec, from: s.step, extraSteps: nil)
       let chart = HistoryPlots.learningRateChart(
-        spec, used: s.logs[.learningRate]?.pointChunks ?? [], events: s.events, through: last, current: s.step, logScale: logScale)
+        spec, used: s.logs[.learningRate] ?? MetricLog(), events: s.events, through: last, current: s.step, logScale: logScale)
       return .chart(chart, height: height)
     }
     guard let chart = HistoryPlots.chart(metrics, s, logScale: logScale, smoothing: smoothing ?? 0) else {
