@@ -2,6 +2,7 @@
 // for each instruction set; `specbench_small_gemm` picks the operands' layout and the set.
 #include "small_gemm.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 // Multiply-adds fuse where the target has FMA.
@@ -67,7 +68,16 @@ static int supported(const kernel_set *set) {
 // The widest set the CPU has, chosen when the program loads, before any thread runs.
 static const kernel_set *chosen = &sets[set_count - 1];
 
+static const kernel_set *named(const char *isa);
+
+// SPECBENCH_SMALL_PRODUCTS names a set to use instead ("avx2", "baseline", …) when the CPU has
+// it: for figures that must come out the same on machines with different vector widths.
 __attribute__((constructor)) static void choose_small_gemm_kernels(void) {
+  const char *asked = getenv("SPECBENCH_SMALL_PRODUCTS");
+  if (asked != NULL && named(asked) != NULL) {
+    chosen = named(asked);
+    return;
+  }
   for (int i = 0; i < set_count; i++)
     if (supported(&sets[i])) {
       chosen = &sets[i];

@@ -144,7 +144,12 @@ struct AgreementTests {
           if error > worst.0 { worst = (error, name) }
         }
       }
-      #expect(worst.0 < 2e-3, "\(backendName), \(label): \(worst.1) differs by \(worst.0) relative")
+      // L-BFGS steps along a direction built from differences of gradients, which carries a
+      // product's rounding (fused multiply-adds in the fast backend's kernels, plain sums in the
+      // reference's) into every later step: after 4 steps at learning rates 0.5 and 1 its
+      // parameters agree to 1e-2, the elementwise rules' after 12 steps to 2e-3.
+      let tolerance = if case .lbfgs = spec.optimizer { 1e-2 } else { 2e-3 }
+      #expect(worst.0 < tolerance, "\(backendName), \(label): \(worst.1) differs by \(worst.0) relative")
       // Evaluation and prediction of the trained models agree too.
       let (a, b) = (try #require(try referenceTrainer.evaluate(.train)), try #require(try trainer.evaluate(.train)))
       #expect(abs(a.loss - b.loss) <= 2e-3 * max(1, abs(a.loss)), "\(backendName), \(label): evaluation loss \(b.loss) vs \(a.loss)")
@@ -153,7 +158,7 @@ struct AgreementTests {
       let (p, q) = (try referenceTrainer.predict(data.inputs), try trainer.predict(data.inputs))
       #expect(p.shape == q.shape, "\(backendName), \(label): prediction shape")
       let farthest = zip(p.scalars, q.scalars).map { abs($0 - $1) / max(1e-2, abs($0)) }.max() ?? 0
-      #expect(farthest < 5e-3, "\(backendName), \(label): predictions differ by \(farthest) relative")
+      #expect(Double(farthest) < 2.5 * tolerance, "\(backendName), \(label): predictions differ by \(farthest) relative")
     }
   }
 
