@@ -43,8 +43,7 @@ public protocol SummarizedPoints: Sendable {
   var summaryLevels: Int { get }
   func summary(level: Int, block: Int) -> SpanSummary
   /// Calls `body` with each block of `level` (≥ 1) in `blocks`, in order: its index, first and
-  /// last points and summary. A history that keeps its blocks in arrays walks them here without
-  /// a call per block.
+  /// last points and summary.
   func forEachBlock(
     level: Int, in blocks: Range<Int>,
     _ body: (_ block: Int, _ first: (x: Double, y: Double), _ last: (x: Double, y: Double), SpanSummary) -> Void)

@@ -318,6 +318,24 @@ struct BenchTests {
     #expect(text.stdout.contains(/spirals +fast +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9.]+ %/), "\(text.stdout)")
   }
 
+  /// `--frame` renders the dashboard with 10 thousand and with the asked-for recorded steps, and
+  /// says what the history holds a step.
+  @Test func benchTimesADashboardFrameAtTwoHistoryLengths() throws {
+    let result = try specbench("bench", "--frame", "50000", "--repeats", "1", "--json")
+    #expect(result.status == 0, "\(result.stderr)")
+    let lines = try events(result.stdout)
+    try #require(lines.count == 2, "\(result.stdout)")
+    #expect(lines.map { $0["steps"]?.numberValue?.double } == [10_000, 50_000])
+    for line in lines {
+      #expect((line["ms_per_frame"]?.numberValue?.double ?? 0) > 0)
+      // Three points a step and a validation point every 100th, at 16 to 40 bytes a point.
+      let bytes = try #require(line["bytes_per_step"]?.numberValue?.double)
+      #expect(bytes > 3 * 16 && bytes < 3.01 * 40, "\(bytes) bytes a step")
+    }
+    let short = try specbench("bench", "--frame", "500")
+    #expect(short.status != 0 && short.stderr.contains("--frame must be at least 10000"), "\(short.stderr)")
+  }
+
   @Test func benchRefusesUnknownPresetsAndBackends() throws {
     let preset = try specbench("bench", "--preset", "mnist")
     #expect(preset.status != 0 && preset.stderr.contains("unknown preset mnist; presets: mlp-mnist, spirals, cnn-digits, lenet, all"))

@@ -100,24 +100,3 @@ extension MetricLog: SummarizedPoints {
     }
   }
 }
-
-extension MetricLog {
-  public func forEachBlock(
-    level: Int, in blocks: Range<Int>,
-    _ body: (_ block: Int, _ first: (x: Double, y: Double), _ last: (x: Double, y: Double), SpanSummary) -> Void
-  ) {
-    let size = SpanSummary.blockSize(level)
-    for block in blocks {
-      let (start, end) = (block * size, min(count, (block + 1) * size) - 1)
-      let first = chunks[start >> 12].points[start & (Self.chunkSize - 1)]
-      let last = chunks[end >> 12].points[end & (Self.chunkSize - 1)]
-      let summary =
-        switch level {
-        case 1: chunks[block >> 8].sixteens[block & 255]
-        case 2: chunks[block >> 4].blocks256[block & 15]
-        default: upper[level - 3][block]
-        }
-      body(block, (Double(first.step), Double(first.value)), (Double(last.step), Double(last.value)), summary)
-    }
-  }
-}

@@ -1,4 +1,5 @@
 import SpecKit
+import TermPlot
 
 /// What the training worker is doing.
 public enum TrainingStatus: String, Sendable {
@@ -97,14 +98,9 @@ public struct Snapshot: Sendable {
   /// The mean of a metric's last `count` points, and how many there were; nil without points.
   public func recentMean(_ metric: Metric, count: Int = 50) -> (mean: Double, points: Int)? {
     guard let log = logs[metric], log.count > 0 else { return nil }
-    var (sum, taken) = (0.0, 0)
-    newestFirst: for chunk in log.pointChunks.reversed() {
-      for point in chunk.reversed() {
-        if taken == count { break newestFirst }
-        sum += Double(point.value)
-        taken += 1
-      }
-    }
+    // From the newest point back, without listing the log's chunks (this runs every frame).
+    let taken = min(count, log.count)
+    let sum = (log.count - taken..<log.count).reduce(0.0) { $0 + log.point($1).y }
     return (sum / Double(taken), taken)
   }
 }
