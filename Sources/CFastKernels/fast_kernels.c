@@ -210,6 +210,16 @@ void specbench_bias_gradient(const float *restrict g, float *restrict bias_gradi
   }
 }
 
+SPECBENCH_CLONES
+int specbench_all_finite(const float *values, long n) {
+  // On the bits, so that no compiler setting can fold the test away: the exponent all ones is
+  // ±inf or NaN. Sixteen lanes of flags or'ed together, one branch at the end.
+  const unsigned *bits = (const unsigned *)values;
+  unsigned bad = 0;
+  for (long i = 0; i < n; i++) bad |= (bits[i] & 0x7F800000u) == 0x7F800000u;
+  return bad == 0;
+}
+
 const char *specbench_fast_kernels_isa(void) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
   __builtin_cpu_init();

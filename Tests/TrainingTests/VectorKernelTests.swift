@@ -70,6 +70,26 @@ struct VectorKernelTests {
     #expect(bias == kernelG)
   }
 
+  /// The trainer's finiteness check: every special value found at every position of lengths
+  /// around the vector widths (tails included), and the extremes of the finite numbers passed.
+  @Test func allFiniteFindsEverySpecialValueAtEveryPosition() {
+    let finiteExtremes: [Float] = [0, -0.0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude, 1]
+    #expect(specbench_all_finite(nil, 0) == 1)
+    for count in [1, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100] {
+      let plain = (0..<count).map { finiteExtremes[$0 % finiteExtremes.count] }
+      #expect(specbench_all_finite(plain, count) == 1, "\(count) finite values")
+      for bad: Float in [.nan, .infinity, -.infinity, .signalingNaN, Float(bitPattern: 0xFFFF_FFFF)] {
+        for position in 0..<count {
+          var values = plain
+          values[position] = bad
+          #expect(specbench_all_finite(values, count) == 0, "\(bad) at \(position) of \(count)")
+          // A bad value just past the length is not read as part of it.
+          #expect(position == 0 || specbench_all_finite(values, position) == 1)
+        }
+      }
+    }
+  }
+
   @Test(arguments: [(5, 3), (64, 64), (7, 37), (128, 256)])
   func elementwisePassesGiveTheSameBitsAsThePlainRule(rows: Int, width: Int) {
     var generator = SplitMix64(seed: UInt64(rows * 1000 + width), stream: "elementwise")

@@ -52,6 +52,10 @@ int specbench_adagrad(float *p, const float *g, float *sum, long n, int decays, 
 // The elementwise passes around a dense layer's products, `rows` × `width` row-major. `bias` may
 // be NULL (a layer without one); `z` and `y` may be the same memory.
 
+/// 1 when none of the `n` values is ±inf or NaN, 0 otherwise (the trainer's check of every
+/// gradient and parameter at every step, at the vector width of the machine).
+int specbench_all_finite(const float *values, long n);
+
 /// z += bias per row; y = max(z, 0) (ReLU; NaN gives 0).
 void specbench_bias_relu(float *z, const float *bias, float *y, long rows, long width);
 
