@@ -112,7 +112,7 @@ public struct LineChart: Sendable {
     // axis) is left out and breaks the line, so gaps show as gaps. Two passes over the points,
     // neither of which copies them: a long run's history is drawn every frame.
     let logScale = self.logScale
-    func plotted(_ y: Double) -> Double { logScale ? (y > 0 ? log10(y) : .nan) : y }
+    func plotted(_ y: Double) -> Double { PixelFrame.plotted(y, logScale: logScale) }
     var (xLow, xHigh, yLow, yHigh) = (Double.infinity, -Double.infinity, Double.infinity, -Double.infinity)
     /// Each series' lowest and highest plotted value (equal: a constant series, not smoothed).
     var seriesRange: [(low: Double, high: Double)] = []
@@ -168,65 +168,26 @@ public struct LineChart: Sendable {
       return grid
     }
     var canvas = BrailleCanvas(width: plotWidth, height: plotHeight)
-    let xScale = Double(canvas.pixelWidth - 1) / (xHigh - xLow)
-    let yScale = Double(canvas.pixelHeight - 1) / (yHigh - yLow)
-    /// The nearest pixel of a point in the chart's range (both offsets are ≥ 0 there, so adding
-    /// a half and truncating rounds, without a call to the C library's round).
-    // Constants, so that the closures below capture values rather than variables, which Swift
-    // checks for exclusive access at run time on every read (measured: a dashboard frame takes
-    // about a quarter longer with the variables).
-    let (left0, top0) = (xLow, yHigh)
-    func pixel(_ x: Double, _ y: Double) -> (x: Int, y: Int) {
-      (Int((x - left0) * xScale + 0.5), Int((top0 - y) * yScale + 0.5))
-    }
+    let frame = PixelFrame(
+      logScale: logScale, left: xLow, top: yHigh, xScale: Double(canvas.pixelWidth - 1) / (xHigh - xLow),
+      yScale: Double(canvas.pixelHeight - 1) / (yHigh - yLow))
     // Each series in one pass: the raw line (faint behind the smoothed one when smoothing), and
     // the smoothed line, whose average carries over gaps. A faint dot never covers another
     // colour, so drawing the two together colours every cell as drawing one after the other.
+    let pixelColumns = canvas.pixelWidth
     for (i, s) in series.enumerated() {
       let smoothed = smoothing > 0 && seriesRange[i].high > seriesRange[i].low
-      var raw = ColumnTracer(role: smoothed ? .faint(i) : .series(i))
-      var smooth = ColumnTracer(role: .series(i))
-      var running = Smoothing.Running(weight: smoothing)
-      func draw(_ p: Point) {
-        let y = plotted(p.y)
-        guard y.isFinite && p.x.isFinite else {
-          raw.breakLine(on: &canvas)
-          smooth.breakLine(on: &canvas)
-          return
-        }
-        raw.add(pixel(p.x, y), on: &canvas)
-        if smoothed { smooth.add(pixel(p.x, running.next(y)), on: &canvas) }
-      }
-      if let source = s.summarized,
-        case let level = Self.summaryLevel(count: source.count, pixelColumns: canvas.pixelWidth, levels: source.summaryLevels), level > 0
-      {
-        // Whole blocks where every value is drawn: the block's first point, its lowest and
-        // highest value in the column of its first point (a block holds at most an eighth of a
-        // column), its last point; the smoothed line through the blocks' means, as TensorBoard
-        // smooths the samples it shows. A block with a value left out (not finite, or ≤ 0 on a
-        // log axis), point by point.
-        let scale = s.scale
-        let size = SpanSummary.blockSize(level)
-        source.forEachBlock(level: level, in: 0..<((source.count + size - 1) / size)) { block, first, last, summary in
-          let (start, end) = (block * size, min(source.count, (block + 1) * size))
-          guard summary.finite == end - start && (!logScale || summary.positive == end - start) else {
-            for index in start..<end {
-              let p = source.point(index)
-              draw(Point(p.x, p.y * scale))
-            }
-            return
-          }
-          raw.add(pixel(first.x, plotted(first.y * scale)), on: &canvas)
-          raw.add(pixel(first.x, plotted(Double(summary.low) * scale)), on: &canvas)
-          raw.add(pixel(first.x, plotted(Double(summary.high) * scale)), on: &canvas)
-          raw.add(pixel(last.x, plotted(last.y * scale)), on: &canvas)
-          if smoothed { smooth.add(pixel(last.x, running.next(plotted(summary.mean * scale))), on: &canvas) }
-        }
+      // The painter holds the canvas while it draws, so that the canvas is not shared.
+      var painter = SeriesPainter(frame: frame, index: i, smoothed: smoothed, smoothing: smoothing, canvas: canvas)
+      canvas = BrailleCanvas(width: 0, height: 0)
+      if let source = s.summarized {
+        let level = Self.summaryLevel(count: source.count, pixelColumns: pixelColumns, levels: source.summaryLevels)
+        painter.draw(source, scale: s.scale, level: level)
       } else {
-        s.forEachPoint { draw($0) }
+        for chunk in s.chunks { for p in chunk { painter.point(p.x, p.y) } }
       }
-      raw.breakLine(on: &canvas)
-      smooth.breakLine(on: &canvas)
+      painter.finish()
+      canvas = painter.canvas
     }
 
     var labels: [Int: String] = [:]
@@ -239,7 +200,7 @@ public struct LineChart: Sendable {
 
     // Markers: a dotted column wherever the canvas has no dots.
     for marker in markers where marker >= xLow && marker <= xHigh {
-      let column = pixel(marker, yLow).x / 2
+      let column = frame.pixel(marker, yLow).x / 2
       for row in 0..<plotHeight where !canvas.isMarked(column: column, row: row) {
         grid[left + 1 + column, plotTop + row] = Cell(unicode ? "┊" : ":", .marker)
       }
@@ -250,7 +211,7 @@ public struct LineChart: Sendable {
     var nextFree = left + 1
     for tick in Ticks.nice(low: xLow, high: xHigh, count: max(2, plotWidth / 12)) {
       let label = Ticks.label(tick)
-      let column = left + 1 + pixel(tick, yLow).x / 2 - label.count / 2
+      let column = left + 1 + frame.pixel(tick, yLow).x / 2 - label.count / 2
       let start = max(column, left + 1)
       guard start >= nextFree, start + label.count <= width else { continue }
       grid.write(label, x: start, y: plotTop + plotHeight + 1, role: .label)
@@ -341,5 +302,125 @@ struct ColumnTracer {
     canvas.line(from: (c.x, c.low), to: (c.x, c.high), role: role)
     previous = (c.x, c.last)
     column = nil
+  }
+}
+
+/// Where a value lands on the canvas: log10 of y on a log axis, then the nearest pixel.
+struct PixelFrame {
+  let logScale: Bool
+  /// The chart's lowest x and highest plotted y (pixel 0, 0), and pixels per unit.
+  let left, top, xScale, yScale: Double
+
+  /// y as plotted: log10 on a log axis, where a value ≤ 0 is NaN (left out).
+  @inline(__always)
+  static func plotted(_ y: Double, logScale: Bool) -> Double { logScale ? (y > 0 ? log10(y) : .nan) : y }
+
+  @inline(__always)
+  func plotted(_ y: Double) -> Double { Self.plotted(y, logScale: logScale) }
+
+  /// The nearest pixel column of x and row of a plotted y in the chart's range (both offsets
+  /// are ≥ 0 there, so adding a half and truncating rounds, without a call to the C library).
+  @inline(__always)
+  func column(_ x: Double) -> Int { Int((x - left) * xScale + 0.5) }
+
+  @inline(__always)
+  func row(_ plottedY: Double) -> Int { Int((top - plottedY) * yScale + 0.5) }
+
+  @inline(__always)
+  func pixel(_ x: Double, _ plottedY: Double) -> (x: Int, y: Int) { (column(x), row(plottedY)) }
+}
+
+/// Draws one series: its raw line, and its smoothed line when smoothing, point by point or from
+/// a history's summaries. A value with mutating methods, not closures over the chart's
+/// variables: Swift checks a variable that a closure captures for exclusive access at run time
+/// on every read (a third of a frame's time, measured with `specbench bench --frame`).
+struct SeriesPainter {
+  let frame: PixelFrame
+  let smoothed: Bool
+  var canvas: BrailleCanvas
+  private var raw: ColumnTracer
+  private var smooth: ColumnTracer
+  private var running: Smoothing.Running
+
+  init(frame: PixelFrame, index: Int, smoothed: Bool, smoothing: Double, canvas: BrailleCanvas) {
+    (self.frame, self.smoothed, self.canvas) = (frame, smoothed, canvas)
+    raw = ColumnTracer(role: smoothed ? .faint(index) : .series(index))
+    smooth = ColumnTracer(role: .series(index))
+    running = Smoothing.Running(weight: smoothing)
+  }
+
+  /// One point. A value left out (not finite, or ≤ 0 on a log axis) breaks both lines; the
+  /// smoothed line's average carries over the gap.
+  mutating func point(_ x: Double, _ y: Double) {
+    let y = frame.plotted(y)
+    guard y.isFinite && x.isFinite else {
+      raw.breakLine(on: &canvas)
+      smooth.breakLine(on: &canvas)
+      return
+    }
+    raw.add(frame.pixel(x, y), on: &canvas)
+    if smoothed { smooth.add(frame.pixel(x, running.next(y)), on: &canvas) }
+  }
+
+  /// The column of whole blocks being gathered: its pixel column, its first value, the lowest
+  /// and highest values of its blocks, and the index just past its last point.
+  private typealias OpenColumn = (column: Int, first: Double, low: Float, high: Float, end: Int)
+
+  /// A history (values times `scale`), from the summaries of `level` (0: every point). The
+  /// blocks whose first points fall in one pixel column are gathered, and the column drawn once:
+  /// its first point, lowest and highest values, and last point, so that a block costs one
+  /// point and one summary read. The smoothed line goes through the blocks' means, as
+  /// TensorBoard smooths the samples it shows. A block with a value left out is drawn point by
+  /// point.
+  mutating func draw(_ source: any SummarizedPoints, scale: Double, level: Int) {
+    let count = source.count
+    guard level > 0 else {
+      for index in 0..<count {
+        let p = source.point(index)
+        point(p.x, p.y * scale)
+      }
+      return
+    }
+    let size = SpanSummary.blockSize(level)
+    var open: OpenColumn?
+    for block in 0..<((count + size - 1) / size) {
+      let (start, end) = (block * size, min(count, (block + 1) * size))
+      let summary = source.summary(level: level, block: block)
+      guard summary.finite == end - start && (!frame.logScale || summary.positive == end - start) else {
+        close(open, source, scale: scale)
+        open = nil
+        for index in start..<end {
+          let p = source.point(index)
+          point(p.x, p.y * scale)
+        }
+        continue
+      }
+      let first = source.firstPoint(level: level, block: block)
+      let column = frame.column(first.x)
+      if let gathered = open, gathered.column == column {
+        open = (column, gathered.first, min(gathered.low, summary.low), max(gathered.high, summary.high), end)
+      } else {
+        close(open, source, scale: scale)
+        open = (column, first.y, summary.low, summary.high, end)
+      }
+      if smoothed { smooth.add((column, frame.row(running.next(frame.plotted(summary.mean * scale)))), on: &canvas) }
+    }
+    close(open, source, scale: scale)
+  }
+
+  /// Draws a gathered column: from its first value, its lowest to its highest, ending at its
+  /// last point's value, from which the line goes on to the next column. (The last point may lie
+  /// in the next pixel column; drawn there, a spike in this column would carry a slope into it.)
+  private mutating func close(_ open: OpenColumn?, _ source: any SummarizedPoints, scale: Double) {
+    guard let open else { return }
+    for value in [open.first, Double(open.low), Double(open.high), source.point(open.end - 1).y] {
+      raw.add((open.column, frame.row(frame.plotted(value * scale))), on: &canvas)
+    }
+  }
+
+  /// Ends both lines.
+  mutating func finish() {
+    raw.breakLine(on: &canvas)
+    smooth.breakLine(on: &canvas)
   }
 }

@@ -42,21 +42,11 @@ public protocol SummarizedPoints: Sendable {
   /// every point.
   var summaryLevels: Int { get }
   func summary(level: Int, block: Int) -> SpanSummary
-  /// Calls `body` with each block of `level` (≥ 1) in `blocks`, in order: its index, first and
-  /// last points and summary.
-  func forEachBlock(
-    level: Int, in blocks: Range<Int>,
-    _ body: (_ block: Int, _ first: (x: Double, y: Double), _ last: (x: Double, y: Double), SpanSummary) -> Void)
+  /// The first point of block `block` of `level`: `point(block · 16^level)`, which a conformer
+  /// may keep where it is cheaper to read (a chart reads one for every block it draws).
+  func firstPoint(level: Int, block: Int) -> (x: Double, y: Double)
 }
 
 extension SummarizedPoints {
-  public func forEachBlock(
-    level: Int, in blocks: Range<Int>,
-    _ body: (_ block: Int, _ first: (x: Double, y: Double), _ last: (x: Double, y: Double), SpanSummary) -> Void
-  ) {
-    let size = SpanSummary.blockSize(level)
-    for block in blocks {
-      body(block, point(block * size), point(min(count, (block + 1) * size) - 1), summary(level: level, block: block))
-    }
-  }
+  public func firstPoint(level: Int, block: Int) -> (x: Double, y: Double) { point(block * SpanSummary.blockSize(level)) }
 }

@@ -24,7 +24,11 @@ public enum Smoothing {
     /// The smoothed value after `y` (finite).
     public mutating func next(_ y: Double) -> Double {
       last = weight * last + (1 - weight) * y
+      // Once sⁿ is below 2⁻⁵⁴, 1 − sⁿ rounds to 1: the division is left out from then on (the
+      // same bits), and sⁿ never becomes subnormal, which would slow every multiplication.
+      guard decay != 0 else { return last }
       decay *= weight
+      if decay < 0x1p-54 { decay = 0 }
       return last / (1 - decay)
     }
   }

@@ -37,6 +37,9 @@ struct HistorySummaryTests {
         #expect(found.low == expected.low && found.high == expected.high && found.lowPositive == expected.lowPositive)
         #expect(found.finite == expected.finite && found.positive == expected.positive)
         #expect(abs(found.sum - expected.sum) <= 1e-9 * abs(expected.sum), "level \(level) block \(block)")
+        // The first point kept beside each chunk is the block's first point.
+        let (first, kept) = (log.point(block * size), log.firstPoint(level: level, block: block))
+        #expect(first.x == kept.x && first.y == kept.y, "level \(level) block \(block)")
       }
     }
   }

@@ -74,6 +74,25 @@ struct TermPlotTests {
     #expect(Smoothing.tensorBoard([1, 5], weight: 0) == [1, 5])
   }
 
+  /// The running average leaves out the division once 1 − sⁿ is exactly 1: the same bits as
+  /// the formula written out, over long runs, for weights near 0 and 1.
+  @Test(arguments: [0.0, 0.3, 0.6, 0.9, 0.999])
+  func theRunningAverageGivesTheBitsOfTheFormula(weight: Double) {
+    var running = Smoothing.Running(weight: weight)
+    var (last, decay) = (0.0, 1.0)
+    for i in 0..<20_000 {
+      let y = sin(Double(i) / 37) * 3 + Double(i % 11)
+      last = weight * last + (1 - weight) * y
+      decay *= weight
+      let expected = last / (1 - decay)
+      let found = running.next(y)
+      guard found == expected else {
+        Issue.record("weight \(weight), value \(i): \(found) vs \(expected)")
+        return
+      }
+    }
+  }
+
   @Test func sparklines() {
     #expect(Sparkline.render([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█")
     #expect(Sparkline.render([3, .nan, 3]) == "▄ ▄")
