@@ -49,6 +49,7 @@ for preset in mlp-mnist spirals cnn-digits lenet; do
   numpy_runs=()
   jax_runs=()
   peaks=()
+  products=()
   declare -A ours=()
   declare -A flops=()
   for _ in $(seq "$rounds"); do
@@ -65,15 +66,16 @@ for preset in mlp-mnist spirals cnn-digits lenet; do
         fi
         ;;
     esac
-    while read -r backend rate gflops; do
+    while read -r backend rate gflops share; do
       if [ "$backend" = sgemm-peak ]; then
         peaks+=("$gflops")
       else
         ours[$backend]="${ours[$backend]:-} $rate"
         flops[$backend]="${flops[$backend]:-} $gflops"
+        [ "$share" != nan ] && products+=("$share")
       fi
     done < <($specbench bench --preset $preset --steps "$steps" --repeats 1 --json --peak $backends |
-      $python -c "import json,sys; [print(d.get('backend', d['preset']), d.get('steps_per_sec', 0), d['gflops']) for d in map(json.loads, sys.stdin)]")
+      $python -c "import json,sys; [print(d.get('backend', d['preset']), d.get('steps_per_sec', 0), d['gflops'], d['products_ms_per_step'] / d['ms_per_step'] if d.get('products_ms_per_step') else 'nan') for d in map(json.loads, sys.stdin)]")
   done
   numpy=nan
   ((${#numpy_runs[@]})) && numpy=$(median "${numpy_runs[@]}")
@@ -90,5 +92,9 @@ for preset in mlp-mnist spirals cnn-digits lenet; do
       "$gflops_median" "$($python -c "print(100 * $gflops_median / $peak)")"
   done
   printf '%-10s sgemm peak %.1f GFLOP/s (OpenBLAS, n = 1024, every core; median of the rounds)\n' $preset "$peak"
+  # fast's matrix products alone (bench --peak times them beside its step): the rest of the step
+  # is everything else the trainer does.
+  ((${#products[@]})) && printf '%-10s fast: its products alone take %.0f %% of its step (median of the rounds)\n' $preset \
+    "$($python -c "print(100 * $(median "${products[@]}"))")"
   unset ours flops
 done

@@ -312,10 +312,16 @@ struct BenchTests {
     let gflops = try #require(lines[1]["gflops"]?.numberValue?.double)
     #expect(peak > 0 && gflops > 0)
     #expect(abs((lines[1]["share_of_peak"]?.numberValue?.double ?? -1) - gflops / peak) < 1e-9 * gflops / peak)
+    // The products alone, timed in the same run: a part of the step, not more than all of it by
+    // much (both are medians of noisy runs).
+    let products = try #require(lines[1]["products_ms_per_step"]?.numberValue?.double, "\(lines[1])")
+    let step = try #require(lines[1]["ms_per_step"]?.numberValue?.double)
+    #expect(products > 0 && products < 3 * step, "products \(products) ms, step \(step) ms")
     let text = try specbench(
       "bench", "--preset", "spirals", "--backend", "fast", "--steps", "5", "--warmup", "1", "--repeats", "1", "--peak")
     #expect(text.stdout.hasPrefix("sgemm peak (OpenBLAS, n = 1024, every core): "), "\(text.stdout)")
     #expect(text.stdout.contains(/spirals +fast +[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9.]+ +[0-9.]+ %/), "\(text.stdout)")
+    #expect(text.stdout.contains(/products alone [0-9.]+ ms a step \([0-9]+ %\)/), "\(text.stdout)")
   }
 
   /// `--frame` renders the dashboard with 10 thousand and with the asked-for recorded steps, and

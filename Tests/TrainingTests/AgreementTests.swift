@@ -194,4 +194,12 @@ struct BenchmarkPresetTests {
     #expect(spec.model.parameterCount == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
     #expect(mnist.data.train.inputs.shape == [1024, 784])
   }
+
+  /// The products of a dense preset's step can be timed alone; a preset with convolutions has
+  /// no such figure (its lowered products are not those of the dense rule).
+  @Test func theProductsOfADenseStepAreTimedAlone() throws {
+    let spirals = try #require(Benchmark.Preset.named("spirals")?.productSecondsPerStep(steps: 3, repeats: 1))
+    #expect(spirals > 0 && spirals < 1)
+    #expect(Benchmark.Preset.named("cnn-digits")?.productSecondsPerStep(steps: 1, repeats: 1) == nil)
+  }
 }

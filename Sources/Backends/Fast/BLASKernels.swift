@@ -135,3 +135,60 @@ public enum BLASLibrary {
     return rates.sorted()[rates.count / 2]
   }
 }
+
+extension Benchmark.Preset {
+  /// Seconds a step of this preset spends in its matrix products alone, on the paths the fast
+  /// trainer takes (the small kernels or sgemm, with the same shapes and transposes): the
+  /// forward product, the weight gradient and, after the first layer, the input gradient of
+  /// each dense layer. The median of `repeats` runs of `steps` steps' products, on operands of
+  /// the workspace's sizes. What a step costs beyond this is the rest of the trainer's work
+  /// (activations, loss, optimizer, hand-overs). Nil for a preset with layers other than dense
+  /// ones, or without OpenBLAS.
+  public func productSecondsPerStep(steps: Int = 50, repeats: Int = 5) -> Double? {
+    guard BLASLibrary.problem == nil, layers.allSatisfy({ if case .dense = $0.kind { true } else { false } }),
+      let shapes = try? ModelSpec(input: input, layers: layers).layerShapes()
+    else { return nil }
+    let widths = [input.reduce(1, *)] + shapes.map { $0.outputShape.reduce(1, *) }
+    let rows = batchSize
+    // Operands of the workspace's sizes, allocated once; their values do not change the time.
+    func buffer(_ count: Int, _ value: Float) -> UnsafeMutableBufferPointer<Float> {
+      let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, count))
+      buffer.initialize(repeating: value)
+      return buffer
+    }
+    let layers = widths.count - 1
+    let weights = (0..<layers).map { buffer(widths[$0] * widths[$0 + 1], 0.01) }
+    let activations = widths.map { buffer(rows * $0, 0.5) }
+    let gradient = buffer(weights.map(\.count).max()!, 0)
+    let output = buffer(rows * widths.max()!, 0)
+    let scratch = buffer(
+      (0..<layers).map { Products.scratch(transposeA: false, transposeB: true, m: rows, n: widths[$0 + 1], k: widths[$0]) }.max()!, 0)
+    defer { for b in weights + activations + [gradient, output, scratch] { b.deallocate() } }
+    func step() {
+      for layer in 0..<layers {
+        Products.gemm(
+          activations[layer].baseAddress!, transposeA: false, weights[layer].baseAddress!, transposeB: true, into: output.baseAddress!,
+          m: rows, n: widths[layer + 1], k: widths[layer], accumulate: false, scratch: scratch)
+      }
+      for layer in (0..<layers).reversed() {
+        Products.gemm(
+          activations[layer + 1].baseAddress!, transposeA: true, activations[layer].baseAddress!, transposeB: false,
+          into: gradient.baseAddress!, m: widths[layer + 1], n: widths[layer], k: rows, accumulate: false)
+        if layer > 0 {
+          Products.gemm(
+            activations[layer + 1].baseAddress!, transposeA: false, weights[layer].baseAddress!, transposeB: false,
+            into: output.baseAddress!, m: rows, n: widths[layer], k: widths[layer + 1], accumulate: false)
+        }
+      }
+    }
+    let clock = ContinuousClock()
+    step()
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+      let start = clock.now
+      for _ in 0..<max(1, steps) { step() }
+      times.append((clock.now - start) / .seconds(1) / Double(max(1, steps)))
+    }
+    return times.sorted()[times.count / 2]
+  }
+}
