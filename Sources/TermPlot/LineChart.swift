@@ -370,8 +370,8 @@ struct SeriesPainter {
   /// blocks whose first points fall in one pixel column are gathered, and the column drawn once:
   /// its first point, lowest and highest values, and last point, so that a block costs one
   /// point and one summary read. The smoothed line goes through the blocks' means, as
-  /// TensorBoard smooths the samples it shows. A block with a value left out is drawn point by
-  /// point.
+  /// TensorBoard smooths the samples it shows. A block with a value left out, or whose first x
+  /// is not finite, is drawn point by point.
   mutating func draw(_ source: any SummarizedPoints, scale: Double, level: Int) {
     let count = source.count
     guard level > 0 else {
@@ -386,7 +386,8 @@ struct SeriesPainter {
     for block in 0..<((count + size - 1) / size) {
       let (start, end) = (block * size, min(count, (block + 1) * size))
       let summary = source.summary(level: level, block: block)
-      guard summary.finite == end - start && (!frame.logScale || summary.positive == end - start) else {
+      let first = source.firstPoint(level: level, block: block)
+      guard summary.finite == end - start && (!frame.logScale || summary.positive == end - start) && first.x.isFinite else {
         close(open, source, scale: scale)
         open = nil
         for index in start..<end {
@@ -395,7 +396,6 @@ struct SeriesPainter {
         }
         continue
       }
-      let first = source.firstPoint(level: level, block: block)
       let column = frame.column(first.x)
       if let gathered = open, gathered.column == column {
         open = (column, gathered.first, min(gathered.low, summary.low), max(gathered.high, summary.high), end)

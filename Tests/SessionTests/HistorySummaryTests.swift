@@ -99,6 +99,26 @@ struct HistorySummaryTests {
     #expect(compared > width / 2)
   }
 
+  /// A history whose x is not finite somewhere (another program's points, not a step count):
+  /// the block that starts there is drawn point by point, where the bad point breaks the line,
+  /// rather than turned into a pixel column (which would trap).
+  @Test func aBlockStartingAtANonFiniteXIsDrawnPointByPoint() {
+    struct Gapped: SummarizedPoints {
+      let log: MetricLog
+      var count: Int { log.count }
+      var summaryLevels: Int { log.summaryLevels }
+      func point(_ index: Int) -> (x: Double, y: Double) { index % 4096 == 0 && index > 0 ? (.nan, 1) : log.point(index) }
+      func summary(level: Int, block: Int) -> SpanSummary { log.summary(level: level, block: block) }
+    }
+    let source = Gapped(log: Self.log(300_000))
+    for logScale in [false, true] {
+      let grid = LineChart(title: "loss", series: [.init(name: "train", summarized: source)], logScale: logScale).render(
+        width: 100, height: 24)
+      let dots = (0..<100).flatMap { x in (1..<21).map { grid[x, $0].character } }.filter { ("\u{2801}"..."\u{28FF}").contains($0) }
+      #expect(dots.count > 100, "log \(logScale)")
+    }
+  }
+
   /// What a chart reads of a history, counted: about the same at a million points as at a
   /// hundred thousand, and a few dozen reads a pixel column, not a read a point.
   @Test func aChartReadsWhatItsColumnsNeedHoweverLongTheHistory() {
