@@ -1,49 +1,28 @@
-import Dispatch
-import Foundation
+import CFastKernels
 
 /// A second thread that runs one half of a job while the caller runs the other: the fast
 /// trainer's way to use both cores without allocating. A job is a C function and a pointer to
-/// its context (a value on the caller's stack), handed over through two semaphores; a Swift
-/// closure given to `DispatchQueue.concurrentPerform` is boxed on the heap at every call
-/// (measured: one allocation per call, four per step of the cnn-digits preset).
+/// its context (a value on the caller's stack), handed over through an atomic flag the helper
+/// watches (`CFastKernels/core_pair.h`): well under a microsecond while training, where the
+/// semaphores this used before took 5–20 µs to wake the other thread, more than a spirals
+/// product takes. A Swift closure given to `DispatchQueue.concurrentPerform` is boxed on the heap
+/// at every call (measured: one allocation per call, four per step of the cnn-digits preset).
 final class CorePair: @unchecked Sendable {
-  /// Runs part `index` (0 on the caller, 1 on the second thread) of the job at `context`.
+  /// Runs part `index` (0 on the caller, 1 on the second thread, or on the caller when the
+  /// helper has not taken it in time) of the job at `context`.
   typealias Work = @convention(c) (UnsafeMutableRawPointer?, Int) -> Void
 
-  /// What the two threads share; the semaphores order every access to the job.
-  private final class Channel: @unchecked Sendable {
-    let start = DispatchSemaphore(value: 0)
-    let done = DispatchSemaphore(value: 0)
-    var work: Work?
-    var context: UnsafeMutableRawPointer?
-    var stopping = false
-  }
+  private let pair = specbench_pair_create()
 
-  private let channel = Channel()
-  private var started = false
-
-  /// Runs `work(context, 0)` here and `work(context, 1)` on the second thread (started on first
-  /// use), and returns when both are done.
+  /// Runs `work(context, 0)` and `work(context, 1)`, on both cores when the helper takes its
+  /// part, and returns when both are done. One caller at a time.
   func run(_ work: Work, _ context: UnsafeMutableRawPointer) {
-    if !started {
-      started = true
-      let channel = self.channel
-      let thread = Thread {
-        while true {
-          channel.start.wait()
-          if channel.stopping { return }
-          channel.work!(channel.context, 1)
-          channel.done.signal()
-        }
-      }
-      thread.name = "specbench.fast.second-core"
-      thread.start()
+    guard let pair else {
+      work(context, 0)
+      work(context, 1)
+      return
     }
-    channel.work = work
-    channel.context = context
-    channel.start.signal()
-    work(context, 0)
-    channel.done.wait()
+    specbench_pair_run(pair, work, context)
   }
 
   /// Runs `work` over a value on both cores: `job` is passed by its address.
@@ -51,9 +30,8 @@ final class CorePair: @unchecked Sendable {
     withUnsafeMutablePointer(to: &job) { run(work, UnsafeMutableRawPointer($0)) }
   }
 
-  deinit {
-    guard started else { return }
-    channel.stopping = true
-    channel.start.signal()
-  }
+  /// How many parts the helper thread has run.
+  var helperParts: Int { pair.map { specbench_pair_helper_parts($0) } ?? 0 }
+
+  deinit { specbench_pair_destroy(pair) }
 }
