@@ -156,21 +156,21 @@ extension Benchmark.Preset {
       buffer.initialize(repeating: value)
       return buffer
     }
-    let layers = widths.count - 1
-    let weights = (0..<layers).map { buffer(widths[$0] * widths[$0 + 1], 0.01) }
+    let depth = widths.count - 1
+    let weights = (0..<depth).map { buffer(widths[$0] * widths[$0 + 1], 0.01) }
     let activations = widths.map { buffer(rows * $0, 0.5) }
     let gradient = buffer(weights.map(\.count).max()!, 0)
     let output = buffer(rows * widths.max()!, 0)
     let scratch = buffer(
-      (0..<layers).map { Products.scratch(transposeA: false, transposeB: true, m: rows, n: widths[$0 + 1], k: widths[$0]) }.max()!, 0)
+      (0..<depth).map { Products.scratch(transposeA: false, transposeB: true, m: rows, n: widths[$0 + 1], k: widths[$0]) }.max()!, 0)
     defer { for b in weights + activations + [gradient, output, scratch] { b.deallocate() } }
     func step() {
-      for layer in 0..<layers {
+      for layer in 0..<depth {
         Products.gemm(
           activations[layer].baseAddress!, transposeA: false, weights[layer].baseAddress!, transposeB: true, into: output.baseAddress!,
           m: rows, n: widths[layer + 1], k: widths[layer], accumulate: false, scratch: scratch)
       }
-      for layer in (0..<layers).reversed() {
+      for layer in (0..<depth).reversed() {
         Products.gemm(
           activations[layer + 1].baseAddress!, transposeA: true, activations[layer].baseAddress!, transposeB: false,
           into: gradient.baseAddress!, m: widths[layer + 1], n: widths[layer], k: rows, accumulate: false)

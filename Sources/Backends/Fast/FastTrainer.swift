@@ -168,7 +168,7 @@ final class FastTrainer: EvaluatesDatasets {
       throw .diverged(step: step + 1, loss: loss, reason: "the loss is \(loss)")
     }
     backward(workspace, rows: rows)
-    if let bad = parameters.first(where: { !finite($0.gradient) }) {
+    if let bad = parameters.first(where: { !everyValueFinite($0.gradient) }) {
       restore()
       throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
     }
@@ -180,7 +180,7 @@ final class FastTrainer: EvaluatesDatasets {
         nonFinite = parameter.name
       }
     }
-    if nonFinite == nil, let buffer = buffers.first(where: { !finite($0.values) }) { nonFinite = buffer.name }
+    if nonFinite == nil, let buffer = buffers.first(where: { !everyValueFinite($0.values) }) { nonFinite = buffer.name }
     if let nonFinite {
       // The update is made: the state is no longer the previous step's, and the runner puts
       // the last finite one back.
@@ -390,7 +390,7 @@ extension FastTrainer {
       if evaluations == 1 { measures = self.measures(workspace, rows: rows, targets: train.targets) }
       guard loss.isFinite else { throw .diverged(step: step + 1, loss: loss, reason: "the loss is \(loss)") }
       backward(workspace, rows: rows)
-      if let bad = self.parameters.first(where: { !finite($0.gradient) }) {
+      if let bad = self.parameters.first(where: { !everyValueFinite($0.gradient) }) {
         throw .diverged(step: step + 1, loss: loss, reason: "the gradient of \(bad.name) is not finite")
       }
       let gradients = Dictionary(
@@ -412,9 +412,9 @@ extension FastTrainer {
     for (buffer, values) in zip(buffers, committed) { _ = buffer.values.update(fromContentsOf: values) }
     // Named as the sequential trainer names them: a parameter, then the rule's state, then a buffer.
     let spoilt =
-      self.parameters.first { !finite($0.values) }?.name
+      self.parameters.first { !everyValueFinite($0.values) }?.name
       ?? optimizerState.keys.sorted().first { !optimizerState[$0]!.isFinite }
-      ?? buffers.first { !finite($0.values) }?.name
+      ?? buffers.first { !everyValueFinite($0.values) }?.name
     if let spoilt { throw .nonFiniteUpdate(step: step + 1, loss: outcome.loss, tensor: spoilt) }
     hasGradients = true
     progress.commit()
@@ -432,6 +432,6 @@ extension FastTrainer {
 /// C kernel at the machine's vector width (the generic loop, inlined into a closure here, ran one
 /// value at a time: 7 % of an mlp-mnist step).
 @inline(__always)
-func finite(_ values: UnsafeMutableBufferPointer<Float>) -> Bool {
+func everyValueFinite(_ values: UnsafeMutableBufferPointer<Float>) -> Bool {
   values.isEmpty || specbench_all_finite(values.baseAddress!, values.count) != 0
 }
