@@ -103,8 +103,8 @@ public enum HistoryPlots {
     logScale: Bool = false, charset: Charset = .unicode
   ) -> LineChart {
     let recorded = used.count > 0
-    let first = !recorded ? 1 : current + 1
-    let end = max(last ?? 0, current, !recorded ? 100 : current)
+    let first = recorded ? current + 1 : 1
+    let end = max(last ?? 0, current, recorded ? current : 100)
     var series: [LineChart.Series] = []
     if recorded { series.append(.init(name: "used", summarized: used)) }
     if end >= first {
@@ -112,7 +112,7 @@ public enum HistoryPlots {
       let planned = Swift.stride(from: first, through: end, by: stride).map {
         LineChart.Point(Double($0), spec.schedule.learningRate(at: $0, base: spec.optimizer.learningRate))
       }
-      series.append(.init(name: !recorded ? "lr" : "planned", points: planned))
+      series.append(.init(name: recorded ? "planned" : "lr", points: planned))
     }
     return LineChart(
       title: "learning rate (\(spec.schedule.summary))", series: series,

@@ -22,30 +22,25 @@ public struct LineChart: Sendable {
     }
   }
 
-  /// A named series: its points in order of x, in one array or in several consecutive chunks, or
-  /// a summarized history (`SummarizedPoints`, its values times `scale`) read at the resolution
-  /// the chart's width needs.
+  /// A named series: its points in order of x, or a summarized history (`SummarizedPoints`, its
+  /// values times `scale`) read at the resolution the chart's width needs.
   public struct Series: Sendable {
     public var name: String
-    public var chunks: [[Point]]
+    /// The points of a series given as points (empty for a summarized one).
+    var plain: [Point]
     public var summarized: (any SummarizedPoints)?
     /// What the summarized values are multiplied by (a positive number: 100 for percentages).
     public var scale = 1.0
     public init(name: String, points: [Point]) {
-      self.name = name
-      self.chunks = [points]
-    }
-    public init(name: String, chunks: [[Point]]) {
-      self.name = name
-      self.chunks = chunks
+      (self.name, self.plain) = (name, points)
     }
     public init(name: String, summarized: any SummarizedPoints, scale: Double = 1) {
-      (self.name, self.chunks, self.summarized, self.scale) = (name, [], summarized, scale)
+      (self.name, self.plain, self.summarized, self.scale) = (name, [], summarized, scale)
     }
-    /// Every point, joined.
+    /// Every point.
     public var points: [Point] {
-      if let source = summarized { return (0..<source.count).map { Point(source.point($0).x, source.point($0).y * scale) } }
-      return chunks.count == 1 ? chunks[0] : Array(chunks.joined())
+      guard let source = summarized else { return plain }
+      return (0..<source.count).map { Point(source.point($0).x, source.point($0).y * scale) }
     }
 
     /// Calls `body` with each point in order, wherever it is kept.
@@ -57,7 +52,7 @@ public struct LineChart: Sendable {
         }
         return
       }
-      for chunk in chunks { for p in chunk { body(p) } }
+      for p in plain { body(p) }
     }
   }
 
@@ -184,7 +179,7 @@ public struct LineChart: Sendable {
         let level = Self.summaryLevel(count: source.count, pixelColumns: pixelColumns, levels: source.summaryLevels)
         painter.draw(source, scale: s.scale, level: level)
       } else {
-        for chunk in s.chunks { for p in chunk { painter.point(p.x, p.y) } }
+        for p in s.plain { painter.point(p.x, p.y) }
       }
       painter.finish()
       canvas = painter.canvas

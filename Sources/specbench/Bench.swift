@@ -49,6 +49,11 @@ struct Bench: ParsableCommand {
 
   func validate() throws {
     if let frame, frame < 10_000 { throw ValidationError("--frame must be at least 10000 (the steps it is compared with)") }
+    // The history is built in memory, about 56 bytes a step: refused before anything is allocated.
+    if let frame, frame > FrameBench.longest {
+      throw ValidationError(
+        "--frame must be at most \(FrameBench.longest) (the history is built in memory, about 56 bytes a step)")
+    }
     if preset != "all" && Benchmark.Preset.named(preset) == nil {
       throw ValidationError("unknown preset \(preset); presets: \(Benchmark.Preset.all.map(\.name).joined(separator: ", ")), all")
     }
@@ -138,6 +143,9 @@ struct Bench: ParsableCommand {
 /// recorded step. Each step records the training loss, the learning rate and the accuracy, and
 /// every 100th a validation loss, as a classifier's session does.
 enum FrameBench {
+  /// The longest history `--frame` builds.
+  static let longest = 100_000_000
+
   static func snapshot(steps: Int) -> Snapshot {
     var snapshot = Snapshot()
     (snapshot.status, snapshot.backend, snapshot.step, snapshot.lastLoss) = (.running, "fast", steps, 0.5)

@@ -340,6 +340,9 @@ struct BenchTests {
     }
     let short = try specbench("bench", "--frame", "500")
     #expect(short.status != 0 && short.stderr.contains("--frame must be at least 10000"), "\(short.stderr)")
+    // A length past what memory could hold is refused before any history is built.
+    let long = try specbench("bench", "--frame", "1000000000000")
+    #expect(long.status != 0 && long.stderr.contains("--frame must be at most 100000000"), "\(long.stderr)")
   }
 
   @Test func benchRefusesUnknownPresetsAndBackends() throws {

@@ -71,9 +71,6 @@ public struct MetricLog: Sendable {
 
   public var last: MetricPoint? { chunks.last?.points.last }
 
-  /// The points in their chunks, oldest first: to read a long log without joining it.
-  public var pointChunks: [[MetricPoint]] { chunks.map(\.points) }
-
   /// Every point, oldest first.
   public var points: [MetricPoint] { chunks.count == 1 ? chunks[0].points : Array(chunks.map(\.points).joined()) }
 
