@@ -65,6 +65,35 @@ int specbench_blas_threads(int threads) {
   return previous;
 }
 
+static pthread_mutex_t single_lock = PTHREAD_MUTEX_INITIALIZER;
+static int single_stretches;
+static int threads_before_stretches;
+
+void specbench_blas_single_begin(void) {
+  if (!specbench_blas_load() || set_threads == NULL || get_threads == NULL) return;
+  pthread_mutex_lock(&single_lock);
+  if (single_stretches++ == 0) {
+    threads_before_stretches = get_threads();
+    if (threads_before_stretches != 1) set_threads(1);
+  }
+  pthread_mutex_unlock(&single_lock);
+}
+
+void specbench_blas_single_end(void) {
+  if (!specbench_blas_load() || set_threads == NULL || get_threads == NULL) return;
+  pthread_mutex_lock(&single_lock);
+  if (single_stretches > 0 && --single_stretches == 0 && threads_before_stretches > 1) set_threads(threads_before_stretches);
+  pthread_mutex_unlock(&single_lock);
+}
+
+int specbench_blas_threads_outside_stretches(void) {
+  if (!specbench_blas_load() || get_threads == NULL) return -1;
+  pthread_mutex_lock(&single_lock);
+  int threads = single_stretches > 0 ? threads_before_stretches : get_threads();
+  pthread_mutex_unlock(&single_lock);
+  return threads;
+}
+
 int specbench_blas_load(void) {
   pthread_once(&once, load);
   return sgemm != NULL;

@@ -1,3 +1,4 @@
+import CFastKernels
 import Foundation
 import Synchronization
 import Testing
@@ -45,5 +46,31 @@ struct CorePairTests {
       }
     }
     #expect(counts.allSatisfy { $0 == 1 })
+  }
+
+  /// Two trainers' two-core stretches overlap (runs trained side by side): OpenBLAS stays on
+  /// one thread until the last ends, then gets back the count it had before the first, not the
+  /// one a later stretch found.
+  @Test func overlappingStretchesOnOneThreadPutTheCountBackOnce() throws {
+    try #require(BLASLibrary.problem == nil, "OpenBLAS is installed by scripts/setup.sh")
+    let outside = specbench_blas_threads_outside_stretches()
+    let opened = DispatchSemaphore(value: 0), close = DispatchSemaphore(value: 0), closed = DispatchSemaphore(value: 0)
+    specbench_blas_single_begin()
+    #expect(specbench_blas_threads(0) == 1)
+    DispatchQueue.global().async {
+      specbench_blas_single_begin()
+      opened.signal()
+      close.wait()
+      specbench_blas_single_end()
+      closed.signal()
+    }
+    opened.wait()
+    specbench_blas_single_end()
+    #expect(specbench_blas_threads(0) == 1, "the other stretch is still open")
+    #expect(specbench_blas_threads_outside_stretches() == outside)
+    close.signal()
+    closed.wait()
+    #expect(specbench_blas_threads_outside_stretches() == outside)
+    #expect(outside >= 1)
   }
 }

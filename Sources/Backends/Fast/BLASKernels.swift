@@ -3,10 +3,11 @@ import Dispatch
 import SpecKit
 import TensorCore
 
-/// The three products of a dense layer through OpenBLAS's `cblas_sgemm`: row-major, with the
-/// transposes given as flags rather than made, blocked and vectorised for the CPU it runs on
-/// (AVX2/AVX-512 chosen at run time), and threaded by OpenBLAS itself for large products only.
-/// OpenBLAS is loaded on first use (`BLASLibrary`).
+/// The three products of a dense layer, by shape as the fast trainer's (`Products`): a small one
+/// in the small-product kernels, a large one through OpenBLAS's `cblas_sgemm` (row-major, with
+/// the transposes given as flags rather than made, blocked and vectorised for the CPU it runs
+/// on, and threaded by OpenBLAS itself for large products only). OpenBLAS is loaded on first use
+/// (`BLASLibrary`).
 public struct BLASKernels: MatrixKernels {
   public init() {}
 
@@ -45,15 +46,25 @@ public struct BLASKernels: MatrixKernels {
       accumulate ? 1 : 0, c, Int32(n))
   }
 
+  /// The array form, for the Laplace passes: a small product in the small kernels (with the
+  /// scratch they ask for), as in the fast trainer, so that the same shape takes the same path
+  /// on every CPU rather than OpenBLAS's CPU-specific small-matrix kernels.
   static func gemm(
     _ a: [Float], transposeA: Bool, _ b: [Float], transposeB: Bool, into c: inout [Float], m: Int, n: Int, k: Int, accumulate: Bool
   ) {
+    guard m > 0, n > 0, k > 0 else {
+      if !accumulate { c.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+      return
+    }
+    var scratch = [Float](repeating: 0, count: Products.scratch(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k))
     a.withUnsafeBufferPointer { a in
       b.withUnsafeBufferPointer { b in
         c.withUnsafeMutableBufferPointer { c in
-          gemm(
-            a.baseAddress!, transposeA: transposeA, b.baseAddress!, transposeB: transposeB, into: c.baseAddress!, m: m, n: n, k: k,
-            accumulate: accumulate)
+          scratch.withUnsafeMutableBufferPointer { scratch in
+            Products.gemm(
+              a.baseAddress!, transposeA: transposeA, b.baseAddress!, transposeB: transposeB, into: c.baseAddress!, m: m, n: n, k: k,
+              accumulate: accumulate, scratch: scratch)
+          }
         }
       }
     }

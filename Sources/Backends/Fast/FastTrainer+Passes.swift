@@ -168,15 +168,15 @@ extension FastTrainer {
 
   /// Runs a convolution's job: on both cores when it has two parts (OpenBLAS then runs each
   /// part's products on one thread, so that the halves do not fight over its threads; its
-  /// thread count is put back), else here.
+  /// thread count is put back when no other trainer's job still needs one), else here.
   func run(_ job: inout ConvolutionJob) {
     guard job.parts == 2 else {
       ConvolutionJob.part(job, 0)
       return
     }
-    let previous = specbench_blas_threads(1)
+    specbench_blas_single_begin()
     cores.run(ConvolutionJob.work, on: &job)
-    if previous > 0 { _ = specbench_blas_threads(previous) }
+    specbench_blas_single_end()
   }
 
   /// A convolution of `rows` samples into `z` `[rows, O, OH, OW]` with its bias: in blocks of

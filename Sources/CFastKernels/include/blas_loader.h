@@ -23,6 +23,18 @@ const char *specbench_blas_core(void);
 /// OpenBLAS or its thread functions are missing. Call from one thread, between products.
 int specbench_blas_threads(int threads);
 
+/// Begins a stretch in which OpenBLAS runs each product on the calling thread: for work that
+/// splits itself over the cores. Stretches may overlap, from any threads (several trainers at
+/// once): the first sets one thread, and the last to end puts back the count the first found,
+/// so that no trainer's stretch ends another's or leaves OpenBLAS on one thread.
+void specbench_blas_single_begin(void);
+
+/// Ends a stretch begun by `specbench_blas_single_begin`.
+void specbench_blas_single_end(void);
+
+/// The thread count OpenBLAS has outside the stretches (the one the last end puts back), or -1.
+int specbench_blas_threads_outside_stretches(void);
+
 /// `c = op(a)·op(b) + beta·c`, row-major, c `[m, n]`: cblas_sgemm with alpha 1. Call only after
 /// `specbench_blas_load` returned 1.
 void specbench_sgemm(int transpose_a, int transpose_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
