@@ -21,7 +21,7 @@ public enum DashboardLoop {
   /// log — for the next opening. Returns lines for the REPL to print afterwards: problems with
   /// themes, and every event that happened while the dashboard was open.
   public static func run(
-    engine: SessionEngine, themes: ThemeLibrary, themeName: String? = nil, state: inout DashboardState,
+    bench: Workbench, themes: ThemeLibrary, themeName: String? = nil, state: inout DashboardState,
     shouldStop: () -> Bool = { false }
   ) -> [String] {
     let firstOpening = state.log.isEmpty && state.commandHistory.isEmpty
@@ -46,10 +46,12 @@ public enum DashboardLoop {
     do { screen = try CursesScreen(theme: themes.themes[state.themeIndex]) } catch {
       return afterwards + ["error: \(error.description)"]
     }
-    engine.measuresTensorStatistics = true
+    // Gradient statistics are measured for the run on screen (the current one) only.
+    var measured = bench.current
+    measured.measuresTensorStatistics = true
     defer {
       screen.close()
-      engine.measuresTensorStatistics = false
+      measured.measuresTensorStatistics = false
     }
     let clock = ContinuousClock()
     var lastFrame = clock.now - frameInterval
@@ -65,13 +67,19 @@ public enum DashboardLoop {
           keyed = true
         case .key(let key):
           keyed = true
-          for action in state.handle(key, context: context(engine, themes)) {
+          for action in state.handle(key, context: context(bench, themes)) {
             switch action {
             case .close: break loop
             case .repaint: screen.invalidate()
-            case .execute(let line): show(engine.execute(line), for: line, state: &state)
-            case .perform(let command): show(engine.perform(command), for: command.text, state: &state)
+            case .execute(let line): show(bench.execute(line), for: line, state: &state)
+            case .perform(let command): show(bench.perform(command), for: command.text, state: &state)
+            case .performOnRun(let name, let command): show(bench.perform(command, onRun: name), for: "\(name): \(command.text)", state: &state)
             }
+          }
+          if measured !== bench.current {
+            measured.measuresTensorStatistics = false
+            measured = bench.current
+            measured.measuresTensorStatistics = true
           }
         case .none: break
         }
@@ -85,17 +93,27 @@ public enum DashboardLoop {
       guard keyed || clock.now - lastFrame >= interval else { continue }
       lastFrame = clock.now
       // Events go to the log here and, on return, to the REPL, which prints them above its prompt.
-      let events = engine.takeEvents().map(\.line)
+      let events = bench.takeEvents().map(\.line)
       state.appendLog(events)
       afterwards += events
       let size = screen.size
-      let input = DashboardInput(
+      let engine = bench.current
+      var input = DashboardInput(
         spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: engine.hasUnsavedChanges, themeName: themes.themes[themeIndex].name
       )
+      input.runs = bench.runs.count > 1 ? bench.rows : []
+      state.overlaid.removeAll { bench.run(named: $0) == nil || $0 == bench.currentName }
+      input.overlay = state.overlaid.compactMap { name in
+        bench.lossSeries(of: name).map { series in
+          var series = series
+          series.colour = 1 + (bench.runs.firstIndex { $0.name == name } ?? 0)
+          return series
+        }
+      }
       screen.draw(DashboardView.render(input, state: state, width: size.width, height: size.height, charset: screen.charset))
       interval = max(frameInterval, (clock.now - lastFrame) * frameBudget)
     }
-    let last = engine.takeEvents().map(\.line)
+    let last = bench.takeEvents().map(\.line)
     state.appendLog(last)
     return afterwards + last
   }
@@ -103,15 +121,18 @@ public enum DashboardLoop {
   static func isNone(_ input: CursesScreen.Input) -> Bool { if case .none = input { true } else { false } }
 
   /// What the key map needs to know of the session now.
-  static func context(_ engine: SessionEngine, _ themes: ThemeLibrary) -> DashboardState.Context {
+  static func context(_ bench: Workbench, _ themes: ThemeLibrary) -> DashboardState.Context {
+    let engine = bench.current
     let spec = engine.spec
+    let runNames = bench.runs.map(\.name)
     let backends = engine.availableBackendNames
     let logs = engine.snapshot.logs
     var context = DashboardState.Context(
       status: engine.trainingStatus, backend: spec.backend, backends: backends, themeCount: themes.themes.count,
       layerTensors: ((try? spec.model.layerShapes()) ?? []).map { DashboardInput.withSigmas($0.tensors.map(\.name)) },
       optimizerCommand: "optimizer " + spec.optimizer.summary,
-      complete: { line in Completion.candidates(before: line, spec: spec, backends: backends) ?? [] })
+      complete: { line in Completion.candidates(before: line, spec: spec, backends: backends, runs: runNames) ?? [] })
+    context.runs = bench.runs.count > 1 ? bench.rows : []
     context.charts = HistoryPlots.Metrics.allCases.filter { $0 == .loss || $0.metrics.contains { (logs[$0]?.count ?? 0) > 0 } }
     return context
   }

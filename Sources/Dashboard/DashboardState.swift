@@ -24,6 +24,8 @@ public enum DashboardAction: Equatable, Sendable {
   case execute(String)
   /// Run a typed command (what a key does: pause, resume, train, a backend).
   case perform(Command)
+  /// Run a typed command on the named run rather than the current one (the runs pane).
+  case performOnRun(String, Command)
   /// Back to the REPL.
   case close
   /// Repaint the whole screen.
@@ -33,6 +35,8 @@ public enum DashboardAction: Equatable, Sendable {
 /// The panes, in the order Tab moves the focus through them.
 public enum DashboardPane: String, CaseIterable, Sendable {
   case loss, histogram, model, optimizer, events
+  /// The workbench's runs: shown, and in the Tab order, only while it holds more than one.
+  case runs
 }
 
 /// Everything the dashboard shows besides the session itself: focus, selection, chart settings,
@@ -67,6 +71,11 @@ public struct DashboardState: Sendable {
   public var log: [String] = []
   /// Lines scrolled back from the newest in the event pane.
   public var logScroll = 0
+  /// The run selected in the runs pane (an index into the workbench's runs).
+  public var selectedRun = 0
+  /// The runs whose batch loss the loss pane overlays on the current run's (`v` in the runs
+  /// pane), by name.
+  public var overlaid: [String] = []
 
   /// The smoothing stops `s` and `S` move between.
   public static let smoothingStops = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99]
@@ -87,6 +96,9 @@ public struct DashboardState: Sendable {
     public var charts: [HistoryPlots.Metrics] = [.loss]
     /// Completion of a partial command line: the candidates for its last word.
     public var complete: @Sendable (String) -> [String]
+    /// The workbench's runs (the runs pane shows when there are two or more), with what each
+    /// is doing.
+    public var runs: [RunRow] = []
 
     public init(
       status: TrainingStatus, backend: String, backends: [String], themeCount: Int, layerTensors: [[String]], optimizerCommand: String,
@@ -122,6 +134,24 @@ public struct DashboardState: Sendable {
     message = nil
     messageIsError = false
     switch key {
+    case .character(" ") where focus == .runs && context.runs.indices.contains(selectedRun):
+      let run = context.runs[selectedRun]
+      switch run.status {
+      case .running: return [.performOnRun(run.name, .training(.pause))]
+      case .paused: return [.performOnRun(run.name, .training(.resume))]
+      case .idle: return [.performOnRun(run.name, .training(.train(steps: nil, wait: false)))]
+      }
+    case .enter where focus == .runs && context.runs.indices.contains(selectedRun):
+      return [.perform(.runs(.switchTo(context.runs[selectedRun].name)))]
+    case .character("v") where focus == .runs && context.runs.indices.contains(selectedRun):
+      let name = context.runs[selectedRun].name
+      if let index = overlaid.firstIndex(of: name) {
+        overlaid.remove(at: index)
+        message = "\(name) no longer overlaid on the loss"
+      } else {
+        overlaid.append(name)
+        message = "\(name) overlaid on the loss (v again removes it)"
+      }
     case .character(" "):
       switch context.status {
       case .running: return [.perform(.training(.pause))]
@@ -172,8 +202,8 @@ public struct DashboardState: Sendable {
     case .redraw:
       return [.repaint]
     case .tab, .backTab:
-      let panes = DashboardPane.allCases
-      let index = panes.firstIndex(of: focus)!
+      let panes = DashboardPane.allCases.filter { $0 != .runs || context.runs.count > 1 }
+      let index = panes.firstIndex(of: focus) ?? 0
       focus = panes[(index + (key == .tab ? 1 : panes.count - 1)) % panes.count]
     case .up, .down, .left, .right:
       move(key, context: context)
@@ -211,6 +241,10 @@ public struct DashboardState: Sendable {
     case .events:
       if key == .up { logScroll = min(max(0, log.count - 1), logScroll + 1) }
       if key == .down { logScroll = max(0, logScroll - 1) }
+    case .runs:
+      guard !context.runs.isEmpty else { return }
+      if key == .up { selectedRun = max(0, min(selectedRun, context.runs.count - 1) - 1) }
+      if key == .down { selectedRun = min(context.runs.count - 1, selectedRun + 1) }
     case .optimizer:
       break
     }

@@ -17,10 +17,24 @@ extension DashboardView {
       return "optimizer · \(input.spec.optimizer.name)"
     case .events:
       return "events" + (state.logScroll > 0 ? " · \(state.logScroll) newer below" : "")
+    case .runs:
+      return "runs · ↵ switch · v overlay · space start/pause"
     }
   }
 
   static func lossPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, _ charset: Charset) -> Grid {
+    // Other runs overlaid: each run's batch loss in its own colour, the current run's first.
+    if state.chart == .loss, !input.overlay.isEmpty {
+      var series: [LineChart.Series] = []
+      if let log = input.snapshot.logs[.trainLoss], log.count > 0 {
+        series.append(LineChart.Series(name: input.runs.first(where: \.isCurrent)?.name ?? input.spec.name, summarized: log))
+      }
+      series += input.overlay
+      let chart = LineChart(
+        title: "batch loss" + (state.logScale ? " (log)" : ""), series: series, logScale: state.logScale, smoothing: state.smoothing,
+        charset: charset)
+      return chart.render(width: frame.width, height: frame.height)
+    }
     guard
       let chart = HistoryPlots.chart(state.chart, input.snapshot, logScale: state.logScale, smoothing: state.smoothing, charset: charset)
     else {
@@ -32,6 +46,27 @@ extension DashboardView {
       return grid
     }
     return chart.render(width: frame.width, height: frame.height)
+  }
+
+  /// The runs: the current one marked `*`, the overlaid ones `+`, the selected one highlighted
+  /// while the pane has the focus.
+  static func runsPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, focused: Bool) -> Grid {
+    var grid = Grid(width: frame.width, height: frame.height)
+    let rows = input.runs
+    let visible = max(1, frame.height)
+    let selected = min(state.selectedRun, max(0, rows.count - 1))
+    let first = max(0, min(selected - visible + 1, rows.count - visible))
+    let nameWidth = min(24, rows.map(\.name.count).max() ?? 4)
+    for (row, run) in rows.enumerated().dropFirst(first).prefix(visible) {
+      let marks = (run.isCurrent ? "*" : " ") + (state.overlaid.contains(run.name) ? "+" : " ")
+      let name = String(run.name.prefix(nameWidth)).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+      let loss = run.loss.map { "loss " + ProgressLine.significant(Double($0)) } ?? ""
+      let text = "\(marks) \(name) \(run.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) step \(grouped(run.step))  \(loss)"
+      let y = row - first
+      grid.write(String(text.prefix(frame.width)), x: 0, y: y, role: run.isCurrent ? .title : .text)
+      if focused && row == selected { grid.highlight(x: 0, y: y, width: frame.width, role: .selected) }
+    }
+    return grid
   }
 
   static func histogramPane(_ input: DashboardInput, _ state: DashboardState, _ frame: Frame, _ charset: Charset) -> Grid {

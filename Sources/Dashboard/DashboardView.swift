@@ -10,6 +10,10 @@ public struct DashboardInput: Sendable {
   public var snapshot: Snapshot
   public var hasUnsavedChanges: Bool
   public var themeName: String
+  /// The workbench's runs: with two or more, a runs pane lists them.
+  public var runs: [RunRow] = []
+  /// Other runs' batch losses the loss pane draws over the current run's (named by run).
+  public var overlay: [LineChart.Series] = []
 
   public init(spec: SessionSpec, snapshot: Snapshot, hasUnsavedChanges: Bool = false, themeName: String = "default-dark") {
     (self.spec, self.snapshot, self.hasUnsavedChanges, self.themeName) = (spec, snapshot, hasUnsavedChanges, themeName)
@@ -42,7 +46,7 @@ public enum DashboardView {
       tooSmall(&grid)
       return grid
     }
-    let layout = Layout(width: width, height: height)
+    let layout = Layout(width: width, height: height, runs: input.runs.count > 1 ? input.runs.count : 0)
     statusBar(&grid, input, width: width)
     for (pane, frame) in layout.frames {
       let focused = state.focus == pane
@@ -57,6 +61,7 @@ public enum DashboardView {
       case .model: content = modelPane(input, state, inner, focused: focused)
       case .optimizer: content = optimizerPane(input, inner, charset)
       case .events: content = eventsPane(state, inner)
+      case .runs: content = runsPane(input, state, inner, focused: focused)
       }
       grid.paste(content, x: inner.x, y: inner.y)
     }
@@ -97,7 +102,8 @@ public enum DashboardView {
   struct Layout {
     var frames: [(DashboardPane, Frame)]
 
-    init(width: Int, height: Int) {
+    /// `runs`: how many runs the runs pane lists (0: no pane), at the top of the left column.
+    init(width: Int, height: Int, runs: Int = 0) {
       let eventsHeight = max(5, min(9, height / 5))
       let mainTop = 1
       let mainHeight = height - 2 - eventsHeight
@@ -105,13 +111,16 @@ public enum DashboardView {
       let rightWidth = width - leftWidth
       let optimizerHeight = max(8, min(12, mainHeight * 2 / 5))
       let lossHeight = max(9, mainHeight * 11 / 20)
+      // The runs pane takes rows from the model pane: a row a run, at most a third of the column.
+      let runsHeight = runs > 0 ? min(runs + 2, max(4, (mainHeight - optimizerHeight) / 2)) : 0
       frames = [
         (.loss, Frame(x: leftWidth, y: mainTop, width: rightWidth, height: lossHeight)),
         (.histogram, Frame(x: leftWidth, y: mainTop + lossHeight, width: rightWidth, height: mainHeight - lossHeight)),
-        (.model, Frame(x: 0, y: mainTop, width: leftWidth, height: mainHeight - optimizerHeight)),
+        (.model, Frame(x: 0, y: mainTop + runsHeight, width: leftWidth, height: mainHeight - optimizerHeight - runsHeight)),
         (.optimizer, Frame(x: 0, y: mainTop + mainHeight - optimizerHeight, width: leftWidth, height: optimizerHeight)),
         (.events, Frame(x: 0, y: mainTop + mainHeight, width: width, height: eventsHeight)),
       ]
+      if runsHeight > 0 { frames.append((.runs, Frame(x: 0, y: mainTop, width: leftWidth, height: runsHeight))) }
     }
   }
 
@@ -154,6 +163,10 @@ public enum DashboardView {
     if s.status != .idle, let elapsed = s.elapsedSeconds { parts.append((ProgressLine.duration(elapsed) + " elapsed", 7)) }
     if s.status == .running, let rate = s.stepsPerSecond, rate > 0, let planned = s.plannedStep, planned > s.step {
       parts.append(("ETA " + ProgressLine.duration(Double(planned - s.step) / rate), 2))
+    }
+    if input.runs.count > 1 {
+      let training = input.runs.filter { $0.status == .running }.count
+      parts.append(("\(input.runs.count) runs, \(training) training", 2))
     }
     parts.append(("theme \(input.themeName)", 8))
     while parts.map(\.0).joined(separator: " │ ").count > width, let lowest = parts.indices.max(by: { parts[$0].1 < parts[$1].1 }),

@@ -24,7 +24,9 @@ nonisolated(unsafe) var completionCandidates: [String] = []
 /// session, backend and training state; completion; a history file; events printed above the
 /// line being typed.
 public final class InteractiveRepl {
-  let engine: SessionEngine
+  /// The workbench's runs; commands go to it, and everything else reads its current run.
+  let bench: Workbench
+  var engine: SessionEngine { bench.current }
   var finished = false
   var quitWarned = false
   var lastPrompt = ""
@@ -32,11 +34,11 @@ public final class InteractiveRepl {
   /// Opens the dashboard on the engine and returns when it is closed, with lines to print then.
   /// The executable provides it (the REPL does not link curses); nil: `dashboard` says it is
   /// not available.
-  public var openDashboard: ((_ engine: SessionEngine, _ shouldStop: () -> Bool) -> [String])?
+  public var openDashboard: ((_ bench: Workbench, _ shouldStop: () -> Bool) -> [String])?
   /// Set by the `dashboard` command; the loop opens it once readline's callback has returned.
   var dashboardRequested = false
 
-  public init(engine: SessionEngine) { self.engine = engine }
+  public init(workbench: Workbench) { bench = workbench }
 
   /// Whether a SIGTERM or SIGHUP asked the REPL to end.
   static func terminating() -> Bool { terminateFlag.load(ordering: .relaxed) }
@@ -53,9 +55,11 @@ public final class InteractiveRepl {
     specbench_rl_set_catch_signals(0)
     specbench_rl_set_change_environment(0)
     specbench_rl_set_completion(completeLine)
-    Terminal.write(
-      "SpecBench — session \(engine.spec.name) (\(engine.spec.model.layers.count) layers). Type help for the commands, Tab to complete, Ctrl-D to quit.\n"
-    )
+    let opened =
+      bench.runs.count > 1
+      ? "workspace \(bench.folder ?? "") with \(bench.runs.count) runs, current \(bench.currentName)"
+      : "session \(engine.spec.name) (\(engine.spec.model.layers.count) layers)"
+    Terminal.write("SpecBench — \(opened). Type help for the commands, Tab to complete, Ctrl-D to quit.\n")
     lastPrompt = prompt()
     rl_callback_handler_install(lastPrompt, acceptLine)
     while !finished {
@@ -75,17 +79,10 @@ public final class InteractiveRepl {
     // there: erase it, so that what the shell prints next starts on a clean line (on a terminal
     // that is gone, the write fails harmlessly).
     Terminal.writeRaw("\r\u{1B}[K")
-    if engine.isTraining {
-      _ = engine.perform(.training(.stop))
-      while engine.isTraining { Thread.sleep(forTimeInterval: 0.01) }
-    }
+    bench.stopAll()
     // Ended by SIGTERM or SIGHUP (or a terminal that went away) with unsaved work: keep it.
-    if !finished && engine.hasUnsavedChanges {
-      switch engine.saveRecoveryCopy() {
-      case .success(let path):
-        Terminal.writeError("unsaved changes in \(engine.spec.name) were saved to \(path) (load \(path) brings them back)\n")
-      case .failure(let error): Terminal.writeError("unsaved changes in \(engine.spec.name) could not be saved: \(error.message)\n")
-      }
+    if !finished {
+      for line in bench.saveRecoveryCopies() { Terminal.writeError(line + "\n") }
     }
     history.save()
     activeRepl = nil
@@ -95,7 +92,8 @@ public final class InteractiveRepl {
   /// `spirals [reference idle]> `
   func prompt() -> String {
     let status = engine.trainingStatus.rawValue
-    let text = "\(engine.spec.name) [\(engine.spec.backend) \(status)\(engine.hasUnsavedChanges ? " *" : "")]> "
+    let runs = bench.runsSummary.map { " · " + $0 } ?? ""
+    let text = "\(engine.spec.name) [\(engine.spec.backend) \(status)\(engine.hasUnsavedChanges ? " *" : "")\(runs)]> "
     return TerminalText.sanitized(text, keepLayout: false)
   }
 
@@ -104,7 +102,7 @@ public final class InteractiveRepl {
     dashboardRequested = false
     guard let openDashboard else { return }
     rl_callback_handler_remove()
-    let lines = openDashboard(engine, Self.terminating)
+    let lines = openDashboard(bench, Self.terminating)
     // The prompt readline drew after the `dashboard` line is still on the screen when the
     // dashboard could not start: write over it.
     if !lines.isEmpty { Terminal.writeRaw("\r\u{1B}[K") }
@@ -125,7 +123,7 @@ public final class InteractiveRepl {
   }
 
   func showEvents() {
-    let events = engine.takeEvents()
+    let events = bench.takeEvents()
     for event in events { printAbove(event.line) }
     let next = prompt()
     if next != lastPrompt {
@@ -151,7 +149,7 @@ public final class InteractiveRepl {
       return
     }
     if !line.trimmingCharacters(in: .whitespaces).isEmpty { add_history(line) }
-    let outcome = engine.execute(line)
+    let outcome = bench.execute(line)
     if case .quit = outcome {
       requestQuit()
       return
@@ -209,7 +207,7 @@ public final class InteractiveRepl {
   var progressShown = false
 
   func showEventsWithoutPrompt() {
-    let events = engine.takeEvents()
+    let events = bench.takeEvents()
     if progressShown && !events.isEmpty {
       Terminal.writeRaw("\r\u{1B}[K")
       progressShown = false
@@ -219,9 +217,12 @@ public final class InteractiveRepl {
 
   /// Quits, or first warns once about unsaved changes.
   func requestQuit() {
-    if engine.hasUnsavedChanges && !quitWarned {
+    if bench.hasUnsavedChanges && !quitWarned {
       quitWarned = true
-      Terminal.write("unsaved changes in \(engine.spec.name): save PATH keeps them; quit (or Ctrl-D) again discards them\n")
+      let unsaved = bench.unsavedRuns
+      let which = bench.runs.count > 1 ? "the runs " + unsaved.joined(separator: ", ") : engine.spec.name
+      let how = bench.runs.count > 1 ? "save FOLDER keeps them all" : "save PATH keeps them"
+      Terminal.write("unsaved changes in \(which): \(how); quit (or Ctrl-D) again discards them\n")
       return
     }
     finished = true
@@ -264,7 +265,10 @@ private let completeLine: @convention(c) (UnsafePointer<CChar>?, Int32, Int32) -
   guard let repl = activeRepl, let buffer = specbench_rl_line_buffer() else { return nil }
   let before = String(String(cString: buffer).utf8.prefix(Int(start))) ?? ""
   let word = text.map { String(cString: $0) } ?? ""
-  guard let candidates = Completion.candidates(before: before + word, spec: repl.engine.spec, backends: repl.engine.backendNames) else {
+  guard
+    let candidates = Completion.candidates(
+      before: before + word, spec: repl.engine.spec, backends: repl.engine.backendNames, runs: repl.bench.runs.map(\.name))
+  else {
     specbench_rl_set_completion_over(0)
     return nil
   }

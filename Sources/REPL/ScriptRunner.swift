@@ -3,16 +3,16 @@ import Session
 
 /// Runs commands read line by line from a stream that is not a terminal (`specbench <
 /// script.txt`): prints each result, waits for training that a command starts (a script goes on
-/// only once its `train` has finished), reports errors with their line numbers, and exits
+/// only once its `train`, or every run of its `sweep`, has finished), reports errors with their line numbers, and exits
 /// non-zero when any command failed.
 public enum ScriptRunner {
-  public static func run(_ engine: SessionEngine, input: FileHandle = .standardInput) -> Int32 {
+  public static func run(_ bench: Workbench, input: FileHandle = .standardInput) -> Int32 {
     var failures = 0
     var number = 0
     let text = String(decoding: input.readDataToEndOfFile(), as: UTF8.self)
     lines: for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
       number += 1
-      let outcome = engine.execute(line)
+      let outcome = bench.execute(line)
       switch outcome {
       case .done(let text):
         if !text.isEmpty { Terminal.write(text + "\n") }
@@ -30,10 +30,10 @@ public enum ScriptRunner {
         break lines
       }
       if case .failed = outcome { continue }
-      waitWhileTraining(engine)
+      waitWhileTraining(bench)
     }
-    waitWhileTraining(engine)
-    printEvents(engine)
+    waitWhileTraining(bench)
+    printEvents(bench)
     if failures > 0 { Terminal.writeError("\(failures) command\(failures == 1 ? "" : "s") failed\n") }
     if let failure = Console.outputFailure {
       Terminal.writeError("the script ran to its end, but its output was lost: \(failure)\n")
@@ -42,15 +42,16 @@ public enum ScriptRunner {
     return failures == 0 ? 0 : 1
   }
 
-  static func waitWhileTraining(_ engine: SessionEngine) {
-    while engine.isTraining {
-      printEvents(engine)
+  /// Waits while any run trains (a sweep's runs too): the script's next line sees them done.
+  static func waitWhileTraining(_ bench: Workbench) {
+    while bench.isTraining {
+      printEvents(bench)
       Thread.sleep(forTimeInterval: 0.02)
     }
-    printEvents(engine)
+    printEvents(bench)
   }
 
-  static func printEvents(_ engine: SessionEngine) {
-    for event in engine.takeEvents() { Terminal.write(event.line + "\n") }
+  static func printEvents(_ bench: Workbench) {
+    for event in bench.takeEvents() { Terminal.write(event.line + "\n") }
   }
 }

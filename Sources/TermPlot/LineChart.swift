@@ -31,6 +31,11 @@ public struct LineChart: Sendable {
     public var summarized: (any SummarizedPoints)?
     /// What the summarized values are multiplied by (a positive number: 100 for percentages).
     public var scale = 1.0
+    /// The series colour it is drawn in (nil: its place among the series), so that several
+    /// series of one run share a colour (`compare`).
+    public var colour: Int?
+    /// Drawn in the faint form of its colour (a run's validation loss beside its batch loss).
+    public var faint = false
     public init(name: String, points: [Point]) {
       (self.name, self.plain) = (name, points)
     }
@@ -97,9 +102,9 @@ public struct LineChart: Sendable {
     // Title and legend.
     var legend = title
     grid.write(legend, x: 0, y: 0, role: .title)
-    for (i, s) in series.enumerated() {
-      let entry = "  " + (unicode ? "━ " : "- ") + s.name
-      grid.write(entry, x: legend.count, y: 0, role: .series(i))
+    for (i, s) in series.enumerated() where !s.name.isEmpty {
+      let entry = "  " + (unicode ? (s.faint ? "┅ " : "━ ") : (s.faint ? ". " : "- ")) + s.name
+      grid.write(entry, x: legend.count, y: 0, role: s.faint ? .faint(s.colour ?? i) : .series(s.colour ?? i))
       legend += entry
     }
 
@@ -173,7 +178,8 @@ public struct LineChart: Sendable {
     for (i, s) in series.enumerated() {
       let smoothed = smoothing > 0 && seriesRange[i].high > seriesRange[i].low
       // The painter holds the canvas while it draws, so that the canvas is not shared.
-      var painter = SeriesPainter(frame: frame, index: i, smoothed: smoothed, smoothing: smoothing, canvas: canvas)
+      var painter = SeriesPainter(
+        frame: frame, index: s.colour ?? i, smoothed: smoothed, smoothing: smoothing, faint: s.faint, canvas: canvas)
       canvas = BrailleCanvas(width: 0, height: 0)
       if let source = s.summarized {
         let level = Self.summaryLevel(count: source.count, pixelColumns: pixelColumns, levels: source.summaryLevels)
@@ -337,10 +343,10 @@ struct SeriesPainter {
   private var smooth: ColumnTracer
   private var running: Smoothing.Running
 
-  init(frame: PixelFrame, index: Int, smoothed: Bool, smoothing: Double, canvas: BrailleCanvas) {
+  init(frame: PixelFrame, index: Int, smoothed: Bool, smoothing: Double, faint: Bool = false, canvas: BrailleCanvas) {
     (self.frame, self.smoothed, self.canvas) = (frame, smoothed, canvas)
-    raw = ColumnTracer(role: smoothed ? .faint(index) : .series(index))
-    smooth = ColumnTracer(role: .series(index))
+    raw = ColumnTracer(role: smoothed || faint ? .faint(index) : .series(index))
+    smooth = ColumnTracer(role: faint ? .faint(index) : .series(index))
     running = Smoothing.Running(weight: smoothing)
   }
 

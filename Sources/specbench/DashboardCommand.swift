@@ -17,7 +17,7 @@ struct DashboardCommand: ParsableCommand {
       """
   )
 
-  @Argument(help: "A session file to open (NAME.json).")
+  @Argument(help: "A session file to open (NAME.json), or a workspace folder saved by a workbench of several runs.")
   var file: String?
 
   @Option(help: "Write one frame to this file as text and exit (no terminal needed); - prints it.")
@@ -36,21 +36,22 @@ struct DashboardCommand: ParsableCommand {
 
   func run() throws {
     access.apply()
-    let engine = try openEngine(file)
+    let bench = try openWorkbench(file)
     let themes = ThemeLibrary.load(folders: ThemeLibrary.defaultFolders())
     if let snapshot {
-      try writeSnapshot(engine, themes: themes, to: snapshot)
+      try writeSnapshot(bench, themes: themes, to: snapshot)
       return
     }
     guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
       throw failWith("the dashboard needs a terminal; --snapshot FILE renders a frame to a file without one")
     }
-    let repl = makeRepl(engine, themes: themes, themeName: theme)
+    let repl = makeRepl(bench, themes: themes, themeName: theme)
     let status = repl.run(startInDashboard: true)
     if status != 0 { throw ExitCode(status) }
   }
 
-  func writeSnapshot(_ engine: SessionEngine, themes: ThemeLibrary, to path: String) throws {
+  func writeSnapshot(_ bench: Workbench, themes: ThemeLibrary, to path: String) throws {
+    let engine = bench.current
     let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
     guard parts.count == 2, parts.allSatisfy({ $0 > 0 && $0 <= 1000 }) else {
       throw failWith("--size \(size): expected WIDTHxHEIGHT such as 120x40")
@@ -65,7 +66,8 @@ struct DashboardCommand: ParsableCommand {
       }
       chosen = named
     }
-    let input = DashboardInput(spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: false, themeName: chosen.name)
+    var input = DashboardInput(spec: engine.spec, snapshot: engine.snapshot, hasUnsavedChanges: false, themeName: chosen.name)
+    input.runs = bench.runs.count > 1 ? bench.rows : []
     let grid = DashboardView.render(input, state: DashboardState(), width: parts[0], height: parts[1])
     let text = depth == .none ? grid.plainText : grid.ansiText(palette: chosen.ansiPalette(depth: depth))
     // `-` is standard output (a closed or full one is an error); /dev/stdout, a terminal or a
@@ -81,24 +83,23 @@ struct DashboardCommand: ParsableCommand {
   }
 }
 
-/// The session in FILE, or the built-in default session.
-func openEngine(_ file: String?) throws -> SessionEngine {
-  guard let file else { return SessionEngine.withDefaultSession() }
-  do { return SessionEngine(bundle: try SessionFile.load(file), path: SessionFile.paths(for: file).json) } catch { throw fail(error) }
+/// The session in FILE, the runs of a workspace folder, or the built-in default session.
+func openWorkbench(_ file: String?) throws -> Workbench {
+  do { return try Workbench.open(file) } catch { throw fail(error) }
 }
 
 /// The REPL, able to open the dashboard.
-func makeRepl(_ engine: SessionEngine, themes: ThemeLibrary? = nil, themeName: String? = nil) -> InteractiveRepl {
-  let repl = InteractiveRepl(engine: engine)
+func makeRepl(_ bench: Workbench, themes: ThemeLibrary? = nil, themeName: String? = nil) -> InteractiveRepl {
+  let repl = InteractiveRepl(workbench: bench)
   var library = themes
   var first = themeName
   // The dashboard opens again as it was left.
   var state = DashboardState()
-  repl.openDashboard = { engine, shouldStop in
+  repl.openDashboard = { bench, shouldStop in
     let themes = library ?? ThemeLibrary.load(folders: ThemeLibrary.defaultFolders())
     library = themes
     defer { first = nil }
-    return DashboardLoop.run(engine: engine, themes: themes, themeName: first, state: &state, shouldStop: shouldStop)
+    return DashboardLoop.run(bench: bench, themes: themes, themeName: first, state: &state, shouldStop: shouldStop)
   }
   return repl
 }

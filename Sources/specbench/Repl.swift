@@ -14,15 +14,15 @@ struct Repl: ParsableCommand {
       """
   )
 
-  @Argument(help: "A session file to open (NAME.json).")
+  @Argument(help: "A session file to open (NAME.json), or a workspace folder saved by a workbench of several runs.")
   var file: String?
 
   @OptionGroup var access: DataAccessOptions
 
   func run() throws {
     access.apply()
-    let engine = try openEngine(file)
-    let status = isatty(STDIN_FILENO) == 1 ? makeRepl(engine).run() : ScriptRunner.run(engine)
+    let bench = try openWorkbench(file)
+    let status = isatty(STDIN_FILENO) == 1 ? makeRepl(bench).run() : ScriptRunner.run(bench)
     if status != 0 { throw ExitCode(status) }
   }
 }

@@ -15,9 +15,11 @@ final class CorePair: @unchecked Sendable {
   private let pair = specbench_pair_create()
 
   /// Runs `work(context, 0)` and `work(context, 1)`, on both cores when the helper takes its
-  /// part, and returns when both are done. One caller at a time.
+  /// part (on this one while several runs train), and returns when both are done. One caller
+  /// at a time.
   func run(_ work: Work, _ context: UnsafeMutableRawPointer) {
-    guard let pair else {
+    // While several runs train, each keeps to one core (`TrainingLoad`).
+    guard let pair, !TrainingLoad.isShared else {
       work(context, 0)
       work(context, 1)
       return

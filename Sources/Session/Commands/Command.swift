@@ -15,6 +15,8 @@ public enum Command: Equatable, Sendable {
   case file(FileCommand)
   /// What only a front end can do; the engine only says so.
   case frontEnd(FrontEndCommand)
+  /// Several runs in one workbench: fork, list, switch, drop, sweep, compare (`Workbench`).
+  case runs(RunCommand)
 
   /// Whether the command changes the spec (and so is journaled and can be undone).
   public var changesSpec: Bool { if case .edit = self { true } else { false } }
@@ -66,6 +68,14 @@ public enum Command: Equatable, Sendable {
     case .file(.redo): return "redo"
     case .frontEnd(.dashboard): return "dashboard"
     case .frontEnd(.quit): return "quit"
+    case .runs(.fork(let name, let step)): return (["fork", word(name)] + (step.map { ["--from-step", String($0)] } ?? [])).joined(separator: " ")
+    case .runs(.list): return "runs"
+    case .runs(.switchTo(let name)): return "switch " + word(name)
+    case .runs(.drop(let name, let force)): return (["drop", word(name)] + (force ? ["--force"] : [])).joined(separator: " ")
+    case .runs(.sweep(let axes, let force)):
+      return (["sweep"] + axes.map { word($0.text) } + (force ? ["--force"] : [])).joined(separator: " ")
+    case .runs(.compare(let names, let axis)):
+      return (["compare"] + names.map(word) + (axis == .time ? ["--by", "time"] : [])).joined(separator: " ")
     }
   }
 }
@@ -149,6 +159,42 @@ public enum FileCommand: Equatable, Sendable {
   case load(path: String)
   case undo
   case redo
+}
+
+/// The workbench's commands over its runs.
+public enum RunCommand: Equatable, Sendable {
+  /// A copy of the current run (spec and state) under a new name; `fromStep`: its state as it
+  /// was at that step, replayed from the start when the history shows the replay is exact.
+  case fork(name: String, fromStep: Int?)
+  case list
+  case switchTo(String)
+  /// Removes a run; `force` drops unsaved work without asking.
+  case drop(String, force: Bool)
+  /// One run for each combination of the axes' values, trained at once; `force` passes the
+  /// grid limit.
+  case sweep([SweepAxis], force: Bool)
+  /// The loss curves, final metrics and differing fields of these runs (all when empty).
+  case compare([String], by: CompareAxis)
+}
+
+/// One field of a sweep and its values: `optimizer.lr=0.001,0.003`.
+public struct SweepAxis: Equatable, Sendable {
+  /// The field as typed (`layers[1].units`, `optimizer.lr`).
+  public var field: String
+  /// Its place in the spec's JSON (`model.layers[1].units`).
+  public var path: JSONPath
+  public var values: [JSONValue]
+  /// The values as typed, for names and the command's text.
+  public var texts: [String]
+
+  public var text: String { field + "=" + texts.joined(separator: ",") }
+}
+
+/// What `compare` lines runs up by.
+public enum CompareAxis: String, Equatable, Sendable, CaseIterable {
+  case step
+  /// Seconds since each run's training began in this workbench.
+  case time
 }
 
 public enum FrontEndCommand: Equatable, Sendable {

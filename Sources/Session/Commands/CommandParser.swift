@@ -178,6 +178,60 @@ public enum CommandParser {
     case "help":
       guard args.count <= 1 else { throw usage("help") }
       return .query(.help(topic: args.first))
+    case "fork":
+      guard let name = args.first, !name.hasPrefix("-") else { throw usage("fork") }
+      var step: Int?
+      var rest = args.dropFirst()
+      while let word = rest.first {
+        rest = rest.dropFirst()
+        guard word == "--from-step", let text = rest.first, let k = Int(text), k >= 0, k <= StateSpec.stepLimit else {
+          throw CommandError("fork: expected --from-step STEP (a step from 0), got \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("fork")!.usage)")
+        }
+        rest = rest.dropFirst()
+        step = k
+      }
+      return .runs(.fork(name: try runName(name, command: "fork"), fromStep: step))
+    case "runs": return try bare(.runs(.list), "runs", args)
+    case "switch":
+      guard args.count == 1 else { throw usage("switch") }
+      return .runs(.switchTo(args[0]))
+    case "drop":
+      let force = args.contains("--force")
+      let rest = args.filter { $0 != "--force" }
+      guard rest.count == 1 else { throw usage("drop") }
+      return .runs(.drop(rest[0], force: force))
+    case "sweep":
+      let force = args.contains("--force")
+      let rest = args.filter { $0 != "--force" }
+      guard !rest.isEmpty else { throw usage("sweep") }
+      var axes: [SweepAxis] = []
+      for word in rest {
+        let axis = try sweepAxis(word)
+        guard !axes.contains(where: { $0.path == axis.path }) else {
+          throw CommandError("sweep: \(axis.field) is given twice; give each field once with all its values")
+        }
+        axes.append(axis)
+      }
+      return .runs(.sweep(axes, force: force))
+    case "compare":
+      var names: [String] = []
+      var axis = CompareAxis.step
+      var rest = args[...]
+      while let word = rest.first {
+        rest = rest.dropFirst()
+        if word == "--by" {
+          guard let text = rest.first, let chosen = CompareAxis(rawValue: text) else {
+            throw CommandError("compare: --by takes step or time")
+          }
+          axis = chosen
+          rest = rest.dropFirst()
+        } else if word.hasPrefix("-") {
+          throw CommandError("compare: unknown option \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("compare")!.usage)")
+        } else {
+          names.append(word)
+        }
+      }
+      return .runs(.compare(names, by: axis))
     case "quit", "exit": return try bare(.frontEnd(.quit), head, args)
     case "dashboard": return try bare(.frontEnd(.dashboard), head, args)
     default:
@@ -387,6 +441,71 @@ public enum CommandParser {
       throw CommandError("\(command): expected train or validation, got \(TextExcerpt.quoted(word))")
     }
     return part
+  }
+
+  // MARK: runs
+
+  /// The longest run name: it names a file in a workspace folder.
+  public static let runNameLimit = 64
+
+  /// A run's name: letters, digits and `. _ = , + -`, at most 64, not starting with `.` or
+  /// `-`: it is also the stem of its file in a saved workspace.
+  public static func runName(_ text: String, command: String) throws(CommandError) -> String {
+    let allowed = text.unicodeScalars.allSatisfy {
+      ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._=,+-".unicodeScalars.contains($0)
+    }
+    guard !text.isEmpty, text.count <= runNameLimit, allowed, !text.hasPrefix("."), !text.hasPrefix("-") else {
+      throw CommandError(
+        "\(command): a run's name is 1 to \(runNameLimit) letters, digits and . _ = , + - (not starting with . or -), got \(TextExcerpt.quoted(text))"
+      )
+    }
+    return text
+  }
+
+  /// `FIELD=V1,V2,…`: the field as a path into the spec's JSON (a path that does not start at
+  /// the spec's top level is read under `model`, so `layers[1].units` works), the values split
+  /// at the commas outside brackets and quotes, each JSON when it parses as JSON.
+  static func sweepAxis(_ word: String) throws(CommandError) -> SweepAxis {
+    guard let equals = word.firstIndex(of: "="), equals != word.startIndex, word.index(after: equals) != word.endIndex else {
+      throw CommandError("sweep: expected FIELD=V1,V2,…, got \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("sweep")!.usage)")
+    }
+    let field = String(word[..<equals])
+    var components: [JSONPath.Component] = []
+    for piece in field.split(separator: ".", omittingEmptySubsequences: false) {
+      var rest = Substring(piece)
+      let key = rest.prefix { $0 != "[" }
+      guard !key.isEmpty else { throw CommandError("sweep: \(TextExcerpt.quoted(field)) is not a field path such as optimizer.lr or layers[1].units") }
+      components.append(.key(String(key)))
+      rest = rest.dropFirst(key.count)
+      while rest.hasPrefix("[") {
+        guard let close = rest.firstIndex(of: "]"), let index = Int(rest[rest.index(after: rest.startIndex)..<close]), index >= 0 else {
+          throw CommandError("sweep: \(TextExcerpt.quoted(field)) has a bad index; write layers[1].units")
+        }
+        components.append(.index(index))
+        rest = rest[rest.index(after: close)...]
+      }
+      guard rest.isEmpty else { throw CommandError("sweep: \(TextExcerpt.quoted(field)) is not a field path such as optimizer.lr or layers[1].units") }
+    }
+    var texts: [String] = []
+    var current = ""
+    var depth = 0
+    var quoted = false
+    for ch in word[word.index(after: equals)...] {
+      if ch == "\"" { quoted.toggle() }
+      if !quoted && (ch == "[" || ch == "{") { depth += 1 }
+      if !quoted && (ch == "]" || ch == "}") { depth -= 1 }
+      if ch == ",", depth == 0, !quoted {
+        texts.append(current)
+        current = ""
+      } else {
+        current.append(ch)
+      }
+    }
+    texts.append(current)
+    guard texts.allSatisfy({ !$0.isEmpty }) else { throw CommandError("sweep: \(field) has an empty value; write \(field)=V1,V2") }
+    guard Set(texts).count == texts.count else { throw CommandError("sweep: \(field) repeats a value") }
+    let values = texts.map { text in (try? JSONParser.parse(text)).map { JSONValue($0.kind) } ?? .string(text) }
+    return SweepAxis(field: field, path: JSONPath(components), values: values, texts: texts)
   }
 
   static func bare(_ command: Command, _ name: String, _ args: [String]) throws(CommandError) -> Command {

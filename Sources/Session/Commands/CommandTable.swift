@@ -105,6 +105,24 @@ public enum CommandTable {
     .init(name: "redo", usage: "redo", summary: "redo what undo undid", example: "redo"),
     .init(name: "history", usage: "history", summary: "the commands that built this session", example: "history"),
     .init(
+      name: "fork", usage: "fork NAME [--from-step STEP]",
+      summary: "copy the current run (spec and state) into a new run and switch to it; --from-step replays it to an earlier step",
+      example: "fork wider"),
+    .init(
+      name: "runs", usage: "runs", summary: "the workbench's runs: backend, status, step, losses, accuracy, steps/s",
+      example: "runs"),
+    .init(name: "switch", usage: "switch NAME", summary: "make another run the current one", example: "switch wider"),
+    .init(
+      name: "drop", usage: "drop NAME [--force]", summary: "remove a run (asks first when it has unsaved work)", example: "drop wider"),
+    .init(
+      name: "sweep", usage: "sweep FIELD=V1,V2,... [FIELD=...] [--force]",
+      summary: "one new run for each combination of values, from the seeded initial weights, all trained at once",
+      example: "sweep optimizer.lr=0.001,0.003,0.01 layers[1].units=32,64"),
+    .init(
+      name: "compare", usage: "compare [RUN ...] [--by step|time]",
+      summary: "overlay the runs' loss curves, with their final metrics and the spec fields in which they differ",
+      example: "compare --by time"),
+    .init(
       name: "dashboard", usage: "dashboard",
       summary: "open the full-screen dashboard: live loss, histograms, model, optimizer; q comes back here, training keeps running",
       example: "dashboard"),

@@ -6,7 +6,9 @@ import SpecKit
 /// names, subcommands, layer types, activations, optimizer and schedule names and fields,
 /// layer and tensor names, backend names. Nil means "complete a file path".
 public enum Completion {
-  public static func candidates(before line: String, spec: SessionSpec, backends: [String] = BackendRegistry.builtIn.names) -> [String]? {
+  public static func candidates(
+    before line: String, spec: SessionSpec, backends: [String] = BackendRegistry.builtIn.names, runs: [String] = []
+  ) -> [String]? {
     let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
     let typingNewWord = line.isEmpty || line.hasSuffix(" ")
     let done = typingNewWord ? words : Array(words.dropLast())
@@ -16,7 +18,7 @@ public enum Completion {
     let layerNames = spec.model.layers.map(\.name)
 
     // key=value: complete the value of a known key.
-    if let equals = current.firstIndex(of: "=") {
+    if let equals = current.firstIndex(of: "="), command != "sweep" {
       let key = String(current[..<equals])
       let values: [String] =
         switch key {
@@ -80,6 +82,15 @@ public enum Completion {
       }
       return filter(
         ["prior=", "sigma=", "pi=", "sigma1=", "sigma2=", "kl_weight=", "rho_init=", "train_samples=", "predict_samples="], current)
+    case "switch": return position == 1 ? filter(runs, current) : []
+    case "drop": return position == 1 ? filter(runs, current) : filter(["--force"], current)
+    case "compare":
+      if done.last == "--by" { return filter(CompareAxis.allCases.map(\.rawValue), current) }
+      return filter(runs.filter { !done.contains($0) } + ["--by"], current)
+    case "fork": return position == 1 ? [] : filter(["--from-step"], current)
+    case "sweep":
+      guard !current.contains("=") else { return [] }
+      return filter(sweepFields(spec).map { $0 + "=" } + ["--force"], current)
     case "save", "load": return nil
     case "export":
       return position == 1 ? filter(ExportFormat.allCases.map(\.rawValue), current) : position == 2 ? nil : filter(["--softmax"], current)
@@ -92,6 +103,21 @@ public enum Completion {
   /// typed anyway.
   static func filter(_ options: [String], _ prefix: String) -> [String] {
     options.filter { $0.hasPrefix(prefix) && !$0.unicodeScalars.contains(where: TextExcerpt.isControl) }.sorted()
+  }
+
+  /// The fields a sweep can set, as its paths: the optimizer's, the schedule's and training's
+  /// plain values, and each layer's (`layers[1].units`).
+  static func sweepFields(_ spec: SessionSpec) -> [String] {
+    var fields: [String] = []
+    func plain(_ value: JSONValue, _ prefix: String) {
+      for member in value.objectValue?.members ?? [] where member.key != "type" && member.key != "name" {
+        if member.value.objectValue == nil { fields.append(prefix + member.key) }
+      }
+    }
+    let json = spec.json
+    for part in ["optimizer", "schedule", "training"] { json.objectValue?[part].map { plain($0, part + ".") } }
+    for (i, layer) in (json.objectValue?["model"]?.objectValue?["layers"]?.arrayValue ?? []).enumerated() { plain(layer, "layers[\(i)].") }
+    return fields
   }
 
   static func layerFields(_ type: String) -> [String] {

@@ -12,6 +12,8 @@ public enum Drawing: Sendable {
   case filters(FilterImages)
   /// Nothing to draw yet, and why.
   case note(String)
+  /// Runs side by side: their losses in one chart, their metrics, where their specs differ.
+  case comparison(Comparison)
 
   /// The drawing at `width` columns and its own height.
   public func render(width: Int) -> Grid {
@@ -19,6 +21,7 @@ public enum Drawing: Sendable {
     case .chart(let chart, let height): chart.render(width: width, height: height)
     case .histogram(let title, let values, let height): Histogram.render(values, title: title, width: width, height: height)
     case .filters(let images): images.render(width: width)
+    case .comparison(let comparison): comparison.render(width: width)
     case .note(let text):
       {
         var grid = Grid(width: max(1, min(width, text.count)), height: 1)

@@ -144,6 +144,7 @@ public final class SessionEngine {
       case .file(let file): return try run(file)
       case .frontEnd(.dashboard): return .dashboard
       case .frontEnd(.quit): return .quit
+      case .runs: return .failed("\(command.text.split(separator: " ").first ?? "") works on a workbench of runs, not on one session")
       }
     } catch {
       return .failed(error.message)

@@ -18,6 +18,16 @@ final class TrainingController {
   /// Distributions and per-tensor statistics of this session's finished runs, which the next
   /// run carries on (cleared by new and load).
   private(set) var tensorHistory: (distributions: [String: [DistributionColumn]], statistics: [String: TensorStatistics]) = ([:], [:])
+  /// The session's steps against the seconds it has trained (a point when a run starts and
+  /// ends, and while it trains whenever `sampleTimeline` is called, at most every 0.1 s):
+  /// `compare --by time`. Seconds count training only, from every run of this session here (and
+  /// in the workbench that saved it).
+  var timeline: [TimelinePoint] = []
+  /// The seconds of the runs that have ended.
+  var trainedSeconds = 0.0
+  /// Timeline points kept (thinned to every other one when full).
+  static let timelineLimit = WorkspaceIndex.timelineLimit
+
   /// Whether per-tensor gradient norms and update ratios are measured (on demand: they cost an
   /// extra export of the parameters at every histogram refresh).
   var measuresStatistics = false {
@@ -71,6 +81,7 @@ final class TrainingController {
     worker = TrainingWorker(
       run: run, extraSteps: extraSteps, previous: previous, measuresStatistics: measuresStatistics)
     status = .running
+    addToTimeline(TimelinePoint(step: start, seconds: trainedSeconds))
     pausedTarget = target
     let warnings = run.startWarnings
     return (resuming ? "resumed" : "training") + " in the background from step \(start)" + (target.map { " to step \($0)" } ?? "")
@@ -145,9 +156,33 @@ final class TrainingController {
       ($0.snapshot.status == .paused, $0.snapshot.distributions, $0.snapshot.tensorStatistics)
     }
     tensorHistory = (distributions, statistics)
+    let (step, elapsed) = worker.shared.withLock { ($0.snapshot.step, $0.snapshot.elapsedSeconds ?? 0) }
+    trainedSeconds += elapsed
+    addToTimeline(TimelinePoint(step: result.spec.state?.step ?? step, seconds: trainedSeconds))
     status = paused ? .paused : .idle
     if !paused { pausedTarget = nil }
     self.worker = nil
     return (events, result)
+  }
+
+  /// A point of the running worker's own pair of step and seconds, when it has moved on.
+  func sampleTimeline() {
+    guard let (step, elapsed) = worker?.shared.withLock({ ($0.snapshot.step, $0.snapshot.elapsedSeconds) }), let elapsed,
+      let last = timeline.last, step > last.step, trainedSeconds + elapsed - last.seconds >= 0.1
+    else { return }
+    addToTimeline(TimelinePoint(step: step, seconds: trainedSeconds + elapsed))
+  }
+
+  func addToTimeline(_ point: TimelinePoint) {
+    if let last = timeline.last, last.step == point.step {
+      timeline[timeline.count - 1].seconds = max(last.seconds, point.seconds)
+      return
+    }
+    // A step behind the last (an undo, a load): the timeline starts again from there.
+    if let last = timeline.last, point.step < last.step { timeline.removeAll { $0.step >= point.step } }
+    timeline.append(TimelinePoint(step: point.step, seconds: max(point.seconds, timeline.last?.seconds ?? 0)))
+    if timeline.count > Self.timelineLimit {
+      timeline = timeline.enumerated().filter { $0.offset % 2 == 0 || $0.offset == timeline.count - 1 }.map(\.element)
+    }
   }
 }

@@ -109,6 +109,8 @@ final class TrainingWorker: Sendable {
   }
 
   private func loop(_ run: TrainingRun, extraSteps: Int?) {
+    TrainingLoad.begin()
+    defer { TrainingLoad.end() }
     let clock = ContinuousClock()
     let began = clock.now
     var rateMark = (clock.now, run.trainer.step)
@@ -177,15 +179,14 @@ final class TrainingWorker: Sendable {
         let seconds = elapsed / .seconds(1)
         let rate = Double(step - rateMark.1) / seconds
         rateMark = (now, step)
-        let elapsedSeconds = (now - began) / .seconds(1)
-        shared.withLock { s in
-          s.snapshot.stepsPerSecond = rate
-          s.snapshot.elapsedSeconds = elapsedSeconds
-        }
+        shared.withLock { s in s.snapshot.stepsPerSecond = rate }
       }
+      // The step and the seconds to it together: a workbench's timeline pairs them.
+      let elapsedSeconds = (now - began) / .seconds(1)
       shared.withLock { s in
         s.snapshot.step = step
         s.snapshot.epoch = run.trainer.epoch
+        s.snapshot.elapsedSeconds = elapsedSeconds
       }
       if let measured = before, step == measured.step + 1 {
         publishStatistics(run, before: measured.parameters)

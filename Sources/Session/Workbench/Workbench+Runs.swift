@@ -1,0 +1,209 @@
+import Backends
+import Foundation
+import SpecKit
+
+extension Workbench {
+  // MARK: fork
+
+  /// `fork NAME [--from-step K]`: a new run with the current run's spec and state (at its next
+  /// step boundary while it trains), made current. With `K` before the run's step, the state of
+  /// step K is made again: the run's spec trained K steps from its seeded initial state, kept
+  /// only when the replay's recorded losses up to K equal the run's own, bit for bit (else the
+  /// run changed on the way — an edit, a swap, a load — and the fork is refused with the first
+  /// step that differs).
+  func fork(_ name: String, fromStep: Int?) throws(CommandError) -> String {
+    guard run(named: name) == nil else { throw CommandError("fork: a run named \(name) exists; runs lists them") }
+    let sourceEngine = current
+    var bundle = try sourceEngine.currentBundle(for: "fork")
+    let step = bundle.spec.state?.step ?? 0
+    var note = ""
+    if let k = fromStep, k != step {
+      guard k < step else {
+        throw CommandError("fork: \(currentName) is at step \(step); --from-step takes a step from 0 to \(step)")
+      }
+      let began = clock.now
+      bundle = try replay(bundle, to: k, folder: sourceEngine.folder)
+      note = " (replayed from step 0 in \(ProgressLine.duration((clock.now - began) / .seconds(1))); its recorded losses matched)"
+    }
+    let at = bundle.spec.state?.step ?? 0
+    bundle.spec.name = name
+    bundle.spec.history.events.append(HistoryEvent(step: at, kind: "fork", detail: "forked from \(currentName) at step \(at)"))
+    bundle.spec.data.source = bundle.spec.data.source.rebased(
+      from: PathText.absolute(sourceEngine.folder, from: FileManager.default.currentDirectoryPath),
+      to: FileManager.default.currentDirectoryPath)
+    let engine = SessionEngine(bundle: bundle, backends: backends)
+    engine.document.hasUnsavedChanges = true
+    let previous = currentName
+    // The fork's history is the source's up to `at`, and so is its training time.
+    let source = runs[currentIndex]
+    var timeline = source.timeline.filter { $0.step < at }
+    if !source.timeline.isEmpty, let seconds = ComparedRun(name: "", spec: bundle.spec, status: "", timeline: source.timeline).seconds(at: at) {
+      timeline.append(TimelinePoint(step: at, seconds: seconds))
+    }
+    runs.append(Run(name: name, engine: engine, timeline: timeline))
+    currentIndex = runs.count - 1
+    return "forked \(previous) at step \(at) into \(name), now the current run\(note); switch \(previous) goes back"
+  }
+
+  /// The session at step `k`: its spec trained from the seeded initial state, checked against
+  /// the recorded history (every metric's points before `k`, and the batch loss at `k`).
+  func replay(_ bundle: SessionBundle, to k: Int, folder: String) throws(CommandError) -> SessionBundle {
+    let recorded = bundle.spec.history
+    guard k == 0 || recorded.trainLoss.contains(where: { $0.step <= k }) else {
+      throw CommandError("fork: \(currentName) has no recorded losses up to step \(k) to check a replay against; fork from its current step")
+    }
+    var start = bundle.spec
+    (start.state, start.history, start.posterior) = (nil, HistorySpec(), nil)
+    let backend: any Backend
+    do { backend = try backends.named(start.backend) } catch { throw CommandError("fork: \(error)") }
+    let replay: TrainingRun
+    do { replay = try TrainingRun(bundle: SessionBundle(spec: start), folder: folder, backend: backend, recordLoad: false) } catch {
+      throw CommandError("fork: cannot replay \(currentName): \(error)")
+    }
+    if k > 0 {
+      let summary = replay.run(extraSteps: k)
+      guard summary.reason == .steps, summary.step == k else {
+        throw CommandError("fork: the replay of \(currentName) stopped at step \(summary.step): \(summary.message); fork from its current step")
+      }
+    }
+    let replayed = replay.spec.history
+    for metric in Metric.allCases {
+      let keep = { (point: MetricPoint) in point.step < k || (point.step == k && metric == .trainLoss) }
+      let (mine, again) = (recorded[metric].filter(keep), replayed[metric].filter(keep))
+      if mine != again {
+        let differs = zip(mine, again).first { $0 != $1 }.map { $0.0.step } ?? min(mine.last?.step ?? 0, again.last?.step ?? 0)
+        throw CommandError(
+          "fork: \(currentName)'s history cannot be replayed exactly to step \(k): its \(metric.rawValue) differs from step \(differs) (the run changed there: an edit, a swap or a load); fork from its current step, or from a step before \(differs)"
+        )
+      }
+    }
+    var spec = bundle.spec
+    spec.history.truncate(after: k)
+    spec.history.events.removeAll { $0.step > k }
+    spec.posterior = nil
+    let state: TrainingState
+    do { state = try replay.bundle.trainingState() } catch { throw CommandError("fork: \(error)") }
+    spec.state = nil
+    return SessionBundle(spec: spec, state: state)
+  }
+
+  // MARK: sweep
+
+  /// `sweep FIELD=V1,V2,… …`: one run a combination of the values, each from the seeded
+  /// initial weights of the current spec with those fields set (so that the runs compare
+  /// fairly), named after its values, all started at once. Every combination is read and
+  /// validated by the format's own reader first: one bad value and no run is made.
+  func sweep(_ axes: [SweepAxis], force: Bool) throws(CommandError) -> String {
+    let count = axes.reduce(1) { $0.multipliedReportingOverflow(by: $1.values.count).partialValue }
+    guard count <= Self.sweepCeiling else {
+      throw CommandError("sweep: \(count) runs is more than a workbench holds at once (\(Self.sweepCeiling)); sweep fewer values")
+    }
+    guard count <= Self.sweepLimit || force else {
+      throw CommandError("sweep: \(count) runs is more than \(Self.sweepLimit) at once; add --force to train them all, or sweep fewer values")
+    }
+    let source = current
+    var base = source.spec
+    (base.state, base.history, base.posterior) = (nil, HistorySpec(), nil)
+    let root = base.json
+    let keys = Self.sweepKeys(axes)
+    var made: [(name: String, spec: SessionSpec)] = []
+    var names = Set(runs.map(\.name))
+    for combination in Self.combinations(axes.map { $0.values.count }) {
+      var json = root
+      for (axis, choice) in zip(axes, combination) {
+        json = try Self.setting(axis.values[choice], at: axis, in: json)
+      }
+      var spec: SessionSpec
+      let label = zip(axes, combination).map { "\($0.field)=\($0.texts[$1])" }.joined(separator: " ")
+      do { spec = try SessionSpec.decode(json, defaultName: base.name) } catch {
+        throw CommandError("sweep: \(label): \(error.description)")
+      }
+      if let issue = spec.validate().first { throw CommandError("sweep: \(label): \(issue)") }
+      if let backend = try? backends.named(spec.backend), let unsupported = backend.capabilities.unsupported(in: spec).first {
+        throw CommandError("sweep: \(label): the \(backend.name) backend cannot train \(unsupported)")
+      }
+      var name = Self.runName(from: zip(keys, zip(axes, combination)).map { "\($0)=\($1.0.texts[$1.1])" }.joined(separator: ","))
+      if names.contains(name) {
+        var n = 2
+        while names.contains(String(name.prefix(CommandParser.runNameLimit - 4)) + "-\(n)") { n += 1 }
+        name = String(name.prefix(CommandParser.runNameLimit - 4)) + "-\(n)"
+      }
+      names.insert(name)
+      spec.name = name
+      spec.journal.append("# sweep of \(currentName): \(label)")
+      spec.history.events.append(HistoryEvent(step: 0, kind: "sweep", detail: "swept from \(currentName): \(label)"))
+      spec.data.source = spec.data.source.rebased(
+        from: PathText.absolute(source.folder, from: FileManager.default.currentDirectoryPath), to: FileManager.default.currentDirectoryPath)
+      made.append((name, spec))
+    }
+    var lines = ["sweep of \(currentName): \(made.count) run\(made.count == 1 ? "" : "s"), each from its seeded initial weights"]
+    for (name, spec) in made {
+      let engine = SessionEngine(bundle: SessionBundle(spec: spec), backends: backends)
+      engine.document.hasUnsavedChanges = true
+      runs.append(Run(name: name, engine: engine))
+      switch engine.perform(.training(.train(steps: nil, wait: false))) {
+      case .failed(let why): lines.append("  \(name): not started: \(why)")
+      default: lines.append("  \(name): training")
+      }
+    }
+    lines.append("runs lists them, compare overlays their losses, switch NAME makes one current")
+    return lines.joined(separator: "\n")
+  }
+
+  /// The short name of each axis in a run's name: the field's last key (`lr`, `units`), or the
+  /// whole field when two axes share it.
+  static func sweepKeys(_ axes: [SweepAxis]) -> [String] {
+    let last = axes.map { axis in
+      axis.path.components.reversed().lazy.compactMap { if case .key(let key) = $0 { key } else { nil } }.first ?? axis.field
+    }
+    return zip(axes, last).map { axis, key in last.filter { $0 == key }.count > 1 ? axis.field : key }
+  }
+
+  /// Every combination of one choice per axis, the last axis fastest.
+  static func combinations(_ counts: [Int]) -> [[Int]] {
+    counts.reduce([[]]) { partial, count in partial.flatMap { prefix in (0..<count).map { prefix + [$0] } } }
+  }
+
+  /// `root` with `value` at the axis's path: from the spec's top level, or else under `model`.
+  /// The path must name a field the spec has (every field is written, defaults too).
+  static func setting(_ value: JSONValue, at axis: SweepAxis, in root: JSONValue) throws(CommandError) -> JSONValue {
+    let components = axis.path.components
+    let topKeys = root.objectValue?.keys ?? []
+    let path: [JSONPath.Component]
+    if case .key(let first)? = components.first, topKeys.contains(first) {
+      path = components
+    } else {
+      path = [.key("model")] + components
+    }
+    var missing: String?
+    func set(_ node: JSONValue, _ rest: ArraySlice<JSONPath.Component>, _ at: String) -> JSONValue {
+      guard let component = rest.first else { return value }
+      switch (component, node.kind) {
+      case (.key(let key), .object(var object)):
+        guard let index = object.members.firstIndex(where: { $0.key == key }) else {
+          missing = "\(at.isEmpty ? "the spec" : at) has no field \(key) (it has \(object.keys.joined(separator: ", ")))"
+          return node
+        }
+        object.members[index].value = set(object.members[index].value, rest.dropFirst(), at.isEmpty ? key : at + "." + key)
+        return JSONValue(.object(object))
+      case (.index(let index), .array(var elements)):
+        guard elements.indices.contains(index) else {
+          missing = "\(at) has \(elements.count) entries; index \(index) is past them"
+          return node
+        }
+        elements[index] = set(elements[index], rest.dropFirst(), at + "[\(index)]")
+        return JSONValue(.array(elements))
+      default:
+        missing = "\(at.isEmpty ? "the spec" : at) is \(node.typeDescription), not \(component.isKey ? "an object" : "a list")"
+        return node
+      }
+    }
+    let result = set(root, path[...], "")
+    if let missing { throw CommandError("sweep: \(axis.field): \(missing)") }
+    return result
+  }
+}
+
+extension JSONPath.Component {
+  var isKey: Bool { if case .key = self { true } else { false } }
+}
