@@ -73,7 +73,8 @@ public enum DashboardLoop {
             case .repaint: screen.invalidate()
             case .execute(let line): show(bench.execute(line), for: line, state: &state)
             case .perform(let command): show(bench.perform(command), for: command.text, state: &state)
-            case .performOnRun(let name, let command): show(bench.perform(command, onRun: name), for: "\(name): \(command.text)", state: &state)
+            case .performOnRun(let name, let command):
+              show(bench.perform(command, onRun: name), for: "\(name): \(command.text)", state: &state)
             }
           }
           if measured !== bench.current {

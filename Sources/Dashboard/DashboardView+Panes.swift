@@ -61,7 +61,8 @@ extension DashboardView {
       let marks = (run.isCurrent ? "*" : " ") + (state.overlaid.contains(run.name) ? "+" : " ")
       let name = String(run.name.prefix(nameWidth)).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
       let loss = run.loss.map { "loss " + ProgressLine.significant(Double($0)) } ?? ""
-      let text = "\(marks) \(name) \(run.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) step \(grouped(run.step))  \(loss)"
+      let text =
+        "\(marks) \(name) \(run.status.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) step \(grouped(run.step))  \(loss)"
       let y = row - first
       grid.write(String(text.prefix(frame.width)), x: 0, y: y, role: run.isCurrent ? .title : .text)
       if focused && row == selected { grid.highlight(x: 0, y: y, width: frame.width, role: .selected) }

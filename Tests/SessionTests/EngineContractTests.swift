@@ -27,6 +27,9 @@ struct EngineContractTests {
     "calibration", "calibration validation", "variational dense2 prior=scale_mixture pi=0.3 kl_weight=0.01", "variational off",
     "add conv2d 16 3 relu padding=same", "add max_pool2d 2 stride=1,2", "add reshape 1,8,8", "filters conv2d1", "filters conv2d1 0",
     "data npz path=d.npz inputs=images targets=labels scale=0.00392156862745098",
+    "fork wide", "fork back --from-step 100", "runs", "switch lr=0.01", "drop wide", "drop wide --force",
+    "sweep optimizer.lr=0.001,0.01 layers[1].units=32,64", "sweep 'optimizer.betas=[0.9,0.99],[0.8,0.9]' --force", "compare",
+    "compare a b --by time",
   ])
   func everyCommandsTextParsesBackToIt(_ line: String) throws {
     let command = try #require(try CommandParser.parse(line))

@@ -68,7 +68,8 @@ public enum Command: Equatable, Sendable {
     case .file(.redo): return "redo"
     case .frontEnd(.dashboard): return "dashboard"
     case .frontEnd(.quit): return "quit"
-    case .runs(.fork(let name, let step)): return (["fork", word(name)] + (step.map { ["--from-step", String($0)] } ?? [])).joined(separator: " ")
+    case .runs(.fork(let name, let step)):
+      return (["fork", word(name)] + (step.map { ["--from-step", String($0)] } ?? [])).joined(separator: " ")
     case .runs(.list): return "runs"
     case .runs(.switchTo(let name)): return "switch " + word(name)
     case .runs(.drop(let name, let force)): return (["drop", word(name)] + (force ? ["--force"] : [])).joined(separator: " ")

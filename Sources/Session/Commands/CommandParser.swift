@@ -185,7 +185,8 @@ public enum CommandParser {
       while let word = rest.first {
         rest = rest.dropFirst()
         guard word == "--from-step", let text = rest.first, let k = Int(text), k >= 0, k <= StateSpec.stepLimit else {
-          throw CommandError("fork: expected --from-step STEP (a step from 0), got \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("fork")!.usage)")
+          throw CommandError(
+            "fork: expected --from-step STEP (a step from 0), got \(TextExcerpt.quoted(word)); usage: \(CommandTable.info("fork")!.usage)")
         }
         rest = rest.dropFirst()
         step = k
@@ -474,7 +475,9 @@ public enum CommandParser {
     for piece in field.split(separator: ".", omittingEmptySubsequences: false) {
       var rest = Substring(piece)
       let key = rest.prefix { $0 != "[" }
-      guard !key.isEmpty else { throw CommandError("sweep: \(TextExcerpt.quoted(field)) is not a field path such as optimizer.lr or layers[1].units") }
+      guard !key.isEmpty else {
+        throw CommandError("sweep: \(TextExcerpt.quoted(field)) is not a field path such as optimizer.lr or layers[1].units")
+      }
       components.append(.key(String(key)))
       rest = rest.dropFirst(key.count)
       while rest.hasPrefix("[") {
@@ -484,7 +487,9 @@ public enum CommandParser {
         components.append(.index(index))
         rest = rest[rest.index(after: close)...]
       }
-      guard rest.isEmpty else { throw CommandError("sweep: \(TextExcerpt.quoted(field)) is not a field path such as optimizer.lr or layers[1].units") }
+      guard rest.isEmpty else {
+        throw CommandError("sweep: \(TextExcerpt.quoted(field)) is not a field path such as optimizer.lr or layers[1].units")
+      }
     }
     var texts: [String] = []
     var current = ""

@@ -31,13 +31,14 @@ extension Workbench {
     bundle.spec.data.source = bundle.spec.data.source.rebased(
       from: PathText.absolute(sourceEngine.folder, from: FileManager.default.currentDirectoryPath),
       to: FileManager.default.currentDirectoryPath)
-    let engine = SessionEngine(bundle: bundle, backends: backends)
-    engine.document.hasUnsavedChanges = true
+    let engine = try makeEngine(bundle)
     let previous = currentName
     // The fork's history is the source's up to `at`, and so is its training time.
     let source = runs[currentIndex]
     var timeline = source.timeline.filter { $0.step < at }
-    if !source.timeline.isEmpty, let seconds = ComparedRun(name: "", spec: bundle.spec, status: "", timeline: source.timeline).seconds(at: at) {
+    if !source.timeline.isEmpty,
+      let seconds = ComparedRun(name: "", spec: bundle.spec, status: "", timeline: source.timeline).seconds(at: at)
+    {
       timeline.append(TimelinePoint(step: at, seconds: seconds))
     }
     runs.append(Run(name: name, engine: engine, timeline: timeline))
@@ -45,14 +46,74 @@ extension Workbench {
     return "forked \(previous) at step \(at) into \(name), now the current run\(note); switch \(previous) goes back"
   }
 
-  /// The session at step `k`: its spec trained from the seeded initial state, checked against
-  /// the recorded history (every metric's points before `k`, and the batch loss at `k`).
+  /// An engine on a session that lives only in memory (no file yet): the state held by the
+  /// document, the spec's state record left to the first save (a state exported from a worker
+  /// has no file names yet).
+  func makeEngine(_ bundle: SessionBundle) throws(CommandError) -> SessionEngine {
+    var spec = bundle.spec
+    var state: TrainingState?
+    if spec.state != nil {
+      do { state = try bundle.trainingState() } catch { throw CommandError("\(error)") }
+    }
+    spec.state = nil
+    let engine = SessionEngine(bundle: SessionBundle(spec: spec), backends: backends)
+    engine.document.state = state
+    engine.document.hasUnsavedChanges = true
+    return engine
+  }
+
+  /// The session at step `k`, made again: trained from the seeded initial state with the spec
+  /// the run had then — the current one, or one undo holds from before a change (newest first,
+  /// at most 8) — and kept only when the replay's recorded losses up to `k` equal the run's
+  /// own, bit for bit. A candidate stops at its first differing loss, so a wrong one costs
+  /// little. The fork gets the spec that matched, its history up to `k`.
   func replay(_ bundle: SessionBundle, to k: Int, folder: String) throws(CommandError) -> SessionBundle {
     let recorded = bundle.spec.history
     guard k == 0 || recorded.trainLoss.contains(where: { $0.step <= k }) else {
-      throw CommandError("fork: \(currentName) has no recorded losses up to step \(k) to check a replay against; fork from its current step")
+      throw CommandError(
+        "fork: \(currentName) has no recorded losses up to step \(k) to check a replay against; fork from its current step")
     }
-    var start = bundle.spec
+    func settings(_ spec: SessionSpec) -> String {
+      var spec = spec
+      (spec.name, spec.state, spec.history, spec.journal, spec.posterior) = ("", nil, HistorySpec(), [], nil)
+      return spec.canonicalText
+    }
+    var candidates = [bundle.spec]
+    for entry in current.document.undoStack.reversed() where !entry.replacesSession && candidates.count < 8 {
+      if !candidates.contains(where: { settings($0) == settings(entry.spec) }) { candidates.append(entry.spec) }
+    }
+    var latest = 0
+    for (index, candidate) in candidates.enumerated() {
+      // An older spec that cannot train at all (one from while the model was being built) is
+      // not the one the run trained with; the current spec's problem is said.
+      let outcome: Result<TrainingState, Differs>
+      do { outcome = try replayOnce(candidate, to: k, against: recorded, folder: folder) } catch {
+        if index == 0 { throw error }
+        continue
+      }
+      switch outcome {
+      case .success(let state):
+        var spec = candidate
+        (spec.name, spec.history, spec.posterior, spec.state) = (bundle.spec.name, recorded, nil, nil)
+        spec.history.truncate(after: k)
+        spec.history.events.removeAll { $0.step > k }
+        return SessionBundle(spec: spec, state: state)
+      case .failure(let differs): latest = max(latest, differs.step)
+      }
+    }
+    throw CommandError(
+      "fork: \(currentName)'s history cannot be replayed exactly to step \(k): with every spec the run had, the losses differ from step \(latest) on (it changed there in a way a replay cannot repeat: a backend swap, a load, a change made while training); fork from step \(max(0, latest - 1)) or before, or from its current step"
+    )
+  }
+
+  struct Differs: Error { var step: Int }
+
+  /// One replay of `spec` to step `k`: its state, or the first step whose recorded value
+  /// differs from `recorded`.
+  func replayOnce(_ spec: SessionSpec, to k: Int, against recorded: HistorySpec, folder: String) throws(CommandError) -> Result<
+    TrainingState, Differs
+  > {
+    var start = spec
     (start.state, start.history, start.posterior) = (nil, HistorySpec(), nil)
     let backend: any Backend
     do { backend = try backends.named(start.backend) } catch { throw CommandError("fork: \(error)") }
@@ -60,31 +121,26 @@ extension Workbench {
     do { replay = try TrainingRun(bundle: SessionBundle(spec: start), folder: folder, backend: backend, recordLoad: false) } catch {
       throw CommandError("fork: cannot replay \(currentName): \(error)")
     }
+    let losses = Dictionary(recorded.trainLoss.map { ($0.step, $0.value.bitPattern) }, uniquingKeysWith: { $1 })
+    var differs: Int?
     if k > 0 {
-      let summary = replay.run(extraSteps: k)
-      guard summary.reason == .steps, summary.step == k else {
-        throw CommandError("fork: the replay of \(currentName) stopped at step \(summary.step): \(summary.message); fork from its current step")
+      let summary = replay.run(extraSteps: k, shouldStop: { differs != nil }) { event in
+        if case .step(let result) = event, differs == nil, let value = losses[result.step], value != result.loss.bitPattern {
+          differs = result.step
+        }
       }
+      if let differs { return .failure(Differs(step: differs)) }
+      guard summary.reason == .steps, summary.step == k else { return .failure(Differs(step: summary.step)) }
     }
     let replayed = replay.spec.history
     for metric in Metric.allCases {
       let keep = { (point: MetricPoint) in point.step < k || (point.step == k && metric == .trainLoss) }
       let (mine, again) = (recorded[metric].filter(keep), replayed[metric].filter(keep))
       if mine != again {
-        let differs = zip(mine, again).first { $0 != $1 }.map { $0.0.step } ?? min(mine.last?.step ?? 0, again.last?.step ?? 0)
-        throw CommandError(
-          "fork: \(currentName)'s history cannot be replayed exactly to step \(k): its \(metric.rawValue) differs from step \(differs) (the run changed there: an edit, a swap or a load); fork from its current step, or from a step before \(differs)"
-        )
+        return .failure(Differs(step: zip(mine, again).first { $0 != $1 }.map { $0.0.step } ?? min(mine.count, again.count)))
       }
     }
-    var spec = bundle.spec
-    spec.history.truncate(after: k)
-    spec.history.events.removeAll { $0.step > k }
-    spec.posterior = nil
-    let state: TrainingState
-    do { state = try replay.bundle.trainingState() } catch { throw CommandError("fork: \(error)") }
-    spec.state = nil
-    return SessionBundle(spec: spec, state: state)
+    do { return .success(try replay.bundle.trainingState()) } catch { throw CommandError("fork: \(error)") }
   }
 
   // MARK: sweep
@@ -99,7 +155,8 @@ extension Workbench {
       throw CommandError("sweep: \(count) runs is more than a workbench holds at once (\(Self.sweepCeiling)); sweep fewer values")
     }
     guard count <= Self.sweepLimit || force else {
-      throw CommandError("sweep: \(count) runs is more than \(Self.sweepLimit) at once; add --force to train them all, or sweep fewer values")
+      throw CommandError(
+        "sweep: \(count) runs is more than \(Self.sweepLimit) at once; add --force to train them all, or sweep fewer values")
     }
     let source = current
     var base = source.spec
@@ -133,13 +190,13 @@ extension Workbench {
       spec.journal.append("# sweep of \(currentName): \(label)")
       spec.history.events.append(HistoryEvent(step: 0, kind: "sweep", detail: "swept from \(currentName): \(label)"))
       spec.data.source = spec.data.source.rebased(
-        from: PathText.absolute(source.folder, from: FileManager.default.currentDirectoryPath), to: FileManager.default.currentDirectoryPath)
+        from: PathText.absolute(source.folder, from: FileManager.default.currentDirectoryPath), to: FileManager.default.currentDirectoryPath
+      )
       made.append((name, spec))
     }
     var lines = ["sweep of \(currentName): \(made.count) run\(made.count == 1 ? "" : "s"), each from its seeded initial weights"]
     for (name, spec) in made {
-      let engine = SessionEngine(bundle: SessionBundle(spec: spec), backends: backends)
-      engine.document.hasUnsavedChanges = true
+      let engine = try makeEngine(SessionBundle(spec: spec))
       runs.append(Run(name: name, engine: engine))
       switch engine.perform(.training(.train(steps: nil, wait: false))) {
       case .failed(let why): lines.append("  \(name): not started: \(why)")

@@ -35,7 +35,8 @@ extension Workbench {
   func saveWorkspace(to target: String?) throws(CommandError) -> String {
     guard let destination = target ?? folder else {
       throw CommandError(
-        "save: a workbench of \(runs.count) runs is saved as a folder: save FOLDER (one session file a run, and \(WorkspaceIndex.fileName))")
+        "save: a workbench of \(runs.count) runs is saved as a folder: save FOLDER (one session file a run, and \(WorkspaceIndex.fileName))"
+      )
     }
     guard !destination.hasSuffix(".json") else {
       throw CommandError(
@@ -64,12 +65,14 @@ extension Workbench {
         WorkspaceIndex.Run(name: run.name, file: run.name + ".json", timeline: run.timeline.map { ($0.step, $0.seconds) })
       }, current: currentName)
     do {
-      try AtomicFile.write(Array(index.canonicalText.utf8), to: PathText.join(destination, WorkspaceIndex.fileName), what: "the workspace index")
+      try AtomicFile.write(
+        Array(index.canonicalText.utf8), to: PathText.join(destination, WorkspaceIndex.fileName), what: "the workspace index")
     } catch {
       throw CommandError("save: the runs' files were saved, but \(WorkspaceIndex.fileName) was not: \(error.description)")
     }
     folder = destination
-    pendingEvents.append(EngineEvent(.saved, "saved \(runs.count) runs to \(destination) (\(WorkspaceIndex.fileName) and a session file a run)"))
+    pendingEvents.append(
+      EngineEvent(.saved, "saved \(runs.count) runs to \(destination) (\(WorkspaceIndex.fileName) and a session file a run)"))
     return (["saved the workspace \(destination): \(runs.count) runs, current \(currentName)"] + lines).joined(separator: "\n")
   }
 }

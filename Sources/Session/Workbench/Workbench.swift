@@ -134,10 +134,13 @@ public final class Workbench {
     case .drop(let name, let force): return .done(try drop(name, force: force))
     case .sweep(let axes, let force): return .done(try sweep(axes, force: force))
     case .compare(let names, let axis):
-      let chosen = try names.isEmpty ? runs : names.map { name throws(CommandError) -> Run in
-        guard let run = run(named: name) else { throw unknownRun(name, "compare") }
-        return run
-      }
+      let chosen =
+        try names.isEmpty
+        ? runs
+        : names.map { name throws(CommandError) -> Run in
+          guard let run = run(named: name) else { throw unknownRun(name, "compare") }
+          return run
+        }
       return .drawing(.comparison(Comparison(chosen.map(compared), by: axis)))
     }
   }
@@ -281,7 +284,9 @@ extension Workbench {
   /// Runs a typed command on the run named `name` rather than the current one (the dashboard's
   /// runs pane starts and pauses the run it has selected).
   public func perform(_ command: Command, onRun name: String) -> CommandOutcome {
-    guard let run = run(named: name) else { return .failed(unknownRun(name, command.text.split(separator: " ").first.map(String.init) ?? "").message) }
+    guard let run = run(named: name) else {
+      return .failed(unknownRun(name, command.text.split(separator: " ").first.map(String.init) ?? "").message)
+    }
     refresh()
     return run.engine.perform(command)
   }

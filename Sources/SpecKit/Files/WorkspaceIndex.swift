@@ -105,7 +105,8 @@ public struct WorkspaceIndex: Hashable, Sendable {
     }
     if !runs.isEmpty, !current.isEmpty, !names.contains(current) {
       log.report(
-        JSONPath.root + "current", "names no run of the index (\(runs.map(\.name).joined(separator: ", ")))", at: root.location(of: "current"))
+        JSONPath.root + "current", "names no run of the index (\(runs.map(\.name).joined(separator: ", ")))",
+        at: root.location(of: "current"))
     }
     guard log.isEmpty else {
       throw .invalid(
@@ -133,7 +134,8 @@ public struct WorkspaceIndex: Hashable, Sendable {
             step >= (timeline.last?.step ?? 0), seconds >= (timeline.last?.seconds ?? 0)
           else {
             log.report(
-              path + "timeline" + i, "must be [step, seconds]: a step and seconds from 0, neither smaller than the point before, got \(point.excerpt())",
+              path + "timeline" + i,
+              "must be [step, seconds]: a step and seconds from 0, neither smaller than the point before, got \(point.excerpt())",
               at: point.location)
             break
           }
