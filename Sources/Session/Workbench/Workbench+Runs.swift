@@ -124,11 +124,13 @@ extension Workbench {
     let losses = Dictionary(recorded.trainLoss.map { ($0.step, $0.value.bitPattern) }, uniquingKeysWith: { $1 })
     var differs: Int?
     if k > 0 {
-      let summary = replay.run(extraSteps: k, shouldStop: { differs != nil }) { event in
-        if case .step(let result) = event, differs == nil, let value = losses[result.step], value != result.loss.bitPattern {
-          differs = result.step
-        }
-      }
+      let summary = replay.run(
+        extraSteps: k, shouldStop: { differs != nil },
+        onEvent: { event in
+          if case .step(let result) = event, differs == nil, let value = losses[result.step], value != result.loss.bitPattern {
+            differs = result.step
+          }
+        })
       if let differs { return .failure(Differs(step: differs)) }
       guard summary.reason == .steps, summary.step == k else { return .failure(Differs(step: summary.step)) }
     }
