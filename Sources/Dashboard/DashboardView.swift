@@ -210,12 +210,13 @@ public enum DashboardView {
   }
 
   static let keyHelp: [(String, String)] = [
-    ("space", "pause, resume, or start training"),
+    ("space", "pause, resume, or start training (runs pane: the selected run)"),
     ("b", "next backend (state carried across)"),
     ("o", "edit the optimizer on the command line"),
     (":", "command line: any session command; Tab completes, ↑↓ history"),
     ("Tab / Shift-Tab", "move the focus between panes"),
-    ("↑ ↓", "model, histograms: layer · loss: smoothing · events: scroll"),
+    ("↑ ↓", "model, histograms: layer · loss: smoothing · events: scroll · runs: run"),
+    ("↵ / v", "runs pane: make the run current / overlay its loss on the chart"),
     ("← →", "model, histograms: the layer's tensor · loss: smoothing"),
     ("s / S", "less / more smoothing of the loss chart"),
     ("l", "log scale on or off"),

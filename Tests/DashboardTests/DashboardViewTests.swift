@@ -1,4 +1,5 @@
 import Foundation
+import Session
 import SpecBenchTestSupport
 import SpecKit
 import TermPlot
@@ -161,5 +162,70 @@ struct DashboardViewTests {
     // update ratio is the weight's.
     let row = lines.first { $0.contains("│dense1 ") } ?? "none"
     #expect(row.contains("dense1 dense relu [64]      192 1.3e-2 3.1e-3"), "\(row)")
+  }
+}
+
+@Suite("Dashboard runs pane")
+struct DashboardRunsPaneTests {
+  static let rows = [
+    RunRow(name: "spirals", backend: "fast", status: .idle, step: 0, loss: nil, isCurrent: false),
+    RunRow(name: "lr=0.001", backend: "fast", status: .running, step: 640, loss: 0.5, isCurrent: true),
+    RunRow(name: "lr=0.01", backend: "fast", status: .paused, step: 1200, loss: 0.0312, isCurrent: false),
+  ]
+
+  /// With several runs, a runs pane above the model lists them — current `*`, overlaid `+`,
+  /// the selection highlighted — the status bar counts them, and the loss pane overlays the
+  /// chosen runs' losses by name; with one run the frame is as before.
+  @Test func severalRunsGetAPaneAndTheLossOverlay() throws {
+    var input = Fixture.input
+    input.runs = Self.rows
+    input.overlay = [
+      {
+        var series = LineChart.Series(name: "lr=0.01", points: (1...600).map { LineChart.Point(Double($0), 1 / Double($0)) })
+        series.colour = 3
+        return series
+      }()
+    ]
+    var state = Fixture.state
+    state.focus = .runs
+    state.selectedRun = 2
+    state.overlaid = ["lr=0.01"]
+    let grid = DashboardView.render(input, state: state, width: 120, height: 40)
+    let text = grid.plainText
+    #expect(text.contains("runs · ↵ switch · v overlay · space start/pause"))
+    #expect(text.contains("*  lr=0.001 running step 640  loss 0.5"), "\(text)")
+    #expect(text.contains(" + lr=0.01  paused  step 1,200  loss 0.0312"), "\(text)")
+    #expect(text.contains("3 runs, 1 training"))
+    #expect(text.contains("batch loss") && text.contains("━ lr=0.001") && text.contains("━ lr=0.01"), "the loss pane overlays by run")
+    let selectedRow = try #require(text.split(separator: "\n").firstIndex { $0.contains("+ lr=0.01") })
+    #expect((0..<grid.width).contains { grid[$0, selectedRow].role == .selected }, "the selected run is highlighted")
+    var one = Fixture.input
+    one.runs = []
+    #expect(!DashboardView.render(one, state: Fixture.state, width: 120, height: 40).plainText.contains("runs ·"))
+  }
+
+  @Test func theRunsPaneKeysSelectSwitchOverlayAndStart() {
+    var context = DashboardStateTests.context(.idle)
+    var state = DashboardState()
+    // Tab reaches the runs pane only when there are runs to list.
+    for _ in 0..<5 { _ = state.handle(.tab, context: context) }
+    #expect(state.focus == .loss, "one run: five panes in the Tab order")
+    context.runs = Self.rows
+    for _ in 0..<5 { _ = state.handle(.tab, context: context) }
+    #expect(state.focus == .runs)
+    _ = state.handle(.down, context: context)
+    _ = state.handle(.down, context: context)
+    _ = state.handle(.down, context: context)
+    #expect(state.selectedRun == 2, "Down stops at the last run")
+    #expect(state.handle(.enter, context: context) == [.perform(.runs(.switchTo("lr=0.01")))])
+    #expect(state.handle(.character(" "), context: context) == [.performOnRun("lr=0.01", .training(.resume))])
+    _ = state.handle(.up, context: context)
+    #expect(state.handle(.character(" "), context: context) == [.performOnRun("lr=0.001", .training(.pause))])
+    _ = state.handle(.up, context: context)
+    #expect(state.handle(.character(" "), context: context) == [.performOnRun("spirals", .training(.train(steps: nil, wait: false)))])
+    _ = state.handle(.character("v"), context: context)
+    #expect(state.overlaid == ["spirals"] && state.message == "spirals overlaid on the loss (v again removes it)")
+    _ = state.handle(.character("v"), context: context)
+    #expect(state.overlaid.isEmpty)
   }
 }

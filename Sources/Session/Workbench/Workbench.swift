@@ -256,6 +256,10 @@ public struct RunRow: Hashable, Sendable {
   public var step: Int
   public var loss: Float?
   public var isCurrent: Bool
+
+  public init(name: String, backend: String, status: TrainingStatus, step: Int, loss: Float?, isCurrent: Bool) {
+    (self.name, self.backend, self.status, self.step, self.loss, self.isCurrent) = (name, backend, status, step, loss, isCurrent)
+  }
 }
 
 extension Workbench {
