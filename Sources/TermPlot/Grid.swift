@@ -137,8 +137,10 @@ public struct Grid: Hashable, Sendable {
       var last = Int.max
       var lastNonBlank = -1
       for column in 0..<width where self[column, row].character != " " { lastNonBlank = column }
+      // A blank row is an empty line (`0...-1` would trap).
+      guard lastNonBlank >= 0 else { return "" }
       var line = ""
-      for column in 0...max(lastNonBlank, -1) where column >= 0 {
+      for column in 0...lastNonBlank {
         let cell = self[column, row]
         let index = cell.character == " " ? -1 : palette.index(for: cell.role)
         if index != last {

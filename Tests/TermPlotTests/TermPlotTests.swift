@@ -113,6 +113,12 @@ struct TermPlotTests {
     grid.write("d", x: 0, y: 1, role: .faint(1))
     #expect(grid.ansiText() == "\u{1B}[0;36mab\u{1B}[0m \u{1B}[0;90mc\u{1B}[0m\n\u{1B}[0;2;33md\u{1B}[0m")
     #expect(grid.plainText == "ab c\nd")
+    // A blank row is an empty line, in colour as in plain text (it trapped once).
+    var gap = Grid(width: 4, height: 3)
+    gap.write("x", x: 0, y: 0, role: .title)
+    gap.write("y", x: 1, y: 2, role: .label)
+    #expect(gap.ansiText() == "\u{1B}[0;1mx\u{1B}[0m\n\n\u{1B}[0m \u{1B}[0;37my\u{1B}[0m")
+    #expect(Grid(width: 0, height: 2).ansiText() == "\n")
   }
 
   // MARK: golden frames

@@ -229,10 +229,18 @@ extension Workbench {
     let components = axis.path.components
     let topKeys = root.objectValue?.keys ?? []
     let path: [JSONPath.Component]
+    let modelKeys = root.objectValue?["model"]?.objectValue?.keys ?? []
     if case .key(let first)? = components.first, topKeys.contains(first) {
       path = components
-    } else {
+    } else if case .key(let first)? = components.first, modelKeys.contains(first) {
       path = [.key("model")] + components
+    } else {
+      let settings = topKeys.filter { !["format", "version", "name", "state", "history", "journal", "posterior"].contains($0) }
+      throw CommandError(
+        "sweep: \(axis.field): the spec has no field \(axis.field.prefix { $0 != "." && $0 != "[" }); a field starts with one of \(settings.joined(separator: ", ")), or a model field: \(modelKeys.joined(separator: ", "))"
+          + (Suggestion.nearest(to: String(axis.field.prefix { $0 != "." && $0 != "[" }), in: settings + modelKeys).map {
+            " — did you mean \"\($0)\"?"
+          } ?? ""))
     }
     var missing: String?
     func set(_ node: JSONValue, _ rest: ArraySlice<JSONPath.Component>, _ at: String) -> JSONValue {

@@ -1,0 +1,115 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import Testing
+
+/// Several runs in the real program under tmux: a sweep of three learning rates trained at
+/// once, compared in the REPL and in the dashboard's runs pane, saved as a workspace, reopened.
+@Suite("Runs side by side on a terminal", .enabled(if: TmuxSession.isAvailable, "tmux is not installed: skipped"))
+struct WorkbenchTerminalTests {
+  @Test func aSweepTrainedAtOnceComparedSavedAndReopened() throws {
+    let folder = temporaryFolder()
+    let terminal = try TmuxSession.specbench(from: folder, width: 140, height: 44)
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
+    // Long runs on the slower backend, so that all three are still training when looked at.
+    try terminal.type("backend reference", until: "reference")
+    try terminal.type("stop max_steps 100000000", until: "max_steps steps=100000000")
+    try terminal.type("sweep optimizer.lr=0.001,0.003,0.01", until: "sweep of spirals: 3 runs")
+    var screen = try terminal.waitFor { $0.contains("[started] lr=0.01: training on reference") }
+    #expect(screen.contains("[started] lr=0.001: training on reference") && screen.contains("[started] lr=0.003: training"))
+    // The prompt counts the runs training; runs lists them, each moving on.
+    screen = try terminal.waitFor { $0.contains("spirals [reference idle * · run 1/4 · 3 training]>") }
+    try terminal.send("C-l")
+    screen = try terminal.type("runs", until: "4 runs, 3 training")
+    for name in ["lr=0.001", "lr=0.003", "lr=0.01"] {
+      let row = try #require(screen.split(separator: "\n").first { $0.contains(" \(name) ") }, "\(screen)")
+      #expect(row.contains("reference") && row.contains("running"), "\(row)")
+    }
+    #expect(screen.contains("3 runs share 2 cores") || screen.contains("runs share"), "\(screen)")
+    // Compared while they train: one chart with a legend entry a run, the differing field.
+    try terminal.send("C-l")
+    screen = try terminal.type("compare lr=0.001 lr=0.003 lr=0.01", until: "optimizer.lr")
+    #expect(screen.contains("━ lr=0.001") && screen.contains("━ lr=0.003") && screen.contains("━ lr=0.01"), "\(screen)")
+    #expect(screen.contains("loss by step") && screen.contains("batch loss"), "\(screen)")
+    let field = try #require(screen.split(separator: "\n").first { $0.hasPrefix("optimizer.lr") })
+    #expect(field.contains("0.01") && field.contains("0.001") && field.contains("0.003"), "\(field)")
+    // The dashboard's runs pane: Tab to it, choose lr=0.01, overlay it, make it current, pause it.
+    try terminal.send("dashboard", "Enter")
+    screen = try terminal.waitFor { $0.contains("runs · ↵ switch") && $0.contains("4 runs, 3 training") }
+    let runsPane = DashboardTerminalTests.pane("runs ·", in: screen)
+    #expect(runsPane.contains { $0.contains("*") && $0.contains("spirals") }, "\(runsPane)")
+    #expect(runsPane.filter { $0.contains("running") }.count == 3, "\(runsPane)")
+    for _ in 0..<5 { try terminal.send("Tab") }
+    for _ in 0..<3 { try terminal.send("Down") }
+    try terminal.send("v")
+    screen = try terminal.waitFor { $0.contains("lr=0.01 overlaid on the loss") }
+    screen = try terminal.waitFor { DashboardTerminalTests.pane("loss ·", in: $0).joined().contains("batch loss  ━ lr=0.01") }
+    try terminal.send("Enter")
+    screen = try terminal.waitFor { $0.contains("switched from spirals to lr=0.01") }
+    try terminal.send(" ")
+    screen = try terminal.waitFor {
+      DashboardTerminalTests.pane("runs ·", in: $0).contains { $0.contains("lr=0.01") && $0.contains("paused") }
+    }
+    #expect(screen.contains("4 runs, 2 training"), "\(screen)")
+    try terminal.send("q")
+    try terminal.waitFor { $0.contains("lr=0.01 [reference paused") }
+    // Stop the others, save the workspace, quit.
+    for name in ["lr=0.001", "lr=0.003"] {
+      try terminal.type("switch \(name)", until: "switched from")
+      try terminal.type("stop", until: "[stopped] stopped by interrupted")
+      try terminal.send("C-l")
+    }
+    try terminal.type("save ws", until: "saved the workspace ws: 4 runs", seconds: 30)
+    try terminal.send("quit", "Enter")
+    try terminal.waitFor { $0.contains("EXIT=0") }
+    let index = try WorkspaceIndex.decode(try FileAccess.read("\(folder)/ws/workspace.json"))
+    #expect(index.runs.map(\.name) == ["spirals", "lr=0.001", "lr=0.003", "lr=0.01"] && index.current == "lr=0.003")
+    let saved = try index.runs.dropFirst().map { try SessionFile.load("\(folder)/ws/\($0.file)") }
+    #expect(saved.allSatisfy { ($0.spec.state?.step ?? 0) > 0 }, "every swept run trained")
+    #expect(index.runs.dropFirst().allSatisfy { $0.timeline.count >= 2 }, "each run's training time is kept")
+
+    // Reopened: every run, the current one current, their losses compared again.
+    let reopened = try TmuxSession.specbench("repl ws", from: folder, width: 140, height: 44)
+    screen = try reopened.waitFor { $0.contains("workspace ws with 4 runs, current lr=0.003") && $0.contains("· run 3/4 · 0 training]>") }
+    screen = try reopened.type("runs", until: "4 runs, 0 training")
+    for (entry, bundle) in zip(index.runs.dropFirst(), saved) {
+      let row = try #require(screen.split(separator: "\n").first { $0.contains(" \(entry.name) ") })
+      #expect(row.contains(" \(bundle.spec.state!.step) "), "\(row) at step \(bundle.spec.state!.step)")
+    }
+    try reopened.send("C-l")
+    screen = try reopened.type("compare --by time", until: "loss by training seconds")
+    #expect(screen.contains("━ lr=0.001") && screen.contains("not in the chart: spirals: no losses recorded yet"), "\(screen)")
+    try reopened.send("quit", "Enter")
+    try reopened.waitFor { $0.contains("EXIT=0") }
+  }
+
+  /// `specbench compare` on a workspace folder and on session files: the table, the differing
+  /// fields, JSON; a bad argument is an error that says what to do.
+  @Test func compareFromTheCommandLine() throws {
+    let folder = temporaryFolder()
+    let script = ["stop max_steps 60", "sweep optimizer.lr=0.001,0.02 batch=16", "save ws"].joined(separator: "\n")
+    try Data((script + "\n").utf8).write(to: URL(fileURLWithPath: "\(folder)/bad.txt"))
+    let made = try runShell("$SPECBENCH < bad.txt", in: folder)
+    #expect(made.status == 1, "batch is not a spec field: \(made.stderr)")
+    #expect(made.stderr.contains("sweep: batch: the spec has no field batch"), "\(made.stderr)")
+    let fixed = script.replacingOccurrences(of: "batch=16", with: "training.batch_size=16,32")
+    try Data((fixed + "\n").utf8).write(to: URL(fileURLWithPath: "\(folder)/good.txt"))
+    let ok = try runShell("$SPECBENCH < good.txt", in: folder)
+    #expect(ok.status == 0, "\(ok.stderr)")
+    let text = try specbench("compare", "\(folder)/ws", "--width", "100")
+    #expect(text.status == 0, "\(text.stderr)")
+    #expect(text.stdout.contains("━ lr=0.001,batch_size=16") && text.stdout.contains("lr=0.02,batch_size=32"), "\(text.stdout)")
+    let fields = text.stdout.split(separator: "\n").filter { $0.hasPrefix("optimizer.lr") || $0.hasPrefix("training.batch_size") }
+    #expect(fields.count == 2, "\(text.stdout)")
+    let json = try specbench("compare", "\(folder)/ws/lr=0.001,batch_size=16.json", "\(folder)/ws/lr=0.02,batch_size=16.json", "--json")
+    let object = try #require(try JSONParser.parse(Array(json.stdout.utf8)).objectValue, "\(json.stdout)")
+    let runs = try #require(object["runs"]?.arrayValue)
+    #expect(runs.count == 2 && runs.allSatisfy { $0.objectValue?["step"]?.numberValue?.int == 60 })
+    #expect(runs[0].objectValue?["train_loss_points"]?.arrayValue?.count == 60)
+    #expect(object["differences"]?.arrayValue?.count == 1)
+    let bad = try specbench("compare", "\(folder)/nowhere")
+    #expect(bad.status == 1 && bad.stderr.contains("nowhere"), "\(bad.stderr)")
+    let axis = try specbench("compare", "\(folder)/ws", "--by", "epoch")
+    #expect(axis.status != 0 && axis.stderr.contains("--by epoch: expected step or time"), "\(axis.stderr)")
+  }
+}
