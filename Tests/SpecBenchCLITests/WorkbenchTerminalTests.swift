@@ -83,6 +83,30 @@ struct WorkbenchTerminalTests {
     try reopened.waitFor { $0.contains("EXIT=0") }
   }
 
+  /// SIGTERM while three runs train: every run stops at a step boundary and each run's unsaved
+  /// work is kept in a recovery copy of its own.
+  @Test func aSignalWhileRunsTrainKeepsEveryRun() throws {
+    let folder = temporaryFolder("specbench-runs-term")
+    try FileManager.default.copyItem(atPath: repositoryPath("sessions/xor.json"), toPath: folder + "/work.json")
+    let terminal = try TmuxSession.specbench(folder + "/work.json", from: folder, history: folder, width: 120, height: 30)
+    try terminal.waitFor { $0.contains("xor [reference idle]>") }
+    try terminal.type("stop max_steps 100000000", until: "max_steps steps=100000000")
+    try terminal.type("sweep optimizer.lr=0.01,0.1", until: "[started] lr=0.1: training")
+    let pids = ReplHangupTests.specbenchProcesses(opening: folder + "/work.json")
+    #expect(pids.count == 1)
+    for pid in pids { kill(pid, SIGTERM) }
+    let screen = try terminal.waitFor(seconds: 30) { $0.contains("EXIT=") }.replacingOccurrences(of: "\n", with: "")
+    for name in ["xor", "lr=0.01", "lr=0.1"] {
+      #expect(screen.contains("unsaved changes in \(name) were saved to \(folder)/state/specbench/recovered/"), "\(name): \(screen)")
+    }
+    let recovered = try FileManager.default.contentsOfDirectory(atPath: folder + "/state/specbench/recovered").filter {
+      $0.hasSuffix(".json")
+    }
+    #expect(recovered.count == 3, "\(recovered)")
+    let trained = try recovered.filter { $0.hasPrefix("lr") }.map { try SessionFile.load(folder + "/state/specbench/recovered/" + $0) }
+    #expect(trained.count == 2 && trained.allSatisfy { ($0.spec.state?.step ?? 0) > 0 }, "each swept run kept its training")
+  }
+
   /// `specbench compare` on a workspace folder and on session files: the table, the differing
   /// fields, JSON; a bad argument is an error that says what to do.
   @Test func compareFromTheCommandLine() throws {
