@@ -18,9 +18,14 @@ extension CommandOutcome {
   var failed: Bool { if case .failed = self { true } else { false } }
 }
 
+/// What runs command lines: an engine, or a workbench of them.
+protocol RunsLines { func execute(_ line: String) -> CommandOutcome }
+extension SessionEngine: RunsLines {}
+extension Workbench: RunsLines {}
+
 /// Runs lines, failing the test on any command error.
 @discardableResult
-func run(_ engine: SessionEngine, _ lines: String..., sourceLocation: Testing.SourceLocation = #_sourceLocation) -> [CommandOutcome] {
+func run(_ engine: some RunsLines, _ lines: String..., sourceLocation: Testing.SourceLocation = #_sourceLocation) -> [CommandOutcome] {
   lines.map { line in
     let outcome = engine.execute(line)
     #expect(!outcome.failed, "\(line): \(outcome.text)", sourceLocation: sourceLocation)

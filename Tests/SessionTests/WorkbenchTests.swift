@@ -6,16 +6,6 @@ import Testing
 
 @testable import Session
 
-/// Runs lines in a workbench, failing the test on any command error.
-@discardableResult
-func run(_ bench: Workbench, _ lines: String..., sourceLocation: Testing.SourceLocation = #_sourceLocation) -> [CommandOutcome] {
-  lines.map { line in
-    let outcome = bench.execute(line)
-    #expect(!outcome.failed, "\(line): \(outcome.text)", sourceLocation: sourceLocation)
-    return outcome
-  }
-}
-
 /// Waits until no run of the workbench trains, then takes in what they published.
 func waitIdle(_ bench: Workbench, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
   waitUntil(seconds: 120, sourceLocation: sourceLocation) { !bench.isTraining }

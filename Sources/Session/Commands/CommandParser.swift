@@ -444,6 +444,20 @@ public enum CommandParser {
     return part
   }
 
+  /// Parses `line` and hands its command to `perform`; a line without a command (empty, a
+  /// comment) calls `blank` and is done; a line that does not parse fails with why.
+  static func run(_ line: String, perform: (Command) -> CommandOutcome, blank: () -> Void) -> CommandOutcome {
+    do {
+      guard let command = try parse(line) else {
+        blank()
+        return .done("")
+      }
+      return perform(command)
+    } catch {
+      return .failed(error.message)
+    }
+  }
+
   // MARK: runs
 
   /// The longest run name: it names a file in a workspace folder.

@@ -117,19 +117,7 @@ public final class SessionEngine {
 
   /// Parses and runs one command line (what a user typed). A failed command leaves the session
   /// as it was.
-  public func execute(_ line: String) -> CommandOutcome {
-    let command: Command
-    do {
-      guard let parsed = try CommandParser.parse(line) else {
-        refresh()
-        return .done("")
-      }
-      command = parsed
-    } catch {
-      return .failed(error.message)
-    }
-    return perform(command)
-  }
+  public func execute(_ line: String) -> CommandOutcome { CommandParser.run(line, perform: perform, blank: refresh) }
 
   /// Runs a typed command: the front ends' own actions (a key that pauses, a backend chosen, the
   /// stop on exit) come here without a command line. A failed command leaves the session as it

@@ -181,12 +181,8 @@ extension Workbench {
       if let backend = try? backends.named(spec.backend), let unsupported = backend.capabilities.unsupported(in: spec).first {
         throw CommandError("sweep: \(label): the \(backend.name) backend cannot train \(unsupported)")
       }
-      var name = Self.runName(from: zip(keys, zip(axes, combination)).map { "\($0)=\($1.0.texts[$1.1])" }.joined(separator: ","))
-      if names.contains(name) {
-        var n = 2
-        while names.contains(String(name.prefix(CommandParser.runNameLimit - 4)) + "-\(n)") { n += 1 }
-        name = String(name.prefix(CommandParser.runNameLimit - 4)) + "-\(n)"
-      }
+      let name = Self.unused(
+        Self.runName(from: zip(keys, zip(axes, combination)).map { "\($0)=\($1.0.texts[$1.1])" }.joined(separator: ",")), among: names)
       names.insert(name)
       spec.name = name
       spec.journal.append("# sweep of \(currentName): \(label)")

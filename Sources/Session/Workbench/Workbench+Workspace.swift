@@ -10,6 +10,13 @@ extension Workbench {
     let indexPath: String
     if FileAccess.resolvedKind(of: path) == .directory {
       indexPath = PathText.join(path, WorkspaceIndex.fileName)
+      guard FileAccess.kind(of: indexPath) != nil else {
+        throw .unreadable(
+          path: path,
+          reason:
+            "it is a folder, not a regular file, and holds no \(WorkspaceIndex.fileName): give a session file (NAME.json), or a workspace folder (save FOLDER in a workbench of several runs writes one)"
+        )
+      }
     } else if PathText.lastComponent(path) == WorkspaceIndex.fileName {
       indexPath = path
     } else {

@@ -6,8 +6,8 @@ import TermPlot
 /// Several runs in one workbench: each a `SessionEngine` with its own training worker, one of
 /// them current. Front ends hold a workbench and send every command line here: the commands
 /// over runs (`fork`, `runs`, `switch`, `drop`, `sweep`, `compare`) are answered here, a `save`
-/// of several runs writes a workspace folder (`Workspace`), and every other command goes to the
-/// current run's engine. Used from one thread (the front end's), as an engine is.
+/// of several runs writes a workspace folder (`saveWorkspace`, `WorkspaceIndex`), and every
+/// other command goes to the current run's engine. Used from one thread (the front end's), as an engine is.
 ///
 /// Runs train at once, each on its own worker thread. With more training runs than cores, the
 /// system's scheduler shares the cores between the workers equally, and each trainer keeps to
@@ -82,30 +82,19 @@ public final class Workbench {
     return name.isEmpty ? "run" : name
   }
 
-  /// `name`, or `name-2`, `name-3`, … : the first no run has.
-  func unusedName(_ name: String) -> String {
-    guard run(named: name) != nil else { return name }
+  /// `name`, or `name-2`, `name-3`, … : the first not in `taken`.
+  static func unused(_ name: String, among taken: Set<String>) -> String {
+    guard taken.contains(name) else { return name }
+    let stem = String(name.prefix(CommandParser.runNameLimit - 4))
     var n = 2
-    while run(named: String(name.prefix(CommandParser.runNameLimit - 4)) + "-\(n)") != nil { n += 1 }
-    return String(name.prefix(CommandParser.runNameLimit - 4)) + "-\(n)"
+    while taken.contains(stem + "-\(n)") { n += 1 }
+    return stem + "-\(n)"
   }
 
   // MARK: commands
 
   /// Parses and runs one command line; a failed command leaves every run as it was.
-  public func execute(_ line: String) -> CommandOutcome {
-    let command: Command
-    do {
-      guard let parsed = try CommandParser.parse(line) else {
-        refresh()
-        return .done("")
-      }
-      command = parsed
-    } catch {
-      return .failed(error.message)
-    }
-    return perform(command)
-  }
+  public func execute(_ line: String) -> CommandOutcome { CommandParser.run(line, perform: perform, blank: refresh) }
 
   /// Runs a typed command: the workbench's own, a save of several runs, or the current run's.
   public func perform(_ command: Command) -> CommandOutcome {
