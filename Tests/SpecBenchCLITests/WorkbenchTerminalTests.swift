@@ -131,6 +131,13 @@ struct WorkbenchTerminalTests {
     #expect(runs.count == 2 && runs.allSatisfy { $0.objectValue?["step"]?.numberValue?.int == 60 })
     #expect(runs[0].objectValue?["train_loss_points"]?.arrayValue?.count == 60)
     #expect(object["differences"]?.arrayValue?.count == 1)
+    // The dashboard opens the workspace too: its frame lists the runs.
+    let frame = try specbench("dashboard", "\(folder)/ws", "--snapshot", "-", "--size", "120x40")
+    #expect(frame.status == 0 && frame.stdout.contains("runs · ↵ switch"), "\(frame.stderr)")
+    #expect(frame.stdout.contains("5 runs, 0 training"), "\(frame.stdout)")
+    #expect(
+      frame.stdout.split(separator: "\n").contains { $0.contains("lr=0.02,batch_size=32") && $0.contains("idle") && $0.contains("step 60") }
+    )
     let bad = try specbench("compare", "\(folder)/nowhere")
     #expect(bad.status == 1 && bad.stderr.contains("nowhere"), "\(bad.stderr)")
     let axis = try specbench("compare", "\(folder)/ws", "--by", "epoch")
