@@ -28,7 +28,9 @@ struct WorkbenchTerminalTests {
     #expect(screen.contains("3 runs share 2 cores") || screen.contains("runs share"), "\(screen)")
     // Compared while they train: one chart with a legend entry a run, the differing field.
     try terminal.send("C-l")
-    screen = try terminal.type("compare lr=0.001 lr=0.003 lr=0.01", until: "optimizer.lr")
+    try terminal.send("compare lr=0.001 lr=0.003 lr=0.01", "Enter")
+    // The differing field's row (the sweep's line above names the field too, until the screen clears).
+    screen = try terminal.waitFor { $0.split(separator: "\n").contains { $0.hasPrefix("optimizer.lr") } }
     #expect(screen.contains("━ lr=0.001") && screen.contains("━ lr=0.003") && screen.contains("━ lr=0.01"), "\(screen)")
     #expect(screen.contains("loss by step") && screen.contains("batch loss"), "\(screen)")
     let field = try #require(screen.split(separator: "\n").first { $0.hasPrefix("optimizer.lr") })
@@ -54,10 +56,10 @@ struct WorkbenchTerminalTests {
     try terminal.send("q")
     try terminal.waitFor { $0.contains("lr=0.01 [reference paused") }
     // Stop the others, save the workspace, quit.
+    // Each run's own prompt says when it has stopped (the screen may still hold another's event).
     for name in ["lr=0.001", "lr=0.003"] {
-      try terminal.type("switch \(name)", until: "switched from")
-      try terminal.type("stop", until: "[stopped] stopped by interrupted")
-      try terminal.send("C-l")
+      try terminal.type("switch \(name)", until: "\(name) [reference running")
+      try terminal.type("stop", until: "\(name) [reference idle", seconds: 60)
     }
     try terminal.type("save ws", until: "saved the workspace ws: 4 runs", seconds: 30)
     try terminal.send("quit", "Enter")
