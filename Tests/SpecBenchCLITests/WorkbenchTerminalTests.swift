@@ -94,6 +94,18 @@ struct WorkbenchTerminalTests {
     try terminal.waitFor { $0.contains("xor [reference idle]>") }
     try terminal.type("stop max_steps 100000000", until: "max_steps steps=100000000")
     try terminal.type("sweep optimizer.lr=0.01,0.1", until: "[started] lr=0.1: training")
+    // Both runs have trained some steps before the signal (a loaded machine starts them slowly).
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline {
+      try terminal.send("C-l")
+      try terminal.send("runs", "Enter")
+      let rows = try terminal.waitFor(required: false) { $0.contains("3 runs, 2 training") }.split(separator: "\n")
+      let steps = ["lr=0.01", "lr=0.1"].map { name in
+        rows.first { $0.contains(" \(name) ") }.flatMap { row in row.split(separator: " ").compactMap { Int($0) }.first } ?? 0
+      }
+      if steps.allSatisfy({ $0 > 0 }) { break }
+      Thread.sleep(forTimeInterval: 0.2)
+    }
     let pids = ReplHangupTests.specbenchProcesses(opening: folder + "/work.json")
     #expect(pids.count == 1)
     for pid in pids { kill(pid, SIGTERM) }
