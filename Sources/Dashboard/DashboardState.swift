@@ -145,7 +145,9 @@ public struct DashboardState: Sendable {
       return [.perform(.runs(.switchTo(context.runs[selectedRun].name)))]
     case .character("v") where focus == .runs && context.runs.indices.contains(selectedRun):
       let name = context.runs[selectedRun].name
-      if let index = overlaid.firstIndex(of: name) {
+      if context.runs[selectedRun].isCurrent {
+        message = "\(name) is the current run: the chart draws it already"
+      } else if let index = overlaid.firstIndex(of: name) {
         overlaid.remove(at: index)
         message = "\(name) no longer overlaid on the loss"
       } else {

@@ -227,5 +227,8 @@ struct DashboardRunsPaneTests {
     #expect(state.overlaid == ["spirals"] && state.message == "spirals overlaid on the loss (v again removes it)")
     _ = state.handle(.character("v"), context: context)
     #expect(state.overlaid.isEmpty)
+    _ = state.handle(.down, context: context)
+    _ = state.handle(.character("v"), context: context)
+    #expect(state.overlaid.isEmpty && state.message == "lr=0.001 is the current run: the chart draws it already")
   }
 }

@@ -141,6 +141,8 @@ final class TrainingController {
     tensorHistory = ([:], [:])
     status = .idle
     pausedTarget = nil
+    // Another session's training time is not this one's.
+    (timeline, trainedSeconds) = ([], 0)
   }
 
   /// Takes the worker's events and, when it has stopped or paused, the session it ended with

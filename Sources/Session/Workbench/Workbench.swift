@@ -36,6 +36,9 @@ public final class Workbench {
   let backends: BackendRegistry
   let clock = ContinuousClock()
   var pendingEvents: [EngineEvent] = []
+  /// Each resting run's loss as a chart series, with the history's length and last point it
+  /// was made from (`lossSeries`).
+  var seriesCache: [String: (count: Int, last: MetricPoint, series: LineChart.Series)] = [:]
 
   /// The largest sweep run without `--force`, and the largest with it.
   public static let sweepLimit = 16
@@ -184,6 +187,7 @@ public final class Workbench {
     }
     if engine.isTraining { _ = engine.perform(.training(.stop)) }
     runs.remove(at: index)
+    seriesCache[name] = nil
     if currentIndex > index || currentIndex == runs.count { currentIndex -= 1 }
     return "dropped \(name); the current run is \(currentName)"
   }
@@ -270,8 +274,12 @@ extension Workbench {
     guard let run = run(named: name) else { return nil }
     if let log = run.engine.training.liveSnapshot?.logs[.trainLoss], log.count > 0 { return LineChart.Series(name: name, summarized: log) }
     let points = run.engine.spec.history.trainLoss
-    guard !points.isEmpty else { return nil }
-    return LineChart.Series(name: name, points: points.map { LineChart.Point(Double($0.step), Double($0.value)) })
+    guard let last = points.last else { return nil }
+    // Built once for a run at rest (a frame asks 15 times a second), again when it changed.
+    if let cached = seriesCache[name], cached.count == points.count, cached.last == last { return cached.series }
+    let series = LineChart.Series(name: name, points: points.map { LineChart.Point(Double($0.step), Double($0.value)) })
+    seriesCache[name] = (points.count, last, series)
+    return series
   }
 
   /// Runs a typed command on the run named `name` rather than the current one (the dashboard's
