@@ -7,6 +7,23 @@ import Testing
 /// once, compared in the REPL and in the dashboard's runs pane, saved as a workspace, reopened.
 @Suite("Runs side by side on a terminal", .enabled(if: TmuxSession.isAvailable, "tmux is not installed: skipped"))
 struct WorkbenchTerminalTests {
+  /// Types `runs` until each named run has trained past `steps` (a loaded machine starts them
+  /// slowly); a minute at most.
+  static func waitUntilTrained(_ terminal: TmuxSession, _ names: [String], past steps: Int, runs: Int) throws {
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline {
+      try terminal.send("C-l")
+      try terminal.send("runs", "Enter")
+      let rows = try terminal.waitFor(required: false) { $0.contains("\(runs) runs, \(names.count) training") }.split(separator: "\n")
+      let trained = names.map { name in
+        rows.first { $0.contains(" \(name) ") }.flatMap { row in row.split(separator: " ").compactMap { Int($0) }.first } ?? 0
+      }
+      if trained.allSatisfy({ $0 > steps }) { return }
+      Thread.sleep(forTimeInterval: 0.2)
+    }
+    throw TestFailure("\(names) did not train past step \(steps) within a minute")
+  }
+
   @Test func aSweepTrainedAtOnceComparedSavedAndReopened() throws {
     let folder = temporaryFolder()
     let terminal = try TmuxSession.specbench(from: folder, width: 140, height: 44)
@@ -27,6 +44,7 @@ struct WorkbenchTerminalTests {
     }
     #expect(screen.contains("3 runs share 2 cores") || screen.contains("runs share"), "\(screen)")
     // Compared while they train: one chart with a legend entry a run, the differing field.
+    try Self.waitUntilTrained(terminal, ["lr=0.001", "lr=0.003", "lr=0.01"], past: 5, runs: 4)
     try terminal.send("C-l")
     try terminal.send("compare lr=0.001 lr=0.003 lr=0.01", "Enter")
     // The differing field's row (the sweep's line above names the field too, until the screen clears).
@@ -79,7 +97,7 @@ struct WorkbenchTerminalTests {
       #expect(row.contains(" \(bundle.spec.state!.step) "), "\(row) at step \(bundle.spec.state!.step)")
     }
     try reopened.send("C-l")
-    screen = try reopened.type("compare --by time", until: "loss by training seconds")
+    screen = try reopened.type("compare --by time", until: "not in the chart: spirals: no losses recorded yet")
     #expect(screen.contains("━ lr=0.001") && screen.contains("not in the chart: spirals: no losses recorded yet"), "\(screen)")
     try reopened.send("quit", "Enter")
     try reopened.waitFor { $0.contains("EXIT=0") }
@@ -95,17 +113,7 @@ struct WorkbenchTerminalTests {
     try terminal.type("stop max_steps 100000000", until: "max_steps steps=100000000")
     try terminal.type("sweep optimizer.lr=0.01,0.1", until: "[started] lr=0.1: training")
     // Both runs have trained some steps before the signal (a loaded machine starts them slowly).
-    let deadline = Date().addingTimeInterval(60)
-    while Date() < deadline {
-      try terminal.send("C-l")
-      try terminal.send("runs", "Enter")
-      let rows = try terminal.waitFor(required: false) { $0.contains("3 runs, 2 training") }.split(separator: "\n")
-      let steps = ["lr=0.01", "lr=0.1"].map { name in
-        rows.first { $0.contains(" \(name) ") }.flatMap { row in row.split(separator: " ").compactMap { Int($0) }.first } ?? 0
-      }
-      if steps.allSatisfy({ $0 > 0 }) { break }
-      Thread.sleep(forTimeInterval: 0.2)
-    }
+    try Self.waitUntilTrained(terminal, ["lr=0.01", "lr=0.1"], past: 0, runs: 3)
     let pids = ReplHangupTests.specbenchProcesses(opening: folder + "/work.json")
     #expect(pids.count == 1)
     for pid in pids { kill(pid, SIGTERM) }
