@@ -12,8 +12,10 @@ public enum ONNXImport {
   public static func session(from bytes: [UInt8], file: String, name: String) throws(InterchangeError) -> (
     bundle: SessionBundle, notes: [String]
   ) {
-    let model: ONNXModel
+    var model: ONNXModel
     do { model = try ONNXModel.decode(bytes) } catch { throw .malformed(file: file, offset: error.offset, message: error.message) }
+    // Weights in a file beside the model (PyTorch's default exporter writes MODEL.onnx.data).
+    try model.readExternalData(folder: PathText.folderOrCurrent(file))
     var reader = try GraphReader(
       model.graph, opsetVersion: model.opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 17)
     try reader.read()

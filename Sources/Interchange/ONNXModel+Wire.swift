@@ -1,3 +1,5 @@
+import SpecKit
+
 /// ONNX's protobuf encoding of the model, with the field numbers of `onnx.proto`.
 extension ONNXModel {
   /// The bytes of an `.onnx` file. Weights go in `raw_data` (little-endian float32).
@@ -185,6 +187,8 @@ extension ONNXTensor {
     var tensor = ONNXTensor(name: "", dims: [], floats: [])
     tensor.dataType = 0
     var raw: Range<Int>?
+    var entries: [(key: String, value: String, offset: Int)] = []
+    var external = false
     var reader = Protobuf.Reader(bytes, range: range)
     while let field = try reader.next() {
       switch field.number {
@@ -194,13 +198,17 @@ extension ONNXTensor {
       case 5, 7: tensor.ints += try field.ints("\(path).int_data", in: bytes)
       case 8: tensor.name = try field.string("\(path).name", in: bytes)
       case 9: raw = try field.range("\(path).raw_data")
-      case 14:
-        if try field.int("\(path).data_location") == 1 {
-          throw Protobuf.DecodingError(
-            message: "\(path) (\(tensor.name.isEmpty ? "unnamed" : tensor.name)) keeps its data in an external file, which SpecBench "
-              + "does not read; save the model with its weights inside (onnx.save(model, path, save_as_external_data=False))",
-            offset: field.offset)
+      case 13:
+        // external_data: StringStringEntryProto {1: key, 2: value}.
+        let here = "\(path).external_data[\(entries.count)]"
+        var entry = Protobuf.Reader(bytes, range: try field.range(here))
+        var (key, value) = ("", "")
+        while let part = try entry.next() {
+          if part.number == 1 { key = try part.string("\(here).key", in: bytes) }
+          if part.number == 2 { value = try part.string("\(here).value", in: bytes) }
         }
+        entries.append((key, value, field.offset))
+      case 14: external = try field.int("\(path).data_location") == 1
       default: break
       }
     }
@@ -209,23 +217,72 @@ extension ONNXTensor {
     else {
       throw Protobuf.DecodingError(message: "\(path) (\(tensor.name)) has impossible dimensions \(tensor.dims)", offset: range.lowerBound)
     }
+    if external {
+      tensor.external = try externalData(entries, path: path, name: tensor.name, offset: range.lowerBound)
+      return tensor
+    }
     // Raw data: little-endian float32 (4 bytes) or int64 (8); other types' values are not read
     // (the importer refuses them where they are used).
-    if let raw, let width = [Self.float32: 4, Self.int64: 8][tensor.dataType] {
-      guard raw.count == tensor.elementCount * width else {
+    if let raw { try tensor.setValues(from: bytes, raw, path: path) }
+    return tensor
+  }
+
+  /// The values from little-endian raw bytes (`bytes[raw]`), checked against the dimensions:
+  /// float32 (4 bytes each) or int64 (8); other types' values are not read.
+  mutating func setValues(from bytes: [UInt8], _ raw: Range<Int>, path: String) throws(Protobuf.DecodingError) {
+    guard let width = [Self.float32: 4, Self.int64: 8][dataType] else { return }
+    guard raw.count == elementCount * width else {
+      throw Protobuf.DecodingError(
+        message: "\(path) (\(name)) has \(raw.count) bytes of data for dimensions \(dims) (\(elementCount * width) expected)",
+        offset: raw.lowerBound)
+    }
+    let words = stride(from: raw.lowerBound, to: raw.upperBound, by: width).map { Protobuf.littleEndian(bytes, at: $0, count: width) }
+    if width == 4 {
+      floats = words.map { Float(bitPattern: UInt32($0)) }
+    } else {
+      ints = words.map { Int(Int64(bitPattern: $0)) }
+    }
+  }
+
+  /// Reads the `external_data` entries: `location` required, a plain file name beside the model
+  /// (no folder, not hidden, no control character: `../../etc/passwd` and `/etc/passwd` are
+  /// refused here, before any file is opened); `offset` and `length` decimal integers from 0;
+  /// `checksum` ignored (SHA-1, optional in ONNX).
+  static func externalData(_ entries: [(key: String, value: String, offset: Int)], path: String, name: String, offset: Int)
+    throws(Protobuf.DecodingError) -> ExternalData
+  {
+    var location: String?
+    var (start, length): (Int, Int?) = (0, nil)
+    for entry in entries {
+      switch entry.key {
+      case "location": location = entry.value
+      case "offset", "length":
+        guard let number = Int(entry.value), number >= 0 else {
+          throw Protobuf.DecodingError(
+            message: "\(path) (\(name)): external data \(entry.key) must be a whole number from 0, got \(TextExcerpt.quoted(entry.value))",
+            offset: entry.offset)
+        }
+        if entry.key == "offset" { start = number } else { length = number }
+      case "checksum": break
+      default:
         throw Protobuf.DecodingError(
-          message:
-            "\(path) (\(tensor.name)) has \(raw.count) bytes of data for dimensions \(tensor.dims) (\(tensor.elementCount * width) expected)",
-          offset: raw.lowerBound)
-      }
-      let words = stride(from: raw.lowerBound, to: raw.upperBound, by: width).map { Protobuf.littleEndian(bytes, at: $0, count: width) }
-      if width == 4 {
-        tensor.floats = words.map { Float(bitPattern: UInt32($0)) }
-      } else {
-        tensor.ints = words.map { Int(Int64(bitPattern: $0)) }
+          message: "\(path) (\(name)): unknown external data key \(TextExcerpt.quoted(entry.key)) (location, offset, length, checksum)",
+          offset: entry.offset)
       }
     }
-    return tensor
+    guard let location else {
+      throw Protobuf.DecodingError(
+        message: "\(path) (\(name)) keeps its data in an external file but names none (location)", offset: offset)
+    }
+    guard !location.isEmpty, !location.contains("/"), !location.hasPrefix("."), location.utf8.count <= 255,
+      !location.unicodeScalars.contains(where: TextExcerpt.isControl)
+    else {
+      throw Protobuf.DecodingError(
+        message:
+          "\(path) (\(name)): external data location \(TextExcerpt.quoted(location)) is not a plain file name beside the model; SpecBench reads weights only from files in the model's own folder",
+        offset: offset)
+    }
+    return ExternalData(location: location, offset: start, length: length)
   }
 }
 

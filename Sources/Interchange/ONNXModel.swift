@@ -1,3 +1,5 @@
+import SpecKit
+
 /// The part of ONNX's `onnx.proto` that SpecBench reads and writes (field numbers from ONNX's
 /// published schema, IR version 8 and later): a model with its operator sets and metadata, one
 /// graph of nodes, initializers (the weights) and typed inputs and outputs.
@@ -79,6 +81,17 @@ struct ONNXTensor: Equatable {
   var dataType: Int
   var floats: [Float] = []
   var ints: [Int] = []
+  /// Where its values are when they are kept outside the model (ONNX external data), until
+  /// `ONNXModel.readExternalData` reads them.
+  var external: ExternalData?
+
+  /// ONNX's external data: `location` (a file name beside the model), `offset` and `length` in
+  /// bytes (`length` nil: to the end of the file), as the tensor's `external_data` entries say.
+  struct ExternalData: Equatable {
+    var location: String
+    var offset: Int
+    var length: Int?
+  }
 
   init(name: String, dims: [Int], floats: [Float]) {
     (self.name, self.dims, self.dataType, self.floats) = (name, dims, Self.float32, floats)
@@ -103,4 +116,45 @@ struct ONNXValueInfo: Equatable {
   var name: String
   var elementType: Int? = ONNXTensor.float32
   var shape: [Dimension]?
+}
+
+extension ONNXModel {
+  /// Reads the values of every tensor kept in an external file (initializers, and `Constant`
+  /// nodes' values) from `folder`, the model's own: each file once, as a regular file (a FIFO,
+  /// device or folder is refused at once) within `limit` bytes, each tensor's `offset` and
+  /// `length` checked against the file's size and against its dimensions before a value is
+  /// made.
+  mutating func readExternalData(folder: String, limit: Int = 4 << 30) throws(InterchangeError) {
+    var files: [String: [UInt8]] = [:]
+    func read(_ tensor: inout ONNXTensor, at path: String) throws(InterchangeError) {
+      guard let external = tensor.external else { return }
+      let file = PathText.join(folder, external.location)
+      if files[external.location] == nil {
+        do { files[external.location] = try FileAccess.read(file, limit: limit) } catch {
+          throw .malformed(
+            file: file, offset: 0, message: "\(path) (\(tensor.name)) keeps its data here, which cannot be read: \(error.description)")
+        }
+      }
+      let bytes = files[external.location]!
+      let length = external.length ?? max(0, bytes.count - external.offset)
+      let (end, overflow) = external.offset.addingReportingOverflow(length)
+      guard !overflow, end <= bytes.count else {
+        throw .malformed(
+          file: file, offset: external.offset,
+          message:
+            "\(path) (\(tensor.name)): external data at offset \(external.offset), \(length) bytes, reaches past the file's end (\(bytes.count) bytes)"
+        )
+      }
+      tensor.external = nil
+      do { try tensor.setValues(from: bytes, external.offset..<end, path: path) } catch {
+        throw .malformed(file: file, offset: error.offset, message: error.message)
+      }
+    }
+    for i in graph.initializers.indices { try read(&graph.initializers[i], at: "graph.initializer[\(i)]") }
+    for i in graph.nodes.indices {
+      for j in graph.nodes[i].attributes.indices where graph.nodes[i].attributes[j].tensor?.external != nil {
+        try read(&graph.nodes[i].attributes[j].tensor!, at: "graph.node[\(i)].attribute[\(j)].t")
+      }
+    }
+  }
 }

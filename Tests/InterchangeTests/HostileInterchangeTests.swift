@@ -140,3 +140,96 @@ struct HostileInterchangeTests {
     #expect((names?["layers"] as? [String])?.first == layerName)
   }
 }
+
+/// External data that reaches outside the model's folder, past its file, or into a special
+/// file: refused, naming the tensor, before anything is written.
+@Suite("Hostile ONNX external data")
+struct HostileExternalDataTests {
+  /// A one-layer model (`W` [3, 4], `b` [3]) whose `W` is external with these entries.
+  static func model(_ entries: [(String, String)]) -> [UInt8] {
+    var w = Protobuf.Writer()
+    w.message(7) { g in
+      g.message(1) { n in
+        for input in ["x", "W", "b"] { n.string(1, input) }
+        n.string(2, "y")
+        n.string(4, "Gemm")
+        n.message(5) { a in
+          a.string(1, "transB")
+          a.int(3, 1)
+          a.int(20, 2)
+        }
+      }
+      g.message(5) { t in
+        t.packedInts(1, [3, 4])
+        t.int(2, 1)
+        t.string(8, "W")
+        for (key, value) in entries {
+          t.message(13) { e in
+            e.string(1, key)
+            e.string(2, value)
+          }
+        }
+        t.int(14, 1)
+      }
+      g.message(5) { t in
+        t.packedInts(1, [3])
+        t.int(2, 1)
+        t.string(8, "b")
+        t.bytes(9, [UInt8](repeating: 0, count: 12))
+      }
+      for (field, name, width) in [(11, "x", 4), (12, "y", 3)] {
+        g.message(field) { v in
+          v.string(1, name)
+          v.message(2) { type in
+            type.message(1) { tensor in
+              tensor.int(1, 1)
+              tensor.message(2) { shape in
+                shape.message(1) { $0.string(2, "N") }
+                shape.message(1) { $0.int(1, width) }
+              }
+            }
+          }
+        }
+      }
+    }
+    w.message(8) { o in o.int(2, 17) }
+    return w.bytes
+  }
+
+  @Test func externalDataOutsideTheFolderOrTheFileIsRefused() throws {
+    let folder = temporaryFolder()
+    let values = (0..<12).flatMap { i in withUnsafeBytes(of: Float(i).bitPattern.littleEndian, Array.init) }
+    try Data([0, 0, 0, 0] + values).write(to: URL(fileURLWithPath: folder + "/m.onnx.data"))
+    #expect(mkfifo(folder + "/fifo.data", 0o600) == 0)
+    // The good case first: the entries as the exporters write them.
+    let good = try ONNXImport.session(
+      from: Self.model([("location", "m.onnx.data"), ("offset", "4"), ("length", "48")]), file: folder + "/m.onnx", name: "m")
+    #expect(
+      good.bundle.tensors?.values.contains { $0.scalars == (0..<12).map(Float.init) || $0.scalars.sorted() == (0..<12).map(Float.init) }
+        == true)
+    let cases: [([(String, String)], String)] = [
+      ([("location", "../../etc/passwd")], "is not a plain file name beside the model"),
+      ([("location", "/etc/passwd")], "is not a plain file name beside the model"),
+      ([("location", ".hidden")], "is not a plain file name beside the model"),
+      ([("location", "a\u{1B}[2Jb")], "is not a plain file name beside the model"),
+      ([("offset", "4")], "names none (location)"),
+      ([("location", "m.onnx.data"), ("offset", "-4")], "offset must be a whole number from 0"),
+      ([("location", "m.onnx.data"), ("length", "1e9")], "length must be a whole number from 0"),
+      ([("location", "m.onnx.data"), ("offset", "8"), ("length", "48")], "reaches past the file's end (52 bytes)"),
+      ([("location", "m.onnx.data"), ("offset", "\(Int.max)"), ("length", "48")], "reaches past the file's end"),
+      ([("location", "m.onnx.data"), ("length", "40")], "has 40 bytes of data for dimensions [3, 4] (48 expected)"),
+      ([("location", "missing.data")], "no such file"),
+      ([("location", "fifo.data")], "FIFO"),
+      ([("location", "m.onnx.data"), ("sha", "x")], "unknown external data key"),
+    ]
+    for (entries, message) in cases {
+      do {
+        _ = try ONNXImport.session(from: Self.model(entries), file: folder + "/m.onnx", name: "m")
+        Issue.record("accepted \(entries)")
+      } catch {
+        #expect(error.description.contains(message), "\(entries): \(error.description)")
+        #expect(!error.description.unicodeScalars.contains("\u{1B}"), "no control character reaches the message")
+      }
+    }
+  }
+}

@@ -389,7 +389,28 @@ struct ONNXRefusalTests {
       _ = try ONNXImport.session(from: w.bytes, file: "ext.onnx", name: "m")
       Issue.record("accepted")
     } catch {
-      #expect(error.description.contains("keeps its data in an external file"), "\(error.description)")
+      #expect(error.description.contains("keeps its data in an external file but names none (location)"), "\(error.description)")
     }
+  }
+
+  /// A model whose weights PyTorch's default exporter would put in `MODEL.onnx.data` (written
+  /// here by the onnx package, every initializer external): imported with the same weights, bit
+  /// for bit, as the same model with its weights inside.
+  @Test func weightsInAnExternalDataFileAreRead() throws {
+    let folder = temporaryFolder()
+    let (bundle, _) = try trainedExample("iris", steps: 20)
+    let (bytes, _) = try ONNXExport.export(spec: bundle.spec, state: try bundle.trainingState())
+    try Data(bytes).write(to: URL(fileURLWithPath: folder + "/inside.onnx"))
+    let moved = try ONNXPeer.run(
+      "import onnx, sys; m = onnx.load(sys.argv[1]); "
+        + "onnx.save(m, sys.argv[2], save_as_external_data=True, all_tensors_to_one_file=True, location='outside.onnx.data', size_threshold=0)",
+      [folder + "/inside.onnx", folder + "/outside.onnx"])
+    #expect(moved.status == 0, "\(moved.stderr)")
+    let outside = [UInt8](try #require(FileManager.default.contents(atPath: folder + "/outside.onnx")))
+    let decoded = try ONNXModel.decode(outside)
+    #expect(decoded.graph.initializers.allSatisfy { $0.external?.location == "outside.onnx.data" && $0.floats.isEmpty })
+    let (fromOutside, _) = try ONNXImport.session(from: outside, file: folder + "/outside.onnx", name: "iris")
+    let (fromInside, _) = try ONNXImport.session(from: bytes, file: folder + "/inside.onnx", name: "iris")
+    #expect(fromOutside.tensors == fromInside.tensors && fromOutside.tensors?.isEmpty == false)
   }
 }
