@@ -34,7 +34,4 @@ package enum TrainingLoad {
 
   /// Whether more than one run computes now.
   package static var isShared: Bool { shared.load(ordering: .relaxed) }
-
-  /// How many runs compute now.
-  package static var count: Int { active.withLock { $0 } }
 }

@@ -138,7 +138,15 @@ struct WorkbenchTests {
     }
     let ceiling = (1...17).map { "\($0)" }.joined(separator: ",")
     let huge = bench.execute("sweep training.seed=\(ceiling) training.batch_size=\(ceiling) --force")
-    #expect(huge.failed && huge.text.contains("289 runs is more than a workbench holds at once (256)"), "\(huge.text)")
+    #expect(
+      huge.failed && huge.text.contains("289 runs beside the 1 there are is more than a workbench holds (256, what a workspace saves)"),
+      "\(huge.text)")
+    // A grid whose size overflows is refused by its count, never enumerated.
+    let axes = (0..<20).map { axis in "layers[0].\(axis)=" + (0..<10).map(String.init).joined(separator: ",") }
+    let overflowing = (try? CommandParser.parse("sweep " + axes.joined(separator: " ") + " --force")).flatMap { $0 }
+    let refusal = try #require(overflowing.map { bench.perform($0) })
+    #expect(refusal.failed && refusal.text.contains("more than 2^63 runs"), "\(refusal.text)")
+    #expect(bench.runs.count == 1)
   }
 
   @Test func compareTablesTheRunsAndTheFieldsInWhichTheyDiffer() throws {
@@ -155,7 +163,7 @@ struct WorkbenchTests {
     #expect(comparison.metrics.map { $0[2] } == ["20", "20"])
     #expect(comparison.chart?.series.map(\.name) == ["lr=0.001,units=8", "lr=0.01,units=8"])
     #expect(comparison.chart?.series.map(\.colour) == [0, 1])
-    let all = Comparison(bench.runs.map(bench.compared))
+    let all = Comparison(bench.runs.map { bench.compared($0) })
     #expect(all.differences.map(\.field) == ["model.layers[0].units", "optimizer.lr"])
     #expect(all.differences[0].values == ["16", "8", "8"] && all.leftOut == ["base: no losses recorded yet"])
     let text = bench.execute("compare").text
@@ -163,7 +171,10 @@ struct WorkbenchTests {
     let missing = bench.execute("compare lr=0.5")
     #expect(missing.failed && missing.text.hasPrefix("compare: no run named \"lr=0.5\"; runs: base, lr=0.001,units=8, lr=0.01,units=8"))
     // By time: every swept run trained here, so each has a timeline from 0 s.
-    guard case .drawing(.comparison(let byTime)) = bench.execute("compare --by time") else { return }
+    guard case .drawing(.comparison(let byTime)) = bench.execute("compare --by time") else {
+      Issue.record("compare --by time draws a comparison")
+      return
+    }
     #expect(byTime.leftOut == ["base: no losses recorded yet"])
     for run in bench.runs.dropFirst() {
       #expect(run.timeline.first == TimelinePoint(step: 0, seconds: 0) && run.timeline.last?.step == 20, "\(run.timeline)")

@@ -460,18 +460,12 @@ public enum CommandParser {
 
   // MARK: runs
 
-  /// The longest run name: it names a file in a workspace folder.
-  public static let runNameLimit = 64
-
-  /// A run's name: letters, digits and `. _ = , + -`, at most 64, not starting with `.` or
-  /// `-`: it is also the stem of its file in a saved workspace.
+  /// A run's name (`WorkspaceIndex.isRunName`: letters, digits and `. _ = , + -`, at most 64,
+  /// not starting with `.` or `-`): it is also the stem of its file in a saved workspace.
   public static func runName(_ text: String, command: String) throws(CommandError) -> String {
-    let allowed = text.unicodeScalars.allSatisfy {
-      ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._=,+-".unicodeScalars.contains($0)
-    }
-    guard !text.isEmpty, text.count <= runNameLimit, allowed, !text.hasPrefix("."), !text.hasPrefix("-") else {
+    guard WorkspaceIndex.isRunName(text) else {
       throw CommandError(
-        "\(command): a run's name is 1 to \(runNameLimit) letters, digits and . _ = , + - (not starting with . or -), got \(TextExcerpt.quoted(text))"
+        "\(command): a run's name is 1 to \(WorkspaceIndex.nameLimit) letters, digits and . _ = , + - (not starting with . or -), got \(TextExcerpt.quoted(text))"
       )
     }
     return text

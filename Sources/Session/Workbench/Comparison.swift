@@ -29,13 +29,18 @@ public struct ComparedRun: Sendable {
     self.step = step ?? spec.state?.step ?? spec.history.trainLoss.last?.step ?? 0
   }
 
-  /// The seconds at `step`, read off the timeline (linear between its points, the last rate
-  /// past its end); nil without a timeline.
+  /// The seconds at `step`, read off the timeline; nil without one.
+  func seconds(at step: Int) -> Double? { timeline.seconds(at: step) }
+}
+
+extension [TimelinePoint] {
+  /// The seconds at `step`: linear between the points, the first point's before them and the
+  /// last one's after; nil for an empty timeline.
   func seconds(at step: Int) -> Double? {
-    guard let first = timeline.first else { return nil }
+    guard let first else { return nil }
     if step <= first.step { return first.seconds }
     var previous = first
-    for point in timeline.dropFirst() {
+    for point in dropFirst() {
       if step <= point.step {
         let span = Double(point.step - previous.step)
         return previous.seconds + (span > 0 ? Double(step - previous.step) / span * (point.seconds - previous.seconds) : 0)
@@ -111,15 +116,17 @@ public struct Comparison: Sendable {
     ]
   }
 
-  /// The leaves of each spec's JSON (arrays of plain values as one leaf) apart from what is not
-  /// a setting — its name, state, history, journal, posterior, format and version — and the
-  /// paths at which they differ, in the order of the first spec's JSON.
+  /// The spec's top-level keys that are not settings of the experiment: `compare` does not
+  /// compare them and `sweep` does not set them.
+  static let notSettings: Set<String> = ["name", "state", "history", "journal", "posterior", "format", "version"]
+
+  /// The leaves of each spec's JSON (arrays of plain values as one leaf) apart from
+  /// `notSettings`, and the paths at which they differ, in the order of the first spec's JSON.
   static func differences(_ specs: [SessionSpec]) -> [(field: String, values: [String])] {
     guard specs.count > 1 else { return [] }
-    let skipped: Set<String> = ["name", "state", "history", "journal", "posterior", "format", "version"]
     let leaves = specs.map { spec -> [(String, String)] in
       var found: [(String, String)] = []
-      for member in spec.json.objectValue?.members ?? [] where !skipped.contains(member.key) {
+      for member in spec.json.objectValue?.members ?? [] where !notSettings.contains(member.key) {
         flatten(member.value, path: member.key, into: &found)
       }
       return found

@@ -13,6 +13,9 @@ extension Workbench {
   /// step that differs).
   func fork(_ name: String, fromStep: Int?) throws(CommandError) -> String {
     guard run(named: name) == nil else { throw CommandError("fork: a run named \(name) exists; runs lists them") }
+    guard runs.count < WorkspaceIndex.runLimit else {
+      throw CommandError("fork: the workbench holds \(runs.count) runs, as many as a workspace holds; drop some first")
+    }
     let sourceEngine = current
     var bundle = try sourceEngine.currentBundle(for: "fork")
     let step = bundle.spec.state?.step ?? 0
@@ -36,11 +39,7 @@ extension Workbench {
     // The fork's history is the source's up to `at`, and so is its training time.
     let source = runs[currentIndex]
     var timeline = source.timeline.filter { $0.step < at }
-    if !source.timeline.isEmpty,
-      let seconds = ComparedRun(name: "", spec: bundle.spec, status: "", timeline: source.timeline).seconds(at: at)
-    {
-      timeline.append(TimelinePoint(step: at, seconds: seconds))
-    }
+    if let seconds = source.timeline.seconds(at: at) { timeline.append(TimelinePoint(step: at, seconds: seconds)) }
     runs.append(Run(name: name, engine: engine, timeline: timeline))
     currentIndex = runs.count - 1
     return "forked \(previous) at step \(at) into \(name), now the current run\(note); switch \(previous) goes back"
@@ -152,9 +151,15 @@ extension Workbench {
   /// fairly), named after its values, all started at once. Every combination is read and
   /// validated by the format's own reader first: one bad value and no run is made.
   func sweep(_ axes: [SweepAxis], force: Bool) throws(CommandError) -> String {
-    let count = axes.reduce(1) { $0.multipliedReportingOverflow(by: $1.values.count).partialValue }
-    guard count <= Self.sweepCeiling else {
-      throw CommandError("sweep: \(count) runs is more than a workbench holds at once (\(Self.sweepCeiling)); sweep fewer values")
+    // Saturating: a grid whose count overflows is refused below, never enumerated.
+    let count = axes.reduce(1) { product, axis in
+      let (next, overflow) = product.multipliedReportingOverflow(by: axis.values.count)
+      return overflow ? Int.max : next
+    }
+    guard count <= WorkspaceIndex.runLimit - runs.count else {
+      throw CommandError(
+        "sweep: \(count == Int.max ? "more than 2^63" : String(count)) runs beside the \(runs.count) there are is more than a workbench holds (\(WorkspaceIndex.runLimit), what a workspace saves); sweep fewer values or drop runs"
+      )
     }
     guard count <= Self.sweepLimit || force else {
       throw CommandError(
@@ -231,7 +236,7 @@ extension Workbench {
     } else if case .key(let first)? = components.first, modelKeys.contains(first) {
       path = [.key("model")] + components
     } else {
-      let settings = topKeys.filter { !["format", "version", "name", "state", "history", "journal", "posterior"].contains($0) }
+      let settings = topKeys.filter { !Comparison.notSettings.contains($0) }
       throw CommandError(
         "sweep: \(axis.field): the spec has no field \(axis.field.prefix { $0 != "." && $0 != "[" }); a field starts with one of \(settings.joined(separator: ", ")), or a model field: \(modelKeys.joined(separator: ", "))"
           + (Suggestion.nearest(to: String(axis.field.prefix { $0 != "." && $0 != "[" }), in: settings + modelKeys).map {

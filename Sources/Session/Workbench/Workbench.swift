@@ -40,9 +40,9 @@ public final class Workbench {
   /// was made from (`lossSeries`).
   var seriesCache: [String: (count: Int, last: MetricPoint, series: LineChart.Series)] = [:]
 
-  /// The largest sweep run without `--force`, and the largest with it.
+  /// The largest sweep run without `--force`; with it, the runs a workbench holds at most (what
+  /// a workspace index holds, `WorkspaceIndex.runLimit`) bound it.
   public static let sweepLimit = 16
-  public static let sweepCeiling = 256
 
   /// A workbench holding one run.
   public init(_ engine: SessionEngine, name: String? = nil) {
@@ -75,12 +75,8 @@ public final class Workbench {
 
   /// A run name made from a session's name: the characters a run name may not hold become `_`.
   static func runName(from text: String) -> String {
-    let allowed = "._=,+-"
     var name = String(
-      text.unicodeScalars.prefix(CommandParser.runNameLimit).map { scalar -> Character in
-        scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || allowed.unicodeScalars.contains(scalar))
-          ? Character(scalar) : "_"
-      })
+      text.unicodeScalars.prefix(WorkspaceIndex.nameLimit).map { WorkspaceIndex.isRunNameCharacter($0) ? Character($0) : "_" })
     while name.hasPrefix(".") || name.hasPrefix("-") { name.removeFirst() }
     return name.isEmpty ? "run" : name
   }
@@ -88,7 +84,7 @@ public final class Workbench {
   /// `name`, or `name-2`, `name-3`, … : the first not in `taken`.
   static func unused(_ name: String, among taken: Set<String>) -> String {
     guard taken.contains(name) else { return name }
-    let stem = String(name.prefix(CommandParser.runNameLimit - 4))
+    let stem = String(name.prefix(WorkspaceIndex.nameLimit - 4))
     var n = 2
     while taken.contains(stem + "-\(n)") { n += 1 }
     return stem + "-\(n)"
@@ -133,7 +129,7 @@ public final class Workbench {
           guard let run = run(named: name) else { throw unknownRun(name, "compare") }
           return run
         }
-      return .drawing(.comparison(Comparison(chosen.map(compared), by: axis)))
+      return .drawing(.comparison(Comparison(chosen.map { compared($0) }, by: axis)))
     }
   }
 
@@ -144,11 +140,20 @@ public final class Workbench {
   }
 
   /// A run as `compare` sees it: its live history while it trains.
-  func compared(_ run: Run) -> ComparedRun {
+  /// With `lastPointsOnly`, each metric's last point alone (what `runs` shows): a live history's
+  /// whole copy would cost as much as the run is long.
+  func compared(_ run: Run, lastPointsOnly: Bool = false) -> ComparedRun {
     let engine = run.engine
     let live = engine.training.liveSnapshot
     var spec = engine.spec
-    if let live { spec.history = live.history }
+    if let live {
+      if lastPointsOnly {
+        spec.history = HistorySpec()
+        for (metric, log) in live.logs { if let last = log.last { spec.history[metric] = [last] } }
+      } else {
+        spec.history = live.history
+      }
+    }
     return ComparedRun(
       name: run.name, spec: spec, status: engine.trainingStatus.rawValue, step: live?.step ?? engine.state?.step ?? 0,
       stepsPerSecond: live?.stepsPerSecond, timeline: run.timeline)
@@ -157,7 +162,7 @@ public final class Workbench {
   /// `runs`: a table of every run, the current one marked, and how the cores are shared.
   func listText() -> String {
     let rows = runs.enumerated().map { index, run -> [String] in
-      let row = Comparison.metricRow(compared(run))
+      let row = Comparison.metricRow(compared(run, lastPointsOnly: true))
       return [index == currentIndex ? "*" : " ", row[0], run.engine.spec.backend] + row.dropFirst()
     }
     let table = Table.render(

@@ -46,9 +46,12 @@ public struct WorkspaceIndex: Hashable, Sendable {
   /// starting with `.` or `-`.
   public static func isRunName(_ name: String) -> Bool {
     !name.isEmpty && name.count <= nameLimit && !name.hasPrefix(".") && !name.hasPrefix("-")
-      && name.unicodeScalars.allSatisfy {
-        $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._=,+-".unicodeScalars.contains($0))
-      }
+      && name.unicodeScalars.allSatisfy(isRunNameCharacter)
+  }
+
+  /// An ASCII letter or digit, or one of `. _ = , + -`.
+  public static func isRunNameCharacter(_ scalar: Unicode.Scalar) -> Bool {
+    scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._=,+-".unicodeScalars.contains(scalar))
   }
 
   /// Whether `file` is a session file name in the folder itself: no `/`, not hidden, `.json`.
