@@ -7,7 +7,8 @@
 #     path's fault-injection tests, Python for the interop tests.
 #   - Python packages (pip): numpy, safetensors, onnx and onnxruntime, keras and h5py, which the
 #     interop tests run for real, and jax (CPU), which the jax engine's worker uses; torch (large) only under
-#     CI=true or SPECBENCH_WITH_TORCH=1, for the tests against real PyTorch. Where the
+#     CI=true or SPECBENCH_WITH_TORCH=1, for the tests against real PyTorch (with laplace-torch and
+#     onnxscript, the ONNX exporter's own dependency). Where the
 #     system Python refuses pip installs, they go into a venv at .venv/ (the tests look there).
 # Prints what it installs; exits non-zero when the Swift build itself cannot work, and, under
 # CI=true, when anything the tests need could not be installed (CI never skips a test).
@@ -97,8 +98,9 @@ fi
 # CUDA libraries, though it runs on the CPU, so only under CI=true or SPECBENCH_WITH_TORCH=1;
 # without it those tests skip and say so.
 if [ "${CI:-}" = true ] || [ "${SPECBENCH_WITH_TORCH:-}" = 1 ]; then
-  # laplace-torch too: the Laplace posterior's tests compare against it (docs/bayes.md).
-  if ! install_python 'import torch, safetensors.torch, laplace' torch laplace-torch; then
+  # laplace-torch too: the Laplace posterior's tests compare against it (docs/bayes.md); and
+  # onnxscript, which torch.onnx.export's default (dynamo) exporter needs (docs/interchange.md).
+  if ! install_python 'import torch, safetensors.torch, laplace, onnxscript' torch laplace-torch onnxscript; then
     say "could not install torch; the tests against real PyTorch will be skipped (and say so)"
     if [ "${CI:-}" = true ]; then say "CI=true: the tests need it; failing"; exit 1; fi
   fi

@@ -36,7 +36,10 @@ public enum ONNXImport {
   struct GraphReader {
     let graph: ONNXGraph
     let opsetVersion: Int
+    /// The graph's nodes and stored tensors after `ONNXNormalizer`, and the value it ends at.
+    var nodes: [ONNXNode] = []
     var constants: [String: ONNXTensor] = [:]
+    var outputName = ""
     var layers: [LayerSpec] = []
     var tensors: [String: StoredTensor] = [:]
     var notes: [String] = []
@@ -53,17 +56,8 @@ public enum ONNXImport {
     init(_ graph: ONNXGraph, opsetVersion: Int) throws(InterchangeError) {
       self.graph = graph
       self.opsetVersion = opsetVersion
-      for tensor in graph.initializers { constants[tensor.name] = tensor }
-      for node in graph.nodes where node.opType == "Constant" {
-        guard
-          let value = node.attribute("value")?.tensor
-            ?? node.attribute("value_float").map({ ONNXTensor(name: "", dims: [], floats: [$0.float ?? 0]) })
-        else {
-          throw .unsupportedNode(node: node.name, op: node.opType, reason: "only Constant nodes with a tensor value are read")
-        }
-        for output in node.outputs { constants[output] = value }
-      }
-      let inputs = graph.inputs.filter { constants[$0.name] == nil }
+      let stored = Set(graph.initializers.map(\.name))
+      let inputs = graph.inputs.filter { !stored.contains($0.name) }
       guard inputs.count == 1, let input = inputs.first else {
         throw .unsupportedGraph(
           "the graph has \(inputs.count) data inputs (\(inputs.map(\.name).joined(separator: ", "))); SpecBench imports models with one")
@@ -90,30 +84,22 @@ public enum ONNXImport {
       }
       current = input.name
       shape = inputShape
+      var normalizer = ONNXNormalizer(graph, input: input.name, inputShape: inputShape, opset: opsetVersion)
+      try normalizer.run()
+      (nodes, constants, outputName, notes) = (normalizer.nodes, normalizer.constants, normalizer.output, normalizer.notes)
     }
 
     mutating func read() throws(InterchangeError) {
-      let nodes = graph.nodes.filter { $0.opType != "Constant" }
       if let bad = nodes.first(where: { $0.outputs.first?.isEmpty ?? true }) {
         throw .unsupportedNode(node: bad.name, op: bad.opType, reason: "it has no output")
       }
+      // A graph that flattens its input keeps the input's shape, with a flatten layer: the
+      // session takes the samples the original model takes.
       var index = 0
-      // A graph that flattens its input first takes flat samples: the session's input is the
-      // flattened shape (the same values, row-major), which its data sources can give.
-      if inputShape.count > 1, let first = nodes.first, first.opType == "Flatten", first.inputs.first == current,
-        (first.attribute("axis")?.int ?? 1) == 1
-      {
-        let flat = Self.product(inputShape)!
-        notes.append("the graph's input \(inputShape) is flattened by its first node; the session takes samples of [\(flat)]")
-        inputShape = [flat]
-        shape = inputShape
-        current = first.outputs[0]
-        index = 1
-      }
       while index < nodes.count {
         index += try readNode(at: index, in: nodes)
       }
-      guard current == graph.outputs[0].name else {
+      guard current == outputName else {
         throw .unsupportedGraph("the chain of nodes ends at \(current), but the graph's output is \(graph.outputs[0].name)")
       }
       outputWidth = shape.last ?? 0
@@ -224,7 +210,7 @@ public enum ONNXImport {
     /// Reads the node at `index` (and the nodes a pattern takes with it); returns how many.
     mutating func readNode(at index: Int, in nodes: [ONNXNode]) throws(InterchangeError) -> Int {
       let node = nodes[index]
-      guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+      guard node.domain.isEmpty || node.domain == "ai.onnx" || node.domain == ONNXNormalizer.domain else {
         throw .unsupportedNode(node: node.name, op: node.opType, reason: "operators of domain \(node.domain) are not imported")
       }
       guard let output = node.outputs.first else { throw .unsupportedNode(node: node.name, op: node.opType, reason: "it has no output") }
@@ -260,29 +246,6 @@ public enum ONNXImport {
         }
         addDense(weight: w, out: out, inputs: shape[0], bias: bias, output: output)
         return 1
-      case "MatMul":
-        try requireChain(node, node.inputs.first)
-        let b = try weight(input(node, 1, "weight"), node: node)
-        guard shape.count == 1, b.dims.count == 2, b.dims[0] == shape[0] else {
-          throw .unsupportedNode(
-            node: node.name, op: "MatMul",
-            reason: "a dense layer needs a [\(shape.first ?? 0), out] weight after a one-axis input; it has \(b.dims) after \(shape)")
-        }
-        let out = b.dims[1]
-        var bias: [Float]?
-        var taken = 1
-        if index + 1 < nodes.count, nodes[index + 1].opType == "Add", nodes[index + 1].inputs.contains(output) {
-          let add = nodes[index + 1]
-          let other = add.inputs.first { $0 != output } ?? ""
-          if let c = constants[other], c.dataType == ONNXTensor.float32, c.elementCount == out {
-            bias = c.floats
-            taken = 2
-          }
-        }
-        addDense(
-          weight: WeightLayouts.transpose(b.floats, rows: b.dims[0], columns: out), out: out, inputs: shape[0], bias: bias,
-          output: taken == 2 ? nodes[index + 1].outputs[0] : output)
-        return taken
       case "Add":
         // A bias added after a dense layer without one (or with one: the two add up).
         let other = node.inputs.first { $0 != current } ?? ""
@@ -300,23 +263,16 @@ public enum ONNXImport {
         current = output
         openDense = open
         return 1
-      case "Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Elu", "Gelu", "Softmax":
+      case "Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Elu", "Gelu", "Softmax", "Silu":
         try requireChain(node, node.inputs.first)
-        if node.opType == "Sigmoid", let silu = silu(at: index, in: nodes) {
-          addActivation(.silu, output: silu)
-          return 2
-        }
-        addActivation(try activation(node), output: output)
+        addActivation(node.opType == "Silu" ? .silu : try activation(node), output: output)
         return 1
-      case "Div", "Mul":
-        try requireChain(node, node.inputs.first)
-        guard let end = gelu(at: index, in: nodes) else {
-          throw .unsupportedNode(
-            node: node.name, op: node.opType,
-            reason: "elementwise \(node.opType) is imported only as part of GELU written out (x·½·(1 + erf(x/√2)))")
-        }
-        addActivation(.gelu, output: end)
-        return 5
+      case "Div", "Mul", "Sub", "Pow", "Sqrt", "Erf", "Greater", "Where", "ReduceMean", "MatMul":
+        throw .unsupportedNode(
+          node: node.name, op: node.opType,
+          reason:
+            "\(node.opType) is imported only as part of an idiom SpecBench recognises (MatMul + Add with stored weights, GELU or layer norm written out, SiLU as Sigmoid · x, PyTorch's guarded Softplus, ReduceMean over the image axes; docs/interchange.md), and this one is not"
+        )
       case "Flatten":
         try requireChain(node, node.inputs.first)
         let axis = node.attribute("axis")?.int ?? 1
@@ -349,16 +305,19 @@ public enum ONNXImport {
           throw .unsupportedNode(node: node.name, op: node.opType, reason: "axis=\(axis); SpecBench normalises the last axis (axis=-1)")
         }
         let features = shape.last ?? 0
-        let scale = try weight(input(node, 1, "scale"), node: node)
+        // No scale: layer norm written out without `· scale` (elementwise_affine=False).
+        let scale =
+          node.inputs.count > 1 && !node.inputs[1].isEmpty
+          ? try weight(node.inputs[1], node: node).floats : Array(repeating: 1, count: features)
         let bias =
           node.inputs.count > 2 && !node.inputs[2].isEmpty
           ? try weight(node.inputs[2], node: node).floats : Array(repeating: 0, count: features)
-        guard scale.elementCount == features, bias.count == features else {
+        guard scale.count == features, bias.count == features else {
           throw .unsupportedNode(node: node.name, op: node.opType, reason: "scale and bias need \(features) values each")
         }
         addLayer(.layerNorm(eps: Double(try number(node, "epsilon", default: 1e-5))), output: output)
         let name = layers.last!.name
-        tensors[StateKey.parameter("\(name).weight")] = StoredTensor(shape: [features], scalars: scale.floats)
+        tensors[StateKey.parameter("\(name).weight")] = StoredTensor(shape: [features], scalars: scale)
         tensors[StateKey.parameter("\(name).bias")] = StoredTensor(shape: [features], scalars: bias)
         openDense = nil
         return 1
@@ -612,32 +571,6 @@ public enum ONNXImport {
         }
         return .softmax
       }
-    }
-
-    /// `Sigmoid(x)` then `Mul(x, that)`: SiLU. The Mul's output, or nil.
-    func silu(at index: Int, in nodes: [ONNXNode]) -> String? {
-      guard index + 1 < nodes.count else { return nil }
-      let sigmoid = nodes[index], mul = nodes[index + 1]
-      guard mul.opType == "Mul", Set(mul.inputs) == Set([current, sigmoid.outputs[0]]) else { return nil }
-      return mul.outputs.first
-    }
-
-    /// GELU written out, as PyTorch's exporter and SpecBench's write it: `Div(x, √2)` or
-    /// `Mul(x, √½)`, `Erf`, `Add(·, 1)`, `Mul(x, ·)`, `Mul(·, ½)`. The last output, or nil.
-    func gelu(at index: Int, in nodes: [ONNXNode]) -> String? {
-      guard index + 4 < nodes.count else { return nil }
-      let n = Array(nodes[index...index + 4])
-      let x = current
-      func close(_ name: String, _ value: Float) -> Bool { scalar(name).map { abs($0 - value) < 1e-6 } ?? false }
-      let scaled =
-        (n[0].opType == "Div" && n[0].inputs.count == 2 && close(n[0].inputs[1], Float(2).squareRoot()))
-        || (n[0].opType == "Mul" && n[0].inputs.count == 2 && close(n[0].inputs[1], Float(0.5).squareRoot()))
-      guard scaled, n[0].inputs[0] == x, n[1].opType == "Erf", n[1].inputs == [n[0].outputs[0]], n[2].opType == "Add",
-        n[2].inputs.contains(n[1].outputs[0]), close(n[2].inputs.first { $0 != n[1].outputs[0] } ?? "", 1), n[3].opType == "Mul",
-        Set(n[3].inputs) == Set([x, n[2].outputs[0]]), n[4].opType == "Mul", n[4].inputs.contains(n[3].outputs[0]),
-        close(n[4].inputs.first { $0 != n[3].outputs[0] } ?? "", 0.5)
-      else { return nil }
-      return n[4].outputs.first
     }
   }
 }

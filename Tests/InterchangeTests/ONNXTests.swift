@@ -317,7 +317,7 @@ struct ONNXRefusalTests {
     ([ONNXNode("Softmax", inputs: ["x"], outputs: ["y"], name: "s", attributes: [.int("axis", 0)])], "node \"s\" (Softmax): axis=0"),
     (
       [ONNXNode("Mul", inputs: ["x", "x"], outputs: ["y"], name: "square")],
-      "node \"square\" (Mul): elementwise Mul is imported only as part of GELU"
+      "node \"square\" (Mul): Mul is imported only as part of an idiom SpecBench recognises"
     ),
   ])
   func unsupportedNodesAreNamed(nodes: [ONNXNode], message: String) {

@@ -124,6 +124,11 @@ public let TorchPeer = PythonWith(
 /// installed with torch by `.ci/run` and `SPECBENCH_WITH_TORCH=1 scripts/setup.sh`.
 public let LaplacePeer = PythonWith(
   "torch, safetensors.torch, laplace", install: "SPECBENCH_WITH_TORCH=1 scripts/setup.sh (pip install torch laplace-torch)")
+/// Real PyTorch with its two ONNX exporters (the default one needs onnxscript) and onnxruntime, for
+/// the tests that import what PyTorch exports: installed with torch, as `LaplacePeer`.
+public let TorchONNXPeer = PythonWith(
+  "torch, onnx, onnxscript, onnxruntime, safetensors.torch",
+  install: "SPECBENCH_WITH_TORCH=1 scripts/setup.sh (pip install torch onnx onnxscript onnxruntime)")
 /// onnx and onnxruntime as well, for the interchange tests.
 public let ONNXPeer = PythonWith(
   "numpy, safetensors.numpy, onnx, onnxruntime", install: "scripts/setup.sh installs them: pip install onnx onnxruntime")
