@@ -1,12 +1,13 @@
 import Foundation
 import SpecKit
 
-/// An ONNX model as a SpecBench session: graphs of the shapes that PyTorch's and Keras'
-/// exporters produce for MLPs — one float input, one output, and a chain of `Gemm` (either
-/// weight layout) or `MatMul` + `Add`, activations (`Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`,
-/// `Softplus`, `Elu`, `Gelu`, `Softmax`, and GELU and SiLU written out in elementary ops),
-/// `Flatten`, `Identity`, `Dropout`, `LayerNormalization` and `BatchNormalization`. Anything
-/// else is refused with the node and its op, before anything is written.
+/// An ONNX model as a SpecBench session: graphs of the shapes that PyTorch's exporters (both)
+/// and Keras' produce for MLPs and CNNs — one float input, one output, and, after
+/// `ONNXNormalizer` has folded constants and read the exporters' idioms, a chain of `Gemm`
+/// (either weight layout), activations (`Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Softplus`,
+/// `Elu`, `Gelu`, `Softmax`, SiLU), `Flatten`, `Reshape`, `Dropout`, `LayerNormalization`,
+/// `BatchNormalization`, `Conv` and the pools. Anything else is refused with the node and its
+/// op, before anything is written.
 public enum ONNXImport {
   /// The session (its weights as state at step 0) and notes for the user.
   public static func session(from bytes: [UInt8], file: String, name: String) throws(InterchangeError) -> (
@@ -267,7 +268,17 @@ public enum ONNXImport {
         try requireChain(node, node.inputs.first)
         addActivation(node.opType == "Silu" ? .silu : try activation(node), output: output)
         return 1
-      case "Div", "Mul", "Sub", "Pow", "Sqrt", "Erf", "Greater", "Where", "ReduceMean", "MatMul":
+      case "MatMul":
+        // The normaliser made every MatMul with a stored [in, out] weight a Gemm: say what this one lacks.
+        let weight = try input(node, 1, "weight")
+        guard let b = constants[weight] else {
+          throw .unsupportedNode(
+            node: node.name, op: node.opType,
+            reason: "\(weight) is computed in the graph, not a stored weight; SpecBench imports stored weights")
+        }
+        throw .unsupportedNode(
+          node: node.name, op: node.opType, reason: "its weight \(weight) has shape \(b.dims); a dense layer's is [in, out] (two axes)")
+      case "Div", "Mul", "Sub", "Pow", "Sqrt", "Erf", "Greater", "Where", "ReduceMean":
         throw .unsupportedNode(
           node: node.name, op: node.opType,
           reason:
@@ -305,10 +316,10 @@ public enum ONNXImport {
           throw .unsupportedNode(node: node.name, op: node.opType, reason: "axis=\(axis); SpecBench normalises the last axis (axis=-1)")
         }
         let features = shape.last ?? 0
-        // No scale: layer norm written out without `· scale` (elementwise_affine=False).
+        // No scale only in SpecBench's own form: layer norm written out without `· scale`.
         let scale =
-          node.inputs.count > 1 && !node.inputs[1].isEmpty
-          ? try weight(node.inputs[1], node: node).floats : Array(repeating: 1, count: features)
+          node.domain == ONNXNormalizer.domain && node.inputs[1].isEmpty
+          ? Array(repeating: 1, count: features) : try weight(input(node, 1, "scale"), node: node).floats
         let bias =
           node.inputs.count > 2 && !node.inputs[2].isEmpty
           ? try weight(node.inputs[2], node: node).floats : Array(repeating: 0, count: features)

@@ -20,6 +20,11 @@ struct ONNXNormalizer {
   /// The domain of the canonical nodes that have no ONNX operator (SiLU). A file's own nodes
   /// may not use it.
   static let domain = "specbench.import"
+  /// The most sweeps of the pattern table (two suffice for every exporter tested).
+  static let passLimit = 8
+  /// The longest integer vector folded: shapes are short, and a file's Concat of a large tensor
+  /// with itself must not be made here.
+  static let vectorLimit = 64
 
   var nodes: [ONNXNode]
   var constants: [String: ONNXTensor]
@@ -52,27 +57,37 @@ struct ONNXNormalizer {
     if let reserved = nodes.first(where: { $0.domain == Self.domain }) {
       throw .unsupportedNode(node: reserved.name, op: reserved.opType, reason: "the domain \(Self.domain) is SpecBench's own, not a file's")
     }
+    // Every pattern reads a node's first output: a node without one is refused before any does.
+    if let bad = nodes.first(where: { $0.outputs.first?.isEmpty ?? true }) {
+      throw .unsupportedNode(node: bad.name, op: bad.opType, reason: "it has no output")
+    }
     try fold()
     var view = ONNXGraphView(nodes: nodes, constants: constants, output: output)
     var found: [String: Int] = [:]
-    // Passes over the table until one rewrites nothing: a rewrite can only shorten the graph,
-    // so this ends, and a match that one rewrite makes possible is found on the next pass.
-    var changed = true
-    while changed {
-      changed = false
+    // Each pattern sweeps the whole graph once, taking every match whose nodes no earlier match
+    // of the sweep took, and the graph is rebuilt once per sweep: linear in the nodes, however
+    // many idioms a file holds. Sweeps repeat while a rewrite makes another match possible
+    // (at most `passLimit` times; what is left is refused by the reader, naming its node).
+    for _ in 0..<Self.passLimit {
+      var changed = false
       for pattern in ONNXPatterns.table {
-        var index = 0
-        while index < view.nodes.count {
-          guard let rewrite = pattern.match(view, index) else {
-            index += 1
-            continue
-          }
-          index = view.apply(rewrite)
+        var rewrites: [ONNXRewrite] = []
+        var taken: Set<String> = []
+        for index in view.nodes.indices {
+          guard let rewrite = pattern.match(view, index) else { continue }
+          let outputs = Set(rewrite.replaced.flatMap(\.outputs))
+          guard outputs.isDisjoint(with: taken) else { continue }
+          taken.formUnion(outputs)
+          rewrites.append(rewrite)
           found[rewrite.pattern, default: 0] += 1
           notes += rewrite.note.map { [$0] } ?? []
+        }
+        if !rewrites.isEmpty {
+          view.apply(rewrites)
           changed = true
         }
       }
+      if !changed { break }
     }
     if !found.isEmpty {
       notes.append(
@@ -161,6 +176,7 @@ struct ONNXNormalizer {
       else { return false }
       if openEnded.contains(node.inputs[0]), indices.ints != [0] { return false }
       var picked: [Dimension] = []
+      guard indices.ints.count <= Self.vectorLimit else { return false }
       for index in indices.ints {
         let i = index < 0 ? index + data.count : index
         guard i >= 0, i < data.count else { return false }
@@ -177,7 +193,7 @@ struct ONNXNormalizer {
       guard (node.attribute("axis")?.int ?? 0) == 0 || node.attribute("axis")?.int == -1, !node.inputs.isEmpty else { return false }
       var joined: [Dimension] = []
       for name in node.inputs {
-        guard let part = vector(name) else { return false }
+        guard let part = vector(name), joined.count + part.count <= Self.vectorLimit else { return false }
         joined += part
       }
       store(joined, as: out, dims: [joined.count])
@@ -216,7 +232,9 @@ struct ONNXNormalizer {
   /// computed shape.
   func vector(_ name: String) -> [Dimension]? {
     if let dims = shapes[name] { return openEnded.contains(name) ? nil : dims }
-    guard let tensor = constants[name], tensor.dataType == ONNXTensor.int64, tensor.dims.count <= 1 else { return nil }
+    guard let tensor = constants[name], tensor.dataType == ONNXTensor.int64, tensor.dims.count <= 1,
+      tensor.ints.count <= Self.vectorLimit
+    else { return nil }
     return tensor.ints.map { .size($0) }
   }
 
@@ -320,20 +338,27 @@ struct ONNXGraphView {
     return members.contains(kept)
   }
 
-  /// Replaces the rewrite's nodes; returns the position of the first node it removed.
-  @discardableResult
-  mutating func apply(_ rewrite: ONNXRewrite) -> Int {
-    let outputs = Set(rewrite.replaced.flatMap(\.outputs))
-    let removed = Set(nodes.indices.filter { !outputs.isDisjoint(with: nodes[$0].outputs) })
-    guard let first = removed.min(), let last = removed.max() else { return nodes.count }
-    var next: [ONNXNode] = []
+  /// Replaces each rewrite's nodes (no node in two rewrites) by the nodes it makes, at the place
+  /// of the last node it replaces: what those read comes before, what reads them after.
+  mutating func apply(_ rewrites: [ONNXRewrite]) {
+    var owner: [String: Int] = [:]
+    for (r, rewrite) in rewrites.enumerated() { for value in rewrite.replaced.flatMap(\.outputs) where !value.isEmpty { owner[value] = r } }
+    var last: [Int: Int] = [:]
+    var removed: Set<Int> = []
     for (i, node) in nodes.enumerated() {
-      if i == last { next += rewrite.nodes }
+      guard let r = node.outputs.lazy.compactMap({ owner[$0] }).first else { continue }
+      removed.insert(i)
+      last[r] = i
+    }
+    let placed = Dictionary(last.map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+    var next: [ONNXNode] = []
+    next.reserveCapacity(nodes.count)
+    for (i, node) in nodes.enumerated() {
+      if let r = placed[i] { next += rewrites[r].nodes }
       if !removed.contains(i) { next.append(node) }
     }
     nodes = next
     index()
-    return first
   }
 }
 

@@ -9,10 +9,13 @@ struct Import: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Make a session from an ONNX model or a Keras 3 file: its layers, and its weights as the state.",
     discussion: """
-      ONNX (.onnx): graphs as PyTorch's and Keras' exporters write them (Gemm, or MatMul + Add, \
-      with either weight layout; Conv, MaxPool, AveragePool, GlobalAveragePool, Reshape; Relu, \
-      LeakyRelu, Sigmoid, Tanh, Softplus, Elu, Gelu, Softmax, Flatten, Identity, Dropout, \
-      LayerNormalization, BatchNormalization). Keras (.keras, a zip): a Sequential of Dense, \
+      ONNX (.onnx): graphs as PyTorch's exporters (the default and the legacy one, opsets 13 \
+      to 21) and Keras' write them (Gemm, or MatMul + Add, with either weight layout; Conv, \
+      MaxPool, AveragePool, GlobalAveragePool, Reshape; Relu, LeakyRelu, Sigmoid, Tanh, \
+      Softplus, Elu, Gelu, Softmax, Flatten, Identity, Dropout, LayerNormalization, \
+      BatchNormalization), weights in a MODEL.onnx.data file beside the model included; \
+      constants and shape arithmetic are folded, and GELU, SiLU, layer norm and PyTorch's \
+      Softplus written out in elementary ops are read as what they are. Keras (.keras, a zip): a Sequential of Dense, \
       Conv2D and the pools (channels first), Flatten, Reshape, Dropout, BatchNormalization, \
       LayerNormalization, the activation layers, ZeroPadding2D before a convolution or average \
       pool, and a leading Normalization (folded into the first Dense). Anything else is \

@@ -96,6 +96,32 @@ struct HostileInterchangeTests {
     #expect(bundle.spec.model.layers.last?.name == "activation20000")
   }
 
+  /// 5,000 SiLUs written out (Sigmoid · x) import as 5,000 layers: each pattern sweeps the graph
+  /// once per pass, not once per match.
+  @Test func manyIdiomsImport() throws {
+    var nodes: [ONNXNode] = []
+    for i in 0..<5_000 {
+      let x = i == 0 ? "x" : "t\(i - 1)"
+      nodes += [ONNXNode("Sigmoid", inputs: [x], outputs: ["s\(i)"]), ONNXNode("Mul", inputs: [x, "s\(i)"], outputs: ["t\(i)"])]
+    }
+    nodes.append(ONNXNode("Identity", inputs: ["t4999"], outputs: ["y"]))
+    let (bundle, notes) = try ONNXImport.session(from: ONNXRefusalTests.model(nodes, initializers: []), file: "silu.onnx", name: "silu")
+    #expect(bundle.spec.model.layers.count == 5_000)
+    #expect(notes.contains { $0.contains("SiLU as Sigmoid · x ×5000") })
+  }
+
+  /// Shape arithmetic on a file's own large integer tensor (a Concat of it with itself 100
+  /// times: 10^7 entries) is not folded — shapes are short — and the import names the node.
+  @Test func aLargeIntegerTensorIsNotFoldedIntoAShape() {
+    let big = ONNXTensor(name: "big", dims: [100_000], ints: Array(repeating: 1, count: 100_000))
+    let nodes = [
+      ONNXNode("Concat", inputs: Array(repeating: "big", count: 100), outputs: ["target"], name: "huge", attributes: [.int("axis", 0)]),
+      ONNXNode("Reshape", inputs: ["x", "target"], outputs: ["y"], name: "r"),
+    ]
+    let text = Self.refusal(nodes, initializers: [big])
+    #expect(text?.contains("node \"huge\" (Concat)") == true, "\(text ?? "accepted")")
+  }
+
   // MARK: the PyTorch script
 
   /// Names that try to leave a string literal, a docstring or a comment.
