@@ -104,7 +104,7 @@ ZOO = {
 }
 
 # The dynamo exporter writes opset 18 and later; the legacy exporter 9 to 20.
-OPSETS = {"dynamo": [18, 20, 21], "legacy": [13, 17, 20]}
+OPSETS = {"dynamo": [18, 19, 20, 21], "legacy": [13, 14, 15, 16, 17, 18, 19, 20]}
 # Variants for some models: the legacy exporter in training mode (batch norm with its training
 # outputs, dropout kept), and the dynamo exporter without its optimiser (batch norm not folded).
 VARIANTS = {

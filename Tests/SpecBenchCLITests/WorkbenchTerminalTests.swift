@@ -48,14 +48,22 @@ struct WorkbenchTerminalTests {
     try terminal.send("C-l")
     try terminal.send("compare lr=0.001 lr=0.003 lr=0.01", "Enter")
     // The differing field's row (the sweep's line above names the field too, until the screen clears).
-    screen = try terminal.waitFor { $0.split(separator: "\n").contains { $0.hasPrefix("optimizer.lr") } }
+    // (Waiting for the whole row: a capture can land while the terminal is still drawing it.)
+    screen = try terminal.waitFor {
+      $0.split(separator: "\n").contains {
+        $0.hasPrefix("optimizer.lr") && $0.contains("0.001") && $0.contains("0.003") && $0.contains("0.01")
+      }
+    }
     #expect(screen.contains("━ lr=0.001") && screen.contains("━ lr=0.003") && screen.contains("━ lr=0.01"), "\(screen)")
     #expect(screen.contains("loss by step") && screen.contains("batch loss"), "\(screen)")
     let field = try #require(screen.split(separator: "\n").first { $0.hasPrefix("optimizer.lr") })
     #expect(field.contains("0.01") && field.contains("0.001") && field.contains("0.003"), "\(field)")
     // The dashboard's runs pane: Tab to it, choose lr=0.01, overlay it, make it current, pause it.
     try terminal.send("dashboard", "Enter")
-    screen = try terminal.waitFor { $0.contains("runs · ↵ switch") && $0.contains("4 runs, 3 training") }
+    screen = try terminal.waitFor {
+      $0.contains("runs · ↵ switch") && $0.contains("4 runs, 3 training")
+        && DashboardTerminalTests.pane("runs ·", in: $0).filter { $0.contains("running") }.count == 3
+    }
     let runsPane = DashboardTerminalTests.pane("runs ·", in: screen)
     #expect(runsPane.contains { $0.contains("*") && $0.contains("spirals") }, "\(runsPane)")
     #expect(runsPane.filter { $0.contains("running") }.count == 3, "\(runsPane)")
