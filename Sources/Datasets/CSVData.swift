@@ -26,30 +26,13 @@ public enum CSVData {
     guard width >= 2 else {
       throw .csv(path: path, line: first.line, column: nil, message: "needs at least two columns (inputs and a target), found \(width)")
     }
-    let target: Int
-    switch source.target {
-    case .index(let index):
-      guard index < width else {
-        throw .mismatch("\(path): data.target is column \(index), but the file has \(width) columns (0 to \(width - 1))")
-      }
-      target = index
-    case .name(let name):
-      guard let index = names?.firstIndex(of: name) else {
-        let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \"\(TextExcerpt.short($0))\"?)" } ?? ""
-        let header =
-          (names ?? []).prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") + ((names?.count ?? 0) > 20 ? ", …" : "")
-        throw .mismatch("\(path): data.target names column \"\(TextExcerpt.short(name))\", but the header has \(header)\(hint)")
-      }
-      target = index
-    }
+    let target = try targetColumn(source, names: names, width: width, path: path)
     var inputs: [Float] = []
     inputs.reserveCapacity(rows.count * (width - 1))
     var targetCells: [(line: Int, text: String)] = []
     for row in rows {
       guard row.fields.count == width else {
-        throw .csv(
-          path: path, line: row.line, column: nil,
-          message: "has \(row.fields.count) fields, but the \(source.header ? "header" : "first row") has \(width)")
+        throw ragged(path: path, line: row.line, count: row.fields.count, width: width, source: source)
       }
       for (column, cell) in row.fields.enumerated() {
         let trimmed = cell.trimmingCharacters(in: .whitespaces)
@@ -66,11 +49,7 @@ public enum CSVData {
     case .regression:
       var values: [Float] = []
       for cell in targetCells {
-        guard let value = Float(cell.text), value.isFinite else {
-          throw .csv(
-            path: path, line: cell.line, column: target + 1,
-            message: "the target must be a finite number for regression, got \(TextExcerpt.quoted(cell.text))")
-        }
+        guard let value = Float(cell.text), value.isFinite else { throw badTarget(cell.text, path: path, line: cell.line, column: target) }
         values.append(value)
       }
       return (
@@ -79,14 +58,7 @@ public enum CSVData {
           shape: DataShape(input: [features], target: .values(width: 1)), standardizesInputs: source.normalize), nil
       )
     case .classification:
-      let distinct = Set(targetCells.map(\.text))
-      let numeric = distinct.allSatisfy { Double($0) != nil }
-      let classes = distinct.sorted { numeric ? Double($0)! < Double($1)! : JSONWriter.codePointsPrecede($0, $1) }
-      guard classes.count >= 2 else {
-        throw .mismatch(
-          "\(path): the target column has a single value (\(TextExcerpt.short(classes.first ?? ""))); classification needs at least 2 classes"
-        )
-      }
+      let classes = try classNames(Set(targetCells.map(\.text)), path: path)
       let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
       let labels = targetCells.map { index[$0.text]! }
       return (
@@ -96,6 +68,51 @@ public enum CSVData {
         classes
       )
     }
+  }
+
+  /// The target column's index: by number, or by name in the header.
+  static func targetColumn(_ source: DataSource.CSVSource, names: [String]?, width: Int, path: String) throws(DataError) -> Int {
+    switch source.target {
+    case .index(let index):
+      guard index < width else {
+        throw .mismatch("\(path): data.target is column \(index), but the file has \(width) columns (0 to \(width - 1))")
+      }
+      return index
+    case .name(let name):
+      guard let index = names?.firstIndex(of: name) else {
+        let hint = Suggestion.nearest(to: name, in: names ?? []).map { " (did you mean \"\(TextExcerpt.short($0))\"?)" } ?? ""
+        let header =
+          (names ?? []).prefix(20).map { TextExcerpt.short($0) }.joined(separator: ", ") + ((names?.count ?? 0) > 20 ? ", …" : "")
+        throw .mismatch("\(path): data.target names column \"\(TextExcerpt.short(name))\", but the header has \(header)\(hint)")
+      }
+      return index
+    }
+  }
+
+  /// The class names in label order: sorted numerically when every one is a number, otherwise
+  /// by code point; at least two.
+  static func classNames(_ distinct: Set<String>, path: String) throws(DataError) -> [String] {
+    let numeric = distinct.allSatisfy { Double($0) != nil }
+    let classes = distinct.sorted { numeric ? Double($0)! < Double($1)! : JSONWriter.codePointsPrecede($0, $1) }
+    guard classes.count >= 2 else {
+      throw .mismatch(
+        "\(path): the target column has a single value (\(TextExcerpt.short(classes.first ?? ""))); classification needs at least 2 classes"
+      )
+    }
+    return classes
+  }
+
+  /// A row whose field count is not the header's (or the first row's).
+  static func ragged(path: String, line: Int, count: Int, width: Int, source: DataSource.CSVSource) -> DataError {
+    .csv(
+      path: path, line: line, column: nil, message: "has \(count) fields, but the \(source.header ? "header" : "first row") has \(width)")
+  }
+
+  /// A regression target that is not a finite number.
+  static func badTarget(_ text: String, path: String, line: Int, column: Int) -> DataError {
+    .csv(
+      path: path, line: line, column: column + 1,
+      message: "the target must be a finite number for regression, got \(TextExcerpt.quoted(text))")
   }
 
   /// An input cell's value: a finite number, or an error at its line and column (named by the

@@ -8,6 +8,8 @@ public enum DataError: Error, Hashable, Sendable, CustomStringConvertible {
   case numpy(path: String, message: String)
   /// The data does not fit the spec (its shapes, its loss).
   case mismatch(String)
+  /// Reading was stopped (Ctrl-C) before it ended: nothing was changed.
+  case interrupted(path: String)
 
   public var description: String {
     switch self {
@@ -15,6 +17,7 @@ public enum DataError: Error, Hashable, Sendable, CustomStringConvertible {
     case .csv(let path, let line, let column, let message): "\(path):\(line)\(column.map { ":\($0)" } ?? ""): \(message)"
     case .idx(let path, let message), .numpy(let path, let message): "\(path): \(message)"
     case .mismatch(let message): message
+    case .interrupted(let path): "reading \(path) was interrupted; nothing was changed"
     }
   }
 }

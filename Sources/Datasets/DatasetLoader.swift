@@ -45,7 +45,13 @@ public enum DatasetLoader {
   public static func loadNamed(_ spec: DataSpec, relativeTo folder: String) throws(DataError) -> (dataset: Dataset, classNames: [String]?) {
     switch spec.source {
     case .csv(let source):
-      let (text, path) = try csvText(source, in: folder)
+      let path = try DataAccess.resolve(source.path, in: folder, field: "data.path")
+      // The fast reader, which leaves the files it does not read (quoted fields, non-ASCII text)
+      // to CSVData, the definition of the format's rules.
+      let file: OpenFile
+      do { file = try FileAccess.openForReading(path) } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
+      if let loaded = try FastCSV.load(file, source: source, path: path) { return loaded }
+      let (text, _) = try csvText(source, in: folder)
       let (dataset, names) = try CSVData.load(text: text, source: source, path: path)
       return (dataset, names)
     case .builtin("digits"):

@@ -110,6 +110,37 @@ package enum FileAccess {
     return bytes
   }
 
+  /// Opens a regular file for reading in parts (`OpenFile.read(into:at:)`), with the checks of
+  /// `read`: a FIFO, device, socket or folder is refused before a byte is read, and a file
+  /// larger than `limit` before anything is allocated.
+  package static func openForReading(_ path: String, limit: Int = defaultReadLimit) throws(SpecError) -> OpenFile {
+    try refuseNUL(path, reading: true)
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+    guard fd >= 0 else { throw .unreadable(path: path, reason: openFailure(errno)) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else {
+      let reason = String(cString: strerror(errno))
+      close(fd)
+      throw .unreadable(path: path, reason: reason)
+    }
+    let kind = Kind(mode: info.st_mode)
+    guard kind == .regular else {
+      close(fd)
+      throw .unreadable(path: path, reason: "it is \(kind.phrase), not a regular file; SpecBench reads only regular files")
+    }
+    let size = Int(info.st_size)
+    guard size <= limit else {
+      close(fd)
+      throw .unreadable(
+        path: path, reason: "it holds \(ByteCount.text(size)), more than the \(ByteCount.text(limit)) SpecBench reads for this kind of file"
+      )
+    }
+    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+    return OpenFile(
+      fd: fd, path: path, size: size, device: UInt64(info.st_dev), inode: UInt64(info.st_ino),
+      modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+  }
+
   /// Checks that a file may be written at `path` (through a temporary file and a rename) and
   /// returns the path to write: `path` itself, or the target of a symbolic link at `path`.
   ///
@@ -207,5 +238,39 @@ package enum ByteCount {
       index += 1
     }
     return String(format: value < 10 ? "%.1f " : "%.0f ", value) + units[index]
+  }
+}
+
+/// A regular file open for reading (`FileAccess.openForReading`): its size and identity as they were when
+/// opened, read in parts from any thread (`pread`), closed when released.
+package final class OpenFile: @unchecked Sendable {
+  package let path: String
+  package let size: Int
+  /// The file's identity: device, inode, and modification time in nanoseconds.
+  package let device: UInt64
+  package let inode: UInt64
+  package let modified: Int64
+  private let fd: Int32
+
+  init(fd: Int32, path: String, size: Int, device: UInt64, inode: UInt64, modified: Int64) {
+    (self.fd, self.path, self.size, self.device, self.inode, self.modified) = (fd, path, size, device, inode, modified)
+  }
+
+  deinit { close(fd) }
+
+  /// Fills `buffer` from byte `offset` on, as far as the file goes; returns how many bytes were read
+  /// (fewer than the buffer holds only at the end of the file).
+  package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SpecError) -> Int {
+    var filled = 0
+    while filled < buffer.count {
+      let n = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(offset + filled))
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+      }
+      if n == 0 { break }
+      filled += n
+    }
+    return filled
   }
 }

@@ -1,0 +1,573 @@
+import Dispatch
+import Foundation
+import SpecKit
+import TensorCore
+
+/// The CSV reader for files of any size: the rules and messages of `CSVData` (the
+/// straightforward reader, which stays the definition), at the speed of the bytes.
+///
+/// - The file is read in blocks (`pread`, 1 MiB), never whole: memory is the arrays it makes.
+/// - Two passes, each split over the cores at line boundaries: the first counts the rows of each
+///   part, so the second parses every part straight into its rows of the final float32 array.
+/// - Numbers are parsed from the bytes, with no `String` per field: `-?digits(.digits)?(e±digits)?`
+///   with at most 19 digits whose value fits float32's exact range is one correctly rounded
+///   operation; any other spelling goes through `Float(String)`, as in `CSVData`.
+/// - Files it does not read this way — quoted fields, bytes outside ASCII (a UTF-8 BOM included),
+///   NUL, a lone carriage return, vertical tab or form feed, a delimiter that is not one ASCII
+///   byte, fewer than two columns, no data row — it leaves to `CSVData` (`nil`), which reads them,
+///   or says what is wrong, as it always has. Every error it reports itself (a ragged row, text in
+///   a number, a regression target that is not a number) is the one `CSVData` reports, at the
+///   same line and column, and the first in the same order.
+enum FastCSV {
+  static let blockSize = 1 << 20
+
+  /// What interrupts a load (Ctrl-C), and what it is told as it goes (bytes done, of total).
+  struct Progress: @unchecked Sendable {
+    var report: (@Sendable (Int, Int) -> Void)?
+    var isCancelled: @Sendable () -> Bool = { false }
+  }
+
+  /// Why a part stopped early.
+  enum Stop: Error {
+    /// Not a file for this reader: `CSVData` reads it.
+    case fallBack
+    case error(DataError)
+    case cancelled
+  }
+
+  /// - Parameter parts: how many parts to split the file into (tests split small files); by
+  ///   default one per core, each at least 4 MiB.
+  static func load(
+    _ file: OpenFile, source: DataSource.CSVSource, path: String, progress: Progress = Progress(), parts wanted: Int? = nil
+  ) throws(DataError) -> (
+    Dataset, classNames: [String]?
+  )? {
+    guard let delimiter = source.delimiter.asciiValue, delimiter != UInt8(ascii: "\""), delimiter != 10, delimiter != 13,
+      file.size > 0
+    else { return nil }
+    // The first non-blank line: the header, or the first row.
+    guard let first = try firstLine(file) else { return nil }
+    let width: Int
+    var names: [String]?
+    if source.header {
+      names = splitFields(first.bytes, delimiter: delimiter).map { String(decoding: $0, as: UTF8.self) }
+      width = names!.count
+    } else {
+      width = splitFields(first.bytes, delimiter: delimiter).count
+    }
+    guard width >= 2 else { return nil }
+    let target = try CSVData.targetColumn(source, names: names, width: width, path: path)
+    let dataStart = source.header ? first.end : first.start
+    let firstLine = source.header ? first.line + 1 : first.line
+
+    let parts = try split(
+      file, from: dataStart, into: wanted ?? max(1, min(ProcessInfo.processInfo.activeProcessorCount, file.size / (4 << 20))))
+    let total = file.size - dataStart
+    let done = Counter()
+    let report = { @Sendable (bytes: Int) in
+      guard let report = progress.report else { return }
+      report(done.add(bytes), total)
+    }
+    // Pass 1: each part's lines and rows.
+    var census = [Census](repeating: Census(), count: parts.count)
+    let censusError = Box<Stop?>(nil)
+    census.withUnsafeMutableBufferPointer { out in
+      let out = UncheckedBuffer(out)
+      DispatchQueue.concurrentPerform(iterations: parts.count) { i in
+        do throws(Stop) { out[i] = try FastCSV.count(file, parts[i], progress: progress, report: report) } catch {
+          censusError.update { if $0 == nil { $0 = error } }
+        }
+      }
+    }
+    switch censusError.value {
+    case .fallBack?: return nil
+    case .cancelled?: throw .interrupted(path: path)
+    case .error(let error)?: throw error
+    case nil: break
+    }
+    let rows = census.reduce(0) { $0 + $1.rows }
+    guard rows > 0 else { return nil }
+    let features = width - 1
+    let (count, overflow) = rows.multipliedReportingOverflow(by: features)
+    guard !overflow, count <= 1 << 34 else {
+      throw .mismatch("\(path): \(rows) rows of \(features) inputs are more values than SpecBench holds (2^34)")
+    }
+
+    // Pass 2: every part parses its rows into their place.
+    var lineStart = [firstLine]
+    var rowStart = [0]
+    for c in census.dropLast() {
+      lineStart.append(lineStart.last! + c.lines)
+      rowStart.append(rowStart.last! + c.rows)
+    }
+    let (starts, lines, counted, header) = (rowStart, lineStart, census, names)
+    var results = [PartResult](repeating: PartResult(), count: parts.count)
+    let classification = source.task == .classification
+    var labels = [Int32](repeating: 0, count: classification ? rows : 0)
+    var targets = [Float](repeating: 0, count: classification ? 0 : rows)
+    let inputs = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      let inputs = UncheckedBuffer(buffer)
+      labels.withUnsafeMutableBufferPointer { labelBuffer in
+        targets.withUnsafeMutableBufferPointer { targetBuffer in
+          results.withUnsafeMutableBufferPointer { resultBuffer in
+            let (labelOut, targetOut, resultOut) = (
+              UncheckedBuffer(labelBuffer), UncheckedBuffer(targetBuffer), UncheckedBuffer(resultBuffer)
+            )
+            DispatchQueue.concurrentPerform(iterations: parts.count) { i in
+              var parser = RowParser(
+                delimiter: delimiter, width: width, target: target, features: features, classification: classification,
+                inputs: inputs.base, labels: labelOut.base, targets: targetOut.base, row: starts[i],
+                rowEnd: starts[i] + counted[i].rows, line: lines[i], names: header, path: path, source: source)
+              do throws(Stop) {
+                try parser.parse(file, parts[i], progress: progress, report: report)
+                if parser.row != parser.rowEnd { throw Stop.error(changed(path)) }
+              } catch {
+                parser.result.stop = error
+              }
+              resultOut[i] = parser.result
+            }
+          }
+        }
+      }
+      initialized = count
+    }
+    // The first error in the file's order: a row's width or an input first (CSVData checks those
+    // row by row), then a regression target (checked after all rows).
+    for result in results {
+      switch result.stop {
+      case .fallBack?: return nil
+      case .cancelled?: throw .interrupted(path: path)
+      case .error(let error)?: throw error
+      case nil: continue
+      }
+    }
+    if let bad = results.lazy.compactMap(\.badTarget).first {
+      throw CSVData.badTarget(bad.text, path: path, line: bad.line, column: target)
+    }
+    let inputTensor = Tensor(shape: [rows, features], scalars: inputs)
+    if !classification {
+      return (
+        Dataset(
+          inputs: inputTensor, targets: .values(Tensor(shape: [rows, 1], scalars: targets)),
+          shape: DataShape(input: [features], target: .values(width: 1)), standardizesInputs: source.normalize), nil
+      )
+    }
+    let classes = try CSVData.classNames(Set(results.flatMap(\.classTexts)), path: path)
+    let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+    var final = [Int](repeating: 0, count: rows)
+    for (i, result) in results.enumerated() {
+      let map = result.classTexts.map { index[$0]! }
+      let end = i + 1 < rowStart.count ? rowStart[i + 1] : rows
+      for row in rowStart[i]..<end { final[row] = map[Int(labels[row])] }
+    }
+    return (
+      Dataset(
+        inputs: inputTensor, targets: .classes(final), shape: DataShape(input: [features], target: .classes(classes.count)),
+        standardizesInputs: source.normalize),
+      classes
+    )
+  }
+
+  // MARK: - Lines and parts
+
+  /// The first line with anything but spaces and tabs: its bytes (without the line end), its
+  /// number, where it starts and where the next line starts. Nil when there is none, or when
+  /// the bytes before it are not for this reader.
+  static func firstLine(_ file: OpenFile) throws(DataError) -> (bytes: [UInt8], line: Int, start: Int, end: Int)? {
+    var buffer = [UInt8](repeating: 0, count: min(file.size, 64 << 10))
+    var offset = 0
+    var line = 1
+    var lineStart = 0
+    var current: [UInt8] = []
+    func finished(_ end: Int) -> (bytes: [UInt8], line: Int, start: Int, end: Int)?? {
+      var bytes = current
+      if bytes.last == 13 { bytes.removeLast() }
+      if bytes.contains(13) { return .some(nil) }
+      return isBlank(bytes[...]) ? nil : .some((bytes, line, lineStart, end))
+    }
+    while offset < file.size {
+      let n = try read(file, into: &buffer, at: offset)
+      guard n > 0 else { break }
+      for i in 0..<n {
+        let byte = buffer[i]
+        guard isPlain(byte) else { return nil }
+        if byte == 10 {
+          if let found = finished(offset + i + 1) { return found }
+          current = []
+          line += 1
+          lineStart = offset + i + 1
+        } else {
+          current.append(byte)
+          guard current.count <= 64 << 20 else { return nil }
+        }
+      }
+      offset += n
+    }
+    return finished(file.size) ?? nil
+  }
+
+  static func read(_ file: OpenFile, into buffer: inout [UInt8], at offset: Int) throws(DataError) -> Int {
+    let n = buffer.withUnsafeMutableBytes { raw in Result { () throws(SpecError) -> Int in try file.read(into: raw, at: offset) } }
+    switch n {
+    case .success(let count): return count
+    case .failure(let error): throw .unreadable(path: file.path, reason: error.reason ?? error.description)
+    }
+  }
+
+  /// Bytes this reader handles: ASCII, not NUL, not a quote, not a vertical tab or form feed
+  /// (which `CSVData`, reading Characters, takes as line ends).
+  @inline(__always) static func isPlain(_ byte: UInt8) -> Bool {
+    byte != 0 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != 0x0B && byte != 0x0C
+  }
+
+  @inline(__always) static func isSpace(_ byte: UInt8) -> Bool { byte == 32 || byte == 9 }
+
+  static func isBlank(_ bytes: ArraySlice<UInt8>) -> Bool { bytes.allSatisfy(isSpace) }
+
+  /// A line's fields, each without its spaces and tabs at either end.
+  static func splitFields(_ line: [UInt8], delimiter: UInt8) -> [ArraySlice<UInt8>] {
+    line.split(separator: delimiter, omittingEmptySubsequences: false).map { field in
+      var slice = field
+      while let first = slice.first, isSpace(first) { slice.removeFirst() }
+      while let last = slice.last, isSpace(last) { slice.removeLast() }
+      return slice
+    }
+  }
+
+  /// `count` parts of the bytes from `start` to the end, each starting at a line's start.
+  static func split(_ file: OpenFile, from start: Int, into count: Int) throws(DataError) -> [Range<Int>] {
+    var bounds = [start]
+    var window = [UInt8](repeating: 0, count: 64 << 10)
+    for k in 1..<max(count, 1) {
+      var offset = max(bounds.last!, start + (file.size - start) * k / count)
+      var found: Int?
+      while found == nil, offset < file.size {
+        let n = try read(file, into: &window, at: offset)
+        guard n > 0 else { break }
+        if let i = window[..<n].firstIndex(of: 10) { found = offset + i + 1 } else { offset += n }
+      }
+      guard let boundary = found, boundary < file.size else { break }
+      bounds.append(boundary)
+    }
+    bounds.append(file.size)
+    return zip(bounds, bounds.dropFirst()).map { $0..<$1 }
+  }
+
+  struct Census {
+    /// Line ends in the part (each `\n`), and lines with data.
+    var lines = 0
+    var rows = 0
+  }
+
+  /// Calls `body` with each block of `part` that ends at a line end (the last may not), the
+  /// block's bytes in a buffer whose first `carried` bytes are the unfinished line of the block
+  /// before.
+  static func blocks(
+    _ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void,
+    _ body: (UnsafeBufferPointer<UInt8>, _ isLast: Bool) throws(Stop) -> Int
+  ) throws(Stop) {
+    var capacity = blockSize * 2
+    var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
+    defer { buffer.deallocate() }
+    var carried = 0
+    var offset = part.lowerBound
+    while true {
+      if progress.isCancelled() { throw .cancelled }
+      if carried + blockSize > capacity {
+        // A line longer than a block: room for it.
+        capacity *= 2
+        let larger = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
+        larger.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[..<carried]))
+        buffer.deallocate()
+        buffer = larger
+      }
+      let want = min(blockSize, part.upperBound - offset)
+      var n = 0
+      if want > 0 {
+        do { n = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[carried..<carried + want]), at: offset) } catch {
+          throw .error(.unreadable(path: file.path, reason: error.reason ?? error.description))
+        }
+      }
+      offset += n
+      // The part's end, or the file's (a file that shrank while read ends here).
+      let isLast = offset >= part.upperBound || n < want
+      let filled = carried + n
+      let used = try body(UnsafeBufferPointer(start: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count: filled), isLast)
+      report(n)
+      if isLast { return }
+      carried = filled - used
+      if carried > 0 && used > 0 { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + used, byteCount: carried) }
+    }
+  }
+
+  /// Pass 1 over a part: its lines and rows, or `fallBack` at the first byte this reader leaves
+  /// to `CSVData`.
+  static func count(_ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void) throws(Stop) -> Census {
+    var census = Census()
+    // Counted on the first pass, reported on both: halve what is reported.
+    try blocks(file, part, progress: progress, report: { report($0 / 2) }) { (bytes, isLast) throws(Stop) -> Int in
+      var lineStart = 0
+      var i = 0
+      let n = bytes.count
+      while i < n {
+        let byte = bytes[i]
+        if byte == 10 {
+          try countLine(bytes, lineStart, i, into: &census)
+          census.lines += 1
+          lineStart = i + 1
+        } else if !isPlain(byte) {
+          throw .fallBack
+        }
+        i += 1
+      }
+      if isLast && lineStart < n {
+        try countLine(bytes, lineStart, n, into: &census)
+        return n
+      }
+      return lineStart
+    }
+    return census
+  }
+
+  @inline(__always) static func countLine(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, into census: inout Census)
+    throws(Stop)
+  {
+    var last = end
+    if last > start && bytes[last - 1] == 13 { last -= 1 }
+    var j = start
+    while j < last && isSpace(bytes[j]) { j += 1 }
+    if j < last { census.rows += 1 }
+    // A carriage return anywhere but before the line end is a line end of its own to CSVData.
+    var k = j
+    while k < last {
+      if bytes[k] == 13 { throw .fallBack }
+      k += 1
+    }
+  }
+
+  // MARK: - Pass 2
+
+  struct PartResult {
+    var stop: Stop?
+    /// The first regression target that is not a number (reported when no input is wrong).
+    var badTarget: (line: Int, text: String)?
+    /// The part's distinct class texts, in the order of its local labels.
+    var classTexts: [String] = []
+  }
+
+  struct RowParser {
+    let delimiter: UInt8
+    let width: Int
+    let target: Int
+    let features: Int
+    let classification: Bool
+    let inputs: UnsafeMutablePointer<Float>
+    let labels: UnsafeMutablePointer<Int32>
+    let targets: UnsafeMutablePointer<Float>
+    var row: Int
+    /// The first row of the next part: never written (a file that grew between the passes).
+    let rowEnd: Int
+    var line: Int
+    let names: [String]?
+    let path: String
+    let source: DataSource.CSVSource
+    var result = PartResult()
+    /// Class texts of up to 7 bytes packed in a word (with their length), longer ones by bytes.
+    var shortClasses: [UInt64: Int32] = [:]
+    var longClasses: [[UInt8]: Int32] = [:]
+
+    mutating func parse(_ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void) throws(Stop) {
+      try FastCSV.blocks(file, part, progress: progress, report: { report($0 - $0 / 2) }) { (bytes, isLast) throws(Stop) -> Int in
+        var lineStart = 0
+        let n = bytes.count
+        let base = bytes.baseAddress!
+        while true {
+          // The next line end (memchr is vectorised).
+          let rest = n - lineStart
+          guard rest > 0 else { return lineStart }
+          let found = memchr(base + lineStart, 10, rest)
+          let end: Int
+          if let found {
+            end = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - base
+          } else {
+            guard isLast else { return lineStart }
+            end = n
+          }
+          try parseLine(base, lineStart, end)
+          line += 1
+          lineStart = end + 1
+          if found == nil { return n }
+        }
+      }
+    }
+
+    @inline(__always) mutating func parseLine(_ base: UnsafePointer<UInt8>, _ start: Int, _ lineEnd: Int) throws(Stop) {
+      var end = lineEnd
+      if end > start && base[end - 1] == 13 { end -= 1 }
+      var i = start
+      while i < end && FastCSV.isSpace(base[i]) { i += 1 }
+      guard i < end else { return }  // a blank line
+      guard row < rowEnd else { throw .error(FastCSV.changed(path)) }
+      var column = 0
+      var fieldStart = start
+      var badInput: (column: Int, text: String)?
+      let out = inputs + row * features
+      while true {
+        var fieldEnd = fieldStart
+        while fieldEnd < end && base[fieldEnd] != delimiter { fieldEnd += 1 }
+        if column < width {
+          var a = fieldStart
+          var b = fieldEnd
+          while a < b && FastCSV.isSpace(base[a]) { a += 1 }
+          while b > a && FastCSV.isSpace(base[b - 1]) { b -= 1 }
+          if column == target {
+            if classification {
+              labels[row] = classLabel(base + a, b - a)
+            } else if let value = FastCSV.number(base + a, b - a) {
+              targets[row] = value
+            } else if result.badTarget == nil {
+              result.badTarget = (line, String(decoding: UnsafeBufferPointer(start: base + a, count: b - a), as: UTF8.self))
+            }
+          } else if let value = FastCSV.number(base + a, b - a) {
+            out[column < target ? column : column - 1] = value
+          } else if badInput == nil {
+            badInput = (column, String(decoding: UnsafeBufferPointer(start: base + a, count: b - a), as: UTF8.self))
+          }
+        }
+        column += 1
+        guard fieldEnd < end else { break }
+        fieldStart = fieldEnd + 1
+      }
+      guard column == width else {
+        throw .error(CSVData.ragged(path: path, line: line, count: column, width: width, source: source))
+      }
+      if let bad = badInput {
+        do {
+          _ = try CSVData.inputValue(bad.text, column: bad.column, names: names, path: path, line: line)
+        } catch {
+          throw .error(error)
+        }
+      }
+      row += 1
+    }
+
+    mutating func classLabel(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
+      if n <= 7 {
+        var key = UInt64(n) << 56
+        for k in 0..<n { key |= UInt64(p[k]) << (8 * UInt64(k)) }
+        if let label = shortClasses[key] { return label }
+        let label = Int32(result.classTexts.count)
+        shortClasses[key] = label
+        result.classTexts.append(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+        return label
+      }
+      let bytes = Array(UnsafeBufferPointer(start: p, count: n))
+      if let label = longClasses[bytes] { return label }
+      let label = Int32(result.classTexts.count)
+      longClasses[bytes] = label
+      result.classTexts.append(String(decoding: bytes, as: UTF8.self))
+      return label
+    }
+  }
+
+  /// A file whose rows changed between the two passes.
+  static func changed(_ path: String) -> DataError {
+    .unreadable(path: path, reason: "it changed while it was read; read it again once it is written")
+  }
+
+  // MARK: - Numbers
+
+  /// Exact powers of ten in float32 (5^10 < 2^24).
+  static let powers: [Float] = (0...10).map { Float(pow(10.0, Double($0))) }
+
+  /// A field's value as `Float(String)` reads it, when finite; nil otherwise.
+  @inline(__always) static func number(_ p: UnsafePointer<UInt8>, _ n: Int) -> Float? {
+    if let value = fastNumber(p, n) { return value }
+    guard let value = Float(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)), value.isFinite else { return nil }
+    return value
+  }
+
+  /// `-?digits(.digits)?([eE][+-]?digits)?` whose digits (at most 19) make an integer m ≤ 2^24
+  /// and whose power of ten e has |e| ≤ 10: m and 10^|e| are exact in float32, so m·10^e is one
+  /// correctly rounded operation, which is what `Float(String)` gives. Nil for anything else.
+  @inline(__always) static func fastNumber(_ p: UnsafePointer<UInt8>, _ n: Int) -> Float? {
+    var i = 0
+    var negative = false
+    if i < n && p[i] == UInt8(ascii: "-") {
+      negative = true
+      i += 1
+    }
+    var mantissa: UInt64 = 0
+    var digits = 0
+    var start = i
+    while i < n, case let d = p[i] &- 48, d < 10 {
+      mantissa = mantissa &* 10 &+ UInt64(d)
+      i += 1
+    }
+    digits = i - start
+    guard digits > 0 else { return nil }
+    var exponent = 0
+    if i < n && p[i] == UInt8(ascii: ".") {
+      i += 1
+      start = i
+      while i < n, case let d = p[i] &- 48, d < 10 {
+        mantissa = mantissa &* 10 &+ UInt64(d)
+        i += 1
+      }
+      guard i > start else { return nil }
+      exponent = -(i - start)
+      digits += i - start
+    }
+    if i < n && (p[i] == UInt8(ascii: "e") || p[i] == UInt8(ascii: "E")) {
+      i += 1
+      var sign = 1
+      if i < n && (p[i] == UInt8(ascii: "-") || p[i] == UInt8(ascii: "+")) {
+        sign = p[i] == UInt8(ascii: "-") ? -1 : 1
+        i += 1
+      }
+      start = i
+      var e = 0
+      while i < n, case let d = p[i] &- 48, d < 10, i - start < 4 {
+        e = e * 10 + Int(d)
+        i += 1
+      }
+      guard i > start, i == n || p[i] &- 48 >= 10 else { return nil }
+      exponent += sign * e
+    }
+    guard i == n, digits <= 19, mantissa <= 1 << 24, exponent >= -10, exponent <= 10 else { return nil }
+    var value = Float(mantissa)
+    if exponent > 0 { value *= powers[exponent] } else if exponent < 0 { value /= powers[-exponent] }
+    return negative ? -value : value
+  }
+}
+
+/// A buffer written from several threads, each to its own elements.
+struct UncheckedBuffer<Element>: @unchecked Sendable {
+  let base: UnsafeMutablePointer<Element>
+  init(_ buffer: UnsafeMutableBufferPointer<Element>) { base = buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)! }
+  subscript(i: Int) -> Element {
+    get { base[i] }
+    nonmutating set { base[i] = newValue }
+  }
+}
+
+/// A value set from several threads (the first set wins).
+final class Box<Value>: @unchecked Sendable {
+  private let lock = NSLock()
+  private var stored: Value
+  init(_ value: Value) { stored = value }
+  var value: Value { lock.withLock { stored } }
+  func update(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
+}
+
+/// A running total from several threads.
+final class Counter: @unchecked Sendable {
+  private let lock = NSLock()
+  private var total = 0
+  func add(_ n: Int) -> Int {
+    lock.withLock {
+      total += n
+      return total
+    }
+  }
+}

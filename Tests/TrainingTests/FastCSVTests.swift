@@ -1,0 +1,183 @@
+import Foundation
+import SpecBenchTestSupport
+import SpecKit
+import TensorCore
+import Testing
+
+@testable import Datasets
+
+/// The fast CSV reader against the straightforward one (`CSVData`, the definition of the
+/// format's rules): on every file, both give the same arrays bit for bit, or the same error —
+/// whatever the file's parts, line ends, spacing, numbers and mistakes.
+@Suite("Fast CSV reader")
+struct FastCSVTests {
+  /// What a reader made of a file: the dataset and class names, or the error's text.
+  enum Outcome: Equatable {
+    case loaded(inputs: [UInt32], shape: [Int], targets: String, classes: [String]?, standardizes: Bool)
+    case failed(String)
+    /// The fast reader left the file to CSVData.
+    case leftAlone
+
+    init(_ body: () throws(DataError) -> (Dataset, classNames: [String]?)?) {
+      do {
+        guard let (data, names) = try body() else {
+          self = .leftAlone
+          return
+        }
+        let targets: String
+        switch data.targets {
+        case .classes(let labels): targets = "classes \(labels) of \(data.shape.target)"
+        case .values(let tensor): targets = "values \(tensor.shape) \(tensor.scalars.map(\.bitPattern))"
+        }
+        self = .loaded(
+          inputs: data.inputs.scalars.map(\.bitPattern), shape: data.inputs.shape, targets: targets, classes: names,
+          standardizes: data.standardizesInputs)
+      } catch {
+        self = .failed(error.description)
+      }
+    }
+  }
+
+  static func compare(_ bytes: [UInt8], _ source: DataSource.CSVSource, parts: Int?, in folder: String) throws -> (
+    fast: Outcome, plain: Outcome
+  ) {
+    let path = folder + "/data.csv"
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    let fast = Outcome { () throws(DataError) in
+      let file: OpenFile
+      do { file = try FileAccess.openForReading(path) } catch { throw .unreadable(path: path, reason: "\(error)") }
+      return try FastCSV.load(file, source: source, path: path, parts: parts)
+    }
+    let plain = Outcome { () throws(DataError) in
+      guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+      return try CSVData.load(text: text, source: source, path: path)
+    }
+    return (fast, plain)
+  }
+
+  /// The cases the straightforward reader's own tests use, and the awkward files of the issue:
+  /// each read through the loader (fast reader, or CSVData when it leaves the file) gives what
+  /// CSVData gives.
+  @Test(arguments: [
+    "a,b,t\n1,2,x\n3,x\n", "a,b,t\n1,2,x\n3,oops,y\n", "a,b,t\n1,2,x\n3,nan,y\n", "a,b,t\n1,2,x\n", "", "a,b,t\n",
+    "a,b,t\n1,\"2,x\n", "a,b,t\n1,2,x\n3,4,y", "a,b,t\r\n1,2,x\r\n3,4,y\r\n", "\u{FEFF}a,b,t\n1,2,x\n3,4,y\n", "a,b,t\n1,2,x\n\0,4,y\n",
+    "a,b,t\n\"1\",2,x\n3,4,\"y\"\n", "a,b,t\n\n  \n1, 2 ,x\n\t\n3,4,y\n\n", "a,b,t\n1,2,x\r3,4,y\n", "a,b,t\n1,2,x\n3,4,y,5\n",
+    "a,b,t\n1,2,x\n3,1e39,y\n", "a,b,t\n1,2,x\n3,0x1p3,y\n", "a,b,t\n1,2,x\n3,-0,y\n", "a,b,t\n1,2,x\n3,+4,y\n",
+    "a,b,t\n1,2,x\n3,.5,y\n", "a,b,t\n1,2,x\n3,5.,y\n", "a,b,t\n1,2,x\n3,4\u{0B}5,y\n", "a,b,t\n1,2,é\n3,4,y\n",
+  ])
+  func theLoaderAgreesWithTheStraightforwardReader(text: String) throws {
+    let folder = temporaryFolder()
+    for task in [DataSource.CSVSource.Task.classification, .regression] {
+      let source = DataSource.CSVSource(path: "data.csv", target: .name("t"), task: task)
+      let path = folder + "/data.csv"
+      try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+      let loaded = Outcome { () throws(DataError) in
+        try DatasetLoader.loadNamed(DataSpec(source: .csv(source)), relativeTo: folder)
+      }
+      let (_, plain) = try Self.compare(Array(text.utf8), source, parts: nil, in: folder)
+      if case .leftAlone = plain {
+        // Not UTF-8: the loader says so.
+        #expect(loaded == .failed("cannot read data file \(path): the file is not UTF-8 text"))
+      } else if case .failed(let message) = plain, text.contains("\0") {
+        #expect(loaded == .failed(message) || "\(loaded)".contains("holds a NUL byte"), "\(loaded)")
+      } else {
+        #expect(loaded == plain, "\(text.debugDescription) as \(task): \(loaded) vs \(plain)")
+      }
+    }
+  }
+
+  /// 400 random files — header or not, LF or CRLF, blank lines, spaces and tabs around fields,
+  /// every spelling of a number (and some that are not), ragged rows, several delimiters, targets
+  /// by name and index, both tasks — split into 1 to 5 parts: the same arrays or the same error.
+  @Test func randomFilesReadTheSameInAnyNumberOfParts() throws {
+    let folder = temporaryFolder()
+    var generator = SplitMix64(seed: 23, stream: "fast-csv")
+    func pick<T>(_ values: [T]) -> T { values[Int(generator.next() % UInt64(values.count))] }
+    func chance(_ p: Double) -> Bool { Double(generator.next() % 10_000) / 10_000 < p }
+    let numbers = [
+      "0", "1", "-1", "42", "255", "3.5", "-0.25", "1e3", "2.5E-4", "1e-12", "7e10", "123456789", "16777217", "0.1", "-0",
+      "0.30000001", "9999999999999999999", "12345678901234567890", "1.17549435e-38", "3.4e38", "5e-324", "00012", "1.000",
+    ]
+    let odd = ["+4", ".5", "5.", "0x1p3", "inf", "nan", "1e39", "abc", "", "1e", "--1", "1.2.3", "1e+5", "1E-05"]
+    var fastPaths = 0
+    for trial in 0..<400 {
+      let header = chance(0.7)
+      let crlf = chance(0.3)
+      let delimiter: Character = pick([",", ",", ";", "\t", " "])
+      let width = 2 + Int(generator.next() % 5)
+      let rows = 1 + Int(generator.next() % 12)
+      let task: DataSource.CSVSource.Task = chance(0.5) ? .classification : .regression
+      let targetIndex = Int(generator.next() % UInt64(width))
+      var lines: [String] = []
+      if header { lines.append((0..<width).map { "c\($0)" }.joined(separator: String(delimiter))) }
+      for _ in 0..<rows {
+        if chance(0.1) { lines.append(pick(["", "  ", "\t"])) }
+        var count = width
+        if chance(0.03) { count += pick([-1, 1]) }
+        let fields = (0..<max(1, count)).map { column -> String in
+          var text: String
+          if column == targetIndex && task == .classification {
+            text = pick(["a", "b", "cat", "dog", "1", "2", "10", "a-very-long-class-name"])
+          } else {
+            text = chance(0.02) ? pick(odd) : pick(numbers)
+          }
+          if delimiter != " " && delimiter != "\t" && chance(0.15) { text = pick([" ", "\t", "  "]) + text + pick(["", " ", "\t"]) }
+          return text
+        }
+        lines.append(fields.joined(separator: String(delimiter)))
+      }
+      var text = lines.joined(separator: crlf ? "\r\n" : "\n")
+      if chance(0.7) { text += crlf ? "\r\n" : "\n" }
+      let source = DataSource.CSVSource(
+        path: "data.csv", target: header && chance(0.5) ? .name("c\(targetIndex)") : .index(targetIndex), header: header,
+        delimiter: delimiter, task: task)
+      for parts in [1, 2, 5] {
+        let (fast, plain) = try Self.compare(Array(text.utf8), source, parts: parts, in: folder)
+        if fast == .leftAlone { continue }
+        if parts == 1 { fastPaths += 1 }
+        #expect(fast == plain, "trial \(trial), \(parts) parts, \(text.debugDescription): \(fast) vs \(plain)")
+      }
+    }
+    // Most files are the fast reader's own (the rest are left to CSVData: too few columns, no rows).
+    #expect(fastPaths > 300, "\(fastPaths)")
+  }
+
+  /// A file of several MiB, read in two parts of many blocks each (a long line crossing a block
+  /// boundary included): the same arrays as CSVData.
+  @Test func aLargeFileReadsTheSameInBlocksAndParts() throws {
+    let folder = temporaryFolder()
+    var generator = SplitMix64(seed: 5, stream: "large-csv")
+    var text = "label," + (0..<200).map { "p\($0)" }.joined(separator: ",") + "\n"
+    for row in 0..<3_000 {
+      text += "\(row % 10)," + (0..<200).map { _ in String(generator.next() % 256) }.joined(separator: ",") + "\n"
+    }
+    // One line longer than a block.
+    text += "3," + (0..<200).map { _ in String(repeating: "0", count: 6_000) + "7" }.joined(separator: ",") + "\n"
+    let source = DataSource.CSVSource(path: "data.csv", target: .name("label"), task: .classification)
+    for parts in [nil, 2, 3] {
+      let (fast, plain) = try Self.compare(Array(text.utf8), source, parts: parts, in: folder)
+      #expect(fast != .leftAlone)
+      #expect(fast == plain)
+    }
+  }
+
+  /// Numbers parsed from the bytes are `Float(String)`'s, bit for bit, over integers, decimals
+  /// and exponents at the edges of the exact range.
+  @Test func numbersAreFloatsOwnReading() {
+    var generator = SplitMix64(seed: 9, stream: "numbers")
+    var texts = ["16777216", "16777217", "0.0000000001", "1e10", "1e-10", "9.999999e10", "-0.0", "0.1", "0.7", "3.14159"]
+    for _ in 0..<20_000 {
+      let mantissa = generator.next() % (1 << 25)
+      let scale = Int(generator.next() % 21) - 10
+      texts.append(scale >= 0 ? "\(mantissa)e\(scale)" : "\(mantissa)e\(scale)")
+      let digits = String(mantissa)
+      let point = Int(generator.next() % UInt64(digits.count + 1))
+      texts.append(String(digits.prefix(point)) + (point < digits.count ? "." + digits.dropFirst(point) : ""))
+    }
+    for text in texts {
+      let bytes = Array(text.utf8)
+      let parsed = bytes.withUnsafeBufferPointer { FastCSV.number($0.baseAddress!, $0.count) }
+      #expect(parsed?.bitPattern == Float(text).map(\.bitPattern), "\(text)")
+    }
+  }
+}
