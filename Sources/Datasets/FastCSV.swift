@@ -305,7 +305,8 @@ enum FastCSV {
   static func count(_ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void) throws(Stop) -> Census {
     var census = Census()
     // Counted on the first pass, reported on both: halve what is reported.
-    try blocks(file, part, progress: progress, report: { report($0 / 2) }) { (bytes, isLast) throws(Stop) -> Int in
+    let half: @Sendable (Int) -> Void = { report($0 / 2) }
+    try blocks(file, part, progress: progress, report: half) { (bytes, isLast) throws(Stop) -> Int in
       var lineStart = 0
       var i = 0
       let n = bytes.count
@@ -377,7 +378,8 @@ enum FastCSV {
     var longClasses: [[UInt8]: Int32] = [:]
 
     mutating func parse(_ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void) throws(Stop) {
-      try FastCSV.blocks(file, part, progress: progress, report: { report($0 - $0 / 2) }) { (bytes, isLast) throws(Stop) -> Int in
+      let rest: @Sendable (Int) -> Void = { report($0 - $0 / 2) }
+      try FastCSV.blocks(file, part, progress: progress, report: rest) { (bytes, isLast) throws(Stop) -> Int in
         var lineStart = 0
         let n = bytes.count
         let base = bytes.baseAddress!
