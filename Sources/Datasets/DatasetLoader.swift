@@ -46,14 +46,7 @@ public enum DatasetLoader {
     switch spec.source {
     case .csv(let source):
       let path = try DataAccess.resolve(source.path, in: folder, field: "data.path")
-      // The fast reader, which leaves the files it does not read (quoted fields, non-ASCII text)
-      // to CSVData, the definition of the format's rules.
-      let file: OpenFile
-      do { file = try FileAccess.openForReading(path) } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
-      if let loaded = try FastCSV.load(file, source: source, path: path) { return loaded }
-      let (text, _) = try csvText(source, in: folder)
-      let (dataset, names) = try CSVData.load(text: text, source: source, path: path)
-      return (dataset, names)
+      return try loadCSV(source, path: path, cache: DataCache.fromEnvironment())
     case .builtin("digits"):
       return (DigitsData.dataset, (0...9).map(String.init))
     case .builtin(let name):
@@ -66,17 +59,33 @@ public enum DatasetLoader {
     }
   }
 
-  /// A csv source's file as text, with its resolved path: refused when the policy does not
-  /// allow it, when it holds a NUL byte, or when it is not UTF-8.
-  static func csvText(_ source: DataSource.CSVSource, in folder: String) throws(DataError) -> (text: String, path: String) {
-    let path = try DataAccess.resolve(source.path, in: folder, field: "data.path")
-    let bytes = try read(path)
-    if let nul = bytes.firstIndex(of: 0) {
-      let line = bytes[..<nul].reduce(1) { $1 == 10 ? $0 + 1 : $0 }
-      throw .csv(path: path, line: line, column: nil, message: "holds a NUL byte (at byte \(nul)); a CSV file is text")
+  /// A CSV file's arrays: from the cache when it holds them for this file as it is, else parsed
+  /// — by the fast reader, which leaves the files it does not read (quoted fields, non-ASCII
+  /// text) to CSVData, the definition of the format's rules — and then cached.
+  static func loadCSV(_ source: DataSource.CSVSource, path: String, cache: DataCache?, progress: FastCSV.Progress = FastCSV.Progress())
+    throws(DataError) -> (dataset: Dataset, classNames: [String]?)
+  {
+    let file: OpenFile
+    do { file = try FileAccess.openForReading(path) } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
+    let key = cache != nil && file.size >= cache!.minimumSize ? try DataCache.key(file, source: source) : nil
+    if let cache, let key, let hit = cache.load(key, normalize: source.normalize) { return hit }
+    let loaded: (Dataset, classNames: [String]?)
+    if let fast = try FastCSV.load(file, source: source, path: path, progress: progress) {
+      loaded = fast
+    } else {
+      let bytes = try read(path)
+      if let nul = bytes.firstIndex(of: 0) {
+        let line = bytes[..<nul].reduce(1) { $1 == 10 ? $0 + 1 : $0 }
+        throw .csv(path: path, line: line, column: nil, message: "holds a NUL byte (at byte \(nul)); a CSV file is text")
+      }
+      guard let text = String(validating: bytes, as: UTF8.self) else { throw .unreadable(path: path, reason: "the file is not UTF-8 text") }
+      loaded = try CSVData.load(text: text, source: source, path: path)
     }
-    guard let text = String(validating: bytes, as: UTF8.self) else { throw .unreadable(path: path, reason: "the file is not UTF-8 text") }
-    return (text, path)
+    // Cached only when the file is still what its key says (it may have changed while read).
+    if let cache, let key, let again = try? FileAccess.openForReading(path), (try? DataCache.key(again, source: source)) == key {
+      cache.store(key, loaded.0, classNames: loaded.classNames)
+    }
+    return loaded
   }
 
   static func read(_ path: String) throws(DataError) -> [UInt8] {

@@ -206,8 +206,13 @@ enum FastCSV {
     return finished(file.size) ?? nil
   }
 
-  static func read(_ file: OpenFile, into buffer: inout [UInt8], at offset: Int) throws(DataError) -> Int {
-    let n = buffer.withUnsafeMutableBytes { raw in Result { () throws(SpecError) -> Int in try file.read(into: raw, at: offset) } }
+  /// Reads from `offset` into the start of `buffer` (`count` bytes, or as many as it holds).
+  static func read(_ file: OpenFile, into buffer: inout [UInt8], at offset: Int, count: Int? = nil) throws(DataError) -> Int {
+    let n = buffer.withUnsafeMutableBytes { raw in
+      Result { () throws(SpecError) -> Int in
+        try file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[..<min(raw.count, count ?? raw.count)]), at: offset)
+      }
+    }
     switch n {
     case .success(let count): return count
     case .failure(let error): throw .unreadable(path: file.path, reason: error.reason ?? error.description)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backends
 import Dashboard
+import Datasets
 import Foundation
 import Session
 import SpecKit
@@ -47,6 +48,15 @@ struct Bench: ParsableCommand {
       valueName: "steps"))
   var frame: Int?
 
+  @Option(
+    help: ArgumentHelp(
+      "Time loading a CSV file (a header, the target column named by --target, classification) instead of the presets: seconds, rows, and the process's peak memory beside the arrays' size. Benchmarks/data.sh runs it beside pandas and numpy.loadtxt.",
+      valueName: "file"))
+  var load: String?
+
+  @Option(help: "The target column of --load's file.")
+  var target = "label"
+
   func validate() throws {
     if let frame, frame < 10_000 { throw ValidationError("--frame must be at least 10000 (the steps it is compared with)") }
     // The history is built in memory, about 56 bytes a step: refused before anything is allocated.
@@ -65,6 +75,10 @@ struct Bench: ParsableCommand {
   }
 
   func run() throws {
+    if let load {
+      try DataLoadBench.run(load, target: target, json: json)
+      return
+    }
     if let frame {
       FrameBench.run(long: frame, repeats: repeats, json: json)
       return
@@ -199,5 +213,49 @@ enum FrameBench {
       say(
         String(format: "ratio %.3f (median of %d rounds of %d frames each, alternating)", medians[1] / medians[0], times[0].count, frames))
     }
+  }
+}
+
+/// The time and memory of loading one CSV file, as a user's session loads it.
+enum DataLoadBench {
+  static func run(_ file: String, target: String, json: Bool) throws {
+    let before = peakMemory()
+    let source = DataSource.CSVSource(path: PathText.lastComponent(file), target: .name(target), task: .classification)
+    let clock = ContinuousClock()
+    let start = clock.now
+    let dataset: Dataset
+    do {
+      dataset = try DataAccess.allowing([PathText.folderOrCurrent(file)]) { () throws(DataError) in
+        try DatasetLoader.load(DataSpec(source: .csv(source)), relativeTo: PathText.folderOrCurrent(file))
+      }
+    } catch {
+      throw ValidationError("\(error)")
+    }
+    let elapsed = (clock.now - start).components
+    let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+    let peak = peakMemory()
+    let arrays = dataset.inputs.scalars.count * 4 + dataset.count * 8
+    if json {
+      print(
+        JSONWriter.compact(
+          .object([
+            "file": .string(file), "rows": .int(dataset.count), "features": .int(dataset.inputs.shape.last ?? 0),
+            "seconds": .double(seconds),
+            "peak_bytes": .int(peak), "baseline_bytes": .int(before), "array_bytes": .int(arrays),
+          ])))
+    } else {
+      print(
+        String(
+          format: "%d rows × %d inputs in %.3f s; peak memory %@ (%@ before loading), arrays %@ (%.2f×)", dataset.count,
+          dataset.inputs.shape.last ?? 0, seconds, ByteCount.text(peak), ByteCount.text(before), ByteCount.text(arrays),
+          Double(peak) / Double(max(arrays, 1))))
+    }
+  }
+
+  /// The process's peak resident memory so far, in bytes.
+  static func peakMemory() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Int(usage.ru_maxrss) * 1024
   }
 }
