@@ -285,3 +285,54 @@ struct Hash64 {
     return h
   }
 }
+
+/// The data cache as the command line sees it: where it is, what it holds, clearing it.
+public struct DataCacheLocation: Sendable {
+  let cache: DataCache
+
+  /// The cache the environment asks for; nil when it is off.
+  public static var current: DataCacheLocation? { DataCache.fromEnvironment().map(DataCacheLocation.init) }
+
+  public var folder: String { cache.folder }
+  public var limit: Int { cache.limit }
+
+  /// The entries and their bytes.
+  public var contents: (entries: Int, bytes: Int) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: cache.folder) else { return (0, 0) }
+    let sizes = names.filter { $0.hasSuffix(".cache") }.map {
+      ((try? FileManager.default.attributesOfItem(atPath: cache.folder + "/" + $0))?[.size] as? Int) ?? 0
+    }
+    return (sizes.count, sizes.reduce(0, +))
+  }
+
+  public func clear() -> (entries: Int, bytes: Int) { cache.clear() }
+}
+
+/// What the program around a load wants of it: to hear how far a large file's parse has got,
+/// and to stop it (Ctrl-C). One per process, set by the front end (`specbench run`, the REPL);
+/// a load reads it when it starts.
+public final class DataLoadMonitor: @unchecked Sendable {
+  public static let shared = DataLoadMonitor()
+  private let lock = NSLock()
+  private var progress: (@Sendable (_ path: String, _ done: Int, _ total: Int) -> Void)?
+  private var cancelled: @Sendable () -> Bool = { false }
+  /// Files smaller than this are not reported: they load in a moment.
+  public static let reportedSize = 16 << 20
+
+  /// Sets what hears a load's progress (bytes parsed of the total, from any thread) and what
+  /// stops it; nil and `{ false }` put it back.
+  public func install(
+    progress: (@Sendable (_ path: String, _ done: Int, _ total: Int) -> Void)?, isCancelled: @escaping @Sendable () -> Bool = { false }
+  ) {
+    lock.withLock { (self.progress, self.cancelled) = (progress, isCancelled) }
+  }
+
+  /// The reader's hooks for one file.
+  func hooks(path: String, size: Int) -> FastCSV.Progress {
+    let (progress, cancelled) = lock.withLock { (self.progress, self.cancelled) }
+    var hooks = FastCSV.Progress()
+    hooks.isCancelled = cancelled
+    if let progress, size >= Self.reportedSize { hooks.report = { done, total in progress(path, done, total) } }
+    return hooks
+  }
+}

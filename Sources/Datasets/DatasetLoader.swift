@@ -46,7 +46,7 @@ public enum DatasetLoader {
     switch spec.source {
     case .csv(let source):
       let path = try DataAccess.resolve(source.path, in: folder, field: "data.path")
-      return try loadCSV(source, path: path, cache: DataCache.fromEnvironment())
+      return try loadCSV(source, path: path, cache: DataCache.fromEnvironment(), monitor: DataLoadMonitor.shared)
     case .builtin("digits"):
       return (DigitsData.dataset, (0...9).map(String.init))
     case .builtin(let name):
@@ -62,17 +62,19 @@ public enum DatasetLoader {
   /// A CSV file's arrays: from the cache when it holds them for this file as it is, else parsed
   /// — by the fast reader, which leaves the files it does not read (quoted fields, non-ASCII
   /// text) to CSVData, the definition of the format's rules — and then cached.
-  static func loadCSV(_ source: DataSource.CSVSource, path: String, cache: DataCache?, progress: FastCSV.Progress = FastCSV.Progress())
+  static func loadCSV(_ source: DataSource.CSVSource, path: String, cache: DataCache?, monitor: DataLoadMonitor? = nil)
     throws(DataError) -> (dataset: Dataset, classNames: [String]?)
   {
     let file: OpenFile
     do { file = try FileAccess.openForReading(path) } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
+    let progress = monitor?.hooks(path: path, size: file.size) ?? FastCSV.Progress()
     let key = cache != nil && file.size >= cache!.minimumSize ? try DataCache.key(file, source: source) : nil
     if let cache, let key, let hit = cache.load(key, normalize: source.normalize) { return hit }
     let loaded: (Dataset, classNames: [String]?)
     if let fast = try FastCSV.load(file, source: source, path: path, progress: progress) {
       loaded = fast
     } else {
+      if progress.isCancelled() { throw .interrupted(path: path) }
       let bytes = try read(path)
       if let nul = bytes.firstIndex(of: 0) {
         let line = bytes[..<nul].reduce(1) { $1 == 10 ? $0 + 1 : $0 }

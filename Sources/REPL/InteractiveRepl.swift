@@ -1,4 +1,5 @@
 import CReadline
+import Datasets
 import Foundation
 import Session
 import SpecKit
@@ -149,7 +150,16 @@ public final class InteractiveRepl {
       return
     }
     if !line.trimmingCharacters(in: .whitespaces).isEmpty { add_history(line) }
+    // A command that reads a large data file (`data …`) shows how far it has got, and Ctrl-C
+    // stops the read; the command then fails and the session is as it was.
+    let loading = LoadProgress(live: true)
+    interruptFlag.store(false, ordering: .relaxed)
+    DataLoadMonitor.shared.install(
+      progress: { path, done, total in loading.show(path: path, done: done, total: total) },
+      isCancelled: { interruptFlag.load(ordering: .relaxed) })
     let outcome = bench.execute(line)
+    DataLoadMonitor.shared.install(progress: nil)
+    loading.finish()
     if case .quit = outcome {
       requestQuit()
       return

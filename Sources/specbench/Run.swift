@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backends
+import Datasets
 import Foundation
 import Session
 import SpecKit
@@ -72,18 +73,32 @@ struct Run: ParsableCommand {
     }
     if let save { try checkSaveTarget(save) }
     let training: TrainingRun
+    // Ctrl-C, SIGTERM and SIGHUP stop a long load too (nothing is changed); a terminal sees how
+    // far it has got.
+    installStopHandlers()
+    let loading = LoadProgress(live: isatty(STDERR_FILENO) == 1)
+    DataLoadMonitor.shared.install(
+      progress: { path, done, total in loading.show(path: path, done: done, total: total) },
+      isCancelled: { stopSignal.load(ordering: .relaxed) != 0 })
+    defer { DataLoadMonitor.shared.install(progress: nil) }
     do {
       let engine = try BackendRegistry.builtIn.named(backend ?? bundle.spec.backend).configured(settings.options)
       training = try TrainingRun(bundle: bundle, folder: PathText.folder(file), backend: engine)
+      loading.finish()
     } catch let error as BackendError {
+      loading.finish()
       throw failWith(error.description)
     } catch let error as SessionError {
+      loading.finish()
+      if case .data(.interrupted) = error {
+        Console.error(error.description)
+        throw ExitCode(130)
+      }
       throw failWith(error.description)
     }
     for warning in training.startWarnings {
       Console.error("warning: " + warning)
     }
-    installStopHandlers()
     var reporter = RunReporter(
       json: json, planned: TrainingRun.plannedStep(spec: bundle.spec, from: training.trainer.step, extraSteps: steps))
     let summary = training.run(

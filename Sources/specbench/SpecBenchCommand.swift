@@ -18,7 +18,7 @@ struct SpecBenchCommand: ParsableCommand {
     version: SpecBenchVersion.current,
     subcommands: [
       Repl.self, DashboardCommand.self, Run.self, Validate.self, Inspect.self, Init.self, Export.self, Import.self, BackendsCommand.self,
-      Bench.self, Posterior.self, CalibrationCommand.self, Predict.self, CompareCommand.self,
+      Bench.self, Posterior.self, CalibrationCommand.self, Predict.self, CompareCommand.self, CacheCommand.self,
     ],
     defaultSubcommand: Repl.self
   )
