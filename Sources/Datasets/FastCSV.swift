@@ -12,9 +12,10 @@ import TensorCore
 /// - Numbers are parsed from the bytes, with no `String` per field: `-?digits(.digits)?(e±digits)?`
 ///   with at most 19 digits whose value fits float32's exact range is one correctly rounded
 ///   operation; any other spelling goes through `Float(String)`, as in `CSVData`.
-/// - Files it does not read this way — quoted fields, bytes outside ASCII (a UTF-8 BOM included),
-///   NUL, a lone carriage return, vertical tab or form feed, a delimiter that is not one ASCII
-///   byte, fewer than two columns, no data row — it leaves to `CSVData` (`nil`), which reads them,
+/// - Quoted fields are read as `CSVData` reads them (a `"` at a field's start, `""` inside).
+/// - Files it does not read this way — bytes outside ASCII (a UTF-8 BOM included), NUL, a lone
+///   carriage return, vertical tab or form feed, a quote that is not closed, a delimiter that is
+///   not one ASCII byte, fewer than two columns, no data row — it leaves to `CSVData` (`nil`), which reads them,
 ///   or says what is wrong, as it always has. Every error it reports itself (a ragged row, text in
 ///   a number, a regression target that is not a number) is the one `CSVData` reports, at the
 ///   same line and column, and the first in the same order.
@@ -49,11 +50,12 @@ enum FastCSV {
     guard let first = try firstLine(file) else { return nil }
     let width: Int
     var names: [String]?
+    guard let firstFields = splitFields(first.bytes, delimiter: delimiter) else { return nil }
     if source.header {
-      names = splitFields(first.bytes, delimiter: delimiter).map { String(decoding: $0, as: UTF8.self) }
+      names = firstFields.map { String(decoding: $0, as: UTF8.self) }
       width = names!.count
     } else {
-      width = splitFields(first.bytes, delimiter: delimiter).count
+      width = firstFields.count
     }
     guard width >= 2 else { return nil }
     let target = try CSVData.targetColumn(source, names: names, width: width, path: path)
@@ -132,7 +134,11 @@ enum FastCSV {
       initialized = count
     }
     // The first error in the file's order: a row's width or an input first (CSVData checks those
-    // row by row), then a regression target (checked after all rows).
+    // row by row), then a regression target (checked after all rows). But CSVData splits every
+    // line into fields before it checks one, so a quote not closed anywhere is its first error:
+    // a file with quotes and an error is left to it.
+    let failed = results.contains { $0.stop != nil || $0.badTarget != nil }
+    if failed && census.contains(where: \.quotes) { return nil }
     for result in results {
       switch result.stop {
       case .fallBack?: return nil
@@ -219,24 +225,81 @@ enum FastCSV {
     }
   }
 
-  /// Bytes this reader handles: ASCII, not NUL, not a quote, not a vertical tab or form feed
-  /// (which `CSVData`, reading Characters, takes as line ends).
+  /// Bytes this reader handles: ASCII, not NUL, not a vertical tab or form feed (which
+  /// `CSVData`, reading Characters, takes as line ends).
   @inline(__always) static func isPlain(_ byte: UInt8) -> Bool {
-    byte != 0 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != 0x0B && byte != 0x0C
+    byte != 0 && byte < 0x80 && byte != 0x0B && byte != 0x0C
   }
 
   @inline(__always) static func isSpace(_ byte: UInt8) -> Bool { byte == 32 || byte == 9 }
 
   static func isBlank(_ bytes: ArraySlice<UInt8>) -> Bool { bytes.allSatisfy(isSpace) }
 
-  /// A line's fields, each without its spaces and tabs at either end.
-  static func splitFields(_ line: [UInt8], delimiter: UInt8) -> [ArraySlice<UInt8>] {
-    line.split(separator: delimiter, omittingEmptySubsequences: false).map { field in
-      var slice = field
-      while let first = slice.first, isSpace(first) { slice.removeFirst() }
-      while let last = slice.last, isSpace(last) { slice.removeLast() }
-      return slice
+  /// A line's fields as `CSVData.fields` reads them, each without its spaces and tabs at either
+  /// end; nil when a quoted field is not closed (CSVData says so).
+  static func splitFields(_ line: [UInt8], delimiter: UInt8) -> [[UInt8]]? {
+    var fields: [[UInt8]] = []
+    var scratch: [UInt8] = []
+    let ok = line.withUnsafeBufferPointer { buffer -> Bool in
+      guard let base = buffer.baseAddress else {
+        fields = [[]]
+        return true
+      }
+      var start = 0
+      while true {
+        guard let (next, _) = field(base, from: start, to: buffer.count, delimiter: delimiter, into: &scratch) else { return false }
+        fields.append(scratch)
+        guard next < buffer.count else { return true }
+        start = next + 1
+      }
     }
+    return ok ? fields : nil
+  }
+
+  /// The field that starts at `start`, as `CSVData.fields` reads it — a `"` at its start (after
+  /// spaces) opens a quoted part in which `""` is a quote and the next `"` closes it; everything
+  /// else is itself — and then trimmed of spaces and tabs, into `out`. Returns where the field
+  /// ends (the delimiter or `end`) and whether it was quoted; nil when a quote is not closed.
+  static func field(
+    _ base: UnsafePointer<UInt8>, from start: Int, to end: Int, delimiter: UInt8, into out: inout [UInt8]
+  ) -> (end: Int, quoted: Bool)? {
+    out.removeAll(keepingCapacity: true)
+    var i = start
+    var atFieldStart = true
+    var quoted = false
+    var wasQuoted = false
+    while i < end {
+      let byte = base[i]
+      if quoted {
+        if byte == UInt8(ascii: "\"") {
+          if i + 1 < end && base[i + 1] == UInt8(ascii: "\"") {
+            out.append(byte)
+            i += 1
+          } else {
+            quoted = false
+          }
+        } else {
+          out.append(byte)
+        }
+      } else if byte == UInt8(ascii: "\"") && atFieldStart {
+        quoted = true
+        wasQuoted = true
+        atFieldStart = false
+      } else if byte == delimiter {
+        break
+      } else {
+        out.append(byte)
+        if !isSpace(byte) { atFieldStart = false }
+      }
+      i += 1
+    }
+    if quoted { return nil }
+    var a = 0
+    var b = out.count
+    while a < b && isSpace(out[a]) { a += 1 }
+    while b > a && isSpace(out[b - 1]) { b -= 1 }
+    if a > 0 || b < out.count { out = Array(out[a..<b]) }
+    return (i, wasQuoted)
   }
 
   /// `count` parts of the bytes from `start` to the end, each starting at a line's start.
@@ -262,6 +325,8 @@ enum FastCSV {
     /// Line ends in the part (each `\n`), and lines with data.
     var lines = 0
     var rows = 0
+    /// Whether the part holds a quote.
+    var quotes = false
   }
 
   /// Calls `body` with each block of `part` that ends at a line end (the last may not), the
@@ -323,6 +388,8 @@ enum FastCSV {
           lineStart = i + 1
         } else if !isPlain(byte) {
           throw .fallBack
+        } else if byte == UInt8(ascii: "\"") {
+          census.quotes = true
         }
         i += 1
       }
@@ -381,6 +448,8 @@ enum FastCSV {
     /// Class texts of up to 7 bytes packed in a word (with their length), longer ones by bytes.
     var shortClasses: [UInt64: Int32] = [:]
     var longClasses: [[UInt8]: Int32] = [:]
+    /// A quoted field's text.
+    var scratch: [UInt8] = []
 
     mutating func parse(_ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void) throws(Stop) {
       let rest: @Sendable (Int) -> Void = { report($0 - $0 / 2) }
@@ -421,25 +490,29 @@ enum FastCSV {
       let out = inputs + row * features
       while true {
         var fieldEnd = fieldStart
-        while fieldEnd < end && base[fieldEnd] != delimiter { fieldEnd += 1 }
+        while fieldEnd < end && base[fieldEnd] != delimiter && base[fieldEnd] != UInt8(ascii: "\"") { fieldEnd += 1 }
+        if fieldEnd < end && base[fieldEnd] == UInt8(ascii: "\"") {
+          // A quote: the field as CSVData reads it (a quoted part may hold the delimiter).
+          guard let (quotedEnd, _) = FastCSV.field(base, from: fieldStart, to: end, delimiter: delimiter, into: &scratch) else {
+            throw .fallBack  // not closed: CSVData says where
+          }
+          if column < width {
+            let text = scratch
+            text.withUnsafeBufferPointer {
+              take($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count, column: column, out: out, badInput: &badInput)
+            }
+          }
+          column += 1
+          guard quotedEnd < end else { break }
+          fieldStart = quotedEnd + 1
+          continue
+        }
         if column < width {
           var a = fieldStart
           var b = fieldEnd
           while a < b && FastCSV.isSpace(base[a]) { a += 1 }
           while b > a && FastCSV.isSpace(base[b - 1]) { b -= 1 }
-          if column == target {
-            if classification {
-              labels[row] = classLabel(base + a, b - a)
-            } else if let value = FastCSV.number(base + a, b - a) {
-              targets[row] = value
-            } else if result.badTarget == nil {
-              result.badTarget = (line, String(decoding: UnsafeBufferPointer(start: base + a, count: b - a), as: UTF8.self))
-            }
-          } else if let value = FastCSV.number(base + a, b - a) {
-            out[column < target ? column : column - 1] = value
-          } else if badInput == nil {
-            badInput = (column, String(decoding: UnsafeBufferPointer(start: base + a, count: b - a), as: UTF8.self))
-          }
+          take(base + a, b - a, column: column, out: out, badInput: &badInput)
         }
         column += 1
         guard fieldEnd < end else { break }
@@ -456,6 +529,25 @@ enum FastCSV {
         }
       }
       row += 1
+    }
+
+    /// One field's trimmed bytes: the target (a class, or a value), or an input.
+    @inline(__always) mutating func take(
+      _ p: UnsafePointer<UInt8>, _ n: Int, column: Int, out: UnsafeMutablePointer<Float>, badInput: inout (column: Int, text: String)?
+    ) {
+      if column == target {
+        if classification {
+          labels[row] = classLabel(p, n)
+        } else if let value = FastCSV.number(p, n) {
+          targets[row] = value
+        } else if result.badTarget == nil {
+          result.badTarget = (line, String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+        }
+      } else if let value = FastCSV.number(p, n) {
+        out[column < target ? column : column - 1] = value
+      } else if badInput == nil {
+        badInput = (column, String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+      }
     }
 
     mutating func classLabel(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {

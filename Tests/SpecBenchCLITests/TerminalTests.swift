@@ -26,3 +26,69 @@ struct TerminalTests {
     #expect(saved.spec.history.events.last?.detail.hasPrefix("interrupted after \(step) steps") == true)
   }
 }
+
+/// Loading a large CSV on a terminal: a progress line, and Ctrl-C stops the read with nothing
+/// changed — on the command line (`run`) and in the REPL (`data …`), where the session keeps its
+/// data.
+@Suite("Loading large data on a terminal", .enabled(if: TmuxSession.isAvailable, "tmux is not installed: skipped"))
+struct LoadTerminalTests {
+  /// A CSV of about 120 MB (a header, a label and 100 integer columns), written quickly.
+  static func largeCSV(in folder: String) throws -> String {
+    let path = folder + "/large.csv"
+    var block = ""
+    for row in 0..<1_000 { block += "\(row % 3)," + (0..<100).map { String(($0 * 7 + row) % 256) }.joined(separator: ",") + "\n" }
+    let header = "label," + (0..<100).map { "p\($0)" }.joined(separator: ",") + "\n"
+    guard
+      let handle = FileHandle(forWritingAtPath: path)
+        ?? { FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil }()
+    else { throw TestFailure("cannot write \(path)") }
+    handle.write(Data(header.utf8))
+    let data = Data(block.utf8)
+    for _ in 0..<300 { handle.write(data) }
+    try handle.close()
+    return path
+  }
+
+  static func session(in folder: String) throws -> String {
+    let text = """
+      {"format": "specbench/session", "version": 6, "name": "large", "model": {"input": [100], "layers": [{"type": "dense", "units": 3}]},
+       "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.01},
+       "data": {"type": "csv", "path": "large.csv", "target": "label", "task": "classification"}, "training": {"batch_size": 32}}
+      """
+    try Data(text.utf8).write(to: URL(fileURLWithPath: folder + "/large.json"))
+    return folder + "/large.json"
+  }
+
+  @Test func runShowsTheLoadAndCtrlCStopsItWithNothingChanged() throws {
+    let folder = temporaryFolder()
+    _ = try Self.largeCSV(in: folder)
+    let session = try Self.session(in: folder)
+    let before = try Data(contentsOf: URL(fileURLWithPath: session))
+    let terminal = try TmuxSession(
+      "cd \(folder) && SPECBENCH_CACHE=off \(specbenchExecutable) run \(session) --steps 10 --save \(session); echo EXIT=$?; sleep 60")
+    let loading = try terminal.waitFor { $0.contains("reading large.csv: ") }
+    #expect(loading.contains("% (") && loading.contains("Ctrl-C stops it"), "\(loading)")
+    try terminal.send("C-c")
+    let end = try terminal.waitFor { $0.contains("EXIT=") }
+    #expect(end.contains("reading \(folder)/large.csv was interrupted; nothing was changed"), "\(end)")
+    #expect(end.contains("EXIT=130"), "\(end)")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: session)) == before)
+  }
+
+  @Test func theREPLsDataCommandShowsTheLoadAndCtrlCKeepsTheSessionsData() throws {
+    let folder = temporaryFolder()
+    _ = try Self.largeCSV(in: folder)
+    let terminal = try TmuxSession("cd \(folder) && SPECBENCH_CACHE=off \(specbenchExecutable) repl", width: 160, height: 40)
+    try terminal.waitFor { $0.contains("spirals [fast idle]>") }
+    try terminal.send("data csv path=large.csv target=label task=classification", "Enter")
+    let loading = try terminal.waitFor { $0.contains("reading large.csv: ") }
+    #expect(loading.contains("Ctrl-C stops it"), "\(loading)")
+    try terminal.send("C-c")
+    let end = try terminal.waitFor { $0.contains("was interrupted; nothing was changed") }
+    #expect(end.contains("error: data: reading "), "\(end)")
+    // The session keeps its data: spirals.
+    try terminal.send("C-l")
+    let shown = try terminal.type("show data", until: "spirals")
+    #expect(!shown.contains("large.csv"), "\(shown)")
+  }
+}
