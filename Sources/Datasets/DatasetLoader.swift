@@ -27,6 +27,12 @@ public enum DatasetLoader {
       case .npy(let inputs, let targets):
         let inputsPath = try DataAccess.resolve(inputs, in: folder, field: "data.inputs")
         let targetsPath = try DataAccess.resolve(targets, in: folder, field: "data.targets")
+        // The inputs streamed into float32 (their file is most of the data); the targets read whole.
+        if let inputs = try NumPyData.readInputs(inputsPath, scale: source.scale) {
+          return try NumPyData.dataset(
+            inputs: inputs, targets: NumPyData.parse(read(targetsPath), path: targetsPath), source: source, inputsName: inputsPath,
+            targetsName: targetsPath)
+        }
         return try NumPyData.dataset(
           inputs: NumPyData.parse(read(inputsPath), path: inputsPath), targets: NumPyData.parse(read(targetsPath), path: targetsPath),
           source: source, inputsName: inputsPath, targetsName: targetsPath)

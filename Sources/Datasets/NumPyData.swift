@@ -29,17 +29,51 @@ public enum NumPyData {
         "\(targetsName): the targets have shape \(targets.shape), but the inputs (\(inputsName)) have \(n) samples; targets must be [\(n)] or [\(n), k]"
       )
     }
+    var firstBad: (index: Int, value: Double)?
+    var scalars = [Float](repeating: 0, count: inputs.values.count)
+    scalars.withUnsafeMutableBufferPointer { out in
+      for (i, v) in inputs.values.enumerated() { FloatInputs.note(Float(v * source.scale), v, at: i, into: out.baseAddress!, &firstBad) }
+    }
+    let converted = FloatInputs(shape: inputs.shape, scalars: scalars, firstBad: firstBad)
+    return try dataset(inputs: converted, targets: targets, source: source, inputsName: inputsName, targetsName: targetsName)
+  }
+
+  /// Inputs already float32 (`value × scale`), with the first that is not finite, if any: what
+  /// `readInputs` streams from a file.
+  struct FloatInputs {
+    var shape: [Int]
+    var scalars: [Float]
+    var firstBad: (index: Int, value: Double)?
+
+    /// Stores one converted value, remembering the first that is not finite.
+    @inline(__always) static func note(
+      _ x: Float, _ v: Double, at i: Int, into out: UnsafeMutablePointer<Float>, _ firstBad: inout (index: Int, value: Double)?
+    ) {
+      out[i] = x
+      if !x.isFinite && firstBad == nil { firstBad = (i, v) }
+    }
+  }
+
+  /// The dataset of inputs already converted and targets read; every check and message of the
+  /// form above.
+  static func dataset(
+    inputs: FloatInputs, targets: Array, source: DataSource.NumPySource, inputsName: String, targetsName: String
+  ) throws(DataError) -> Dataset {
+    guard let n = inputs.shape.first, n > 0 else {
+      throw .mismatch("\(inputsName): the inputs have shape \(inputs.shape); they need a first axis of samples [N, …] with N ≥ 1")
+    }
+    guard targets.shape.first == n, targets.shape.count <= 2 else {
+      throw .mismatch(
+        "\(targetsName): the targets have shape \(targets.shape), but the inputs (\(inputsName)) have \(n) samples; targets must be [\(n)] or [\(n), k]"
+      )
+    }
     let sample = inputs.shape.count == 1 ? [1] : Swift.Array(inputs.shape.dropFirst())
     let scale = source.scale
-    var scalars = [Float](repeating: 0, count: inputs.values.count)
-    for (i, v) in inputs.values.enumerated() {
-      let x = Float(v * scale)
-      guard x.isFinite else {
-        throw .mismatch(
-          "\(inputsName): value \(i) (sample \(i / max(1, scalars.count / n))) is \(v)\(scale == 1 ? "" : " × \(scale)"), which is not a finite float32; training needs finite inputs"
-        )
-      }
-      scalars[i] = x
+    let scalars = inputs.scalars
+    if let (i, v) = inputs.firstBad {
+      throw .mismatch(
+        "\(inputsName): value \(i) (sample \(i / max(1, scalars.count / n))) is \(v)\(scale == 1 ? "" : " × \(scale)"), which is not a finite float32; training needs finite inputs"
+      )
     }
     let task = source.task ?? (targets.isInteger ? .classification : .regression)
 
@@ -79,6 +113,22 @@ public enum NumPyData {
 
   /// The array of one `.npy` file's bytes; `path` names it in messages.
   public static func parse(_ bytes: [UInt8], path: String) throws(DataError) -> Array {
+    let (header, count, data) = try layout(bytes, fileSize: bytes.count, path: path)
+    var values = [Double](repeating: 0, count: count)
+    bytes.withUnsafeBufferPointer { raw in
+      let base = raw.baseAddress! + data
+      for i in 0..<count { values[i] = header.dtype.value(base + i * header.dtype.size) }
+    }
+    if header.fortranOrder && header.shape.count > 1 { values = rowMajor(values, shape: header.shape) }
+    return Array(shape: header.shape, values: values, isInteger: header.dtype.kind != "f", dtype: header.dtype.text)
+  }
+
+  /// The most bytes before a `.npy` file's data: the preamble and a header of at most 1 MiB.
+  static let longestPreamble = 12 + (1 << 20)
+
+  /// A `.npy` file's header, element count and where its data starts, from its first bytes
+  /// (`bytes`, all of them or at least `longestPreamble`) and its size: every check of the format.
+  static func layout(_ bytes: [UInt8], fileSize: Int, path: String) throws(DataError) -> (header: Header, count: Int, data: Int) {
     func fail(_ message: String) -> DataError { .numpy(path: path, message: message) }
     let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
     guard bytes.count >= 10, Swift.Array(bytes[0..<6]) == magic else {
@@ -99,7 +149,7 @@ public enum NumPyData {
       throw fail("is .npy format version \(major).\(bytes[7]); SpecBench reads versions 1.0, 2.0 and 3.0")
     }
     guard headerLength <= 1 << 20, headerStart + headerLength <= bytes.count else {
-      throw fail("declares a header of \(headerLength) bytes, but the file has \(bytes.count - headerStart) after the preamble")
+      throw fail("declares a header of \(headerLength) bytes, but the file has \(fileSize - headerStart) after the preamble")
     }
     guard let text = String(validating: bytes[headerStart..<headerStart + headerLength], as: UTF8.self) else {
       throw fail("has a header that is not text")
@@ -113,19 +163,56 @@ public enum NumPyData {
         "declares shape \(header.shape) of \(header.dtype.text), more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))"
       )
     }
-    guard bytes.count - data == size else {
+    guard fileSize - data == size else {
       throw fail(
-        bytes.count - data < size
-          ? "is truncated: shape \(header.shape) of \(header.dtype.text) needs \(size) bytes of data, the file has \(bytes.count - data)"
-          : "has \(bytes.count - data - size) bytes beyond the \(size) its shape \(header.shape) of \(header.dtype.text) needs")
+        fileSize - data < size
+          ? "is truncated: shape \(header.shape) of \(header.dtype.text) needs \(size) bytes of data, the file has \(fileSize - data)"
+          : "has \(fileSize - data - size) bytes beyond the \(size) its shape \(header.shape) of \(header.dtype.text) needs")
     }
-    var values = [Double](repeating: 0, count: count)
-    bytes.withUnsafeBufferPointer { raw in
-      let base = raw.baseAddress! + data
-      for i in 0..<count { values[i] = header.dtype.value(base + i * header.dtype.size) }
+    return (header, count, data)
+  }
+
+  /// A `.npy` file of inputs read in blocks straight into float32 (`value × scale`), never
+  /// whole and never as doubles: the memory is the array. Nil for a Fortran-ordered array of
+  /// several axes (read whole by `parse`).
+  static func readInputs(_ path: String, scale: Double) throws(DataError) -> FloatInputs? {
+    let file: OpenFile
+    do { file = try FileAccess.openForReading(path) } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
+    var prefix = [UInt8](repeating: 0, count: min(file.size, longestPreamble))
+    let read = try FastCSV.read(file, into: &prefix, at: 0)
+    prefix.removeLast(prefix.count - read)
+    let (header, count, data) = try layout(prefix, fileSize: file.size, path: path)
+    if header.fortranOrder && header.shape.count > 1 { return nil }
+    var firstBad: (index: Int, value: Double)?
+    let size = header.dtype.size
+    let perBlock = max(1, (1 << 20) / size)
+    var block = [UInt8](repeating: 0, count: perBlock * size)
+    var failure: DataError?
+    let scalars = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+      var done = 0
+      while done < count {
+        let n = min(perBlock, count - done)
+        do throws(DataError) {
+          guard try FastCSV.read(file, into: &block, at: data + done * size, count: n * size) == n * size else {
+            failure = .numpy(path: path, message: "was cut short while it was read; read it again once it is written")
+            break
+          }
+        } catch {
+          failure = error
+          break
+        }
+        block.withUnsafeBufferPointer { raw in
+          for k in 0..<n {
+            let v = header.dtype.value(raw.baseAddress! + k * size)
+            FloatInputs.note(Float(v * scale), v, at: done + k, into: out.baseAddress!, &firstBad)
+          }
+        }
+        done += n
+      }
+      initialized = failure == nil ? count : 0
     }
-    if header.fortranOrder && header.shape.count > 1 { values = rowMajor(values, shape: header.shape) }
-    return Array(shape: header.shape, values: values, isInteger: header.dtype.kind != "f", dtype: header.dtype.text)
+    if let failure { throw failure }
+    return FloatInputs(shape: header.shape, scalars: scalars, firstBad: firstBad)
   }
 
   /// The product of `shape`, refused past 2^40 or on overflow.

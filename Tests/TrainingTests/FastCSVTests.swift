@@ -193,3 +193,70 @@ struct FastCSVTests {
     }
   }
 }
+
+/// `.npy` inputs streamed into float32 (`NumPyData.readInputs`) against the whole-file reader
+/// (`NumPyData.parse`, then `dataset`): the same arrays bit for bit, or the same error, over
+/// dtypes, byte orders, scales, non-finite values, and truncated or padded files.
+@Suite("Streamed .npy inputs")
+struct NumPyStreamTests {
+  static func npy(descr: String, shape: [Int], fortran: Bool = false, body: [UInt8]) -> [UInt8] {
+    let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+    var header = "{'descr': '\(descr)', 'fortran_order': \(fortran ? "True" : "False"), 'shape': \(shapeText), }"
+    while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+    header += "\n"
+    let length = header.utf8.count
+    return [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(length & 0xFF), UInt8(length >> 8)] + Array(header.utf8) + body
+  }
+
+  static func bytes<T>(_ values: [T]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
+
+  @Test func streamedInputsAreTheWholeFileReadersBitForBit() throws {
+    let folder = temporaryFolder()
+    var generator = SplitMix64(seed: 3, stream: "npy")
+    let labels = Self.npy(descr: "<i8", shape: [300], body: Self.bytes((0..<300).map { Int64($0 % 4) }))
+    try Data(labels).write(to: URL(fileURLWithPath: folder + "/y.npy"))
+    let floats = (0..<300 * 7).map { _ in Float(generator.nextNormal()) }
+    let cases: [(String, [UInt8])] = [
+      ("float32", Self.npy(descr: "<f4", shape: [300, 7], body: Self.bytes(floats))),
+      ("float64", Self.npy(descr: "<f8", shape: [300, 7], body: Self.bytes(floats.map { Double($0) * 1.1 }))),
+      ("uint8", Self.npy(descr: "|u1", shape: [300, 7], body: (0..<2100).map { UInt8($0 % 256) })),
+      ("big-endian int16", Self.npy(descr: ">i2", shape: [300, 7], body: Self.bytes((0..<2100).map { Int16($0 - 1000).bigEndian }))),
+      ("float16", Self.npy(descr: "<f2", shape: [300, 7], body: Self.bytes((0..<2100).map { Float16(Float($0) / 64).bitPattern }))),
+      ("fortran", Self.npy(descr: "<f4", shape: [300, 7], fortran: true, body: Self.bytes(floats))),
+      (
+        "a non-finite value",
+        Self.npy(descr: "<f4", shape: [300, 7], body: Self.bytes(floats.enumerated().map { $0.offset == 1234 ? .infinity : $0.element }))
+      ),
+      (
+        "too large once scaled",
+        Self.npy(descr: "<f8", shape: [300, 7], body: Self.bytes(floats.enumerated().map { $0.offset == 99 ? 1e300 : Double($0.element) }))
+      ),
+      ("truncated", Array(Self.npy(descr: "<f4", shape: [300, 7], body: Self.bytes(floats)).dropLast(3))),
+      ("padded", Self.npy(descr: "<f4", shape: [300, 7], body: Self.bytes(floats)) + [0, 0]),
+      ("a wrong sample count", Self.npy(descr: "<f4", shape: [299, 7], body: Self.bytes(Array(floats.prefix(299 * 7))))),
+      ("no data", Self.npy(descr: "<f4", shape: [0, 7], body: [])),
+    ]
+    for (name, file) in cases {
+      try Data(file).write(to: URL(fileURLWithPath: folder + "/x.npy"))
+      for scale in [1.0, 1.0 / 255, 1e30] {
+        let source = DataSource.NumPySource(files: .npy(inputs: "x.npy", targets: "y.npy"), scale: scale)
+        let streamed = Result { () throws(DataError) in try DatasetLoader.load(DataSpec(source: .numpy(source)), relativeTo: folder) }
+        let whole = Result { () throws(DataError) in
+          try NumPyData.dataset(
+            inputs: NumPyData.parse(file, path: folder + "/x.npy"), targets: NumPyData.parse(labels, path: folder + "/y.npy"),
+            source: source,
+            inputsName: folder + "/x.npy", targetsName: folder + "/y.npy")
+        }
+        switch (streamed, whole) {
+        case (.success(let a), .success(let b)):
+          #expect(a.inputs.shape == b.inputs.shape && a.targets == b.targets, "\(name) × \(scale)")
+          #expect(a.inputs.scalars.map(\.bitPattern) == b.inputs.scalars.map(\.bitPattern), "\(name) × \(scale)")
+        case (.failure(let a), .failure(let b)):
+          #expect(a == b, "\(name) × \(scale): \(a) vs \(b)")
+        default:
+          Issue.record("\(name) × \(scale): \(streamed) vs \(whole)")
+        }
+      }
+    }
+  }
+}
