@@ -110,7 +110,7 @@ struct DataCache: Sendable {
     }
     // Sizes checked against the entry's own size before anything is allocated.
     let (inputCount, overflow) = rows.multipliedReportingOverflow(by: features)
-    guard !overflow, inputCount <= 1 << 34 else { return nil }
+    guard !overflow, inputCount <= MemoryBudget.limit / 4 else { return nil }
     let payloadStart = head.count + headerLength
     guard file.size == payloadStart + inputCount * 4 + rows * 4 + 8 else { return nil }
     var hash = Hash64()

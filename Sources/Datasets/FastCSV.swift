@@ -91,8 +91,10 @@ enum FastCSV {
     guard rows > 0 else { return nil }
     let features = width - 1
     let (count, overflow) = rows.multipliedReportingOverflow(by: features)
-    guard !overflow, count <= 1 << 34 else {
-      throw .mismatch("\(path): \(rows) rows of \(features) inputs are more values than SpecBench holds (2^34)")
+    guard !overflow, count <= MemoryBudget.limit / 4 else {
+      throw .mismatch(
+        "\(path): \(rows) rows of \(features) inputs need more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))"
+      )
     }
 
     // Pass 2: every part parses its rows into their place.

@@ -21,14 +21,7 @@ public enum NumPyData {
   public static func dataset(
     inputs: Array, targets: Array, source: DataSource.NumPySource, inputsName: String, targetsName: String
   ) throws(DataError) -> Dataset {
-    guard let n = inputs.shape.first, n > 0 else {
-      throw .mismatch("\(inputsName): the inputs have shape \(inputs.shape); they need a first axis of samples [N, …] with N ≥ 1")
-    }
-    guard targets.shape.first == n, targets.shape.count <= 2 else {
-      throw .mismatch(
-        "\(targetsName): the targets have shape \(targets.shape), but the inputs (\(inputsName)) have \(n) samples; targets must be [\(n)] or [\(n), k]"
-      )
-    }
+    // Converted first (a value that is not finite is remembered, not thrown), then checked.
     var firstBad: (index: Int, value: Double)?
     var scalars = [Float](repeating: 0, count: inputs.values.count)
     scalars.withUnsafeMutableBufferPointer { out in

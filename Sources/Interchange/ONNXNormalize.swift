@@ -186,7 +186,10 @@ struct ONNXNormalizer {
       store(picked, as: out, dims: indices.dims.isEmpty ? [] : [picked.count])
       return true
     case "Unsqueeze", "Squeeze":
-      guard let from = node.inputs.first, let data = vector(from), data.count <= 1 || node.opType == "Squeeze" else { return false }
+      // Unsqueeze makes a vector of a scalar (a stored one must have no axes).
+      guard let from = node.inputs.first, let data = vector(from), data.count <= 1 || node.opType == "Squeeze",
+        node.opType == "Squeeze" || constants[from].map({ $0.dims.isEmpty }) ?? true
+      else { return false }
       store(data, as: out, dims: node.opType == "Unsqueeze" || data.count != 1 ? [data.count] : [])
       return true
     case "Concat":
