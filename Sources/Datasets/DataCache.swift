@@ -177,7 +177,8 @@ struct DataCache: Sendable {
 
     try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     let path = entryPath(key)
-    let temporary = path + ".\(getpid()).part"
+    // A name of its own: two runs of one workbench may store the same file's entry at once.
+    let temporary = path + ".\(getpid())-\(UUID().uuidString.prefix(8)).part"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
     guard fd >= 0 else { return }
     var ok = head.withUnsafeBytes { Self.writeAll(fd, $0) }
