@@ -95,7 +95,6 @@ def main():
             if name.startswith("specbench"):
                 report = json.loads(out)
                 seconds, before = report["seconds"], report["baseline_bytes"]
-                arrays = report["array_bytes"]
             else:
                 seconds, before, _ = out.split()
                 seconds, before = float(seconds), int(before)

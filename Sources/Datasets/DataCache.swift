@@ -1,5 +1,6 @@
 import Foundation
 import SpecKit
+import Synchronization
 import TensorCore
 
 #if canImport(Glibc)
@@ -206,18 +207,29 @@ struct DataCache: Sendable {
     return true
   }
 
-  /// Deletes the entries used least recently until the folder holds at most `limit` bytes
-  /// (the entry just written always stays).
-  func evict(keeping kept: String) {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-    var entries: [(path: String, size: Int, used: Date)] = []
-    for name in names where name.hasSuffix(".cache") {
+  /// The folder's regular files with the suffix (`.cache` entries, or `.part` files a store
+  /// left when it was stopped): path, size and when last used.
+  func files(ending suffix: String) -> [(path: String, size: Int, used: Date)] {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    return names.filter { $0.hasSuffix(suffix) }.compactMap { name in
       let path = folder + "/" + name
       guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
         attributes[.type] as? FileAttributeType == .typeRegular
-      else { continue }
-      entries.append((path, (attributes[.size] as? Int) ?? 0, (attributes[.modificationDate] as? Date) ?? .distantPast))
+      else { return nil }
+      return (path, (attributes[.size] as? Int) ?? 0, (attributes[.modificationDate] as? Date) ?? .distantPast)
     }
+  }
+
+  /// The entries and their bytes.
+  var contents: (entries: Int, bytes: Int) {
+    let entries = files(ending: ".cache")
+    return (entries.count, entries.reduce(0) { $0 + $1.size })
+  }
+
+  /// Deletes the entries used least recently until the folder holds at most `limit` bytes
+  /// (the entry just written always stays).
+  func evict(keeping kept: String) {
+    let entries = files(ending: ".cache")
     var total = entries.reduce(0) { $0 + $1.size }
     for entry in entries.sorted(by: { $0.used < $1.used }) where total > limit && entry.path != kept {
       unlink(entry.path)
@@ -225,17 +237,13 @@ struct DataCache: Sendable {
     }
   }
 
-  /// Deletes every entry; returns how many and their bytes.
+  /// Deletes every entry (and any temporary file left); returns how many entries and their bytes.
   func clear() -> (entries: Int, bytes: Int) {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return (0, 0) }
     var (count, bytes) = (0, 0)
-    for name in names where name.hasSuffix(".cache") || name.hasSuffix(".part") {
-      let path = folder + "/" + name
-      let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-      if unlink(path) == 0 {
-        count += 1
-        bytes += size
-      }
+    for entry in files(ending: ".part") { unlink(entry.path) }
+    for entry in files(ending: ".cache") where unlink(entry.path) == 0 {
+      count += 1
+      bytes += entry.size
     }
     return (count, bytes)
   }
@@ -298,13 +306,7 @@ public struct DataCacheLocation: Sendable {
   public var limit: Int { cache.limit }
 
   /// The entries and their bytes.
-  public var contents: (entries: Int, bytes: Int) {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: cache.folder) else { return (0, 0) }
-    let sizes = names.filter { $0.hasSuffix(".cache") }.map {
-      ((try? FileManager.default.attributesOfItem(atPath: cache.folder + "/" + $0))?[.size] as? Int) ?? 0
-    }
-    return (sizes.count, sizes.reduce(0, +))
-  }
+  public var contents: (entries: Int, bytes: Int) { cache.contents }
 
   public func clear() -> (entries: Int, bytes: Int) { cache.clear() }
 }
@@ -312,25 +314,22 @@ public struct DataCacheLocation: Sendable {
 /// What the program around a load wants of it: to hear how far a large file's parse has got,
 /// and to stop it (Ctrl-C). One per process, set by the front end (`specbench run`, the REPL);
 /// a load reads it when it starts.
-public final class DataLoadMonitor: @unchecked Sendable {
+public final class DataLoadMonitor: Sendable {
+  public typealias Report = @Sendable (_ path: String, _ done: Int, _ total: Int) -> Void
   public static let shared = DataLoadMonitor()
-  private let lock = NSLock()
-  private var progress: (@Sendable (_ path: String, _ done: Int, _ total: Int) -> Void)?
-  private var cancelled: @Sendable () -> Bool = { false }
+  private let hooks = Mutex<(progress: Report?, cancelled: @Sendable () -> Bool)>((nil, { false }))
   /// Files smaller than this are not reported: they load in a moment.
   public static let reportedSize = 16 << 20
 
   /// Sets what hears a load's progress (bytes parsed of the total, from any thread) and what
   /// stops it; nil and `{ false }` put it back.
-  public func install(
-    progress: (@Sendable (_ path: String, _ done: Int, _ total: Int) -> Void)?, isCancelled: @escaping @Sendable () -> Bool = { false }
-  ) {
-    lock.withLock { (self.progress, self.cancelled) = (progress, isCancelled) }
+  public func install(progress: Report?, isCancelled: @escaping @Sendable () -> Bool = { false }) {
+    hooks.withLock { $0 = (progress, isCancelled) }
   }
 
   /// The reader's hooks for one file.
   func hooks(path: String, size: Int) -> FastCSV.Progress {
-    let (progress, cancelled) = lock.withLock { (self.progress, self.cancelled) }
+    let (progress, cancelled) = hooks.withLock { $0 }
     var hooks = FastCSV.Progress()
     hooks.isCancelled = cancelled
     if let progress, size >= Self.reportedSize { hooks.report = { done, total in progress(path, done, total) } }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SpecKit
+import Synchronization
 import TensorCore
 
 /// The CSV reader for files of any size: the rules and messages of `CSVData` (the
@@ -23,7 +24,7 @@ enum FastCSV {
   static let blockSize = 1 << 20
 
   /// What interrupts a load (Ctrl-C), and what it is told as it goes (bytes done, of total).
-  struct Progress: @unchecked Sendable {
+  struct Progress: Sendable {
     var report: (@Sendable (Int, Int) -> Void)?
     var isCancelled: @Sendable () -> Bool = { false }
   }
@@ -70,22 +71,22 @@ enum FastCSV {
       guard let report = progress.report else { return }
       report(done.add(bytes), total)
     }
-    // Pass 1: each part's lines and rows.
-    var census = [Census](repeating: Census(), count: parts.count)
-    let censusError = Box<Stop?>(nil)
-    census.withUnsafeMutableBufferPointer { out in
+    // Pass 1: each part's lines and rows (or why it stopped).
+    var counts = [Result<Census, Stop>](repeating: .success(Census()), count: parts.count)
+    counts.withUnsafeMutableBufferPointer { out in
       let out = UncheckedBuffer(out)
       DispatchQueue.concurrentPerform(iterations: parts.count) { i in
-        do throws(Stop) { out[i] = try FastCSV.count(file, parts[i], progress: progress, report: report) } catch {
-          censusError.update { if $0 == nil { $0 = error } }
-        }
+        out[i] = Result { () throws(Stop) in try FastCSV.count(file, parts[i], progress: progress, report: report) }
       }
     }
-    switch censusError.value {
-    case .fallBack?: return nil
-    case .cancelled?: throw .interrupted(path: path)
-    case .error(let error)?: throw error
-    case nil: break
+    var census: [Census] = []
+    for count in counts {
+      switch count {
+      case .success(let part): census.append(part)
+      case .failure(.fallBack): return nil
+      case .failure(.cancelled): throw .interrupted(path: path)
+      case .failure(.error(let error)): throw error
+      }
     }
     let rows = census.reduce(0) { $0 + $1.rows }
     guard rows > 0 else { return nil }
@@ -139,6 +140,7 @@ enum FastCSV {
     // row by row), then a regression target (checked after all rows). But CSVData splits every
     // line into fields before it checks one, so a quote not closed anywhere is its first error:
     // a file with quotes and an error is left to it.
+    if results.contains(where: { if case .cancelled? = $0.stop { true } else { false } }) { throw .interrupted(path: path) }
     let failed = results.contains { $0.stop != nil || $0.badTarget != nil }
     if failed && census.contains(where: \.quotes) { return nil }
     for result in results {
@@ -249,7 +251,7 @@ enum FastCSV {
       }
       var start = 0
       while true {
-        guard let (next, _) = field(base, from: start, to: buffer.count, delimiter: delimiter, into: &scratch) else { return false }
+        guard let next = field(base, from: start, to: buffer.count, delimiter: delimiter, into: &scratch) else { return false }
         fields.append(scratch)
         guard next < buffer.count else { return true }
         start = next + 1
@@ -261,15 +263,12 @@ enum FastCSV {
   /// The field that starts at `start`, as `CSVData.fields` reads it — a `"` at its start (after
   /// spaces) opens a quoted part in which `""` is a quote and the next `"` closes it; everything
   /// else is itself — and then trimmed of spaces and tabs, into `out`. Returns where the field
-  /// ends (the delimiter or `end`) and whether it was quoted; nil when a quote is not closed.
-  static func field(
-    _ base: UnsafePointer<UInt8>, from start: Int, to end: Int, delimiter: UInt8, into out: inout [UInt8]
-  ) -> (end: Int, quoted: Bool)? {
+  /// ends (the delimiter or `end`); nil when a quote is not closed.
+  static func field(_ base: UnsafePointer<UInt8>, from start: Int, to end: Int, delimiter: UInt8, into out: inout [UInt8]) -> Int? {
     out.removeAll(keepingCapacity: true)
     var i = start
     var atFieldStart = true
     var quoted = false
-    var wasQuoted = false
     while i < end {
       let byte = base[i]
       if quoted {
@@ -285,7 +284,6 @@ enum FastCSV {
         }
       } else if byte == UInt8(ascii: "\"") && atFieldStart {
         quoted = true
-        wasQuoted = true
         atFieldStart = false
       } else if byte == delimiter {
         break
@@ -301,7 +299,7 @@ enum FastCSV {
     while a < b && isSpace(out[a]) { a += 1 }
     while b > a && isSpace(out[b - 1]) { b -= 1 }
     if a > 0 || b < out.count { out = Array(out[a..<b]) }
-    return (i, wasQuoted)
+    return i
   }
 
   /// `count` parts of the bytes from `start` to the end, each starting at a line's start.
@@ -382,42 +380,36 @@ enum FastCSV {
       var lineStart = 0
       var i = 0
       let n = bytes.count
+      // One look at each byte: whether the line so far holds data (anything but spaces, tabs and
+      // the carriage return of a CRLF), and the bytes this reader leaves to CSVData.
+      var hasData = false
       while i < n {
         let byte = bytes[i]
         if byte == 10 {
-          try countLine(bytes, lineStart, i, into: &census)
+          if hasData { census.rows += 1 }
           census.lines += 1
+          hasData = false
           lineStart = i + 1
+        } else if byte == 13 {
+          // A carriage return anywhere but before the line end is a line end of its own to
+          // CSVData. (At the end of a block the line is looked at again with the next one; at
+          // the end of the file it ends the last line.)
+          if i + 1 < n && bytes[i + 1] != 10 { throw .fallBack }
         } else if !isPlain(byte) {
           throw .fallBack
-        } else if byte == UInt8(ascii: "\"") {
-          census.quotes = true
+        } else if !isSpace(byte) {
+          hasData = true
+          if byte == UInt8(ascii: "\"") { census.quotes = true }
         }
         i += 1
       }
       if isLast && lineStart < n {
-        try countLine(bytes, lineStart, n, into: &census)
+        if hasData { census.rows += 1 }
         return n
       }
       return lineStart
     }
     return census
-  }
-
-  @inline(__always) static func countLine(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, into census: inout Census)
-    throws(Stop)
-  {
-    var last = end
-    if last > start && bytes[last - 1] == 13 { last -= 1 }
-    var j = start
-    while j < last && isSpace(bytes[j]) { j += 1 }
-    if j < last { census.rows += 1 }
-    // A carriage return anywhere but before the line end is a line end of its own to CSVData.
-    var k = j
-    while k < last {
-      if bytes[k] == 13 { throw .fallBack }
-      k += 1
-    }
   }
 
   // MARK: - Pass 2
@@ -454,8 +446,8 @@ enum FastCSV {
     var scratch: [UInt8] = []
 
     mutating func parse(_ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void) throws(Stop) {
-      let rest: @Sendable (Int) -> Void = { report($0 - $0 / 2) }
-      try FastCSV.blocks(file, part, progress: progress, report: rest) { (bytes, isLast) throws(Stop) -> Int in
+      let secondHalf: @Sendable (Int) -> Void = { report($0 - $0 / 2) }
+      try FastCSV.blocks(file, part, progress: progress, report: secondHalf) { (bytes, isLast) throws(Stop) -> Int in
         var lineStart = 0
         let n = bytes.count
         let base = bytes.baseAddress!
@@ -495,7 +487,7 @@ enum FastCSV {
         while fieldEnd < end && base[fieldEnd] != delimiter && base[fieldEnd] != UInt8(ascii: "\"") { fieldEnd += 1 }
         if fieldEnd < end && base[fieldEnd] == UInt8(ascii: "\"") {
           // A quote: the field as CSVData reads it (a quoted part may hold the delimiter).
-          guard let (quotedEnd, _) = FastCSV.field(base, from: fieldStart, to: end, delimiter: delimiter, into: &scratch) else {
+          guard let quotedEnd = FastCSV.field(base, from: fieldStart, to: end, delimiter: delimiter, into: &scratch) else {
             throw .fallBack  // not closed: CSVData says where
           }
           if column < width {
@@ -652,23 +644,8 @@ struct UncheckedBuffer<Element>: @unchecked Sendable {
   }
 }
 
-/// A value set from several threads (the first set wins).
-final class Box<Value>: @unchecked Sendable {
-  private let lock = NSLock()
-  private var stored: Value
-  init(_ value: Value) { stored = value }
-  var value: Value { lock.withLock { stored } }
-  func update(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
-}
-
 /// A running total from several threads.
-final class Counter: @unchecked Sendable {
-  private let lock = NSLock()
-  private var total = 0
-  func add(_ n: Int) -> Int {
-    lock.withLock {
-      total += n
-      return total
-    }
-  }
+final class Counter: Sendable {
+  private let total = Atomic<Int>(0)
+  func add(_ n: Int) -> Int { total.wrappingAdd(n, ordering: .relaxed).newValue }
 }

@@ -229,7 +229,7 @@ enum DataLoadBench {
         try DatasetLoader.load(DataSpec(source: .csv(source)), relativeTo: PathText.folderOrCurrent(file))
       }
     } catch {
-      throw ValidationError("\(error)")
+      throw failWith(error.description)
     }
     let elapsed = (clock.now - start).components
     let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18

@@ -173,6 +173,23 @@ struct FastCSVTests {
     }
   }
 
+  /// A CRLF whose carriage return is the last byte of a block (and a lone one there): read as
+  /// CSVData reads them, not mistaken for a line end of its own, nor let through.
+  @Test func aCarriageReturnAtABlocksEndIsLookedAtWithTheNextBlock() throws {
+    let folder = temporaryFolder()
+    let header = "label,a\r\n"
+    // The first row's carriage return falls on byte blockSize − 1 of the data's first block.
+    let long = "1," + String(repeating: "0", count: FastCSV.blockSize - 4) + "5"
+    let source = DataSource.CSVSource(path: "data.csv", target: .name("label"), task: .classification)
+    for ending in ["\r\n", "\rx\n"] {
+      let text = header + long + ending + "2,3\r\n0,4\r\n"
+      let (fast, plain) = try Self.compare(Array(text.utf8), source, parts: 1, in: folder)
+      // The CRLF is the fast reader's, with CSVData's arrays; the lone one is left to CSVData.
+      #expect((fast == .leftAlone) == (ending == "\rx\n"), "\(ending.debugDescription): \(fast)")
+      if fast != .leftAlone { #expect(fast == plain, "\(ending.debugDescription): \(fast) vs \(plain)") }
+    }
+  }
+
   /// Numbers parsed from the bytes are `Float(String)`'s, bit for bit, over integers, decimals
   /// and exponents at the edges of the exact range.
   @Test func numbersAreFloatsOwnReading() {
