@@ -62,7 +62,7 @@ public enum LaplaceFit {
     var logLikelihood = 0.0
     for start in stride(from: 0, to: train.count, by: chunk) {
       let batch = train.subset(start..<min(start + chunk, train.count))
-      logLikelihood += likelihood.logLikelihood(outputs: network.forward(batch.inputs).output, targets: batch.targets)
+      logLikelihood += likelihood.logLikelihood(outputs: network.forward(batch.inputs.materialized()).output, targets: batch.targets)
     }
     let stored = tensors.filter { StateKey(name: $0.key)?.isPosterior == true }
     var result = Result(
@@ -117,7 +117,7 @@ public enum LaplaceFit {
     for start in stride(from: 0, to: train.count, by: chunk) {
       let batch = train.subset(start..<min(start + chunk, train.count))
       let rows = batch.count
-      let (output, caches) = network.forward(batch.inputs)
+      let (output, caches) = network.forward(batch.inputs.materialized())
       logLikelihood += likelihood.logLikelihood(outputs: output, targets: batch.targets)
       for k in 0..<likelihood.rootColumns(outputs: output.rowWidth) {
         let samples = network.perSampleGradients(likelihood.rootColumn(k, outputs: output), caches: caches, from: first)

@@ -86,7 +86,10 @@ public struct Predictor: Sendable {
   }
 
   /// The predictive for `inputs` (`[N, sample shape…]`), in chunks of 256 samples.
-  public func predict(_ inputs: Tensor) -> Prediction {
+  public func predict(_ inputs: Tensor) -> Prediction { predict(SampleInputs(inputs)) }
+
+  /// The predictive for a dataset's inputs (in memory or mapped), gathered in chunks of 256.
+  public func predict(_ inputs: SampleInputs) -> Prediction {
     let count = inputs.rows
     let outputs = network.layers.last?.outputShape.reduce(1, *) ?? inputs.rowWidth
     var sums = Accumulator(spec.loss, count: count, outputs: outputs)

@@ -4,7 +4,8 @@ import TensorCore
 
 /// Samples with their targets: inputs `[N, sample shape…]` and one target per sample.
 public struct Dataset: Hashable, Sendable {
-  public var inputs: Tensor
+  /// In memory, or rows of a mapped file (`SampleInputs`).
+  public var inputs: SampleInputs
   public var targets: Targets
   /// The shapes this data has, to check against the model and loss.
   public var shape: DataShape
@@ -13,6 +14,10 @@ public struct Dataset: Hashable, Sendable {
   public var standardizesInputs: Bool
 
   public init(inputs: Tensor, targets: Targets, shape: DataShape, standardizesInputs: Bool = false) {
+    self.init(inputs: SampleInputs(inputs), targets: targets, shape: shape, standardizesInputs: standardizesInputs)
+  }
+
+  public init(inputs: SampleInputs, targets: Targets, shape: DataShape, standardizesInputs: Bool = false) {
     self.inputs = inputs
     self.targets = targets
     self.shape = shape
@@ -21,9 +26,15 @@ public struct Dataset: Hashable, Sendable {
 
   public var count: Int { inputs.rows }
 
-  /// The samples at `indices`, in that order.
+  /// The samples at `indices`, in that order, in memory: a batch.
   public func subset(_ indices: some Collection<Int>) -> Dataset {
     Dataset(inputs: inputs.gatherRows(indices), targets: targets.gather(indices), shape: shape, standardizesInputs: standardizesInputs)
+  }
+
+  /// The samples at `indices`, in that order, kept as the inputs are kept: copied from memory,
+  /// or as indices into a mapped file (`SampleInputs.selecting`).
+  public func selecting(_ indices: some Collection<Int>) -> Dataset {
+    Dataset(inputs: inputs.selecting(indices), targets: targets.gather(indices), shape: shape, standardizesInputs: standardizesInputs)
   }
 }
 
@@ -86,19 +97,20 @@ public struct DataSplit: Hashable, Sendable {
       var generator = SplitMix64(seed: seed, stream: "data.split")
       let order = Shuffle.permutation(data.count, generator: &generator)
       let held = min(max(Int((Double(data.count) * fraction).rounded()), 1), data.count - 1)
-      validation = data.subset(order[..<held].sorted())
-      train = data.subset(order[held...].sorted())
+      validation = data.selecting(order[..<held].sorted())
+      train = data.selecting(order[held...].sorted())
     } else {
       train = data
       validation = nil
     }
     guard data.standardizesInputs else { return }
-    let statistics = Standardization(fitting: train.inputs)
+    // (Only a csv source standardises, and its inputs are in memory.)
+    let statistics = Standardization(fitting: train.inputs.materialized())
     standardization = statistics
-    train.inputs = statistics.apply(to: train.inputs)
+    train.inputs = SampleInputs(statistics.apply(to: train.inputs.materialized()))
     train.standardizesInputs = false
     if var held = validation {
-      held.inputs = statistics.apply(to: held.inputs)
+      held.inputs = SampleInputs(statistics.apply(to: held.inputs.materialized()))
       held.standardizesInputs = false
       validation = held
     }
@@ -106,6 +118,10 @@ public struct DataSplit: Hashable, Sendable {
 }
 
 extension DataSplit {
+  /// What changed in a mapped data file since it was read (`SampleInputs.fileChange`); nil while
+  /// it is as it was, or when the data is in memory.
+  public func fileChange() -> String? { train.inputs.fileChange() ?? validation?.inputs.fileChange() }
+
   /// The data of `spec` split as training splits it (its `validation_fraction` and training
   /// seed, the csv standardisation with the training part's statistics), with the class names
   /// of a csv or built-in source: the one way to see a session's data as its model does.

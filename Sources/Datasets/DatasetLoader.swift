@@ -21,14 +21,15 @@ public enum DatasetLoader {
     case .idx(let images, let labels):
       let imagesPath = try DataAccess.resolve(images, in: folder, field: "data.images")
       let labelsPath = try DataAccess.resolve(labels, in: folder, field: "data.labels")
-      return try IDXData.load(images: read(imagesPath), labels: read(labelsPath), imagesPath: imagesPath, labelsPath: labelsPath)
+      return try IDXData.load(mapping: imagesPath, labels: read(labelsPath), labelsPath: labelsPath)
     case .numpy(let source):
       switch source.files {
       case .npy(let inputs, let targets):
         let inputsPath = try DataAccess.resolve(inputs, in: folder, field: "data.inputs")
         let targetsPath = try DataAccess.resolve(targets, in: folder, field: "data.targets")
-        // The inputs streamed into float32 (their file is most of the data); the targets read whole.
-        if let inputs = try NumPyData.readInputs(inputsPath, scale: source.scale) {
+        // The inputs mapped (their file is most of the data, and may be larger than memory);
+        // the targets read whole.
+        if let inputs = try NumPyData.mapInputs(inputsPath, scale: source.scale, monitor: DataLoadMonitor.shared) {
           return try NumPyData.dataset(
             inputs: inputs, targets: NumPyData.parse(read(targetsPath), path: targetsPath), source: source, inputsName: inputsPath,
             targetsName: targetsPath)

@@ -27,16 +27,25 @@ public enum NumPyData {
     scalars.withUnsafeMutableBufferPointer { out in
       for (i, v) in inputs.values.enumerated() { FloatInputs.note(Float(v * source.scale), v, at: i, into: out.baseAddress!, &firstBad) }
     }
-    let converted = FloatInputs(shape: inputs.shape, scalars: scalars, firstBad: firstBad)
+    let converted = FloatInputs(
+      shape: inputs.shape, values: SampleInputs(Tensor(shape: FloatInputs.rowsShape(inputs.shape), scalars: scalars)), firstBad: firstBad)
     return try dataset(inputs: converted, targets: targets, source: source, inputsName: inputsName, targetsName: targetsName)
   }
 
-  /// Inputs already float32 (`value × scale`), with the first that is not finite, if any: what
-  /// `readInputs` streams from a file.
+  /// Inputs as float32 (`value × scale`): in memory, or the rows of a mapped file (`mapInputs`),
+  /// with the first value that is not finite, if any.
   struct FloatInputs {
+    /// The array's own shape.
     var shape: [Int]
-    var scalars: [Float]
+    /// `[N, sample shape…]` (`rowsShape`).
+    var values: SampleInputs
     var firstBad: (index: Int, value: Double)?
+
+    /// An array's shape as samples: `[N]` is N samples of one value.
+    static func rowsShape(_ shape: [Int]) -> [Int] {
+      guard let n = shape.first else { return [1, 1] }
+      return [n] + (shape.count == 1 ? [1] : Swift.Array(shape.dropFirst()))
+    }
 
     /// Stores one converted value, remembering the first that is not finite.
     @inline(__always) static func note(
@@ -60,12 +69,11 @@ public enum NumPyData {
         "\(targetsName): the targets have shape \(targets.shape), but the inputs (\(inputsName)) have \(n) samples; targets must be [\(n)] or [\(n), k]"
       )
     }
-    let sample = inputs.shape.count == 1 ? [1] : Swift.Array(inputs.shape.dropFirst())
+    let sample = Swift.Array(FloatInputs.rowsShape(inputs.shape).dropFirst())
     let scale = source.scale
-    let scalars = inputs.scalars
     if let (i, v) = inputs.firstBad {
       throw .mismatch(
-        "\(inputsName): value \(i) (sample \(i / max(1, scalars.count / n))) is \(v)\(scale == 1 ? "" : " × \(scale)"), which is not a finite float32; training needs finite inputs"
+        "\(inputsName): value \(i) (sample \(i / max(1, inputs.values.rowWidth))) is \(v)\(scale == 1 ? "" : " × \(scale)"), which is not a finite float32; training needs finite inputs"
       )
     }
     let task = source.task ?? (targets.isInteger ? .classification : .regression)
@@ -87,7 +95,7 @@ public enum NumPyData {
       let classes = (labels.max() ?? 0) + 1
       guard classes >= 2 else { throw .mismatch("\(targetsName): every label is 0; classification needs at least 2 classes") }
       return Dataset(
-        inputs: Tensor(shape: [n] + sample, scalars: scalars), targets: .classes(labels),
+        inputs: inputs.values, targets: .classes(labels),
         shape: DataShape(input: sample, target: .classes(classes)))
     case .regression:
       let width = targets.shape.count == 2 ? targets.shape[1] : 1
@@ -97,7 +105,7 @@ public enum NumPyData {
         throw .mismatch("\(targetsName): target \(bad) is \(targets.values[bad]), not a finite float32")
       }
       return Dataset(
-        inputs: Tensor(shape: [n] + sample, scalars: scalars), targets: .values(Tensor(shape: [n, width], scalars: values)),
+        inputs: inputs.values, targets: .values(Tensor(shape: [n, width], scalars: values)),
         shape: DataShape(input: sample, target: .values(width: width)))
     }
   }
@@ -121,7 +129,10 @@ public enum NumPyData {
 
   /// A `.npy` file's header, element count and where its data starts, from its first bytes
   /// (`bytes`, all of them or at least `longestPreamble`) and its size: every check of the format.
-  static func layout(_ bytes: [UInt8], fileSize: Int, path: String) throws(DataError) -> (header: Header, count: Int, data: Int) {
+  /// An array to be `mapped` is not held in memory, so the memory budget does not limit it.
+  static func layout(_ bytes: [UInt8], fileSize: Int, path: String, mapped: Bool = false) throws(DataError) -> (
+    header: Header, count: Int, data: Int
+  ) {
     func fail(_ message: String) -> DataError { .numpy(path: path, message: message) }
     let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
     guard bytes.count >= 10, Swift.Array(bytes[0..<6]) == magic else {
@@ -151,7 +162,7 @@ public enum NumPyData {
     let count = try checkedCount(header.shape, path: path)
     let (size, overflow) = count.multipliedReportingOverflow(by: header.dtype.size)
     let data = headerStart + headerLength
-    guard !overflow, size <= MemoryBudget.limit, count <= MemoryBudget.limit / 8 else {
+    guard !overflow, mapped || (size <= MemoryBudget.limit && count <= MemoryBudget.limit / 8) else {
       throw fail(
         "declares shape \(header.shape) of \(header.dtype.text), more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))"
       )
@@ -165,47 +176,65 @@ public enum NumPyData {
     return (header, count, data)
   }
 
-  /// A `.npy` file of inputs read in blocks straight into float32 (`value × scale`), never
-  /// whole and never as doubles: the memory is the array. Nil for a Fortran-ordered array of
-  /// several axes (read whole by `parse`).
-  static func readInputs(_ path: String, scale: Double) throws(DataError) -> FloatInputs? {
+  /// A `.npy` file of inputs mapped into memory, its rows converted to float32 (`value × scale`)
+  /// as they are gathered: never read whole and never as doubles, so the array may be larger
+  /// than memory. Every value is checked once here (a pass in order, in blocks). Nil for a
+  /// Fortran-ordered array of several axes (read whole by `parse`).
+  static func mapInputs(_ path: String, scale: Double, monitor: DataLoadMonitor? = nil) throws(DataError) -> FloatInputs? {
     let file: OpenFile
-    do { file = try FileAccess.openForReading(path) } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
+    do { file = try FileAccess.openForReading(path, limit: .max) } catch {
+      throw .unreadable(path: path, reason: error.reason ?? error.description)
+    }
     var prefix = [UInt8](repeating: 0, count: min(file.size, longestPreamble))
     let read = try FastCSV.read(file, into: &prefix, at: 0)
     prefix.removeLast(prefix.count - read)
-    let (header, count, data) = try layout(prefix, fileSize: file.size, path: path)
+    let (header, count, data) = try layout(prefix, fileSize: file.size, path: path, mapped: true)
     if header.fortranOrder && header.shape.count > 1 { return nil }
-    var firstBad: (index: Int, value: Double)?
-    let size = header.dtype.size
+    let mapping: FileMapping
+    do { mapping = try file.mapped() } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
+    let type = header.dtype
+    let encoding: MappedRows.Encoding =
+      type.kind == "f" && type.size == 4 && type.littleEndian && scale == 1 ? .float32 : .numpy(type, scale: scale)
+    let shape = FloatInputs.rowsShape(header.shape)
+    let rows = MappedRows(
+      mapping: mapping, offset: data, encoding: encoding, sampleShape: Swift.Array(shape.dropFirst()), fileRows: count == 0 ? 0 : shape[0])
+    let firstBad = try firstNonFinite(rows, count: count, path: path, progress: monitor?.hooks(path: path, size: file.size))
+    return FloatInputs(shape: header.shape, values: SampleInputs(rows), firstBad: firstBad)
+  }
+
+  /// The first value of a mapped array that is not finite as float32, and its stored value: one
+  /// pass in order over blocks of about 1 MiB, reporting progress and stopping when asked.
+  static func firstNonFinite(_ rows: MappedRows, count: Int, path: String, progress: FastCSV.Progress?) throws(DataError) -> (
+    index: Int, value: Double
+  )? {
+    let size = rows.encoding.size
     let perBlock = max(1, (1 << 20) / size)
-    var block = [UInt8](repeating: 0, count: perBlock * size)
-    var failure: DataError?
-    let scalars = [Float](unsafeUninitializedCapacity: count) { out, initialized in
-      var done = 0
-      while done < count {
-        let n = min(perBlock, count - done)
-        do throws(DataError) {
-          guard try FastCSV.read(file, into: &block, at: data + done * size, count: n * size) == n * size else {
-            failure = .numpy(path: path, message: "was cut short while it was read; read it again once it is written")
-            break
-          }
-        } catch {
-          failure = error
-          break
-        }
-        block.withUnsafeBufferPointer { raw in
-          for k in 0..<n {
-            let v = header.dtype.value(raw.baseAddress! + k * size)
-            FloatInputs.note(Float(v * scale), v, at: done + k, into: out.baseAddress!, &firstBad)
-          }
-        }
-        done += n
+    var block = [Float](repeating: 0, count: perBlock)
+    let base = rows.mapping.bytes.baseAddress.map { $0 + rows.offset }
+    rows.mapping.advise(sequential: true)
+    defer { rows.mapping.advise(sequential: false) }
+    var done = 0
+    while done < count, let base {
+      if progress?.isCancelled() == true { throw .interrupted(path: path) }
+      let n = min(perBlock, count - done)
+      let bad: Int? = block.withUnsafeMutableBufferPointer { out in
+        MappedRows.convert(base + done * size, count: n, rows.encoding, into: out.baseAddress!)
+        return allFinite(UnsafeBufferPointer(rebasing: out[..<n])) ? nil : out[..<n].firstIndex { !$0.isFinite }
       }
-      initialized = failure == nil ? count : 0
+      if let bad {
+        let at = base + (done + bad) * size
+        let value: Double =
+          switch rows.encoding {
+          case .numpy(let type, _): type.value(at.assumingMemoryBound(to: UInt8.self))
+          case .float32: Double(at.loadUnaligned(as: Float.self))
+          case .unitByte: Double(at.load(as: UInt8.self))
+          }
+        return (done + bad, value)
+      }
+      done += n
+      progress?.report?(done * size, count * size)
     }
-    if let failure { throw failure }
-    return FloatInputs(shape: header.shape, scalars: scalars, firstBad: firstBad)
+    return nil
   }
 
   /// The product of `shape`, refused past 2^40 or on overflow.
@@ -243,7 +272,7 @@ public enum NumPyData {
   }
 
   /// An element type: byte order, kind and size (`<f4`, `|u1`, …).
-  struct DType {
+  struct DType: Hashable, Sendable {
     var littleEndian: Bool
     var kind: Character
     var size: Int

@@ -163,7 +163,13 @@ public enum PredictionData {
       if case .classes(let labels) = dataset.targets, let bad = labels.max(), bad >= classCount(of: spec) {
         throw .mismatch("\(path): its samples have class \(bad), but the model tells \(classCount(of: spec)) classes apart")
       }
-      samples = Samples(inputs: dataset.inputs, targets: dataset.targets)
+      // Predictions are made in memory, so a mapped file's samples must fit there.
+      guard dataset.inputs.bytesInMemory <= MemoryBudget.limit else {
+        throw .mismatch(
+          "\(path): its samples need \(ByteCount.text(dataset.inputs.bytesInMemory)) as float32, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource)); predict on fewer samples at a time"
+        )
+      }
+      samples = Samples(inputs: dataset.inputs.materialized(), targets: dataset.targets)
     } else {
       samples = try csv(text: text, path: path, layout: layout(for: spec, classNames: classNames))
     }

@@ -167,15 +167,16 @@ public enum TorchExport {
       }
     }
     let split = try DataSplit.of(spec, relativeTo: folder).split
-    func store(_ data: Dataset, _ prefix: String) {
-      tensors[prefix + "inputs"] = StoredTensor(shape: data.inputs.shape, scalars: data.inputs.scalars)
+    func store(_ data: Dataset, _ prefix: String) throws {
+      // (The data goes into the export's one file; a mapped file's rows must fit in memory.)
+      tensors[prefix + "inputs"] = try data.inputs.materialized(for: "the pytorch export")
       switch data.targets {
       case .classes(let labels): tensors[prefix + "targets"] = StoredTensor(shape: [labels.count], scalars: labels.map(Float.init))
       case .values(let values): tensors[prefix + "targets"] = StoredTensor(shape: values.shape, scalars: values.scalars)
       }
     }
-    store(split.train, "data/")
-    if let validation = split.validation { store(validation, "data/val_") }
+    try store(split.train, "data/")
+    if let validation = split.validation { try store(validation, "data/val_") }
     let classes: Int? = if case .classes = split.train.targets { spec.model.outputShape.last } else { nil }
     let script = TorchScript(
       spec: spec, state: state, modules: modules, tensorsFile: tensorsFile, scriptFile: scriptFile, classes: classes,

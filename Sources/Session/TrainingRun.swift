@@ -18,12 +18,15 @@ public enum StopReason: String, Sendable {
   case interrupted
   /// The engine failed (its process died, it stopped answering); the state is the last good step's.
   case engineFailed = "engine_failed"
+  /// A data file read as training goes (a mapped IDX or `.npy` file) changed; the state is the
+  /// last step's, trained on the file as it was.
+  case dataChanged = "data_changed"
 
   /// The kind of the event a front end shows when a run ends this way.
   public var eventKind: EngineEvent.Kind {
     switch self {
     case .diverged: .diverged
-    case .engineFailed: .failed
+    case .engineFailed, .dataChanged: .failed
     default: .stopped
     }
   }
@@ -213,6 +216,13 @@ public final class TrainingRun {
     }
     for case .timeLimit(let seconds) in rules where elapsedSeconds >= seconds { return .timeLimit }
 
+    // A mapped data file is read as the steps go: one that changed would train on other data
+    // (or, cut short, stop the program), so every chunk starts by looking at it.
+    if let change = data.fileChange() {
+      divergence = change
+      spec.history.events.append(HistoryEvent(step: trainer.step, kind: "failed", detail: change))
+      return .dataChanged
+    }
     if clock.now - checkpointTaken >= Self.checkpointInterval, let state = try? trainer.exportState() {
       checkpoint = state
       checkpointTaken = clock.now
@@ -315,10 +325,12 @@ public final class TrainingRun {
   /// Ends the run: a last validation, the final losses, a `stop` event, the summary.
   @discardableResult
   public func finish(_ reason: StopReason) -> RunSummary {
-    if lastEvaluationStep != trainer.step, trainer.step > start { _ = evaluateValidation() }
+    // (A changed mapped file is not read again: cut short, it could not be.)
+    let readable = reason == .dataChanged ? false : data.fileChange() == nil
+    if readable, lastEvaluationStep != trainer.step, trainer.step > start { _ = evaluateValidation() }
     let failed = Evaluation(loss: .nan, accuracy: nil)
-    let validation = data.validation == nil ? nil : (try? trainer.evaluate(.validation)) ?? failed
-    let train = (try? trainer.evaluate(.train)) ?? failed
+    let validation = data.validation == nil ? nil : (readable ? try? trainer.evaluate(.validation) : nil) ?? failed
+    let train = (readable ? try? trainer.evaluate(.train) : nil) ?? failed
     let ran = (stoppedAt ?? trainer.step) - start
     let message = divergence ?? stopNote ?? "stopped by \(reason.rawValue) at step \(trainer.step)"
     spec.history.events.append(

@@ -234,7 +234,7 @@ enum DataLoadBench {
     let elapsed = (clock.now - start).components
     let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
     let peak = peakMemory()
-    let arrays = dataset.inputs.scalars.count * 4 + dataset.count * 8
+    let arrays = dataset.inputs.count * 4 + dataset.count * 8
     if json {
       print(
         JSONWriter.compact(

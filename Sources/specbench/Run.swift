@@ -117,7 +117,7 @@ struct Run: ParsableCommand {
         throw fail(error)
       }
     }
-    if summary.reason == .diverged || summary.reason == .engineFailed {
+    if summary.reason == .diverged || summary.reason == .engineFailed || summary.reason == .dataChanged {
       Console.error(summary.message)
       throw ExitCode(1)
     }

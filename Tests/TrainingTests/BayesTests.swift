@@ -249,7 +249,7 @@ struct VariationalTests {
     // The network in evaluation mode (no dropout in this model), so each evaluation is a function.
     let network: Objective = { parameters throws(BackendError) in
       var pass: SequentialTrainer<PlainKernels>.StepPass?
-      let (loss, gradients, _) = trainer.lossAndGradients(batch.inputs, batch.targets, parameters: parameters, pass: &pass)
+      let (loss, gradients, _) = trainer.lossAndGradients(batch.inputs.materialized(), batch.targets, parameters: parameters, pass: &pass)
       return (loss, gradients)
     }
     var parameters = trainer.parameters
@@ -375,7 +375,7 @@ struct CurvatureTests {
         replaced[name] = Tensor(shape: tensor.shape, scalars: Array(values[offset..<offset + tensor.count]))
         offset += tensor.count
       }
-      return network.with(replaced).forward(data.inputs).output.scalars.map(Double.init)
+      return network.with(replaced).forward(data.inputs.materialized()).output.scalars.map(Double.init)
     }
     let f = outputs(flat)
     let (n, c) = (data.count, 3)
@@ -502,7 +502,7 @@ struct CurvatureTests {
     let fit = try LaplaceFit.fit(
       spec: spec, tensors: tensors, train: data, request: .init(subset: .all, hessian: .kron, priorPrecision: 0.3))
     let network = try NetworkPass(spec: spec, tensors: tensors)
-    let (f, caches) = network.forward(data.inputs)
+    let (f, caches) = network.forward(data.inputs.materialized())
     let posterior = fit.posterior
     for c in 0..<3 {
       var seed = [Float](repeating: 0, count: f.count)
@@ -548,7 +548,8 @@ struct LaplaceTorchTests {
     try Data(SafeTensors.encode(.init(tensors: parameters))).write(to: URL(fileURLWithPath: folder + "/state.safetensors"))
     guard case .classes(let labels) = data.targets else { throw TestFailure("spirals has classes") }
     let peerData: [String: StoredTensor] = [
-      "inputs": data.inputs, "labels": StoredTensor(shape: [labels.count], scalars: labels.map { Float($0) }), "queries": queries,
+      "inputs": data.inputs.materialized(), "labels": StoredTensor(shape: [labels.count], scalars: labels.map { Float($0) }),
+      "queries": queries,
     ]
     try Data(SafeTensors.encode(.init(tensors: peerData))).write(to: URL(fileURLWithPath: folder + "/data.safetensors"))
     let jobs = Self.cases.enumerated().map { index, c -> JSONValue in

@@ -190,9 +190,9 @@ struct EngineProcessTests {
     let trainer = try makeTrainer(spec)
     let batch = trainer.train.subset(Array(0..<32))
     var pass: ReferenceTrainer.StepPass? = ReferenceTrainer.StepPass()
-    let expected = trainer.lossAndGradients(batch.inputs, batch.targets, parameters: trainer.parameters, pass: &pass)
+    let expected = trainer.lossAndGradients(batch.inputs.materialized(), batch.targets, parameters: trainer.parameters, pass: &pass)
 
-    var contents = SafeTensors.Contents(tensors: ["input": batch.inputs])
+    var contents = SafeTensors.Contents(tensors: ["input": batch.inputs.materialized()])
     for (name, tensor) in trainer.parameters { contents.tensors["param/" + name] = tensor }
     switch batch.targets {
     case .classes(let labels): contents.integers["target"] = StoredIntegers(shape: [labels.count], values: labels.map(Int64.init))

@@ -66,9 +66,22 @@ final class JaxTrainer: Trainer {
     }
     var tensors = state.tensors.filter { StateKey(name: $0.key)?.engineBackend == nil }
     var integers: [String: StoredIntegers] = [:]
+    // The worker holds the data in memory: a mapped file's rows must fit there.
+    let dataBytes = data.train.inputs.bytesInMemory.addingReportingOverflow(data.validation?.inputs.bytesInMemory ?? 0)
+    guard !dataBytes.overflow, dataBytes.partialValue <= MemoryBudget.limit else {
+      throw .unsupported(
+        backend: "jax",
+        [
+          SpecIssue(
+            path: "data",
+            message:
+              "the jax worker holds the data in memory, and its \(data.train.count + (data.validation?.count ?? 0)) samples need \(ByteCount.text(dataBytes.overflow ? .max : dataBytes.partialValue)) as float32, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource)); train on fast or reference, which read the file as they go"
+          )
+        ])
+    }
     for (part, dataset) in [("train", data.train), ("validation", data.validation)] {
       guard let dataset else { continue }
-      tensors["data/\(part)/input"] = dataset.inputs
+      tensors["data/\(part)/input"] = dataset.inputs.materialized()
       switch dataset.targets {
       case .classes(let labels): integers["data/\(part)/target"] = StoredIntegers(shape: [labels.count], values: labels.map(Int64.init))
       case .values(let values): tensors["data/\(part)/target"] = values

@@ -211,7 +211,7 @@ final class FastTrainer: EvaluatesDatasets {
     out.reserveCapacity(count * width)
     for start in stride(from: 0, to: count, by: space.capacity) {
       let chunk = start..<min(start + space.capacity, count)
-      gatherInputs(chunk, from: inputs, into: space)
+      gatherInputs(chunk, from: SampleInputs(inputs), into: space)
       forward(space, rows: chunk.count, training: false)
       out.append(contentsOf: prefix(space.output, chunk.count * width))
     }
@@ -305,13 +305,8 @@ final class FastTrainer: EvaluatesDatasets {
   }
 
   /// Copies the input rows at `indices` into the front of the workspace.
-  func gatherInputs(_ indices: some Collection<Int>, from inputs: Tensor, into space: FastWorkspace) {
-    let width = widths[0]
-    inputs.scalars.withUnsafeBufferPointer { inputs in
-      for (row, sample) in indices.enumerated() {
-        (space.input.baseAddress! + row * width).update(from: inputs.baseAddress! + sample * width, count: width)
-      }
-    }
+  func gatherInputs(_ indices: some Collection<Int>, from inputs: SampleInputs, into space: FastWorkspace) {
+    inputs.copyRows(indices, into: space.input.baseAddress!)
   }
 
   /// The loss of the batch in the workspace (whose targets are of the kind of `kind`); its

@@ -250,7 +250,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
     evaluations = 0
     let network: Objective = { [self] (at: [String: Tensor]) throws(BackendError) in
       evaluations += 1
-      let (loss, grads, batchMeasures) = lossAndGradients(batch.inputs, batch.targets, parameters: at, pass: &pass)
+      let (loss, grads, batchMeasures) = lossAndGradients(batch.inputs.materialized(), batch.targets, parameters: at, pass: &pass)
       // (Named in name order, so that the message is the same every run; sorted only on failure.)
       let badGradient = grads.values.allSatisfy(\.isFinite) ? nil : grads.keys.sorted().first { !grads[$0]!.isFinite }
       guard loss.isFinite, badGradient == nil else {
@@ -297,7 +297,7 @@ final class SequentialTrainer<K: MatrixKernels>: EvaluatesDatasets {
   func evaluate(_ data: Dataset) -> Evaluation {
     ChunkedEvaluation.run(count: data.count, chunk: 4096, loss: spec.loss, targets: data.targets) { range in
       let chunk = data.subset(range)
-      let output = predict(chunk.inputs)
+      let output = predict(chunk.inputs.materialized())
       let flat = output.reshaped([output.rows, output.rowWidth])
       return (spec.loss.evaluate(output: flat, targets: chunk.targets).loss, flat)
     }

@@ -188,7 +188,7 @@ extension SessionEngine {
     }
     do throws(any Error) {
       let loss = try trainer.evaluate(part)?.loss ?? .nan
-      let outputs = try trainer.predict(data.inputs)
+      let outputs = try trainer.predict(data.inputs.materialized(for: "evaluate"))
       return EvaluationReport.make(
         split: part, loss: loss, outputs: outputs.reshaped([outputs.rows, outputs.rowWidth]), targets: data.targets, classNames: names
       ).text

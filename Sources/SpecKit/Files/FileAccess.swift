@@ -274,3 +274,56 @@ package final class OpenFile: @unchecked Sendable {
     return filled
   }
 }
+
+extension OpenFile {
+  /// The file's bytes mapped read-only into memory: pages are read from the file as they are
+  /// touched and the kernel drops them again under memory pressure, so a file larger than memory
+  /// can be read. An empty file maps to an empty region.
+  package func mapped() throws(SpecError) -> FileMapping {
+    guard size > 0 else { return FileMapping(file: self, base: nil, length: 0) }
+    let address = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, fd, 0)
+    guard let address, address != MAP_FAILED else {
+      throw .unreadable(path: path, reason: "it could not be mapped into memory (\(String(cString: strerror(errno))))")
+    }
+    return FileMapping(file: self, base: UnsafeRawPointer(address), length: size)
+  }
+
+  /// What changed in the file since it was opened — its size, or its modification time — as a
+  /// phrase; nil while it is as it was. (A file replaced by a rename is a new file: this one,
+  /// and its mapping, are unchanged by it.)
+  package func change() -> String? {
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { return "it can no longer be examined (\(String(cString: strerror(errno))))" }
+    if Int(info.st_size) != size { return "it now holds \(info.st_size) bytes, not the \(size) it held when it was opened" }
+    let now = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+    return now == modified ? nil : "it was written to after it was opened"
+  }
+}
+
+/// A regular file mapped read-only into memory (`OpenFile.mapped`), unmapped when released. Its
+/// bytes are only ever read. A program that truncates the file while its bytes are read stops
+/// this one with SIGBUS; readers check `file.change()` before each pass over the bytes, so that
+/// needs a write in the moment between the check and the read.
+package final class FileMapping: @unchecked Sendable {
+  package let file: OpenFile
+  private let base: UnsafeRawPointer?
+  package let length: Int
+
+  init(file: OpenFile, base: UnsafeRawPointer?, length: Int) {
+    (self.file, self.base, self.length) = (file, base, length)
+  }
+
+  deinit {
+    if let base { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+  }
+
+  /// The mapped bytes.
+  package var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
+
+  /// How the bytes will be read next: `sequential` (read ahead, drop behind) for one pass in
+  /// order, `normal` otherwise.
+  package func advise(sequential: Bool) {
+    guard let base else { return }
+    _ = madvise(UnsafeMutableRawPointer(mutating: base), length, sequential ? MADV_SEQUENTIAL : MADV_NORMAL)
+  }
+}
