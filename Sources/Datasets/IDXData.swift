@@ -35,6 +35,7 @@ public enum IDXData {
     let imageDims = try dimensions(header, fileSize: file.size, path: imagesPath, rank: 3)
     let mapping: FileMapping
     do { mapping = try file.mapped() } catch { throw .unreadable(path: imagesPath, reason: error.reason ?? error.description) }
+    mapping.advise(.random)
     let rows = MappedRows(
       mapping: mapping, offset: headerSize(rank: 3), encoding: .unitByte, sampleShape: [1] + imageDims.dropFirst(), fileRows: imageDims[0])
     return try dataset(SampleInputs(rows), imageDims: imageDims, imagesPath: imagesPath, labels: labels, labelsPath: labelsPath)

@@ -211,8 +211,8 @@ public enum NumPyData {
     let perBlock = max(1, (1 << 20) / size)
     var block = [Float](repeating: 0, count: perBlock)
     let base = rows.mapping.bytes.baseAddress.map { $0 + rows.offset }
-    rows.mapping.advise(sequential: true)
-    defer { rows.mapping.advise(sequential: false) }
+    rows.mapping.advise(.sequential)
+    defer { rows.mapping.advise(.random) }
     var done = 0
     while done < count, let base {
       if progress?.isCancelled() == true { throw .interrupted(path: path) }

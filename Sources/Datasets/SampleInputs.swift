@@ -155,10 +155,17 @@ struct MappedRows: Hashable, Sendable {
       index: indices.map { index?[$0] ?? $0 })
   }
 
-  /// Converts the rows at `indices` (of this selection) into `out`.
+  /// Converts the rows at `indices` (of this selection) into `out`. Rows are read where they
+  /// are (the mapping is advised for random reads); a long run of rows in file order, as an
+  /// evaluation reads, is first asked for in one read ahead.
   func copy(_ indices: some Collection<Int>, into out: UnsafeMutablePointer<Float>) {
     let width = sampleWidth
     let rowBytes = width * encoding.size
+    if indices.count >= 64, let first = indices.first {
+      let last = indices[indices.index(indices.startIndex, offsetBy: indices.count - 1)]
+      let (from, to) = (index?[first] ?? first, index?[last] ?? last)
+      if from < to, to - from < 2 * indices.count { mapping.prefetch(offset + from * rowBytes..<offset + (to + 1) * rowBytes) }
+    }
     let base = mapping.bytes.baseAddress! + offset
     for (row, sample) in indices.enumerated() {
       let source = base + (index?[sample] ?? sample) * rowBytes

@@ -320,10 +320,28 @@ package final class FileMapping: @unchecked Sendable {
   /// The mapped bytes.
   package var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
 
-  /// How the bytes will be read next: `sequential` (read ahead, drop behind) for one pass in
-  /// order, `normal` otherwise.
-  package func advise(sequential: Bool) {
+  /// How the bytes will be read next, so the kernel reads ahead only what will be used.
+  package enum Access {
+    /// One pass in order: read far ahead, drop behind.
+    case sequential
+    /// Here and there (a shuffled batch's rows): read only the pages touched, not the pages
+    /// around them, which under memory pressure would push out pages still in use.
+    case random
+  }
+
+  /// Asks the kernel to start reading `bytes` (offsets into the file) now, in large reads: a
+  /// run of rows about to be read in order.
+  package func prefetch(_ bytes: Range<Int>) {
+    guard let base, !bytes.isEmpty else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = bytes.lowerBound / page * page
+    let end = min(length, bytes.upperBound)
+    guard start < end else { return }
+    _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_WILLNEED)
+  }
+
+  package func advise(_ access: Access) {
     guard let base else { return }
-    _ = madvise(UnsafeMutableRawPointer(mutating: base), length, sequential ? MADV_SEQUENTIAL : MADV_NORMAL)
+    _ = madvise(UnsafeMutableRawPointer(mutating: base), length, access == .sequential ? MADV_SEQUENTIAL : MADV_RANDOM)
   }
 }
