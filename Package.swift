@@ -71,7 +71,7 @@ let package = Package(
     // key map, and a thin curses adapter with the redraw loop.
     .target(name: "Dashboard", dependencies: ["Session", "SpecKit", "TermPlot", "CNcurses"]),
     // The readline front end: prompt, completion, history, events above the line, script mode.
-    .target(name: "REPL", dependencies: ["Session", "SpecKit", "Datasets", "TermPlot", "CReadline"]),
+    .target(name: "REPL", dependencies: ["Session", "SpecKit", "TermPlot", "CReadline"]),
     // Argument parsing and nothing else: every verb calls into the library modules.
     .executableTarget(
       name: "specbench",

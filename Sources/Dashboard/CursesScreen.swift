@@ -137,6 +137,13 @@ final class CursesScreen {
     case none
   }
 
+  /// A key already typed, without waiting for one.
+  func readNow() -> Input {
+    timeout(0)
+    defer { timeout(50) }
+    return read()
+  }
+
   func read() -> Input {
     var code: Int32 = 0
     let result = specbench_get_key(&code)

@@ -1,6 +1,7 @@
 import Foundation
 import Session
 import SpecKit
+import Synchronization
 import TermPlot
 
 /// The dashboard's redraw loop: reads keys, runs their commands through the engine, and draws
@@ -57,6 +58,8 @@ public enum DashboardLoop {
     var lastFrame = clock.now - frameInterval
     var interval = frameInterval
     var themeIndex = state.themeIndex
+    // The last frame drawn: a command reading a large file draws its progress over it.
+    var frame: Grid?
     loop: while !shouldStop() {
       var keyed = false
       // Every key waiting, then a frame when one is due (or a key changed something).
@@ -71,10 +74,12 @@ public enum DashboardLoop {
             switch action {
             case .close: break loop
             case .repaint: screen.invalidate()
-            case .execute(let line): show(bench.execute(line), for: line, state: &state)
-            case .perform(let command): show(bench.perform(command), for: command.text, state: &state)
+            case .execute(let line): show(running({ bench.execute(line) }, on: screen, over: frame), for: line, state: &state)
+            case .perform(let command):
+              show(running({ bench.perform(command) }, on: screen, over: frame), for: command.text, state: &state)
             case .performOnRun(let name, let command):
-              show(bench.perform(command, onRun: name), for: "\(name): \(command.text)", state: &state)
+              show(
+                running({ bench.perform(command, onRun: name) }, on: screen, over: frame), for: "\(name): \(command.text)", state: &state)
             }
           }
           if measured !== bench.current {
@@ -111,7 +116,8 @@ public enum DashboardLoop {
           return series
         }
       }
-      screen.draw(DashboardView.render(input, state: state, width: size.width, height: size.height, charset: screen.charset))
+      frame = DashboardView.render(input, state: state, width: size.width, height: size.height, charset: screen.charset)
+      screen.draw(frame!)
       interval = max(frameInterval, (clock.now - lastFrame) * frameBudget)
     }
     let last = bench.takeEvents().map(\.line)
@@ -120,6 +126,14 @@ public enum DashboardLoop {
   }
 
   static func isNone(_ input: CursesScreen.Input) -> Bool { if case .none = input { true } else { false } }
+
+  /// Runs a command. A large data file it reads shows how far it has got on the bottom line of
+  /// `frame`, and Ctrl-C or Esc stops the read: the command then fails and the session is as it
+  /// was. (Other keys typed during the read are dropped.)
+  static func running(_ command: () -> CommandOutcome, on screen: CursesScreen, over frame: Grid?) -> CommandOutcome {
+    let watch = LoadWatch(screen: screen, frame: frame)
+    return LoadProgress.watching(report: watch.report, isCancelled: watch.isCancelled, command)
+  }
 
   /// What the key map needs to know of the session now.
   static func context(_ bench: Workbench, _ themes: ThemeLibrary) -> DashboardState.Context {
@@ -167,5 +181,50 @@ public enum DashboardLoop {
     }
     state.appendLog(lines)
     state.logScroll = 0
+  }
+}
+
+/// A data load seen from the dashboard: the load's threads store how far it has got; curses is
+/// touched only on the dashboard's own thread, which takes part in every load (it runs the
+/// command), so the bottom line is redrawn and the keys read whenever that thread reports.
+final class LoadWatch: @unchecked Sendable {
+  private let thread = pthread_self()
+  private let screen: CursesScreen
+  private let frame: Grid?
+  private let latest = Mutex<(path: String, done: Int, total: Int)?>(nil)
+  private let cancelled = Atomic<Bool>(false)
+  /// When the bottom line was last drawn (the dashboard's thread only).
+  private var drawn = ContinuousClock.now - .seconds(1)
+
+  init(screen: CursesScreen, frame: Grid?) { (self.screen, self.frame) = (screen, frame) }
+
+  private var onDashboardThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
+
+  func report(path: String, done: Int, total: Int) {
+    latest.withLock { $0 = (path, done, total) }
+    if onDashboardThread { draw() }
+  }
+
+  func isCancelled() -> Bool {
+    if onDashboardThread {
+      while case .key(let key) = screen.readNow() {
+        if key == .interrupt || key == .escape { cancelled.store(true, ordering: .relaxed) }
+      }
+      draw()
+    }
+    return cancelled.load(ordering: .relaxed)
+  }
+
+  /// The last frame with the load's line at the bottom, at most ten times a second.
+  private func draw() {
+    guard ContinuousClock.now - drawn >= .milliseconds(100), var grid = frame, grid.height > 0,
+      let (path, done, total) = latest.withLock({ $0 })
+    else { return }
+    drawn = ContinuousClock.now
+    let text =
+      cancelled.load(ordering: .relaxed)
+      ? "stopping the read…" : LoadProgress.text(path: path, done: done, total: total) + "; Ctrl-C or Esc stops it"
+    grid.write(text.padding(toLength: max(grid.width, text.count), withPad: " ", startingAt: 0), x: 0, y: grid.height - 1, role: .status)
+    screen.draw(grid)
   }
 }

@@ -1,5 +1,4 @@
 import CReadline
-import Datasets
 import Foundation
 import Session
 import SpecKit
@@ -154,11 +153,10 @@ public final class InteractiveRepl {
     // stops the read; the command then fails and the session is as it was.
     let loading = LoadProgress(live: true)
     interruptFlag.store(false, ordering: .relaxed)
-    DataLoadMonitor.shared.install(
-      progress: { path, done, total in loading.show(path: path, done: done, total: total) },
-      isCancelled: { interruptFlag.load(ordering: .relaxed) })
-    let outcome = bench.execute(line)
-    DataLoadMonitor.shared.install(progress: nil)
+    let outcome = LoadProgress.watching(
+      report: { path, done, total in loading.show(path: path, done: done, total: total) },
+      isCancelled: { interruptFlag.load(ordering: .relaxed) }
+    ) { bench.execute(line) }
     loading.finish()
     if case .quit = outcome {
       requestQuit()

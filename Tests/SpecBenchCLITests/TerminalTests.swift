@@ -87,8 +87,33 @@ struct LoadTerminalTests {
     let end = try terminal.waitFor { $0.contains("was interrupted; nothing was changed") }
     #expect(end.contains("error: data: reading "), "\(end)")
     // The session keeps its data: spirals.
-    try terminal.send("C-l")
-    let shown = try terminal.type("show data", until: "spirals")
-    #expect(!shown.contains("large.csv"), "\(shown)")
+    try terminal.send("show data", "Enter")
+    let shown = try terminal.waitFor { $0.contains("Data:       ") && $0.contains("[fast idle]>") }
+    let line = shown.split(separator: "\n").first { $0.hasPrefix("Data:") }
+    #expect(line?.contains("spirals samples=600") == true, "\(shown)")
+  }
+
+  /// The dashboard's `:data …` draws the read's progress on its bottom line; Ctrl-C stops the read
+  /// and the session keeps its data.
+  @Test func theDashboardShowsTheLoadOnItsBottomLineAndCtrlCKeepsTheSessionsData() throws {
+    let folder = temporaryFolder()
+    _ = try Self.largeCSV(in: folder)
+    let terminal = try TmuxSession("cd \(folder) && SPECBENCH_CACHE=off \(specbenchExecutable) dashboard", width: 160, height: 40)
+    try terminal.waitFor { $0.contains("─ events") && $0.contains("q REPL") }
+    try terminal.send(":")
+    try terminal.send("-l", "data csv path=large.csv target=label task=classification")
+    try terminal.waitFor { $0.contains(":data csv path=large.csv target=label task=classification█") }
+    try terminal.send("Enter")
+    let loading = try terminal.waitFor { $0.contains("reading large.csv: ") && $0.contains("; Ctrl-C or Esc stops it") }
+    let bottom = loading.split(separator: "\n", omittingEmptySubsequences: false).last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+    #expect(bottom?.hasPrefix("reading large.csv: ") == true, "the progress is the bottom line: \(loading)")
+    try terminal.send("C-c")
+    let end = try terminal.waitFor { $0.contains("was interrupted; nothing was changed") && $0.contains("q REPL") == false }
+    #expect(end.contains("error: data: reading "), "\(end)")
+    try terminal.send(":")
+    try terminal.send("-l", "show data")
+    try terminal.send("Enter")
+    let shown = try terminal.waitFor { $0.contains("Data:") && $0.contains("spirals samples=600") }
+    #expect(!shown.contains("Data:       csv"), "\(shown)")
   }
 }
