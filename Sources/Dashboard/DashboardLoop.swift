@@ -132,7 +132,7 @@ public enum DashboardLoop {
   /// was. (Other keys typed during the read are dropped.)
   static func running(_ command: () -> CommandOutcome, on screen: CursesScreen, over frame: Grid?) -> CommandOutcome {
     let watch = LoadWatch(screen: screen, frame: frame)
-    return LoadProgress.watching(report: watch.report, isCancelled: watch.isCancelled, command)
+    return LoadProgress.watching(report: watch.report, isCancelled: watch.isCancelled, during: command)
   }
 
   /// What the key map needs to know of the session now.

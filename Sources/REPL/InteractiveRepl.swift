@@ -155,8 +155,7 @@ public final class InteractiveRepl {
     interruptFlag.store(false, ordering: .relaxed)
     let outcome = LoadProgress.watching(
       report: { path, done, total in loading.show(path: path, done: done, total: total) },
-      isCancelled: { interruptFlag.load(ordering: .relaxed) }
-    ) { bench.execute(line) }
+      isCancelled: { interruptFlag.load(ordering: .relaxed) }, during: { bench.execute(line) })
     loading.finish()
     if case .quit = outcome {
       requestQuit()

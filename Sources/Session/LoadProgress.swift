@@ -36,7 +36,7 @@ package final class LoadProgress: @unchecked Sendable {
   /// `isCancelled` stops the load between blocks (the command then fails, changing nothing).
   package static func watching<T>(
     report: @escaping @Sendable (_ path: String, _ done: Int, _ total: Int) -> Void, isCancelled: @escaping @Sendable () -> Bool,
-    _ body: () -> T
+    during body: () -> T
   ) -> T {
     DataLoadMonitor.shared.install(progress: report, isCancelled: isCancelled)
     defer { DataLoadMonitor.shared.install(progress: nil) }
