@@ -12,7 +12,7 @@ public enum CSVData {
   public static func load(text: String, source: DataSource.CSVSource, path: String) throws(DataError) -> (Dataset, classNames: [String]?) {
     var rows: [(line: Int, fields: [String])] = []
     // Split on newline Characters: Swift reads "\r\n" as one Character, so this handles LF and CRLF.
-    for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+    for (number, line) in withoutByteOrderMark(text).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
       if line.allSatisfy(\.isWhitespace) { continue }
       rows.append((number + 1, try fields(of: line, delimiter: source.delimiter, path: path, line: number + 1)))
     }
@@ -68,6 +68,12 @@ public enum CSVData {
         classes
       )
     }
+  }
+
+  /// The text without a leading byte order mark (U+FEFF, which spreadsheets write before UTF-8
+  /// text): it marks the encoding and is not part of the first field.
+  static func withoutByteOrderMark(_ text: String) -> Substring {
+    text.unicodeScalars.first == "\u{FEFF}" ? Substring(text.unicodeScalars.dropFirst()) : text[...]
   }
 
   /// The target column's index: by number, or by name in the header.

@@ -32,7 +32,7 @@ struct DataCache: Sendable {
   var minimumSize = 1 << 20
   var limit = 2 << 30
 
-  static let magic = Array("SPECBENCH-DATA-CACHE-1\n".utf8)
+  static let magic = Array("SPECBENCH-DATA-CACHE-2\n".utf8)
 
   /// The cache the environment asks for, or nil when it is off or has no place.
   static func fromEnvironment() -> DataCache? {

@@ -14,7 +14,10 @@ import TensorCore
 ///   with at most 19 digits whose value fits float32's exact range is one correctly rounded
 ///   operation; any other spelling goes through `Float(String)`, as in `CSVData`.
 /// - Quoted fields are read as `CSVData` reads them (a `"` at a field's start, `""` inside).
-/// - Files it does not read this way — bytes outside ASCII (a UTF-8 BOM included), NUL, a lone
+/// - Text outside ASCII (labels, names) it reads when `CSVData`, reading Characters, sees the
+///   same fields (`plainScalar`).
+/// - Files it does not read this way — other text outside ASCII (whitespace or line ends of other
+///   scripts, marks that join a delimiter, bytes that are not UTF-8), NUL, a lone
 ///   carriage return, vertical tab or form feed, a quote that is not closed, a delimiter that is
 ///   not one ASCII byte, fewer than two columns, no data row — it leaves to `CSVData` (`nil`), which reads them,
 ///   or says what is wrong, as it always has. Every error it reports itself (a ragged row, text in
@@ -48,7 +51,7 @@ enum FastCSV {
       file.size > 0
     else { return nil }
     // The first non-blank line: the header, or the first row.
-    guard let first = try firstLine(file) else { return nil }
+    guard let first = try firstLine(file, delimiter: delimiter) else { return nil }
     let width: Int
     var names: [String]?
     guard let firstFields = splitFields(first.bytes, delimiter: delimiter) else { return nil }
@@ -59,7 +62,9 @@ enum FastCSV {
       width = firstFields.count
     }
     guard width >= 2 else { return nil }
-    let target = try CSVData.targetColumn(source, names: names, width: width, path: path)
+    // (A target the header lacks is reported after the lines are looked at: CSVData reports an
+    // unclosed quote anywhere first.)
+    let targetColumn = Result { () throws(DataError) in try CSVData.targetColumn(source, names: names, width: width, path: path) }
     let dataStart = source.header ? first.end : first.start
     let firstLine = source.header ? first.line + 1 : first.line
 
@@ -76,7 +81,7 @@ enum FastCSV {
     counts.withUnsafeMutableBufferPointer { out in
       let out = UncheckedBuffer(out)
       DispatchQueue.concurrentPerform(iterations: parts.count) { i in
-        out[i] = Result { () throws(Stop) in try FastCSV.count(file, parts[i], progress: progress, report: report) }
+        out[i] = Result { () throws(Stop) in try FastCSV.count(file, parts[i], delimiter: delimiter, progress: progress, report: report) }
       }
     }
     var census: [Census] = []
@@ -90,6 +95,13 @@ enum FastCSV {
     }
     let rows = census.reduce(0) { $0 + $1.rows }
     guard rows > 0 else { return nil }
+    let target: Int
+    switch targetColumn {
+    case .success(let column): target = column
+    case .failure(let error):
+      if census.contains(where: \.quotes) { return nil }
+      throw error
+    }
     let features = width - 1
     let (count, overflow) = rows.multipliedReportingOverflow(by: features)
     guard !overflow, count <= MemoryBudget.limit / 4 else {
@@ -183,16 +195,19 @@ enum FastCSV {
   /// The first line with anything but spaces and tabs: its bytes (without the line end), its
   /// number, where it starts and where the next line starts. Nil when there is none, or when
   /// the bytes before it are not for this reader.
-  static func firstLine(_ file: OpenFile) throws(DataError) -> (bytes: [UInt8], line: Int, start: Int, end: Int)? {
+  static func firstLine(_ file: OpenFile, delimiter: UInt8) throws(DataError) -> (bytes: [UInt8], line: Int, start: Int, end: Int)? {
     var buffer = [UInt8](repeating: 0, count: min(file.size, 64 << 10))
-    var offset = 0
+    // A UTF-8 byte order mark before the first line is not data (as `CSVData` reads it).
+    var mark = [UInt8](repeating: 0, count: min(file.size, 3))
+    let origin = try read(file, into: &mark, at: 0) == 3 && mark == [0xEF, 0xBB, 0xBF] ? 3 : 0
+    var offset = origin
     var line = 1
-    var lineStart = 0
+    var lineStart = origin
     var current: [UInt8] = []
     func finished(_ end: Int) -> (bytes: [UInt8], line: Int, start: Int, end: Int)?? {
       var bytes = current
       if bytes.last == 13 { bytes.removeLast() }
-      if bytes.contains(13) { return .some(nil) }
+      if bytes.contains(13) || !isPlainText(bytes, delimiter: delimiter) { return .some(nil) }
       return isBlank(bytes[...]) ? nil : .some((bytes, line, lineStart, end))
     }
     while offset < file.size {
@@ -200,7 +215,7 @@ enum FastCSV {
       guard n > 0 else { break }
       for i in 0..<n {
         let byte = buffer[i]
-        guard isPlain(byte) else { return nil }
+        guard isPlain(byte) || byte >= 0x80 else { return nil }
         if byte == 10 {
           if let found = finished(offset + i + 1) { return found }
           current = []
@@ -236,6 +251,61 @@ enum FastCSV {
   }
 
   @inline(__always) static func isSpace(_ byte: UInt8) -> Bool { byte == 32 || byte == 9 }
+
+  /// The length of the scalar outside ASCII that starts at `bytes[i]` when `CSVData`, reading
+  /// Characters, sees what this reader sees byte by byte; nil when it may not (the file is then
+  /// `CSVData`'s); 0 when the bytes end inside it or before the byte after it (`isLast` false:
+  /// more are to come). It is seen the same when it is valid UTF-8; is not whitespace or a line
+  /// end (`CSVData` trims, skips and splits on those, of every script); and, next to a delimiter, a
+  /// quote, a space or a tab, is a Character of its own, so that it neither joins the one before
+  /// (a combining accent after a comma) nor takes the one after (a prepended mark before it).
+  static func plainScalar(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int, delimiter: UInt8, isLast: Bool) -> Int? {
+    let lead = bytes[i]
+    let (length, low, high): (Int, UInt8, UInt8) =
+      switch lead {
+      case 0xC2...0xDF: (2, 0x80, 0xBF)
+      case 0xE0: (3, 0xA0, 0xBF)
+      case 0xED: (3, 0x80, 0x9F)
+      case 0xE1...0xEF: (3, 0x80, 0xBF)
+      case 0xF0: (4, 0x90, 0xBF)
+      case 0xF1...0xF3: (4, 0x80, 0xBF)
+      case 0xF4: (4, 0x80, 0x8F)
+      default: (0, 0, 0)
+      }
+    guard length > 0 else { return nil }
+    guard i + length < bytes.count || (isLast && i + length == bytes.count) else { return i + length > bytes.count && isLast ? nil : 0 }
+    guard low...high ~= bytes[i + 1], (2..<length).allSatisfy({ 0x80...0xBF ~= bytes[i + $0] }) else { return nil }
+    var value = UInt32(lead) & (length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07)
+    for k in 1..<length { value = value << 6 | UInt32(bytes[i + k] & 0x3F) }
+    guard let scalar = Unicode.Scalar(value) else { return nil }
+    let character = Character(scalar)
+    guard !character.isWhitespace, !character.isNewline, !CharacterSet.whitespaces.contains(scalar) else { return nil }
+    func structural(_ byte: UInt8) -> Bool { byte == delimiter || byte == UInt8(ascii: "\"") || isSpace(byte) }
+    if i > 0, bytes[i - 1] < 0x80, structural(bytes[i - 1]) {
+      guard (String(UnicodeScalar(bytes[i - 1])) + String(character)).count == 2 else { return nil }
+    }
+    if i + length < bytes.count, bytes[i + length] < 0x80, structural(bytes[i + length]) {
+      guard (String(character) + String(UnicodeScalar(bytes[i + length]))).count == 2 else { return nil }
+    }
+    return length
+  }
+
+  /// Whether a whole line's bytes are all this reader's to read (`plainScalar` for those
+  /// outside ASCII).
+  static func isPlainText(_ line: [UInt8], delimiter: UInt8) -> Bool {
+    line.withUnsafeBufferPointer { bytes in
+      var i = 0
+      while i < bytes.count {
+        if bytes[i] < 0x80 {
+          i += 1
+          continue
+        }
+        guard let length = plainScalar(bytes, at: i, delimiter: delimiter, isLast: true), length > 0 else { return false }
+        i += length
+      }
+      return true
+    }
+  }
 
   static func isBlank(_ bytes: ArraySlice<UInt8>) -> Bool { bytes.allSatisfy(isSpace) }
 
@@ -372,7 +442,9 @@ enum FastCSV {
 
   /// Pass 1 over a part: its lines and rows, or `fallBack` at the first byte this reader leaves
   /// to `CSVData`.
-  static func count(_ file: OpenFile, _ part: Range<Int>, progress: Progress, report: @Sendable (Int) -> Void) throws(Stop) -> Census {
+  static func count(_ file: OpenFile, _ part: Range<Int>, delimiter: UInt8, progress: Progress, report: @Sendable (Int) -> Void)
+    throws(Stop) -> Census
+  {
     var census = Census()
     // Counted on the first pass, reported on both: halve what is reported.
     let half: @Sendable (Int) -> Void = { report($0 / 2) }
@@ -395,6 +467,14 @@ enum FastCSV {
           // CSVData. (At the end of a block the line is looked at again with the next one; at
           // the end of the file it ends the last line.)
           if i + 1 < n && bytes[i + 1] != 10 { throw .fallBack }
+        } else if byte >= 0x80 {
+          // Text outside ASCII (a label, a name): read here when CSVData reads it the same way.
+          guard let length = plainScalar(bytes, at: i, delimiter: delimiter, isLast: isLast) else { throw .fallBack }
+          // Cut off at the block's end: the line is looked at again with the next block.
+          if length == 0 { return lineStart }
+          hasData = true
+          i += length
+          continue
         } else if !isPlain(byte) {
           throw .fallBack
         } else if !isSpace(byte) {

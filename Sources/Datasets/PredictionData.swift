@@ -59,7 +59,9 @@ public enum PredictionData {
   /// Reads the CSV `text` (from `path`, for messages) in `layout`.
   public static func csv(text: String, path: String, layout: Layout) throws(DataError) -> Samples {
     var rows: [(line: Int, fields: [String])] = []
-    for (number, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+    for (number, line) in CSVData.withoutByteOrderMark(text).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+      .enumerated()
+    {
       if line.allSatisfy(\.isWhitespace) { continue }
       rows.append((number + 1, try CSVData.fields(of: line, delimiter: layout.delimiter, path: path, line: number + 1)))
     }

@@ -65,6 +65,11 @@ struct FastCSVTests {
     "a,b,t\n\n  \n1, 2 ,x\n\t\n3,4,y\n\n", "a,b,t\n1,2,x\r3,4,y\n", "a,b,t\n1,2,x\n3,4,y,5\n",
     "a,b,t\n1,2,x\n3,1e39,y\n", "a,b,t\n1,2,x\n3,0x1p3,y\n", "a,b,t\n1,2,x\n3,-0,y\n", "a,b,t\n1,2,x\n3,+4,y\n",
     "a,b,t\n1,2,x\n3,.5,y\n", "a,b,t\n1,2,x\n3,5.,y\n", "a,b,t\n1,2,x\n3,4\u{0B}5,y\n", "a,b,t\n1,2,é\n3,4,y\n",
+    // Text outside ASCII that CSVData reads as bytes read it, and text it reads otherwise.
+    "a,b,t\n1,2,café\n3,4,cafe\u{301}\n5,6,日本\n", "a,b,t\n1,2,👩\u{200D}💻\n3,4,y\u{200D}\n", "a,b,té\n1,2,x\n3,4,y\n",
+    "a,b,t\n1,2,\u{301}x\n3,4,y\n", "a,b,t\n1,2\u{600},x\n3,4,y\n", "a,b,t\n1,2,x\u{A0}\n3,4,y\n", "a,b,t\n1,2,x\u{2028}3,4,y\n",
+    "a,b,t\n1,2,x\u{85}3,4,y\n", "a,b,t\n1,2, \u{301}x\n3,4,y\n", "a,b,t\n1,2,\"x\"\u{301}\n3,4,y\n", "a,b,t\n1,\u{3000}2,x\n3,4,y\n",
+    "a,b,t\n1,2\u{FEFF},x\n3,4,y\n",
   ])
   func theLoaderAgreesWithTheStraightforwardReader(text: String) throws {
     let folder = temporaryFolder()
@@ -87,6 +92,31 @@ struct FastCSVTests {
     }
   }
 
+  /// Text outside ASCII is the fast reader's when CSVData reads it as bytes read it: labels and
+  /// names of any script; a mark that joins a delimiter, quote or space, or whitespace and line
+  /// ends of other scripts, leave the file to CSVData.
+  @Test func textOutsideASCIIIsReadFastWhereCSVDataReadsItTheSame() throws {
+    let folder = temporaryFolder()
+    let source = DataSource.CSVSource(path: "data.csv", target: .name("t"), task: .classification)
+    for text in ["a,b,t\n1,2,café\n3,4,cafe\u{301}\n5,6,日本\n", "\u{FEFF}a,b,t\n1,2,Ωmega\n3,4,y\n", "a,b,t\n1,2,x😀\n3,4,y\n"] {
+      let (fast, plain) = try Self.compare(Array(text.utf8), source, parts: nil, in: folder)
+      #expect(fast != .leftAlone && fast == plain, "\(text.debugDescription): \(fast)")
+    }
+    // "é" and "e" + U+0301 are one class to CSVData (Swift's strings compare canonically): so too here.
+    let (canonical, _) = try Self.compare(Array("a,b,t\n1,2,café\n3,4,cafe\u{301}\n5,6,x\n".utf8), source, parts: 2, in: folder)
+    guard case .loaded(_, _, let targets, let classes, _) = canonical else { throw TestFailure("\(canonical)") }
+    #expect(targets.hasPrefix("classes [0, 0, 1]") && classes == ["café", "x"], "\(targets) \(String(describing: classes))")
+    for text in [
+      "a,b,t\n1,2,\u{301}x\n3,4,y\n", "a,b,t\n1,2\u{600},x\n3,4,y\n", "a,b,t\n1,2,x\u{A0}\n3,4,y\n", "a,b,t\n1,2,x\u{2028}3,4,y\n",
+      "a,b,t\n1,2, \u{301}x\n3,4,y\n", "a,b,t\n1,2,\"x\"\u{301}\n3,4,y\n",
+    ] {
+      #expect(try Self.compare(Array(text.utf8), source, parts: nil, in: folder).fast == .leftAlone, "\(text.debugDescription)")
+    }
+    for bytes: [UInt8] in [[0x61, 0x2C, 0x62, 0x0A, 0xC3], [0x61, 0x2C, 0xC0, 0xAF, 0x0A], [0x61, 0x2C, 0xED, 0xA0, 0x80, 0x0A]] {
+      #expect(try Self.compare(bytes, source, parts: nil, in: folder).fast == .leftAlone, "not UTF-8: \(bytes)")
+    }
+  }
+
   /// 400 random files — header or not, LF or CRLF, blank lines, spaces and tabs around fields,
   /// every spelling of a number (and some that are not), ragged rows, several delimiters, targets
   /// by name and index, both tasks — split into 1 to 5 parts: the same arrays or the same error.
@@ -100,8 +130,15 @@ struct FastCSVTests {
       "0.30000001", "9999999999999999999", "12345678901234567890", "1.17549435e-38", "3.4e38", "5e-324", "00012", "1.000",
     ]
     let odd = ["+4", ".5", "5.", "0x1p3", "inf", "nan", "1e39", "abc", "", "1e", "--1", "1.2.3", "1e+5", "1E-05"]
+    // Text outside ASCII: labels and names of other scripts, canonically equal spellings
+    // ("é" and "e" + U+0301), and scalars CSVData reads differently from bytes: whitespace and
+    // line ends of other scripts, marks that join the character before (U+0301, ZWJ), a mark
+    // that joins the one after (U+0600), a byte order mark inside.
+    let words = ["café", "cafe\u{301}", "日本", "😀", "naïve", "Ωmega", "👩\u{200D}💻", "ß"]
+    let awkward = ["\u{301}", "\u{A0}", "\u{2028}", "\u{85}", "\u{600}", "\u{200D}", "\u{3000}", "\u{FEFF}", "\u{2009}"]
     var fastPaths = 0
     var quotedFastPaths = 0
+    var textFastPaths = 0
     for trial in 0..<400 {
       let header = chance(0.7)
       let crlf = chance(0.3)
@@ -111,7 +148,8 @@ struct FastCSVTests {
       let task: DataSource.CSVSource.Task = chance(0.5) ? .classification : .regression
       let targetIndex = Int(generator.next() % UInt64(width))
       var lines: [String] = []
-      if header { lines.append((0..<width).map { chance(0.2) ? "\"c\($0)\"" : "c\($0)" }.joined(separator: String(delimiter))) }
+      let names = (0..<width).map { chance(0.1) ? "c\($0)" + pick(words) : "c\($0)" }
+      if header { lines.append(names.map { chance(0.2) ? "\"\($0)\"" : $0 }.joined(separator: String(delimiter))) }
       for _ in 0..<rows {
         if chance(0.1) { lines.append(pick(["", "  ", "\t"])) }
         var count = width
@@ -119,7 +157,7 @@ struct FastCSVTests {
         let fields = (0..<max(1, count)).map { column -> String in
           var text: String
           if column == targetIndex && task == .classification {
-            text = pick(["a", "b", "cat", "dog", "1", "2", "10", "a-very-long-class-name"])
+            text = chance(0.3) ? pick(words) : pick(["a", "b", "cat", "dog", "1", "2", "10", "a-very-long-class-name"])
           } else {
             text = chance(0.02) ? pick(odd) : pick(numbers)
           }
@@ -130,28 +168,41 @@ struct FastCSVTests {
             text = "\"" + inside + (chance(0.03) ? "" : "\"") + (chance(0.05) ? pick(["z", "\"q"]) : "")
           }
           if delimiter != " " && delimiter != "\t" && chance(0.15) { text = pick([" ", "\t", "  "]) + text + pick(["", " ", "\t"]) }
+          if chance(0.004) { text = chance(0.5) ? pick(awkward) + text : text + pick(awkward) }
           return text
         }
         lines.append(fields.joined(separator: String(delimiter)))
       }
       var text = lines.joined(separator: crlf ? "\r\n" : "\n")
       if chance(0.7) { text += crlf ? "\r\n" : "\n" }
+      if chance(0.1) { text = "\u{FEFF}" + text }
+      var bytes = Array(text.utf8)
+      // Now and then bytes that are not UTF-8: a stray continuation, a cut sequence, an overlong
+      // encoding, a surrogate.
+      if chance(0.03) {
+        let at = Int(generator.next() % UInt64(bytes.count + 1))
+        bytes.insert(contentsOf: pick([[0x80], [0xC3], [0xE6, 0x97], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xFF]]), at: at)
+      }
       let source = DataSource.CSVSource(
-        path: "data.csv", target: header && chance(0.5) ? .name("c\(targetIndex)") : .index(targetIndex), header: header,
+        path: "data.csv", target: header && chance(0.5) ? .name(names[targetIndex]) : .index(targetIndex), header: header,
         delimiter: delimiter, task: task)
       for parts in [1, 2, 5] {
-        let (fast, plain) = try Self.compare(Array(text.utf8), source, parts: parts, in: folder)
+        let (fast, plain) = try Self.compare(bytes, source, parts: parts, in: folder)
         if fast == .leftAlone { continue }
         if parts == 1 {
           fastPaths += 1
           if text.contains("\"") { quotedFastPaths += 1 }
+          if bytes.contains(where: { $0 >= 0x80 }) { textFastPaths += 1 }
         }
         #expect(fast == plain, "trial \(trial), \(parts) parts, \(text.debugDescription): \(fast) vs \(plain)")
       }
     }
     // Most files are the fast reader's own, quoted ones too (the rest are left to CSVData: too
     // few columns, no rows, or quotes and an error, which CSVData orders its own way).
-    #expect(fastPaths > 150 && quotedFastPaths > 40, "\(fastPaths), \(quotedFastPaths) with quotes")
+    print("fast CSV reader: \(fastPaths) of 400 files, \(quotedFastPaths) with quotes, \(textFastPaths) with text outside ASCII")
+    #expect(
+      fastPaths > 150 && quotedFastPaths > 40 && textFastPaths > 30,
+      "\(fastPaths), \(quotedFastPaths) with quotes, \(textFastPaths) with text outside ASCII")
   }
 
   /// A file of several MiB, read in two parts of many blocks each (a long line crossing a block
