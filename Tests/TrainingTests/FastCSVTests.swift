@@ -262,10 +262,11 @@ struct FastCSVTests {
   }
 }
 
-/// `.npy` inputs streamed into float32 (`NumPyData.readInputs`) against the whole-file reader
-/// (`NumPyData.parse`, then `dataset`): the same arrays bit for bit, or the same error, over
-/// dtypes, byte orders, scales, non-finite values, and truncated or padded files.
-@Suite("Streamed .npy inputs")
+/// `.npy` inputs mapped from their file (`NumPyData.mapInputs`; a Fortran-ordered array read
+/// whole) against the whole-file reader (`NumPyData.parse`, then `dataset`): the same arrays bit
+/// for bit, or the same error, over dtypes, byte orders, scales, non-finite values, and truncated
+/// or padded files.
+@Suite("Mapped .npy inputs")
 struct NumPyStreamTests {
   static func npy(descr: String, shape: [Int], fortran: Bool = false, body: [UInt8]) -> [UInt8] {
     let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
@@ -278,7 +279,7 @@ struct NumPyStreamTests {
 
   static func bytes<T>(_ values: [T]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
 
-  @Test func streamedInputsAreTheWholeFileReadersBitForBit() throws {
+  @Test func mappedInputsAreTheWholeFileReadersBitForBit() throws {
     let folder = temporaryFolder()
     var generator = SplitMix64(seed: 3, stream: "npy")
     let labels = Self.npy(descr: "<i8", shape: [300], body: Self.bytes((0..<300).map { Int64($0 % 4) }))
@@ -308,21 +309,22 @@ struct NumPyStreamTests {
       try Data(file).write(to: URL(fileURLWithPath: folder + "/x.npy"))
       for scale in [1.0, 1.0 / 255, 1e30] {
         let source = DataSource.NumPySource(files: .npy(inputs: "x.npy", targets: "y.npy"), scale: scale)
-        let streamed = Result { () throws(DataError) in try DatasetLoader.load(DataSpec(source: .numpy(source)), relativeTo: folder) }
+        let mapped = Result { () throws(DataError) in try DatasetLoader.load(DataSpec(source: .numpy(source)), relativeTo: folder) }
         let whole = Result { () throws(DataError) in
           try NumPyData.dataset(
             inputs: NumPyData.parse(file, path: folder + "/x.npy"), targets: NumPyData.parse(labels, path: folder + "/y.npy"),
             source: source,
             inputsName: folder + "/x.npy", targetsName: folder + "/y.npy")
         }
-        switch (streamed, whole) {
+        switch (mapped, whole) {
         case (.success(let a), .success(let b)):
           #expect(a.inputs.shape == b.inputs.shape && a.targets == b.targets, "\(name) × \(scale)")
+          #expect(a.inputs.isMapped == (name != "fortran"), "\(name): a C-order array is mapped")
           #expect(a.inputs.scalars.map(\.bitPattern) == b.inputs.scalars.map(\.bitPattern), "\(name) × \(scale)")
         case (.failure(let a), .failure(let b)):
           #expect(a == b, "\(name) × \(scale): \(a) vs \(b)")
         default:
-          Issue.record("\(name) × \(scale): \(streamed) vs \(whole)")
+          Issue.record("\(name) × \(scale): \(mapped) vs \(whole)")
         }
       }
     }
