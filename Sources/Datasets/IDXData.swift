@@ -54,7 +54,7 @@ public enum IDXData {
       throw .idx(
         path: labelsPath,
         message:
-          "holds \(labelBytes.count) labels, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource)) hold"
+          "holds \(labelBytes.count) labels, which need \(ByteCount.text(8 * labelBytes.count)) in memory, more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource))"
       )
     }
     let classes = Int(labelBytes.max() ?? 0) + 1

@@ -197,7 +197,7 @@ public enum NumPyData {
       type.kind == "f" && type.size == 4 && type.littleEndian && scale == 1 ? .float32 : .numpy(type, scale: scale)
     let shape = FloatInputs.rowsShape(header.shape)
     let rows = MappedRows(
-      mapping: mapping, offset: data, encoding: encoding, sampleShape: Swift.Array(shape.dropFirst()), fileRows: count == 0 ? 0 : shape[0])
+      mapping: mapping, offset: data, encoding: encoding, sampleShape: Swift.Array(shape.dropFirst()), fileRows: shape[0])
     let firstBad = try firstNonFinite(rows, count: count, path: path, progress: monitor?.hooks(path: path, size: file.size))
     return FloatInputs(shape: header.shape, values: SampleInputs(rows), firstBad: firstBad)
   }
@@ -216,6 +216,10 @@ public enum NumPyData {
     var done = 0
     while done < count, let base {
       if progress?.isCancelled() == true { throw .interrupted(path: path) }
+      // (Cut short under the mapping, the next read would stop the program: looked at first.)
+      if rows.mapping.file.change() != nil {
+        throw .numpy(path: path, message: "changed while it was read; read it again once it is written")
+      }
       let n = min(perBlock, count - done)
       let bad: Int? = block.withUnsafeMutableBufferPointer { out in
         MappedRows.convert(base + done * size, count: n, rows.encoding, into: out.baseAddress!)

@@ -184,6 +184,20 @@ struct MappedDataTests {
     } throws: { "\($0)".contains("FIFO") || "\($0)".contains("not a regular file") }
   }
 
+  /// A `.npy` cut short after it was opened and mapped, before its values are checked: the
+  /// check says so (it looks at the file before each block, so it never reads past its end).
+  @Test func aFileCutShortWhileItsValuesAreCheckedIsRefused() throws {
+    let f = try Self.files()
+    let path = "\(f.folder)/x.npy"
+    let file = try FileAccess.openForReading(path)
+    let rows = MappedRows(mapping: try file.mapped(), offset: 128, encoding: .float32, sampleShape: [1, 2, 3], fileRows: 300)
+    #expect(try NumPyData.firstNonFinite(rows, count: 1800, path: path, progress: nil) == nil)
+    try FileHandle(forUpdating: URL(fileURLWithPath: path)).truncate(atOffset: 1000)
+    #expect {
+      _ = try NumPyData.firstNonFinite(rows, count: 1800, path: path, progress: nil)
+    } throws: { "\($0)" == "\(path): changed while it was read; read it again once it is written" }
+  }
+
   /// What needs every mapped row in memory checks the memory budget first.
   @Test func materializingChecksTheMemoryBudget() throws {
     let (mapped, _) = try Self.bothWays(Self.npySource(), Self.files())
