@@ -100,7 +100,11 @@ struct FastCSVTests {
     let source = DataSource.CSVSource(path: "data.csv", target: .name("t"), task: .classification)
     for text in ["a,b,t\n1,2,café\n3,4,cafe\u{301}\n5,6,日本\n", "\u{FEFF}a,b,t\n1,2,Ωmega\n3,4,y\n", "a,b,t\n1,2,x😀\n3,4,y\n"] {
       let (fast, plain) = try Self.compare(Array(text.utf8), source, parts: nil, in: folder)
-      #expect(fast != .leftAlone && fast == plain, "\(text.debugDescription): \(fast)")
+      guard case .loaded = fast else {
+        Issue.record("\(text.debugDescription) loads (a byte order mark is not part of the first name): \(fast)")
+        continue
+      }
+      #expect(fast == plain, "\(text.debugDescription): \(fast) vs \(plain)")
     }
     // "é" and "e" + U+0301 are one class to CSVData (Swift's strings compare canonically): so too here.
     let (canonical, _) = try Self.compare(Array("a,b,t\n1,2,café\n3,4,cafe\u{301}\n5,6,x\n".utf8), source, parts: 2, in: folder)
