@@ -27,7 +27,7 @@ import numpy as np
 WORDS = ["zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"]
 
 
-def session(folder, name, data, width, steps_note=""):
+def session(folder, name, data, width):
     spec = {
         "format": "specbench/session",
         "version": 6,

@@ -279,7 +279,9 @@ enum FastCSV {
     for k in 1..<length { value = value << 6 | UInt32(bytes[i + k] & 0x3F) }
     guard let scalar = Unicode.Scalar(value) else { return nil }
     let character = Character(scalar)
-    guard !character.isWhitespace, !character.isNewline, !CharacterSet.whitespaces.contains(scalar) else { return nil }
+    // (White_Space holds every line end and every space separator, so this is also what
+    // CSVData's `isNewline` and `CharacterSet.whitespaces` see.)
+    guard !character.isWhitespace else { return nil }
     func structural(_ byte: UInt8) -> Bool { byte == delimiter || byte == UInt8(ascii: "\"") || isSpace(byte) }
     if i > 0, bytes[i - 1] < 0x80, structural(bytes[i - 1]) {
       guard (String(UnicodeScalar(bytes[i - 1])) + String(character)).count == 2 else { return nil }

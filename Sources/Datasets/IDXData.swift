@@ -33,6 +33,7 @@ public enum IDXData {
     var header = [UInt8](repeating: 0, count: min(file.size, headerSize(rank: 3)))
     header.removeLast(header.count - (try FastCSV.read(file, into: &header, at: 0)))
     let imageDims = try dimensions(header, fileSize: file.size, path: imagesPath, rank: 3)
+    if let problem = MappedRows.bookkeepingProblem(samples: imageDims[0]) { throw .idx(path: imagesPath, message: problem) }
     let mapping: FileMapping
     do { mapping = try file.mapped() } catch { throw .unreadable(path: imagesPath, reason: error.reason ?? error.description) }
     mapping.advise(.random)

@@ -190,6 +190,7 @@ public enum NumPyData {
     prefix.removeLast(prefix.count - read)
     let (header, count, data) = try layout(prefix, fileSize: file.size, path: path, mapped: true)
     if header.fortranOrder && header.shape.count > 1 { return nil }
+    if let problem = MappedRows.bookkeepingProblem(samples: header.shape.first ?? 1) { throw .numpy(path: path, message: problem) }
     let mapping: FileMapping
     do { mapping = try file.mapped() } catch { throw .unreadable(path: path, reason: error.reason ?? error.description) }
     let type = header.dtype

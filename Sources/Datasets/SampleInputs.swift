@@ -107,7 +107,7 @@ public struct SampleInputs: Hashable, Sendable {
   public func fileChange() -> String? {
     guard case .mapped(let rows) = storage, let change = rows.mapping.file.change() else { return nil }
     return
-      "the data file \(rows.mapping.file.path) changed while it was in use: \(change); load it again (train restarts from the session's state)"
+      "the data file \(rows.mapping.file.path) changed while it was in use: \(change); the session keeps the state of the last step, and the next train reads the file as it is now"
   }
 }
 
@@ -148,6 +148,19 @@ struct MappedRows: Hashable, Sendable {
   }
 
   var count: Int { index?.count ?? fileRows }
+
+  /// Bytes a mapped dataset keeps in memory for each sample while it trains: its row in each
+  /// part's index table, its place in the split's and the epoch's orders, its label.
+  static let bytesPerSample = 32
+
+  /// Why a file of `samples` samples cannot be mapped: the memory its samples' bookkeeping needs
+  /// is past the budget (checked before any of it is allocated); nil when it fits.
+  static func bookkeepingProblem(samples: Int) -> String? {
+    let (bytes, overflow) = samples.multipliedReportingOverflow(by: bytesPerSample)
+    guard overflow || bytes > MemoryBudget.limit else { return nil }
+    return
+      "declares \(samples) samples; their values stay in the file, but SpecBench keeps about \(bytesPerSample) bytes a sample in memory (indices, orders, labels), \(overflow ? "more than any machine has" : ByteCount.text(bytes)), more than the \(ByteCount.text(MemoryBudget.limit)) allowed (\(MemoryBudget.limitSource)); train on fewer samples"
+  }
 
   func selecting(_ indices: some Collection<Int>) -> MappedRows {
     MappedRows(

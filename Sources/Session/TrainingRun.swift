@@ -326,7 +326,7 @@ public final class TrainingRun {
   @discardableResult
   public func finish(_ reason: StopReason) -> RunSummary {
     // (A changed mapped file is not read again: cut short, it could not be.)
-    let readable = reason == .dataChanged ? false : data.fileChange() == nil
+    let readable = reason != .dataChanged && data.fileChange() == nil
     if readable, lastEvaluationStep != trainer.step, trainer.step > start { _ = evaluateValidation() }
     let failed = Evaluation(loss: .nan, accuracy: nil)
     let validation = data.validation == nil ? nil : (readable ? try? trainer.evaluate(.validation) : nil) ?? failed

@@ -198,8 +198,36 @@ struct MappedDataTests {
     } throws: { "\($0)" == "\(path): changed while it was read; read it again once it is written" }
   }
 
-  /// What needs every mapped row in memory checks the memory budget first.
-  @Test func materializingChecksTheMemoryBudget() throws {
+  /// A file declaring more samples than the memory budget can keep track of — sparse, so it
+  /// costs no disk — is refused before anything is mapped, scanned or allocated by its size.
+  @Test func moreSamplesThanTheBudgetCanTrackAreRefusedBeforeAnythingIsAllocated() throws {
+    let f = try Self.files()
+    let samples = MemoryBudget.limit / MappedRows.bytesPerSample + 1
+    func sparse(_ name: String, header: [UInt8], bytes: Int) throws {
+      let path = "\(f.folder)/\(name)"
+      try Data(header).write(to: URL(fileURLWithPath: path))
+      let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+      try handle.truncate(atOffset: UInt64(header.count + bytes))
+      try handle.close()
+    }
+    try sparse("x.npy", header: NumPyStreamTests.npy(descr: "|u1", shape: [samples], body: []), bytes: samples)
+    #expect {
+      try DatasetLoader.load(DataSpec(source: Self.npySource()), relativeTo: f.folder)
+    } throws: { "\($0)".contains("declares \(samples) samples; their values stay in the file") }
+    // (An IDX dimension has 4 bytes: on a machine whose budget tracks more, only the .npy case runs.)
+    guard samples <= Int(UInt32.max) else {
+      print("skipped the IDX case: \(samples) samples do not fit an IDX dimension")
+      return
+    }
+    try sparse("i.idx", header: DataTests.idx(dims: [samples, 1, 1], body: []), bytes: samples)
+    #expect {
+      try DatasetLoader.load(DataSpec(source: .idx(images: "i.idx", labels: "l.idx")), relativeTo: f.folder)
+    } throws: { "\($0)".contains("i.idx: declares \(samples) samples") && "\($0)".contains("train on fewer samples") }
+  }
+
+  /// What needs every mapped row in memory gets them all, and knows their size for its budget
+  /// check (a refusal past the budget: `LargeDataCLITests`, which sets the budget).
+  @Test func materializingGivesEveryRowAndItsSize() throws {
     let (mapped, _) = try Self.bothWays(Self.npySource(), Self.files())
     #expect(try mapped.inputs.materialized(for: "evaluate").shape == [300, 1, 2, 3])
     #expect(mapped.inputs.bytesInMemory == 300 * 6 * 4)

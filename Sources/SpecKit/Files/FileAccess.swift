@@ -280,12 +280,12 @@ extension OpenFile {
   /// touched and the kernel drops them again under memory pressure, so a file larger than memory
   /// can be read. An empty file maps to an empty region.
   package func mapped() throws(SpecError) -> FileMapping {
-    guard size > 0 else { return FileMapping(file: self, base: nil, length: 0) }
+    guard size > 0 else { return FileMapping(file: self, base: nil) }
     let address = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, fd, 0)
     guard let address, address != MAP_FAILED else {
       throw .unreadable(path: path, reason: "it could not be mapped into memory (\(String(cString: strerror(errno))))")
     }
-    return FileMapping(file: self, base: UnsafeRawPointer(address), length: size)
+    return FileMapping(file: self, base: UnsafeRawPointer(address))
   }
 
   /// What changed in the file since it was opened — its size, or its modification time — as a
@@ -307,11 +307,10 @@ extension OpenFile {
 package final class FileMapping: @unchecked Sendable {
   package let file: OpenFile
   private let base: UnsafeRawPointer?
-  package let length: Int
+  /// The file's size when it was mapped.
+  package var length: Int { file.size }
 
-  init(file: OpenFile, base: UnsafeRawPointer?, length: Int) {
-    (self.file, self.base, self.length) = (file, base, length)
-  }
+  init(file: OpenFile, base: UnsafeRawPointer?) { (self.file, self.base) = (file, base) }
 
   deinit {
     if let base { munmap(UnsafeMutableRawPointer(mutating: base), length) }
